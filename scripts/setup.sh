@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Sets up everything amesh needs on a fresh Debian machine and builds it:
+# Debian packages (when missing; needs root), npm dependencies, TypeScript, BPF objects and the
+# native addon. Idempotent: a second run only rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Debian packages: tool → package that provides it.
+declare -A NEED=(
+  [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [nft]=nftables [iptables]=iptables
+  [tcpdump]=tcpdump [stunnel4]=stunnel4 [iperf3]=iperf3 [openssl]=openssl [nsenter]=util-linux
+  [make]=make [g++]=g++ [python3]=python3
+)
+missing=()
+for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done
+for hdr in /usr/include/bpf/libbpf.h:libbpf-dev /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do
+  [ -e "${hdr%%:*}" ] || missing+=("${hdr##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "amesh setup: these packages are missing and installing them needs root: ${missing[*]}" >&2
+    echo "  run: sudo apt-get install -y ${missing[*]}   (or run this script as root)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  step "Debian packages: all present"
+fi
+
+step "checking Node.js"
+node -e '
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  if (maj < 20 || (maj === 20 && min < 19)) {
+    console.error(`amesh needs Node.js 20.19 or newer (found ${process.versions.node})`);
+    process.exit(1);
+  }
+  console.log(`node ${process.versions.node}`);'
+
+step "installing npm dependencies"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  echo "node_modules up to date"
+fi
+
+step "building TypeScript"
+npm run --silent build:ts
+step "building BPF objects"
+npm run --silent build:bpf
+step "building the native addon (node-addon-api + libbpf)"
+npm run --silent build:native >/tmp/amesh-native-build.log 2>&1 || { cat /tmp/amesh-native-build.log >&2; echo "amesh setup: native addon build failed (log above)" >&2; exit 1; }
+echo "native/build/Release/amesh_native.node"
+step "setup complete"

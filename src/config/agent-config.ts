@@ -1,0 +1,132 @@
+/**
+ * Every setting of the node agent, read once from the environment, validated, frozen.
+ * Each entry says its default and why; an invalid value fails start-up naming the variable.
+ * (Like ztunnel's config.rs: one place to read, one place to document — README mirrors this.)
+ */
+import { AmeshError } from '../errors/amesh-error.js';
+
+export type CaptureMode = 'auto' | 'ebpf' | 'nftables' | 'none';
+
+export interface AgentConfig {
+  logLevel: string;
+  /** auto: eBPF if it loads and attaches, else nftables TPROXY. none: no capture (tests). */
+  captureMode: CaptureMode;
+  /** Pinned maps live here; includes the node name so several agents can share a host. */
+  bpfPinRoot: string;
+  bpfObjectPath: string | undefined;
+  /** skb mark the capture sets; an ip rule sends marked packets to the local table. */
+  captureMark: number;
+  captureMask: number;
+  /** SO_MARK of our listeners (checked by the BPF program) and of our outbound sockets. */
+  socketMark: number;
+  routeTable: number;
+  routeRulePriority: number;
+  /** Drop captured SYNs when no listener is there (true) or let them pass in plaintext. */
+  failOpen: boolean;
+  listenAddress4: string;
+  listenAddress6: string;
+  outboundPort: number;
+  inboundPlaintextPort: number;
+  hbonePort: number;
+  adminPort: number;
+  metricsPort: number;
+  readinessPort: number;
+  connectTimeoutMs: number;
+  drainTimeoutMs: number;
+  certTtlSeconds: number;
+  /** Extra destinations never captured, besides node IPs and link-local. */
+  extraExemptCidrs: string[];
+  clusterId: string;
+  /** Poll interval of the local config file watcher (fs.watch misses atomic renames). */
+  configPollMs: number;
+}
+
+interface Setting<T> {
+  env: string;
+  default: T;
+  parse: (raw: string, env: string) => T;
+}
+
+function invalid(env: string, raw: string, expected: string): never {
+  throw new AmeshError('AMESH_CONFIG_INVALID', `${env}=${JSON.stringify(raw)} is invalid: expected ${expected}`);
+}
+
+const int = (min: number, max: number) => (raw: string, env: string): number => {
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < min || n > max) invalid(env, raw, `an integer from ${min} to ${max} (0x… accepted)`);
+  return n;
+};
+const bool = (raw: string, env: string): boolean => {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  return invalid(env, raw, 'true or false');
+};
+const oneOf = <T extends string>(values: readonly T[]) => (raw: string, env: string): T => {
+  if (!(values as readonly string[]).includes(raw)) invalid(env, raw, `one of ${values.join(', ')}`);
+  return raw as T;
+};
+const str = (raw: string): string => raw;
+const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
+
+const SETTINGS = {
+  logLevel: { env: 'AMESH_LOG_LEVEL', default: 'info', parse: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const) },
+  captureMode: { env: 'AMESH_CAPTURE_MODE', default: 'auto', parse: oneOf(['auto', 'ebpf', 'nftables', 'none'] as const) },
+  // Versioned so a future layout change never reads maps of another shape.
+  bpfPinRoot: { env: 'AMESH_BPF_PIN_ROOT', default: '', parse: str },
+  bpfObjectPath: { env: 'AMESH_BPF_OBJECT', default: undefined, parse: str },
+  // 0x111 / 0x539 follow Istio's choices so rules written for Istio keep reading naturally.
+  captureMark: { env: 'AMESH_CAPTURE_MARK', default: 0x111, parse: int(1, 0xffffffff) },
+  captureMask: { env: 'AMESH_CAPTURE_MASK', default: 0xfff, parse: int(1, 0xffffffff) },
+  socketMark: { env: 'AMESH_SOCKET_MARK', default: 0x539, parse: int(1, 0xffffffff) },
+  routeTable: { env: 'AMESH_ROUTE_TABLE', default: 133, parse: int(1, 0x7fffffff) },
+  routeRulePriority: { env: 'AMESH_ROUTE_RULE_PRIORITY', default: 32000, parse: int(1, 32765) },
+  // Fail closed: an enrolled pod must never leak plaintext because the agent is down.
+  failOpen: { env: 'AMESH_FAIL_OPEN', default: false, parse: bool },
+  listenAddress4: { env: 'AMESH_LISTEN_ADDRESS4', default: '127.0.0.1', parse: str },
+  listenAddress6: { env: 'AMESH_LISTEN_ADDRESS6', default: '::1', parse: str },
+  outboundPort: { env: 'AMESH_OUTBOUND_PORT', default: 15001, parse: int(0, 65535) },
+  inboundPlaintextPort: { env: 'AMESH_INBOUND_PLAINTEXT_PORT', default: 15006, parse: int(0, 65535) },
+  hbonePort: { env: 'AMESH_HBONE_PORT', default: 15008, parse: int(0, 65535) },
+  adminPort: { env: 'AMESH_ADMIN_PORT', default: 15000, parse: int(0, 65535) },
+  metricsPort: { env: 'AMESH_METRICS_PORT', default: 15020, parse: int(0, 65535) },
+  readinessPort: { env: 'AMESH_READINESS_PORT', default: 15021, parse: int(0, 65535) },
+  // Long enough for a cross-zone handshake, short enough that a blackholed peer frees the client.
+  connectTimeoutMs: { env: 'AMESH_CONNECT_TIMEOUT_MS', default: 5000, parse: int(1, 600_000) },
+  // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
+  drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
+  // Istio's default workload certificate lifetime.
+  certTtlSeconds: { env: 'AMESH_CERT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },
+  extraExemptCidrs: { env: 'AMESH_EXEMPT_CIDRS', default: [] as string[], parse: list },
+  clusterId: { env: 'AMESH_CLUSTER_ID', default: 'Kubernetes', parse: str },
+  configPollMs: { env: 'AMESH_CONFIG_POLL_MS', default: 1000, parse: int(50, 600_000) },
+} satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
+
+export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
+  return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
+}
+
+/** Read the agent config from `env`; `node` fills node-dependent defaults. */
+export function readAgentConfig(env: NodeJS.ProcessEnv, node: string): Readonly<AgentConfig> {
+  const known = new Set(Object.values(SETTINGS).map((s) => s.env));
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('AMESH_') && !known.has(key) && !IGNORED_ENV.has(key)) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', `unknown setting ${key}`, { hint: `known settings: ${[...known].join(', ')}` });
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [keyof AgentConfig, Setting<unknown>][]) {
+    const raw = env[setting.env];
+    out[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
+  }
+  const cfg = out as unknown as AgentConfig;
+  if (!cfg.bpfPinRoot) cfg.bpfPinRoot = `/sys/fs/bpf/amesh/v1/${node}`;
+  if ((cfg.captureMark & cfg.captureMask) === (cfg.socketMark & cfg.captureMask)) {
+    throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_CAPTURE_MARK and AMESH_SOCKET_MARK must differ under AMESH_CAPTURE_MASK', {
+      hint: 'otherwise the agent’s own outbound packets would be routed back to itself',
+    });
+  }
+  return Object.freeze(cfg);
+}
+
+/** AMESH_* variables that are not agent settings (used by the CLI or tests). */
+const IGNORED_ENV = new Set(['AMESH_ALLOW_UNPRIVILEGED_SKIP', 'AMESH_SANDBOX_DIR']);

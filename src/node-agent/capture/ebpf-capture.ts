@@ -1,0 +1,178 @@
+/**
+ * eBPF capture (DESIGN §2): one tc ingress program on every pod veth and uplink, fed by two
+ * pinned maps (enrolled pod IPs, exempt prefixes). Maps are pinned under the node's pin root,
+ * so enrolment survives an agent restart; filters use a fixed handle/priority and are
+ * replaced, never duplicated. On close the program stays attached (fail closed).
+ */
+import { rm } from 'node:fs/promises';
+import type { Logger } from '../../telemetry/logger.js';
+import type { LoadedBpfObject, NativeBinding } from '../../native/types.js';
+import {
+  BPF_MAP_NAMES,
+  BPF_PROGRAM_NAME,
+  POD_FLAG_ENROLLED,
+  REASON_NAMES,
+  encodeAddressKey,
+  encodeLpmKey,
+  encodeRodata,
+} from './bpf-contract.js';
+import type { CaptureBackend, CapturePorts, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { CommandRunner } from '../../os/command.js';
+import { listLinks } from './interfaces.js';
+import { AmeshError } from '../../errors/amesh-error.js';
+
+/** Fixed tc filter identity; chosen away from 1 (Cilium's) and the kernel's auto values. */
+export const TC_HANDLE = 0xa3e5;
+export const TC_PRIORITY = 0x3a3;
+
+export interface EbpfCaptureOptions {
+  native: NativeBinding;
+  commands: CommandRunner;
+  logger: Logger;
+  objectPath: string;
+  pinRoot: string;
+  captureMark: number;
+  listenerMark: number;
+  failOpen: boolean;
+  ports: CapturePorts;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+export class EbpfCapture implements CaptureBackend {
+  readonly mode = 'ebpf' as const;
+  private object: LoadedBpfObject | undefined;
+  private attached = new Set<string>();
+  private enrolledCount = 0;
+
+  private constructor(private readonly opts: EbpfCaptureOptions) {}
+
+  /** Loads the program (reusing pinned maps). Throws when eBPF cannot be used here. */
+  static load(opts: EbpfCaptureOptions): EbpfCapture {
+    const capture = new EbpfCapture(opts);
+    capture.object = opts.native.loadObject({
+      path: opts.objectPath,
+      pinRoot: opts.pinRoot,
+      rodata: encodeRodata({
+        captureMark: opts.captureMark,
+        listenerMark: opts.listenerMark,
+        outboundPort: opts.ports.outbound,
+        inboundPlaintextPort: opts.ports.inboundPlaintext,
+        hbonePort: opts.ports.hbone,
+        failOpen: opts.failOpen,
+      }),
+    });
+    return capture;
+  }
+
+  private map(name: string) {
+    const m = this.object?.maps.find((x) => x.name === name);
+    if (!m) throw new AmeshError('AMESH_CAPTURE_FAILED', `BPF object ${this.opts.objectPath} has no map ${name}`);
+    return m;
+  }
+
+  private programFd(): number {
+    const p = this.object?.programs.find((x) => x.name === BPF_PROGRAM_NAME);
+    if (!p) throw new AmeshError('AMESH_CAPTURE_FAILED', `BPF object ${this.opts.objectPath} has no program ${BPF_PROGRAM_NAME}`);
+    return p.fd;
+  }
+
+  /** Attach to one interface now (used at start-up to prove eBPF works here). */
+  attach(ifname: string): void {
+    const { native } = this.opts;
+    const ifindex = native.ifNameToIndex(ifname);
+    native.tcAttachIngress(ifindex, this.programFd(), TC_HANDLE, TC_PRIORITY);
+    this.attached.add(ifname);
+  }
+
+  async apply(targets: CaptureTargets): Promise<void> {
+    const { native, logger } = this.opts;
+    // 1. Exempt prefixes first, so a new pod entry never captures node-local traffic.
+    this.syncMap(BPF_MAP_NAMES.exempt, new Map(targets.exemptCidrs.map((c) => [encodeLpmKey(c).toString('hex'), u32(1)])));
+    // 2. Program on every wanted interface (replace keeps an existing filter's slot).
+    const progFd = this.programFd();
+    const wanted = new Set(targets.interfaces);
+    for (const name of wanted) {
+      let ifindex: number;
+      try {
+        ifindex = native.ifNameToIndex(name);
+      } catch {
+        logger.warn({ interface: name }, 'capture: interface vanished before attach');
+        continue;
+      }
+      native.tcAttachIngress(ifindex, progFd, TC_HANDLE, TC_PRIORITY);
+      if (!this.attached.has(name)) logger.info({ interface: name, ifindex }, 'capture: eBPF program attached');
+      this.attached.add(name);
+    }
+    // 3. Detach from interfaces no longer wanted, including ones an earlier run attached.
+    for (const link of await listLinks(this.opts.commands)) {
+      if (wanted.has(link.name) || link.name === 'lo') continue;
+      if (hasOurFilter(native, link.ifindex)) {
+        native.tcDetachIngress(link.ifindex, TC_HANDLE, TC_PRIORITY);
+        logger.info({ interface: link.name }, 'capture: eBPF program detached');
+      }
+      this.attached.delete(link.name);
+    }
+    // 4. Enrolled pods last: by now listeners and filters are in place.
+    this.syncMap(BPF_MAP_NAMES.pods, new Map(targets.enrolledIps.map((ip) => [encodeAddressKey(ip).toString('hex'), u32(POD_FLAG_ENROLLED)])));
+    this.enrolledCount = targets.enrolledIps.length;
+  }
+
+  /** Make a pinned map hold exactly `desired` (hex key → value), deleting stale keys. */
+  private syncMap(name: string, desired: Map<string, Buffer>): void {
+    const { native } = this.opts;
+    const m = this.map(name);
+    for (const key of native.mapKeys(m.fd, m.keySize)) {
+      if (!desired.has(key.toString('hex'))) native.mapDelete(m.fd, key);
+    }
+    for (const [key, value] of desired) native.mapUpdate(m.fd, Buffer.from(key, 'hex'), value);
+  }
+
+  status(): CaptureStatus {
+    const counters: Record<string, number> = {};
+    try {
+      const m = this.map(BPF_MAP_NAMES.reasons);
+      for (const [codeText, name] of Object.entries(REASON_NAMES)) {
+        const per = this.opts.native.mapLookupPerCpu(m.fd, u32(Number(codeText)), 8);
+        const total = (per ?? []).reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
+        if (total) counters[name] = total;
+      }
+    } catch {
+      // counters are best effort; the status still says what is attached
+    }
+    return { mode: this.mode, interfaces: [...this.attached].sort(), enrolled: this.enrolledCount, counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.object) this.opts.native.closeObject(this.object.id);
+    this.object = undefined;
+  }
+
+  async uninstall(): Promise<void> {
+    const { native } = this.opts;
+    await this.close();
+    this.attached.clear();
+    await uninstallEbpfLeftovers(native, this.opts.commands, this.opts.pinRoot);
+  }
+}
+
+/** Remove what an eBPF capture of this node left, without loading the program. */
+export async function uninstallEbpfLeftovers(native: NativeBinding, commands: CommandRunner, pinRoot: string): Promise<void> {
+  for (const link of await listLinks(commands)) {
+    if (hasOurFilter(native, link.ifindex)) native.tcDetachIngress(link.ifindex, TC_HANDLE, TC_PRIORITY);
+  }
+  await rm(pinRoot, { recursive: true, force: true });
+}
+
+/** True when our filter is on the interface; an interface without clsact has none. */
+function hasOurFilter(native: NativeBinding, ifindex: number): boolean {
+  try {
+    return native.tcQueryIngress(ifindex, TC_HANDLE, TC_PRIORITY) !== 0;
+  } catch {
+    return false;
+  }
+}

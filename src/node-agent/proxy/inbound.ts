@@ -1,0 +1,126 @@
+/**
+ * Inbound: HBONE connections to local pods on :15008 (and the same admission for tunnels
+ * from this very node, served in-process). Admission = route check + L4 authorization, then
+ * the upstream connect; HBONE answers 200 only after both succeeded (DESIGN §4).
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { describeError } from '../../errors/amesh-error.js';
+import { parseForwardedFor } from '../../hbone/headers.js';
+import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '../../hbone/server.js';
+import { parseSpiffeUri } from '../../identity/spiffe.js';
+import { evaluateL4 } from '../../policy/l4-authorization.js';
+import { decideInbound, type Destination } from './route.js';
+import type { ProxyContext } from './proxy-context.js';
+
+export interface InboundAdmission {
+  target: Destination;
+  /** The address the tunnel was dialled at (the pod IP); must equal the target's. */
+  dialledIp: string;
+  sourceIdentity: string | null;
+  sourceIp: string;
+}
+
+export type AdmissionResult =
+  | { status: 200; upstream: net.Socket; workloadUid: string; identity: string }
+  | { status: 400 | 401 | 503; reason: string };
+
+/** Route + policy + upstream connect for one inbound connection. Logs every denial. */
+export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Promise<AdmissionResult> {
+  const state = ctx.state();
+  const decision = decideInbound(state, ctx.node, a.target, a.dialledIp);
+  if (!decision.ok) return { status: decision.status, reason: decision.reason };
+  const policy = evaluateL4(state.policiesFor(decision.workload), {
+    sourceIdentity: a.sourceIdentity,
+    sourceIp: a.sourceIp,
+    destinationIp: a.target.ip,
+    destinationPort: a.target.port,
+  });
+  if (policy.dryRunWouldDeny) ctx.logger.info({ dryRun: policy.dryRunWouldDeny, src: a.sourceIp }, 'policy: dry-run policy would deny');
+  if (!policy.allowed) {
+    ctx.logger.info(
+      { src: a.sourceIp, identity: a.sourceIdentity, dst: `${a.target.ip}:${a.target.port}`, workload: decision.workload.uid, reason: policy.reason },
+      'policy: connection denied',
+    );
+    return { status: 401, reason: policy.reason };
+  }
+  try {
+    const upstream = await ctx.sockets.connect({ host: a.target.ip, port: a.target.port }, ctx.config.connectTimeoutMs);
+    return { status: 200, upstream, workloadUid: decision.workload.uid, identity: state.identityOf(decision.workload) };
+  } catch (err) {
+    return { status: 503, reason: describeError(err).split('\n')[0] ?? 'upstream connect failed' };
+  }
+}
+
+export class InboundHbone {
+  readonly server: HboneServer;
+
+  constructor(private readonly ctx: ProxyContext) {
+    this.server = new HboneServer({
+      trustDomains: () => [ctx.state().trustDomain],
+      secureContextFor: (localAddress) => this.secureContextFor(localAddress),
+      onConnect: (req) => this.onConnect(req),
+      logger: ctx.logger,
+    });
+  }
+
+  /** The certificate presented is the one of the pod that was dialled. */
+  private async secureContextFor(localAddress: string): Promise<tls.SecureContext | undefined> {
+    const workload = this.ctx.state().workloadByIp(localAddress);
+    if (!workload || workload.node !== this.ctx.node || workload.tunnelProtocol !== 'HBONE') {
+      this.ctx.logger.warn({ localAddress }, 'inbound: HBONE connection for an address that is no local mesh workload');
+      return undefined;
+    }
+    return this.ctx.certificates.secureContext({
+      trustDomain: workload.trustDomain ?? this.ctx.state().trustDomain,
+      namespace: workload.namespace,
+      serviceAccount: workload.serviceAccount,
+    });
+  }
+
+  private async onConnect(req: HboneConnectRequest): Promise<HboneConnectResult> {
+    const forwarded = req.forwarded ? parseForwardedFor(req.forwarded) : null;
+    const result = await admitInbound(this.ctx, {
+      target: { ip: req.authority.host, port: req.authority.port },
+      dialledIp: req.localAddress,
+      sourceIdentity: req.peerIdentity,
+      sourceIp: forwarded?.address ?? req.peerAddress,
+    });
+    const start = process.hrtime.bigint();
+    if (result.status !== 200) {
+      this.ctx.accessLog.info(
+        { direction: 'inbound', 'src.addr': forwarded ? `${forwarded.address}:${forwarded.port}` : req.peerAddress, 'src.identity': req.peerIdentity, 'dst.addr': `${req.authority.host}:${req.authority.port}`, 'dst.hbone_addr': `${req.localAddress}:${req.localPort}`, error: `${result.status}`, reason: result.reason },
+        'connection refused',
+      );
+      return { status: result.status, reason: result.reason };
+    }
+    this.ctx.connections.add(result.upstream);
+    result.upstream.once('close', () =>
+      this.ctx.accessLog.info(
+        {
+          direction: 'inbound',
+          'src.addr': forwarded ? `${forwarded.address}:${forwarded.port}` : req.peerAddress,
+          'src.identity': req.peerIdentity,
+          'dst.addr': `${req.authority.host}:${req.authority.port}`,
+          'dst.hbone_addr': `${req.localAddress}:${req.localPort}`,
+          'dst.workload': result.workloadUid,
+          'dst.identity': result.identity,
+          bytes_sent: result.upstream.bytesRead,
+          bytes_recv: result.upstream.bytesWritten,
+          duration: `${Number((process.hrtime.bigint() - start) / 1_000_000n)}ms`,
+        },
+        'connection complete',
+      ),
+    );
+    return { status: 200, upstream: result.upstream as Duplex };
+  }
+
+  handleSocket(socket: net.Socket): void {
+    this.server.handleConnection(socket);
+  }
+}
+
+export function identityNamespace(identity: string | null): string | undefined {
+  return identity ? parseSpiffeUri(identity)?.namespace : undefined;
+}
