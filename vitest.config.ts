@@ -15,7 +15,8 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // Privileged tests share host resources (netns names, pinned maps): one file at a time.
-          fileParallelism: false,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

@@ -11,7 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 declare -A NEED=(
   [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [nft]=nftables [iptables]=iptables
   [tcpdump]=tcpdump [stunnel4]=stunnel4 [iperf3]=iperf3 [openssl]=openssl [nsenter]=util-linux
-  [make]=make [g++]=g++ [python3]=python3
+  [curl]=curl [make]=make [g++]=g++ [python3]=python3
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done

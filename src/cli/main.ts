@@ -5,12 +5,14 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors/amesh-error.js';
 import { registerCa } from './ca.js';
+import { registerImage } from './image.js';
 import { registerNodeAgent } from './node-agent.js';
 
 const program = new Command();
 program.name('amesh').description('amesh: an ambient service mesh with eBPF capture and HBONE mutual TLS').version('0.1.0').exitOverride();
 registerNodeAgent(program);
 registerCa(program);
+registerImage(program);
 
 try {
   await program.parseAsync(process.argv);

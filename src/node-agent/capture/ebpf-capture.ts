@@ -136,7 +136,7 @@ export class EbpfCapture implements CaptureBackend {
     const counters: Record<string, number> = {};
     try {
       const m = this.map(BPF_MAP_NAMES.reasons);
-      for (const [codeText, name] of Object.entries(REASON_NAMES)) {
+      for (const [codeText, name] of Object.entries(REASON_NAMES as Record<number, string>)) {
         const per = this.opts.native.mapLookupPerCpu(m.fd, u32(Number(codeText)), 8);
         const total = (per ?? []).reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
         if (total) counters[name] = total;
