@@ -32,6 +32,8 @@ export const POD_FLAG_ENROLLED = 1 << 0;
 
 export const DEFAULT_CAPTURE_MARK = 0x111;
 export const DEFAULT_LISTENER_MARK = 0x539;
+/** Defaults of the listener-port knobs (DESIGN §3). */
+export const DEFAULT_PORTS = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 } as const;
 
 /** `enum amesh_reason`, without the AMESH_REASON_ prefix. */
 export const REASON = {

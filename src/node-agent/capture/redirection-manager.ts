@@ -9,6 +9,7 @@ import type { AgentConfig } from '../../config/agent-config.js';
 import { AmeshError, describeError } from '../../errors/amesh-error.js';
 import type { NativeBinding } from '../../native/types.js';
 import type { CommandRunner } from '../../os/command.js';
+import { ensureBpffs } from '../../os/bpffs.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { MeshState } from '../state/mesh-state.js';
 import { bpfObjectPath } from './bpf-contract.js';
@@ -96,6 +97,9 @@ export class RedirectionManager {
 
   private async loadEbpf(): Promise<CaptureBackend> {
     const { config, logger, commands } = this.deps;
+    if (config.bpfPinRoot.startsWith('/sys/fs/bpf/') && (await ensureBpffs(commands))) {
+      logger.info('capture: mounted the BPF filesystem on /sys/fs/bpf');
+    }
     const capture = EbpfCapture.load({
       native: this.deps.native(),
       commands,

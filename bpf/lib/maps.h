@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * BTF-defined maps of the capture program, pinned by name under the loader's pin root
+ * (/sys/fs/bpf/amesh/<version>/) so enrolment survives an agent restart. The identifiers are
+ * the map names userspace sees; they must equal the AMESH_MAP_*_NAME strings of capture.h
+ * (test/unit/bpf-contract.test.ts checks it).
+ */
+#ifndef AMESH_MAPS_H
+#define AMESH_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "capture.h"
+
+/* Enrolled pod addresses (IPv4-mapped for IPv4). Written by the agent, read per SYN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AMESH_PODS_MAX_ENTRIES);
+	__type(key, struct amesh_pod_key);
+	__type(value, struct amesh_pod_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} amesh_pods SEC(".maps");
+
+/* Destinations never captured: node addresses, link-local, operator extras. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, AMESH_EXEMPT_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* required for LPM tries */
+	__type(key, struct amesh_lpm_key);
+	__type(value, struct amesh_exempt_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} amesh_exempt SEC(".maps");
+
+/* Per-CPU decision counters indexed by enum amesh_reason; per-CPU so counting needs no atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AMESH_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} amesh_reasons SEC(".maps");
+
+#endif /* AMESH_MAPS_H */
