@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { EbpfCapture, TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/capture/ebpf-capture.js';
+import { BPF_MAP_NAMES, decodeAddressKey } from '../../src/node-agent/capture/bpf-contract.js';
+import { createFakeNativeBinding, type FakeNativeBinding } from '../../src/native/fake.js';
+import type { CommandRunner } from '../../src/os/command.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+
+/** `ip -j -d link show` answered from the fake's interface table. */
+function fakeIp(native: FakeNativeBinding): CommandRunner {
+  return {
+    async run(command, args) {
+      if (command === 'ip' && args.join(' ') === '-j -d link show') {
+        const links = [...native.state.interfaces].map(([ifname, ifindex]) => ({ ifname, ifindex }));
+        return { stdout: JSON.stringify(links), stderr: '', code: 0 };
+      }
+      throw new Error(`unexpected command ${command} ${args.join(' ')}`);
+    },
+  };
+}
+
+function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1'): EbpfCapture {
+  return EbpfCapture.load({
+    native,
+    commands: fakeIp(native),
+    logger: silentLogger,
+    objectPath: '/x/capture.bpf.o',
+    pinRoot,
+    captureMark: 0x111,
+    listenerMark: 0x539,
+    failOpen: false,
+    ports: { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 },
+  });
+}
+
+const enrolled = (native: FakeNativeBinding): string[] =>
+  [...(native.pinnedMap('/sys/fs/bpf/amesh/v1/node1', BPF_MAP_NAMES.pods)?.entries.keys() ?? [])].map((k) => decodeAddressKey(Buffer.from(k, 'hex'))).sort();
+const filtered = (native: FakeNativeBinding): number[] => [...native.state.filters.values()].map((f) => f.ifindex).sort();
+
+describe('EbpfCapture.apply', () => {
+  it('attaches to every wanted interface with the fixed handle and fills the maps', async () => {
+    const native = createFakeNativeBinding();
+    const up = native.addInterface('up0');
+    const veth = native.addInterface('vp-a');
+    const capture = load(native);
+    await capture.apply({ enrolledIps: ['10.244.1.2', 'fd00::2'], interfaces: ['up0', 'vp-a'], exemptCidrs: ['10.250.0.1/32'] });
+    expect(filtered(native)).toEqual([up, veth].sort());
+    expect([...native.state.filters.values()].every((f) => f.handle === TC_HANDLE && f.priority === TC_PRIORITY)).toBe(true);
+    expect(enrolled(native)).toEqual(['10.244.1.2', 'fd00::2']);
+    expect(native.pinnedMap('/sys/fs/bpf/amesh/v1/node1', BPF_MAP_NAMES.exempt)?.entries.size).toBe(1);
+    expect(capture.status()).toMatchObject({ mode: 'ebpf', interfaces: ['up0', 'vp-a'], enrolled: 2 });
+  });
+
+  it('reconciles after a restart: stale pods and interfaces of the previous run are removed', async () => {
+    const native = createFakeNativeBinding();
+    native.addInterface('up0');
+    const gone = native.addInterface('vp-gone');
+    const first = load(native);
+    await first.apply({ enrolledIps: ['10.244.1.2', '10.244.1.3'], interfaces: ['up0', 'vp-gone'], exemptCidrs: [] });
+    await first.close();
+    // the pinned map survives close: enrolment outlives the agent process
+    expect(enrolled(native)).toEqual(['10.244.1.2', '10.244.1.3']);
+
+    const second = load(native);
+    await second.apply({ enrolledIps: ['10.244.1.3'], interfaces: ['up0'], exemptCidrs: [] });
+    expect(enrolled(native)).toEqual(['10.244.1.3']);
+    expect(filtered(native)).not.toContain(gone);
+  });
+
+  it('skips an interface that vanished; uninstall detaches every filter', async () => {
+    const native = createFakeNativeBinding();
+    native.addInterface('up0');
+    const veth = native.addInterface('vp-a');
+    const capture = load(native, '/tmp/amesh-unit-test-no-such-pin-root');
+    await capture.apply({ enrolledIps: ['10.244.1.2'], interfaces: ['up0', 'vp-a', 'vp-missing'], exemptCidrs: [] });
+    expect(capture.status().interfaces).toEqual(['up0', 'vp-a']);
+    expect(filtered(native)).toContain(veth);
+    await capture.uninstall();
+    expect(native.state.filters.size).toBe(0);
+    expect(native.state.objects.size).toBe(0);
+  });
+});
