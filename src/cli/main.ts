@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors/amesh-error.js';
 import { registerCa } from './ca.js';
+import { registerDemo } from './demo.js';
 import { registerImage } from './image.js';
 import { registerNodeAgent } from './node-agent.js';
 
@@ -13,6 +14,7 @@ program.name('amesh').description('amesh: an ambient service mesh with eBPF capt
 registerNodeAgent(program);
 registerCa(program);
 registerImage(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -58,6 +58,13 @@ export function connectOutbound(binding: NativeBinding, o: ConnectOutboundOption
     };
     const onError = (err: Error) => fail(err, `cannot connect to ${target}: ${err.message}`);
     const onConnect = () => {
+      // If a future Node ignored manualStart, connect() would quietly open a new, unmarked
+      // socket; check the connected fd really carries our mark rather than trust it.
+      const connectedFd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
+      if (o.mark !== 0 && (connectedFd === undefined || connectedFd < 0 || binding.getSocketMark(connectedFd) !== o.mark)) {
+        fail(new Error('SO_MARK lost'), `the connection to ${target} lost its SO_MARK ${o.mark}: this Node version wraps native sockets differently`);
+        return;
+      }
       clearTimeout(timer);
       socket.off('error', onError);
       resolve(socket);
