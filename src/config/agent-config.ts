@@ -32,6 +32,8 @@ export interface AgentConfig {
   metricsPort: number;
   readinessPort: number;
   connectTimeoutMs: number;
+  /** Connect to local pods from the original client's IP (as Istio's ztunnel does). */
+  preserveSourceIp: boolean;
   drainTimeoutMs: number;
   certTtlSeconds: number;
   /** Extra destinations never captured, besides node IPs and link-local. */
@@ -93,6 +95,8 @@ const SETTINGS = {
   // Long enough for a cross-zone handshake, short enough that a blackholed peer frees the client.
   connectTimeoutMs: { env: 'AMESH_CONNECT_TIMEOUT_MS', default: 5000, parse: int(1, 600_000) },
   // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
+  // Apps, logs and NetworkPolicies keep seeing the real client, as with Istio ambient.
+  preserveSourceIp: { env: 'AMESH_PRESERVE_SOURCE_IP', default: true, parse: bool },
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
   // Istio's default workload certificate lifetime.
   certTtlSeconds: { env: 'AMESH_CERT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },

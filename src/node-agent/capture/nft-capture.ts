@@ -38,8 +38,8 @@ export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions):
     `table inet ${NFT_TABLE} {`,
     `  set enrolled4 { type ipv4_addr;${elements(v4)} }`,
     `  set enrolled6 { type ipv6_addr;${elements(v6)} }`,
-    `  set exempt4 { type ipv4_addr; flags interval;${elements(ex4)} }`,
-    `  set exempt6 { type ipv6_addr; flags interval;${elements(ex6)} }`,
+    `  set exempt4 { type ipv4_addr; flags interval; auto-merge;${elements(ex4)} }`,
+    `  set exempt6 { type ipv6_addr; flags interval; auto-merge;${elements(ex6)} }`,
     `  chain prerouting {`,
     `    type filter hook prerouting priority mangle; policy accept;`,
   ];

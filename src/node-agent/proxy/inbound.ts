@@ -46,11 +46,28 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
     return { status: 401, reason: policy.reason };
   }
   try {
-    const upstream = await ctx.sockets.connect({ host: a.target.ip, port: a.target.port }, ctx.config.connectTimeoutMs);
+    const upstream = await connectUpstream(ctx, a);
     return { status: 200, upstream, workloadUid: decision.workload.uid, identity: state.identityOf(decision.workload) };
   } catch (err) {
     return { status: 503, reason: describeError(err).split('\n')[0] ?? 'upstream connect failed' };
   }
+}
+
+/**
+ * Connect to the local pod, from the client's own IP when configured (transparent bind; the
+ * capture steers the pod's replies back to us). Falls back to the node's address when the
+ * spoofed connect fails, so a quirk of the host never breaks delivery.
+ */
+async function connectUpstream(ctx: ProxyContext, a: InboundAdmission): Promise<net.Socket> {
+  const target = { host: a.target.ip, port: a.target.port };
+  if (ctx.config.preserveSourceIp && ctx.config.captureMode !== 'none' && a.sourceIp) {
+    try {
+      return await ctx.sockets.connect({ ...target, sourceAddress: a.sourceIp }, ctx.config.connectTimeoutMs);
+    } catch (err) {
+      ctx.logger.warn({ err: describeError(err), src: a.sourceIp, dst: `${target.host}:${target.port}` }, 'inbound: connect with the client IP failed; using the node IP');
+    }
+  }
+  return ctx.sockets.connect(target, ctx.config.connectTimeoutMs);
 }
 
 export class InboundHbone {

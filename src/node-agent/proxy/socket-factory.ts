@@ -12,6 +12,8 @@ import type { NativeBinding } from '../../native/types.js';
 export interface ConnectTarget {
   host: string;
   port: number;
+  /** Spoof this source address (transparent bind), to preserve the client's IP. */
+  sourceAddress?: string;
 }
 
 export interface SocketFactory {
@@ -70,7 +72,7 @@ export function transparentSocketFactory(native: NativeBinding, mark: number): S
         const socket = await connectOutbound(native, {
           family: net.isIP(target.host) === 6 ? 6 : 4,
           mark,
-          bindAddress: null,
+          bindAddress: target.sourceAddress && net.isIP(target.sourceAddress) === net.isIP(target.host) ? target.sourceAddress : null,
           host: target.host,
           port: target.port,
           timeoutMs,
