@@ -1,0 +1,227 @@
+/**
+ * Open-loop HTTP/1.1 load generator (see open-loop.ts for the model), run inside the client pod:
+ *
+ *   node dist/bench/load/open-loop-client.js --host H --port P [--path /] --rate 1000
+ *        --connections 4 --duration 30 [--warmup 2] [--timeout-ms 5000]
+ *
+ * Bounded by count (rate × (warmup + duration) requests) and by time (a hard deadline of
+ * warmup + duration + 15 s, after which unfinished requests count as DEADLINE errors).
+ * Prints one JSON line: an OpenLoopReport, or {"ok":false,"error":…} with exit status 1.
+ *
+ * node:http (one keep-alive Agent with maxSockets 1 per connection) rather than a hand-written
+ * client: at 1000 req/s its cost is small and identical for every path. Latencies are recorded in
+ * an HdrHistogram (hdr-histogram-js) in microseconds.
+ */
+import { once } from 'node:events';
+import { Agent, request } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { build, type Histogram } from 'hdr-histogram-js';
+import { connectionFor, dueOffsetMs, type OpenLoopReport, type Percentiles } from './open-loop.js';
+
+interface Options {
+  host: string;
+  port: number;
+  path: string;
+  rate: number;
+  connections: number;
+  duration: number;
+  warmup: number;
+  timeoutMs: number;
+}
+
+function fail(error: string): never {
+  process.stdout.write(`${JSON.stringify({ ok: false, error })}\n`);
+  process.exit(1);
+}
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      path: { type: 'string', default: '/' },
+      rate: { type: 'string', default: '1000' },
+      connections: { type: 'string', default: '4' },
+      duration: { type: 'string', default: '30' },
+      warmup: { type: 'string', default: '2' },
+      'timeout-ms': { type: 'string', default: '5000' },
+    },
+  });
+  const positive = (name: string, raw: string | undefined, max: number): number => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || n > max) fail(`--${name} ${raw}: expected a number in (0, ${max}]`);
+    return n;
+  };
+  if (!values.host) fail('--host is required');
+  const warmup = Number(values.warmup);
+  if (!Number.isFinite(warmup) || warmup < 0 || warmup > 60) fail(`--warmup ${values.warmup}: expected 0–60 seconds`);
+  return {
+    host: values.host,
+    port: positive('port', values.port, 65535),
+    path: values.path,
+    rate: positive('rate', values.rate, 100_000),
+    connections: Math.floor(positive('connections', values.connections, 1024)),
+    duration: positive('duration', values.duration, 3600),
+    warmup,
+    timeoutMs: positive('timeout-ms', values['timeout-ms'], 60_000),
+  };
+}
+
+const histogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+
+function percentiles(h: Histogram): Percentiles {
+  const ms = (us: number): number => us / 1000;
+  return {
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p99: ms(h.getValueAtPercentile(99)),
+    p999: ms(h.getValueAtPercentile(99.9)),
+    max: ms(h.maxValue),
+    mean: ms(h.mean),
+  };
+}
+
+const recordMs = (h: Histogram, ms: number): void => h.recordValue(Math.max(1, Math.round(ms * 1000)));
+
+interface Connection {
+  agent: Agent;
+  busy: boolean;
+  queue: number[];
+}
+
+const opts = readOptions();
+const connections: Connection[] = Array.from({ length: opts.connections }, () => ({
+  agent: new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }),
+  busy: false,
+  queue: [],
+}));
+const sockets = new WeakSet<Socket>();
+let connectionsOpened = 0;
+
+/** One GET on `connection`; resolves with an error code or undefined on a complete 200. */
+function get(connection: Connection): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (code: string | undefined): void => {
+      if (settled) return;
+      settled = true;
+      resolve(code);
+    };
+    const req = request({ host: opts.host, port: opts.port, path: opts.path, agent: connection.agent }, (res) => {
+      const expected = Number(res.headers['content-length']);
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      res.on('end', () => settle(res.statusCode !== 200 ? `HTTP_${res.statusCode}` : bytes !== expected ? 'SHORT_BODY' : undefined));
+      res.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'RESPONSE_ERROR'));
+    });
+    req.on('socket', (socket: Socket) => {
+      if (!sockets.has(socket)) {
+        sockets.add(socket);
+        connectionsOpened++;
+        socket.setNoDelay(true);
+      }
+    });
+    req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'TIMEOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'REQUEST_ERROR'));
+    req.end();
+  });
+}
+
+// Wakes us at each due time with sub-millisecond precision (see wake-worker.ts).
+const waker = new Worker(new URL('./wake-worker.js', import.meta.url));
+waker.on('error', (err) => fail(`the wake-up worker failed: ${err.message}`));
+await once(waker, 'online');
+
+// Open every connection (and, on the amesh path, the tunnel) before the clock starts.
+const preflight = await Promise.all(connections.map((c) => get(c)));
+const preflightError = preflight.find((code) => code !== undefined);
+if (preflightError) fail(`the first request on a fresh connection to ${opts.host}:${opts.port} failed: ${preflightError}`);
+
+const warmupRequests = Math.round(opts.warmup * opts.rate);
+const scheduled = Math.round(opts.duration * opts.rate);
+const total = warmupRequests + scheduled;
+const latency = histogram();
+const sendLag = histogram();
+const errorKinds: Record<string, number> = {};
+let completed = 0;
+let errors = 0;
+let finished = 0;
+let lastCompletion = 0;
+let next = 0;
+const t0 = performance.now() + 5;
+const due = (index: number): number => t0 + dueOffsetMs(index, opts.rate);
+const measureStart = due(warmupRequests);
+
+function report(): void {
+  clearTimeout(deadline);
+  void waker.terminate();
+  const window = Math.max(opts.duration, (lastCompletion - measureStart) / 1000);
+  const out: OpenLoopReport = {
+    ok: true,
+    targetRate: opts.rate,
+    connections: opts.connections,
+    durationSeconds: opts.duration,
+    warmupRequests,
+    scheduled,
+    completed,
+    errors,
+    errorKinds,
+    achievedRate: completed / window,
+    latencyMs: percentiles(latency),
+    sendLagMs: percentiles(sendLag),
+    connectionsOpened,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  for (const c of connections) c.agent.destroy();
+  process.exit(0);
+}
+
+function send(index: number, connection: Connection): void {
+  connection.busy = true;
+  const measured = index >= warmupRequests;
+  void get(connection).then((code) => {
+    const now = performance.now();
+    if (measured) {
+      if (code === undefined) {
+        completed++;
+        recordMs(latency, now - due(index));
+        lastCompletion = now;
+      } else {
+        errors++;
+        errorKinds[code] = (errorKinds[code] ?? 0) + 1;
+      }
+    }
+    finished++;
+    const queued = connection.queue.shift();
+    if (queued !== undefined) send(queued, connection);
+    else connection.busy = false;
+    if (finished === total) report();
+  });
+}
+
+function tick(): void {
+  const now = performance.now();
+  while (next < total && due(next) <= now) {
+    if (next >= warmupRequests) recordMs(sendLag, now - due(next));
+    const connection = connections[connectionFor(next, connections.length)]!;
+    if (connection.busy) connection.queue.push(next);
+    else send(next, connection);
+    next++;
+  }
+  if (next < total) waker.postMessage(due(next) - performance.now());
+}
+
+const deadline = setTimeout(() => {
+  const unfinished = total - finished;
+  // Only measured requests count; warm-up ones are all due before any measured one.
+  const measuredUnfinished = Math.min(unfinished, scheduled);
+  errors += measuredUnfinished;
+  if (measuredUnfinished > 0) errorKinds.DEADLINE = (errorKinds.DEADLINE ?? 0) + measuredUnfinished;
+  report();
+}, (opts.warmup + opts.duration + 15) * 1000);
+
+waker.on('message', tick);
+waker.postMessage(t0 - performance.now());

@@ -1,0 +1,58 @@
+/**
+ * The ordered list of measurements. Paths are interleaved run by run (direct, stunnel, amesh,
+ * then the next run) and the order rotates each run, so slow drift of a shared machine — other
+ * jobs starting, thermal limits — spreads over all paths instead of biasing the one measured last.
+ */
+import type { RunSettings } from './options.js';
+import type { PathName } from './results.js';
+
+export interface ThroughputTask {
+  scenario: 'throughput';
+  path: PathName;
+  streams: number;
+  reverse: boolean;
+  run: number;
+}
+
+export interface LatencyTask {
+  scenario: 'latency';
+  path: PathName;
+  connections: number;
+  run: number;
+}
+
+export type Task = ThroughputTask | LatencyTask;
+
+/** `items` rotated left by `by`. */
+export function rotate<T>(items: readonly T[], by: number): T[] {
+  if (items.length === 0) return [];
+  const k = ((by % items.length) + items.length) % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+export function buildPlan(s: Pick<RunSettings, 'scenarios' | 'paths' | 'runs' | 'streams' | 'directions' | 'connections'>): Task[] {
+  const tasks: Task[] = [];
+  if (s.scenarios.includes('throughput')) {
+    for (const streams of s.streams) {
+      for (const direction of s.directions) {
+        for (let run = 1; run <= s.runs; run++) {
+          for (const path of rotate(s.paths, run - 1)) tasks.push({ scenario: 'throughput', path, streams, reverse: direction === 'reverse', run });
+        }
+      }
+    }
+  }
+  if (s.scenarios.includes('latency')) {
+    for (const connections of s.connections) {
+      for (let run = 1; run <= s.runs; run++) {
+        for (const path of rotate(s.paths, run - 1)) tasks.push({ scenario: 'latency', path, connections, run });
+      }
+    }
+  }
+  return tasks;
+}
+
+export function describeTask(t: Task, runs: number): string {
+  return t.scenario === 'throughput'
+    ? `${t.path} iperf3 -P${t.streams}${t.reverse ? ' -R' : ''} run ${t.run}/${runs}`
+    : `${t.path} latency ${t.connections} connections run ${t.run}/${runs}`;
+}

@@ -1,0 +1,296 @@
+/**
+ * HBONE connection pool (DESIGN §4), after ztunnel's `proxy/pool.rs`.
+ *
+ * Guarantees:
+ * - Key = {source identity, sorted expected identities, next hop}: a connection is only
+ *   reused for the same client certificate and the same server verification.
+ * - At most `maxStreamsPerConnection` (100) streams per connection — and never more than the
+ *   server's SETTINGS_MAX_CONCURRENT_STREAMS; beyond that another connection is opened.
+ * - Concurrent first dials to one key share ONE connection: a slot is reserved on the
+ *   connection while it is still dialling. A failed dial rejects every waiter and is
+ *   forgotten, so the next call dials afresh.
+ * - A connection with no streams is closed after `idleTimeoutMs` (5 min). Sessions that close,
+ *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
+ *   session died before answering is retried once on a fresh connection.
+ * - `drain()` refuses new streams and lets open ones finish (GOAWAY); `close()` destroys all.
+ */
+import type http2 from 'node:http2';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { AmeshError, isAmeshError } from '../errors/amesh-error.js';
+import { toSpiffeUri, type WorkloadIdentity } from '../identity/spiffe.js';
+import type { Logger } from '../telemetry/logger.js';
+import { dialHbone, HboneRefusedError, openConnectStream, type ConnectHeaders } from './client.js';
+import { formatAuthority } from './headers.js';
+import { HBONE_H2_SETTINGS } from './settings.js';
+
+export interface HbonePoolOptions {
+  certificates: { secureContext(id: WorkloadIdentity): Promise<tls.SecureContext> };
+  /** A connected TCP socket to host:port (marks, timeouts: the caller's socket factory). Default: net.connect. */
+  connectSocket?: (host: string, port: number) => Promise<net.Socket>;
+  logger: Logger;
+  maxStreamsPerConnection?: number;
+  idleTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+export interface HboneConnectOptions {
+  sourceIdentity: WorkloadIdentity;
+  /** The server's URI SAN must be one of these. */
+  expectedIdentities: string[];
+  nextHop: { host: string; port: number };
+  /** `:authority` of the CONNECT: the destination as dialled, `ip:port` / `[v6]:port`. */
+  authority: string;
+  headers: ConnectHeaders;
+}
+
+export interface HbonePoolStats {
+  connections: number;
+  dialing: number;
+  streams: number;
+  dials: number;
+  keys: Array<{ key: string; connections: number; streams: number }>;
+}
+
+interface PooledConnection {
+  id: number;
+  key: string;
+  peer: string;
+  ready: Promise<http2.ClientHttp2Session>;
+  session?: http2.ClientHttp2Session;
+  /** Reserved + open streams. */
+  streams: number;
+  dead: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+export function poolKey(opts: Pick<HboneConnectOptions, 'sourceIdentity' | 'expectedIdentities' | 'nextHop'>): string {
+  return `${toSpiffeUri(opts.sourceIdentity)}|${[...opts.expectedIdentities].sort().join(',')}|${formatAuthority(opts.nextHop.host, opts.nextHop.port)}`;
+}
+
+export class HbonePool {
+  private readonly byKey = new Map<string, PooledConnection[]>();
+  private readonly maxStreams: number;
+  private readonly idleTimeoutMs: number;
+  /** Every established session until it closes, pooled or retired. */
+  private readonly live = new Set<http2.ClientHttp2Session>();
+  private nextId = 1;
+  private dials = 0;
+  private draining = false;
+  private readonly connectSocket: (host: string, port: number) => Promise<net.Socket>;
+
+  constructor(private readonly opts: HbonePoolOptions) {
+    this.connectSocket = opts.connectSocket ?? ((host, port) => plainConnect(host, port, opts.handshakeTimeoutMs ?? HBONE_H2_SETTINGS.handshakeTimeoutMs));
+    this.maxStreams = opts.maxStreamsPerConnection ?? HBONE_H2_SETTINGS.maxStreamsPerConnection;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? HBONE_H2_SETTINGS.idleTimeoutMs;
+    if (!(this.maxStreams >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `maxStreamsPerConnection ${this.maxStreams}: expected at least 1`);
+  }
+
+  /** A CONNECT stream to `authority` through `nextHop`, after the peer answered 200. */
+  async connect(req: HboneConnectOptions): Promise<Duplex> {
+    if (this.draining) throw new AmeshError('AMESH_SHUTTING_DOWN', 'HBONE pool is draining');
+    if (req.expectedIdentities.length === 0) {
+      throw new AmeshError('AMESH_HBONE_PEER_REJECTED', `no expected identity for ${formatAuthority(req.nextHop.host, req.nextHop.port)}`, { hint: 'the destination workload has no service account / trust domain in the mesh state' });
+    }
+    const key = poolKey(req);
+    for (let attempt = 0; ; attempt++) {
+      const conn = this.acquire(key, req);
+      let session: http2.ClientHttp2Session;
+      try {
+        session = await conn.ready;
+      } catch (err) {
+        this.release(conn);
+        throw err;
+      }
+      try {
+        const stream = await openConnectStream(session, req.authority, req.headers, conn.peer);
+        stream.once('close', () => this.release(conn));
+        return stream;
+      } catch (err) {
+        this.release(conn);
+        const sessionDied = !(err instanceof HboneRefusedError) && (session.closed || session.destroyed || conn.dead);
+        if (sessionDied) this.retire(conn);
+        if (sessionDied && attempt === 0 && !this.draining) continue;
+        throw err;
+      }
+    }
+  }
+
+  private capacity(conn: PooledConnection): number {
+    const remote = conn.session?.remoteSettings?.maxConcurrentStreams;
+    return typeof remote === 'number' && remote > 0 ? Math.min(this.maxStreams, remote) : this.maxStreams;
+  }
+
+  /** Reserves a stream slot on a live connection for `key`, dialling one if none has room. */
+  private acquire(key: string, req: HboneConnectOptions): PooledConnection {
+    const list = this.byKey.get(key) ?? [];
+    for (const conn of list) {
+      if (!conn.dead && conn.streams < this.capacity(conn)) {
+        conn.streams++;
+        if (conn.idleTimer) {
+          clearTimeout(conn.idleTimer);
+          conn.idleTimer = undefined;
+        }
+        return conn;
+      }
+    }
+    const conn = this.dial(key, req);
+    conn.streams = 1;
+    list.push(conn);
+    this.byKey.set(key, list);
+    return conn;
+  }
+
+  private dial(key: string, req: HboneConnectOptions): PooledConnection {
+    const { host, port } = req.nextHop;
+    const peer = formatAuthority(host, port);
+    const expected = [...req.expectedIdentities];
+    const source = { ...req.sourceIdentity };
+    const conn: PooledConnection = { id: this.nextId++, key, peer, streams: 0, dead: false, ready: Promise.resolve(undefined as never) };
+    this.dials++;
+    conn.ready = (async () => {
+      const secureContext = await this.opts.certificates.secureContext(source);
+      let socket: net.Socket;
+      try {
+        socket = await this.connectSocket(host, port);
+      } catch (err) {
+        throw connectError(err, peer);
+      }
+      const session = await dialHbone({
+        socket,
+        secureContext,
+        expectedIdentities: expected,
+        peer,
+        ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
+        ...(this.opts.pingIntervalMs !== undefined ? { pingIntervalMs: this.opts.pingIntervalMs } : {}),
+        ...(this.opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: this.opts.pingTimeoutMs } : {}),
+      });
+      conn.session = session;
+      this.live.add(session);
+      session.once('close', () => {
+        this.live.delete(session);
+        this.retire(conn);
+      });
+      session.once('goaway', () => this.retire(conn));
+      if (conn.dead || this.draining) session.close();
+      this.opts.logger.debug({ peer, connection: conn.id, key }, 'hbone: connection established');
+      return session;
+    })();
+    conn.ready.catch((err: unknown) => {
+      this.opts.logger.warn({ peer, key, err: isAmeshError(err) ? err.describe() : String(err) }, 'hbone: dial failed');
+      this.retire(conn);
+    });
+    return conn;
+  }
+
+  private release(conn: PooledConnection): void {
+    conn.streams = Math.max(0, conn.streams - 1);
+    if (conn.streams > 0 || conn.dead || conn.idleTimer) return;
+    conn.idleTimer = setTimeout(() => {
+      conn.idleTimer = undefined;
+      if (conn.streams === 0) {
+        this.opts.logger.debug({ peer: conn.peer, connection: conn.id }, 'hbone: closing idle connection');
+        this.retire(conn);
+      }
+    }, this.idleTimeoutMs);
+    conn.idleTimer.unref();
+  }
+
+  /** Takes a connection out of the pool; open streams finish (GOAWAY), no new ones start. */
+  private retire(conn: PooledConnection): void {
+    if (conn.idleTimer) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = undefined;
+    }
+    if (!conn.dead) {
+      conn.dead = true;
+      const list = this.byKey.get(conn.key);
+      if (list) {
+        const i = list.indexOf(conn);
+        if (i !== -1) list.splice(i, 1);
+        if (list.length === 0) this.byKey.delete(conn.key);
+      }
+    }
+    const session = conn.session;
+    if (session && !session.closed && !session.destroyed) session.close();
+  }
+
+  private all(): PooledConnection[] {
+    return [...this.byKey.values()].flat();
+  }
+
+  stats(): HbonePoolStats {
+    const all = this.all();
+    return {
+      connections: this.live.size,
+      dialing: all.filter((c) => !c.session).length,
+      streams: all.reduce((n, c) => n + c.streams, 0),
+      dials: this.dials,
+      keys: [...this.byKey.entries()].map(([key, list]) => ({ key, connections: list.length, streams: list.reduce((n, c) => n + c.streams, 0) })),
+    };
+  }
+
+  /** No new streams; waits (bounded) for open streams to end (GOAWAY), then returns. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    const pending = this.all();
+    for (const conn of pending) this.retire(conn);
+    // Dials still in flight close their session as soon as it is up (see dial()).
+    await Promise.allSettled(pending.map((c) => c.ready));
+    const closing = [...this.live].map((s) => (s.destroyed ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve()))));
+    if (closing.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** Destroys every session, open streams included. */
+  close(): void {
+    this.draining = true;
+    for (const conn of this.all()) {
+      this.retire(conn);
+      conn.ready.then(
+        (s) => s.destroy(),
+        () => undefined,
+      );
+    }
+    for (const session of this.live) session.destroy();
+  }
+}
+
+/** Plain TCP connect with a deadline (no socket marks: tests and capture-less runs). */
+function plainConnect(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`connect ETIMEDOUT ${host}:${port}`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    timer.unref();
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      resolve(socket);
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    socket.once('error', onError);
+  });
+}
+
+function connectError(err: unknown, peer: string): AmeshError {
+  const e = err as Error & { code?: string };
+  const message = e?.message ?? String(err);
+  if (e?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) {
+    return new AmeshError('AMESH_HBONE_CONNECT_FAILED', `timed out connecting to ${peer}`, { cause: err, hint: 'is a NetworkPolicy blocking HBONE (port 15008) between the nodes?' });
+  }
+  if (e?.code === 'ECONNREFUSED' || /ECONNREFUSED|refused/i.test(message)) {
+    return new AmeshError('AMESH_HBONE_CONNECT_FAILED', `connection refused by ${peer}`, { cause: err, hint: 'is the node agent (or waypoint) on that node running and listening on 15008?' });
+  }
+  return new AmeshError('AMESH_HBONE_CONNECT_FAILED', `cannot connect to ${peer}: ${message}`, { cause: err });
+}

@@ -1,0 +1,362 @@
+/**
+ * HBONE server for transparent listeners (DESIGN §4): raw TCP in, mTLS + HTTP/2 CONNECT
+ * streams out to `onConnect`.
+ *
+ * Per connection:
+ * - The certificate presented is the dialled address's (`secureContextFor(localAddress)`);
+ *   no certificate → the socket is destroyed.
+ * - TLS 1.3 only, ALPN h2 only, the client MUST present a certificate that chains to the mesh
+ *   roots (in the secure context) and carries a SPIFFE ID in one of `trustDomains()`; otherwise
+ *   the connection is closed before any HTTP/2 byte is read. A bare TLSSocket does not enforce
+ *   `rejectUnauthorized` (only tls.Server does), so the verify result is checked here.
+ * - TLS handshake bounded by `handshakeTimeoutMs`; HTTP/2 PING keepalive.
+ * Per stream:
+ * - not CONNECT → 400; bad `:authority` → 400; otherwise `onConnect` decides.
+ * - 200 is sent only after `onConnect` returned an upstream; then bytes are relayed with
+ *   half-close both ways. Any other status ends the stream; the reason is logged, not sent.
+ * Lifecycle: `drain()` stops new connections, sends GOAWAY and waits for open streams;
+ * `close()` destroys everything.
+ */
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { describeError } from '../errors/amesh-error.js';
+import { relay } from '../net/relay.js';
+import type { Logger } from '../telemetry/logger.js';
+import { parseAuthority } from './headers.js';
+import { peerIdentityIn } from './peer.js';
+import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
+
+export interface HboneConnectRequest {
+  authority: { host: string; port: number };
+  /** The client's SPIFFE URI (verified). */
+  peerIdentity: string;
+  /** The TCP peer (the client's node agent or waypoint), not the original client. */
+  peerAddress: string;
+  peerPort: number;
+  /** The address that was dialled (the local pod's IP for transparent listeners). */
+  localAddress: string;
+  localPort: number;
+  forwarded?: string;
+  baggage?: string;
+  traceparent?: string;
+  headers: http2.IncomingHttpHeaders;
+  /** What was negotiated on this connection (for access logs and tests). */
+  tls: HboneTlsInfo;
+}
+
+export interface HboneTlsInfo {
+  protocol: string | null;
+  cipher: string;
+  alpnProtocol: string | false | null;
+  /** SNI the client sent; false when none (HBONE clients send none). */
+  servername: string | false;
+}
+
+export type HboneConnectResult = { status: 200; upstream: Duplex } | { status: 400 | 401 | 503; reason: string };
+
+export interface HboneServerOptions {
+  /** Trust domains whose identities may connect (read per connection). */
+  trustDomains: () => string[];
+  /** The certificate to present for a connection dialled to `localAddress`; undefined → refuse. */
+  secureContextFor: (localAddress: string) => Promise<tls.SecureContext | undefined>;
+  onConnect: (req: HboneConnectRequest) => Promise<HboneConnectResult>;
+  logger: Logger;
+  handshakeTimeoutMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+export interface HboneServerStats {
+  /** TLS-established HTTP/2 sessions. */
+  sessions: number;
+  /** Connections still in the TLS handshake. */
+  handshaking: number;
+  /** CONNECT streams currently open. */
+  streams: number;
+  acceptedStreams: number;
+  refusedStreams: number;
+  rejectedConnections: number;
+}
+
+interface PendingConnection {
+  socket: net.Socket;
+  tlsSocket?: tls.TLSSocket;
+  localAddress: string;
+  timer?: NodeJS.Timeout;
+  rejected: boolean;
+}
+
+interface SessionInfo {
+  tls: HboneTlsInfo;
+  peerIdentity: string;
+  peerAddress: string;
+  peerPort: number;
+  localAddress: string;
+  localPort: number;
+}
+
+export class HboneServer {
+  private readonly h2: http2.Http2Server;
+  private readonly sessions = new Map<http2.ServerHttp2Session, SessionInfo>();
+  private readonly handshaking = new Set<PendingConnection>();
+  private readonly streams = new Set<http2.ServerHttp2Stream>();
+  private nextSession: SessionInfo | undefined;
+  private draining = false;
+  private closed = false;
+  private counters = { acceptedStreams: 0, refusedStreams: 0, rejectedConnections: 0 };
+
+  constructor(private readonly opts: HboneServerOptions) {
+    // Never listens: TLS sockets are handed to it with emit('connection').
+    this.h2 = http2.createServer({
+      settings: hboneSettings('server'),
+      maxSessionMemory: HBONE_H2_SETTINGS.maxSessionMemoryMb,
+    });
+    this.h2.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
+    this.h2.on('stream', (stream, headers) => void this.onStream(stream, headers));
+  }
+
+  /** Takes ownership of an accepted TCP socket (paused or flowing). */
+  handleConnection(socket: net.Socket): void {
+    if (this.draining || this.closed) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => {}); // surfaced through the TLS socket or logged there
+    socket.setNoDelay(true);
+    // Listeners accept half-open sockets (right for relaying); under HTTP/2 a half-open socket
+    // leaves the session deaf to the client's FIN (CLOSE-WAIT forever).
+    socket.allowHalfOpen = false;
+    const conn: PendingConnection = { socket, localAddress: socket.localAddress ?? '', rejected: false };
+    this.handshaking.add(conn);
+    const timeoutMs = this.opts.handshakeTimeoutMs ?? HBONE_H2_SETTINGS.handshakeTimeoutMs;
+    conn.timer = setTimeout(() => this.reject(conn, `TLS handshake not done after ${timeoutMs} ms`), timeoutMs);
+    conn.timer.unref();
+    socket.once('close', () => this.settle(conn));
+    void this.secure(conn);
+  }
+
+  /** The connection left the handshake phase (established, rejected or gone). */
+  private settle(conn: PendingConnection): void {
+    clearTimeout(conn.timer);
+    this.handshaking.delete(conn);
+  }
+
+  /**
+   * Once wrapped, only the TLS socket may be destroyed: destroying the raw socket under a
+   * live TLSWrap crashes Node (seen as a segfault on Node 20).
+   */
+  private reject(conn: PendingConnection, reason: string, extra: Record<string, unknown> = {}): void {
+    if (!conn.rejected) {
+      conn.rejected = true;
+      this.counters.rejectedConnections++;
+      const { socket } = conn;
+      this.opts.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, local: `${socket.localAddress}:${socket.localPort}`, reason, ...extra }, 'hbone: connection rejected');
+    }
+    this.settle(conn);
+    (conn.tlsSocket ?? conn.socket).destroy();
+  }
+
+  private async secure(conn: PendingConnection): Promise<void> {
+    const { socket, localAddress } = conn;
+    let secureContext: tls.SecureContext | undefined;
+    try {
+      secureContext = await this.opts.secureContextFor(localAddress);
+    } catch (err) {
+      this.reject(conn, 'no certificate for the dialled address', { err: describeError(err) });
+      return;
+    }
+    if (socket.destroyed || conn.rejected) return;
+    if (!secureContext) {
+      this.reject(conn, `no certificate for ${localAddress}`);
+      return;
+    }
+    // A TLSSocket of our own rather than a tls.Server's: the certificate is chosen per
+    // connection (by dialled address, there is no SNI) and tls.Server only takes PEMs. Node's
+    // tls.Server does three things on 'secure' that we therefore do in onSecure(): check the
+    // client's verify result, release control (later TLS errors become 'error' events) and
+    // clear `secureConnecting` — http2 otherwise waits forever for 'secureConnect'.
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: [...HBONE_TLS.alpnProtocols],
+    });
+    conn.tlsSocket = tlsSocket;
+    tlsSocket.once('secure', () => this.onSecure(conn, tlsSocket));
+    tlsSocket.on('_tlsError', (err: Error) => {
+      if (this.handshaking.has(conn)) this.reject(conn, 'TLS handshake failed', { err: err.message });
+      tlsSocket.destroy();
+    });
+    tlsSocket.on('error', (err) => {
+      if (this.handshaking.has(conn)) this.reject(conn, 'TLS handshake failed', { err: err.message });
+      tlsSocket.destroy();
+    });
+    tlsSocket.once('close', () => {
+      if (this.handshaking.has(conn)) this.reject(conn, 'TLS handshake failed (client certificate missing or not trusted, or no common ALPN/version/cipher)');
+      this.settle(conn);
+    });
+    // The raw socket may come paused (pauseOnConnect); the TLS layer reads from it now.
+    socket.resume();
+  }
+
+  /** Handshake done; Node verified nothing for us yet (see secure()). */
+  private onSecure(conn: PendingConnection, tlsSocket: tls.TLSSocket): void {
+    if (conn.rejected || tlsSocket.destroyed) return;
+    const refuse = (reason: string, extra: Record<string, unknown> = {}): void => this.reject(conn, reason, extra);
+    const verifyError = clientVerifyError(tlsSocket);
+    if (verifyError) return refuse('client certificate not trusted', { err: verifyError });
+    tlsSocket.authorized = true;
+    (tlsSocket as unknown as { _releaseControl?: () => void })._releaseControl?.();
+    (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
+    if (tlsSocket.alpnProtocol !== 'h2') return refuse(`client did not negotiate h2 (ALPN ${String(tlsSocket.alpnProtocol)})`);
+    let trustDomains: string[];
+    try {
+      trustDomains = this.opts.trustDomains();
+    } catch (err) {
+      return refuse('trust domains unavailable', { err: describeError(err) });
+    }
+    const peerIdentity = peerIdentityIn(tlsSocket, trustDomains);
+    if (!peerIdentity) return refuse(`client certificate has no SPIFFE identity in trust domains ${trustDomains.join(', ')}`);
+    if (this.draining || this.closed) return refuse('server is draining');
+    this.settle(conn);
+    const { socket } = conn;
+    this.nextSession = {
+      tls: {
+        protocol: tlsSocket.getProtocol(),
+        cipher: tlsSocket.getCipher().standardName,
+        alpnProtocol: tlsSocket.alpnProtocol ?? null,
+        servername: (tlsSocket as tls.TLSSocket & { servername?: string | false }).servername ?? false,
+      },
+      peerIdentity,
+      peerAddress: socket.remoteAddress ?? '',
+      peerPort: socket.remotePort ?? 0,
+      localAddress: conn.localAddress,
+      localPort: socket.localPort ?? 0,
+    };
+    try {
+      this.h2.emit('connection', tlsSocket);
+    } finally {
+      this.nextSession = undefined;
+    }
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    const info = this.nextSession;
+    if (!info) {
+      session.destroy();
+      return;
+    }
+    this.sessions.set(session, info);
+    raiseConnectionWindow(session);
+    startKeepalive(session, {
+      ...(this.opts.pingIntervalMs !== undefined ? { intervalMs: this.opts.pingIntervalMs } : {}),
+      ...(this.opts.pingTimeoutMs !== undefined ? { timeoutMs: this.opts.pingTimeoutMs } : {}),
+      onTimeout: () => this.opts.logger.warn({ peer: info.peerIdentity, address: info.peerAddress }, 'hbone: PING timeout, closing session'),
+    });
+    session.on('error', (err) => this.opts.logger.debug({ err: err.message, peer: info.peerIdentity }, 'hbone: session error'));
+    session.once('close', () => this.sessions.delete(session));
+    if (this.draining) session.close();
+  }
+
+  private async onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+    const info = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    stream.on('error', () => {}); // reported through relay()/close
+    if (!info) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    this.streams.add(stream);
+    stream.once('close', () => this.streams.delete(stream));
+    const refuse = (status: 400 | 401 | 503, reason: string): void => {
+      this.counters.refusedStreams++;
+      this.opts.logger.info({ peer: info.peerIdentity, authority: headers[':authority'], status, reason }, 'hbone: CONNECT refused');
+      if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
+    };
+    if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`);
+    const authority = parseAuthority(headers[':authority']);
+    if (!authority) return refuse(400, `bad :authority ${JSON.stringify(headers[':authority'])}`);
+    const header = (name: string): string | undefined => {
+      const v = headers[name];
+      return Array.isArray(v) ? v.join(',') : v;
+    };
+    const forwarded = header('forwarded');
+    const baggage = header('baggage');
+    const traceparent = header('traceparent');
+    let result: HboneConnectResult;
+    try {
+      result = await this.opts.onConnect({
+        authority,
+        peerIdentity: info.peerIdentity,
+        peerAddress: info.peerAddress,
+        peerPort: info.peerPort,
+        localAddress: info.localAddress,
+        localPort: info.localPort,
+        ...(forwarded !== undefined ? { forwarded } : {}),
+        ...(baggage !== undefined ? { baggage } : {}),
+        ...(traceparent !== undefined ? { traceparent } : {}),
+        headers,
+        tls: info.tls,
+      });
+    } catch (err) {
+      return refuse(503, `onConnect failed: ${describeError(err).split('\n')[0]}`);
+    }
+    if (result.status !== 200) return refuse(result.status, result.reason);
+    const upstream = result.upstream;
+    if (stream.destroyed || stream.closed) {
+      // The client gave up while we were connecting.
+      upstream.destroy();
+      return;
+    }
+    this.counters.acceptedStreams++;
+    stream.respond({ ':status': 200 });
+    await relay(stream, upstream);
+  }
+
+  stats(): HboneServerStats {
+    return { sessions: this.sessions.size, handshaking: this.handshaking.size, streams: this.streams.size, ...this.counters };
+  }
+
+  /** Stop accepting, GOAWAY every session, wait (bounded) for open streams to finish. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    for (const conn of [...this.handshaking]) this.reject(conn, 'server is draining');
+    const closing = [...this.sessions.keys()].map(
+      (session) =>
+        new Promise<void>((resolve) => {
+          if (session.destroyed) return resolve();
+          session.once('close', () => resolve());
+          session.close();
+        }),
+    );
+    if (closing.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  close(): void {
+    this.draining = true;
+    this.closed = true;
+    for (const conn of [...this.handshaking]) this.reject(conn, 'server is closing');
+    for (const stream of this.streams) stream.destroy();
+    for (const session of this.sessions.keys()) session.destroy();
+    this.handshaking.clear();
+  }
+}
+
+/**
+ * Chain verification result of a server-side TLSSocket. Only tls.Server acts on it; with a
+ * TLSSocket of our own a client with an untrusted certificate would otherwise get through.
+ * `ssl` is the TLSSocket's long-standing alias of its TLS handle.
+ */
+function clientVerifyError(socket: tls.TLSSocket): string | undefined {
+  const handle = (socket as unknown as { ssl?: { verifyError?: () => Error | null } }).ssl;
+  if (typeof handle?.verifyError !== 'function') return 'cannot read the verification result';
+  const err = handle.verifyError();
+  if (err) return (err as Error & { code?: string }).code ?? err.message;
+  if (!socket.getPeerCertificate()?.raw) return 'no client certificate';
+  return undefined;
+}

@@ -1,0 +1,108 @@
+/**
+ * Moves bytes both ways between two duplex streams (TCP sockets, TLS sockets, HTTP/2 CONNECT
+ * streams) until both directions are done.
+ *
+ * Invariants:
+ * - Half-close propagates: when one side ends its writing (FIN / END_STREAM), the other side's
+ *   writable is ended, and the reverse direction keeps flowing until it ends too.
+ * - Backpressure: a side stops reading while the other side's write buffer is full.
+ * - Paused sockets (listeners with `pauseOnConnect`) are resumed: relay owns the reading.
+ * - An error or an abrupt close on either side tears down both sides; the first error is
+ *   reported. A plain TCP peer is reset (RST) so the client sees the failure, as ztunnel does.
+ * - The promise always resolves (never rejects), once both sides are finished or destroyed.
+ *   Afterwards both streams are destroyed and relay's listeners removed, except a no-op
+ *   'error' listener so a late error on a dead stream cannot crash the process.
+ */
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+
+export interface RelayResult {
+  /** Bytes read from `a` (and written to `b`). */
+  aToB: number;
+  /** Bytes read from `b` (and written to `a`). */
+  bToA: number;
+  error?: Error;
+}
+
+const ignore = (): void => {};
+
+function abort(stream: Duplex): void {
+  if (stream.destroyed) return;
+  if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)) {
+    try {
+      stream.resetAndDestroy();
+      return;
+    } catch {
+      // not connected any more: a plain destroy is all that is left
+    }
+  }
+  stream.destroy();
+}
+
+export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
+  return new Promise((resolve) => {
+    const bytes = { aToB: 0, bToA: 0 };
+    let error: Error | undefined;
+    let settled = false;
+    const cleanups: Array<() => void> = [];
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type
+    const on = (stream: Duplex, event: string, listener: (...args: any[]) => void): void => {
+      stream.on(event, listener);
+      cleanups.push(() => stream.off(event, listener));
+    };
+
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      for (const undo of cleanups) undo();
+      for (const s of [a, b]) {
+        s.on('error', ignore);
+        s.destroy();
+      }
+      resolve(error ? { ...bytes, error } : { ...bytes });
+    };
+    const fail = (err: Error): void => {
+      if (settled) return;
+      error ??= err;
+      abort(a);
+      abort(b);
+      settle();
+    };
+    const done = (): boolean => a.readableEnded && b.readableEnded && a.writableFinished && b.writableFinished;
+    const check = (): void => {
+      if (!settled && done()) settle();
+    };
+
+    const pump = (src: Duplex, dst: Duplex, key: 'aToB' | 'bToA'): void => {
+      on(src, 'data', (chunk: Buffer) => {
+        bytes[key] += chunk.length;
+        if (!dst.write(chunk)) src.pause();
+      });
+      on(dst, 'drain', () => src.resume());
+      on(src, 'end', () => {
+        dst.end();
+        check();
+      });
+      on(dst, 'finish', check);
+      on(src, 'error', (err: Error) => fail(err));
+      on(src, 'close', () => {
+        // A clean close comes after both directions ended; anything else is an abort.
+        if (!done()) fail(src.errored ?? Object.assign(new Error('connection closed before the relay finished'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      });
+    };
+    pump(a, b, 'aToB');
+    pump(b, a, 'bToA');
+
+    for (const [src, dst] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      if (src.destroyed) return fail(src.errored ?? new Error('stream was destroyed before the relay started'));
+      if (src.readableEnded) dst.end();
+    }
+    a.resume();
+    b.resume();
+    check();
+  });
+}
