@@ -29,7 +29,9 @@ const ignore = (): void => {};
 
 function abort(stream: Duplex): void {
   if (stream.destroyed) return;
-  if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)) {
+  // Only reset a socket whose write side is still open: once a FIN is queued, libuv's
+  // close-reset fails (EINVAL) and Node then never emits 'close' for the socket.
+  if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket) && !stream.writableEnded) {
     try {
       stream.resetAndDestroy();
       return;
@@ -87,7 +89,10 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
       on(dst, 'finish', check);
       on(src, 'error', (err: Error) => fail(err));
       on(src, 'close', () => {
-        // A clean close comes after both directions ended; anything else is an abort.
+        // A side that ended both its directions may close before the other side's last write
+        // is flushed: that is a clean finish, completed by the other side's 'finish'.
+        if (src.readableEnded && src.writableFinished) return check();
+        // Any other close is an abort.
         if (!done()) fail(src.errored ?? Object.assign(new Error('connection closed before the relay finished'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
       });
     };

@@ -233,7 +233,7 @@ export class NodeAgent {
       policies: s.policies,
       certificates: this.certificates.snapshot(),
       capture: this.capture.status(),
-      connections: { live: this.connections.size, pool: this.pool.stats(), hbone: this.inbound.server.stats() },
+      connections: { live: this.connections.size, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
     };
   }
 

@@ -38,6 +38,16 @@ export class ConnectionTracker {
     return this.live.size;
   }
 
+  /** What is live, for /config_dump: addresses of sockets, the type of anything else. */
+  describe(limit = 100): Array<Record<string, string | undefined>> {
+    return [...this.live].slice(0, limit).map((s) => {
+      const sock = s as Duplex & { localAddress?: string; localPort?: number; remoteAddress?: string; remotePort?: number };
+      return sock.remoteAddress !== undefined
+        ? { local: `${sock.localAddress}:${sock.localPort}`, remote: `${sock.remoteAddress}:${sock.remotePort}`, state: s.destroyed ? 'destroyed' : 'open' }
+        : { type: s.constructor.name, state: s.destroyed ? 'destroyed' : 'open' };
+    });
+  }
+
   destroyAll(): void {
     for (const s of this.live) s.destroy();
   }
