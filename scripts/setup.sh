@@ -43,7 +43,12 @@ node -e '
 
 step "installing npm dependencies"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 can write a lockfile its own `npm ci` then rejects (it leaves foreign-platform
+  # optional packages out); `npm install` still installs exactly the locked versions.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/amesh-npm-ci.log; then
+    echo "npm ci refused the lockfile ($(grep -m1 -o 'Missing: [^ ]*' /tmp/amesh-npm-ci.log || echo 'see /tmp/amesh-npm-ci.log')); using npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
 else
   echo "node_modules up to date"
 fi
