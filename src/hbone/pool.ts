@@ -24,6 +24,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { dialHbone, HboneRefusedError, openConnectStream, type ConnectHeaders } from './client.js';
 import { formatAuthority } from './headers.js';
 import { HBONE_H2_SETTINGS } from './settings.js';
+import { allSettledWithin } from '../net/within.js';
 
 export interface HbonePoolOptions {
   certificates: { secureContext(id: WorkloadIdentity): Promise<tls.SecureContext> };
@@ -241,10 +242,7 @@ export class HbonePool {
     // Dials still in flight close their session as soon as it is up (see dial()).
     await Promise.allSettled(pending.map((c) => c.ready));
     const closing = [...this.live].map((s) => (s.destroyed ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve()))));
-    if (closing.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    await allSettledWithin(closing, timeoutMs);
   }
 
   /** Destroys every session, open streams included. */

@@ -27,6 +27,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { parseAuthority } from './headers.js';
 import { peerIdentityIn } from './peer.js';
 import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
+import { allSettledWithin } from '../net/within.js';
 
 export interface HboneConnectRequest {
   authority: { host: string; port: number };
@@ -331,10 +332,7 @@ export class HboneServer {
           session.close();
         }),
     );
-    if (closing.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(closing), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    await allSettledWithin(closing, timeoutMs);
   }
 
   close(): void {

@@ -13,6 +13,7 @@
  *   Afterwards both streams are destroyed and relay's listeners removed, except a no-op
  *   'error' listener so a late error on a dead stream cannot crash the process.
  */
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -27,8 +28,19 @@ export interface RelayResult {
 
 const ignore = (): void => {};
 
+/** Node's Http2Stream (client or server side): the only streams with an `rstCode`. */
+function isHttp2Stream(stream: Duplex): stream is http2.Http2Stream {
+  return 'rstCode' in stream && typeof (stream as http2.Http2Stream).close === 'function';
+}
+
 function abort(stream: Duplex): void {
   if (stream.destroyed) return;
+  // A CONNECT tunnel's TCP failure is RST_STREAM(CONNECT_ERROR) (RFC 7540 §8.3). A plain
+  // destroy() sends NO_ERROR, and a peer with blocked writes then waits for them forever.
+  if (isHttp2Stream(stream)) {
+    stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    return;
+  }
   // Only reset a socket whose write side is still open: once a FIN is queued, libuv's
   // close-reset fails (EINVAL) and Node then never emits 'close' for the socket.
   if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket) && !stream.writableEnded) {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
@@ -99,8 +99,10 @@ describe('HBONE round trip', () => {
     const stream = await fixture.pool().connect(connectOpts(fixture));
     stream.on('error', () => {});
     stream.write('hello');
-    await once(stream, 'close');
+    await new Promise((resolve) => stream.once('close', resolve));
     expect(stream.destroyed).toBe(true);
+    // RFC 7540 §8.3: a CONNECT tunnel's TCP reset is signalled as RST_STREAM(CONNECT_ERROR).
+    expect((stream as http2.ClientHttp2Stream).rstCode).toBe(http2.constants.NGHTTP2_CONNECT_ERROR);
   });
 
   it('negotiates TLS 1.3, ALPN h2 and an AES-GCM suite, without SNI', async () => {
