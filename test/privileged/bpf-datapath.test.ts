@@ -43,6 +43,8 @@ interface ClientResult {
   error?: string;
 }
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 describe.skipIf(!guard.run)('capture on a veth with real traffic', () => {
   const env = new BpfTestEnv();
   let node: NetnsRunner;

@@ -50,6 +50,8 @@ function rodataHex(failOpen: boolean): Record<string, string> {
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.toString('hex')]));
 }
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 describe.skipIf(!guard.run)('capture program decisions (BPF_PROG_TEST_RUN in a fresh netns)', () => {
   const env = new BpfTestEnv();
   let runner: NetnsRunner;

@@ -28,6 +28,8 @@ async function echoServer(host: string): Promise<{ server: net.Server; port: num
   return { server, port: (server.address() as net.AddressInfo).port, peers };
 }
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 describe.skipIf(!guard.run)('native sockets', () => {
   let native: NativeBinding;
   const cleanups: Array<() => void> = [];

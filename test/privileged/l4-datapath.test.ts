@@ -75,6 +75,8 @@ const STRICT = { name: 'strict', namespace: 'demo', scope: 'NAMESPACE', action: 
  */
 const CAPTURE_MODES = ['ebpf', 'nftables'] as const;
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapath through real node agents (${captureMode} capture)`, () => {
   const prefix = `am-${randomBytes(2).toString('hex')}`;
   let dir: string;
