@@ -22,7 +22,11 @@ export type ErrorCode =
   | 'AMESH_UNKNOWN_WORKLOAD'
   | 'AMESH_LOOP_DETECTED'
   | 'AMESH_PORT_IN_USE'
-  | 'AMESH_SHUTTING_DOWN';
+  | 'AMESH_SHUTTING_DOWN'
+  | 'AMESH_SANDBOX_FAILED'
+  | 'AMESH_SANDBOX_NOT_RUNNING'
+  | 'AMESH_SNAPSHOT_INVALID'
+  | 'AMESH_SNAPSHOT_FAILED';
 
 export interface AmeshErrorOptions {
   cause?: unknown;
