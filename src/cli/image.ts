@@ -1,10 +1,24 @@
 /**
  * `amesh image <name>`: built-in container images, run as processes inside pod network
- * namespaces by the demo and the sandbox.
+ * namespaces by the demo and the sandbox (src/sandbox/images/catalog.ts maps image references
+ * onto these commands).
  */
+import type http from 'node:http';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { runHelloApp } from '../sandbox/images/hello-app.js';
+import { parseHttpEchoArgs, runHttpEcho } from '../sandbox/images/http-echo.js';
+
+/** Containers get SIGTERM first: close the listener and exit 0 like the real images do. */
+function exitOnTerm(server: http.Server): void {
+  const stop = (): void => {
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
 
 export function registerImage(program: Command): void {
   const image = program.command('image').description('built-in container images (used inside sandbox pods)');
@@ -17,6 +31,22 @@ export function registerImage(program: Command): void {
     .action(async (o: { port?: string; versionString: string; hostname?: string }) => {
       const port = Number(o.port ?? process.env.PORT ?? 8080);
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${o.port}: expected 1-65535`);
-      await runHelloApp({ port, version: o.versionString, hostname: o.hostname ?? process.env.HOSTNAME ?? hostname() });
+      exitOnTerm(await runHelloApp({ port, version: o.versionString, hostname: o.hostname ?? process.env.HOSTNAME ?? hostname() }));
+    });
+  image
+    .command('http-echo')
+    .description('hashicorp/http-echo look-alike: -text=<s> (required), -listen=:5678, -status-code=200')
+    // http-echo's Go-style single-dash flags are not commander options: parse them ourselves.
+    .helpOption(false)
+    .allowUnknownOption(true)
+    .allowExcessArguments(true)
+    .argument('[flags...]')
+    .action(async (flags: string[]) => {
+      const parsed = parseHttpEchoArgs(flags);
+      if ('error' in parsed) {
+        console.error(parsed.error);
+        process.exit(127);
+      }
+      exitOnTerm(await runHttpEcho(parsed));
     });
 }
