@@ -11,7 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 declare -A NEED=(
   [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [nft]=nftables [iptables]=iptables
   [tcpdump]=tcpdump [stunnel4]=stunnel4 [iperf3]=iperf3 [openssl]=openssl [nsenter]=util-linux
-  [curl]=curl [make]=make [g++]=g++ [python3]=python3
+  [curl]=curl [make]=make [g++]=g++ [python3]=python3 [unshare]=util-linux [sysctl]=procps
+  # the sandbox: real kubectl for users and tests, host programs behind the nginx/busybox images
+  [kubectl]=kubernetes-client [busybox]=busybox [nginx]=nginx-light
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done
@@ -26,8 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # nginx is only a program for sandbox pods: keep its package from starting a host service on :80.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi
 else
   step "Debian packages: all present"
 fi

@@ -8,6 +8,7 @@ import { registerCa } from './ca.js';
 import { registerDemo } from './demo.js';
 import { registerImage } from './image.js';
 import { registerNodeAgent } from './node-agent.js';
+import { registerSandbox } from './sandbox.js';
 
 const program = new Command();
 program.name('amesh').description('amesh: an ambient service mesh with eBPF capture and HBONE mutual TLS').version('0.1.0').exitOverride();
@@ -15,6 +16,7 @@ registerNodeAgent(program);
 registerCa(program);
 registerImage(program);
 registerDemo(program);
+registerSandbox(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,225 @@
+/**
+ * The sandbox daemon: the whole control side of the sandbox cluster in one process, started by
+ * `amesh sandbox up` inside the fabric network namespace (so the API server and DNS listen on
+ * sandbox addresses without any route from the host). It hosts:
+ *
+ *   API server   HTTPS on FABRIC_IP:6443 (for pods, via the `kubernetes` Service 10.96.0.1:443)
+ *                and on the host-loopback listener inherited as fd 3 (for kubectl)
+ *   controllers  Deployments, ReplicaSets, DaemonSets, scheduler, Endpoints/EndpointSlices, ...
+ *   kubelets     one per node: pods as processes in network namespaces
+ *   cluster DNS  FABRIC_IP:53 (the `kube-dns` Service 10.96.0.10)
+ *   kube-proxy   nftables DNAT for ClusterIPs in every node namespace
+ *   mesh config  the node agents' local config files (until the controller serves xDS, #5)
+ *
+ * Lifecycle: build → run → (SIGTERM) stop kubelets (pods get their grace period), controllers,
+ * DNS, kube-proxy rules, API server → save the snapshot → exit 0.
+ */
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import type { Server } from 'node:https';
+import type { Logger } from 'pino';
+import { createApiServer } from './apiserver/http-server.js';
+import { createMemoryStore, type MemoryStore } from './apiserver/memory-store.js';
+import { TokenAuthority } from './apiserver/tokens.js';
+import type { ClusterStore, KubeObject } from './apiserver/types.js';
+import { startControllers } from './controllers/index.js';
+import { startClusterDns } from './dns/cluster-dns-server.js';
+import { Kubelet } from './kubelet/kubelet.js';
+import { startNodeConfigWriter, type NodeConfigWriter } from './mesh/node-config-writer.js';
+import { ClusterNetwork } from './network/cluster-network.js';
+import { KubeProxy } from './network/kube-proxy.js';
+import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, MESH_CONFIG_DIR, readState, sandboxPaths } from './state.js';
+import { AmeshError } from '../errors/amesh-error.js';
+
+/** How often the store is snapshotted to disk while running (also on shutdown). */
+const SNAPSHOT_INTERVAL_MS = 5_000;
+
+export interface DaemonOptions {
+  dir: string;
+  log: Logger;
+  /** The inherited host-loopback listening socket (fd 3), when the CLI passed one. */
+  loopbackFd?: number;
+}
+
+export interface RunningDaemon {
+  store: ClusterStore;
+  stop(): Promise<void>;
+}
+
+/** The Services every Kubernetes cluster has, pointing at the daemon itself. */
+function bootstrapObjects(): KubeObject[] {
+  const slice = (namespace: string, service: string, ports: Array<{ name: string; port: number; protocol: string }>): KubeObject => ({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: service, namespace, labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'amesh-sandbox' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: [FABRIC_IP], conditions: { ready: true, serving: true, terminating: false } }],
+    ports,
+  });
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
+      spec: { clusterIP: '10.96.0.1', ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: API_SERVER_PORT }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'kubernetes', namespace: 'default' },
+      subsets: [{ addresses: [{ ip: FABRIC_IP }], ports: [{ name: 'https', port: API_SERVER_PORT, protocol: 'TCP' }] }],
+    },
+    slice('default', 'kubernetes', [{ name: 'https', port: API_SERVER_PORT, protocol: 'TCP' }]),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
+      spec: {
+        clusterIP: '10.96.0.10',
+        ports: [
+          { name: 'dns', port: 53, protocol: 'UDP', targetPort: CLUSTER_DNS_PORT },
+          { name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: CLUSTER_DNS_PORT },
+        ],
+      },
+    },
+    slice('kube-system', 'kube-dns', [
+      { name: 'dns', port: CLUSTER_DNS_PORT, protocol: 'UDP' },
+      { name: 'dns-tcp', port: CLUSTER_DNS_PORT, protocol: 'TCP' },
+    ]),
+  ];
+}
+
+function ensureObjects(store: ClusterStore, objects: KubeObject[], log: Logger): void {
+  for (const object of objects) {
+    const existing = store.get(object.apiVersion, object.kind, object.metadata.namespace, object.metadata.name ?? '');
+    if (existing) continue;
+    try {
+      store.create(object);
+    } catch (err) {
+      log.warn({ err, kind: object.kind, name: object.metadata.name }, 'could not create a bootstrap object');
+    }
+  }
+}
+
+function listenOn(server: Server, listener: net.Server): void {
+  listener.on('connection', (socket) => server.emit('connection', socket));
+}
+
+async function listen(listener: net.Server, options: net.ListenOptions, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', (err) => reject(new AmeshError('AMESH_SANDBOX_FAILED', `the API server cannot listen on ${what}`, { cause: err })));
+    listener.listen(options, () => resolve());
+  });
+}
+
+export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const { dir, log } = options;
+  const paths = sandboxPaths(dir);
+  const state = await readState(dir);
+  if (!state) throw new AmeshError('AMESH_SANDBOX_FAILED', `no sandbox state in ${dir}`, { hint: 'start the sandbox with `amesh sandbox up`' });
+
+  const [clusterCaPem, certPem, keyPem, adminToken] = await Promise.all([
+    readFile(paths.clusterCaCert, 'utf8'),
+    readFile(paths.apiServerCert, 'utf8'),
+    readFile(paths.apiServerKey, 'utf8'),
+    readFile(paths.adminToken, 'utf8').then((t) => t.trim()),
+  ]);
+  const tokens = await TokenAuthority.create({ keyFile: paths.serviceAccountKey });
+  tokens.addStaticToken(adminToken, { username: 'sandbox-admin', uid: 'sandbox-admin', groups: ['system:masters', 'system:authenticated'] });
+
+  const store: MemoryStore = createMemoryStore({ snapshotPath: paths.snapshot, gracefulPodDeletion: true });
+  ensureObjects(store, bootstrapObjects(), log);
+
+  const server = createApiServer({
+    store,
+    log: log.child({ component: 'apiserver' }),
+    tls: { cert: certPem, key: keyPem },
+    authenticate: (token: string) => tokens.verify(token),
+    tokenReview: (token: string, audiences?: string[]) => tokens.verify(token, audiences ? { audiences } : {}),
+  });
+  const inside = net.createServer({ pauseOnConnect: false });
+  listenOn(server, inside);
+  await listen(inside, { host: FABRIC_IP, port: API_SERVER_PORT }, `${FABRIC_IP}:${API_SERVER_PORT}`);
+  const loopback = options.loopbackFd === undefined ? undefined : net.createServer();
+  if (loopback) {
+    listenOn(server, loopback);
+    await listen(loopback, { fd: options.loopbackFd } as net.ListenOptions, `the host loopback socket (fd ${options.loopbackFd})`);
+  }
+  log.info({ address: `${FABRIC_IP}:${API_SERVER_PORT}`, hostPort: state.apiPort }, 'API server listening');
+
+  const network = await ClusterNetwork.attach({ prefix: state.name, nodes: state.nodes, fabricIp: FABRIC_IP }, { log: (m: string) => log.debug(m) });
+  const dns = await startClusterDns({ store, address: FABRIC_IP, port: CLUSTER_DNS_PORT, log: log.child({ component: 'dns' }) });
+  const kubeProxy = new KubeProxy({ store, network, log: log.child({ component: 'kube-proxy' }) });
+  await kubeProxy.start();
+  const controllers = startControllers({ store, log: log.child({ component: 'controllers' }), clusterCaPem });
+
+  const issueToken = (pod: KubeObject): Promise<string> => {
+    const spec = (pod.spec ?? {}) as { serviceAccountName?: string; nodeName?: string };
+    const namespace = pod.metadata.namespace ?? 'default';
+    const serviceAccount = spec.serviceAccountName ?? 'default';
+    const sa = store.get('v1', 'ServiceAccount', namespace, serviceAccount);
+    const node = spec.nodeName ? store.get('v1', 'Node', undefined, spec.nodeName) : undefined;
+    return tokens.issueServiceAccountToken({
+      namespace,
+      serviceAccount,
+      serviceAccountUid: sa?.metadata.uid ?? '',
+      pod: { name: pod.metadata.name ?? '', uid: pod.metadata.uid ?? '' },
+      ...(node ? { node: { name: node.metadata.name ?? '', uid: node.metadata.uid ?? '' } } : {}),
+      expirationSeconds: 3600,
+    });
+  };
+  const kubelets = state.nodes.map(
+    (nodeName) =>
+      new Kubelet({
+        store,
+        nodeName,
+        network,
+        stateDir: paths.kubelet,
+        log: log.child({ component: 'kubelet', node: nodeName }),
+        issueToken,
+        clusterCaPem,
+      }),
+  );
+  for (const kubelet of kubelets) await kubelet.start();
+
+  const meshWriter: NodeConfigWriter = await startNodeConfigWriter({
+    store,
+    log: log.child({ component: 'mesh-config' }),
+    dir: MESH_CONFIG_DIR,
+    nodes: state.nodes.map((node) => ({ node, trustDomain: 'cluster.local', caCertFile: paths.meshCaCert, caKeyFile: paths.meshCaKey, uplinks: ['up0'] })),
+  });
+
+  let lastSaved = '';
+  const snapshot = async (): Promise<void> => {
+    const version = store.currentResourceVersion();
+    if (version === lastSaved) return;
+    await store.saveSnapshot();
+    lastSaved = version;
+  };
+  const snapshotTimer = setInterval(() => {
+    snapshot().catch((err: unknown) => log.warn({ err }, 'could not save the API server snapshot'));
+  }, SNAPSHOT_INTERVAL_MS);
+  snapshotTimer.unref();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      clearInterval(snapshotTimer);
+      log.info('stopping: pods first, then controllers, DNS, kube-proxy and the API server');
+      await Promise.allSettled(kubelets.map((k) => k.stop()));
+      await meshWriter.stop({ removeFiles: true });
+      await controllers.stop();
+      await kubeProxy.stop();
+      await dns.close();
+      inside.close();
+      loopback?.close();
+      server.close();
+      server.closeAllConnections?.();
+      await snapshot().catch((err: unknown) => log.warn({ err }, 'could not save the final API server snapshot'));
+      store.close();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  return { store, stop };
+}
