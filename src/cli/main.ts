@@ -4,19 +4,27 @@
  */
 import { Command, CommanderError } from 'commander';
 import { describeError } from '../errors/amesh-error.js';
-import { registerCa } from './ca.js';
-import { registerDemo } from './demo.js';
-import { registerImage } from './image.js';
-import { registerNodeAgent } from './node-agent.js';
-import { registerSandbox } from './sandbox.js';
+
+type Register = (program: Command) => void;
+
+/**
+ * Command families, loaded on demand: a pod's built-in image or a node agent should not carry
+ * the sandbox's API server and Kubernetes client in memory (each family pulls in its own
+ * dependencies). Help and unknown commands load them all.
+ */
+const FAMILIES: Record<string, () => Promise<Register>> = {
+  'node-agent': async () => (await import('./node-agent.js')).registerNodeAgent,
+  ca: async () => (await import('./ca.js')).registerCa,
+  image: async () => (await import('./image.js')).registerImage,
+  demo: async () => (await import('./demo.js')).registerDemo,
+  sandbox: async () => (await import('./sandbox.js')).registerSandbox,
+};
 
 const program = new Command();
 program.name('amesh').description('amesh: an ambient service mesh with eBPF capture and HBONE mutual TLS').version('0.1.0').exitOverride();
-registerNodeAgent(program);
-registerCa(program);
-registerImage(program);
-registerDemo(program);
-registerSandbox(program);
+const requested = process.argv[2];
+const load = requested !== undefined && Object.hasOwn(FAMILIES, requested) ? [FAMILIES[requested]!] : Object.values(FAMILIES);
+for (const register of await Promise.all(load.map((f) => f()))) register(program);
 
 try {
   await program.parseAsync(process.argv);
