@@ -26,7 +26,7 @@ import { startControllers } from './controllers/index.js';
 import { startClusterDns } from './dns/cluster-dns-server.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { startNodeConfigWriter, type NodeConfigWriter } from './mesh/node-config-writer.js';
-import { ClusterNetwork } from './network/cluster-network.js';
+import { ClusterNetwork, podNames } from './network/cluster-network.js';
 import { KubeProxy } from './network/kube-proxy.js';
 import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, MESH_CONFIG_DIR, readState, sandboxPaths } from './state.js';
 import { AmeshError } from '../errors/amesh-error.js';
@@ -181,6 +181,16 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
       }),
   );
   for (const kubelet of kubelets) await kubelet.start();
+  // Pods deleted while the daemon was down (or created after the last snapshot) left their
+  // network namespaces behind; the pods that still exist keep theirs.
+  const livePodNetns = new Set(
+    store
+      .list('v1', 'Pod')
+      .items.filter((pod) => state.nodes.includes(((pod.spec ?? {}) as { nodeName?: string }).nodeName ?? ''))
+      .map((pod) => podNames(state.name, pod.metadata.uid ?? '').netns),
+  );
+  const pruned = await network.pruneUnclaimedPods((netns) => livePodNetns.has(netns));
+  if (pruned.length) log.info({ namespaces: pruned }, 'removed the network namespaces of pods that no longer exist');
 
   const meshWriter: NodeConfigWriter = await startNodeConfigWriter({
     store,

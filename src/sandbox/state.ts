@@ -119,12 +119,16 @@ export async function writeState(dir: string, state: SandboxState): Promise<void
   await rename(`${path}.tmp`, path);
 }
 
-/** Field 22 (starttime) of /proc/<pid>/stat, or undefined when the process does not exist. */
+/**
+ * Field 22 (starttime) of /proc/<pid>/stat, or undefined when the process does not exist or has
+ * already exited (a zombie not yet reaped, or one being torn down).
+ */
 export function processStartTicks(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may contain spaces and parentheses: split after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
     return rest[19];
   } catch {
     return undefined;

@@ -139,6 +139,39 @@ describe.skipIf(!guard.run)('amesh sandbox (privileged: network namespaces, eBPF
     );
   });
 
+  it('a killed daemon comes back with `up`: same pods, one namespace each, the demo answers', async () => {
+    // Restart through the CLI, as a user would: the daemon's parent then exits and the daemon is
+    // reparented, so after a SIGKILL it can linger as a zombie until init reaps it.
+    const restart = [amesh('sandbox', 'down', '--keep', '--dir', dir), amesh('sandbox', 'up', '--dir', dir)];
+    for (const r of restart) expect(r.status, r.stderr).toBe(0);
+    const before = await readState(dir);
+    const podsBefore = kubectl('get', 'pods', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.uid} {end}').stdout.trim().split(' ').sort();
+    expect(before?.daemonPid).toBeGreaterThan(1);
+    process.kill(before?.daemonPid ?? 0, 'SIGKILL'); // the daemon this suite started
+    // At once: `up` must not take the dead (maybe unreaped) daemon for alive.
+    const up = amesh('sandbox', 'up', '--dir', dir);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/is up in/);
+    expect((await readState(dir))?.daemonPid).not.toBe(before?.daemonPid);
+    expect(kubectl('get', 'pods', '-A', '-o', 'jsonpath={range .items[*]}{.metadata.uid} {end}').stdout.trim().split(' ').sort()).toEqual(podsBefore);
+    await eventually(
+      () => {
+        const r = amesh('sandbox', 'exec', '--dir', dir, 'demo/client', '--', 'curl', '-s', '--max-time', '5', 'http://backend.demo');
+        expect(r.stdout, r.stderr).toContain('Hello, world!');
+      },
+      { timeoutMs: 60_000, intervalMs: 1000, description: 'the demo answers after the daemon was killed and brought back' },
+    );
+    // Each pod (not host-network) has exactly one namespace and one set of processes: the old
+    // containers were killed, not duplicated.
+    const podNetns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(`${name}-p`));
+    const podCount = kubectl('get', 'pods', '-n', 'demo', '-o', 'name').stdout.trim().split('\n').length;
+    expect(podNetns).toHaveLength(podCount);
+    for (const netns of podNetns) expect(execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).trim().split('\n')).toHaveLength(1);
+  });
+
   it('down leaves nothing behind', async () => {
     const nodes = state?.nodes ?? [];
     const kubeletDir = join(dir, 'kubelet');

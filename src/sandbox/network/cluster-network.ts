@@ -323,11 +323,13 @@ export class ClusterNetwork {
 
   /**
    * Delete pod namespaces discovered at attach time that no `addPod` claimed: pods deleted
-   * while the daemon was down. Call after the kubelets have re-added every live pod.
+   * while the daemon was down. Call after the kubelets have re-added every live pod, or pass
+   * `keep` to spare the namespaces of pods that still exist but were not re-added yet.
    */
-  async pruneUnclaimedPods(): Promise<string[]> {
+  async pruneUnclaimedPods(keep: (netns: string) => boolean = () => false): Promise<string[]> {
     const removed: string[] = [];
     for (const [netns, found] of [...this.unclaimed]) {
+      if (keep(netns)) continue;
       this.unclaimed.delete(netns);
       this.ipams.get(found.node)?.release(found.ip);
       if (await deleteNetns(netns, this.log)) removed.push(netns);
