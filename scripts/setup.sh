@@ -68,4 +68,16 @@ npm run --silent build:bpf
 step "building the native addon (node-addon-api + libbpf)"
 npm run --silent build:native >/tmp/amesh-native-build.log 2>&1 || { cat /tmp/amesh-native-build.log >&2; echo "amesh setup: native addon build failed (log above)" >&2; exit 1; }
 echo "native/build/Release/amesh_native.node"
+
+# `amesh` on the PATH for root (the sandbox and the node agent need root): a symlink to this
+# checkout's launcher. Anything else already at that path is left alone.
+if [ "$(id -u)" -eq 0 ]; then
+  link=/usr/local/bin/amesh
+  if [ -L "$link" ] || [ ! -e "$link" ]; then
+    ln -sfn "$PWD/bin/amesh.js" "$link"
+    echo "$link -> $PWD/bin/amesh.js"
+  else
+    echo "$link exists and is not a symlink: left alone; run $PWD/bin/amesh.js" >&2
+  fi
+fi
 step "setup complete"
