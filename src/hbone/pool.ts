@@ -13,6 +13,10 @@
  *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
  *   session died before answering is retried once on a fresh connection.
  * - `drain()` refuses new streams and lets open ones finish (GOAWAY); `close()` destroys all.
+ * - Certificate rotation: a connection is reused only while the source identity's current
+ *   SecureContext is the one it was dialled with. After a rotation (or a trust-bundle change)
+ *   the old connection is retired — its open streams finish undisturbed — and new streams go
+ *   on a connection made with the new certificate.
  */
 import type http2 from 'node:http2';
 import net from 'node:net';
@@ -62,6 +66,8 @@ interface PooledConnection {
   peer: string;
   ready: Promise<http2.ClientHttp2Session>;
   session?: http2.ClientHttp2Session;
+  /** The client certificate context it was dialled with. */
+  secureContext: tls.SecureContext;
   /** Reserved + open streams. */
   streams: number;
   dead: boolean;
@@ -98,7 +104,9 @@ export class HbonePool {
     }
     const key = poolKey(req);
     for (let attempt = 0; ; attempt++) {
-      const conn = this.acquire(key, req);
+      const secureContext = await this.opts.certificates.secureContext(req.sourceIdentity);
+      if (this.draining) throw new AmeshError('AMESH_SHUTTING_DOWN', 'HBONE pool is draining');
+      const conn = this.acquire(key, req, secureContext);
       let session: http2.ClientHttp2Session;
       try {
         session = await conn.ready;
@@ -126,7 +134,13 @@ export class HbonePool {
   }
 
   /** Reserves a stream slot on a live connection for `key`, dialling one if none has room. */
-  private acquire(key: string, req: HboneConnectOptions): PooledConnection {
+  private acquire(key: string, req: HboneConnectOptions, secureContext: tls.SecureContext): PooledConnection {
+    for (const conn of [...(this.byKey.get(key) ?? [])]) {
+      if (!conn.dead && conn.secureContext !== secureContext) {
+        this.opts.logger.debug({ peer: conn.peer, connection: conn.id }, 'hbone: retiring a connection made with a rotated certificate');
+        this.retire(conn);
+      }
+    }
     const list = this.byKey.get(key) ?? [];
     for (const conn of list) {
       if (!conn.dead && conn.streams < this.capacity(conn)) {
@@ -138,22 +152,20 @@ export class HbonePool {
         return conn;
       }
     }
-    const conn = this.dial(key, req);
+    const conn = this.dial(key, req, secureContext);
     conn.streams = 1;
     list.push(conn);
     this.byKey.set(key, list);
     return conn;
   }
 
-  private dial(key: string, req: HboneConnectOptions): PooledConnection {
+  private dial(key: string, req: HboneConnectOptions, secureContext: tls.SecureContext): PooledConnection {
     const { host, port } = req.nextHop;
     const peer = formatAuthority(host, port);
     const expected = [...req.expectedIdentities];
-    const source = { ...req.sourceIdentity };
-    const conn: PooledConnection = { id: this.nextId++, key, peer, streams: 0, dead: false, ready: Promise.resolve(undefined as never) };
+    const conn: PooledConnection = { id: this.nextId++, key, peer, secureContext, streams: 0, dead: false, ready: Promise.resolve(undefined as never) };
     this.dials++;
     conn.ready = (async () => {
-      const secureContext = await this.opts.certificates.secureContext(source);
       let socket: net.Socket;
       try {
         socket = await this.connectSocket(host, port);

@@ -274,6 +274,26 @@ describe('HbonePool lifecycle', () => {
     fresh.destroy();
   });
 
+  it('after a certificate rotation, new streams get a connection with the new certificate while old streams finish', async () => {
+    bench = await startBench();
+    const before = await ca.context(CLIENT);
+    const after = await ca.context(CLIENT);
+    let current = before;
+    const pool = bench.pool({ certificates: { secureContext: async () => current } });
+    const old = await pool.connect(bench.request());
+    await ping(old);
+    current = after; // what the certificate manager hands out after rotating
+    const fresh = await pool.connect(bench.request());
+    await ping(fresh);
+    await ping(old, 'old-stream-still-flows');
+    expect(bench.accepted).toBe(2);
+    const again = await pool.connect(bench.request());
+    await ping(again);
+    expect(bench.accepted).toBe(2); // the new connection is reused while the certificate stays
+    expect(pool.stats()).toMatchObject({ connections: 2, dials: 2 }); // the retired one lives until its stream ends
+    for (const s of [old, fresh, again]) s.destroy();
+  });
+
   it('drain refuses new streams and waits for open ones', async () => {
     bench = await startBench();
     const pool = bench.pool();
