@@ -1,6 +1,7 @@
 /**
  * `amesh ca create` and `amesh ca issue`: a root CA for local mode and workload certificates
- * signed by it (for VMs, tests, and checking a peer with openssl).
+ * signed by it (for VMs, tests, and checking a peer with openssl). `amesh ca rotate-root`: a new
+ * root for the controller's CA in the cluster, the old one trusted for an overlap.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +10,18 @@ import { AmeshError } from '../errors/amesh-error.js';
 import { LocalCaProvider } from '../identity/certificate-provider.js';
 import { generateCa } from '../identity/pki.js';
 import { parseSpiffeUri } from '../identity/spiffe.js';
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Go-style durations as kubectl and Istio take them: `24h`, `90m`, `1h30m`, `3600s`, or bare seconds. */
+export function parseDurationSeconds(raw: string): number | undefined {
+  const text = raw.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  if (!/^(\d+[smhd])+$/.test(text)) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/(\d+)([smhd])/g)) total += Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+  return total;
+}
 
 export function registerCa(program: Command): void {
   const ca = program.command('ca').description('local certificate authority (ECDSA P-256, SPIFFE identities)');
@@ -43,5 +56,28 @@ export function registerCa(program: Command): void {
       await writeFile(join(opts.out, 'key.pem'), issued.keyPem, { mode: 0o600 });
       await writeFile(join(opts.out, 'root.pem'), issued.rootsPem.join(''));
       console.log(`wrote ${opts.out}/cert.pem, key.pem, root.pem for ${opts.spiffeId}`);
+    });
+  ca.command('rotate-root')
+    .description("rotate the controller's self-signed root (Secret istio-ca-secret); the old root stays trusted for the overlap")
+    .option('--kubeconfig <path>', 'kubeconfig to use (default: in-cluster, else $KUBECONFIG or ~/.kube/config)')
+    .option('--namespace <ns>', "the controller's namespace", 'amesh-system')
+    .option('--overlap <duration>', 'how long the old root stays in the trust bundle (e.g. 24h, 90m, 3600s)', '24h')
+    .option('--trust-domain <domain>', 'trust domain named in the new root', 'cluster.local')
+    .action(async (opts: { kubeconfig?: string; namespace: string; overlap: string; trustDomain: string }) => {
+      const overlapSeconds = parseDurationSeconds(opts.overlap);
+      if (overlapSeconds === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', `--overlap ${opts.overlap}: expected a duration such as 24h, 90m or 3600s`);
+      // Loaded here so `ca create|issue` stay free of the Kubernetes client.
+      const [{ CoreV1Api }, { loadKubeConfig }, { RootStore, rfc3339 }] = await Promise.all([import('@kubernetes/client-node'), import('../controller/app.js'), import('../controller/ca/root-store.js')]);
+      const kubeConfig = loadKubeConfig(opts.kubeconfig);
+      const store = new RootStore({ core: kubeConfig.makeApiClient(CoreV1Api), namespace: opts.namespace, trustDomain: opts.trustDomain, pollIntervalMs: 0 });
+      try {
+        await store.start();
+        const rotation = await store.rotateRoot({ overlapSeconds });
+        console.log(`old root: ${rotation.previousRootFingerprint}`);
+        console.log(`new root: ${rotation.newRootFingerprint}`);
+        console.log(`the old root stays trusted until ${rfc3339(rotation.previousRootsUntil)}`);
+      } finally {
+        await store.stop();
+      }
     });
 }

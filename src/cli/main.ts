@@ -15,6 +15,7 @@ type Register = (program: Command) => void;
 const FAMILIES: Record<string, () => Promise<Register>> = {
   'node-agent': async () => (await import('./node-agent.js')).registerNodeAgent,
   ca: async () => (await import('./ca.js')).registerCa,
+  controller: async () => (await import('./controller.js')).registerController,
   image: async () => (await import('./image.js')).registerImage,
   demo: async () => (await import('./demo.js')).registerDemo,
   sandbox: async () => (await import('./sandbox.js')).registerSandbox,

@@ -1,0 +1,126 @@
+/**
+ * Every setting of the controller (`amesh controller`), read once from the environment,
+ * validated, frozen. Each entry says its default and why; an invalid value fails start-up naming
+ * the variable. Same shape as agent-config.ts (ztunnel's config.rs pattern).
+ */
+import { DEFAULT_TRUSTED_NODE_AGENTS } from '../controller/ca/types.js';
+import { AmeshError } from '../errors/amesh-error.js';
+import { CA_PORT } from '../identity/ca-proto.js';
+import { isValidTrustDomain } from '../identity/spiffe.js';
+
+export interface ControllerConfig {
+  logLevel: string;
+  /** The CA's gRPC (TLS) port. */
+  caPort: number;
+  /** Readiness (`GET /healthz/ready`): root loaded, pods synced, CA listening. */
+  readinessPort: number;
+  trustDomain: string;
+  /** Lifetime of a workload certificate when the request names none (or 0). */
+  certDefaultTtlSeconds: number;
+  /** Longest lifetime the CA grants; longer requests are capped to it. */
+  certMaxTtlSeconds: number;
+  /** Where the controller keeps its CA Secrets and runs (POD_NAMESPACE when set by the Deployment). */
+  namespace: string;
+  /** `<namespace>/<serviceAccount>` of node agents allowed to ask on behalf of local pods. */
+  trustedNodeAgents: string[];
+  /** How often the root store re-reads its Secrets (rotation by kubectl or another controller). */
+  rootPollMs: number;
+  /** How long a graceful stop may take before the process exits anyway. */
+  drainTimeoutMs: number;
+}
+
+interface Setting<T> {
+  env: string;
+  default: T;
+  parse: (raw: string, env: string) => T;
+}
+
+function invalid(env: string, raw: string, expected: string): never {
+  throw new AmeshError('AMESH_CONFIG_INVALID', `${env}=${JSON.stringify(raw)} is invalid: expected ${expected}`);
+}
+
+const int = (min: number, max: number) => (raw: string, env: string): number => {
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < min || n > max) invalid(env, raw, `an integer from ${min} to ${max}`);
+  return n;
+};
+const oneOf = <T extends string>(values: readonly T[]) => (raw: string, env: string): T => {
+  if (!(values as readonly string[]).includes(raw)) invalid(env, raw, `one of ${values.join(', ')}`);
+  return raw as T;
+};
+const trustDomain = (raw: string, env: string): string => {
+  if (!isValidTrustDomain(raw)) invalid(env, raw, 'a SPIFFE trust domain (lower-case letters, digits, ".", "-", "_")');
+  return raw;
+};
+// RFC 1123 label, as Kubernetes namespace names are.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const namespaceName = (raw: string, env: string): string => {
+  if (!DNS_LABEL.test(raw)) invalid(env, raw, 'a Kubernetes namespace name (RFC 1123 label)');
+  return raw;
+};
+const serviceAccountList = (raw: string, env: string): string[] => {
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    const [ns, sa, extra] = item.split('/');
+    if (extra !== undefined || !ns || !sa || !DNS_LABEL.test(ns)) invalid(env, raw, `a comma-separated list of <namespace>/<serviceAccount> (bad entry ${JSON.stringify(item)})`);
+  }
+  return items;
+};
+
+const SETTINGS = {
+  logLevel: { env: 'AMESH_LOG_LEVEL', default: 'info', parse: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const) },
+  // Istio's CA port: node agents built for istiod (ztunnel) find us without configuration.
+  caPort: { env: 'AMESH_CA_PORT', default: CA_PORT, parse: int(0, 65535) },
+  // Istio's readiness port; the Deployment's probe points at it.
+  readinessPort: { env: 'AMESH_READINESS_PORT', default: 15021, parse: int(0, 65535) },
+  trustDomain: { env: 'AMESH_TRUST_DOMAIN', default: 'cluster.local', parse: trustDomain },
+  // Istio's default workload certificate lifetime (24 h); agents rotate at half of it.
+  certDefaultTtlSeconds: { env: 'AMESH_CERT_DEFAULT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },
+  // istiod caps at 90 days (MAX_WORKLOAD_CERT_TTL); we cap at 24 h so a stolen workload key is
+  // useful for a day at most. Raise it when agents must ask for longer lifetimes.
+  certMaxTtlSeconds: { env: 'AMESH_CERT_MAX_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },
+  // Where istiod keeps istio-ca-secret / cacerts; the Deployment sets POD_NAMESPACE.
+  namespace: { env: 'AMESH_CONTROLLER_NAMESPACE', default: 'amesh-system', parse: namespaceName },
+  trustedNodeAgents: { env: 'AMESH_TRUSTED_NODE_AGENTS', default: [...DEFAULT_TRUSTED_NODE_AGENTS], parse: serviceAccountList },
+  // Two GETs every 5 s is cheap, and a kubectl rotation takes effect well within a probe period.
+  rootPollMs: { env: 'AMESH_ROOT_POLL_MS', default: 5000, parse: int(100, 600_000) },
+  // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
+  drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
+} satisfies { [K in keyof ControllerConfig]: Setting<ControllerConfig[K]> };
+
+export function controllerSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
+  return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
+}
+
+/**
+ * AMESH_* variables that belong to other components or tools: the controller ignores them
+ * rather than failing, because one ConfigMap may feed several deployables.
+ */
+const IGNORED_ENV = new Set(['AMESH_ALLOW_UNPRIVILEGED_SKIP', 'AMESH_SANDBOX_DIR']);
+
+/** Read the controller config from `env` (process.env in production). */
+export function readControllerConfig(env: NodeJS.ProcessEnv): Readonly<ControllerConfig> {
+  const known = new Set(Object.values(SETTINGS).map((s) => s.env));
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('AMESH_') && !known.has(key) && !IGNORED_ENV.has(key)) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', `unknown setting ${key}`, { hint: `known settings: ${[...known].join(', ')}` });
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, setting] of Object.entries(SETTINGS) as [keyof ControllerConfig, Setting<unknown>][]) {
+    const raw = env[setting.env];
+    out[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
+  }
+  const cfg = out as unknown as ControllerConfig;
+  // The Downward API names the namespace we run in; an explicit setting still wins.
+  if (!env.AMESH_CONTROLLER_NAMESPACE && env.POD_NAMESPACE) cfg.namespace = namespaceName(env.POD_NAMESPACE, 'POD_NAMESPACE');
+  if (cfg.certDefaultTtlSeconds > cfg.certMaxTtlSeconds) {
+    throw new AmeshError(
+      'AMESH_CONFIG_INVALID',
+      `AMESH_CERT_DEFAULT_TTL_SECONDS (${cfg.certDefaultTtlSeconds}) is longer than AMESH_CERT_MAX_TTL_SECONDS (${cfg.certMaxTtlSeconds})`,
+      { hint: 'the default lifetime must fit under the cap' },
+    );
+  }
+  cfg.trustedNodeAgents = Object.freeze([...cfg.trustedNodeAgents]) as string[];
+  return Object.freeze(cfg);
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { controllerSettings, readControllerConfig } from '../../src/config/controller-config.js';
+import { DEFAULT_TRUSTED_NODE_AGENTS } from '../../src/controller/ca/types.js';
+import { isAmeshError } from '../../src/errors/amesh-error.js';
+
+describe('readControllerConfig', () => {
+  it('has documented defaults and is frozen', () => {
+    const c = readControllerConfig({});
+    expect(c).toEqual({
+      logLevel: 'info',
+      caPort: 15012,
+      readinessPort: 15021,
+      trustDomain: 'cluster.local',
+      certDefaultTtlSeconds: 86_400,
+      certMaxTtlSeconds: 86_400,
+      namespace: 'amesh-system',
+      trustedNodeAgents: DEFAULT_TRUSTED_NODE_AGENTS,
+      rootPollMs: 5000,
+      drainTimeoutMs: 20_000,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.trustedNodeAgents)).toBe(true);
+  });
+
+  it('reads every setting', () => {
+    const c = readControllerConfig({
+      AMESH_CA_PORT: '0',
+      AMESH_READINESS_PORT: '0',
+      AMESH_TRUST_DOMAIN: 'example.org',
+      AMESH_CERT_DEFAULT_TTL_SECONDS: '3600',
+      AMESH_CERT_MAX_TTL_SECONDS: '7200',
+      AMESH_CONTROLLER_NAMESPACE: 'mesh',
+      AMESH_TRUSTED_NODE_AGENTS: ' a/b , c/d ,',
+      AMESH_LOG_LEVEL: 'debug',
+      AMESH_ROOT_POLL_MS: '250',
+    });
+    expect(c).toMatchObject({ caPort: 0, readinessPort: 0, trustDomain: 'example.org', certDefaultTtlSeconds: 3600, certMaxTtlSeconds: 7200, namespace: 'mesh', trustedNodeAgents: ['a/b', 'c/d'], logLevel: 'debug', rootPollMs: 250 });
+  });
+
+  it('takes the namespace from POD_NAMESPACE unless AMESH_CONTROLLER_NAMESPACE is set', () => {
+    expect(readControllerConfig({ POD_NAMESPACE: 'istio-system' }).namespace).toBe('istio-system');
+    expect(readControllerConfig({ POD_NAMESPACE: 'istio-system', AMESH_CONTROLLER_NAMESPACE: 'mesh' }).namespace).toBe('mesh');
+  });
+
+  it.each([
+    [{ AMESH_CA_PORT: '70000' }, 'AMESH_CA_PORT'],
+    [{ AMESH_CA_PORT: 'abc' }, 'AMESH_CA_PORT'],
+    [{ AMESH_TRUST_DOMAIN: 'Not A Domain' }, 'AMESH_TRUST_DOMAIN'],
+    [{ AMESH_CERT_DEFAULT_TTL_SECONDS: '10' }, 'AMESH_CERT_DEFAULT_TTL_SECONDS'],
+    [{ AMESH_CERT_MAX_TTL_SECONDS: '1.5' }, 'AMESH_CERT_MAX_TTL_SECONDS'],
+    [{ AMESH_CERT_DEFAULT_TTL_SECONDS: '7200', AMESH_CERT_MAX_TTL_SECONDS: '3600' }, 'AMESH_CERT_MAX_TTL_SECONDS'],
+    [{ AMESH_CONTROLLER_NAMESPACE: 'Bad_NS' }, 'AMESH_CONTROLLER_NAMESPACE'],
+    [{ POD_NAMESPACE: 'Bad_NS' }, 'POD_NAMESPACE'],
+    [{ AMESH_TRUSTED_NODE_AGENTS: 'amesh-node' }, 'AMESH_TRUSTED_NODE_AGENTS'],
+    [{ AMESH_TRUSTED_NODE_AGENTS: 'a/b/c' }, 'AMESH_TRUSTED_NODE_AGENTS'],
+    [{ AMESH_LOG_LEVEL: 'loud' }, 'AMESH_LOG_LEVEL'],
+    [{ AMESH_TYPO: '1' }, 'AMESH_TYPO'],
+  ])('rejects %j naming the setting', (env, name) => {
+    let caught: unknown;
+    try {
+      readControllerConfig(env);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isAmeshError(caught, 'AMESH_CONFIG_INVALID')).toBe(true);
+    expect((caught as Error).message).toContain(name);
+  });
+
+  it('ignores AMESH_* variables of the tooling', () => {
+    expect(() => readControllerConfig({ AMESH_SANDBOX_DIR: '/tmp/x' })).not.toThrow();
+  });
+
+  it('lists every setting with its variable and default', () => {
+    const envs = controllerSettings().map((s) => s.env);
+    expect(envs).toEqual(expect.arrayContaining(['AMESH_CA_PORT', 'AMESH_TRUST_DOMAIN', 'AMESH_CERT_DEFAULT_TTL_SECONDS', 'AMESH_CERT_MAX_TTL_SECONDS', 'AMESH_CONTROLLER_NAMESPACE', 'AMESH_TRUSTED_NODE_AGENTS', 'AMESH_LOG_LEVEL', 'AMESH_READINESS_PORT']));
+    expect(new Set(envs).size).toBe(envs.length);
+  });
+});
