@@ -41,6 +41,16 @@ export interface AgentConfig {
   clusterId: string;
   /** Poll interval of the local config file watcher (fs.watch misses atomic renames). */
   configPollMs: number;
+  /** The mesh CA (`host:port`); empty = sign locally with the local config's `ca`. */
+  caAddress: string;
+  /** Mesh roots: verify the CA's serving certificate and are the trust bundle for peers. */
+  caRootCertFile: string;
+  /** Service-account token (audience istio-ca) presented to the CA. */
+  caTokenFile: string;
+  /** TLS name expected on the CA's certificate; default the host of caAddress. */
+  caServerName: string;
+  /** Poll interval of the trust bundle file (ConfigMap volumes change by symlink swap). */
+  trustBundlePollMs: number;
 }
 
 interface Setting<T> {
@@ -68,6 +78,12 @@ const oneOf = <T extends string>(values: readonly T[]) => (raw: string, env: str
   return raw as T;
 };
 const str = (raw: string): string => raw;
+const hostPort = (raw: string, env: string): string => {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(raw.trim());
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) invalid(env, raw, 'host:port (IPv6 as [addr]:port), e.g. istiod.istio-system.svc:15012');
+  return raw.trim();
+};
 const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
 
 const SETTINGS = {
@@ -103,6 +119,16 @@ const SETTINGS = {
   extraExemptCidrs: { env: 'AMESH_EXEMPT_CIDRS', default: [] as string[], parse: list },
   clusterId: { env: 'AMESH_CLUSTER_ID', default: 'Kubernetes', parse: str },
   configPollMs: { env: 'AMESH_CONFIG_POLL_MS', default: 1000, parse: int(50, 600_000) },
+  // Unset keeps the self-contained local mode (a CA key in the local config) working.
+  caAddress: { env: 'AMESH_CA_ADDRESS', default: '', parse: hostPort },
+  // Where Istio mounts the istio-ca-root-cert ConfigMap (key root-cert.pem) for ztunnel.
+  caRootCertFile: { env: 'AMESH_CA_ROOT_CERT_FILE', default: '/var/run/secrets/istio/root-cert.pem', parse: str },
+  // Istio's projected token path for its agents (audience istio-ca).
+  caTokenFile: { env: 'AMESH_CA_TOKEN_FILE', default: '/var/run/secrets/tokens/istio-token', parse: str },
+  // Empty: filled with the host of AMESH_CA_ADDRESS below (set it when dialling the CA by IP).
+  caServerName: { env: 'AMESH_CA_SERVER_NAME', default: '', parse: str },
+  // As fast as the config watcher: a root rotation should reach peers within seconds.
+  trustBundlePollMs: { env: 'AMESH_TRUST_BUNDLE_POLL_MS', default: 1000, parse: int(50, 600_000) },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
@@ -124,6 +150,7 @@ export function readAgentConfig(env: NodeJS.ProcessEnv, node: string): Readonly<
   }
   const cfg = out as unknown as AgentConfig;
   if (!cfg.bpfPinRoot) cfg.bpfPinRoot = `/sys/fs/bpf/amesh/v1/${node}`;
+  if (!cfg.caServerName && cfg.caAddress) cfg.caServerName = cfg.caAddress.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   if ((cfg.captureMark & cfg.captureMask) === (cfg.socketMark & cfg.captureMask)) {
     throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_CAPTURE_MARK and AMESH_SOCKET_MARK must differ under AMESH_CAPTURE_MASK', {
       hint: 'otherwise the agent’s own outbound packets would be routed back to itself',

@@ -1,7 +1,8 @@
 /**
  * The static ("local") configuration file of the node agent: YAML or JSON in the proto3 JSON
  * shape the controller will push over xDS (DESIGN §6), plus this node's name, trust domain,
- * the CA that signs local workload certificates and optional uplinks.
+ * optionally the CA that signs local workload certificates (local mode; without it the agent
+ * needs AMESH_CA_ADDRESS) and optional uplinks.
  *
  * Validation reports the path of the first bad fields (`workloads[1].addresses[0]: not an IP
  * address`) so an operator can fix the file; the agent keeps its last good state meanwhile.
@@ -107,7 +108,7 @@ const localConfigSchema = z
   .object({
     node: name,
     trustDomain: z.string().min(1).default('cluster.local'),
-    ca: z.object({ certFile: name, keyFile: name }).strict(),
+    ca: z.object({ certFile: name, keyFile: name }).strict().optional(),
     uplinks: z.array(name).optional(),
     workloads: z.array(workloadSchema).default([]),
     services: z.array(serviceSchema).default([]),
@@ -117,7 +118,8 @@ const localConfigSchema = z
 
 export interface LocalConfig extends MeshSnapshot {
   node: string;
-  ca: { certFile: string; keyFile: string };
+  /** Local mode's signing CA; absent when certificates come from the mesh CA. */
+  ca?: { certFile: string; keyFile: string };
   uplinks: string[] | undefined;
 }
 
@@ -150,7 +152,7 @@ export function parseLocalConfig(doc: unknown, source: string, baseDir: string):
   return {
     node: cfg.node,
     trustDomain: cfg.trustDomain,
-    ca: { certFile: resolve(baseDir, cfg.ca.certFile), keyFile: resolve(baseDir, cfg.ca.keyFile) },
+    ...(cfg.ca ? { ca: { certFile: resolve(baseDir, cfg.ca.certFile), keyFile: resolve(baseDir, cfg.ca.keyFile) } } : {}),
     uplinks: cfg.uplinks,
     workloads: cfg.workloads,
     services: cfg.services,

@@ -26,7 +26,13 @@ export type ErrorCode =
   | 'AMESH_SANDBOX_FAILED'
   | 'AMESH_SANDBOX_NOT_RUNNING'
   | 'AMESH_SNAPSHOT_INVALID'
-  | 'AMESH_SNAPSHOT_FAILED';
+  | 'AMESH_SNAPSHOT_FAILED'
+  // Node agent → mesh CA (IstioCertificateService), src/identity/ca-client.ts.
+  | 'AMESH_CA_UNAVAILABLE'
+  | 'AMESH_CA_REFUSED'
+  | 'AMESH_CA_FAILED'
+  | 'AMESH_CA_RESPONSE_INVALID'
+  | 'AMESH_CA_CREDENTIALS_UNREADABLE';
 
 export interface AmeshErrorOptions {
   cause?: unknown;

@@ -10,6 +10,9 @@
  *   exponential backoff (500 ms ×2, ±20 % jitter, at most 150 s); meanwhile a still-valid
  *   certificate keeps being served. Without a valid certificate, callers fail fast with the last
  *   error instead of hammering the CA on every connection.
+ * - Trust bundle updates (`updateTrustBundle`, the CA rotating its root) rebuild every
+ *   identity's SecureContext at once, so peers with a certificate from a new root are accepted
+ *   on the next handshake; later certificates use the new roots too, whatever the provider says.
  * - Clock and timers are injectable (vitest fake timers work with the defaults too); every
  *   timer is unref'd so certificates never keep the process alive. `close()` stops them all.
  */
@@ -17,6 +20,7 @@ import tls from 'node:tls';
 import { AmeshError, describeError } from '../errors/amesh-error.js';
 import { silentLogger, type Logger } from '../telemetry/logger.js';
 import type { CertificateProvider, IssuedCertificate } from './certificate-provider.js';
+import { parseCertificate } from './pki.js';
 import { isValidWorkloadIdentity, toSpiffeUri, type WorkloadIdentity } from './spiffe.js';
 
 /** Istio ztunnel's suites: AES-GCM only (DESIGN §4). TLS 1.3 suite names, as Node's `ciphers` takes them. */
@@ -78,6 +82,8 @@ export interface CertificateSnapshot {
   /** SPIFFE URI. */
   identity: string;
   state: CertificateState;
+  /** The leaf's serial (hex, lower case); absent until a certificate was issued. */
+  serial?: string;
   /** ISO-8601; absent until a certificate was issued. */
   notBefore?: string;
   notAfter?: string;
@@ -95,6 +101,7 @@ interface Entry {
   id: WorkloadIdentity;
   uri: string;
   cert?: IssuedCertificate;
+  serial?: string;
   inflight?: Promise<void>;
   timer?: unknown;
   nextAttemptAt?: number;
@@ -114,6 +121,8 @@ export class CertificateManager {
   private readonly backoff: BackoffPolicy;
   private readonly random: () => number;
   private closed = false;
+  /** Set by updateTrustBundle; then overrides the roots providers return. */
+  private trustRoots: string[] | undefined;
 
   constructor(opts: CertificateManagerOptions) {
     this.provider = opts.provider;
@@ -172,6 +181,30 @@ export class CertificateManager {
     this.logger.info({ identity: identityUri }, 'certificate forgotten');
   }
 
+  /**
+   * The mesh roots changed: every current certificate gets a new SecureContext trusting exactly
+   * `roots` (during a rotation the bundle holds old and new roots, so both kinds of peers are
+   * accepted). Connections already established keep their context. An empty bundle is ignored.
+   */
+  updateTrustBundle(roots: string[]): void {
+    if (roots.length === 0) {
+      this.logger.warn('ignoring an empty trust bundle; keeping the current roots');
+      return;
+    }
+    this.trustRoots = [...roots];
+    for (const entry of this.entries.values()) {
+      if (!entry.cert) continue;
+      const updated = { ...entry.cert, rootsPem: [...roots] };
+      try {
+        this.contexts.set(updated, buildSecureContext(updated));
+        entry.cert = updated;
+      } catch (err) {
+        this.logger.error({ identity: entry.uri, err: describeError(err) }, 'cannot rebuild the TLS context with the new trust bundle; keeping the old one');
+      }
+    }
+    this.logger.info({ roots: roots.length, identities: this.entries.size }, 'trust bundle applied');
+  }
+
   snapshot(): CertificateSnapshot[] {
     return [...this.entries.values()].map((e) => {
       const valid = this.validCert(e);
@@ -179,6 +212,7 @@ export class CertificateManager {
       return {
         identity: e.uri,
         state,
+        ...(e.serial !== undefined ? { serial: e.serial } : {}),
         ...(e.cert ? { notBefore: e.cert.notBefore.toISOString(), notAfter: e.cert.notAfter.toISOString() } : {}),
         chain: e.cert ? [...e.cert.chainPem] : [],
         roots: e.cert ? [...e.cert.rootsPem] : [],
@@ -249,10 +283,12 @@ export class CertificateManager {
     this.clearTimer(entry);
     const run = async (): Promise<void> => {
       try {
-        const cert = await this.provider.fetch(entry.id);
-        if (cert.identity !== entry.uri) throw new AmeshError('AMESH_CERT_FAILED', `the provider returned a certificate for ${cert.identity}, asked for ${entry.uri}`);
+        const fetched = await this.provider.fetch(entry.id);
+        if (fetched.identity !== entry.uri) throw new AmeshError('AMESH_CERT_FAILED', `the provider returned a certificate for ${fetched.identity}, asked for ${entry.uri}`);
+        const cert = this.trustRoots ? { ...fetched, rootsPem: [...this.trustRoots] } : fetched;
         this.contexts.set(cert, buildSecureContext(cert));
         entry.cert = cert;
+        entry.serial = serialOf(cert);
         entry.failures = 0;
         entry.lastError = undefined;
         const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
@@ -275,6 +311,14 @@ export class CertificateManager {
       entry.inflight = undefined;
     });
     return entry.inflight;
+  }
+}
+
+function serialOf(cert: IssuedCertificate): string | undefined {
+  try {
+    return cert.chainPem[0] ? parseCertificate(cert.chainPem[0]).serial : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The node agent ("ztunnel"): build → run → drain → close.
  *
- * build: read settings and the local config, create certificates, pool and servers.
+ * build: read settings and the local config, pick the certificate source (the mesh CA when
+ *        AMESH_CA_ADDRESS is set, else the local config's CA), create certificates, pool, servers.
  * run:   listeners first, then capture (routing, program, enrolment), then readiness.
  * drain: readiness off, stop accepting, GOAWAY tunnels, wait for live connections up to the
  *        drain timeout. Capture stays installed so enrolled pods fail closed while we are away.
@@ -11,10 +12,12 @@ import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile } from 'node:fs';
 import type { AgentConfig } from '../config/agent-config.js';
 import { loadLocalConfig, type LocalConfig } from '../config/local-config.js';
-import { describeError } from '../errors/amesh-error.js';
+import { AmeshError, describeError } from '../errors/amesh-error.js';
 import { HbonePool } from '../hbone/pool.js';
 import { CertificateManager } from '../identity/certificate-manager.js';
-import { LocalCaProvider } from '../identity/certificate-provider.js';
+import { IstioCaProvider } from '../identity/ca-client.js';
+import { LocalCaProvider, type CertificateProvider } from '../identity/certificate-provider.js';
+import { TrustBundle } from '../identity/trust-bundle.js';
 import type { WorkloadIdentity } from '../identity/spiffe.js';
 import { loadNativeBinding } from '../native/index.js';
 import type { NativeBinding } from '../native/types.js';
@@ -37,6 +40,55 @@ export interface NodeAgentOptions {
   logger: Logger;
   commands?: CommandRunner;
   native?: () => NativeBinding;
+}
+
+/** Where workload certificates come from: signed in-process (local) or by the mesh CA. */
+interface CertificateSource {
+  mode: 'local' | 'istio-ca';
+  provider: CertificateProvider;
+  /** CA mode: the CA's address and the mesh roots it follows. */
+  caAddress?: string;
+  trustBundle?: TrustBundle;
+  close(): void;
+}
+
+async function openCertificateSource(config: Readonly<AgentConfig>, localConfig: LocalConfig, logger: Logger): Promise<CertificateSource> {
+  if (config.caAddress) {
+    if (localConfig.ca) logger.warn({ caAddress: config.caAddress }, 'AMESH_CA_ADDRESS is set: the local config’s ca is ignored');
+    const trustBundle = await TrustBundle.open({ file: config.caRootCertFile, pollMs: config.trustBundlePollMs, logger: logger.child({ component: 'trust-bundle' }) });
+    try {
+      const provider = new IstioCaProvider({
+        address: config.caAddress,
+        rootCertFile: config.caRootCertFile,
+        tokenFile: config.caTokenFile,
+        clusterId: config.clusterId,
+        ttlSeconds: config.certTtlSeconds,
+        serverName: config.caServerName,
+        trustBundle: () => trustBundle.roots(),
+        logger: logger.child({ component: 'ca-client' }),
+      });
+      return {
+        mode: 'istio-ca',
+        provider,
+        caAddress: config.caAddress,
+        trustBundle,
+        close: () => {
+          trustBundle.close();
+          provider.close();
+        },
+      };
+    } catch (err) {
+      trustBundle.close();
+      throw err;
+    }
+  }
+  if (!localConfig.ca) {
+    throw new AmeshError('AMESH_CONFIG_INVALID', 'no certificate authority configured: neither AMESH_CA_ADDRESS nor a ca in the local config is set', {
+      hint: 'set AMESH_CA_ADDRESS to the mesh CA (e.g. istiod.istio-system.svc:15012), or add ca: {certFile, keyFile} to the local config for local mode',
+    });
+  }
+  const [certPem, keyPem] = await Promise.all([readFile(localConfig.ca.certFile, 'utf8'), readFile(localConfig.ca.keyFile, 'utf8')]);
+  return { mode: 'local', provider: new LocalCaProvider({ ca: { certPem, keyPem }, ttlSeconds: config.certTtlSeconds }), close: () => undefined };
 }
 
 export interface ListeningPorts {
@@ -70,7 +122,7 @@ export class NodeAgent {
   private constructor(
     private readonly opts: NodeAgentOptions,
     localConfig: LocalConfig,
-    caPem: { certPem: string; keyPem: string },
+    private readonly certificateSource: CertificateSource,
   ) {
     const { config, logger } = opts;
     const commands = opts.commands ?? systemCommands;
@@ -79,9 +131,15 @@ export class NodeAgent {
     this.state = new MeshState(localConfig, 0);
     this.sockets = config.captureMode === 'none' ? plainSocketFactory : transparentSocketFactory(native(), config.socketMark);
     this.certificates = new CertificateManager({
-      provider: new LocalCaProvider({ ca: caPem, ttlSeconds: config.certTtlSeconds }),
+      provider: certificateSource.provider,
       logger: logger.child({ component: 'certificates' }),
     });
+    const trustBundle = certificateSource.trustBundle;
+    if (trustBundle) {
+      // Follow root rotations: every identity's TLS context switches to the new bundle at once.
+      if (trustBundle.roots().length > 0) this.certificates.updateTrustBundle(trustBundle.roots());
+      trustBundle.onChange((roots) => this.certificates.updateTrustBundle(roots));
+    }
     this.pool = new HbonePool({
       certificates: this.certificates,
       connectSocket: (host, port) => this.sockets.connect({ host, port }, config.connectTimeoutMs),
@@ -109,7 +167,14 @@ export class NodeAgent {
       native,
     });
     this.admin = new AdminServers({
-      ready: () => ({ ready: this.ready && !this.draining, node: localConfig.node, captureMode: this.capture.mode, ...(this.draining ? { draining: true } : {}) }),
+      ready: () => ({
+        ready: this.ready && !this.draining,
+        node: localConfig.node,
+        captureMode: this.capture.mode,
+        ca: this.caStatus(),
+        certificates: this.certificateCounts(),
+        ...(this.draining ? { draining: true } : {}),
+      }),
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
@@ -120,8 +185,24 @@ export class NodeAgent {
 
   static async build(opts: NodeAgentOptions): Promise<NodeAgent> {
     const localConfig = await loadLocalConfig(opts.localConfigPath);
-    const [certPem, keyPem] = await Promise.all([readFile(localConfig.ca.certFile, 'utf8'), readFile(localConfig.ca.keyFile, 'utf8')]);
-    return new NodeAgent(opts, localConfig, { certPem, keyPem });
+    const source = await openCertificateSource(opts.config, localConfig, opts.logger);
+    try {
+      return new NodeAgent(opts, localConfig, source);
+    } catch (err) {
+      source.close();
+      throw err;
+    }
+  }
+
+  private caStatus(): { mode: CertificateSource['mode']; address?: string; trustBundle?: ReturnType<TrustBundle['status']> } {
+    const source = this.certificateSource;
+    return { mode: source.mode, ...(source.caAddress ? { address: source.caAddress } : {}), ...(source.trustBundle ? { trustBundle: source.trustBundle.status() } : {}) };
+  }
+
+  /** Informational only: readiness does not wait for certificates (see run()). */
+  private certificateCounts(): { available: number; total: number } {
+    const all = this.certificates.snapshot();
+    return { available: all.filter((c) => c.state === 'Available').length, total: all.length };
   }
 
   /** Resolves when someone asked the agent to quit (POST /quitquitquit). */
@@ -170,9 +251,13 @@ export class NodeAgent {
     await this.capture.start();
     await this.applyState();
     this.watchConfig();
+    // Ready once listeners, capture and state are in place — certificates are prefetched but not
+    // awaited, in both modes: a CA outage must not hold back a rollout or restart loop, and a
+    // connection without a certificate fails fast with AMESH_CERT_FAILED while retries continue.
+    // /healthz/ready reports the certificate counts so the gap is visible.
     this.ready = true;
     this.ports = { outbound, inboundPlaintext, hbone, ...adminPorts };
-    logger.info({ node: this.localConfig.node, ports: this.ports, captureMode: this.capture.mode }, 'node agent ready');
+    logger.info({ node: this.localConfig.node, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus() }, 'node agent ready');
     return this.ports;
   }
 
@@ -231,6 +316,7 @@ export class NodeAgent {
       workloads: s.workloads,
       services: s.services,
       policies: s.policies,
+      ca: this.caStatus(),
       certificates: this.certificates.snapshot(),
       capture: this.capture.status(),
       connections: { live: this.connections.size, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
@@ -254,6 +340,7 @@ export class NodeAgent {
     this.inbound.server.close();
     this.pool.close();
     this.certificates.close();
+    this.certificateSource.close();
     await this.capture.close();
     await this.admin.close();
   }

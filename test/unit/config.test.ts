@@ -33,7 +33,7 @@ describe('parseLocalConfig', () => {
   };
   it('accepts the documented example and resolves CA paths against the file', () => {
     const c = parseLocalConfig(good, 'f.yaml', '/etc/amesh');
-    expect(c.ca.certFile).toBe('/etc/amesh/ca.pem');
+    expect(c.ca?.certFile).toBe('/etc/amesh/ca.pem');
     expect(c.trustDomain).toBe('cluster.local');
     expect(c.workloads[0]!.tunnelProtocol).toBe('HBONE');
   });
