@@ -64,9 +64,26 @@ export class KubeTokenReviewer implements TokenReviewer {
         if (oldest === undefined) break;
         this.cache.delete(oldest);
       }
-      this.cache.set(key, { expiresAt: now + this.ttlMs, result: structuredClone(result) });
+      // Never past the token's own `exp`: the API server said yes for now, not for after it expires.
+      const expiresAt = Math.min(now + this.ttlMs, jwtExpiryMs(token) ?? Number.POSITIVE_INFINITY);
+      if (expiresAt > now) this.cache.set(key, { expiresAt, result: structuredClone(result) });
     }
     return result;
+  }
+}
+
+/**
+ * The `exp` claim of a JWT in ms, read without verifying (the API server verified it); only ever
+ * used to shorten how long a positive review is cached. Undefined for anything else.
+ */
+export function jwtExpiryMs(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }
 
