@@ -6,6 +6,7 @@
  * client's SPIFFE identity, and a packet capture between the nodes sees only port 15008.
  */
 import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +61,8 @@ function run(argv: string[], env: Record<string, string>, timeoutMs: number): Pr
     });
   });
 }
+
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
 async function podsOf(core: CoreV1Api, namespace: string, app: string): Promise<V1Pod[]> {
   return (await core.listNamespacedPod({ namespace, labelSelector: `app=${app}` })).items.filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
@@ -161,6 +164,22 @@ export function registerDemo(program: Command): void {
           .slice(-1)
           .map((l) => JSON.parse(l) as Record<string, unknown>)[0];
         if (entry) console.log(`  ${agent.spec?.nodeName} agent access log: ${entry['src.identity']} → ${entry['dst.identity'] ?? entry['dst.addr']} (${entry.direction}, mutual TLS)`);
+      }
+
+      const remoteBackend = backends.find((b) => b.spec?.nodeName !== client.spec?.nodeName);
+      if (remoteBackend?.status?.podIP && uplinkNode) {
+        // What a peer sees on the backend's HBONE port: its workload certificate, from the controller's CA.
+        const hello = await run(['nsenter', `--net=${uplinkNode.netnsPath}`, '--', 'openssl', 's_client', '-connect', `${remoteBackend.status.podIP}:15008`, '-alpn', 'h2'], {}, 10_000);
+        const pem = PEM_BLOCK.exec(hello.stdout)?.[0];
+        if (pem) {
+          const leaf = new X509Certificate(pem);
+          const bundle = (await core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'demo' })).data?.['root-cert.pem'] ?? '';
+          const trusted = [...bundle.matchAll(new RegExp(PEM_BLOCK.source, 'g'))].some((m) => {
+            const root = new X509Certificate(m[0]);
+            return leaf.checkIssued(root) && leaf.verify(root.publicKey);
+          });
+          console.log(`  ${remoteBackend.metadata?.name}:15008 presents ${leaf.subjectAltName}, valid until ${leaf.validTo}, ${trusted ? 'issued under the amesh-controller root (ConfigMap istio-ca-root-cert)' : 'NOT issued under istio-ca-root-cert'}`);
+        }
       }
 
       step(6, 'try it yourself');

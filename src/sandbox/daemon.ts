@@ -153,7 +153,7 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
   await kubeProxy.start();
   const controllers = startControllers({ store, log: log.child({ component: 'controllers' }), clusterCaPem });
 
-  const issueToken = (pod: KubeObject): Promise<string> => {
+  const issueToken = (pod: KubeObject, request: { audience?: string; expirationSeconds?: number } = {}): Promise<string> => {
     const spec = (pod.spec ?? {}) as { serviceAccountName?: string; nodeName?: string };
     const namespace = pod.metadata.namespace ?? 'default';
     const serviceAccount = spec.serviceAccountName ?? 'default';
@@ -165,7 +165,9 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
       serviceAccountUid: sa?.metadata.uid ?? '',
       pod: { name: pod.metadata.name ?? '', uid: pod.metadata.uid ?? '' },
       ...(node ? { node: { name: node.metadata.name ?? '', uid: node.metadata.uid ?? '' } } : {}),
-      expirationSeconds: 3600,
+      // Projected tokens name their audience (Istio's CA wants `istio-ca`) and lifetime.
+      ...(request.audience ? { audiences: [request.audience] } : {}),
+      expirationSeconds: request.expirationSeconds ?? 3600,
     });
   };
   const kubelets = state.nodes.map(
@@ -196,7 +198,8 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
     store,
     log: log.child({ component: 'mesh-config' }),
     dir: MESH_CONFIG_DIR,
-    nodes: state.nodes.map((node) => ({ node, trustDomain: 'cluster.local', caCertFile: paths.meshCaCert, caKeyFile: paths.meshCaKey, uplinks: ['up0'] })),
+    // No local CA: the node agents get workload certificates from the controller's CA.
+    nodes: state.nodes.map((node) => ({ node, trustDomain: 'cluster.local', uplinks: ['up0'] })),
   });
 
   let lastSaved = '';

@@ -13,7 +13,8 @@ import { AmeshError } from '../errors/amesh-error.js';
 /** The repository root (works from src/ under tsx and from dist/src/). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..').replace(/\/dist$/, '');
 
-export const INSTALL_MANIFESTS = [join(REPO_ROOT, 'daemonset', 'amesh-node.yaml')];
+/** In order: the node agents' file creates the amesh-system namespace the controller lives in. */
+export const INSTALL_MANIFESTS = [join(REPO_ROOT, 'daemonset', 'amesh-node.yaml'), join(REPO_ROOT, 'daemonset', 'amesh-controller.yaml')];
 export const FIELD_MANAGER = 'amesh-install';
 
 /** Parse a multi-document YAML file into objects; names the file and document on failure. */

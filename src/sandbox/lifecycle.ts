@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AmeshError } from '../errors/amesh-error.js';
-import { generateCa } from '../identity/pki.js';
 import { createServingCertificates } from './apiserver/serving-cert.js';
 import { applyObjects, INSTALL_MANIFESTS, readManifests, REPO_ROOT } from './install.js';
 import { readRecordedPids } from './kubelet/kubelet.js';
@@ -111,7 +110,6 @@ preferences: {}
 async function ensurePki(dir: string, progress: Progress): Promise<void> {
   const paths = sandboxPaths(dir);
   await mkdir(paths.pki, { recursive: true, mode: 0o700 });
-  await mkdir(paths.meshCa, { recursive: true, mode: 0o700 });
   if (!existsSync(paths.apiServerCert) || !existsSync(paths.clusterCaCert) || !existsSync(paths.apiServerKey)) {
     progress('creating the cluster CA and the API server certificate');
     const certs = await createServingCertificates({
@@ -123,12 +121,6 @@ async function ensurePki(dir: string, progress: Progress): Promise<void> {
     await writeFile(paths.apiServerKey, certs.keyPem, { mode: 0o600 });
   }
   if (!existsSync(paths.adminToken)) await writeFile(paths.adminToken, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
-  if (!existsSync(paths.meshCaCert) || !existsSync(paths.meshCaKey)) {
-    progress('creating the mesh CA (ECDSA P-256, trust domain cluster.local)');
-    const ca = await generateCa({ trustDomain: 'cluster.local', validityDays: 365 });
-    await writeFile(paths.meshCaCert, ca.certPem);
-    await writeFile(paths.meshCaKey, ca.keyPem, { mode: 0o600 });
-  }
 }
 
 /** A listening socket on host loopback whose fd the daemon inherits (the "loopback relay"). */
@@ -289,6 +281,26 @@ async function waitReady(kc: KubeConfig, state: SandboxState, install: boolean, 
     const results = await applyObjects(kc, await readManifests(file));
     for (const r of results) progress(`  ${r.object.kind?.toLowerCase()}/${r.object.metadata?.name} ${r.outcome}`);
   }
+  shown = '';
+  await until(
+    'the amesh controller to be available',
+    READY_TIMEOUT_MS,
+    async () => {
+      const deployment = await apps.readNamespacedDeployment({ name: 'amesh-controller', namespace: 'amesh-system' });
+      const available = deployment.status?.availableReplicas ?? 0;
+      const line = `controller available: ${available}/${deployment.spec?.replicas ?? 1}`;
+      if (line !== shown) progress((shown = line));
+      return available >= (deployment.spec?.replicas ?? 1) ? true : undefined;
+    },
+    daemonGone,
+  ).catch(async (err: unknown) => {
+    const pods = await core.listNamespacedPod({ namespace: 'amesh-system', labelSelector: 'app=amesh-controller' }).catch(() => undefined);
+    const why = pods?.items.map((p) => `${p.metadata?.name}: ${p.status?.phase} ${p.status?.containerStatuses?.map((c) => c.state?.waiting?.message ?? c.state?.terminated?.reason ?? '').join(' ') ?? ''}`).join('; ');
+    throw new AmeshError('AMESH_SANDBOX_FAILED', `the amesh controller did not become available${why ? `: ${why}` : ''}`, {
+      cause: err,
+      hint: 'see `amesh sandbox logs amesh-system/amesh-controller`',
+    });
+  });
   shown = '';
   await until(
     'the amesh node agents to be Ready',

@@ -53,9 +53,6 @@ export interface SandboxPaths {
   apiServerKey: string;
   serviceAccountKey: string;
   adminToken: string;
-  meshCa: string;
-  meshCaCert: string;
-  meshCaKey: string;
   snapshot: string;
   kubelet: string;
   daemonLog: string;
@@ -67,7 +64,6 @@ export function sandboxDir(explicit?: string): string {
 
 export function sandboxPaths(dir: string): SandboxPaths {
   const pki = join(dir, 'pki');
-  const meshCa = join(dir, 'mesh-ca');
   return {
     dir,
     state: join(dir, 'state.json'),
@@ -78,9 +74,6 @@ export function sandboxPaths(dir: string): SandboxPaths {
     apiServerKey: join(pki, 'apiserver.key'),
     serviceAccountKey: join(pki, 'sa.key'),
     adminToken: join(pki, 'admin.token'),
-    meshCa,
-    meshCaCert: join(meshCa, 'ca.pem'),
-    meshCaKey: join(meshCa, 'ca-key.pem'),
     snapshot: join(dir, 'store.json'),
     kubelet: join(dir, 'kubelet'),
     daemonLog: join(dir, 'daemon.log'),

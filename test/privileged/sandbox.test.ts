@@ -167,7 +167,11 @@ describe.skipIf(!guard.run)('amesh sandbox (privileged: network namespaces, eBPF
       .split('\n')
       .map((l) => l.split(' ')[0] ?? '')
       .filter((n) => n.startsWith(`${name}-p`));
-    const podCount = kubectl('get', 'pods', '-n', 'demo', '-o', 'name').stdout.trim().split('\n').length;
+    // Every pod with its own network (not hostNetwork: the node agents), in every namespace (the controller too).
+    const podCount = kubectl('get', 'pods', '-A', '-o', 'jsonpath={range .items[*]}{.spec.hostNetwork}{"\\n"}{end}')
+      .stdout.split('\n')
+      .slice(0, -1)
+      .filter((hostNetwork) => hostNetwork !== 'true').length;
     expect(podNetns).toHaveLength(podCount);
     for (const netns of podNetns) expect(execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).trim().split('\n')).toHaveLength(1);
   });

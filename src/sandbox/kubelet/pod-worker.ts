@@ -8,16 +8,17 @@
  * - After `terminate()` starts, nothing is started or restarted and no timer fires.
  * - Every started pid is in the PidRecord until its exit has been seen.
  */
-import { mkdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { ApiError, type ClusterStore } from '../apiserver/types.js';
 import { containerLaunch, resolveImage, type ImagePlan } from '../images/catalog.js';
 import type { Clock } from './clock.js';
-import { hostContainerRuntime, type ContainerExit, type ContainerRuntime, type NetworkNamespace, type RunningProcess } from './container-runtime.js';
+import { hostContainerRuntime, type BindMount, type ContainerExit, type ContainerRuntime, type NetworkNamespace, type RunningProcess } from './container-runtime.js';
 import { expandVariables, resolveContainerEnv, type EnvSources } from './pod-env.js';
 import { containerLogDirectory, containerRecordPath, podDirectory, type ContainerRecord } from './pod-paths.js';
 import type { PodNetworkProvider } from './pod-network.js';
+import { renderNsswitch, renderResolvConf } from '../network/cluster-network.js';
 import { computePodStatus } from './pod-status.js';
 import type { PidRecord } from './pid-record.js';
 import { replaceStatus } from './store-writes.js';
@@ -28,8 +29,12 @@ import { INITIAL_BACKOFF, restartBackoff, shouldRestart, type BackoffState } fro
 import type { Container, ContainerState, ContainerStatus, Pod, PodStatus } from './pod-types.js';
 import { claimMountPoints, containerMounts, prepareVolumes, releaseMountPoints, withServiceAccountVolume, type PreparedVolumes, type VolumeSources } from './volumes.js';
 
-/** How long a container waits before a configuration (env, volume) is looked up again. */
-export const CONFIG_RETRY_MS = 10_000;
+/**
+ * How long a container waits before a configuration (env, volume) is looked up again. Short:
+ * a ConfigMap that another component publishes moments later (the controller's
+ * istio-ca-root-cert for the node agents) should not hold a pod back for long.
+ */
+export const CONFIG_RETRY_MS = 2_000;
 /** ErrImagePull turns into ImagePullBackOff after this long, like the real kubelet's first retry. */
 export const IMAGE_BACKOFF_MS = 5_000;
 const DEFAULT_GRACE_SECONDS = 30;
@@ -98,6 +103,8 @@ export class PodWorker {
   private terminating = false;
   private refreshTimer: { cancel(): void } | undefined;
   private starting: Promise<void> = Promise.resolve();
+  /** Cluster DNS files for host-network pods with dnsPolicy ClusterFirstWithHostNet. */
+  private dnsMounts: BindMount[] = [];
   private terminated: Promise<void> | undefined;
   private statusDirty = false;
   private statusWriting: Promise<void> | undefined;
@@ -167,6 +174,7 @@ export class PodWorker {
     if (this.pod.spec.hostNetwork) {
       this.network = { kind: 'host', netnsPath: node.netnsPath };
       this.podIP = node.ip;
+      if (this.pod.spec.dnsPolicy === 'ClusterFirstWithHostNet') await this.hostNetworkClusterDns();
     } else {
       const requested = this.pod.status?.podIP;
       const net = await this.ctx.network.addPod({ uid: this.uid, node: this.ctx.nodeName, ...(requested ? { ip: requested } : {}) });
@@ -186,6 +194,25 @@ export class PodWorker {
     await this.prepareVolumesOnce();
     this.scheduleVolumeRefresh();
     for (const slot of this.slots) await this.launch(slot);
+  }
+
+  /**
+   * `dnsPolicy: ClusterFirstWithHostNet`: a host-network pod still resolves cluster names. Its
+   * containers get a resolv.conf naming the cluster DNS Service (reached through the node's
+   * kube-proxy rules) and `hosts: files dns`, bind-mounted in their private mount namespace.
+   */
+  private async hostNetworkClusterDns(): Promise<void> {
+    const dir = join(this.podDir, 'etc');
+    await mkdir(dir, { recursive: true });
+    const domain = this.ctx.clusterDomain;
+    const resolvConf = join(dir, 'resolv.conf');
+    const nsswitch = join(dir, 'nsswitch.conf');
+    await writeFile(resolvConf, renderResolvConf({ nameserver: this.ctx.network.plan.clusterDnsIp, searches: [`${this.namespace}.svc.${domain}`, `svc.${domain}`, domain], ndots: 5 }));
+    await writeFile(nsswitch, renderNsswitch(await readFile('/etc/nsswitch.conf', 'utf8').catch(() => '')));
+    this.dnsMounts = [
+      { source: resolvConf, target: '/etc/resolv.conf', readOnly: true },
+      { source: nsswitch, target: '/etc/nsswitch.conf', readOnly: true },
+    ];
   }
 
   private scheduleVolumeRefresh(): void {
@@ -260,7 +287,7 @@ export class PodWorker {
     const env = envResult.env;
     let mounts;
     try {
-      mounts = containerMounts(spec, this.volumes);
+      mounts = [...this.dnsMounts, ...containerMounts(spec, this.volumes)];
     } catch (err) {
       return configError((err as Error).message);
     }

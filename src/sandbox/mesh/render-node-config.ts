@@ -47,8 +47,9 @@ export interface ClusterView {
 export interface NodeConfigOptions {
   node: string;
   trustDomain: string;
-  caCertFile: string;
-  caKeyFile: string;
+  /** A local CA for the agent to sign with; absent when certificates come from the controller's CA. */
+  caCertFile?: string;
+  caKeyFile?: string;
   /** The node's uplink interfaces (inbound capture). */
   uplinks: string[];
   clusterDomain?: string;
@@ -86,7 +87,7 @@ export interface ServiceDoc {
 export interface NodeConfigDoc {
   node: string;
   trustDomain: string;
-  ca: { certFile: string; keyFile: string };
+  ca?: { certFile: string; keyFile: string };
   uplinks: string[];
   workloads: WorkloadDoc[];
   services: ServiceDoc[];
@@ -180,7 +181,7 @@ export function renderNodeConfig(view: ClusterView, options: NodeConfigOptions):
   return {
     node: options.node,
     trustDomain: options.trustDomain,
-    ca: { certFile: options.caCertFile, keyFile: options.caKeyFile },
+    ...(options.caCertFile && options.caKeyFile ? { ca: { certFile: options.caCertFile, keyFile: options.caKeyFile } } : {}),
     uplinks: options.uplinks,
     workloads,
     services: serviceDocs,
