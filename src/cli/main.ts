@@ -24,7 +24,13 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
 const program = new Command();
 program.name('amesh').description('amesh: an ambient service mesh with eBPF capture and HBONE mutual TLS').version('0.1.0').exitOverride();
 const requested = process.argv[2];
-const load = requested !== undefined && Object.hasOwn(FAMILIES, requested) ? [FAMILIES[requested]!] : Object.values(FAMILIES);
+// The sandbox daemon is a family of its own: it must not carry the sandbox CLI's Kubernetes client.
+const load =
+  requested === 'sandbox' && process.argv[3] === 'daemon'
+    ? [async () => (await import('./sandbox-daemon.js')).registerSandboxDaemon]
+    : requested !== undefined && Object.hasOwn(FAMILIES, requested)
+      ? [FAMILIES[requested]!]
+      : Object.values(FAMILIES);
 for (const register of await Promise.all(load.map((f) => f()))) register(program);
 
 try {

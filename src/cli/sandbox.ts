@@ -8,11 +8,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { CoreV1Api, AppsV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { AmeshError } from '../errors/amesh-error.js';
-import { runDaemon } from '../sandbox/daemon.js';
 import { containerLogPath, podExecTarget } from '../sandbox/pod-access.js';
 import { kubeConfigFor, sandboxDown, sandboxUp } from '../sandbox/lifecycle.js';
 import { daemonAlive, readState, sandboxDir, sandboxPaths } from '../sandbox/state.js';
-import { createLogger } from '../telemetry/logger.js';
 
 interface DirOption {
   dir?: string;
@@ -181,24 +179,5 @@ export function registerSandbox(program: Command): void {
         }
         await new Promise((r) => setTimeout(r, 300));
       }
-    });
-
-  sandbox
-    .command('daemon', { hidden: true })
-    .description('internal: the sandbox daemon (started by `sandbox up` inside the fabric namespace)')
-    .requiredOption('--dir <dir>', 'sandbox state directory')
-    .action(async (o: { dir: string }) => {
-      const log = createLogger(process.env.AMESH_LOG_LEVEL ?? 'info', 'amesh-sandbox');
-      const daemon = await runDaemon({ dir: o.dir, log, loopbackFd: 3 });
-      log.info('sandbox daemon running');
-      const stop = (why: string): void => {
-        log.info({ why }, 'shutting down');
-        const hard = setTimeout(() => process.exit(1), 40_000);
-        hard.unref();
-        void daemon.stop().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      await new Promise(() => undefined);
     });
 }
