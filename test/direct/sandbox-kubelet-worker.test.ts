@@ -229,6 +229,20 @@ describe('sandbox kubelet (fake processes and network)', () => {
     expect(runtime.processes).toHaveLength(0);
   });
 
+  it('rewrites a ConfigMap volume as soon as the ConfigMap changes, without waiting for the periodic refresh', async () => {
+    store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bundle', namespace: 'default' }, data: { 'root-cert.pem': 'root-1' } });
+    store.create(
+      podObject('watcher', { image: 'busybox', command: ['sleep', 'infinity'], volumeMounts: [{ name: 'b', mountPath: '/etc/bundle' }] }, { volumes: [{ name: 'b', projected: { sources: [{ configMap: { name: 'bundle' } }] } }] }),
+    );
+    await eventually(() => expect(main('watcher')?.state).toHaveProperty('running'), { timeoutMs: 5_000 });
+    const files = runtime.processes[0]!.spec.mounts.find((m) => m.target === '/etc/bundle')!.source;
+    expect(await readFile(join(files, 'root-cert.pem'), 'utf8')).toBe('root-1');
+    const cm = store.get('v1', 'ConfigMap', 'default', 'bundle')!;
+    store.update({ ...cm, data: { 'root-cert.pem': 'root-1\nroot-2' } });
+    // No clock advance: the kubelet follows the ConfigMap's watch event.
+    await eventually(async () => expect(await readFile(join(files, 'root-cert.pem'), 'utf8')).toBe('root-1\nroot-2'), { timeoutMs: 5_000 });
+  });
+
   it('waits for a missing ConfigMap with CreateContainerConfigError and starts once it exists', async () => {
     store.create(podObject('cfg', { image: 'busybox', command: ['sleep', 'infinity'], env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'settings', key: 'x' } } }] }));
     await eventually(() => expect(main('cfg')?.state).toMatchObject({ waiting: { reason: 'CreateContainerConfigError', message: 'configmap "settings" not found' } }), { timeoutMs: 5_000 });

@@ -76,7 +76,20 @@ export class Kubelet {
     await this.killLeftovers();
     this.registerNode();
     this.renewLease();
-    this.unwatch = this.o.store.watch<Pod>('v1', 'Pod', { fieldSelector: `spec.nodeName=${this.o.nodeName}` }, (event) => this.onPodEvent(event));
+    const unwatchPods = this.o.store.watch<Pod>('v1', 'Pod', { fieldSelector: `spec.nodeName=${this.o.nodeName}` }, (event) => this.onPodEvent(event));
+    // ConfigMap and Secret volumes follow their objects (the real kubelet does within its sync
+    // period; here at once): e.g. a rotated trust bundle reaches the node agents in seconds.
+    const unwatchSources = (['ConfigMap', 'Secret'] as const).map((kind) =>
+      this.o.store.watch('v1', kind, {}, (event) => {
+        if (this.stopped || (event.type !== 'ADDED' && event.type !== 'MODIFIED')) return;
+        const { namespace, name } = event.object.metadata;
+        for (const worker of this.workers.values()) if (worker.mountsObject(kind, namespace ?? '', name ?? '')) worker.refreshVolumes();
+      }),
+    );
+    this.unwatch = () => {
+      unwatchPods();
+      for (const stop of unwatchSources) stop();
+    };
     this.o.log.info({ node: this.o.nodeName }, 'kubelet started');
   }
 

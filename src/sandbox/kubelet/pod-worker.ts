@@ -103,6 +103,8 @@ export class PodWorker {
   private terminating = false;
   private refreshTimer: { cancel(): void } | undefined;
   private starting: Promise<void> = Promise.resolve();
+  /** An on-demand volume refresh in flight. */
+  private volumeRefresh: Promise<void> | undefined;
   /** Cluster DNS files for host-network pods with dnsPolicy ClusterFirstWithHostNet. */
   private dnsMounts: BindMount[] = [];
   private terminated: Promise<void> | undefined;
@@ -213,6 +215,36 @@ export class PodWorker {
       { source: resolvConf, target: '/etc/resolv.conf', readOnly: true },
       { source: nsswitch, target: '/etc/nsswitch.conf', readOnly: true },
     ];
+  }
+
+  /** Does a volume of this pod show ConfigMap (or Secret) `name`? Then its changes must reach the files. */
+  mountsObject(kind: 'ConfigMap' | 'Secret', namespace: string, name: string): boolean {
+    if (namespace !== this.namespace) return false;
+    for (const volume of this.pod.spec.volumes ?? []) {
+      if (kind === 'ConfigMap' && volume.configMap?.name === name) return true;
+      if (kind === 'Secret' && volume.secret?.secretName === name) return true;
+      for (const source of volume.projected?.sources ?? []) {
+        if (kind === 'ConfigMap' && source.configMap?.name === name) return true;
+        if (kind === 'Secret' && source.secret?.name === name) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Rewrites the pod's volumes now (a ConfigMap or Secret it mounts changed). The periodic
+   * refresh still runs, for projected token rotation; a missing object keeps the old files.
+   */
+  refreshVolumes(): void {
+    if (this.terminating || !this.volumes || this.volumeRefresh) return;
+    this.volumeRefresh = prepareVolumes(this.pod, this.podDir, this.ctx.sources, this.facts())
+      .then((volumes) => {
+        this.volumes = volumes;
+      })
+      .catch((err: unknown) => this.log.warn({ err }, 'could not refresh the pod volumes'))
+      .finally(() => {
+        this.volumeRefresh = undefined;
+      });
   }
 
   private scheduleVolumeRefresh(): void {
