@@ -62,19 +62,23 @@ export function registerCa(program: Command): void {
     .option('--kubeconfig <path>', 'kubeconfig to use (default: in-cluster, else $KUBECONFIG or ~/.kube/config)')
     .option('--namespace <ns>', "the controller's namespace", 'amesh-system')
     .option('--overlap <duration>', 'how long the old root stays in the trust bundle (e.g. 24h, 90m, 3600s)', '24h')
+    .option('--propagation <duration>', 'how long the new root is only trusted before it signs, so every agent has it first (0s = sign at once)', '2m')
     .option('--trust-domain <domain>', 'trust domain named in the new root', 'cluster.local')
-    .action(async (opts: { kubeconfig?: string; namespace: string; overlap: string; trustDomain: string }) => {
+    .action(async (opts: { kubeconfig?: string; namespace: string; overlap: string; propagation: string; trustDomain: string }) => {
       const overlapSeconds = parseDurationSeconds(opts.overlap);
       if (overlapSeconds === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', `--overlap ${opts.overlap}: expected a duration such as 24h, 90m or 3600s`);
+      const propagationSeconds = parseDurationSeconds(opts.propagation);
+      if (propagationSeconds === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', `--propagation ${opts.propagation}: expected a duration such as 2m, 90s or 0s`);
       // Loaded here so `ca create|issue` stay free of the Kubernetes client.
       const [{ CoreV1Api }, { loadKubeConfig }, { RootStore, rfc3339 }] = await Promise.all([import('@kubernetes/client-node'), import('../controller/app.js'), import('../controller/ca/root-store.js')]);
       const kubeConfig = loadKubeConfig(opts.kubeconfig);
       const store = new RootStore({ core: kubeConfig.makeApiClient(CoreV1Api), namespace: opts.namespace, trustDomain: opts.trustDomain, pollIntervalMs: 0 });
       try {
         await store.start();
-        const rotation = await store.rotateRoot({ overlapSeconds });
+        const rotation = await store.rotateRoot({ overlapSeconds, propagationSeconds });
         console.log(`old root: ${rotation.previousRootFingerprint}`);
         console.log(`new root: ${rotation.newRootFingerprint}`);
+        console.log(`the new root is trusted now and signs from ${rfc3339(rotation.signingSwitchAt)}`);
         console.log(`the old root stays trusted until ${rfc3339(rotation.previousRootsUntil)}`);
       } finally {
         await store.stop();

@@ -265,6 +265,42 @@ describe('RootStore: rotation', () => {
     expect(secretData(ns, CA_SECRET_NAME)['ca-cert.pem']).toBe(rotation.newRootPem);
   });
 
+  it('stages a rotation: the new root is trusted first, signs only after the propagation delay, then the old one is a previous root', async () => {
+    const ns = freshNamespace();
+    let clock = new Date();
+    const store = makeStore(ns, { now: () => clock });
+    await store.start();
+    const oldRoot = store.current().certPem;
+    const rotation = await store.rotateRoot({ overlapSeconds: 3600, propagationSeconds: 120 });
+    expect(rotation.signingSwitchAt.getTime()).toBe(Math.ceil((clock.getTime() + 120_000) / 1000) * 1000);
+    expect(rotation.previousRootsUntil.getTime()).toBe(rotation.signingSwitchAt.getTime() + 3_600_000);
+    // Before the switch: still signing with the old root, both roots in the bundle.
+    const staged = store.current();
+    expect(staged.certPem).toBe(oldRoot);
+    expect(staged.trustBundlePem).toEqual([oldRoot, rotation.newRootPem]);
+    expect((await issueAndVerify(staged)).verify(new X509Certificate(oldRoot).publicKey)).toBe(true);
+    await expect(store.rotateRoot({ overlapSeconds: 60, propagationSeconds: 60 })).rejects.toThrow(/already staged/);
+    // A restart before the switch sees the same staged state.
+    const restarted = makeStore(ns, { now: () => clock });
+    await restarted.start();
+    expect(restarted.current().certPem).toBe(oldRoot);
+    await restarted.stop();
+    // After the switch time the next poll promotes the new root; the old one stays trusted.
+    clock = new Date(rotation.signingSwitchAt.getTime() + 1000);
+    await store.refresh();
+    const after = store.current();
+    expect(after.certPem).toBe(rotation.newRootPem);
+    expect(after.trustBundlePem).toEqual([rotation.newRootPem, oldRoot]);
+    expect(secretData(ns, CA_SECRET_NAME)['ca-cert.pem']).toBe(rotation.newRootPem);
+    expect(secretData(ns, CA_SECRET_NAME)['next-ca-cert.pem']).toBeUndefined();
+    expect(secretData(ns, CA_SECRET_NAME)['previous-roots.pem']).toBe(oldRoot);
+    // And the overlap still ends on time.
+    clock = new Date(rotation.previousRootsUntil.getTime() + 1000);
+    await store.refresh();
+    expect(store.current().trustBundlePem).toEqual([rotation.newRootPem]);
+    await store.stop();
+  });
+
   it('keeps earlier previous roots still in their overlap when rotating again', async () => {
     const ns = freshNamespace();
     const store = makeStore(ns);

@@ -103,6 +103,23 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
   const curlEcho = (host: string): ReturnType<typeof spawnSync> =>
     amesh('sandbox', 'exec', '--dir', dir, 'idt/client', '--', 'curl', '-s', '--max-time', '5', `http://${host}`);
 
+  /** Agents asking for 2-minute certificates (a DaemonSet rollout; nothing changes when already so). */
+  const useShortCertificates = async (): Promise<void> => {
+    kubectlOk('set', 'env', 'daemonset/amesh-node', '-n', 'amesh-system', `AMESH_CERT_TTL_SECONDS=${SHORT_TTL_SECONDS}`);
+    await eventually(
+      () => {
+        for (const node of nodes) {
+          const cert = certificateOf(node, node === nodes[0] ? 'client-sa' : 'stream-sa');
+          expect(cert?.state).toBe('Available');
+          const lifetime = Date.parse(cert?.notAfter ?? '') - Date.parse(cert?.notBefore ?? '');
+          // notBefore is backdated a little; the lifetime is the short one, not 24 h.
+          expect(lifetime).toBeLessThan(10 * 60_000);
+        }
+      },
+      { timeoutMs: 120_000, intervalMs: 2000, description: 'agents restarted with 2-minute certificates' },
+    );
+  };
+
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'amesh-identity-test-'));
     await sandboxUp({ dir, name, nodes: 2 });
@@ -202,19 +219,7 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
   }, 12 * 60_000);
 
   it('rotates 2-minute certificates three times under a busy connection without losing a byte; new handshakes use the newest', async () => {
-    kubectlOk('set', 'env', 'daemonset/amesh-node', '-n', 'amesh-system', `AMESH_CERT_TTL_SECONDS=${SHORT_TTL_SECONDS}`);
-    await eventually(
-      () => {
-        for (const node of nodes) {
-          const cert = certificateOf(node, node === nodes[0] ? 'client-sa' : 'stream-sa');
-          expect(cert?.state).toBe('Available');
-          const lifetime = Date.parse(cert?.notAfter ?? '') - Date.parse(cert?.notBefore ?? '');
-          // notBefore is backdated a little; the lifetime is the short one, not 24 h.
-          expect(lifetime).toBeLessThan(10 * 60_000);
-        }
-      },
-      { timeoutMs: 120_000, intervalMs: 2000, description: 'agents restarted with 2-minute certificates' },
-    );
+    await useShortCertificates();
     const lines = Math.ceil((3.5 * (SHORT_TTL_SECONDS / 2) + 10) / STREAM_INTERVAL_S);
     const stream = openStream(lines);
     const serials = { client: new Set<string>(), stream: new Set<string>() };
@@ -239,4 +244,45 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
     expect(leaf.serialNumber.toLowerCase().replace(/^0+/, '')).toBe(now.toLowerCase().replace(/^0+/, ''));
     expect(curlEcho('echo.idt').stdout).toContain('echo');
   }, 10 * 60_000);
+
+  it('rotates the root with an overlap: both roots trusted, leaves move to the new root, traffic never stops', async () => {
+    await useShortCertificates();
+    const before = trustBundle();
+    expect(before).toHaveLength(1);
+    const oldRoot = before[0] as X509Certificate;
+    // Staged: the new root is only trusted for 20 s (every agent gets the bundle first), then signs.
+    const rotate = amesh('ca', 'rotate-root', '--kubeconfig', join(dir, 'kubeconfig'), '--overlap', '1h', '--propagation', '20s');
+    expect(rotate.status, rotate.stderr).toBe(0);
+    // The controller re-reads its Secret and republishes: old and new root side by side.
+    await eventually(() => expect(trustBundle()).toHaveLength(2), { timeoutMs: 60_000, intervalMs: 1000, description: 'istio-ca-root-cert holds both roots' });
+    await eventually(
+      () => {
+        for (const node of nodes) {
+          const out = execFileSync('nsenter', [`--net=/run/netns/${node}`, 'curl', '-s', '--max-time', '5', 'http://127.0.0.1:15000/config_dump'], { encoding: 'utf8' });
+          expect((JSON.parse(out) as { ca?: { trustBundle?: { roots?: number } } }).ca?.trustBundle?.roots, `${node} trust bundle`).toBe(2);
+        }
+      },
+      { timeoutMs: 20_000, intervalMs: 500, description: 'both agents trust both roots before the new one signs' },
+    );
+    const newRoot = trustBundle().find((r) => r.fingerprint256 !== oldRoot.fingerprint256) as X509Certificate;
+    const issuedUnder = (leaf: X509Certificate, root: X509Certificate): boolean => leaf.checkIssued(root) && leaf.verify(root.publicKey);
+    // Until every leaf is reissued (2-minute certificates: within about a minute), old-root and
+    // new-root peers meet; a request every 2 s must keep working throughout.
+    let requests = 0;
+    await eventually(
+      () => {
+        const r = curlEcho('echo.idt');
+        requests++;
+        expect(r.stdout, `request ${requests} during the root rotation: ${r.stderr}`).toContain('echo');
+        const leaf = presentedLeaf(nodes[0] ?? '', podIp('echo'));
+        if (!issuedUnder(leaf, newRoot)) throw new Error('echo still presents a leaf of the old root');
+        const client = certificateOf(nodes[0] ?? '', 'client-sa');
+        const clientLeaf = new X509Certificate((client as { chain?: string[] } | undefined)?.chain?.[0] ?? '');
+        if (!issuedUnder(clientLeaf, newRoot)) throw new Error('client-sa still holds a leaf of the old root');
+      },
+      { timeoutMs: 180_000, intervalMs: 2000, description: 'both ends reissued under the new root, traffic flowing' },
+    );
+    expect(requests).toBeGreaterThan(1);
+    expect(curlEcho('echo.idt').stdout).toContain('echo');
+  }, 5 * 60_000);
 });

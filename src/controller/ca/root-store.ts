@@ -39,6 +39,10 @@ export const CERT_CHAIN_KEY = 'cert-chain.pem';
 export const ROOT_CERT_KEY = 'root-cert.pem';
 export const PREVIOUS_ROOTS_KEY = 'previous-roots.pem';
 export const PREVIOUS_ROOTS_UNTIL_ANNOTATION = 'amesh.io/previous-roots-until';
+/** A staged rotation: the next root is trusted first and signs only from `amesh.io/next-root-at`. */
+export const NEXT_CA_CERT_KEY = 'next-ca-cert.pem';
+export const NEXT_CA_KEY_KEY = 'next-ca-key.pem';
+export const NEXT_ROOT_AT_ANNOTATION = 'amesh.io/next-root-at';
 /** Istio's self-signed root lives ten years. */
 export const ROOT_VALIDITY_DAYS = 3650;
 export const SERVING_CERT_VALIDITY_SECONDS = 30 * 86_400;
@@ -78,6 +82,8 @@ export interface RootRotation {
   newRootFingerprint: string;
   /** The old root stays in the trust bundle until then. */
   previousRootsUntil: Date;
+  /** When the new root starts signing (now, unless the rotation was staged with a propagation delay). */
+  signingSwitchAt: Date;
 }
 
 export interface ServingCertificate {
@@ -321,9 +327,13 @@ export class RootStore {
    * New self-signed root; the old one (and previous roots not yet expired) stays trusted for
    * `overlapSeconds`. Refused while a plug-in CA is in use: that CA's owner rotates it.
    */
-  async rotateRoot(opts: { overlapSeconds: number }): Promise<RootRotation> {
+  async rotateRoot(opts: { overlapSeconds: number; propagationSeconds?: number }): Promise<RootRotation> {
     if (!Number.isInteger(opts.overlapSeconds) || opts.overlapSeconds < 0) {
       throw new AmeshError('AMESH_CONFIG_INVALID', `root rotation overlap ${opts.overlapSeconds} s: expected a whole number of seconds ≥ 0`);
+    }
+    const propagationSeconds = opts.propagationSeconds ?? 0;
+    if (!Number.isInteger(propagationSeconds) || propagationSeconds < 0) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', `root rotation propagation ${propagationSeconds} s: expected a whole number of seconds ≥ 0`);
     }
     const ref = `${this.#namespace}/${CA_SECRET_NAME}`;
     for (let attempt = 1; ; attempt++) {
@@ -340,18 +350,31 @@ export class RootStore {
       }
       const data = decode(secret);
       const now = this.#now();
+      if (data[NEXT_CA_CERT_KEY]) {
+        throw new AmeshError('AMESH_CERT_FAILED', `a root rotation is already staged in ${ref} (the next root signs from ${secret.metadata?.annotations?.[NEXT_ROOT_AT_ANNOTATION] ?? '?'})`, {
+          hint: 'wait until the staged root has taken over, then rotate again',
+        });
+      }
       const oldRoot = (await loadSelfSigned(ref, data, [])).signing.certPem;
       const annotations = { ...(secret.metadata?.annotations ?? {}) };
       const kept = activePreviousRoots(data[PREVIOUS_ROOTS_KEY] ?? '', annotations[PREVIOUS_ROOTS_UNTIL_ANNOTATION], now).roots;
       const keptUntil = Date.parse(annotations[PREVIOUS_ROOTS_UNTIL_ANNOTATION] ?? '');
       // Whole seconds (the annotation has no fractions), rounded up so the overlap is never short.
-      const until = new Date(Math.ceil(Math.max(now.getTime() + opts.overlapSeconds * 1000, kept.length > 0 && !Number.isNaN(keptUntil) ? keptUntil : 0) / 1000) * 1000);
+      const switchAt = new Date(Math.ceil((now.getTime() + propagationSeconds * 1000) / 1000) * 1000);
+      const until = new Date(Math.ceil(Math.max(switchAt.getTime() + opts.overlapSeconds * 1000, kept.length > 0 && !Number.isNaN(keptUntil) ? keptUntil : 0) / 1000) * 1000);
       const fresh = await generateCa({ trustDomain: this.#trustDomain, validityDays: this.#validityDays, now });
       annotations[PREVIOUS_ROOTS_UNTIL_ANNOTATION] = rfc3339(until);
+      // Staged (propagation > 0): the new root joins the trust bundle now and signs only once every
+      // agent can have it; #promoteIfDue makes the switch. Otherwise it signs at once.
+      if (propagationSeconds > 0) annotations[NEXT_ROOT_AT_ANNOTATION] = rfc3339(switchAt);
       const next: V1Secret = {
         ...secret,
         metadata: { ...secret.metadata, annotations },
-        data: encode({ ...data, [CA_CERT_KEY]: fresh.certPem, [CA_KEY_KEY]: fresh.keyPem, [PREVIOUS_ROOTS_KEY]: dedupe([oldRoot, ...kept]).join('') }),
+        data: encode(
+          propagationSeconds > 0
+            ? { ...data, [NEXT_CA_CERT_KEY]: fresh.certPem, [NEXT_CA_KEY_KEY]: fresh.keyPem }
+            : { ...data, [CA_CERT_KEY]: fresh.certPem, [CA_KEY_KEY]: fresh.keyPem, [PREVIOUS_ROOTS_KEY]: dedupe([oldRoot, ...kept]).join('') },
+        ),
       };
       try {
         await this.#core.replaceNamespacedSecret({ name: CA_SECRET_NAME, namespace: this.#namespace, body: next });
@@ -368,8 +391,12 @@ export class RootStore {
         previousRootFingerprint: fingerprint(oldRoot),
         newRootFingerprint: fingerprint(fresh.certPem),
         previousRootsUntil: until,
+        signingSwitchAt: propagationSeconds > 0 ? switchAt : now,
       };
-      this.#log.info({ previousRoot: rotation.previousRootFingerprint, newRoot: rotation.newRootFingerprint, previousRootsUntil: rfc3339(until) }, 'rotated the root CA');
+      this.#log.info(
+        { previousRoot: rotation.previousRootFingerprint, newRoot: rotation.newRootFingerprint, previousRootsUntil: rfc3339(until), signingSwitchAt: rfc3339(rotation.signingSwitchAt) },
+        propagationSeconds > 0 ? 'staged a root rotation: the new root is trusted now and signs from signingSwitchAt' : 'rotated the root CA',
+      );
       // A poll already in flight may have read the Secret before our write: wait it out, then read.
       await this.#refreshing?.catch(() => undefined);
       await this.refresh();
@@ -467,10 +494,41 @@ export class RootStore {
       return loadPluginCa(`${this.#namespace}/${PLUGIN_CA_SECRET_NAME}`, decode(plugin), previous, now);
     }
     if (this.#loaded?.origin === 'plug-in') this.#log.warn(`Secret ${PLUGIN_CA_SECRET_NAME} is gone; falling back to ${CA_SECRET_NAME}`);
-    const secret = (await this.#readSecret(CA_SECRET_NAME)) ?? (await this.#createSelfSigned());
-    const loaded = await loadSelfSigned(`${this.#namespace}/${CA_SECRET_NAME}`, decode(secret), await this.#previousRoots(secret, now));
+    const secret = await this.#promoteIfDue((await this.#readSecret(CA_SECRET_NAME)) ?? (await this.#createSelfSigned()), now);
+    const staged = decode(secret)[NEXT_CA_CERT_KEY];
+    const loaded = await loadSelfSigned(`${this.#namespace}/${CA_SECRET_NAME}`, decode(secret), [...(await this.#previousRoots(secret, now)), ...(staged ? splitPemBundle(staged) : [])]);
     const until = secret.metadata?.annotations?.[PREVIOUS_ROOTS_UNTIL_ANNOTATION];
     return until === undefined ? loaded : { ...loaded, previousRootsUntil: until };
+  }
+
+  /**
+   * A staged rotation whose time has come: the next root becomes the signing root and the old one
+   * a previous root (trusted until the overlap ends). Any controller may do it; a 409 means
+   * another did first, and the re-read Secret is used.
+   */
+  async #promoteIfDue(secret: V1Secret, now: Date): Promise<V1Secret> {
+    const data = decode(secret);
+    const at = Date.parse(secret.metadata?.annotations?.[NEXT_ROOT_AT_ANNOTATION] ?? '');
+    if (!data[NEXT_CA_CERT_KEY] || !data[NEXT_CA_KEY_KEY] || Number.isNaN(at) || at > now.getTime()) return secret;
+    const name = secret.metadata?.name ?? CA_SECRET_NAME;
+    const annotations = { ...(secret.metadata?.annotations ?? {}) };
+    delete annotations[NEXT_ROOT_AT_ANNOTATION];
+    const kept = activePreviousRoots(data[PREVIOUS_ROOTS_KEY] ?? '', annotations[PREVIOUS_ROOTS_UNTIL_ANNOTATION], now).roots;
+    const { [NEXT_CA_CERT_KEY]: nextCert, [NEXT_CA_KEY_KEY]: nextKey, ...rest } = data;
+    const body: V1Secret = {
+      ...secret,
+      metadata: { ...secret.metadata, annotations },
+      data: encode({ ...rest, [CA_CERT_KEY]: nextCert as string, [CA_KEY_KEY]: nextKey as string, [PREVIOUS_ROOTS_KEY]: dedupe([data[CA_CERT_KEY] as string, ...kept]).join('') }),
+    };
+    try {
+      const written = await this.#core.replaceNamespacedSecret({ name, namespace: this.#namespace, body });
+      this.#log.info({ newRoot: fingerprint(nextCert as string), previousRootsUntil: annotations[PREVIOUS_ROOTS_UNTIL_ANNOTATION] }, 'the staged root now signs');
+      return written;
+    } catch (err) {
+      if (statusOf(err) === 409) return (await this.#readSecret(name)) ?? secret;
+      this.#log.warn({ err, secret: name }, 'cannot promote the staged root yet; the next poll retries');
+      return secret;
+    }
   }
 
   /** Previous roots still trusted; expired ones are removed from the Secret (best effort). */
