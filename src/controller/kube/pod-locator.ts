@@ -103,7 +103,13 @@ export class KubePodLocator implements PodLocator {
     } finally {
       this.informer.off('error', onFailure);
     }
-    if (!failed && this.running) {
+    // stop() may have landed while start() was in flight; client-node only checks for a stop
+    // before its list, so the watch it opened afterwards would outlive us.
+    if (!this.running) {
+      await this.informer.stop();
+      return;
+    }
+    if (!failed) {
       if (!this.isSynced) this.log.info({ pods: this.pods.size }, 'pod cache synced');
       this.isSynced = true;
       this.restartDelayMs = RESTART_INITIAL_MS;
