@@ -84,20 +84,20 @@ describe('KubePodLocator against the embedded API server', () => {
     expect(locator.hasPodOnNode('n2', NS, 's')).toBe(false);
     expect(locator.hasPodOnNode('n1', NS, 'other')).toBe(false);
     expect(locator.hasPodOnNode('n1', 'default', 's')).toBe(false);
-    expect(locator.pod(NS, 'early')).toEqual({ namespace: NS, name: 'early', serviceAccount: 's', nodeName: 'n1' });
+    expect(locator.pod(NS, 'early')).toEqual({ namespace: NS, name: 'early', uid: expect.any(String), serviceAccount: 's', nodeName: 'n1' });
     expect(locator.pod(NS, 'missing')).toBeUndefined();
   });
 
   it('picks up a pod created after start; its service account defaults to "default"', async () => {
     createPod('late', { node: 'n2' });
     await until(() => expect(locator.hasPodOnNode('n2', NS, 'default')).toBe(true), 'pod late on n2');
-    expect(locator.pod(NS, 'late')).toEqual({ namespace: NS, name: 'late', serviceAccount: 'default', nodeName: 'n2' });
+    expect(locator.pod(NS, 'late')).toEqual({ namespace: NS, name: 'late', uid: expect.any(String), serviceAccount: 'default', nodeName: 'n2' });
     expect(locator.hasPodOnNode('n1', NS, 'default')).toBe(false);
   });
 
   it('counts a pod only once it is bound to a node', async () => {
     createPod('pending', { serviceAccount: 'sched' });
-    await until(() => expect(locator.pod(NS, 'pending')).toEqual({ namespace: NS, name: 'pending', serviceAccount: 'sched' }), 'unbound pod known');
+    await until(() => expect(locator.pod(NS, 'pending')).toEqual({ namespace: NS, name: 'pending', uid: expect.any(String), serviceAccount: 'sched' }), 'unbound pod known');
     expect(locator.hasPodOnNode('n1', NS, 'sched')).toBe(false);
     // The sandbox scheduler binds with an update of spec.nodeName.
     const pod = getPod('pending');

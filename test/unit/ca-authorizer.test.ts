@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { authorize, EXTRA_NODE_NAME, EXTRA_POD_NAME, type AuthorizeInput } from '../../src/controller/ca/authorizer.js';
+import { authorize, EXTRA_NODE_NAME, EXTRA_POD_NAME, EXTRA_POD_UID, type AuthorizeInput } from '../../src/controller/ca/authorizer.js';
 import { DEFAULT_TRUSTED_NODE_AGENTS, type PodLocator, type PodRef, type ReviewedToken } from '../../src/controller/ca/types.js';
 
 const TD = 'cluster.local';
@@ -11,7 +11,7 @@ const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
 /** node-1 runs the agent pod and a reviews pod; node-2 runs a ratings pod. */
 function locator(synced = true): PodLocator {
   const pods: PodRef[] = [
-    { namespace: 'amesh-system', name: 'amesh-node-abc', serviceAccount: 'amesh-node', nodeName: 'node-1' },
+    { namespace: 'amesh-system', name: 'amesh-node-abc', uid: 'uid-abc', serviceAccount: 'amesh-node', nodeName: 'node-1' },
     { namespace: 'amesh-system', name: 'amesh-node-unscheduled', serviceAccount: 'amesh-node' },
     { namespace: 'amesh-system', name: 'impostor', serviceAccount: 'default', nodeName: 'node-1' },
     { namespace: 'default', name: 'reviews-1', serviceAccount: 'reviews', nodeName: 'node-1' },
@@ -29,6 +29,8 @@ function token(username: string, extra?: Record<string, string[]>): ReviewedToke
 }
 const podBound = (pod: string): Record<string, string[]> => ({ [EXTRA_POD_NAME]: [pod] });
 const nodeBound = (node: string): Record<string, string[]> => ({ [EXTRA_NODE_NAME]: [node] });
+/** What kube-apiserver puts in a pod-bound token: pod name and uid, and the node. */
+const fullyBound = (pod: string, uid: string, node: string): Record<string, string[]> => ({ [EXTRA_POD_NAME]: [pod], [EXTRA_POD_UID]: [uid], [EXTRA_NODE_NAME]: [node] });
 
 interface Row {
   name: string;
@@ -41,6 +43,24 @@ interface Row {
 }
 
 const rows: Row[] = [
+  {
+    name: 'a fully bound agent token of the live pod may impersonate on its node',
+    token: token(AGENT, fullyBound('amesh-node-abc', 'uid-abc', 'node-1')),
+    impersonate: REVIEWS,
+    want: { allow: true, identity: REVIEWS, impersonating: true },
+  },
+  {
+    name: 'the token of a replaced agent pod (same name, other uid) may not impersonate',
+    token: token(AGENT, fullyBound('amesh-node-abc', 'uid-old', 'node-1')),
+    impersonate: REVIEWS,
+    want: { allow: false, code: status.PERMISSION_DENIED, reason: /was replaced/ },
+  },
+  {
+    name: 'the token of a deleted agent pod may not impersonate, although it names the node',
+    token: token(AGENT, fullyBound('amesh-node-gone', 'uid-gone', 'node-1')),
+    impersonate: REVIEWS,
+    want: { allow: false, code: status.PERMISSION_DENIED, reason: /does not run/ },
+  },
   { name: 'a workload gets its own identity', token: token('system:serviceaccount:default:reviews'), want: { allow: true, identity: REVIEWS, caller: REVIEWS, impersonating: false } },
   {
     name: 'ImpersonatedIdentity equal to the caller is its own identity',

@@ -18,6 +18,7 @@ import type { PodLocator, ReviewedToken } from './types.js';
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
 export const EXTRA_POD_NAME = 'authentication.kubernetes.io/pod-name';
 export const EXTRA_NODE_NAME = 'authentication.kubernetes.io/node-name';
+export const EXTRA_POD_UID = 'authentication.kubernetes.io/pod-uid';
 
 export interface AuthorizeInput {
   token: ReviewedToken;
@@ -62,6 +63,14 @@ export function authorize(input: AuthorizeInput): Decision {
   let node = firstExtra(token, EXTRA_NODE_NAME);
   if (!podName && !node) return deny(status.PERMISSION_DENIED, 'the node agent token is not bound to a pod or node; impersonation needs a bound token');
   if (!pods.synced()) return deny(status.UNAVAILABLE, 'the pod cache is not synced yet');
+  // A pod-bound token must still belong to the live pod of that name (as Istio checks): the token
+  // of a deleted or replaced agent pod grants nothing, even where it also names a node.
+  const podUid = firstExtra(token, EXTRA_POD_UID);
+  if (podName && podUid) {
+    const bound = pods.pod(namespace, podName);
+    if (!bound) return deny(status.PERMISSION_DENIED, `the node agent pod ${namespace}/${podName} the token is bound to does not run (any more)`);
+    if (bound.uid && bound.uid !== podUid) return deny(status.PERMISSION_DENIED, `the node agent pod ${namespace}/${podName} was replaced (uid ${bound.uid}, token bound to ${podUid})`);
+  }
   if (!node) {
     const pod = pods.pod(namespace, podName as string);
     if (!pod) return deny(status.PERMISSION_DENIED, `the node agent pod ${namespace}/${podName} is not known`);

@@ -26,6 +26,8 @@ export interface TokenReviewer {
 export interface PodRef {
   namespace: string;
   name: string;
+  /** metadata.uid, compared with a pod-bound token's pod-uid (a token of a replaced pod is refused). */
+  uid?: string;
   serviceAccount: string;
   nodeName?: string;
 }

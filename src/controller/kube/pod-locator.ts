@@ -35,7 +35,8 @@ function livePod(pod: V1Pod): PodRef | undefined {
   if (phase === 'Succeeded' || phase === 'Failed') return undefined;
   const serviceAccount = pod.spec?.serviceAccountName || 'default';
   const nodeName = pod.spec?.nodeName;
-  return nodeName ? { namespace, name, serviceAccount, nodeName } : { namespace, name, serviceAccount };
+  const uid = pod.metadata?.uid;
+  return { namespace, name, serviceAccount, ...(uid ? { uid } : {}), ...(nodeName ? { nodeName } : {}) };
 }
 
 export class KubePodLocator implements PodLocator {
