@@ -4,6 +4,7 @@
  * (Like ztunnel's config.rs: one place to read, one place to document — README mirrors this.)
  */
 import { AmeshError } from '../errors/amesh-error.js';
+import { intSetting, invalidSetting, oneOfSetting, readSettings, type Setting } from './env-settings.js';
 
 export type CaptureMode = 'auto' | 'ebpf' | 'nftables' | 'none';
 
@@ -53,30 +54,14 @@ export interface AgentConfig {
   trustBundlePollMs: number;
 }
 
-interface Setting<T> {
-  env: string;
-  default: T;
-  parse: (raw: string, env: string) => T;
-}
-
-function invalid(env: string, raw: string, expected: string): never {
-  throw new AmeshError('AMESH_CONFIG_INVALID', `${env}=${JSON.stringify(raw)} is invalid: expected ${expected}`);
-}
-
-const int = (min: number, max: number) => (raw: string, env: string): number => {
-  const n = Number(raw.trim());
-  if (!Number.isInteger(n) || n < min || n > max) invalid(env, raw, `an integer from ${min} to ${max} (0x… accepted)`);
-  return n;
-};
+const invalid = invalidSetting;
+const int = intSetting;
 const bool = (raw: string, env: string): boolean => {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off)$/i.test(raw)) return false;
   return invalid(env, raw, 'true or false');
 };
-const oneOf = <T extends string>(values: readonly T[]) => (raw: string, env: string): T => {
-  if (!(values as readonly string[]).includes(raw)) invalid(env, raw, `one of ${values.join(', ')}`);
-  return raw as T;
-};
+const oneOf = oneOfSetting;
 const str = (raw: string): string => raw;
 const hostPort = (raw: string, env: string): string => {
   const m = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(raw.trim());
@@ -137,18 +122,7 @@ export function agentSettings(): ReadonlyArray<{ key: string; env: string; defau
 
 /** Read the agent config from `env`; `node` fills node-dependent defaults. */
 export function readAgentConfig(env: NodeJS.ProcessEnv, node: string): Readonly<AgentConfig> {
-  const known = new Set(Object.values(SETTINGS).map((s) => s.env));
-  for (const key of Object.keys(env)) {
-    if (key.startsWith('AMESH_') && !known.has(key) && !IGNORED_ENV.has(key)) {
-      throw new AmeshError('AMESH_CONFIG_INVALID', `unknown setting ${key}`, { hint: `known settings: ${[...known].join(', ')}` });
-    }
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [keyof AgentConfig, Setting<unknown>][]) {
-    const raw = env[setting.env];
-    out[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
-  }
-  const cfg = out as unknown as AgentConfig;
+  const cfg = readSettings<AgentConfig>(SETTINGS, env);
   if (!cfg.bpfPinRoot) cfg.bpfPinRoot = `/sys/fs/bpf/amesh/v1/${node}`;
   if (!cfg.caServerName && cfg.caAddress) cfg.caServerName = cfg.caAddress.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   if ((cfg.captureMark & cfg.captureMask) === (cfg.socketMark & cfg.captureMask)) {
@@ -159,5 +133,3 @@ export function readAgentConfig(env: NodeJS.ProcessEnv, node: string): Readonly<
   return Object.freeze(cfg);
 }
 
-/** AMESH_* variables that are not agent settings (used by the CLI or tests). */
-const IGNORED_ENV = new Set(['AMESH_ALLOW_UNPRIVILEGED_SKIP', 'AMESH_SANDBOX_DIR']);

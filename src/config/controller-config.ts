@@ -5,6 +5,7 @@
  */
 import { DEFAULT_TRUSTED_NODE_AGENTS } from '../controller/ca/types.js';
 import { AmeshError } from '../errors/amesh-error.js';
+import { intSetting, invalidSetting, oneOfSetting, readSettings, type Setting } from './env-settings.js';
 import { CA_PORT } from '../identity/ca-proto.js';
 import { isValidTrustDomain } from '../identity/spiffe.js';
 
@@ -29,25 +30,9 @@ export interface ControllerConfig {
   drainTimeoutMs: number;
 }
 
-interface Setting<T> {
-  env: string;
-  default: T;
-  parse: (raw: string, env: string) => T;
-}
-
-function invalid(env: string, raw: string, expected: string): never {
-  throw new AmeshError('AMESH_CONFIG_INVALID', `${env}=${JSON.stringify(raw)} is invalid: expected ${expected}`);
-}
-
-const int = (min: number, max: number) => (raw: string, env: string): number => {
-  const n = Number(raw.trim());
-  if (!Number.isInteger(n) || n < min || n > max) invalid(env, raw, `an integer from ${min} to ${max}`);
-  return n;
-};
-const oneOf = <T extends string>(values: readonly T[]) => (raw: string, env: string): T => {
-  if (!(values as readonly string[]).includes(raw)) invalid(env, raw, `one of ${values.join(', ')}`);
-  return raw as T;
-};
+const invalid = invalidSetting;
+const int = intSetting;
+const oneOf = oneOfSetting;
 const trustDomain = (raw: string, env: string): string => {
   if (!isValidTrustDomain(raw)) invalid(env, raw, 'a SPIFFE trust domain (lower-case letters, digits, ".", "-", "_")');
   return raw;
@@ -92,26 +77,9 @@ export function controllerSettings(): ReadonlyArray<{ key: string; env: string; 
   return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
 }
 
-/**
- * AMESH_* variables that belong to other components or tools: the controller ignores them
- * rather than failing, because one ConfigMap may feed several deployables.
- */
-const IGNORED_ENV = new Set(['AMESH_ALLOW_UNPRIVILEGED_SKIP', 'AMESH_SANDBOX_DIR']);
-
 /** Read the controller config from `env` (process.env in production). */
 export function readControllerConfig(env: NodeJS.ProcessEnv): Readonly<ControllerConfig> {
-  const known = new Set(Object.values(SETTINGS).map((s) => s.env));
-  for (const key of Object.keys(env)) {
-    if (key.startsWith('AMESH_') && !known.has(key) && !IGNORED_ENV.has(key)) {
-      throw new AmeshError('AMESH_CONFIG_INVALID', `unknown setting ${key}`, { hint: `known settings: ${[...known].join(', ')}` });
-    }
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, setting] of Object.entries(SETTINGS) as [keyof ControllerConfig, Setting<unknown>][]) {
-    const raw = env[setting.env];
-    out[key] = raw === undefined || raw === '' ? setting.default : setting.parse(raw, setting.env);
-  }
-  const cfg = out as unknown as ControllerConfig;
+  const cfg = readSettings<ControllerConfig>(SETTINGS, env);
   // The Downward API names the namespace we run in; an explicit setting still wins.
   if (!env.AMESH_CONTROLLER_NAMESPACE && env.POD_NAMESPACE) cfg.namespace = namespaceName(env.POD_NAMESPACE, 'POD_NAMESPACE');
   if (cfg.certDefaultTtlSeconds > cfg.certMaxTtlSeconds) {
