@@ -18,7 +18,7 @@ import { applyObjects, readManifests, REPO_ROOT } from '../sandbox/install.js';
 import { kubeConfigFor, sandboxUp } from '../sandbox/lifecycle.js';
 import { podExecTarget, containerLogPath } from '../sandbox/pod-access.js';
 import { planClusterNetwork } from '../sandbox/network/cluster-network.js';
-import { MESH_CONFIG_DIR, sandboxDir, sandboxPaths } from '../sandbox/state.js';
+import { sandboxDir, sandboxPaths } from '../sandbox/state.js';
 
 const DEMO_MANIFEST = join(REPO_ROOT, 'samples', 'demo', 'demo.yaml');
 const TOTAL = 6;
@@ -120,9 +120,16 @@ export function registerDemo(program: Command): void {
       await core.patchNamespace({ name: 'demo', body: { metadata: { labels: { 'istio.io/dataplane-mode': 'ambient' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
       const enrolledAt = Date.now();
       const plan = planClusterNetwork({ prefix: up.state.name, nodes: up.state.nodes });
-      await until('the node agents to enrol the demo pods', 10_000, async () => {
-        const cfg = await readFile(join(MESH_CONFIG_DIR, `${client.spec?.nodeName}.yaml`), 'utf8');
-        return cfg.includes('tunnelProtocol: HBONE') ? true : undefined;
+      // Enrolled means every node agent serves the new state (its /config_dump), not that a file was written.
+      const demoPods = (await core.listNamespacedPod({ namespace: 'demo' })).items.map((p) => p.metadata?.name ?? '');
+      await until('every node agent to enrol the demo pods', 15_000, async () => {
+        for (const node of plan.nodes) {
+          const dump = await run(['nsenter', `--net=${node.netnsPath}`, '--', 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], {}, 5_000);
+          const workloads = (JSON.parse(dump.stdout || '{}') as { workloads?: Array<{ name?: string; namespace?: string; tunnelProtocol?: string }> }).workloads ?? [];
+          const enrolled = new Set(workloads.filter((w) => w.namespace === 'demo' && w.tunnelProtocol === 'HBONE').map((w) => w.name));
+          if (!demoPods.every((name) => enrolled.has(name))) return undefined;
+        }
+        return true;
       });
       console.log(`  enrolled in ${Date.now() - enrolledAt} ms; pods unchanged: ${restartsBefore === (await core.listNamespacedPod({ namespace: 'demo' })).items.map((p) => `${p.metadata?.uid}`).sort().join(',') ? 'yes' : 'no'}`);
 
@@ -151,8 +158,9 @@ export function registerDemo(program: Command): void {
         const text = await run(['tcpdump', '-nn', '-r', pcap], {}, 10_000);
         const lines = text.stdout.split('\n').filter(Boolean);
         const hbone = lines.filter((l) => /\.15008[ :]/.test(l)).length;
+        const ca = lines.filter((l) => /\.15012[ :]/.test(l)).length;
         const bytes = await readFile(pcap).catch(() => Buffer.alloc(0));
-        console.log(`  between ${client.spec?.nodeName} and the other node: ${lines.length} TCP packets, ${hbone} of them on port 15008; plaintext "Hello, world!" on the wire: ${bytes.includes('Hello, world!') ? 'YES' : 'no'}`);
+        console.log(`  between ${client.spec?.nodeName} and the other node: ${lines.length} TCP packets, ${hbone} of them on port 15008 (HBONE)${ca ? `, ${ca} on 15012 (an agent fetching certificates from the controller)` : ''}; plaintext "Hello, world!" on the wire: ${bytes.includes('Hello, world!') ? 'YES' : 'no'}`);
         await rm(pcap, { force: true });
       }
       const agents = (await core.listNamespacedPod({ namespace: 'amesh-system', labelSelector: 'app=amesh-node' })).items;
