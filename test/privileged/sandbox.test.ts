@@ -123,6 +123,31 @@ describe.skipIf(!guard.run)('amesh sandbox (privileged: network namespaces, eBPF
     expect(kubectl('get', 'pods', '-n', 'demo', '-o', 'jsonpath={.items[*].metadata.uid}').stdout).toBe(uidsBefore);
   });
 
+  it('enforces PeerAuthentication STRICT and an AuthorizationPolicy applied with kubectl', async () => {
+    const curlFrom = (ref: string) => amesh('sandbox', 'exec', '--dir', dir, ref, '--', 'curl', '-s', '--max-time', '3', 'http://backend.demo');
+    const apply = (yaml: string) => spawnSync('kubectl', ['apply', '-f', '-'], { input: yaml, encoding: 'utf8', env: { ...process.env, KUBECONFIG: join(dir, 'kubeconfig') }, timeout: 60_000 });
+    // A client outside the mesh: plaintext into the mesh is accepted while PERMISSIVE.
+    const outside = apply('apiVersion: v1\nkind: Namespace\nmetadata: {name: outside}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: curl, namespace: outside}\nspec: {containers: [{name: c, image: curlimages/curl, command: [sleep, "3600"]}]}\n');
+    expect(outside.status, outside.stderr).toBe(0);
+    await eventually(() => expect(curlFrom('outside/curl').stdout).toContain('Hello, world!'), { timeoutMs: 30_000, intervalMs: 500, description: 'plaintext from outside the mesh while PERMISSIVE' });
+
+    const strict = apply('apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: demo}\nspec: {mtls: {mode: STRICT}}\n');
+    expect(strict.status, strict.stderr).toBe(0);
+    await eventually(() => expect(curlFrom('outside/curl').stdout).not.toContain('Hello, world!'), { timeoutMs: 15_000, intervalMs: 500, description: 'plaintext refused under STRICT' });
+    expect(curlFrom('demo/client').stdout, 'mTLS from the enrolled client still works').toContain('Hello, world!');
+
+    // Only frontend-sa may call the backends: the client (service account default) is refused.
+    const allow = apply(
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: backend-from-frontend, namespace: demo}\nspec: {selector: {matchLabels: {app: backend}}, action: ALLOW, rules: [{from: [{source: {principals: [cluster.local/ns/demo/sa/frontend-sa]}}]}]}\n',
+    );
+    expect(allow.status, allow.stderr).toBe(0);
+    await eventually(() => expect(curlFrom('demo/client').stdout).not.toContain('Hello, world!'), { timeoutMs: 15_000, intervalMs: 500, description: 'client refused by the ALLOW policy' });
+
+    for (const what of [['authorizationpolicy', 'backend-from-frontend'], ['peerauthentication', 'strict']]) expect(kubectl('delete', '-n', 'demo', ...what).status).toBe(0);
+    await eventually(() => expect(curlFrom('demo/client').stdout).toContain('Hello, world!'), { timeoutMs: 15_000, intervalMs: 500, description: 'client allowed again after the policies are deleted' });
+    await eventually(() => expect(curlFrom('outside/curl').stdout).toContain('Hello, world!'), { timeoutMs: 15_000, intervalMs: 500, description: 'plaintext accepted again' });
+  });
+
   it('down --keep then up resumes the API state', async () => {
     await sandboxDown({ dir, keep: true });
     expect((await readState(dir))?.daemonPid).toBeUndefined();

@@ -73,3 +73,51 @@ describe('renderNodeConfig', () => {
     expect(doc.workloads.map((w) => [w.name, w.status])).toEqual([['a', 'UNHEALTHY']]);
   });
 });
+
+describe('renderNodeConfig: L4 policies from AuthorizationPolicy and PeerAuthentication', () => {
+  const sec = (kind: string, name: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({ apiVersion: 'security.istio.io/v1', kind, metadata: { name, namespace, creationTimestamp: '2026-01-01T00:00:00Z' }, spec });
+  const view = (policies: { ap?: KubeObject[]; pa?: KubeObject[] }) => ({
+    namespaces: [ns('demo', { 'istio.io/dataplane-mode': 'ambient' })],
+    pods: [pod('backend', { ip: '10.244.2.5', labels: { app: 'backend' } }), pod('client', { ip: '10.244.1.2', labels: { app: 'client' } })],
+    services: [],
+    authorizationPolicies: policies.ap ?? [],
+    peerAuthentications: policies.pa ?? [],
+  });
+
+  it('publishes AuthorizationPolicies and lists selector policies on the workloads they select', () => {
+    const doc = renderNodeConfig(
+      view({
+        ap: [
+          sec('AuthorizationPolicy', 'allow-client', 'demo', { selector: { matchLabels: { app: 'backend' } }, rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/sa-client'] } }] }] }),
+          sec('AuthorizationPolicy', 'deny-ns', 'demo', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['evil'] } }] }] }),
+        ],
+      }),
+      options,
+    );
+    expect(doc.policies.map((p) => [p.name, p.scope, p.action])).toEqual([
+      ['allow-client', 'WORKLOAD_SELECTOR', 'ALLOW'],
+      ['deny-ns', 'NAMESPACE', 'DENY'],
+    ]);
+    expect(doc.workloads.find((w) => w.name === 'backend')?.authorizationPolicies).toEqual(['demo/allow-client']);
+    expect(doc.workloads.find((w) => w.name === 'client')?.authorizationPolicies).toBeUndefined();
+    expect(() => parseLocalConfig(JSON.parse(JSON.stringify(doc)), 'test', '/')).not.toThrow();
+  });
+
+  it('turns a namespace STRICT PeerAuthentication into a DENY-without-principal policy on every workload, unless a workload policy says PERMISSIVE', () => {
+    const doc = renderNodeConfig(
+      view({
+        pa: [
+          sec('PeerAuthentication', 'strict', 'demo', { mtls: { mode: 'STRICT' } }),
+          sec('PeerAuthentication', 'client-open', 'demo', { selector: { matchLabels: { app: 'client' } }, mtls: { mode: 'PERMISSIVE' } }),
+        ],
+      }),
+      options,
+    );
+    expect(doc.policies).toEqual([
+      { name: 'istio_converted_peer_authentication_strict', namespace: 'demo', scope: 'WORKLOAD_SELECTOR', action: 'DENY', rules: [{ clauses: [{ matches: [{ notPrincipals: [{ presence: {} }] }] }] }] },
+    ]);
+    expect(doc.workloads.find((w) => w.name === 'backend')?.authorizationPolicies).toEqual(['demo/istio_converted_peer_authentication_strict']);
+    expect(doc.workloads.find((w) => w.name === 'client')?.authorizationPolicies).toBeUndefined();
+    expect(() => parseLocalConfig(JSON.parse(JSON.stringify(doc)), 'test', '/')).not.toThrow();
+  });
+});

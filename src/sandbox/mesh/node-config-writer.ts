@@ -42,6 +42,8 @@ export async function startNodeConfigWriter(options: NodeConfigWriterOptions): P
       namespaces: store.list('v1', 'Namespace').items,
       pods: store.list('v1', 'Pod').items,
       services: store.list('v1', 'Service').items,
+      authorizationPolicies: store.list('security.istio.io/v1', 'AuthorizationPolicy').items,
+      peerAuthentications: store.list('security.istio.io/v1', 'PeerAuthentication').items,
     };
     for (const nodeOptions of options.nodes) {
       const text = stringify(renderNodeConfig(view, nodeOptions));
@@ -71,6 +73,8 @@ export async function startNodeConfigWriter(options: NodeConfigWriterOptions): P
     store.watch('v1', 'Namespace', {}, schedule),
     store.watch('v1', 'Pod', {}, schedule),
     store.watch('v1', 'Service', {}, schedule),
+    store.watch('security.istio.io/v1', 'AuthorizationPolicy', {}, schedule),
+    store.watch('security.istio.io/v1', 'PeerAuthentication', {}, schedule),
   ];
   await flush();
   return {

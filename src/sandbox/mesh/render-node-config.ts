@@ -12,6 +12,9 @@
  * can tell an unenrolled peer from an unknown one.
  */
 import type { KubeObject } from '../apiserver/types.js';
+import type { Authorization } from '../../node-agent/state/types.js';
+import { DEFAULT_ROOT_NAMESPACE, translateAuthorizationPolicy, type AuthorizationPolicyObject } from '../../controller/translate/authorization-policy.js';
+import { effectiveMtls, peerAuthenticationAuthorization, type PeerAuthenticationObject } from '../../controller/translate/peer-authentication.js';
 
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
 
@@ -42,6 +45,10 @@ export interface ClusterView {
   namespaces: KubeObject[];
   pods: KubeObject[];
   services: KubeObject[];
+  /** security.istio.io AuthorizationPolicy objects (default none). */
+  authorizationPolicies?: KubeObject[];
+  /** security.istio.io PeerAuthentication objects (default none). */
+  peerAuthentications?: KubeObject[];
 }
 
 export interface NodeConfigOptions {
@@ -74,6 +81,8 @@ export interface WorkloadDoc {
   canonicalRevision?: string;
   status: 'HEALTHY' | 'UNHEALTHY';
   services: Record<string, { ports: PortDoc[] }>;
+  /** `namespace/name` of the WORKLOAD_SELECTOR policies that apply to it. */
+  authorizationPolicies?: string[];
 }
 
 export interface ServiceDoc {
@@ -91,7 +100,7 @@ export interface NodeConfigDoc {
   uplinks: string[];
   workloads: WorkloadDoc[];
   services: ServiceDoc[];
-  policies: never[];
+  policies: Authorization[];
 }
 
 /** Istio's enrolment rule (DESIGN §7). */
@@ -140,6 +149,22 @@ export function renderNodeConfig(view: ClusterView, options: NodeConfigOptions):
       .map((p) => ({ servicePort: p.port, targetPort: typeof p.targetPort === 'number' ? p.targetPort : /^\d+$/.test(String(p.targetPort ?? p.port)) ? Number(p.targetPort ?? p.port) : 0 })),
   }));
 
+  // L4 policies (issue #5's translation, until the controller serves them over xDS): every
+  // AuthorizationPolicy node agents enforce, plus one DENY-without-principal policy per effective
+  // PeerAuthentication mode, listed on the workloads they select.
+  const policies = new Map<string, Authorization>();
+  const selectorPolicies: Array<{ namespace: string; matchLabels: Record<string, string>; key: string }> = [];
+  for (const object of view.authorizationPolicies ?? []) {
+    const ap = object as AuthorizationPolicyObject;
+    const { authorization } = translateAuthorizationPolicy(ap);
+    if (!authorization) continue;
+    const key = `${authorization.namespace}/${authorization.name}`;
+    policies.set(key, authorization);
+    const matchLabels = ap.spec?.selector?.matchLabels ?? {};
+    if (authorization.scope === 'WORKLOAD_SELECTOR') selectorPolicies.push({ namespace: authorization.namespace, matchLabels, key });
+  }
+  const peerAuthentications = (view.peerAuthentications ?? []) as PeerAuthenticationObject[];
+
   const workloads: WorkloadDoc[] = [];
   const seen = new Set<string>();
   const pods = (view.pods as PodShape[])
@@ -160,6 +185,12 @@ export function renderNodeConfig(view: ClusterView, options: NodeConfigOptions):
         .filter((p) => p.targetPort > 0);
       memberOf[`${ns}/${s.metadata.name}.${ns}.svc.${domain}`] = { ports };
     }
+    const applied = selectorPolicies.filter((p) => p.namespace === ns && selects(p.matchLabels, labels)).map((p) => p.key);
+    const peer = peerAuthenticationAuthorization(ns, effectiveMtls(peerAuthentications, { namespace: ns, labels }, DEFAULT_ROOT_NAMESPACE));
+    if (peer) {
+      policies.set(`${ns}/${peer.name}`, peer);
+      applied.push(`${ns}/${peer.name}`);
+    }
     const canonicalName = labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels.app;
     const canonicalRevision = labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels.version;
     workloads.push({
@@ -176,6 +207,7 @@ export function renderNodeConfig(view: ClusterView, options: NodeConfigOptions):
       ...(canonicalRevision ? { canonicalRevision } : {}),
       status: podReady(pod) ? 'HEALTHY' : 'UNHEALTHY',
       services: memberOf,
+      ...(applied.length ? { authorizationPolicies: applied.sort() } : {}),
     });
   }
   return {
@@ -185,6 +217,6 @@ export function renderNodeConfig(view: ClusterView, options: NodeConfigOptions):
     uplinks: options.uplinks,
     workloads,
     services: serviceDocs,
-    policies: [],
+    policies: [...policies.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`)),
   };
 }
