@@ -3,6 +3,7 @@
  * Kubernetes Secrets, and the trust bundle in every namespace) until SIGTERM/SIGINT.
  */
 import type { Command } from 'commander';
+import { exitOnSignals } from './graceful-exit.js';
 import { readControllerConfig } from '../config/controller-config.js';
 import { ControllerApp, loadKubeConfig } from '../controller/app.js';
 import { describeError } from '../errors/amesh-error.js';
@@ -17,26 +18,7 @@ export function registerController(program: Command): void {
       const config = readControllerConfig(process.env);
       const logger = createLogger(config.logLevel, 'amesh-controller');
       const app = ControllerApp.build({ config, kubeConfig: loadKubeConfig(opts.kubeconfig), log: logger });
-      let stopping = false;
-      const stop = async (why: string, code: number): Promise<void> => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ why }, 'shutting down');
-        const hardStop = setTimeout(() => {
-          logger.error('shutdown took too long; exiting');
-          process.exit(1);
-        }, config.drainTimeoutMs + 5000);
-        hardStop.unref();
-        try {
-          await app.close();
-        } catch (err) {
-          logger.error({ err: describeError(err) }, 'error while stopping');
-          code = 1;
-        }
-        process.exit(code);
-      };
-      process.on('SIGTERM', () => void stop('SIGTERM', 0));
-      process.on('SIGINT', () => void stop('SIGINT', 0));
+      exitOnSignals({ logger, graceMs: config.drainTimeoutMs + 5000, close: () => app.close() });
       try {
         await app.start();
       } catch (err) {

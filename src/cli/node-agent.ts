@@ -3,6 +3,7 @@
  * network namespace (the node's), or removes everything it installed there.
  */
 import type { Command } from 'commander';
+import { exitOnSignals } from './graceful-exit.js';
 import { readAgentConfig } from '../config/agent-config.js';
 import { loadLocalConfig } from '../config/local-config.js';
 import { NodeAgent } from '../node-agent/app.js';
@@ -27,22 +28,7 @@ export function registerNodeAgent(program: Command): void {
         return;
       }
       const agent = await NodeAgent.build({ config, localConfigPath: opts.localConfig, logger });
-      let stopping = false;
-      const stop = async (why: string): Promise<void> => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ why }, 'shutting down');
-        const hardStop = setTimeout(() => {
-          logger.error('shutdown took too long; exiting');
-          process.exit(1);
-        }, config.drainTimeoutMs + 5000);
-        hardStop.unref();
-        await agent.close();
-        logger.info('stopped');
-        process.exit(0);
-      };
-      process.on('SIGTERM', () => void stop('SIGTERM'));
-      process.on('SIGINT', () => void stop('SIGINT'));
+      const stop = exitOnSignals({ logger, graceMs: config.drainTimeoutMs + 5000, close: () => agent.close() });
       void agent.quitSignal().then(() => stop('/quitquitquit'));
       await agent.run();
     });

@@ -4,6 +4,7 @@
  * load the user-facing sandbox commands and their Kubernetes client (tens of MB of memory).
  */
 import type { Command } from 'commander';
+import { exitOnSignals } from './graceful-exit.js';
 import { runDaemon } from '../sandbox/daemon.js';
 import { createLogger } from '../telemetry/logger.js';
 
@@ -17,14 +18,7 @@ export function registerSandboxDaemon(program: Command): void {
       const log = createLogger(process.env.AMESH_LOG_LEVEL ?? 'info', 'amesh-sandbox');
       const daemon = await runDaemon({ dir: o.dir, log, loopbackFd: 3 });
       log.info('sandbox daemon running');
-      const stop = (why: string): void => {
-        log.info({ why }, 'shutting down');
-        const hard = setTimeout(() => process.exit(1), 40_000);
-        hard.unref();
-        void daemon.stop().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      exitOnSignals({ logger: log, graceMs: 40_000, close: () => daemon.stop() });
       await new Promise(() => undefined);
     });
 }
