@@ -28,6 +28,16 @@ export interface ControllerConfig {
   rootPollMs: number;
   /** How long a graceful stop may take before the process exits anyway. */
   drainTimeoutMs: number;
+  /** Mesh-wide policy lives here (Istio's root namespace); default: the controller's namespace. */
+  rootNamespace: string;
+  /** The cluster DNS domain in service hostnames (`<svc>.<ns>.svc.<domain>`). */
+  clusterDomain: string;
+  /** A burst of Kubernetes changes within this window becomes one xDS push. */
+  xdsDebounceMs: number;
+  /** Longest a push may wait while changes keep arriving. */
+  xdsMaxDelayMs: number;
+  /** Restart a watch that has delivered nothing (no event, no bookmark) for this long. */
+  watchStallMs: number;
 }
 
 const invalid = invalidSetting;
@@ -71,6 +81,15 @@ const SETTINGS = {
   rootPollMs: { env: 'AMESH_ROOT_POLL_MS', default: 5000, parse: int(100, 600_000) },
   // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
+  // Empty = the controller's namespace (amesh-system), as istiod's root namespace is its own.
+  rootNamespace: { env: 'AMESH_ROOT_NAMESPACE', default: '', parse: namespaceName },
+  clusterDomain: { env: 'AMESH_CLUSTER_DOMAIN', default: 'cluster.local', parse: trustDomain },
+  // A Deployment's pods starting together become one push; 100 ms keeps enrolment well under 1 s.
+  xdsDebounceMs: { env: 'AMESH_XDS_DEBOUNCE_MS', default: 100, parse: int(0, 10_000) },
+  xdsMaxDelayMs: { env: 'AMESH_XDS_MAX_DELAY_MS', default: 1000, parse: int(0, 60_000) },
+  // API servers send a BOOKMARK at least every minute or so to watchers that ask for them; five
+  // minutes of silence means a half-dead connection, not a quiet cluster.
+  watchStallMs: { env: 'AMESH_WATCH_STALL_MS', default: 300_000, parse: int(1000, 3_600_000) },
 } satisfies { [K in keyof ControllerConfig]: Setting<ControllerConfig[K]> };
 
 export function controllerSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
@@ -82,6 +101,7 @@ export function readControllerConfig(env: NodeJS.ProcessEnv): Readonly<Controlle
   const cfg = readSettings<ControllerConfig>(SETTINGS, env);
   // The Downward API names the namespace we run in; an explicit setting still wins.
   if (!env.AMESH_CONTROLLER_NAMESPACE && env.POD_NAMESPACE) cfg.namespace = namespaceName(env.POD_NAMESPACE, 'POD_NAMESPACE');
+  if (!cfg.rootNamespace) cfg.rootNamespace = cfg.namespace;
   if (cfg.certDefaultTtlSeconds > cfg.certMaxTtlSeconds) {
     throw new AmeshError(
       'AMESH_CONFIG_INVALID',

@@ -30,7 +30,7 @@ describe('string and address matches', () => {
 describe('translateAuthorizationPolicy', () => {
   it('scopes: selector → WORKLOAD_SELECTOR, root namespace → GLOBAL, else NAMESPACE', () => {
     expect(translateAuthorizationPolicy(policy('demo', { selector: { matchLabels: { app: 'b' } } })).authorization?.scope).toBe('WORKLOAD_SELECTOR');
-    expect(translateAuthorizationPolicy(policy('istio-system', {})).authorization?.scope).toBe('GLOBAL');
+    expect(translateAuthorizationPolicy(policy('amesh-system', {})).authorization?.scope).toBe('GLOBAL');
     expect(translateAuthorizationPolicy(policy('amesh-system', {}), 'amesh-system').authorization?.scope).toBe('GLOBAL');
     expect(translateAuthorizationPolicy(policy('demo', {})).authorization?.scope).toBe('NAMESPACE');
   });

@@ -15,13 +15,13 @@ const web = { namespace: 'demo', labels: { app: 'web' } };
 describe('effectiveMtls: Istio precedence', () => {
   it.each<[string, PeerAuthenticationObject[], string, Record<number, string>]>([
     ['nothing → PERMISSIVE', [], 'PERMISSIVE', {}],
-    ['mesh STRICT', [pa('istio-system', 'mesh', { mtls: { mode: 'STRICT' } })], 'STRICT', {}],
-    ['namespace PERMISSIVE beats mesh STRICT', [pa('istio-system', 'mesh', { mtls: { mode: 'STRICT' } }), pa('demo', 'ns', { mtls: { mode: 'PERMISSIVE' } })], 'PERMISSIVE', {}],
+    ['mesh STRICT', [pa('amesh-system', 'mesh', { mtls: { mode: 'STRICT' } })], 'STRICT', {}],
+    ['namespace PERMISSIVE beats mesh STRICT', [pa('amesh-system', 'mesh', { mtls: { mode: 'STRICT' } }), pa('demo', 'ns', { mtls: { mode: 'PERMISSIVE' } })], 'PERMISSIVE', {}],
     ['workload PERMISSIVE beats namespace STRICT', [pa('demo', 'ns', { mtls: { mode: 'STRICT' } }), pa('demo', 'w', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'PERMISSIVE' } })], 'PERMISSIVE', {}],
     ['workload UNSET inherits namespace STRICT', [pa('demo', 'ns', { mtls: { mode: 'STRICT' } }), pa('demo', 'w', { selector: { matchLabels: { app: 'web' } } })], 'STRICT', {}],
     ['a selector that does not match is ignored', [pa('demo', 'ns', { mtls: { mode: 'STRICT' } }), pa('demo', 'w', { selector: { matchLabels: { app: 'db' } }, mtls: { mode: 'PERMISSIVE' } })], 'STRICT', {}],
     ['another namespace is ignored', [pa('other', 'ns', { mtls: { mode: 'STRICT' } })], 'PERMISSIVE', {}],
-    ['DISABLE acts as PERMISSIVE', [pa('istio-system', 'mesh', { mtls: { mode: 'STRICT' } }), pa('demo', 'ns', { mtls: { mode: 'DISABLE' } })], 'PERMISSIVE', {}],
+    ['DISABLE acts as PERMISSIVE', [pa('amesh-system', 'mesh', { mtls: { mode: 'STRICT' } }), pa('demo', 'ns', { mtls: { mode: 'DISABLE' } })], 'PERMISSIVE', {}],
     ['the oldest of two namespace policies wins', [pa('demo', 'b', { mtls: { mode: 'PERMISSIVE' } }, '2026-02-01T00:00:00Z'), pa('demo', 'a', { mtls: { mode: 'STRICT' } }, '2026-01-15T00:00:00Z')], 'STRICT', {}],
     ['port-level PERMISSIVE under STRICT', [pa('demo', 'w', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'PERMISSIVE' } } })], 'STRICT', { 8080: 'PERMISSIVE' }],
     ['port-level STRICT under an inherited PERMISSIVE', [pa('demo', 'w', { selector: { matchLabels: { app: 'web' } }, portLevelMtls: { '9090': { mode: 'STRICT' }, '80': { mode: 'UNSET' } } })], 'PERMISSIVE', { 9090: 'STRICT' }],

@@ -17,7 +17,8 @@
  */
 import type { AddressMatch, Authorization, Clause, Match, PolicyScope, Rule, StringMatch } from '../../node-agent/state/types.js';
 
-export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+// Istio's root namespace is istiod's own (istio-system); ours is the controller's (AMESH_ROOT_NAMESPACE).
+export const DEFAULT_ROOT_NAMESPACE = 'amesh-system';
 
 export interface AuthorizationPolicyObject {
   metadata: { name?: string; namespace?: string };

@@ -1,0 +1,133 @@
+/**
+ * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods,
+ * Services, PeerAuthentications, AuthorizationPolicies) and the resources computed from them
+ * (compute-mesh-resources.ts).
+ *
+ * Contract: `onChange` listeners are called synchronously for every watched change — not
+ * debounced; the xDS layer debounces and diffs. `resources()` recomputes lazily, at most once per
+ * batch of changes, and returns the same object until the next change (callers must not mutate
+ * it). `synced()` is true once every informer has listed once (a kind whose CRD is missing counts
+ * as synced and empty).
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../../telemetry/logger.js';
+import { Informer, RESOURCES, type InformerObject, type InformerOptions, type ResourceKind } from '../kube/informer.js';
+import type { AuthorizationPolicyObject } from '../translate/authorization-policy.js';
+import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
+import type { PeerAuthenticationObject } from '../translate/peer-authentication.js';
+import type { ServiceObject } from '../translate/service.js';
+import { computeMeshResources, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+
+export { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+
+/** Informer settings shared by every kind (backoff, stall window, missing-CRD retry). */
+export type InformerTuning = Pick<InformerOptions<InformerObject>, 'backoffInitialMs' | 'backoffMaxMs' | 'stallWindowMs' | 'missingRetryMs'>;
+
+export interface MeshIndexOptions extends MeshOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  informer?: InformerTuning;
+}
+
+type Kinds = {
+  namespaces: NamespaceObject;
+  pods: PodObject;
+  services: ServiceObject;
+  peerAuthentications: PeerAuthenticationObject;
+  authorizationPolicies: AuthorizationPolicyObject;
+};
+
+const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
+  namespaces: RESOURCES.namespaces,
+  pods: RESOURCES.pods,
+  services: RESOURCES.services,
+  peerAuthentications: RESOURCES.peerAuthentications,
+  authorizationPolicies: RESOURCES.authorizationPolicies,
+};
+
+export class MeshIndex {
+  readonly #informers: { [K in keyof Kinds]: Informer<Kinds[K] & InformerObject> };
+  readonly #options: MeshOptions;
+  readonly #log: Logger;
+  readonly #listeners = new Set<() => void>();
+  #cached: MeshResources | undefined;
+
+  constructor(opts: MeshIndexOptions) {
+    this.#log = opts.log.child({ component: 'mesh-index' });
+    this.#options = {
+      trustDomain: opts.trustDomain,
+      ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+      ...(opts.rootNamespace ? { rootNamespace: opts.rootNamespace } : {}),
+    };
+    const make = <K extends keyof Kinds>(kind: K): Informer<Kinds[K] & InformerObject> => {
+      const informer = new Informer<Kinds[K] & InformerObject>({ kubeConfig: opts.kubeConfig, resource: WATCHED[kind], log: opts.log, ...opts.informer });
+      informer.onChange(() => this.#changed());
+      return informer;
+    };
+    this.#informers = {
+      namespaces: make('namespaces'),
+      pods: make('pods'),
+      services: make('services'),
+      peerAuthentications: make('peerAuthentications'),
+      authorizationPolicies: make('authorizationPolicies'),
+    };
+  }
+
+  /** Starts every informer; resolves after each made its first attempt (see `synced()`). */
+  async start(): Promise<void> {
+    await Promise.all(Object.values(this.#informers).map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(Object.values(this.#informers).map((i) => i.stop()));
+  }
+
+  synced(): boolean {
+    return Object.values(this.#informers).every((i) => i.synced());
+  }
+
+  async whenSynced(): Promise<void> {
+    await Promise.all(Object.values(this.#informers).map((i) => i.whenSynced()));
+  }
+
+  /** Called after every watched change; returns the unsubscribe function. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The objects currently cached (input of the status writers, too). */
+  view(): MeshView {
+    return {
+      namespaces: this.#informers.namespaces.list(),
+      pods: this.#informers.pods.list(),
+      services: this.#informers.services.list(),
+      peerAuthentications: this.#informers.peerAuthentications.list(),
+      authorizationPolicies: this.#informers.authorizationPolicies.list(),
+    };
+  }
+
+  resources(): MeshResources {
+    if (!this.#cached) {
+      const started = performance.now();
+      this.#cached = computeMeshResources(this.view(), this.#options);
+      this.#log.debug({ workloads: this.#cached.workloads.size, services: this.#cached.services.size, authorizations: this.#cached.authorizations.size, ms: Math.round(performance.now() - started) }, 'mesh resources computed');
+    }
+    return this.#cached;
+  }
+
+  namespace(name: string): NamespaceObject | undefined {
+    return this.#informers.namespaces.get(name);
+  }
+
+  #changed(): void {
+    this.#cached = undefined;
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.#log.error({ err: err instanceof Error ? err.message : String(err) }, 'mesh change listener threw');
+      }
+    }
+  }
+}
