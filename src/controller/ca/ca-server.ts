@@ -17,7 +17,7 @@
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { AmeshError, describeError } from '../../errors/amesh-error.js';
-import { CA_MAX_REQUEST_BYTES, caServiceDefinition, IMPERSONATED_IDENTITY, structString, type IstioCertificateRequest, type IstioCertificateResponse } from '../../identity/ca-proto.js';
+import { CA_MAX_REQUEST_BYTES, caServiceDefinition, CREATE_CERTIFICATE_PATH, IMPERSONATED_IDENTITY, structString, type IstioCertificateRequest, type IstioCertificateResponse } from '../../identity/ca-proto.js';
 import { isValidTrustDomain } from '../../identity/spiffe.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { authorize } from './authorizer.js';
@@ -51,6 +51,13 @@ export interface CaServerOptions {
   audiences?: string[];
   serving: ServingCertificate;
   log: Logger;
+  /**
+   * More gRPC services on the same listener (the delta ADS server, as istiod serves xDS and the CA
+   * on 15012). `maxReceiveMessageBytes` raises the request limit of the whole listener, the CA's
+   * method included (grpc-js has no per-method limit): a reconnecting agent's
+   * initial_resource_versions outgrow a CSR.
+   */
+  extraServices?: Array<{ definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation; maxReceiveMessageBytes?: number }>;
 }
 
 export interface CaServerStats {
@@ -103,7 +110,9 @@ class ReloadableServerCredentials extends grpc.ServerCredentials {
  * notices.
  */
 function unhandledRefusals(onRefusal: (code: grpc.status, details: string, peer: string) => void): grpc.ServerInterceptor {
-  return (_method, call) => {
+  return (method, call) => {
+    // Only the CA's own method: statuses of extra services on this listener are theirs to log.
+    if (method.path !== CREATE_CERTIFICATE_PATH) return new grpc.ServerInterceptingCall(call);
     let fromHandler = false;
     const forward = call.sendStatus.bind(call);
     call.sendStatus = (s) => {
@@ -219,8 +228,9 @@ export function createCaServer(opts: CaServerOptions): CaServer {
   return {
     async listen(port, host = '0.0.0.0') {
       if (server) throw new AmeshError('AMESH_CONFIG_INVALID', 'the CA server is already listening');
+      const extraServices = opts.extraServices ?? [];
       const s = new grpc.Server({
-        'grpc.max_receive_message_length': CA_MAX_REQUEST_BYTES,
+        'grpc.max_receive_message_length': Math.max(CA_MAX_REQUEST_BYTES, ...extraServices.map((e) => e.maxReceiveMessageBytes ?? 0)),
         interceptors: [
           unhandledRefusals((code, details, peer) => {
             countRefusal(code);
@@ -229,6 +239,7 @@ export function createCaServer(opts: CaServerOptions): CaServer {
         ],
       });
       s.addService(caServiceDefinition(), handlers);
+      for (const extra of extraServices) s.addService(extra.definition, extra.implementation);
       const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       try {
         const bound = await new Promise<number>((resolve, reject) => s.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
