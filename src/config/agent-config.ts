@@ -3,7 +3,9 @@
  * Each entry says its default and why; an invalid value fails start-up naming the variable.
  * (Like ztunnel's config.rs: one place to read, one place to document — README mirrors this.)
  */
+import { isIP } from 'node:net';
 import { AmeshError } from '../errors/amesh-error.js';
+import { isValidTrustDomain } from '../identity/spiffe.js';
 import { intSetting, invalidSetting, oneOfSetting, readSettings, type Setting } from './env-settings.js';
 
 export type CaptureMode = 'auto' | 'ebpf' | 'nftables' | 'none';
@@ -52,6 +54,20 @@ export interface AgentConfig {
   caServerName: string;
   /** Poll interval of the trust bundle file (ConfigMap volumes change by symlink swap). */
   trustBundlePollMs: number;
+  /** The xDS server (`host:port`); set = state over delta ADS instead of the local config file. */
+  xdsAddress: string;
+  /** TLS name expected on the xDS server's certificate; default below. */
+  xdsServerName: string;
+  /** This node (xDS mode; file mode takes the local config's `node`). AMESH_NODE_NAME, else NODE_NAME. */
+  nodeName: string;
+  /** Mesh trust domain in xDS mode (file mode: the local config's `trustDomain`). */
+  trustDomain: string;
+  /** Interfaces the capture attaches to in xDS mode (file mode: the local config's `uplinks`); undefined = detect. */
+  uplinks: string[] | undefined;
+  /** The agent's own pod, for the xDS node id (downward API, as Istio's ztunnel reads them). */
+  podName: string;
+  podNamespace: string;
+  podIp: string;
 }
 
 const invalid = invalidSetting;
@@ -70,6 +86,18 @@ const hostPort = (raw: string, env: string): string => {
   return raw.trim();
 };
 const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter(Boolean);
+const ip = (raw: string, env: string): string => {
+  if (isIP(raw.trim()) === 0) invalid(env, raw, 'an IPv4 or IPv6 address');
+  return raw.trim();
+};
+const trustDomain = (raw: string, env: string): string => {
+  if (!isValidTrustDomain(raw.trim())) invalid(env, raw, 'a SPIFFE trust domain (lower-case letters, digits, dots, dashes, underscores)');
+  return raw.trim();
+};
+const optionalList = (raw: string): string[] | undefined => {
+  const items = list(raw);
+  return items.length ? items : undefined;
+};
 
 const SETTINGS = {
   logLevel: { env: 'AMESH_LOG_LEVEL', default: 'info', parse: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const) },
@@ -114,17 +142,52 @@ const SETTINGS = {
   caServerName: { env: 'AMESH_CA_SERVER_NAME', default: '', parse: str },
   // As fast as the config watcher: a root rotation should reach peers within seconds.
   trustBundlePollMs: { env: 'AMESH_TRUST_BUNDLE_POLL_MS', default: 1000, parse: int(50, 600_000) },
+  // Unset keeps the local config file as the source of state (no controller needed).
+  xdsAddress: { env: 'AMESH_XDS_ADDRESS', default: '', parse: hostPort },
+  // Empty: the CA's server name when xDS and CA share a host (istiod serves both on 15012),
+  // else the host of AMESH_XDS_ADDRESS.
+  xdsServerName: { env: 'AMESH_XDS_SERVER_NAME', default: '', parse: str },
+  // Empty: NODE_NAME (the downward API's spec.nodeName, as the DaemonSet sets it).
+  nodeName: { env: 'AMESH_NODE_NAME', default: '', parse: str },
+  // Istio's default trust domain.
+  trustDomain: { env: 'AMESH_TRUST_DOMAIN', default: 'cluster.local', parse: trustDomain },
+  // Unset: the capture detects the node's uplinks itself.
+  uplinks: { env: 'AMESH_UPLINKS', default: undefined, parse: optionalList },
+  // Istio's names for the downward API values; only the xDS node id uses them.
+  podName: { env: 'POD_NAME', default: '', parse: str },
+  podNamespace: { env: 'POD_NAMESPACE', default: '', parse: str },
+  podIp: { env: 'INSTANCE_IP', default: '', parse: ip },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
   return Object.entries(SETTINGS).map(([key, s]) => ({ key, env: s.env, default: s.default }));
 }
 
-/** Read the agent config from `env`; `node` fills node-dependent defaults. */
-export function readAgentConfig(env: NodeJS.ProcessEnv, node: string): Readonly<AgentConfig> {
+const hostOf = (address: string): string => address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+
+/**
+ * Read the agent config from `env`. `node` is the local config's node name in file mode (it
+ * fills node-dependent defaults); in xDS mode the node comes from AMESH_NODE_NAME / NODE_NAME.
+ */
+export function readAgentConfig(env: NodeJS.ProcessEnv, node?: string): Readonly<AgentConfig> {
   const cfg = readSettings<AgentConfig>(SETTINGS, env);
-  if (!cfg.bpfPinRoot) cfg.bpfPinRoot = `/sys/fs/bpf/amesh/v1/${node}`;
-  if (!cfg.caServerName && cfg.caAddress) cfg.caServerName = cfg.caAddress.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  cfg.nodeName = (cfg.nodeName || env.NODE_NAME || node || '').trim();
+  const pinNode = node ?? cfg.nodeName;
+  if (!cfg.bpfPinRoot) cfg.bpfPinRoot = `/sys/fs/bpf/amesh/v1/${pinNode}`;
+  if (!cfg.caServerName && cfg.caAddress) cfg.caServerName = hostOf(cfg.caAddress);
+  if (cfg.xdsAddress) {
+    if (!cfg.xdsServerName) cfg.xdsServerName = cfg.caAddress && hostOf(cfg.caAddress) === hostOf(cfg.xdsAddress) ? cfg.caServerName : hostOf(cfg.xdsAddress);
+    if (!cfg.nodeName) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_XDS_ADDRESS is set but the node name is not: set NODE_NAME or AMESH_NODE_NAME', {
+        hint: 'the DaemonSet passes spec.nodeName as NODE_NAME through the downward API',
+      });
+    }
+    if (!cfg.caAddress) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_XDS_ADDRESS is set but AMESH_CA_ADDRESS is not: in xDS mode workload certificates come from the mesh CA', {
+        hint: 'set AMESH_CA_ADDRESS (usually the same istiod/controller address, port 15012)',
+      });
+    }
+  }
   if ((cfg.captureMark & cfg.captureMask) === (cfg.socketMark & cfg.captureMask)) {
     throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_CAPTURE_MARK and AMESH_SOCKET_MARK must differ under AMESH_CAPTURE_MASK', {
       hint: 'otherwise the agent’s own outbound packets would be routed back to itself',

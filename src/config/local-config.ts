@@ -6,6 +6,8 @@
  *
  * Validation reports the path of the first bad fields (`workloads[1].addresses[0]: not an IP
  * address`) so an operator can fix the file; the agent keeps its last good state meanwhile.
+ * The per-resource schemas are exported: the xDS state source checks every resource it
+ * receives with the same rules (src/node-agent/xds/xds-state-source.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -13,7 +15,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AmeshError } from '../errors/amesh-error.js';
-import type { MeshSnapshot } from '../node-agent/state/types.js';
+import type { MeshSnapshot, Workload } from '../node-agent/state/types.js';
 
 const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IP address' });
 const port = z.number().int().min(1).max(65535);
@@ -27,7 +29,7 @@ const portSchema = z
   })
   .strict();
 
-const workloadSchema = z
+export const workloadSchema = z
   .object({
     uid: name,
     name,
@@ -52,10 +54,11 @@ const workloadSchema = z
     authorizationPolicies: z.array(z.string()).optional(),
     status: z.enum(['HEALTHY', 'UNHEALTHY']).optional(),
     clusterId: z.string().optional(),
+    capacity: z.number().int().min(0).max(0xffffffff).optional(),
   })
   .strict();
 
-const serviceSchema = z
+export const serviceSchema = z
   .object({
     name,
     namespace: name,
@@ -93,7 +96,7 @@ const matchSchema = z
   })
   .strict();
 
-const authorizationSchema = z
+export const authorizationSchema = z
   .object({
     name,
     namespace: z.string().default(''),
@@ -129,26 +132,38 @@ function formatPath(path: (string | number)[]): string {
   return out || '(top level)';
 }
 
+/** "path: message" for the first `limit` issues, paths under `prefix` when given. */
+export function describeIssues(error: z.ZodError, prefix?: string, limit = 10): string[] {
+  return error.issues.slice(0, limit).map((i) => `${formatPath(prefix === undefined ? i.path : [prefix, ...i.path])}: ${i.message}`);
+}
+
+/** The first address that two workloads share, or undefined. Addresses must be unique: the data path looks workloads up by IP. */
+export function findAddressConflict(workloads: ReadonlyArray<Pick<Workload, 'uid' | 'addresses'>>): { index: number; address: string; otherUid: string } | undefined {
+  const seen = new Map<string, string>();
+  for (const [index, w] of workloads.entries()) {
+    for (const address of w.addresses) {
+      const otherUid = seen.get(address);
+      if (otherUid !== undefined) return { index, address, otherUid };
+      seen.set(address, w.uid);
+    }
+  }
+  return undefined;
+}
+
 /** Validate an already-parsed document. Relative CA paths resolve against `baseDir`. */
 export function parseLocalConfig(doc: unknown, source: string, baseDir: string): LocalConfig {
   const result = localConfigSchema.safeParse(doc);
   if (!result.success) {
-    const problems = result.error.issues.slice(0, 10).map((i) => `${formatPath(i.path)}: ${i.message}`);
+    const problems = describeIssues(result.error);
     throw new AmeshError('AMESH_LOCAL_CONFIG_INVALID', `invalid local config ${source}:\n  ${problems.join('\n  ')}`, {
       hint: 'fix the named fields; the agent keeps serving its last good configuration',
     });
   }
   const cfg = result.data;
-  const seen = new Map<string, string>();
-  cfg.workloads.forEach((w, i) => {
-    for (const addr of w.addresses) {
-      const other = seen.get(addr);
-      if (other !== undefined) {
-        throw new AmeshError('AMESH_LOCAL_CONFIG_INVALID', `invalid local config ${source}:\n  workloads[${i}].addresses: ${addr} is also used by workload ${other}`);
-      }
-      seen.set(addr, w.uid);
-    }
-  });
+  const conflict = findAddressConflict(cfg.workloads);
+  if (conflict) {
+    throw new AmeshError('AMESH_LOCAL_CONFIG_INVALID', `invalid local config ${source}:\n  workloads[${conflict.index}].addresses: ${conflict.address} is also used by workload ${conflict.otherUid}`);
+  }
   return {
     node: cfg.node,
     trustDomain: cfg.trustDomain,

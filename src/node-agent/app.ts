@@ -1,17 +1,21 @@
 /**
  * The node agent ("ztunnel"): build → run → drain → close.
  *
- * build: read settings and the local config, pick the certificate source (the mesh CA when
- *        AMESH_CA_ADDRESS is set, else the local config's CA), create certificates, pool, servers.
- * run:   listeners first, then capture (routing, program, enrolment), then readiness.
+ * build: read settings, pick the state source (xDS when AMESH_XDS_ADDRESS is set, else the
+ *        local config file) and the certificate source (the mesh CA when AMESH_CA_ADDRESS is
+ *        set, else the local config's CA), create certificates, pool, servers.
+ * run:   listeners first, then capture (routing, program, enrolment), then the state source.
+ *        Ready once the source delivered a complete state (the file at once; xDS after the
+ *        first response of both types).
+ * state: every new state is swapped in atomically, live inbound connections are re-checked
+ *        against it (and closed if now denied), then capture and certificates follow.
  * drain: readiness off, stop accepting, GOAWAY tunnels, wait for live connections up to the
  *        drain timeout. Capture stays installed so enrolled pods fail closed while we are away.
  */
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { unwatchFile, watchFile } from 'node:fs';
 import type { AgentConfig } from '../config/agent-config.js';
-import { loadLocalConfig, type LocalConfig } from '../config/local-config.js';
+import type { LocalConfig } from '../config/local-config.js';
 import { AmeshError, describeError } from '../errors/amesh-error.js';
 import { HbonePool } from '../hbone/pool.js';
 import { CertificateManager } from '../identity/certificate-manager.js';
@@ -22,24 +26,33 @@ import type { WorkloadIdentity } from '../identity/spiffe.js';
 import { loadNativeBinding } from '../native/index.js';
 import type { NativeBinding } from '../native/types.js';
 import { systemCommands, type CommandRunner } from '../os/command.js';
+import { decisionLogFields } from '../policy/l4-authorization.js';
 import type { Logger } from '../telemetry/logger.js';
 import { AdminServers } from './admin.js';
 import { RedirectionManager } from './capture/redirection-manager.js';
 import { ipv6Available } from './capture/interfaces.js';
+import { recheckInbound } from './proxy/connection-recheck.js';
 import { ConnectionTracker } from './proxy/connection-tracker.js';
 import { InboundHbone } from './proxy/inbound.js';
 import { handleInboundPlaintext } from './proxy/inbound-plaintext.js';
 import { handleOutbound } from './proxy/outbound.js';
 import type { ProxyContext } from './proxy/proxy-context.js';
 import { plainSocketFactory, transparentSocketFactory, type SocketFactory } from './proxy/socket-factory.js';
+import { LocalFileStateSource } from './state/local-file-state-source.js';
 import { MeshState } from './state/mesh-state.js';
+import type { StateSource } from './state/state-source.js';
+import type { MeshSnapshot } from './state/types.js';
+import { XdsStateSource, type XdsCredentials } from './xds/xds-state-source.js';
 
 export interface NodeAgentOptions {
   config: Readonly<AgentConfig>;
-  localConfigPath: string;
+  /** The local config file; required unless AMESH_XDS_ADDRESS is set (then it is not read). */
+  localConfigPath?: string;
   logger: Logger;
   commands?: CommandRunner;
   native?: () => NativeBinding;
+  /** xDS credentials instead of mesh TLS + token — tests only (e.g. `{ kind: 'insecure' }`). */
+  xdsCredentials?: XdsCredentials;
 }
 
 /** Where workload certificates come from: signed in-process (local) or by the mesh CA. */
@@ -52,9 +65,9 @@ interface CertificateSource {
   close(): void;
 }
 
-async function openCertificateSource(config: Readonly<AgentConfig>, localConfig: LocalConfig, logger: Logger): Promise<CertificateSource> {
+async function openCertificateSource(config: Readonly<AgentConfig>, localConfig: LocalConfig | undefined, logger: Logger): Promise<CertificateSource> {
   if (config.caAddress) {
-    if (localConfig.ca) logger.warn({ caAddress: config.caAddress }, 'AMESH_CA_ADDRESS is set: the local config’s ca is ignored');
+    if (localConfig?.ca) logger.warn({ caAddress: config.caAddress }, 'AMESH_CA_ADDRESS is set: the local config’s ca is ignored');
     const trustBundle = await TrustBundle.open({ file: config.caRootCertFile, pollMs: config.trustBundlePollMs, logger: logger.child({ component: 'trust-bundle' }) });
     try {
       const provider = new IstioCaProvider({
@@ -82,13 +95,48 @@ async function openCertificateSource(config: Readonly<AgentConfig>, localConfig:
       throw err;
     }
   }
-  if (!localConfig.ca) {
+  if (!localConfig?.ca) {
     throw new AmeshError('AMESH_CONFIG_INVALID', 'no certificate authority configured: neither AMESH_CA_ADDRESS nor a ca in the local config is set', {
       hint: 'set AMESH_CA_ADDRESS to the mesh CA (e.g. istiod.istio-system.svc:15012), or add ca: {certFile, keyFile} to the local config for local mode',
     });
   }
   const [certPem, keyPem] = await Promise.all([readFile(localConfig.ca.certFile, 'utf8'), readFile(localConfig.ca.keyFile, 'utf8')]);
   return { mode: 'local', provider: new LocalCaProvider({ ca: { certPem, keyPem }, ttlSeconds: config.certTtlSeconds }), close: () => undefined };
+}
+
+/** The local config file, unless the state comes over xDS. */
+async function openLocalFile(opts: NodeAgentOptions): Promise<LocalFileStateSource | undefined> {
+  const { config, logger } = opts;
+  if (config.xdsAddress) {
+    if (opts.localConfigPath) logger.warn({ localConfig: opts.localConfigPath, xdsAddress: config.xdsAddress }, 'AMESH_XDS_ADDRESS is set: the state comes over xDS and the local config is not read');
+    return undefined;
+  }
+  if (!opts.localConfigPath) {
+    throw new AmeshError('AMESH_CONFIG_INVALID', 'no source of mesh state: give --local-config FILE or set AMESH_XDS_ADDRESS', {
+      hint: 'AMESH_XDS_ADDRESS=<controller or istiod>:15012 with NODE_NAME for a cluster; --local-config for a self-contained node',
+    });
+  }
+  return LocalFileStateSource.open(opts.localConfigPath, config.configPollMs, logger);
+}
+
+/** xDS over TLS against the mesh roots the certificate source follows, with the CA token. */
+function openXdsSource(opts: NodeAgentOptions, certificates: CertificateSource): XdsStateSource {
+  const { config, logger } = opts;
+  let credentials = opts.xdsCredentials;
+  if (!credentials) {
+    if (!certificates.trustBundle) {
+      throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_XDS_ADDRESS needs AMESH_CA_ADDRESS: the xDS server is verified with the mesh roots', { hint: 'set AMESH_CA_ADDRESS and AMESH_CA_ROOT_CERT_FILE' });
+    }
+    credentials = { kind: 'mesh-tls', roots: certificates.trustBundle, serverName: config.xdsServerName, tokenFile: config.caTokenFile };
+  }
+  return new XdsStateSource({
+    address: config.xdsAddress,
+    credentials,
+    node: { nodeName: config.nodeName, podName: config.podName, podNamespace: config.podNamespace, podIp: config.podIp, clusterId: config.clusterId },
+    trustDomain: config.trustDomain,
+    uplinks: config.uplinks,
+    logger: logger.child({ component: 'xds' }),
+  });
 }
 
 export interface ListeningPorts {
@@ -102,7 +150,6 @@ export interface ListeningPorts {
 
 export class NodeAgent {
   private state: MeshState;
-  private localConfig: LocalConfig;
   private readonly servers: net.Server[] = [];
   private readonly connections = new ConnectionTracker();
   private readonly certificates: CertificateManager;
@@ -113,22 +160,23 @@ export class NodeAgent {
   private readonly sockets: SocketFactory;
   private ready = false;
   private draining = false;
-  private configVersion = 0;
-  private lastConfigError: string | undefined;
+  private stateVersion = 0;
+  /** The first state has reached capture (file: at start; xDS: at the first full state). */
+  private stateApplied = false;
   private applyChain: Promise<void> = Promise.resolve();
   private quitRequested: (() => void) | undefined;
   ports: ListeningPorts | undefined;
 
   private constructor(
     private readonly opts: NodeAgentOptions,
-    localConfig: LocalConfig,
+    private readonly source: StateSource,
     private readonly certificateSource: CertificateSource,
   ) {
     const { config, logger } = opts;
     const commands = opts.commands ?? systemCommands;
     const native = opts.native ?? loadNativeBinding;
-    this.localConfig = localConfig;
-    this.state = new MeshState(localConfig, 0);
+    const node = source.node;
+    this.state = new MeshState(source.initial(), 0);
     this.sockets = config.captureMode === 'none' ? plainSocketFactory : transparentSocketFactory(native(), config.socketMark);
     this.certificates = new CertificateManager({
       provider: certificateSource.provider,
@@ -146,7 +194,7 @@ export class NodeAgent {
       logger: logger.child({ component: 'hbone-pool' }),
     });
     const ctx: ProxyContext = {
-      node: localConfig.node,
+      node,
       config,
       state: () => this.state,
       sockets: this.sockets,
@@ -160,16 +208,18 @@ export class NodeAgent {
     this.inbound = new InboundHbone(ctx);
     this.capture = new RedirectionManager({
       config,
-      node: localConfig.node,
-      uplinks: localConfig.uplinks,
+      node,
+      uplinks: source.uplinks,
       commands,
       logger: logger.child({ component: 'capture' }),
       native,
     });
     this.admin = new AdminServers({
       ready: () => ({
-        ready: this.ready && !this.draining,
-        node: localConfig.node,
+        ready: this.ready && !this.draining && this.source.isReady() && this.stateApplied,
+        node,
+        stateSource: this.source.kind,
+        ...(this.source instanceof XdsStateSource ? { xds: { connected: this.source.status().connected, ready: this.source.isReady() } } : {}),
         captureMode: this.capture.mode,
         ca: this.caStatus(),
         certificates: this.certificateCounts(),
@@ -184,12 +234,15 @@ export class NodeAgent {
   private readonly proxyContext: ProxyContext;
 
   static async build(opts: NodeAgentOptions): Promise<NodeAgent> {
-    const localConfig = await loadLocalConfig(opts.localConfigPath);
-    const source = await openCertificateSource(opts.config, localConfig, opts.logger);
+    const file = await openLocalFile(opts);
+    const certificates = await openCertificateSource(opts.config, file?.localConfig, opts.logger);
+    let source: StateSource | undefined;
     try {
-      return new NodeAgent(opts, localConfig, source);
+      source = file ?? openXdsSource(opts, certificates);
+      return new NodeAgent(opts, source, certificates);
     } catch (err) {
-      source.close();
+      await source?.close();
+      certificates.close();
       throw err;
     }
   }
@@ -249,15 +302,21 @@ export class NodeAgent {
     const adminPorts = await this.admin.start({ readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort });
 
     await this.capture.start();
-    await this.applyState();
-    this.watchConfig();
-    // Ready once listeners, capture and state are in place — certificates are prefetched but not
-    // awaited, in both modes: a CA outage must not hold back a rollout or restart loop, and a
-    // connection without a certificate fails fast with AMESH_CERT_FAILED while retries continue.
-    // /healthz/ready reports the certificate counts so the gap is visible.
+    // xDS starts empty: applying that to capture would unenrol every pod (which then leaks
+    // plaintext) until the first response — so capture keeps what it had until a full state.
+    if (this.source.initialIsComplete) {
+      await this.applyState();
+      this.stateApplied = true;
+    }
+    this.source.start((snapshot) => this.setState(snapshot));
+    // Ready once listeners, capture and a complete state are in place — certificates are
+    // prefetched but not awaited, in both modes: a CA outage must not hold back a rollout or
+    // restart loop, and a connection without a certificate fails fast with AMESH_CERT_FAILED
+    // while retries continue. /healthz/ready reports the certificate counts so the gap is visible.
     this.ready = true;
     this.ports = { outbound, inboundPlaintext, hbone, ...adminPorts };
-    logger.info({ node: this.localConfig.node, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus() }, 'node agent ready');
+    const running = { node: this.source.node, stateSource: this.source.kind, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus() };
+    logger.info(running, this.source.isReady() ? 'node agent ready' : 'node agent running; ready after the first full xDS state');
     return this.ports;
   }
 
@@ -270,7 +329,7 @@ export class NodeAgent {
     const run = async (): Promise<void> => {
       await this.capture.apply(this.state);
       const wanted = new Map<string, WorkloadIdentity>();
-      for (const w of this.state.enrolledOnNode(this.localConfig.node)) {
+      for (const w of this.state.enrolledOnNode(this.source.node)) {
         const id = { trustDomain: w.trustDomain ?? this.state.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount };
         wanted.set(this.state.identityOf(w), id);
       }
@@ -283,43 +342,67 @@ export class NodeAgent {
     return this.applyChain;
   }
 
-  private watchConfig(): void {
-    const path = this.opts.localConfigPath;
-    watchFile(path, { interval: this.opts.config.configPollMs, persistent: false }, () => void this.reload());
+  /**
+   * A new state from the source: swap it in, close the live inbound connections it no longer
+   * allows, then bring capture and certificates along. Resolves once all that is in place
+   * (the xDS source ACKs only then).
+   */
+  private async setState(snapshot: MeshSnapshot): Promise<void> {
+    const { logger } = this.opts;
+    const state = new MeshState(snapshot, ++this.stateVersion);
+    this.state = state;
+    this.recheckConnections(state);
+    await this.applyState();
+    this.stateApplied = true;
+    logger.info({ version: state.version, source: this.source.kind, workloads: snapshot.workloads.length, services: snapshot.services.length, policies: snapshot.policies.length }, 'mesh state applied');
   }
 
-  /** Re-read the local config; on error keep serving the last good state. */
+  /** Issue #5: live connections are re-checked when policy changes and closed if now denied. */
+  private recheckConnections(state: MeshState): void {
+    const closed = this.connections.recheck((a) => recheckInbound(state, a));
+    for (const { attributes: a, verdict } of closed) {
+      const c = a.connection;
+      this.opts.logger.info(
+        {
+          src: c.sourceIp,
+          identity: c.sourceIdentity,
+          dst: `${c.destinationIp}:${c.destinationPort}`,
+          workload: a.workloadUid,
+          ...(verdict.decision ? decisionLogFields(verdict.decision) : { policy: '(none)', rule: '(none)' }),
+          reason: verdict.reason,
+          version: state.version,
+        },
+        'policy: connection closed by policy change',
+      );
+    }
+  }
+
+  /** Re-read the local config (file mode); on error keep serving the last good state. */
   async reload(): Promise<boolean> {
-    const { logger } = this.opts;
-    try {
-      const next = await loadLocalConfig(this.opts.localConfigPath);
-      if (next.node !== this.localConfig.node) throw new Error(`node may not change at run time (was ${this.localConfig.node}, now ${next.node})`);
-      this.localConfig = next;
-      this.state = new MeshState(next, ++this.configVersion);
-      this.lastConfigError = undefined;
-      await this.applyState();
-      logger.info({ version: this.configVersion, workloads: next.workloads.length, services: next.services.length, policies: next.policies.length }, 'local config reloaded');
-      return true;
-    } catch (err) {
-      this.lastConfigError = describeError(err);
-      logger.error({ err: this.lastConfigError }, 'local config rejected; keeping the last good configuration');
+    if (!(this.source instanceof LocalFileStateSource)) {
+      this.opts.logger.warn({ stateSource: this.source.kind }, 'reload: the state comes over xDS; nothing to re-read');
       return false;
     }
+    return this.source.reload();
   }
 
   configDump(): unknown {
     const s = this.state.snapshot;
+    const source = this.source;
+    const lastConfigError = source instanceof LocalFileStateSource ? source.lastConfigError : undefined;
     return {
-      node: this.localConfig.node,
+      node: source.node,
       version: this.state.version,
-      ...(this.lastConfigError ? { lastConfigError: this.lastConfigError } : {}),
+      stateSource: source.kind,
+      ...(lastConfigError ? { lastConfigError } : {}),
+      ...(source instanceof XdsStateSource ? { xds: source.status() } : {}),
       workloads: s.workloads,
       services: s.services,
       policies: s.policies,
       ca: this.caStatus(),
       certificates: this.certificates.snapshot(),
       capture: this.capture.status(),
-      connections: { live: this.connections.size, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
+      connections: { live: this.connections.size, inbound: this.connections.inboundSize, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
     };
   }
 
@@ -328,9 +411,9 @@ export class NodeAgent {
     const { logger, config } = this.opts;
     this.draining = true;
     logger.info({ live: this.connections.size, timeoutMs: config.drainTimeoutMs }, 'draining');
-    unwatchFile(this.opts.localConfigPath);
     for (const s of this.servers) s.close();
-    await Promise.all([this.inbound.server.drain(config.drainTimeoutMs), this.pool.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
+    // The source stops too: the agent keeps serving the state it has until it exits.
+    await Promise.all([this.source.close(), this.inbound.server.drain(config.drainTimeoutMs), this.pool.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
     if (this.connections.size) logger.warn({ remaining: this.connections.size }, 'drain timeout: closing remaining connections');
   }
 

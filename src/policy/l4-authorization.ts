@@ -18,10 +18,20 @@ export interface L4Connection {
   destinationPort: number;
 }
 
+/** The rule that decided: its index in the policy and a short human-readable summary. */
+export interface L4RuleRef {
+  index: number;
+  description: string;
+}
+
 export interface L4Decision {
   allowed: boolean;
   /** "namespace/name" of the deciding policy, when one decided. */
   policy?: string;
+  /** The matching rule of `policy`; absent when no rule decided (no policies, or no ALLOW matched). */
+  rule?: L4RuleRef;
+  /** Implicit deny (ALLOW policies apply, none matched): the ALLOW policies that were tried. */
+  unmatchedAllowPolicies?: string[];
   reason: string;
   /** Dry-run policies that would have changed the outcome. */
   dryRunWouldDeny?: string[];
@@ -108,6 +118,43 @@ function matchingRule(policy: Authorization, c: L4Connection): number {
 
 const id = (p: Authorization): string => `${p.namespace}/${p.name}`;
 
+function describeStringMatch(m: StringMatch): string {
+  if ('exact' in m) return m.exact;
+  if ('prefix' in m) return `${m.prefix}*`;
+  if ('suffix' in m) return `*${m.suffix}`;
+  return '*';
+}
+
+const MATCH_FIELDS = ['namespaces', 'notNamespaces', 'principals', 'notPrincipals', 'sourceIps', 'notSourceIps', 'destinationIps', 'notDestinationIps', 'destinationPorts', 'notDestinationPorts'] as const;
+
+function describeMatch(m: Match): string {
+  const parts: string[] = [];
+  for (const field of MATCH_FIELDS) {
+    const values = m[field];
+    if (!values || values.length === 0) continue;
+    const text = values.map((v) => (typeof v === 'number' ? String(v) : 'length' in v ? `${v.address}/${v.length}` : describeStringMatch(v)));
+    parts.push(`${field}=${text.join('|')}`);
+  }
+  return parts.length ? parts.join(' ') : 'any';
+}
+
+const RULE_DESCRIPTION_MAX = 200;
+
+/**
+ * A one-line summary of a rule for logs: clauses joined by AND, matches within one by OR
+ * (`notPrincipals=* AND (destinationPorts=80 OR namespaces=prod*)`); capped so a huge
+ * rule never floods a denial log.
+ */
+export function describeRule(rule: Rule): string {
+  const clauses = rule.clauses.filter((c) => c.matches.length > 0).map((c) => (c.matches.length === 1 ? describeMatch(c.matches[0]!) : `(${c.matches.map(describeMatch).join(' OR ')})`));
+  const text = clauses.length ? clauses.join(' AND ') : 'any connection';
+  return text.length > RULE_DESCRIPTION_MAX ? `${text.slice(0, RULE_DESCRIPTION_MAX - 1)}…` : text;
+}
+
+function ruleRef(p: Authorization, index: number): L4RuleRef {
+  return { index, description: describeRule(p.rules[index]!) };
+}
+
 export function evaluateL4(policies: Authorization[], c: L4Connection): L4Decision {
   const enforced = policies.filter((p) => !p.dryRun);
   const dryRunWouldDeny = policies
@@ -118,13 +165,24 @@ export function evaluateL4(policies: Authorization[], c: L4Connection): L4Decisi
   for (const p of enforced) {
     if (p.action !== 'DENY') continue;
     const rule = matchingRule(p, c);
-    if (rule >= 0) return { allowed: false, policy: id(p), reason: `denied by DENY policy ${id(p)} rule ${rule}`, ...extra };
+    if (rule >= 0) return { allowed: false, policy: id(p), rule: ruleRef(p, rule), reason: `denied by DENY policy ${id(p)} rule ${rule}`, ...extra };
   }
   const allows = enforced.filter((p) => p.action === 'ALLOW');
   if (allows.length === 0) return { allowed: true, reason: 'no ALLOW policies apply', ...extra };
   for (const p of allows) {
     const rule = matchingRule(p, c);
-    if (rule >= 0) return { allowed: true, policy: id(p), reason: `allowed by ALLOW policy ${id(p)} rule ${rule}`, ...extra };
+    if (rule >= 0) return { allowed: true, policy: id(p), rule: ruleRef(p, rule), reason: `allowed by ALLOW policy ${id(p)} rule ${rule}`, ...extra };
   }
-  return { allowed: false, reason: `no rule of the ALLOW policies (${allows.map(id).join(', ')}) matches`, ...extra };
+  return { allowed: false, unmatchedAllowPolicies: allows.map(id), reason: `no rule of the ALLOW policies (${allows.map(id).join(', ')}) matches`, ...extra };
+}
+
+/**
+ * What every policy log line names (issue #5: "every denial is logged with the policy name and
+ * the rule that matched"). An implicit deny has no matching rule; it names the ALLOW policies
+ * none of whose rules matched.
+ */
+export function decisionLogFields(d: L4Decision): { policy: string; rule: string } {
+  const policy = d.policy ?? (d.unmatchedAllowPolicies ? d.unmatchedAllowPolicies.join(', ') : '(none)');
+  const rule = d.rule ? `${d.rule.index}: ${d.rule.description}` : d.unmatchedAllowPolicies ? 'no ALLOW rule matched' : '(none)';
+  return { policy, rule };
 }

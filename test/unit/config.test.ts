@@ -23,6 +23,37 @@ describe('readAgentConfig', () => {
   });
 });
 
+describe('readAgentConfig: xDS mode (issue #5)', () => {
+  const xds = { AMESH_XDS_ADDRESS: 'istiod.istio-system.svc:15012', AMESH_CA_ADDRESS: 'istiod.istio-system.svc:15012' };
+  it('defaults to file mode', () => {
+    expect(readAgentConfig({}, 'node1')).toMatchObject({ xdsAddress: '', xdsServerName: '', nodeName: 'node1', trustDomain: 'cluster.local', uplinks: undefined, podName: '', podNamespace: '', podIp: '' });
+  });
+  it('takes the node from AMESH_NODE_NAME, else NODE_NAME, and pins maps under it', () => {
+    expect(readAgentConfig({ ...xds, NODE_NAME: 'n2' })).toMatchObject({ nodeName: 'n2', bpfPinRoot: '/sys/fs/bpf/amesh/v1/n2' });
+    expect(readAgentConfig({ ...xds, NODE_NAME: 'n2', AMESH_NODE_NAME: 'n3' }).nodeName).toBe('n3');
+  });
+  it('reads trust domain, uplinks and the pod identity for the node id', () => {
+    const c = readAgentConfig({ ...xds, NODE_NAME: 'n', AMESH_TRUST_DOMAIN: 'example.org', AMESH_UPLINKS: 'eth0, eth1', POD_NAME: 'ztunnel-abc', POD_NAMESPACE: 'istio-system', INSTANCE_IP: '10.0.0.5' });
+    expect(c).toMatchObject({ trustDomain: 'example.org', uplinks: ['eth0', 'eth1'], podName: 'ztunnel-abc', podNamespace: 'istio-system', podIp: '10.0.0.5' });
+  });
+  it.each([
+    ['the CA server name when xDS and CA share a host', { ...xds, AMESH_CA_ADDRESS: '10.96.0.10:15012', AMESH_XDS_ADDRESS: '10.96.0.10:15010', AMESH_CA_SERVER_NAME: 'istiod.istio-system.svc' }, 'istiod.istio-system.svc'],
+    ['the xDS host otherwise', { ...xds, AMESH_XDS_ADDRESS: 'amesh-controller.amesh-system.svc:15012' }, 'amesh-controller.amesh-system.svc'],
+    ['an explicit AMESH_XDS_SERVER_NAME', { ...xds, AMESH_XDS_SERVER_NAME: 'xds.example' }, 'xds.example'],
+  ])('server name: %s', (_name, env, expected) => {
+    expect(readAgentConfig({ ...env, NODE_NAME: 'n' }).xdsServerName).toBe(expected);
+  });
+  it.each([
+    [{ ...xds }, 'NODE_NAME'],
+    [{ AMESH_XDS_ADDRESS: 'istiod:15012', NODE_NAME: 'n' }, 'AMESH_CA_ADDRESS'],
+    [{ ...xds, NODE_NAME: 'n', AMESH_XDS_ADDRESS: 'istiod' }, 'AMESH_XDS_ADDRESS'],
+    [{ ...xds, NODE_NAME: 'n', AMESH_TRUST_DOMAIN: 'Not A Domain' }, 'AMESH_TRUST_DOMAIN'],
+    [{ ...xds, NODE_NAME: 'n', INSTANCE_IP: '10.0.0' }, 'INSTANCE_IP'],
+  ])('rejects %j naming the setting', (env, name) => {
+    expect(() => readAgentConfig(env)).toThrow(name);
+  });
+});
+
 describe('parseLocalConfig', () => {
   const good = {
     node: 'node1',
@@ -37,6 +68,9 @@ describe('parseLocalConfig', () => {
     expect(c.trustDomain).toBe('cluster.local');
     expect(c.workloads[0]!.tunnelProtocol).toBe('HBONE');
   });
+  it('accepts a load-balancing capacity', () => {
+    expect(parseLocalConfig({ ...good, workloads: [{ ...good.workloads[0], capacity: 3 }] }, 'f.yaml', '/').workloads[0]!.capacity).toBe(3);
+  });
   it.each([
     [{ ...good, workloads: [{ ...good.workloads[0], addresses: ['10.244.1'] }] }, 'workloads[0].addresses[0]: not an IP address'],
     [{ ...good, workloads: [{ ...good.workloads[0], tunnelProtocol: 'GRE' }] }, 'workloads[0].tunnelProtocol'],
@@ -45,6 +79,7 @@ describe('parseLocalConfig', () => {
     [{ ...good, bogus: 1 }, 'bogus'],
     [{ ...good, node: undefined }, 'node'],
     [{ ...good, workloads: [good.workloads[0], { ...good.workloads[0], uid: 'demo/dup' }] }, 'also used by workload demo/a'],
+    [{ ...good, workloads: [{ ...good.workloads[0], capacity: -1 }] }, 'workloads[0].capacity'],
   ])('rejects bad field %#', (doc, fragment) => {
     try {
       parseLocalConfig(doc, 'f.yaml', '/');

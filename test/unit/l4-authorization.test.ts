@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateL4, ipInPrefix, type L4Connection } from '../../src/policy/l4-authorization.js';
+import { decisionLogFields, describeRule, evaluateL4, ipInPrefix, type L4Connection } from '../../src/policy/l4-authorization.js';
 import type { Authorization } from '../../src/node-agent/state/types.js';
 
 const alice = 'spiffe://cluster.local/ns/demo/sa/alice';
@@ -40,6 +40,39 @@ describe('evaluateL4', () => {
   it('names the deciding policy and reports dry-run denials', () => {
     expect(evaluateL4([strict], conn({ sourceIdentity: null })).policy).toBe('demo/strict');
     expect(evaluateL4([{ ...strict, dryRun: true }], conn({ sourceIdentity: null })).dryRunWouldDeny).toEqual(['demo/strict']);
+  });
+
+  // Every denial names the policy and the rule that matched (issue #5).
+  const twoRules = policy({
+    name: 'two',
+    action: 'DENY',
+    rules: [{ clauses: [{ matches: [{ destinationPorts: [9090] }] }] }, { clauses: [{ matches: [{ principals: [{ suffix: '/sa/alice' }] }, { namespaces: [{ prefix: 'prod' }] }] }, { matches: [{ notSourceIps: [{ address: '192.168.0.0', length: 16 }] }] }] }],
+  });
+  const allowBob = policy({ name: 'bob', rules: [{ clauses: [{ matches: [{ principals: [{ exact: 'cluster.local/ns/demo/sa/bob' }] }] }] }] });
+  it.each([
+    ['DENY by its second rule', [twoRules], {}, { allowed: false, policy: 'demo/two', rule: { index: 1, description: '(principals=*/sa/alice OR namespaces=prod*) AND notSourceIps=192.168.0.0/16' } }],
+    ['DENY by its first rule', [twoRules], { destinationPort: 9090, sourceIdentity: null }, { allowed: false, policy: 'demo/two', rule: { index: 0, description: 'destinationPorts=9090' } }],
+    ['STRICT', [strict], { sourceIdentity: null }, { allowed: false, policy: 'demo/strict', rule: { index: 0, description: 'notPrincipals=*' } }],
+    ['ALLOW names its rule', [allowBob], { sourceIdentity: 'spiffe://cluster.local/ns/demo/sa/bob' }, { allowed: true, policy: 'demo/bob', rule: { index: 0, description: 'principals=cluster.local/ns/demo/sa/bob' } }],
+    ['implicit deny names the ALLOW policies tried', [allowBob], {}, { allowed: false, unmatchedAllowPolicies: ['demo/bob'] }],
+  ] as const)('%s', (_name, policies, over, expected) => {
+    const d = evaluateL4([...policies], conn(over));
+    expect(d).toMatchObject(expected);
+    if (!d.allowed && !d.unmatchedAllowPolicies) expect(d.reason).toContain(`rule ${d.rule?.index}`);
+  });
+
+  it('log fields name policy and rule for every kind of decision', () => {
+    expect(decisionLogFields(evaluateL4([strict], conn({ sourceIdentity: null })))).toEqual({ policy: 'demo/strict', rule: '0: notPrincipals=*' });
+    expect(decisionLogFields(evaluateL4([allowBob], conn()))).toEqual({ policy: 'demo/bob', rule: 'no ALLOW rule matched' });
+    expect(decisionLogFields(evaluateL4([], conn()))).toEqual({ policy: '(none)', rule: '(none)' });
+  });
+
+  it('describes a rule in one capped line', () => {
+    expect(describeRule({ clauses: [] })).toBe('any connection');
+    expect(describeRule({ clauses: [{ matches: [{}] }] })).toBe('any');
+    const huge = describeRule({ clauses: [{ matches: [{ destinationPorts: Array.from({ length: 200 }, (_, i) => i + 1) }] }] });
+    expect(huge.length).toBe(200);
+    expect(huge.endsWith('…')).toBe(true);
   });
 });
 

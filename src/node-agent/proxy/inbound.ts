@@ -1,7 +1,8 @@
 /**
  * Inbound: HBONE connections to local pods on :15008 (and the same admission for tunnels
  * from this very node, served in-process). Admission = route check + L4 authorization, then
- * the upstream connect; HBONE answers 200 only after both succeeded (DESIGN §4).
+ * the upstream connect; HBONE answers 200 only after both succeeded (DESIGN §4). Admitted
+ * connections are tracked with their attributes and re-checked on every state change.
  */
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -10,7 +11,8 @@ import { describeError } from '../../errors/amesh-error.js';
 import { parseForwardedFor } from '../../hbone/headers.js';
 import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '../../hbone/server.js';
 import { parseSpiffeUri } from '../../identity/spiffe.js';
-import { evaluateL4 } from '../../policy/l4-authorization.js';
+import { decisionLogFields, evaluateL4, type L4Decision } from '../../policy/l4-authorization.js';
+import { recheckInbound, type InboundAttributes } from './connection-recheck.js';
 import { decideInbound, type Destination } from './route.js';
 import type { ProxyContext } from './proxy-context.js';
 
@@ -23,34 +25,56 @@ export interface InboundAdmission {
 }
 
 export type AdmissionResult =
-  | { status: 200; upstream: net.Socket; workloadUid: string; identity: string }
+  | { status: 200; upstream: net.Socket; workloadUid: string; identity: string; attributes: InboundAttributes }
   | { status: 400 | 401 | 503; reason: string };
 
-/** Route + policy + upstream connect for one inbound connection. Logs every denial. */
+function logDenial(ctx: ProxyContext, a: InboundAdmission, workloadUid: string, policy: L4Decision): void {
+  ctx.logger.info(
+    { src: a.sourceIp, identity: a.sourceIdentity, dst: `${a.target.ip}:${a.target.port}`, workload: workloadUid, ...decisionLogFields(policy), reason: policy.reason },
+    'policy: connection denied',
+  );
+}
+
+/**
+ * Route + policy + upstream connect for one inbound connection. Logs every denial with the
+ * policy and rule. The result carries the attributes the connection was admitted with, so the
+ * tracker can re-check it when the state changes.
+ */
 export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Promise<AdmissionResult> {
   const state = ctx.state();
   const decision = decideInbound(state, ctx.node, a.target, a.dialledIp);
   if (!decision.ok) return { status: decision.status, reason: decision.reason };
-  const policy = evaluateL4(state.policiesFor(decision.workload), {
-    sourceIdentity: a.sourceIdentity,
-    sourceIp: a.sourceIp,
-    destinationIp: a.target.ip,
-    destinationPort: a.target.port,
-  });
+  const attributes: InboundAttributes = {
+    connection: { sourceIdentity: a.sourceIdentity, sourceIp: a.sourceIp, destinationIp: a.target.ip, destinationPort: a.target.port },
+    workloadUid: decision.workload.uid,
+  };
+  const policy = evaluateL4(state.policiesFor(decision.workload), attributes.connection);
   if (policy.dryRunWouldDeny) ctx.logger.info({ dryRun: policy.dryRunWouldDeny, src: a.sourceIp }, 'policy: dry-run policy would deny');
   if (!policy.allowed) {
-    ctx.logger.info(
-      { src: a.sourceIp, identity: a.sourceIdentity, dst: `${a.target.ip}:${a.target.port}`, workload: decision.workload.uid, reason: policy.reason },
-      'policy: connection denied',
-    );
+    logDenial(ctx, a, decision.workload.uid, policy);
     return { status: 401, reason: policy.reason };
   }
+  let upstream: net.Socket;
   try {
-    const upstream = await connectUpstream(ctx, a);
-    return { status: 200, upstream, workloadUid: decision.workload.uid, identity: state.identityOf(decision.workload) };
+    upstream = await connectUpstream(ctx, a);
   } catch (err) {
     return { status: 503, reason: describeError(err).split('\n')[0] ?? 'upstream connect failed' };
   }
+  // The state may have changed while we connected; a re-check only sees connections tracked
+  // before the swap, so re-decide against the newest state, then track synchronously.
+  const now = ctx.state();
+  if (now !== state) {
+    const verdict = recheckInbound(now, attributes);
+    if (!verdict.keep) {
+      upstream.resetAndDestroy();
+      if (verdict.decision) logDenial(ctx, a, decision.workload.uid, verdict.decision);
+      return { status: verdict.decision ? 401 : 503, reason: verdict.reason };
+    }
+  }
+  // Tracked here, for every caller (HBONE, captured plaintext, same-node in-process): closing
+  // the upstream ends the relay, which resets the client side (RST or RST_STREAM) as well.
+  ctx.connections.add(upstream, attributes);
+  return { status: 200, upstream, workloadUid: decision.workload.uid, identity: now.identityOf(decision.workload), attributes };
 }
 
 /**
@@ -112,7 +136,6 @@ export class InboundHbone {
       );
       return { status: result.status, reason: result.reason };
     }
-    this.ctx.connections.add(result.upstream);
     result.upstream.once('close', () =>
       this.ctx.accessLog.info(
         {

@@ -34,11 +34,33 @@ export interface RouteContext {
   state: MeshState;
   node: string;
   hbonePort: number;
-  /** Chooses one endpoint; injected so tests are deterministic. Default: random. */
-  pick?: <T>(items: T[]) => T;
+  /** Uniform random number in [0, 1) for endpoint choice; injected so tests are deterministic. */
+  random?: () => number;
 }
 
-const randomPick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
+/** A workload's load-balancing weight: its `capacity`, absent = 1 (ztunnel), 0 = never chosen. */
+export function endpointWeight(w: Workload): number {
+  return w.capacity ?? 1;
+}
+
+/**
+ * Weighted random choice, as ztunnel's `choose_weighted` over workload capacity: item i is
+ * chosen with probability weight(i) / Σ weights. Undefined when no item has a positive weight.
+ */
+export function pickWeighted<T>(items: readonly T[], weight: (item: T) => number, random: () => number): T | undefined {
+  const weights = items.map((item) => Math.max(0, weight(item)));
+  const total = weights.reduce((sum, w) => sum + w, 0);
+  if (!(total > 0)) return undefined;
+  let point = random() * total;
+  for (const [i, item] of items.entries()) {
+    const w = weights[i]!;
+    if (w === 0) continue;
+    if (point < w) return item;
+    point -= w;
+  }
+  // Floating-point rounding at the top end: the last item with weight.
+  return items[weights.findLastIndex((w) => w > 0)];
+}
 
 function firstAddress(w: Workload, family: 4 | 6): string | undefined {
   return w.addresses.find((a) => (family === 6) === a.includes(':')) ?? w.addresses[0];
@@ -73,7 +95,8 @@ export function decideOutbound(ctx: RouteContext, destination: Destination): Out
     }
     const key = `${service.namespace}/${service.hostname}`;
     // A workload's own port list for this service wins over the service's (named target ports).
-    const candidates = ctx.state.endpoints(service).flatMap((w) => {
+    // A workload without an address (xDS allows hostname-only ones) cannot be dialled.
+    const candidates = ctx.state.endpoints(service).filter((w) => w.addresses.length > 0).flatMap((w) => {
       const own = w.services[key]?.ports.find((p) => p.servicePort === destination.port);
       const targetPort = own?.targetPort || port.targetPort || destination.port;
       return [{ w, targetPort }];
@@ -81,7 +104,8 @@ export function decideOutbound(ctx: RouteContext, destination: Destination): Out
     if (candidates.length === 0) {
       return { kind: 'reject', code: 'no-endpoints', reason: `service ${key} has no healthy endpoints` };
     }
-    const chosen = (ctx.pick ?? randomPick)(candidates);
+    const chosen = pickWeighted(candidates, (c) => endpointWeight(c.w), ctx.random ?? Math.random);
+    if (!chosen) return { kind: 'reject', code: 'no-endpoints', reason: `service ${key} has no endpoint with capacity above 0` };
     return viaWorkload(ctx, chosen.w, chosen.targetPort, family, service);
   }
   const workload = ctx.state.workloadByIp(destination.ip);

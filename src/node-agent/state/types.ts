@@ -36,6 +36,8 @@ export interface Workload {
   authorizationPolicies?: string[];
   status?: 'HEALTHY' | 'UNHEALTHY';
   clusterId?: string;
+  /** Relative weight when load-balancing a service across endpoints (ztunnel: absent = 1). */
+  capacity?: number;
 }
 
 export interface Service {
