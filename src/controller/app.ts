@@ -3,10 +3,17 @@
  *
  * build: reads nothing from the network — wires the root store (CA Secrets), the trust bundle
  * publisher (ConfigMap istio-ca-root-cert everywhere), the pod locator (pods informer), the token
- * reviewer (TokenReview API) and the CA gRPC server.
+ * reviewer (TokenReview API), workload discovery (MeshIndex → MeshPublisher → ResourceStore), the
+ * delta ADS server and the status writers, and the gRPC server they share (15012, as istiod).
  * start: readiness endpoint first (so probes see 503, not a refused connection), then root →
- * pods → bundle → CA listening. A root that cannot be loaded fails start with the reason.
- * Ready (`GET /healthz/ready` on 15021) = root loaded ∧ pod cache synced ∧ CA listening.
+ * pods → bundle → mesh synced and published → CA + xDS listening. A root that cannot be loaded
+ * fails start with the reason. xDS only listens once the first full mesh is in the store: a
+ * restarted controller must never answer a reconnecting agent with an empty or partial mesh (the
+ * agent would drop what it serves).
+ * Ready (`GET /healthz/ready` on 15021) = root loaded ∧ pod cache synced ∧ mesh synced ∧ CA/xDS
+ * listening.
+ * Pod annotations (`ambient.istio.io/redirection`) follow the agents' ACKs: `enabled` once the
+ * agent on the pod's node has ACKed (= applied, capture included) the pod's current HBONE entry.
  * A root change (rotation, plug-in CA edited) re-publishes the bundle and re-issues the CA's
  * serving certificate; the serving certificate is also renewed at half its lifetime.
  * close: the reverse order; every listener and timer is owned here.
@@ -23,6 +30,19 @@ import { RootStore, SERVING_CERT_VALIDITY_SECONDS, controllerDnsNames, fingerpri
 import { TrustBundlePublisher } from './ca/trust-bundle-publisher.js';
 import { KubePodLocator } from './kube/pod-locator.js';
 import { KubeTokenReviewer } from './kube/token-reviewer.js';
+import { MeshIndex } from './mesh/mesh-index.js';
+import { PolicyStatusWriter } from './status/policy-status.js';
+import { PodRedirectionWriter } from './status/redirection.js';
+import { tokenAuthenticator, type AdsAuthenticator } from './xds/ads-auth.js';
+import { AdsServer } from './xds/ads-server.js';
+import { MeshPublisher } from './xds/mesh-publisher.js';
+import { ResourceStore } from './xds/resource-store.js';
+import { ADDRESS_TYPE_URL } from '../xds/codec.js';
+
+/** Agents' requests (initial_resource_versions of a large mesh) outgrow a CSR. */
+const XDS_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** ACK bursts (every agent answering one push) become one annotation pass. */
+const REDIRECTION_RECONCILE_MS = 50;
 
 /** `--kubeconfig` wins; in a pod the ServiceAccount; else $KUBECONFIG / ~/.kube/config. */
 export function loadKubeConfig(path?: string, env: NodeJS.ProcessEnv = process.env): KubeConfig {
@@ -48,12 +68,15 @@ export interface ControllerAppOptions {
   listenHost?: string;
   /** Test hooks: a faster trust-bundle retry. */
   bundleRetryMs?: number;
+  /** Test hook: who may open an xDS stream (default: a trusted node agent's reviewed token). */
+  adsAuthenticator?: AdsAuthenticator;
 }
 
 export interface ControllerReadiness {
   ready: boolean;
   rootLoaded: boolean;
   podsSynced: boolean;
+  meshSynced: boolean;
   caListening: boolean;
   trustBundlePublished: boolean;
 }
@@ -62,6 +85,13 @@ export class ControllerApp {
   readonly roots: RootStore;
   readonly publisher: TrustBundlePublisher;
   readonly pods: KubePodLocator;
+  readonly mesh: MeshIndex;
+  readonly store = new ResourceStore();
+  readonly ads: AdsServer;
+  readonly #publisher: MeshPublisher;
+  readonly #redirection: PodRedirectionWriter;
+  readonly #policyStatus: PolicyStatusWriter;
+  #redirectionTimer: NodeJS.Timeout | undefined;
   #ca: CaServer | undefined;
   #readiness: http.Server | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -83,6 +113,54 @@ export class ControllerApp {
     this.pods = new KubePodLocator({ kubeConfig, log: opts.log });
     this.#reviewer = KubeTokenReviewer.fromKubeConfig(kubeConfig);
     this.#dnsNames = controllerDnsNames(config.namespace);
+    this.mesh = new MeshIndex({
+      kubeConfig,
+      log: opts.log,
+      trustDomain: config.trustDomain,
+      clusterDomain: config.clusterDomain,
+      rootNamespace: config.rootNamespace,
+      informer: { stallWindowMs: config.watchStallMs },
+    });
+    this.ads = new AdsServer({
+      store: this.store,
+      authenticate: opts.adsAuthenticator ?? tokenAuthenticator({ reviewer: this.#reviewer, trustedNodeAgents: [...config.trustedNodeAgents], log: opts.log }),
+      log: opts.log.child({ component: 'xds' }),
+      debounceMs: config.xdsDebounceMs,
+      maxDelayMs: config.xdsMaxDelayMs,
+    });
+    this.#redirection = new PodRedirectionWriter({ kubeConfig, log: opts.log, capturedByAgent: (uid) => this.#capturedByAgent(uid) });
+    this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace });
+    this.#publisher = new MeshPublisher({
+      mesh: this.mesh,
+      store: this.store,
+      log: opts.log.child({ component: 'mesh-publisher' }),
+      onPublished: () => {
+        this.#reconcileRedirection();
+        this.#policyStatus.reconcile(this.mesh.view());
+      },
+    });
+    this.ads.on('ack', () => this.#scheduleRedirection());
+  }
+
+  /** Has the agent on the pod's node ACKed the pod's current Address resource? */
+  #capturedByAgent(uid: string): boolean {
+    const workload = this.mesh.resources().workloads.get(uid);
+    const current = this.store.get(ADDRESS_TYPE_URL, uid)?.version;
+    if (!workload?.node || !current) return false;
+    return this.ads.ackedVersion(workload.node, ADDRESS_TYPE_URL, uid) === current;
+  }
+
+  #reconcileRedirection(): void {
+    this.#redirection.reconcile(this.mesh.view().pods, (name) => this.mesh.namespace(name));
+  }
+
+  #scheduleRedirection(): void {
+    if (this.#redirectionTimer || this.#closed) return;
+    this.#redirectionTimer = setTimeout(() => {
+      this.#redirectionTimer = undefined;
+      this.#reconcileRedirection();
+    }, REDIRECTION_RECONCILE_MS);
+    this.#redirectionTimer.unref();
   }
 
   static build(opts: ControllerAppOptions): ControllerApp {
@@ -106,6 +184,11 @@ export class ControllerApp {
     await this.pods.start();
     this.#log.info('publishing the trust bundle');
     await this.publisher.start();
+    this.#log.info('starting workload discovery');
+    await this.mesh.start();
+    await this.mesh.whenSynced();
+    const published = this.#publisher.start();
+    this.#log.info(published, 'mesh synced and published');
 
     const serving = await this.roots.servingCertificate(this.#dnsNames);
     this.#ca = createCaServer({
@@ -118,6 +201,7 @@ export class ControllerApp {
       maxTtlSeconds: config.certMaxTtlSeconds,
       serving,
       log: this.#log,
+      extraServices: [{ definition: this.ads.definition, implementation: this.ads.implementation, maxReceiveMessageBytes: XDS_MAX_REQUEST_BYTES }],
     });
     this.#caPort = await this.#ca.listen(config.caPort, host);
     this.#scheduleServingRenewal();
@@ -134,10 +218,11 @@ export class ControllerApp {
     const r = {
       rootLoaded: this.roots.loaded(),
       podsSynced: this.pods.synced(),
+      meshSynced: this.mesh.synced(),
       caListening: this.#caPort !== undefined && !this.#closed,
       trustBundlePublished: this.publisher.synced(),
     };
-    return { ready: r.rootLoaded && r.podsSynced && r.caListening, ...r };
+    return { ready: r.rootLoaded && r.podsSynced && r.meshSynced && r.caListening, ...r };
   }
 
   /** Stops in reverse order; safe to call twice. */
@@ -146,10 +231,17 @@ export class ControllerApp {
     this.#closed = true;
     this.#log.info('controller stopping');
     clearTimeout(this.#renewTimer);
+    clearTimeout(this.#redirectionTimer);
     this.#unsubscribe?.();
+    this.#publisher.stop();
+    // ADS streams never end by themselves: close them first, or the CA's shutdown waits its grace.
+    this.ads.close();
     await this.#ca?.close();
     this.#log.info('CA closed');
     await this.publisher.stop();
+    this.#redirection.stop();
+    this.#policyStatus.stop();
+    await this.mesh.stop();
     await this.pods.stop();
     await this.roots.stop();
     if (this.#readiness) {
@@ -164,8 +256,10 @@ export class ControllerApp {
   async #listenReadiness(host: string, port: number): Promise<number> {
     const server = http.createServer((req, res) => {
       const readiness = req.url?.startsWith('/healthz/ready') ? this.readiness() : undefined;
-      const text = JSON.stringify(readiness ?? { error: `no such path ${req.url ?? ''}; try /healthz/ready` });
-      res.writeHead(readiness ? (readiness.ready ? 200 : 503) : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      // Which agents are connected, what they ACKed or NACKed, and the last publication.
+      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), connections: this.ads.connections() } : undefined;
+      const text = JSON.stringify(readiness ?? xds ?? { error: `no such path ${req.url ?? ''}; try /healthz/ready or /debug/xds` });
+      res.writeHead(readiness ? (readiness.ready ? 200 : 503) : xds ? 200 : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     });
     server.listen({ host, port });

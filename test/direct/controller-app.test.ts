@@ -190,7 +190,7 @@ describe('ControllerApp against the embedded API server', () => {
 
   it('becomes ready once started (readiness 200 on /healthz/ready)', async () => {
     app = startApp();
-    expect(app.readiness()).toEqual({ ready: false, rootLoaded: false, podsSynced: false, caListening: false, trustBundlePublished: false });
+    expect(app.readiness()).toEqual({ ready: false, rootLoaded: false, podsSynced: false, meshSynced: false, caListening: false, trustBundlePublished: false });
     ({ caPort, readinessPort } = await app.start());
     expect(caPort).toBeGreaterThan(0);
     expect(readinessPort).toBeGreaterThan(0);
@@ -200,7 +200,7 @@ describe('ControllerApp against the embedded API server', () => {
       expect(r.status).toBe(200);
       return r;
     }, { ...WAIT, description: 'readiness 200' });
-    expect(ready.body).toMatchObject({ ready: true, rootLoaded: true, podsSynced: true, caListening: true });
+    expect(ready.body).toMatchObject({ ready: true, rootLoaded: true, podsSynced: true, meshSynced: true, caListening: true });
     const other = await fetch(`http://127.0.0.1:${readinessPort}/nope`, { signal: AbortSignal.timeout(2000) });
     expect(other.status).toBe(404);
     await other.body?.cancel();

@@ -17,6 +17,11 @@ describe('readControllerConfig', () => {
       trustedNodeAgents: DEFAULT_TRUSTED_NODE_AGENTS,
       rootPollMs: 5000,
       drainTimeoutMs: 20_000,
+      rootNamespace: 'amesh-system',
+      clusterDomain: 'cluster.local',
+      xdsDebounceMs: 100,
+      xdsMaxDelayMs: 1000,
+      watchStallMs: 300_000,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.trustedNodeAgents)).toBe(true);
@@ -40,6 +45,9 @@ describe('readControllerConfig', () => {
   it('takes the namespace from POD_NAMESPACE unless AMESH_CONTROLLER_NAMESPACE is set', () => {
     expect(readControllerConfig({ POD_NAMESPACE: 'istio-system' }).namespace).toBe('istio-system');
     expect(readControllerConfig({ POD_NAMESPACE: 'istio-system', AMESH_CONTROLLER_NAMESPACE: 'mesh' }).namespace).toBe('mesh');
+    // The root namespace (mesh-wide policy) follows the controller's namespace unless set.
+    expect(readControllerConfig({ POD_NAMESPACE: 'istio-system' }).rootNamespace).toBe('istio-system');
+    expect(readControllerConfig({ POD_NAMESPACE: 'istio-system', AMESH_ROOT_NAMESPACE: 'mesh-root' }).rootNamespace).toBe('mesh-root');
   });
 
   it.each([

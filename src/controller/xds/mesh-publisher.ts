@@ -1,0 +1,126 @@
+/**
+ * Mesh resources (computed from the cluster by MeshIndex) → the xDS ResourceStore.
+ *
+ * Every MeshIndex change schedules one publication after `coalesceMs`, so the informers' burst of
+ * events (a Deployment's pods starting) is translated and encoded once; the ADS server then
+ * debounces the pushes themselves. A publication replaces each type's whole set: the store keeps
+ * the version (a hash of the bytes) of every unchanged resource, so only real changes go out.
+ *
+ * A resource that cannot be encoded (say a pod status with a malformed IP) is left out with a
+ * warning naming it; it never blocks the rest of the mesh.
+ */
+import { describeError } from '../../errors/amesh-error.js';
+import type { Logger } from '../../telemetry/logger.js';
+import {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  authorizationResourceName,
+  encodeAuthorization,
+  encodeServiceAddress,
+  encodeWorkloadAddress,
+  serviceResourceName,
+  workloadResourceName,
+} from '../../xds/codec.js';
+import type { MeshResources } from '../mesh/compute-mesh-resources.js';
+import type { ResourceStore } from './resource-store.js';
+
+export interface MeshSource {
+  resources(): MeshResources;
+  onChange(listener: () => void): () => void;
+}
+
+export interface PublicationStats {
+  workloads: number;
+  services: number;
+  authorizations: number;
+  skipped: number;
+  durationMs: number;
+}
+
+export interface MeshPublisherOptions {
+  mesh: MeshSource;
+  store: ResourceStore;
+  log: Logger;
+  /** Informer events within this window become one publication (default 10 ms). */
+  coalesceMs?: number;
+  /** Called after each publication (the controller reconciles pod annotations then). */
+  onPublished?: (stats: PublicationStats) => void;
+}
+
+export class MeshPublisher {
+  readonly #opts: MeshPublisherOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #last: PublicationStats | undefined;
+
+  constructor(opts: MeshPublisherOptions) {
+    this.#opts = opts;
+  }
+
+  /** Publishes the current state now, then follows changes. */
+  start(): PublicationStats {
+    this.#unsubscribe ??= this.#opts.mesh.onChange(() => this.#schedule());
+    return this.publish();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  last(): PublicationStats | undefined {
+    return this.#last;
+  }
+
+  publish(): PublicationStats {
+    const started = performance.now();
+    const { mesh, store, log } = this.#opts;
+    const resources = mesh.resources();
+    let skipped = 0;
+    const encode = <T>(items: Iterable<T>, name: (item: T) => string, bytes: (item: T) => Uint8Array, into: Map<string, Uint8Array>): void => {
+      for (const item of items) {
+        const key = name(item);
+        try {
+          into.set(key, bytes(item));
+        } catch (err) {
+          skipped++;
+          log.warn({ resource: key, err: describeError(err) }, 'resource left out of xDS: it cannot be encoded');
+        }
+      }
+    };
+    const addresses = new Map<string, Uint8Array>();
+    encode(resources.workloads.values(), workloadResourceName, encodeWorkloadAddress, addresses);
+    encode(resources.services.values(), serviceResourceName, encodeServiceAddress, addresses);
+    const authorizations = new Map<string, Uint8Array>();
+    encode(resources.authorizations.values(), authorizationResourceName, encodeAuthorization, authorizations);
+    store.replaceAll(ADDRESS_TYPE_URL, addresses);
+    store.replaceAll(AUTHORIZATION_TYPE_URL, authorizations);
+    const stats: PublicationStats = {
+      workloads: resources.workloads.size,
+      services: resources.services.size,
+      authorizations: resources.authorizations.size,
+      skipped,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+    };
+    this.#last = stats;
+    log.debug(stats, 'mesh published');
+    this.#opts.onPublished?.(stats);
+    return stats;
+  }
+
+  #schedule(): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.publish();
+      } catch (err) {
+        // The store keeps the previous (good) state; the next change tries again.
+        this.#opts.log.error({ err: describeError(err) }, 'cannot publish the mesh; agents keep the previous state');
+      }
+    }, this.#opts.coalesceMs ?? 10);
+    this.#timer.unref();
+  }
+}
