@@ -25,10 +25,9 @@ import type { ClusterStore, KubeObject } from './apiserver/types.js';
 import { startControllers } from './controllers/index.js';
 import { startClusterDns } from './dns/cluster-dns-server.js';
 import { Kubelet } from './kubelet/kubelet.js';
-import { startNodeConfigWriter, type NodeConfigWriter } from './mesh/node-config-writer.js';
 import { ClusterNetwork, podNames } from './network/cluster-network.js';
 import { KubeProxy } from './network/kube-proxy.js';
-import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, MESH_CONFIG_DIR, readState, sandboxPaths } from './state.js';
+import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, readState, sandboxPaths } from './state.js';
 import { AmeshError } from '../errors/amesh-error.js';
 
 /** How often the store is snapshotted to disk while running (also on shutdown). */
@@ -194,14 +193,6 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
   const pruned = await network.pruneUnclaimedPods((netns) => livePodNetns.has(netns));
   if (pruned.length) log.info({ namespaces: pruned }, 'removed the network namespaces of pods that no longer exist');
 
-  const meshWriter: NodeConfigWriter = await startNodeConfigWriter({
-    store,
-    log: log.child({ component: 'mesh-config' }),
-    dir: MESH_CONFIG_DIR,
-    // No local CA: the node agents get workload certificates from the controller's CA.
-    nodes: state.nodes.map((node) => ({ node, trustDomain: 'cluster.local', uplinks: ['up0'] })),
-  });
-
   let lastSaved = '';
   const snapshot = async (): Promise<void> => {
     const version = store.currentResourceVersion();
@@ -220,7 +211,6 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
       clearInterval(snapshotTimer);
       log.info('stopping: pods first, then controllers, DNS, kube-proxy and the API server');
       await Promise.allSettled(kubelets.map((k) => k.stop()));
-      await meshWriter.stop({ removeFiles: true });
       await controllers.stop();
       await kubeProxy.stop();
       await dns.close();

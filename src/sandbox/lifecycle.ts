@@ -25,7 +25,6 @@ import {
   daemonAlive,
   DEFAULT_SANDBOX_NAME,
   FABRIC_IP,
-  MESH_CONFIG_DIR,
   nodeNames,
   processStartTicks,
   readState,
@@ -402,7 +401,6 @@ export async function sandboxDown(options: DownOptions): Promise<{ removed: bool
   if (removed.length) progress(`  removed ${removed.length} namespace(s)`);
   for (const node of state.nodes) {
     await rm(join('/sys/fs/bpf/amesh/v1', node), { recursive: true, force: true }).catch((err: unknown) => progress(`  could not remove pinned BPF objects of ${node}: ${(err as Error).message}`));
-    await rm(join(MESH_CONFIG_DIR, `${node}.yaml`), { force: true });
   }
   if (options.keep) {
     delete state.daemonPid;

@@ -18,12 +18,6 @@ import { join } from 'node:path';
 import { AmeshError } from '../errors/amesh-error.js';
 
 export const DEFAULT_SANDBOX_DIR = '/var/lib/amesh/sandbox';
-/**
- * Where node agents read their mesh config: the fixed path the `amesh-node` DaemonSet manifest
- * names (`/var/lib/amesh/mesh/$(NODE_NAME).yaml`). Node names carry the sandbox's name, so two
- * sandboxes never share a file.
- */
-export const MESH_CONFIG_DIR = '/var/lib/amesh/mesh';
 export const DEFAULT_SANDBOX_NAME = 'amesh';
 /** Fabric addresses (DESIGN §9): everything lives inside namespaces the sandbox created. */
 export const FABRIC_IP = '10.250.0.254';

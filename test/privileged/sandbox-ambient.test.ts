@@ -1,0 +1,250 @@
+/**
+ * Issue #5 end to end in the sandbox, driven by real kubectl: the node agents learn the mesh from
+ * the controller over xDS (no file), so
+ * - labelling a namespace `istio.io/dataplane-mode=ambient` makes every agent serve its pods as
+ *   HBONE within 2 s, the pods get `ambient.istio.io/redirection: enabled`, nothing restarts, and
+ *   a connection opened before enrolment keeps flowing; removing the label reverses it;
+ * - PeerAuthentication STRICT refuses plaintext from outside the mesh, PERMISSIVE lets it in;
+ * - an AuthorizationPolicy allowing only frontend-sa to reach the backends on 8080 resets the
+ *   client's connection with a log line naming the policy, and a namespace DENY beats the ALLOW;
+ * - a controller killed with SIGKILL does not interrupt established connections, and what changed
+ *   while it was down is applied once the kubelet has restarted it.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
+import { eventually } from '../helpers/eventually.js';
+import { requireRoot } from '../helpers/privileged.js';
+
+const guard = requireRoot('sandbox ambient enrolment', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'busybox', 'unshare'] });
+const REPO = join(import.meta.dirname, '..', '..');
+const AMESH = join(REPO, 'bin', 'amesh.js');
+/** Lines the stream server sends, one every 100 ms. */
+const STREAM_INTERVAL_S = 0.1;
+const ENROL_DEADLINE_MS = 2_000;
+
+interface DumpWorkload {
+  uid: string;
+  name: string;
+  namespace: string;
+  tunnelProtocol: string;
+}
+
+describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller over xDS (privileged sandbox)', () => {
+  const name = `am${Math.random().toString(16).slice(2, 5)}`;
+  const nodes = [`${name}-worker`, `${name}-worker2`];
+  let dir = '';
+  const kubectl = (...args: string[]) =>
+    spawnSync('kubectl', args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: join(dir, 'kubeconfig') }, timeout: 60_000 });
+  const kubectlOk = (...args: string[]): string => {
+    const r = kubectl(...args);
+    expect(r.status, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r.stdout;
+  };
+  const apply = (yaml: string): void => {
+    const r = spawnSync('kubectl', ['apply', '-f', '-'], { input: yaml, encoding: 'utf8', env: { ...process.env, KUBECONFIG: join(dir, 'kubeconfig') }, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+  };
+  const amesh = (...args: string[]) => spawnSync(process.execPath, [AMESH, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const curlFrom = (ref: string, url = 'http://backend.demo') => amesh('sandbox', 'exec', '--dir', dir, ref, '--', 'curl', '-s', '-S', '--max-time', '3', url);
+  const ok = (r: ReturnType<typeof curlFrom>): boolean => r.stdout.includes('Hello, world!');
+
+  /** What one agent serves, from its admin port inside the node's namespace. */
+  const configDump = (node: string): { workloads: DumpWorkload[]; xds?: { connected?: boolean } } =>
+    JSON.parse(execFileSync('nsenter', [`--net=/run/netns/${node}`, 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], { encoding: 'utf8' })) as {
+      workloads: DumpWorkload[];
+    };
+  const demoProtocols = (node: string): string[] =>
+    configDump(node)
+      .workloads.filter((w) => w.namespace === 'demo')
+      .map((w) => w.tunnelProtocol);
+  const agentLogs = (): string =>
+    kubectlOk('get', 'pods', '-n', 'amesh-system', '-l', 'app=amesh-node', '-o', 'jsonpath={.items[*].metadata.name}')
+      .split(' ')
+      .filter(Boolean)
+      .map((pod) => amesh('sandbox', 'logs', '--dir', dir, `amesh-system/${pod}`).stdout)
+      .join('\n');
+  const annotations = (): string[] =>
+    kubectlOk('get', 'pods', '-n', 'demo', '-o', 'jsonpath={range .items[*]}{.metadata.annotations.ambient\\.istio\\.io/redirection} {end}')
+      .trim()
+      .split(/\s+/);
+  const podFingerprint = (): string => kubectlOk('get', 'pods', '-n', 'demo', '-o', 'jsonpath={range .items[*]}{.metadata.uid}:{.status.containerStatuses[0].restartCount} {end}');
+
+  /** A paced stream from demo/client to the stream Service: `lines` numbered lines. */
+  const openStream = (lines: number): Promise<{ out: string; code: number | null }> => {
+    const ip = kubectlOk('get', 'svc', '-n', 'demo', 'stream', '-o', 'jsonpath={.spec.clusterIP}').trim();
+    const child = spawn(process.execPath, [AMESH, 'sandbox', 'exec', '--dir', dir, 'demo/nc-client', '--', 'busybox', 'nc', ip, '9000'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.write(`${lines}\n`);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), (lines * STREAM_INTERVAL_S + 60) * 1000);
+    return new Promise((resolve) =>
+      child.on('exit', (code) => {
+        clearTimeout(killer);
+        resolve({ out, code });
+      }),
+    );
+  };
+  const expectWholeStream = (out: string, lines: number): void => {
+    const got = out.trim().split('\n');
+    expect(got.length, `received ${got.length} of ${lines} lines; last: ${got.at(-1)}`).toBe(lines);
+    for (let i = 0; i < lines; i++) if (got[i] !== `line ${i + 1}`) expect(got[i], `line ${i + 1}`).toBe(`line ${i + 1}`);
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'amesh-ambient-test-'));
+    await sandboxUp({ dir, name, nodes: 2 });
+    kubectlOk('apply', '-f', join(REPO, 'samples', 'demo', 'demo.yaml'));
+    const script = join(dir, 'stream.sh');
+    await writeFile(script, `#!/bin/sh\nread n\ni=1\nwhile [ "$i" -le "$n" ]; do echo "line $i"; i=$((i+1)); sleep ${STREAM_INTERVAL_S}; done\n`);
+    await chmod(script, 0o755);
+    apply(
+      [
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: stream, namespace: demo, labels: {app: stream}}\nspec: {nodeName: ${nodes[1]}, containers: [{name: s, image: busybox, command: [busybox, nc, -ll, -p, "9000", -e, ${script}], ports: [{containerPort: 9000}]}]}`,
+        'apiVersion: v1\nkind: Service\nmetadata: {name: stream, namespace: demo}\nspec: {selector: {app: stream}, ports: [{port: 9000}]}',
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: nc-client, namespace: demo}\nspec: {nodeName: ${nodes[0]}, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}`,
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: outside}',
+        'apiVersion: v1\nkind: Pod\nmetadata: {name: curl, namespace: outside}\nspec: {containers: [{name: c, image: curlimages/curl, command: [sleep, "3600"]}]}',
+      ].join('\n---\n'),
+    );
+    await eventually(
+      () => {
+        const r = kubectlOk('get', 'deploy', '-n', 'demo', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.availableReplicas} {end}');
+        expect(r.trim().split(' ').sort()).toEqual(['backend-v1=1', 'backend-v2=1', 'client=1', 'frontend=1']);
+        for (const ref of ['demo/client', 'outside/curl']) {
+          const r = curlFrom(ref);
+          expect(ok(r), `${ref}: ${r.stdout} ${r.stderr}`).toBe(true);
+        }
+      },
+      { timeoutMs: 90_000, intervalMs: 1000, description: 'demo running and answering in plaintext' },
+    );
+    for (const node of nodes) expect(demoProtocols(node).every((p) => p === 'NONE'), `agent on ${node} lists demo pods, unenrolled`).toBe(true);
+  }, 240_000);
+
+  afterAll(async () => {
+    if (dir) await sandboxDown({ dir });
+  }, 120_000);
+
+  it('enrols demo within 2 s of the label, without restarting pods, keeping a connection opened before', async () => {
+    const before = podFingerprint();
+    const lines = 150;
+    const stream = openStream(lines);
+    await new Promise((r) => setTimeout(r, 1500)); // the stream is flowing, in plaintext
+    const labelled = Date.now();
+    kubectlOk('label', 'ns', 'demo', 'istio.io/dataplane-mode=ambient');
+    let enrolledAfter = 0;
+    await eventually(
+      () => {
+        for (const node of nodes) expect(demoProtocols(node).filter((p) => p !== 'HBONE')).toEqual([]);
+        enrolledAfter = Date.now() - labelled;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, description: 'every agent serves the demo pods as HBONE' },
+    );
+    console.log(`enrolment reached both agents ${enrolledAfter} ms after kubectl label returned`);
+    expect(enrolledAfter).toBeLessThanOrEqual(ENROL_DEADLINE_MS);
+    await eventually(() => expect(new Set(annotations())).toEqual(new Set(['enabled'])), { timeoutMs: 10_000, intervalMs: 200, description: 'redirection annotation enabled on every demo pod' });
+    await eventually(
+      () => {
+        expect(ok(curlFrom('demo/client'))).toBe(true);
+        expect(agentLogs()).toMatch(/"src\.identity":"spiffe:\/\/cluster\.local\/ns\/demo\/sa\/default"/);
+      },
+      { timeoutMs: 15_000, intervalMs: 500, description: 'an inbound HBONE connection from the client identity in an agent access log' },
+    );
+    const { out } = await stream;
+    expectWholeStream(out, lines);
+    expect(podFingerprint()).toBe(before);
+  }, 60_000);
+
+  it('returns demo to plaintext when the label is removed, again without restarts', async () => {
+    const before = podFingerprint();
+    const unlabelled = Date.now();
+    kubectlOk('label', 'ns', 'demo', 'istio.io/dataplane-mode-');
+    let after = 0;
+    await eventually(
+      () => {
+        for (const node of nodes) expect(demoProtocols(node).filter((p) => p !== 'NONE')).toEqual([]);
+        after = Date.now() - unlabelled;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, description: 'every agent serves the demo pods as plaintext' },
+    );
+    console.log(`unenrolment reached both agents ${after} ms after kubectl label returned`);
+    expect(after).toBeLessThanOrEqual(ENROL_DEADLINE_MS);
+    await eventually(() => expect(new Set(annotations())).toEqual(new Set(['disabled'])), { timeoutMs: 10_000, intervalMs: 200, description: 'redirection annotation disabled' });
+    const hboneLines = (): number => (agentLogs().match(/"src\.identity":"spiffe:\/\/cluster\.local\/ns\/demo\/sa\/default"/g) ?? []).length;
+    const seen = hboneLines();
+    for (let i = 0; i < 3; i++) expect(ok(curlFrom('demo/client'))).toBe(true);
+    expect(hboneLines(), 'no new HBONE connections from the unenrolled client').toBe(seen);
+    expect(podFingerprint()).toBe(before);
+    kubectlOk('label', 'ns', 'demo', 'istio.io/dataplane-mode=ambient');
+    await eventually(() => for_nodes((node) => expect(demoProtocols(node).filter((p) => p !== 'HBONE')).toEqual([])), { timeoutMs: 10_000, intervalMs: 100, description: 're-enrolled' });
+  }, 60_000);
+
+  function for_nodes(check: (node: string) => void): void {
+    for (const node of nodes) check(node);
+  }
+
+  it('PeerAuthentication STRICT refuses plaintext from outside the mesh; PERMISSIVE lets it in', async () => {
+    apply('apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: demo-mtls, namespace: demo}\nspec: {mtls: {mode: STRICT}}');
+    await eventually(() => expect(ok(curlFrom('outside/curl'))).toBe(false), { timeoutMs: 10_000, intervalMs: 300, description: 'plaintext refused under STRICT' });
+    expect(ok(curlFrom('demo/client')), 'mesh client still served').toBe(true);
+    apply('apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: demo-mtls, namespace: demo}\nspec: {mtls: {mode: PERMISSIVE}}');
+    await eventually(() => expect(ok(curlFrom('outside/curl'))).toBe(true), { timeoutMs: 10_000, intervalMs: 300, description: 'plaintext accepted under PERMISSIVE' });
+    expect(ok(curlFrom('demo/client'))).toBe(true);
+    const status = kubectlOk('get', 'peerauthentication', '-n', 'demo', 'demo-mtls', '-o', 'jsonpath={.status.conditions[*].type}');
+    expect(status).toContain('Accepted');
+  }, 60_000);
+
+  it('an ALLOW for frontend-sa on 8080 resets other callers with a log line naming the policy; a namespace DENY wins over it', async () => {
+    apply(
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: backend-from-frontend, namespace: demo}\nspec: {selector: {matchLabels: {app: backend}}, action: ALLOW, rules: [{from: [{source: {principals: [cluster.local/ns/demo/sa/frontend-sa]}}], to: [{operation: {ports: ["8080"]}}]}]}',
+    );
+    await eventually(
+      () => {
+        const r = curlFrom('demo/client');
+        expect(ok(r)).toBe(false);
+        expect(r.stderr).toMatch(/reset|Empty reply|Recv failure/i);
+      },
+      { timeoutMs: 10_000, intervalMs: 300, description: 'client refused by the ALLOW policy' },
+    );
+    expect(ok(curlFrom('demo/frontend')), 'frontend-sa allowed').toBe(true);
+    await eventually(() => expect(agentLogs()).toMatch(/policy: connection denied[^\n]*demo\/backend-from-frontend|demo\/backend-from-frontend[^\n]*policy: connection denied/), {
+      timeoutMs: 10_000,
+      intervalMs: 500,
+      description: 'a denial log line naming the policy',
+    });
+    apply(
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-frontend, namespace: demo}\nspec: {action: DENY, rules: [{from: [{source: {principals: [cluster.local/ns/demo/sa/frontend-sa]}}]}]}',
+    );
+    await eventually(() => expect(ok(curlFrom('demo/frontend'))).toBe(false), { timeoutMs: 10_000, intervalMs: 300, description: 'the namespace DENY beats the ALLOW' });
+    await eventually(() => expect(agentLogs()).toMatch(/demo\/deny-frontend/), { timeoutMs: 10_000, intervalMs: 500, description: 'a denial log line naming the DENY policy' });
+    kubectlOk('delete', 'authorizationpolicy', '-n', 'demo', 'deny-frontend', 'backend-from-frontend');
+    await eventually(() => expect(ok(curlFrom('demo/client'))).toBe(true), { timeoutMs: 10_000, intervalMs: 300, description: 'allowed again once the policies are gone' });
+  }, 90_000);
+
+  it('a controller killed with SIGKILL leaves established connections alone; changes made meanwhile apply when it returns', async () => {
+    const records = await Promise.all(
+      (await readdir(join(dir, 'kubelet'))).filter((f) => /^pids-.*\.json$/.test(f)).map(async (f) => readFile(join(dir, 'kubelet', f), 'utf8')),
+    );
+    const controllerPid = records
+      .flatMap((text) => [...text.matchAll(/\{[^{}]*"container":\s*"amesh-controller"[^{}]*\}/g)].map((m) => (JSON.parse(m[0]) as { pid: number }).pid))
+      .at(-1);
+    expect(controllerPid, 'the controller container process in the kubelet records').toBeDefined();
+    const lines = 200;
+    const stream = openStream(lines);
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(controllerPid ?? 0, 'SIGKILL');
+    // While it is down: a policy that refuses the client. Agents keep their last state meanwhile.
+    apply(
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-client, namespace: demo}\nspec: {action: DENY, selector: {matchLabels: {app: backend}}, rules: [{from: [{source: {principals: [cluster.local/ns/demo/sa/default]}}]}]}',
+    );
+    expect(ok(curlFrom('demo/client')), 'agents keep serving their last state while the controller is away').toBe(true);
+    await eventually(() => expect(ok(curlFrom('demo/client'))).toBe(false), { timeoutMs: 90_000, intervalMs: 1000, description: 'the DENY made during the outage applies after the restart' });
+    const { out } = await stream;
+    expectWholeStream(out, lines);
+    kubectlOk('delete', 'authorizationpolicy', '-n', 'demo', 'deny-client');
+    await eventually(() => expect(ok(curlFrom('demo/client'))).toBe(true), { timeoutMs: 10_000, intervalMs: 300, description: 'allowed again' });
+  }, 150_000);
+});
