@@ -153,6 +153,10 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
       },
       { timeoutMs: 15_000, intervalMs: 500, description: 'an inbound HBONE connection from the client identity in an agent access log' },
     );
+    // The Service VIP is balanced by the client's agent across both backends (each over HBONE).
+    const versions = new Set<string>();
+    for (let i = 0; i < 30 && versions.size < 2; i++) versions.add(/Version: ([12])\.0\.0/.exec(curlFrom('demo/client').stdout)?.[1] ?? 'none');
+    expect([...versions].sort()).toEqual(['1', '2']);
     const { out } = await stream;
     expectWholeStream(out, lines);
     expect(podFingerprint()).toBe(before);
@@ -221,6 +225,15 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
     await eventually(() => expect(ok(curlFrom('demo/frontend'))).toBe(false), { timeoutMs: 10_000, intervalMs: 300, description: 'the namespace DENY beats the ALLOW' });
     await eventually(() => expect(agentLogs()).toMatch(/demo\/deny-frontend/), { timeoutMs: 10_000, intervalMs: 500, description: 'a denial log line naming the DENY policy' });
     kubectlOk('delete', 'authorizationpolicy', '-n', 'demo', 'deny-frontend', 'backend-from-frontend');
+    // An HTTP-only field cannot be checked at L4: the ALLOW rule is dropped and the status says which field.
+    apply(
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: get-only, namespace: demo}\nspec: {selector: {matchLabels: {app: nothing}}, action: ALLOW, rules: [{to: [{operation: {methods: [GET]}}]}]}',
+    );
+    await eventually(
+      () => expect(kubectlOk('get', 'authorizationpolicy', '-n', 'demo', 'get-only', '-o', 'jsonpath={.status.conditions[?(@.type=="Warning")].message}')).toMatch(/methods/),
+      { timeoutMs: 10_000, intervalMs: 300, description: 'a Warning condition naming the ignored field' },
+    );
+    kubectlOk('delete', 'authorizationpolicy', '-n', 'demo', 'get-only');
     await eventually(() => expect(ok(curlFrom('demo/client'))).toBe(true), { timeoutMs: 10_000, intervalMs: 300, description: 'allowed again once the policies are gone' });
   }, 90_000);
 
