@@ -49,6 +49,11 @@ export const RESOURCES = {
   peerAuthentications: { group: 'security.istio.io', version: 'v1', plural: 'peerauthentications' },
   authorizationPolicies: { group: 'security.istio.io', version: 'v1', plural: 'authorizationpolicies' },
   gateways: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' },
+  httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' },
+  grpcRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes' },
+  virtualServices: { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices' },
+  destinationRules: { group: 'networking.istio.io', version: 'v1', plural: 'destinationrules' },
+  deployments: { group: 'apps', version: 'v1', plural: 'deployments' },
 } as const satisfies Record<string, ResourceKind>;
 
 export const DEFAULT_BACKOFF_INITIAL_MS = 100;

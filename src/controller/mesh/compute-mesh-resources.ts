@@ -31,6 +31,22 @@ export interface MeshView {
   services: readonly ServiceObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
   peerAuthentications?: readonly PeerAuthenticationObject[];
+  /** gateway.networking.k8s.io Gateways (waypoints among them). */
+  gateways?: readonly KubeObjectLike[];
+  /** Routing inputs of waypoints: Gateway API routes and Istio networking resources. */
+  httpRoutes?: readonly KubeObjectLike[];
+  grpcRoutes?: readonly KubeObjectLike[];
+  virtualServices?: readonly KubeObjectLike[];
+  destinationRules?: readonly KubeObjectLike[];
+}
+
+/** Any Kubernetes object as read from the API (plain JSON). */
+export interface KubeObjectLike {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name?: string; namespace?: string; uid?: string; generation?: number; resourceVersion?: string; creationTimestamp?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: unknown;
+  status?: unknown;
 }
 
 export interface MeshOptions {

@@ -16,7 +16,7 @@ import type { AuthorizationPolicyObject } from '../translate/authorization-polic
 import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
 import type { PeerAuthenticationObject } from '../translate/peer-authentication.js';
 import type { ServiceObject } from '../translate/service.js';
-import { computeMeshResources, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+import { computeMeshResources, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
 
 export { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
 
@@ -35,6 +35,11 @@ type Kinds = {
   services: ServiceObject;
   peerAuthentications: PeerAuthenticationObject;
   authorizationPolicies: AuthorizationPolicyObject;
+  gateways: KubeObjectLike;
+  httpRoutes: KubeObjectLike;
+  grpcRoutes: KubeObjectLike;
+  virtualServices: KubeObjectLike;
+  destinationRules: KubeObjectLike;
 };
 
 const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
@@ -43,6 +48,11 @@ const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   services: RESOURCES.services,
   peerAuthentications: RESOURCES.peerAuthentications,
   authorizationPolicies: RESOURCES.authorizationPolicies,
+  gateways: RESOURCES.gateways,
+  httpRoutes: RESOURCES.httpRoutes,
+  grpcRoutes: RESOURCES.grpcRoutes,
+  virtualServices: RESOURCES.virtualServices,
+  destinationRules: RESOURCES.destinationRules,
 };
 
 export class MeshIndex {
@@ -70,6 +80,11 @@ export class MeshIndex {
       services: make('services'),
       peerAuthentications: make('peerAuthentications'),
       authorizationPolicies: make('authorizationPolicies'),
+      gateways: make('gateways'),
+      httpRoutes: make('httpRoutes'),
+      grpcRoutes: make('grpcRoutes'),
+      virtualServices: make('virtualServices'),
+      destinationRules: make('destinationRules'),
     };
   }
 
@@ -104,6 +119,11 @@ export class MeshIndex {
       services: this.#informers.services.list(),
       peerAuthentications: this.#informers.peerAuthentications.list(),
       authorizationPolicies: this.#informers.authorizationPolicies.list(),
+      gateways: this.#informers.gateways.list(),
+      httpRoutes: this.#informers.httpRoutes.list(),
+      grpcRoutes: this.#informers.grpcRoutes.list(),
+      virtualServices: this.#informers.virtualServices.list(),
+      destinationRules: this.#informers.destinationRules.list(),
     };
   }
 

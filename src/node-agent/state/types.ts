@@ -16,6 +16,16 @@ export interface PortList {
   ports: Port[];
 }
 
+/**
+ * Where a waypoint is reached (istio.workload.GatewayAddress): by the waypoint Service's hostname,
+ * or by an address (Istio sends the waypoint Service's VIP). HBONE goes to `hboneMtlsPort`.
+ */
+export interface GatewayAddress {
+  hostname?: { namespace: string; hostname: string };
+  address?: { network?: string; address: string };
+  hboneMtlsPort: number;
+}
+
 export interface Workload {
   uid: string;
   name: string;
@@ -38,6 +48,8 @@ export interface Workload {
   clusterId?: string;
   /** Relative weight when load-balancing a service across endpoints (ztunnel: absent = 1). */
   capacity?: number;
+  /** The waypoint that handles traffic addressed to this workload (waypoint-for workload|all). */
+  waypoint?: GatewayAddress;
 }
 
 export interface Service {
@@ -47,6 +59,8 @@ export interface Service {
   addresses: string[];
   ports: Port[];
   subjectAltNames?: string[];
+  /** The waypoint that handles traffic addressed to this service (waypoint-for service|all). */
+  waypoint?: GatewayAddress;
 }
 
 export type StringMatch = { exact: string } | { prefix: string } | { suffix: string } | { presence: Record<string, never> };
