@@ -1,9 +1,16 @@
 /**
  * The outbound and inbound routing decisions, as pure functions over MeshState
  * (ztunnel's build_request). Sockets never decide; they carry out a Route.
+ *
+ * Waypoint hand-off (DESIGN §4, §7): traffic addressed to a Service VIP whose `waypoint` is set,
+ * or to a workload IP whose `waypoint` is set, goes by HBONE to one of the waypoint's pods with
+ * the original destination as `:authority`. A service's waypoint only applies to traffic
+ * addressed to the service, a workload's only to traffic addressed to the workload (Istio's
+ * waypoint-for service / workload). An unresolvable waypoint fails closed; traffic from the
+ * waypoint's own pods never goes back to it.
  */
-import type { MeshState } from '../state/mesh-state.js';
-import type { Service, Workload } from '../state/types.js';
+import { serviceKey, type MeshState } from '../state/mesh-state.js';
+import type { GatewayAddress, Service, Workload } from '../state/types.js';
 
 /** Destination ports that are never valid targets of a tunnelled connection. */
 export const LOOP_PORTS: ReadonlySet<number> = new Set([15001, 15006, 15008]);
@@ -27,13 +34,44 @@ export type OutboundRoute =
       /** The destination runs on this node: serve in-process. */
       sameNode: boolean;
     }
+  | {
+      /**
+       * HBONE to a waypoint pod. Never served in-process, even when the waypoint pod runs on
+       * this node: it is a normal pod listening on its own HBONE port and not enrolled, so the
+       * agent dials it over the network like any remote peer.
+       */
+      kind: 'waypoint';
+      waypoint: WaypointHop;
+      /** Where the HBONE connection goes: the waypoint pod's IP, the GatewayAddress's HBONE port. */
+      nextHop: Destination;
+      /** The CONNECT :authority — the original destination as dialled (VIP:port or pod IP:port). */
+      target: Destination;
+      /** The waypoint pod's identity. */
+      expectedIdentities: string[];
+      /** The service the client addressed (service-addressed traffic). */
+      service?: Service;
+      /** The workload the client addressed (workload-addressed traffic). */
+      workload?: Workload;
+    }
   | { kind: 'passthrough'; target: Destination; workload?: Workload; service?: Service }
-  | { kind: 'reject'; reason: string; code: 'loop' | 'no-endpoints' | 'no-port' };
+  | { kind: 'reject'; reason: string; code: 'loop' | 'no-endpoints' | 'no-port' | 'no-waypoint' };
+
+export interface WaypointHop {
+  /** For logs: the waypoint Service's `namespace/hostname`, or the waypoint workload's uid when addressed by pod IP. */
+  name: string;
+  /** The waypoint pod chosen. */
+  pod: Workload;
+}
 
 export interface RouteContext {
   state: MeshState;
   node: string;
   hbonePort: number;
+  /**
+   * The workload the connection comes from (the captured source). Traffic from one of a
+   * waypoint's own pods is never sent back to that waypoint (loop protection).
+   */
+  source?: Workload;
   /** Uniform random number in [0, 1) for endpoint choice; injected so tests are deterministic. */
   random?: () => number;
 }
@@ -82,6 +120,75 @@ function viaWorkload(ctx: RouteContext, workload: Workload, port: number, family
   };
 }
 
+/** A waypoint's pods, as far as the mesh state knows them. */
+interface WaypointPods {
+  name: string;
+  /** Every pod of the waypoint, healthy or not: loop protection must not depend on health. */
+  isMember(w: Workload): boolean;
+  /** The pods to choose from: healthy, with an address. */
+  candidates: Workload[];
+}
+
+function describeGateway(gw: GatewayAddress): string {
+  if (gw.address) return gw.address.address;
+  if (gw.hostname) return `${gw.hostname.namespace}/${gw.hostname.hostname}`;
+  return '(empty address)';
+}
+
+/**
+ * GatewayAddress → the waypoint's pods. Address form: a service VIP (the waypoint Service's
+ * ClusterIP, what the controller sends) → that service's endpoints; a workload IP → that
+ * workload. Hostname form: the service `namespace/hostname`. The `network` is not checked:
+ * amesh has one network.
+ */
+function waypointPods(state: MeshState, gw: GatewayAddress): WaypointPods | undefined {
+  const dialable = (w: Workload): boolean => w.addresses.length > 0;
+  const ofService = (svc: Service): WaypointPods => {
+    const key = serviceKey(svc);
+    return { name: key, isMember: (w) => w.services[key] !== undefined, candidates: state.endpoints(svc).filter(dialable) };
+  };
+  if (gw.address) {
+    const svc = state.serviceByIp(gw.address.address);
+    if (svc) return ofService(svc);
+    const pod = state.workloadByIp(gw.address.address);
+    if (pod) return { name: pod.uid, isMember: (w) => w.uid === pod.uid, candidates: pod.status !== 'UNHEALTHY' && dialable(pod) ? [pod] : [] };
+    return undefined;
+  }
+  if (gw.hostname) {
+    const svc = state.serviceByKey(`${gw.hostname.namespace}/${gw.hostname.hostname}`);
+    return svc ? ofService(svc) : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The route through `gw` for traffic addressed to `destination`, undefined when the source is
+ * one of the waypoint's own pods (then the caller routes directly). Fails closed: a waypoint
+ * that cannot be resolved or has no healthy pod is a reject, never a bypass (as Istio).
+ */
+function viaWaypoint(
+  ctx: RouteContext,
+  gw: GatewayAddress,
+  destination: Destination,
+  family: 4 | 6,
+  addressed: { service: Service } | { workload: Workload },
+): OutboundRoute | undefined {
+  const what = 'service' in addressed ? `service ${serviceKey(addressed.service)}` : `workload ${addressed.workload.uid}`;
+  const pods = waypointPods(ctx.state, gw);
+  if (!pods) return { kind: 'reject', code: 'no-waypoint', reason: `${what} uses waypoint ${describeGateway(gw)}, which is neither a known service nor a workload` };
+  if (ctx.source && pods.isMember(ctx.source)) return undefined;
+  const pod = pickWeighted(pods.candidates, endpointWeight, ctx.random ?? Math.random);
+  if (!pod) return { kind: 'reject', code: 'no-waypoint', reason: `${what} uses waypoint ${pods.name}, which has no healthy pod` };
+  return {
+    kind: 'waypoint',
+    waypoint: { name: pods.name, pod },
+    nextHop: { ip: firstAddress(pod, family)!, port: gw.hboneMtlsPort },
+    target: destination,
+    expectedIdentities: [ctx.state.identityOf(pod)],
+    ...addressed,
+  };
+}
+
 export function decideOutbound(ctx: RouteContext, destination: Destination): OutboundRoute {
   if (LOOP_PORTS.has(destination.port)) {
     return { kind: 'reject', code: 'loop', reason: `destination port ${destination.port} is a mesh port (loop protection)` };
@@ -93,7 +200,12 @@ export function decideOutbound(ctx: RouteContext, destination: Destination): Out
     if (!port) {
       return { kind: 'reject', code: 'no-port', reason: `service ${service.namespace}/${service.hostname} has no port ${destination.port}` };
     }
-    const key = `${service.namespace}/${service.hostname}`;
+    // After the port check: the waypoint routes by VIP:port and has no route for a port the service lacks.
+    if (service.waypoint) {
+      const route = viaWaypoint(ctx, service.waypoint, destination, family, { service });
+      if (route) return route;
+    }
+    const key = serviceKey(service);
     // A workload's own port list for this service wins over the service's (named target ports).
     // A workload without an address (xDS allows hostname-only ones) cannot be dialled.
     const candidates = ctx.state.endpoints(service).filter((w) => w.addresses.length > 0).flatMap((w) => {
@@ -109,6 +221,10 @@ export function decideOutbound(ctx: RouteContext, destination: Destination): Out
     return viaWorkload(ctx, chosen.w, chosen.targetPort, family, service);
   }
   const workload = ctx.state.workloadByIp(destination.ip);
+  if (workload?.waypoint) {
+    const route = viaWaypoint(ctx, workload.waypoint, destination, family, { workload });
+    if (route) return route;
+  }
   if (workload) return viaWorkload(ctx, workload, destination.port, family);
   return { kind: 'passthrough', target: destination };
 }
