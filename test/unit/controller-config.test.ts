@@ -19,7 +19,7 @@ describe('readControllerConfig', () => {
       drainTimeoutMs: 20_000,
       rootNamespace: 'amesh-system',
       clusterDomain: 'cluster.local',
-      xdsDebounceMs: 100,
+      xdsDebounceMs: 50,
       xdsMaxDelayMs: 1000,
       watchStallMs: 300_000,
     });

@@ -55,7 +55,10 @@ describe('redirectionWrite', () => {
     ['host network: never', pod('a', { hostNetwork: true, current: 'enabled' }), false, undefined],
     ['finished pod', pod('a', { phase: 'Succeeded' }), false, undefined],
     ['deleting pod', pod('a', { deleting: true }), false, undefined],
-  ])('%s', (_what, p, captured, expected) => {
+    ['enrolled, agent not heard from since a controller restart: kept', pod('a', { current: 'enabled' }), undefined, undefined],
+    ['enrolled, unannotated, agent unknown: wait', pod('a'), undefined, undefined],
+    ['unenrolled, agent unknown: still disabled', pod('a', { ns: 'plain', current: 'enabled' }), undefined, 'disabled'],
+  ])('%s', (_what, p, captured: boolean | undefined, expected) => {
     expect(redirectionWrite(p, namespaceOf(p.metadata.namespace ?? ''), captured)).toBe(expected);
   });
 });

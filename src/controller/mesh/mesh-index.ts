@@ -16,6 +16,7 @@ import type { AuthorizationPolicyObject } from '../translate/authorization-polic
 import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
 import type { PeerAuthenticationObject } from '../translate/peer-authentication.js';
 import type { ServiceObject } from '../translate/service.js';
+import { meshInputsChanged } from './relevant-change.js';
 import { computeMeshResources, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
 
 export { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
@@ -71,7 +72,10 @@ export class MeshIndex {
     };
     const make = <K extends keyof Kinds>(kind: K): Informer<Kinds[K] & InformerObject> => {
       const informer = new Informer<Kinds[K] & InformerObject>({ kubeConfig: opts.kubeConfig, resource: WATCHED[kind], log: opts.log, ...opts.informer });
-      informer.onChange(() => this.#changed());
+      informer.onChange((change) => {
+        if (change.type === 'update' && !meshInputsChanged(kind, change.previous, change.object)) return;
+        this.#changed();
+      });
       return informer;
     };
     this.#informers = {

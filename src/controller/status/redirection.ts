@@ -28,13 +28,20 @@ export function redirectionAnnotation(enrolled: boolean, capturedByAgent: boolea
   return capturedByAgent ? 'enabled' : 'pending';
 }
 
-/** The value to write on the pod now, or undefined when nothing should be written. */
-export function redirectionWrite(pod: PodObject, namespace: NamespaceObject | undefined, capturedByAgent: boolean): RedirectionState | undefined {
+/**
+ * The value to write on the pod now, or undefined when nothing should be written.
+ * `capturedByAgent` undefined = not known yet (the pod's node agent has not answered since the
+ * controller started): an enrolled pod keeps whatever it has, so a controller restart does not
+ * flip every pod to `pending` and back.
+ */
+export function redirectionWrite(pod: PodObject, namespace: NamespaceObject | undefined, capturedByAgent: boolean | undefined): RedirectionState | undefined {
   if (pod.spec?.hostNetwork) return undefined;
   if (pod.metadata.deletionTimestamp) return undefined;
   const phase = pod.status?.phase;
   if (phase === 'Succeeded' || phase === 'Failed') return undefined;
-  const desired = redirectionAnnotation(isEnrolled(pod, namespace), capturedByAgent);
+  const enrolled = isEnrolled(pod, namespace);
+  if (enrolled && capturedByAgent === undefined) return undefined;
+  const desired = redirectionAnnotation(enrolled, capturedByAgent ?? false);
   const current = pod.metadata.annotations?.[REDIRECTION_ANNOTATION];
   if (current === desired) return undefined;
   if (desired === 'disabled' && current === undefined) return undefined;
@@ -62,7 +69,7 @@ export interface PodRedirectionWriterOptions {
   patch?: PodAnnotationPatcher;
   kubeConfig?: KubeConfig;
   /** Has the pod's node agent confirmed it captures this pod (xDS ACK)? */
-  capturedByAgent: (podUid: string) => boolean;
+  capturedByAgent: (podUid: string) => boolean | undefined;
   log: Logger;
   concurrency?: number;
   maxAttempts?: number;
@@ -80,7 +87,7 @@ interface Job {
 
 export class PodRedirectionWriter {
   readonly #patch: PodAnnotationPatcher;
-  readonly #captured: (podUid: string) => boolean;
+  readonly #captured: (podUid: string) => boolean | undefined;
   readonly #log: Logger;
   readonly #concurrency: number;
   readonly #maxAttempts: number;

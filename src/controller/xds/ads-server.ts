@@ -16,7 +16,7 @@
  *   ACKs it (its versions become the node's acked versions); with `error_detail` it NACKs it:
  *   logged (warn: node, message), recorded, and the rejected versions are not sent again — only
  *   a newer version is. Resources of a NACKed response not named in the message were applied.
- * - Store changes are debounced server-wide (`debounceMs`, default 100 ms, but never held longer
+ * - Store changes are debounced server-wide (`debounceMs`, default 50 ms, but never held longer
  *   than `maxDelayMs`, default 1 s, so a constant stream of changes still pushes): a burst is one
  *   push per stream and type.
  * - Flow control: a response is not followed by another of its type until the client has ACKed
@@ -38,7 +38,7 @@ import type { ResourceStore } from './resource-store.js';
 
 /** Istio's node metadata key for the Kubernetes node an agent runs on. */
 export const NODE_NAME_METADATA = 'NODE_NAME';
-export const DEFAULT_DEBOUNCE_MS = 100;
+export const DEFAULT_DEBOUNCE_MS = 50;
 export const DEFAULT_MAX_DELAY_MS = 1_000;
 /** Responses remembered per type awaiting an ACK; older ones are forgotten (their ACK is ignored). */
 const MAX_OUTSTANDING = 64;

@@ -1,0 +1,61 @@
+/**
+ * Does an informer update change anything the mesh is computed from?
+ *
+ * The controller itself writes to the objects it watches — pod annotations
+ * (`ambient.istio.io/redirection`, the waypoint explanation) and the status of Services, policies,
+ * routes and Gateways. Each write comes back as an update event; recomputing and re-encoding the
+ * whole mesh for it fed a loop that kept a core busy for tens of seconds after every start at
+ * 2 000 pods (bench:xds). Only the fields read by the translators count:
+ * - Pods: uid, labels, deletion, node, host network, service account, container ports, phase,
+ *   IPs and the Ready condition — not annotations, not other status.
+ * - Everything else: labels, annotations and spec — never status or bookkeeping metadata.
+ * Adds and deletes always count.
+ */
+interface Meta {
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string;
+}
+
+interface AnyObject {
+  metadata?: Meta;
+  spec?: unknown;
+  status?: unknown;
+}
+
+interface PodLike {
+  metadata?: Meta;
+  spec?: { nodeName?: string; hostNetwork?: boolean; serviceAccountName?: string; containers?: Array<{ ports?: unknown }> };
+  status?: { phase?: string; podIP?: string; podIPs?: unknown; conditions?: Array<{ type?: string; status?: string }> };
+}
+
+function podInputs(pod: PodLike): string {
+  const m = pod.metadata ?? {};
+  const s = pod.spec ?? {};
+  const st = pod.status ?? {};
+  return JSON.stringify([
+    m.uid,
+    m.labels ?? {},
+    m.deletionTimestamp ?? null,
+    s.nodeName,
+    s.hostNetwork ?? false,
+    s.serviceAccountName,
+    (s.containers ?? []).map((c) => c.ports ?? []),
+    st.phase,
+    st.podIP,
+    st.podIPs ?? [],
+    st.conditions?.find((c) => c.type === 'Ready')?.status ?? null,
+  ]);
+}
+
+function objectInputs(object: AnyObject): string {
+  const m = object.metadata ?? {};
+  return JSON.stringify([m.uid, m.labels ?? {}, m.annotations ?? {}, m.deletionTimestamp ?? null, object.spec ?? null]);
+}
+
+export function meshInputsChanged(kind: string, previous: unknown, object: unknown): boolean {
+  if (previous === undefined) return true;
+  if (kind === 'pods') return podInputs(previous as PodLike) !== podInputs(object as PodLike);
+  return objectInputs(previous as AnyObject) !== objectInputs(object as AnyObject);
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { meshInputsChanged } from '../../src/controller/mesh/relevant-change.js';
+
+const pod = {
+  metadata: { uid: 'u1', name: 'p', namespace: 'demo', resourceVersion: '1', labels: { app: 'a' }, annotations: {} as Record<string, string> },
+  spec: { nodeName: 'n1', serviceAccountName: 'sa', containers: [{ ports: [{ containerPort: 8080, name: 'http' }] }] },
+  status: { phase: 'Running', podIP: '10.0.0.1', conditions: [{ type: 'Ready', status: 'True' }, { type: 'Initialized', status: 'True' }] },
+};
+const svc = { metadata: { uid: 's1', name: 's', labels: {}, annotations: {} }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] }, status: {} };
+
+describe('meshInputsChanged', () => {
+  it.each([
+    ['pod annotation written by the controller', 'pods', pod, { ...pod, metadata: { ...pod.metadata, resourceVersion: '2', annotations: { 'ambient.istio.io/redirection': 'enabled' } } }, false],
+    ['pod non-Ready condition', 'pods', pod, { ...pod, status: { ...pod.status, conditions: [pod.status.conditions[0]!, { type: 'Initialized', status: 'False' }] } }, false],
+    ['pod label', 'pods', pod, { ...pod, metadata: { ...pod.metadata, labels: { app: 'b' } } }, true],
+    ['pod readiness', 'pods', pod, { ...pod, status: { ...pod.status, conditions: [{ type: 'Ready', status: 'False' }] } }, true],
+    ['pod IP', 'pods', pod, { ...pod, status: { ...pod.status, podIP: '10.0.0.2' } }, true],
+    ['pod container port', 'pods', pod, { ...pod, spec: { ...pod.spec, containers: [{ ports: [{ containerPort: 9090, name: 'http' }] }] } }, true],
+    ['pod deletion', 'pods', pod, { ...pod, metadata: { ...pod.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } }, true],
+    ['service status condition', 'services', svc, { ...svc, status: { conditions: [{ type: 'istio.io/WaypointBound' }] } }, false],
+    ['service label', 'services', svc, { ...svc, metadata: { ...svc.metadata, labels: { 'istio.io/use-waypoint': 'w' } } }, true],
+    ['service spec', 'services', svc, { ...svc, spec: { ...svc.spec, ports: [{ port: 81 }] } }, true],
+    ['gateway annotation', 'gateways', svc, { ...svc, metadata: { ...svc.metadata, annotations: { 'amesh.io/for-service-account': 'sa' } } }, true],
+  ])('%s → %s', (_name, kind, previous, object, expected) => expect(meshInputsChanged(kind, previous, object)).toBe(expected));
+
+  it('counts an add (no previous object)', () => expect(meshInputsChanged('pods', undefined, pod)).toBe(true));
+});
