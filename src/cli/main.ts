@@ -19,6 +19,7 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   image: async () => (await import('./image.js')).registerImage,
   demo: async () => (await import('./demo.js')).registerDemo,
   sandbox: async () => (await import('./sandbox.js')).registerSandbox,
+  waypoint: async () => (await import('./waypoint.js')).registerWaypoint,
 };
 
 const program = new Command();

@@ -29,6 +29,16 @@ const portSchema = z
   })
   .strict();
 
+/** istio.workload.GatewayAddress: exactly one of hostname / address (a waypoint or network gateway). */
+const gatewayAddressSchema = z
+  .object({
+    hostname: z.object({ namespace: z.string(), hostname: name }).strict().optional(),
+    address: z.object({ network: z.string().optional(), address: ip }).strict().optional(),
+    hboneMtlsPort: port,
+  })
+  .strict()
+  .refine((g) => (g.hostname === undefined) !== (g.address === undefined), { message: 'exactly one of hostname and address must be set' });
+
 export const workloadSchema = z
   .object({
     uid: name,
@@ -40,6 +50,7 @@ export const workloadSchema = z
     tunnelProtocol: z.enum(['NONE', 'HBONE']).default('NONE'),
     trustDomain: z.string().min(1).optional(),
     serviceAccount: z.string().min(1).default('default'),
+    waypoint: gatewayAddressSchema.optional(),
     node: z.string().optional(),
     canonicalName: z.string().optional(),
     canonicalRevision: z.string().optional(),
@@ -66,6 +77,7 @@ export const serviceSchema = z
     addresses: z.array(ip).default([]),
     ports: z.array(portSchema).default([]),
     subjectAltNames: z.array(z.string()).optional(),
+    waypoint: gatewayAddressSchema.optional(),
   })
   .strict();
 

@@ -31,6 +31,8 @@ import { TrustBundlePublisher } from './ca/trust-bundle-publisher.js';
 import { KubePodLocator } from './kube/pod-locator.js';
 import { KubeTokenReviewer } from './kube/token-reviewer.js';
 import { MeshIndex } from './mesh/mesh-index.js';
+import { WaypointStatusWriter } from './status/waypoint-status.js';
+import { WaypointDeployer } from './waypoint/deployer.js';
 import { PolicyStatusWriter } from './status/policy-status.js';
 import { PodRedirectionWriter } from './status/redirection.js';
 import { tokenAuthenticator, type AdsAuthenticator } from './xds/ads-auth.js';
@@ -38,6 +40,7 @@ import { AdsServer } from './xds/ads-server.js';
 import { MeshPublisher } from './xds/mesh-publisher.js';
 import { ResourceStore } from './xds/resource-store.js';
 import { ADDRESS_TYPE_URL } from '../xds/codec.js';
+import { CA_PORT } from '../identity/ca-proto.js';
 
 /** Agents' requests (initial_resource_versions of a large mesh) outgrow a CSR. */
 const XDS_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -91,7 +94,11 @@ export class ControllerApp {
   readonly #publisher: MeshPublisher;
   readonly #redirection: PodRedirectionWriter;
   readonly #policyStatus: PolicyStatusWriter;
+  readonly #waypoints: WaypointDeployer;
+  readonly #waypointStatus: WaypointStatusWriter;
   #redirectionTimer: NodeJS.Timeout | undefined;
+  /** Nodes whose agent has ACKed since this controller started. */
+  readonly #answeredNodes = new Set<string>();
   #ca: CaServer | undefined;
   #readiness: http.Server | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -130,23 +137,42 @@ export class ControllerApp {
     });
     this.#redirection = new PodRedirectionWriter({ kubeConfig, log: opts.log, capturedByAgent: (uid) => this.#capturedByAgent(uid) });
     this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace });
+    this.#waypoints = new WaypointDeployer({
+      kubeConfig,
+      log: opts.log,
+      trustDomain: config.trustDomain,
+      clusterDomain: config.clusterDomain,
+      caAddress: `amesh-controller.${config.namespace}.svc:${CA_PORT}`,
+      informer: { stallWindowMs: config.watchStallMs },
+    });
+    this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
     this.#publisher = new MeshPublisher({
       mesh: this.mesh,
       store: this.store,
       log: opts.log.child({ component: 'mesh-publisher' }),
       onPublished: () => {
         this.#reconcileRedirection();
-        this.#policyStatus.reconcile(this.mesh.view());
+        const view = this.mesh.view();
+        this.#policyStatus.reconcile(view);
+        this.#waypoints.reconcile(view);
+        this.#waypointStatus.reconcile(view, this.mesh.resources());
       },
     });
-    this.ads.on('ack', () => this.#scheduleRedirection());
+    this.ads.on('ack', (nodeName: string | undefined) => {
+      if (nodeName) this.#answeredNodes.add(nodeName);
+      this.#scheduleRedirection();
+    });
   }
 
-  /** Has the agent on the pod's node ACKed the pod's current Address resource? */
-  #capturedByAgent(uid: string): boolean {
+  /**
+   * Has the agent on the pod's node ACKed the pod's current Address resource? Undefined while
+   * that agent has not ACKed anything since this controller started (restart: unknown, not no).
+   */
+  #capturedByAgent(uid: string): boolean | undefined {
     const workload = this.mesh.resources().workloads.get(uid);
     const current = this.store.get(ADDRESS_TYPE_URL, uid)?.version;
     if (!workload?.node || !current) return false;
+    if (!this.#answeredNodes.has(workload.node)) return undefined;
     return this.ads.ackedVersion(workload.node, ADDRESS_TYPE_URL, uid) === current;
   }
 
@@ -186,6 +212,7 @@ export class ControllerApp {
     await this.publisher.start();
     this.#log.info('starting workload discovery');
     await this.mesh.start();
+    await this.#waypoints.start();
     await this.mesh.whenSynced();
     const published = this.#publisher.start();
     this.#log.info(published, 'mesh synced and published');
@@ -241,6 +268,8 @@ export class ControllerApp {
     await this.publisher.stop();
     this.#redirection.stop();
     this.#policyStatus.stop();
+    await this.#waypoints.stop();
+    this.#waypointStatus.stop();
     await this.mesh.stop();
     await this.pods.stop();
     await this.roots.stop();

@@ -17,7 +17,7 @@
  */
 import type protobuf from 'protobufjs';
 import { AmeshError } from '../errors/amesh-error.js';
-import type { AddressMatch, AppProtocol, Authorization, Clause, Match, PolicyAction, PolicyScope, Port, PortList, Rule, Service, StringMatch, TunnelProtocol, Workload } from '../node-agent/state/types.js';
+import type { AddressMatch, AppProtocol, Authorization, Clause, GatewayAddress, Match, PolicyAction, PolicyScope, Port, PortList, Rule, Service, StringMatch, TunnelProtocol, Workload } from '../node-agent/state/types.js';
 import { bytesToIp, ipToBytes } from './ip-bytes.js';
 import { xdsProto } from './proto.js';
 
@@ -62,6 +62,15 @@ function portObject(p: Port): Record<string, unknown> {
   return { servicePort: p.servicePort, targetPort: p.targetPort, appProtocol: p.appProtocol };
 }
 
+/** istio.workload.GatewayAddress: exactly one of hostname / address, and the HBONE port. */
+function gatewayAddressObject(g: GatewayAddress, path: string): Record<string, unknown> {
+  if ((g.hostname === undefined) === (g.address === undefined)) throw invalid(path, 'exactly one of hostname and address must be set');
+  const destination = g.hostname
+    ? { hostname: { namespace: g.hostname.namespace, hostname: g.hostname.hostname } }
+    : { address: { network: g.address?.network, address: addressBytes(g.address?.address ?? '', `${path}.address.address`) } };
+  return { ...destination, hboneMtlsPort: g.hboneMtlsPort };
+}
+
 function encodeMessage(type: protobuf.Type, object: Record<string, unknown>): Uint8Array {
   return type.encode(type.fromObject(object)).finish();
 }
@@ -82,6 +91,7 @@ export function encodeWorkloadAddress(w: Workload): Uint8Array {
     tunnelProtocol: w.tunnelProtocol,
     trustDomain: w.trustDomain,
     serviceAccount: w.serviceAccount,
+    waypoint: w.waypoint === undefined ? undefined : gatewayAddressObject(w.waypoint, 'workload.waypoint'),
     node: w.node,
     canonicalName: w.canonicalName,
     canonicalRevision: w.canonicalRevision,
@@ -104,6 +114,7 @@ export function encodeServiceAddress(s: Service): Uint8Array {
     addresses: s.addresses.map((ip, i) => ({ address: addressBytes(ip, `service.addresses[${i}]`) })),
     ports: s.ports.map(portObject),
     subjectAltNames: s.subjectAltNames,
+    waypoint: s.waypoint === undefined ? undefined : gatewayAddressObject(s.waypoint, 'service.waypoint'),
   };
   return encodeMessage(xdsProto().address, { service });
 }
@@ -201,6 +212,28 @@ function decodePort(raw: Raw, path: string): Port {
   return port;
 }
 
+/**
+ * A GatewayAddress, or undefined when the message is absent. One destination is required (a
+ * waypoint nobody can reach would black-hole traffic); the port must be a port (istiod always
+ * sends 15008).
+ */
+function decodeGatewayAddress(raw: Raw | undefined, path: string): GatewayAddress | undefined {
+  if (!raw) return undefined;
+  const hboneMtlsPort = portNumber(raw.hboneMtlsPort, `${path}.hboneMtlsPort`, false);
+  const hostname = sub(raw, 'hostname');
+  const address = sub(raw, 'address');
+  if (raw.destination === 'hostname' && hostname) {
+    return { hostname: { namespace: str(hostname, 'namespace'), hostname: required(hostname, 'hostname', `${path}.hostname`) }, hboneMtlsPort };
+  }
+  if (raw.destination === 'address' && address) {
+    const out: GatewayAddress = { address: { address: ipFromBytes(address.address, `${path}.address.address`) }, hboneMtlsPort };
+    const network = str(address, 'network');
+    if (network && out.address) out.address.network = network;
+    return out;
+  }
+  throw invalid(path, 'neither hostname nor address is set');
+}
+
 function decodeWorkload(raw: Raw): Workload {
   const path = 'workload';
   const services: Record<string, PortList> = {};
@@ -221,6 +254,7 @@ function decodeWorkload(raw: Raw): Workload {
   optional(w, 'hostname', str(raw, 'hostname'));
   optional(w, 'network', str(raw, 'network'));
   optional(w, 'trustDomain', str(raw, 'trustDomain'));
+  optional(w, 'waypoint', decodeGatewayAddress(sub(raw, 'waypoint'), `${path}.waypoint`));
   optional(w, 'node', str(raw, 'node'));
   optional(w, 'canonicalName', str(raw, 'canonicalName'));
   optional(w, 'canonicalRevision', str(raw, 'canonicalRevision'));
@@ -244,6 +278,7 @@ function decodeService(raw: Raw): Service {
     ports: list(raw, 'ports').map((p, i) => decodePort(p as Raw, `${path}.ports[${i}]`)),
   };
   optional(s, 'subjectAltNames', list(raw, 'subjectAltNames').map(String));
+  optional(s, 'waypoint', decodeGatewayAddress(sub(raw, 'waypoint'), `${path}.waypoint`));
   return s;
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { KubeObjectLike } from '../../src/controller/mesh/compute-mesh-resources.js';
 import { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshView } from '../../src/controller/mesh/mesh-index.js';
 import type { AuthorizationPolicyObject } from '../../src/controller/translate/authorization-policy.js';
 import type { NamespaceObject, PodObject } from '../../src/controller/translate/enrolment.js';
@@ -154,6 +155,32 @@ describe('computeMeshResources: AuthorizationPolicy', () => {
   });
 });
 
+describe('computeMeshResources: waypoints', () => {
+  const waypointGateway = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}) => ({
+    metadata: { name, namespace: 'demo', uid: `uid-${name}`, labels, annotations },
+    spec: { gatewayClassName: 'istio-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+  });
+
+  it('binds by the namespace label and records why for every service and listed pod', () => {
+    const r = compute({
+      namespaces: [ns('demo', { ...AMBIENT, 'istio.io/use-waypoint': 'waypoint' })],
+      pods: [pod('web', { labels: { app: 'web' } })],
+      services: [service('web', { app: 'web' }), service('waypoint', { 'gateway.networking.k8s.io/gateway-name': 'waypoint' }, { clusterIP: '10.96.0.99' })],
+      gateways: [waypointGateway('waypoint', { 'istio.io/waypoint-for': 'all' })],
+    });
+    expect(r.services.get('demo/web.demo.svc.cluster.local')?.waypoint).toEqual({ address: { address: '10.96.0.99' }, hboneMtlsPort: 15008 });
+    expect(byName(r, 'web')?.waypoint).toEqual({ address: { address: '10.96.0.99' }, hboneMtlsPort: 15008 });
+    expect([...r.waypointBindings.keys()].sort()).toEqual(['Pod/demo/web', 'Service/demo/waypoint', 'Service/demo/web']);
+  });
+
+  it('gateways of other classes are not waypoints', () => {
+    const ingress = { ...waypointGateway('waypoint'), spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } };
+    const r = compute({ namespaces: [ns('demo', { ...AMBIENT, 'istio.io/use-waypoint': 'waypoint' })], services: [service('web', { app: 'web' })], gateways: [ingress] });
+    expect(r.services.get('demo/web.demo.svc.cluster.local')?.waypoint).toBeUndefined();
+    expect(r.waypointBindings.get('Service/demo/web')?.reason).toBe('WaypointNotFound');
+  });
+});
+
 describe('computeMeshResources: scale', () => {
   it('recomputes 2 000 pods and 500 services well within bounds', () => {
     const namespaces: NamespaceObject[] = [];
@@ -169,7 +196,15 @@ describe('computeMeshResources: scale', () => {
       policies.push(ap(`allow-${n}`, name, { selector: { matchLabels: { app: 'app-1' } }, rules: [{ from: [{ source: { namespaces: [name] } }] }] }));
       if (n % 5 === 0) peers.push(pa(`open-${n}`, name, { selector: { matchLabels: { app: 'app-2' } }, mtls: { mode: 'PERMISSIVE' } }));
     }
-    const view: MeshView = { namespaces, pods, services, authorizationPolicies: policies, peerAuthentications: peers };
+    // Waypoints in a tenth of the namespaces, one of them per service account.
+    const gateways = namespaces
+      .filter((_n, i) => i % 10 === 0)
+      .map((n, i): KubeObjectLike => {
+        const annotations: Record<string, string> = i === 0 ? { 'amesh.io/for-service-account': 'sa-pod-1' } : {};
+        return { metadata: { name: 'waypoint', namespace: n.metadata.name ?? '', uid: `gw-${i}`, labels: { 'istio.io/waypoint-for': 'all' }, annotations }, spec: { gatewayClassName: 'istio-waypoint', listeners: [{ port: 15008, protocol: 'HBONE' }] } };
+      });
+    for (const n of namespaces.filter((_n, i) => i % 10 === 5)) n.metadata.labels = { ...n.metadata.labels, 'istio.io/use-waypoint': 'waypoint' };
+    const view: MeshView = { namespaces, pods, services, authorizationPolicies: policies, peerAuthentications: peers, gateways };
     computeMeshResources(view, OPTIONS); // warm up the JIT
     const started = performance.now();
     const r = computeMeshResources(view, OPTIONS);

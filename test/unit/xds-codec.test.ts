@@ -20,6 +20,7 @@ import {
   workloadResourceName,
 } from '../../src/xds/codec.js';
 import { bytesToIp, ipToBytes } from '../../src/xds/ip-bytes.js';
+import { checkAddressResource } from '../../src/node-agent/xds/xds-resources.js';
 import { xdsProto } from '../../src/xds/proto.js';
 
 const workload: Workload = {
@@ -32,6 +33,7 @@ const workload: Workload = {
   tunnelProtocol: 'HBONE',
   trustDomain: 'cluster.local',
   serviceAccount: 'backend-sa',
+  waypoint: { hostname: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local' }, hboneMtlsPort: 15008 },
   node: 'worker-1',
   canonicalName: 'backend',
   canonicalRevision: 'v1',
@@ -57,6 +59,7 @@ const service: Service = {
     { servicePort: 81, targetPort: 0 },
   ],
   subjectAltNames: ['spiffe://cluster.local/ns/demo/sa/backend-sa'],
+  waypoint: { address: { address: '10.96.0.9' }, hboneMtlsPort: 15008 },
 };
 
 const authorization: Authorization = {
@@ -178,6 +181,42 @@ describe('round trips', () => {
   });
 });
 
+describe('waypoint (GatewayAddress)', () => {
+  const base: Workload = { uid: 'u1', name: 'a', namespace: 'demo', addresses: ['10.244.0.1'], tunnelProtocol: 'HBONE', serviceAccount: 'default', services: {} };
+  const svc: Service = { name: 'b', namespace: 'demo', hostname: 'b.demo.svc.cluster.local', addresses: ['10.96.0.1'], ports: [] };
+
+  it.each<[string, NonNullable<Workload['waypoint']>]>([
+    ['the hostname form', { hostname: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local' }, hboneMtlsPort: 15008 }],
+    ['the address form (IPv4)', { address: { address: '10.96.0.9' }, hboneMtlsPort: 15008 }],
+    ['the address form with a network (IPv6)', { address: { network: 'net1', address: 'fd00::9' }, hboneMtlsPort: 15009 }],
+  ])('round-trips %s on workloads and services', (_what, waypoint) => {
+    expect(decodeAddress(encodeWorkloadAddress({ ...base, waypoint }))).toEqual({ kind: 'workload', workload: { ...base, waypoint, status: 'HEALTHY', workloadType: 'DEPLOYMENT' } });
+    expect(decodeAddress(encodeServiceAddress({ ...svc, waypoint }))).toEqual({ kind: 'service', service: { ...svc, waypoint } });
+  });
+
+  it('an absent waypoint stays absent', () => {
+    const decoded = decodeAddress(encodeServiceAddress(svc));
+    expect(decoded.kind === 'service' && 'waypoint' in decoded.service).toBe(false);
+  });
+
+  it.each<[string, () => unknown, string]>([
+    ['no destination', () => decodeAddress(raw('address', { service: { name: 'n', namespace: 'ns', hostname: 'h', waypoint: { hboneMtlsPort: 15008 } } })), 'service.waypoint: neither hostname nor address is set'],
+    ['port 0', () => decodeAddress(raw('address', { workload: { uid: 'u', name: 'n', namespace: 'ns', waypoint: { hostname: { namespace: 'ns', hostname: 'w' } } } })), 'workload.waypoint.hboneMtlsPort: 0 is not a port (1-65535)'],
+    ['a bad address', () => decodeAddress(raw('address', { workload: { uid: 'u', name: 'n', namespace: 'ns', waypoint: { address: { address: Buffer.from([1, 2]) }, hboneMtlsPort: 15008 } } })), 'workload.waypoint.address.address: 2 bytes is not an IPv4/IPv6 address'],
+    ['an empty hostname', () => decodeAddress(raw('address', { service: { name: 'n', namespace: 'ns', hostname: 'h', waypoint: { hostname: { namespace: 'ns', hostname: '' }, hboneMtlsPort: 15008 } } })), 'service.waypoint.hostname.hostname: must not be empty'],
+    ['both forms on encode', () => encodeServiceAddress({ ...svc, waypoint: { hostname: { namespace: 'a', hostname: 'b' }, address: { address: '10.0.0.1' }, hboneMtlsPort: 15008 } }), 'service.waypoint: exactly one of hostname and address must be set'],
+    ['a hostname as address on encode', () => encodeWorkloadAddress({ ...base, waypoint: { address: { address: 'waypoint' }, hboneMtlsPort: 15008 } }), 'workload.waypoint.address.address: "waypoint" is not an IPv4/IPv6 address'],
+  ])('refuses %s, naming the field', (_what, fn, message) => expectInvalid(fn, message));
+
+  it("the node agent's resource checks accept a waypoint on both kinds", () => {
+    const waypoint = { address: { address: '10.96.0.9' }, hboneMtlsPort: 15008 };
+    const w = checkAddressResource('u1', encodeWorkloadAddress({ ...base, waypoint }), 'cluster.local');
+    expect(w.ok && w.value.kind === 'workload' && w.value.workload.waypoint).toEqual(waypoint);
+    const s = checkAddressResource('demo/b.demo.svc.cluster.local', encodeServiceAddress({ ...svc, waypoint }), 'cluster.local');
+    expect(s.ok && s.value.kind === 'service' && s.value.service.waypoint).toEqual(waypoint);
+  });
+});
+
 describe('decoding bytes written elsewhere', () => {
   it('a bare authorization is GLOBAL ALLOW with no rules', () => {
     expect(decodeAuthorization(raw('authorization', { name: 'p', namespace: 'ns' }))).toEqual({ name: 'p', namespace: 'ns', scope: 'GLOBAL', action: 'ALLOW', rules: [] });
@@ -191,8 +230,8 @@ describe('decoding bytes written elsewhere', () => {
         namespace: 'ns',
         workloadType: 7,
         services: { 'ns/s.ns.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 80, appProtocol: 42 }] } },
-        waypoint: { hostname: { namespace: 'ns', hostname: 'wp' }, hboneMtlsPort: 15008 },
         locality: { zone: 'z' },
+        networkGateway: { hostname: { namespace: 'ns', hostname: 'gw' }, hboneMtlsPort: 15008 },
       },
     });
     const decoded = decodeAddress(bytes);

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
+import { encodeServiceAddress, encodeWorkloadAddress } from '../../src/xds/codec.js';
 
 const PROTO_DIR = join(import.meta.dirname, '..', '..', 'proto');
 
@@ -225,6 +226,35 @@ describe('istio.workload wire format', () => {
       node: 'worker-2',
       services: { 'demo/backend.demo.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }] } },
     });
+  });
+});
+
+describe('waypoint (GatewayAddress) as our codec writes it', () => {
+  // GatewayAddress{oneof destination {NamespacedHostname hostname = 1; NetworkAddress address = 2}; uint32 hbone_mtls_port = 3}
+  it('Workload.waypoint = 8, hostname form: NamespacedHostname{namespace = 1, hostname = 2}', () => {
+    const address = fields(Buffer.from(encodeWorkloadAddress({ uid: 'u', name: 'a', namespace: 'demo', addresses: ['10.244.0.1'], tunnelProtocol: 'HBONE', serviceAccount: 'sa', services: {}, waypoint: { hostname: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local' }, hboneMtlsPort: 15008 } })));
+    const waypoint = sub(sub(address, 1), 8);
+    const hostname = sub(waypoint, 1);
+    expect([str(hostname, 1), str(hostname, 2)]).toEqual(['demo', 'waypoint.demo.svc.cluster.local']);
+    expect(waypoint.has(2)).toBe(false);
+    expect(varint(waypoint, 3)).toBe(15008);
+  });
+
+  it('Service.waypoint = 7, address form: NetworkAddress{network = 1, address = 2 bytes}', () => {
+    const address = fields(Buffer.from(encodeServiceAddress({ name: 'b', namespace: 'demo', hostname: 'b.demo.svc.cluster.local', addresses: ['10.96.0.3'], ports: [], waypoint: { address: { network: 'net1', address: '10.96.0.9' }, hboneMtlsPort: 15008 } })));
+    const waypoint = sub(sub(address, 2), 7);
+    const network = sub(waypoint, 2);
+    expect(str(network, 1)).toBe('net1');
+    expect([...(one(network, 2).value as Buffer)]).toEqual([10, 96, 0, 9]);
+    expect(waypoint.has(1)).toBe(false);
+    expect(varint(waypoint, 3)).toBe(15008);
+  });
+
+  it('decodes a waypoint written from the independent table', () => {
+    const gatewayAddress = Buffer.concat([lField(1, Buffer.concat([lField(1, 'demo'), lField(2, 'waypoint.demo.svc.cluster.local')])), vField(3, 15008)]);
+    const bytes = Buffer.concat([lField(1, 'b'), lField(2, 'demo'), lField(3, 'b.demo.svc.cluster.local'), lField(7, gatewayAddress)]);
+    const decoded = type('istio.workload.Service').toObject(type('istio.workload.Service').decode(bytes), { oneofs: true }) as Record<string, unknown>;
+    expect(decoded.waypoint).toEqual({ hostname: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local' }, hboneMtlsPort: 15008, destination: 'hostname' });
   });
 });
 
