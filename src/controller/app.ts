@@ -39,7 +39,11 @@ import { tokenAuthenticator, type AdsAuthenticator } from './xds/ads-auth.js';
 import { AdsServer } from './xds/ads-server.js';
 import { MeshPublisher } from './xds/mesh-publisher.js';
 import { ResourceStore } from './xds/resource-store.js';
-import { ADDRESS_TYPE_URL } from '../xds/codec.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../xds/codec.js';
+import { WAYPOINT_CONFIG_TYPE_URL } from '../l7/config.js';
+import { RouteStatusWriter } from './status/route-status.js';
+import { isWaypointGateway, type GatewayObject } from './translate/waypoint-binding.js';
+import { WaypointPublisher } from './xds/waypoint-publisher.js';
 import { CA_PORT } from '../identity/ca-proto.js';
 
 /** Agents' requests (initial_resource_versions of a large mesh) outgrow a CSR. */
@@ -96,6 +100,8 @@ export class ControllerApp {
   readonly #policyStatus: PolicyStatusWriter;
   readonly #waypoints: WaypointDeployer;
   readonly #waypointStatus: WaypointStatusWriter;
+  readonly #routeStatus: RouteStatusWriter;
+  readonly #waypointConfigs: WaypointPublisher;
   #redirectionTimer: NodeJS.Timeout | undefined;
   /** Nodes whose agent has ACKed since this controller started. */
   readonly #answeredNodes = new Set<string>();
@@ -130,7 +136,10 @@ export class ControllerApp {
     });
     this.ads = new AdsServer({
       store: this.store,
-      authenticate: opts.adsAuthenticator ?? tokenAuthenticator({ reviewer: this.#reviewer, trustedNodeAgents: [...config.trustedNodeAgents], log: opts.log }),
+      authenticate:
+        opts.adsAuthenticator ??
+        tokenAuthenticator({ reviewer: this.#reviewer, trustedNodeAgents: [...config.trustedNodeAgents], waypointResource: (caller) => this.#waypointResource(caller), log: opts.log }),
+      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, WAYPOINT_CONFIG_TYPE_URL],
       log: opts.log.child({ component: 'xds' }),
       debounceMs: config.xdsDebounceMs,
       maxDelayMs: config.xdsMaxDelayMs,
@@ -146,6 +155,15 @@ export class ControllerApp {
       informer: { stallWindowMs: config.watchStallMs },
     });
     this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
+    this.#routeStatus = new RouteStatusWriter({ kubeConfig, log: opts.log, clusterDomain: config.clusterDomain });
+    this.#waypointConfigs = new WaypointPublisher({
+      mesh: this.mesh,
+      store: this.store,
+      log: opts.log.child({ component: 'waypoint-publisher' }),
+      trustDomain: config.trustDomain,
+      clusterDomain: config.clusterDomain,
+      onPublished: (_stats, status) => this.#routeStatus.reconcile(this.mesh.view(), status),
+    });
     this.#publisher = new MeshPublisher({
       mesh: this.mesh,
       store: this.store,
@@ -162,6 +180,13 @@ export class ControllerApp {
       if (nodeName) this.#answeredNodes.add(nodeName);
       this.#scheduleRedirection();
     });
+  }
+
+  /** A waypoint runs as the ServiceAccount named like its Gateway: `<ns>/<sa>` → `<ns>/<gateway>`. */
+  #waypointResource(caller: string): string | undefined {
+    const [namespace, name] = caller.split('/');
+    const gateway = (this.mesh.view().gateways ?? []).find((g) => g.metadata.namespace === namespace && g.metadata.name === name);
+    return gateway && isWaypointGateway(gateway as GatewayObject) ? caller : undefined;
   }
 
   /**
@@ -216,6 +241,7 @@ export class ControllerApp {
     await this.mesh.whenSynced();
     const published = this.#publisher.start();
     this.#log.info(published, 'mesh synced and published');
+    this.#waypointConfigs.start();
 
     const serving = await this.roots.servingCertificate(this.#dnsNames);
     this.#ca = createCaServer({
@@ -261,6 +287,7 @@ export class ControllerApp {
     clearTimeout(this.#redirectionTimer);
     this.#unsubscribe?.();
     this.#publisher.stop();
+    this.#waypointConfigs.stop();
     // ADS streams never end by themselves: close them first, or the CA's shutdown waits its grace.
     this.ads.close();
     await this.#ca?.close();
@@ -270,6 +297,7 @@ export class ControllerApp {
     this.#policyStatus.stop();
     await this.#waypoints.stop();
     this.#waypointStatus.stop();
+    this.#routeStatus.stop();
     await this.mesh.stop();
     await this.pods.stop();
     await this.roots.stop();
@@ -286,7 +314,7 @@ export class ControllerApp {
     const server = http.createServer((req, res) => {
       const readiness = req.url?.startsWith('/healthz/ready') ? this.readiness() : undefined;
       // Which agents are connected, what they ACKed or NACKed, and the last publication.
-      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), connections: this.ads.connections() } : undefined;
+      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), waypoints: this.#waypointConfigs.last(), connections: this.ads.connections() } : undefined;
       const text = JSON.stringify(readiness ?? xds ?? { error: `no such path ${req.url ?? ''}; try /healthz/ready or /debug/xds` });
       res.writeHead(readiness ? (readiness.ready ? 200 : 503) : xds ? 200 : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);

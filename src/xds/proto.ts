@@ -13,7 +13,13 @@ import protobuf from 'protobufjs';
 import { PACKAGE_ROOT } from '../os/package-root.js';
 
 export const XDS_PROTO_DIR = join(PACKAGE_ROOT, 'proto');
-export const XDS_PROTO_FILES = ['istio/workload/workloadapi.proto', 'istio/security/authorization.proto', 'envoy/service/discovery/v3/discovery.proto'] as const;
+export const XDS_PROTO_FILES = [
+  'istio/workload/workloadapi.proto',
+  'istio/security/authorization.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+  // Our own type: a waypoint's routes (src/xds/waypoint-codec.ts).
+  'amesh/l7/v1/waypoint.proto',
+] as const;
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const DELTA_ADS_METHOD = 'DeltaAggregatedResources';
@@ -25,6 +31,7 @@ export interface XdsProto {
   workload: protobuf.Type;
   service: protobuf.Type;
   authorization: protobuf.Type;
+  waypointConfig: protobuf.Type;
   deltaRequest: protobuf.Type;
   deltaResponse: protobuf.Type;
 }
@@ -47,6 +54,7 @@ function load(): XdsProto {
     workload: root.lookupType('istio.workload.Workload'),
     service: root.lookupType('istio.workload.Service'),
     authorization: root.lookupType('istio.security.Authorization'),
+    waypointConfig: root.lookupType('amesh.l7.v1.WaypointConfig'),
     deltaRequest: root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
     deltaResponse: root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse'),
   };

@@ -22,6 +22,7 @@ import { backoffDelay, DEFAULT_XDS_BACKOFF, DeltaXdsClient, type DeltaUpdate } f
 import { DELTA_ADS_PATH, deserializeDeltaResponse, serializeDeltaRequest, stringStruct, type DeltaDiscoveryResponse } from '../../src/xds/delta-messages.js';
 import { eventually } from '../helpers/eventually.js';
 
+const WAYPOINT_TYPE = 'type.googleapis.com/amesh.l7.v1.WaypointConfig';
 const TRUSTED: AdsAuthenticator = async () => ({ ok: true, caller: 'amesh-system/amesh-node' });
 const NODE = { id: 'sidecar~10.0.0.1~amesh-node-abc.amesh-system~amesh-system.svc.cluster.local', metadata: { NODE_NAME: 'node-1', NAMESPACE: 'amesh-system' } };
 const WAIT = { timeoutMs: 5_000, intervalMs: 10 };
@@ -396,7 +397,7 @@ describe('delta ADS on the CA listener (TLS, token review)', () => {
       await eventually(() => expect(trusted.state.get(ADDRESS_TYPE_URL)?.has('uid-1')).toBe(true), WAIT);
       await eventually(() => {
         expect(expired.client.status().lastError).toMatch(/UNAUTHENTICATED.*token has expired|token has expired/);
-        expect(app.client.status().lastError).toMatch(/default\/app is not a trusted node agent/);
+        expect(app.client.status().lastError).toMatch(/default\/app is neither a trusted node agent nor a waypoint/);
       }, WAIT);
       expect(expired.updates).toEqual([]);
       expect(app.updates).toEqual([]);
@@ -418,5 +419,48 @@ describe('delta client backoff', () => {
     [0, 1, 12],
   ])('attempt %i with random %f waits %i ms', (attempt, random, expected) => {
     expect(backoffDelay(attempt, DEFAULT_XDS_BACKOFF, () => random)).toBe(expected);
+  });
+});
+
+describe('delta ADS for a scoped caller (a waypoint)', () => {
+  const WAYPOINT: AdsAuthenticator = async () => ({ ok: true, caller: 'demo/waypoint', scope: { typeUrls: [WAYPOINT_TYPE], names: ['demo/waypoint'] } });
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  function client(port: number, typeUrls: string[], seen: Map<string, string[]>): DeltaXdsClient {
+    const c = new DeltaXdsClient({
+      address: `127.0.0.1:${port}`,
+      credentials: grpc.credentials.createInsecure(),
+      node: { id: 'waypoint~10.0.0.9~waypoint-abc.demo~demo.svc.cluster.local', metadata: { NAMESPACE: 'demo' } },
+      typeUrls,
+      logger: silentLogger,
+      backoff: { initialMs: 10, maxMs: 200 },
+      onUpdate: async (update) => void seen.set(update.typeUrl, [...(seen.get(update.typeUrl) ?? []), ...update.resources.map((r) => r.name)]),
+    });
+    cleanup.push(() => c.close());
+    c.start();
+    return c;
+  }
+
+  it('gets its own resource even when it asks for everything, and nothing of other types', async () => {
+    const store = new ResourceStore();
+    store.upsert(WAYPOINT_TYPE, 'demo/waypoint', new Uint8Array([1]));
+    store.upsert(WAYPOINT_TYPE, 'other/waypoint', new Uint8Array([2]));
+    putWorkload(store, workload(1));
+    const ads = new AdsServer({ store, authenticate: WAYPOINT, log: silentLogger, typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, WAYPOINT_TYPE], debounceMs: 10 });
+    const { server, port } = await listen(ads);
+    cleanup.push(async () => {
+      ads.close();
+      await stop(server);
+    });
+    const own = new Map<string, string[]>();
+    client(port, [WAYPOINT_TYPE], own);
+    await eventually(() => expect(own.get(WAYPOINT_TYPE)).toEqual(['demo/waypoint']), { timeoutMs: 5_000, description: 'its own WaypointConfig' });
+    const nosy = new Map<string, string[]>();
+    const other = client(port, [ADDRESS_TYPE_URL], nosy);
+    await eventually(() => expect(other.status().lastError).toMatch(/PERMISSION_DENIED.*demo\/waypoint may read/), { timeoutMs: 5_000, description: 'refused the Address type' });
+    expect(nosy.size).toBe(0);
   });
 });

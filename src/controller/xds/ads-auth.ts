@@ -2,7 +2,9 @@
  * Who may open an ADS stream: the same callers the CA trusts to impersonate — a node agent's
  * service account (DEFAULT_TRUSTED_NODE_AGENTS: amesh-node, ztunnel) presenting
  * `authorization: Bearer <token>`, checked with the TokenReviewer (DESIGN §5, §6). The xDS state
- * names every workload and policy of the mesh, so nothing else may read it.
+ * names every workload and policy of the mesh, so nothing else may read all of it.
+ * A waypoint's service account (`waypointResource` knows which accounts are waypoints) is let in
+ * with a scope: its own WaypointConfig resource, nothing else.
  *
  * The decision over a reviewed token is pure (`decideAdsCaller`); `tokenAuthenticator` adds the
  * token extraction and the review. The server takes any `AdsAuthenticator`, so tests stub it.
@@ -11,24 +13,38 @@ import * as grpc from '@grpc/grpc-js';
 import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { EXTRA_NODE_NAME } from '../ca/authorizer.js';
+import { WAYPOINT_CONFIG_TYPE_URL } from '../../l7/config.js';
 import { CA_TOKEN_AUDIENCE, DEFAULT_TRUSTED_NODE_AGENTS, type ReviewedToken, type TokenReviewer } from '../ca/types.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
+/** What a scoped caller may subscribe to. */
+export interface AdsScope {
+  typeUrls: readonly string[];
+  names: readonly string[];
+}
+
 export type AdsAuthResult =
-  | { ok: true; /** `<namespace>/<serviceAccount>` */ caller: string; /** the node a node-bound token names */ boundNode?: string }
+  | { ok: true; /** `<namespace>/<serviceAccount>` */ caller: string; /** the node a node-bound token names */ boundNode?: string; /** absent = everything */ scope?: AdsScope }
   | { ok: false; code: grpc.status; reason: string };
 
 /** Authenticates the caller of one stream from its call metadata. Rejects only on bugs. */
 export type AdsAuthenticator = (metadata: grpc.Metadata) => Promise<AdsAuthResult>;
 
-export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonly string[]): AdsAuthResult {
+/** `<namespace>/<serviceAccount>` → the `<namespace>/<gateway>` WaypointConfig it may read, if it is a waypoint's. */
+export type WaypointResourceOf = (caller: string) => string | undefined;
+
+export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonly string[], waypointResource?: WaypointResourceOf): AdsAuthResult {
   if (!token.authenticated) return { ok: false, code: grpc.status.UNAUTHENTICATED, reason: token.error ?? 'the token is not authenticated' };
   const match = SERVICE_ACCOUNT_USER.exec(token.username ?? '');
   if (!match) return { ok: false, code: grpc.status.UNAUTHENTICATED, reason: `${JSON.stringify(token.username ?? '')} is not a service account` };
   const caller = `${match[1]}/${match[2]}`;
-  if (!trustedNodeAgents.includes(caller)) return { ok: false, code: grpc.status.PERMISSION_DENIED, reason: `${caller} is not a trusted node agent and may not read mesh configuration` };
+  if (!trustedNodeAgents.includes(caller)) {
+    const waypoint = waypointResource?.(caller);
+    if (waypoint) return { ok: true, caller, scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: [waypoint] } };
+    return { ok: false, code: grpc.status.PERMISSION_DENIED, reason: `${caller} is neither a trusted node agent nor a waypoint and may not read mesh configuration` };
+  }
   const boundNode = token.extra?.[EXTRA_NODE_NAME]?.[0];
   return boundNode ? { ok: true, caller, boundNode } : { ok: true, caller };
 }
@@ -39,6 +55,8 @@ export interface TokenAuthenticatorOptions {
   trustedNodeAgents?: readonly string[];
   /** Default [CA_TOKEN_AUDIENCE]: ztunnel sends its istio-ca token to xDS as well. */
   audiences?: string[];
+  /** Which service accounts are waypoints' (default: none). */
+  waypointResource?: WaypointResourceOf;
   log: Logger;
 }
 
@@ -56,6 +74,6 @@ export function tokenAuthenticator(opts: TokenAuthenticatorOptions): AdsAuthenti
       opts.log.error({ err: describeError(err) }, 'token review failed');
       return { ok: false, code: grpc.status.UNAVAILABLE, reason: 'cannot review the token right now' };
     }
-    return decideAdsCaller(reviewed, trusted);
+    return decideAdsCaller(reviewed, trusted, opts.waypointResource);
   };
 }

@@ -32,7 +32,7 @@ import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../xds/codec.js';
 import { adsServiceDefinition, structStrings, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type ResourceMessage } from '../../xds/delta-messages.js';
-import type { AdsAuthenticator } from './ads-auth.js';
+import type { AdsAuthenticator, AdsScope } from './ads-auth.js';
 import { planPush, rejectedNames } from './delta-plan.js';
 import type { ResourceStore } from './resource-store.js';
 
@@ -209,7 +209,7 @@ export class AdsServer extends EventEmitter {
         if (!result.ok) {
           this.log.warn({ peer: stream.peer, code: grpc.status[result.code], reason: result.reason }, 'ADS stream refused');
           stream.end(result.code, result.reason);
-        } else stream.start(result.caller, result.boundNode);
+        } else stream.start(result.caller, result.boundNode, result.scope);
       });
   }
 }
@@ -232,6 +232,7 @@ class AdsStream {
   nodeName: string | undefined;
   private caller = '';
   private boundNode: string | undefined;
+  private scope: AdsScope | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly ignoredTypes = new Set<string>();
   private writing = false;
@@ -252,10 +253,11 @@ class AdsStream {
     call.on('close', () => this.closed());
   }
 
-  start(caller: string, boundNode: string | undefined): void {
+  start(caller: string, boundNode: string | undefined, scope?: AdsScope): void {
     if (this.ended) return;
     this.caller = caller;
     this.boundNode = boundNode;
+    this.scope = scope;
     this.call.on('data', (request: DeltaDiscoveryRequest) => {
       try {
         this.onRequest(request);
@@ -326,10 +328,16 @@ class AdsStream {
       this.ignoredTypes.add(typeUrl);
       return;
     }
+    if (this.scope && !this.scope.typeUrls.includes(typeUrl)) {
+      this.ctx.log.warn({ node: this.node, caller: this.caller, typeUrl }, 'ADS stream refused: type outside the caller’s scope');
+      return this.end(grpc.status.PERMISSION_DENIED, `${this.caller} may read ${this.scope.typeUrls.join(', ')} only`);
+    }
     let sub = this.subscriptions.get(typeUrl);
     if (request.responseNonce && sub) this.onResponseNonce(typeUrl, sub, request);
+    // A scoped caller (a waypoint) gets its own resources whatever it asks for: never a wildcard.
+    const allowed = (names: readonly string[]): string[] => (this.scope ? (names.length === 0 || names.includes('*') ? [...this.scope.names] : names.filter((n) => this.scope?.names.includes(n))) : [...names]);
     if (!sub) {
-      const subscribe = request.resourceNamesSubscribe;
+      const subscribe = allowed(request.resourceNamesSubscribe);
       const initial = new Map(Object.entries(request.initialResourceVersions));
       sub = {
         wildcard: subscribe.length === 0 || subscribe.includes('*'),
@@ -344,7 +352,7 @@ class AdsStream {
       };
       this.subscriptions.set(typeUrl, sub);
     } else if (request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
-      for (const name of request.resourceNamesSubscribe) {
+      for (const name of allowed(request.resourceNamesSubscribe)) {
         if (name === '*') sub.wildcard = true;
         else sub.names.add(name);
       }

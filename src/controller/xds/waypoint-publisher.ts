@@ -1,0 +1,131 @@
+/**
+ * Routing objects and the mesh → one WaypointConfig per waypoint in the xDS ResourceStore (type
+ * WAYPOINT_CONFIG_TYPE_URL, name `<namespace>/<gateway>`), like mesh-publisher.ts does for the
+ * node agents' types: changes are coalesced into one publication, which replaces the whole type
+ * (unchanged configs keep their version, so nothing is pushed for them).
+ *
+ * The one piece of state: the last valid translation of every routing object. An update that
+ * makes an object invalid does not take its routes away — computeWaypointConfigs serves the
+ * remembered translation and says so in the object's condition. Entries of deleted objects are
+ * dropped each round (computeWaypointConfigs returns only objects that still exist), and a
+ * recreated object (new uid) never inherits its predecessor's.
+ *
+ * A config that cannot be encoded (a translator bug; the schema refuses it) is not published:
+ * the store keeps that waypoint's previous config, with a warning naming it.
+ */
+import { describeError } from '../../errors/amesh-error.js';
+import type { Logger } from '../../telemetry/logger.js';
+import { encodeWaypointConfig, WAYPOINT_CONFIG_TYPE_URL } from '../../xds/waypoint-codec.js';
+import type { MeshView } from '../mesh/compute-mesh-resources.js';
+import type { ConditionSpec } from '../status/policy-status.js';
+import { computeWaypointConfigs, type LastValid } from '../translate/waypoint-config.js';
+import type { MeshSource } from './mesh-publisher.js';
+import type { ResourceStore } from './resource-store.js';
+
+export interface WaypointMeshSource extends MeshSource {
+  view(): MeshView;
+}
+
+export interface WaypointPublicationStats {
+  waypoints: number;
+  routes: number;
+  clusters: number;
+  /** Configs kept at their previous version because the new one could not be encoded. */
+  kept: number;
+  durationMs: number;
+}
+
+export interface WaypointPublisherOptions {
+  mesh: WaypointMeshSource;
+  store: ResourceStore;
+  log: Logger;
+  trustDomain: string;
+  clusterDomain?: string;
+  /** Informer events within this window become one publication (default 10 ms). */
+  coalesceMs?: number;
+  /** Called after each publication with the routing objects' conditions (for route-status.ts). */
+  onPublished?: (stats: WaypointPublicationStats, status: ReadonlyMap<string, ConditionSpec[]>) => void;
+}
+
+export class WaypointPublisher {
+  readonly #opts: WaypointPublisherOptions;
+  #lastValid: ReadonlyMap<string, LastValid> = new Map();
+  #status: ReadonlyMap<string, ConditionSpec[]> = new Map();
+  #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #last: WaypointPublicationStats | undefined;
+
+  constructor(opts: WaypointPublisherOptions) {
+    this.#opts = opts;
+  }
+
+  /** Publishes the current state now, then follows changes. */
+  start(): WaypointPublicationStats {
+    this.#unsubscribe ??= this.#opts.mesh.onChange(() => this.#schedule());
+    return this.publish();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  last(): WaypointPublicationStats | undefined {
+    return this.#last;
+  }
+
+  /** The routing objects' conditions from the last publication, by `<Kind>/<ns>/<name>`. */
+  status(): ReadonlyMap<string, ConditionSpec[]> {
+    return this.#status;
+  }
+
+  publish(): WaypointPublicationStats {
+    const started = performance.now();
+    const { mesh, store, log } = this.#opts;
+    const result = computeWaypointConfigs(mesh.view(), mesh.resources(), {
+      trustDomain: this.#opts.trustDomain,
+      ...(this.#opts.clusterDomain ? { clusterDomain: this.#opts.clusterDomain } : {}),
+      lastValid: this.#lastValid,
+    });
+    const resources = new Map<string, Uint8Array>();
+    let kept = 0;
+    let routes = 0;
+    let clusters = 0;
+    for (const [name, config] of result.configs) {
+      try {
+        resources.set(name, encodeWaypointConfig(config));
+        routes += config.services.reduce((n, s) => n + s.ports.reduce((m, p) => m + p.routes.length, 0), 0);
+        clusters += config.clusters.length;
+      } catch (err) {
+        const previous = store.get(WAYPOINT_CONFIG_TYPE_URL, name);
+        if (previous) resources.set(name, previous.bytes);
+        kept++;
+        log.warn({ waypoint: name, err: describeError(err) }, 'waypoint config cannot be encoded; the waypoint keeps its previous config');
+      }
+    }
+    store.replaceAll(WAYPOINT_CONFIG_TYPE_URL, resources);
+    this.#lastValid = result.valid;
+    this.#status = result.status;
+    const stats: WaypointPublicationStats = { waypoints: result.configs.size, routes, clusters, kept, durationMs: Math.round((performance.now() - started) * 10) / 10 };
+    this.#last = stats;
+    log.debug(stats, 'waypoint configs published');
+    this.#opts.onPublished?.(stats, result.status);
+    return stats;
+  }
+
+  #schedule(): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.publish();
+      } catch (err) {
+        // The store keeps the previous (good) configs; the next change tries again.
+        this.#opts.log.error({ err: describeError(err) }, 'cannot publish waypoint configs; waypoints keep the previous ones');
+      }
+    }, this.#opts.coalesceMs ?? 10);
+    this.#timer.unref();
+  }
+}

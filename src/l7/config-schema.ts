@@ -1,0 +1,207 @@
+/**
+ * The zod schema of `WaypointConfig` (src/l7/config.ts), field for field: what the waypoint
+ * accepts from the controller (src/xds/waypoint-codec.ts decodes with it, and the controller
+ * checks with it before publishing, so it never serves what a waypoint would NACK).
+ *
+ * Beyond the shapes (every object strict: an unknown field is an error, not silently dropped):
+ * - regular expressions must compile as JavaScript RegExps (the engine's dialect; Istio and the
+ *   Gateway API specify RE2, whose common subset JS shares — RE2-only syntax fails here, loudly);
+ * - ports are 1..65535, weights and percentages non-negative, a forwarding route has a backend
+ *   with weight > 0 (a total of 0 could pick nothing);
+ * - route names are unique per port, cluster names unique, and every cluster a port, route or
+ *   mirror names exists in `clusters`.
+ * Cross-field checks report the same `path: problem` form as zod's own issues.
+ */
+import { z } from 'zod';
+import type { WaypointConfig } from './config.js';
+
+const port = z.number().int().min(1).max(65535);
+const nonEmpty = z.string().min(1);
+
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const stringMatch = z
+  .object({ kind: z.enum(['exact', 'prefix', 'regex']), value: z.string() })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.kind === 'regex' && !compiles(m.value)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['value'], message: `${JSON.stringify(m.value)} is not a valid regular expression` });
+  });
+
+const headerMatch = z.object({ name: nonEmpty, match: stringMatch.optional(), invert: z.boolean().optional() }).strict();
+const queryParamMatch = z.object({ name: nonEmpty, match: stringMatch.optional() }).strict();
+
+const requestMatch = z
+  .object({
+    path: stringMatch.optional(),
+    method: nonEmpty.optional(),
+    headers: z.array(headerMatch).optional(),
+    queryParams: z.array(queryParamMatch).optional(),
+    authority: stringMatch.optional(),
+  })
+  .strict();
+
+const headerMutation = z
+  .object({
+    set: z.record(nonEmpty, z.string()).optional(),
+    add: z.record(nonEmpty, z.string()).optional(),
+    remove: z.array(nonEmpty).optional(),
+  })
+  .strict();
+
+const pathModifier = z.object({ kind: z.enum(['full', 'prefix']), value: z.string() }).strict();
+
+const urlRewrite = z.object({ hostname: nonEmpty.optional(), path: pathModifier.optional() }).strict();
+
+export const REDIRECT_STATUS_CODES: readonly number[] = [301, 302, 303, 307, 308];
+
+const redirect = z
+  .object({
+    scheme: z.enum(['http', 'https']).optional(),
+    hostname: nonEmpty.optional(),
+    port: port.optional(),
+    path: pathModifier.optional(),
+    statusCode: z
+      .number()
+      .int()
+      .refine((c) => REDIRECT_STATUS_CODES.includes(c), { message: `must be one of ${REDIRECT_STATUS_CODES.join(', ')}` }),
+  })
+  .strict();
+
+const mirror = z.object({ cluster: nonEmpty, percent: z.number().min(0).max(100).optional() }).strict();
+
+const weightedBackend = z
+  .object({
+    cluster: nonEmpty,
+    weight: z.number().int().min(0),
+    requestHeaders: headerMutation.optional(),
+    responseHeaders: headerMutation.optional(),
+  })
+  .strict();
+
+const routeAction = z
+  .discriminatedUnion('kind', [
+    z.object({ kind: z.literal('forward'), backends: z.array(weightedBackend).min(1) }).strict(),
+    z.object({ kind: z.literal('redirect'), redirect }).strict(),
+    z.object({ kind: z.literal('direct-response'), status: z.number().int().min(200).max(599), body: z.string().optional() }).strict(),
+  ])
+  .superRefine((a, ctx) => {
+    if (a.kind === 'forward' && !a.backends.some((b) => b.weight > 0)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backends'], message: 'the backends’ weights total 0' });
+  });
+
+const httpRoute = z
+  .object({
+    name: nonEmpty,
+    matches: z.array(requestMatch),
+    action: routeAction,
+    requestHeaders: headerMutation.optional(),
+    responseHeaders: headerMutation.optional(),
+    rewrite: urlRewrite.optional(),
+    mirrors: z.array(mirror).optional(),
+    timeoutMs: z.number().min(0).optional(),
+  })
+  .strict();
+
+const waypointPort = z
+  .object({
+    port,
+    protocol: z.enum(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'AUTO']),
+    routes: z.array(httpRoute),
+    defaultCluster: nonEmpty,
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const seen = new Set<string>();
+    p.routes.forEach((r, i) => {
+      if (seen.has(r.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['routes', i, 'name'], message: `duplicate route name ${JSON.stringify(r.name)} on port ${p.port}` });
+      seen.add(r.name);
+    });
+  });
+
+const waypointService = z
+  .object({
+    key: nonEmpty,
+    namespace: nonEmpty,
+    hostname: nonEmpty,
+    addresses: z.array(nonEmpty),
+    ports: z.array(waypointPort),
+  })
+  .strict();
+
+const endpoint = z
+  .object({
+    address: nonEmpty,
+    port,
+    identity: z.string(),
+    hbone: z.boolean(),
+    weight: z.number().int().min(0).optional(),
+    workload: z.string().optional(),
+  })
+  .strict();
+
+const cluster = z
+  .object({
+    name: nonEmpty,
+    service: nonEmpty,
+    port,
+    subset: nonEmpty.optional(),
+    lb: z.enum(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM']),
+    endpoints: z.array(endpoint),
+  })
+  .strict();
+
+type Path = Array<string | number>;
+
+/** Every cluster reference in the config, with its path. */
+function clusterReferences(c: z.infer<typeof baseSchema>): Array<{ name: string; path: Path }> {
+  const refs: Array<{ name: string; path: Path }> = [];
+  c.services.forEach((s, si) =>
+    s.ports.forEach((p, pi) => {
+      const at: Path = ['services', si, 'ports', pi];
+      refs.push({ name: p.defaultCluster, path: [...at, 'defaultCluster'] });
+      p.routes.forEach((r, ri) => {
+        if (r.action.kind === 'forward') r.action.backends.forEach((b, bi) => refs.push({ name: b.cluster, path: [...at, 'routes', ri, 'action', 'backends', bi, 'cluster'] }));
+        r.mirrors?.forEach((m, mi) => refs.push({ name: m.cluster, path: [...at, 'routes', ri, 'mirrors', mi, 'cluster'] }));
+      });
+    }),
+  );
+  return refs;
+}
+
+const baseSchema = z
+  .object({
+    namespace: nonEmpty,
+    name: nonEmpty,
+    identity: z.string(),
+    services: z.array(waypointService),
+    clusters: z.array(cluster),
+  })
+  .strict();
+
+export const waypointConfigSchema: z.ZodType<WaypointConfig> = baseSchema.superRefine((c, ctx) => {
+  const names = new Set<string>();
+  c.clusters.forEach((cl, i) => {
+    if (names.has(cl.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['clusters', i, 'name'], message: `duplicate cluster name ${JSON.stringify(cl.name)}` });
+    names.add(cl.name);
+  });
+  for (const ref of clusterReferences(c)) {
+    if (!names.has(ref.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ref.path, message: `cluster ${JSON.stringify(ref.name)} is not defined in clusters` });
+  }
+});
+
+function formatPath(path: Path): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out ? `.${part}` : part;
+  return out;
+}
+
+/** `path: problem` for the first `limit` issues, each path under `prefix`. */
+export function describeConfigIssues(error: z.ZodError, prefix: string, limit = 5): string[] {
+  return error.issues.slice(0, limit).map((i) => `${formatPath([prefix, ...i.path])}: ${i.message}`);
+}
