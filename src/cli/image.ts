@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { runHelloApp } from '../sandbox/images/hello-app.js';
 import { parseHttpEchoArgs, runHttpEcho } from '../sandbox/images/http-echo.js';
+import { runHttpbin } from '../sandbox/images/httpbin.js';
 
 /** Containers get SIGTERM first: close the listener and exit 0 like the real images do. */
 function exitOnTerm(server: http.Server): void {
@@ -32,6 +33,16 @@ export function registerImage(program: Command): void {
       const port = Number(o.port ?? process.env.PORT ?? 8080);
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${o.port}: expected 1-65535`);
       exitOnTerm(await runHelloApp({ port, version: o.versionString, hostname: o.hostname ?? process.env.HOSTNAME ?? hostname() }));
+    });
+  image
+    .command('httpbin')
+    .description('httpbin look-alike: /get, /anything, /headers, /status/<codes>, /delay/<s>, /bytes/<n>')
+    .option('--port <port>', 'listen port (default: $PORT or 8080)')
+    .option('--version-string <v>', 'extra `version` field in JSON answers')
+    .action(async (o: { port?: string; versionString?: string }) => {
+      const port = Number(o.port ?? process.env.PORT ?? 8080);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${o.port}: expected 1-65535`);
+      exitOnTerm(await runHttpbin({ port, hostname: process.env.HOSTNAME ?? hostname(), ...(o.versionString ? { version: o.versionString } : {}) }));
     });
   image
     .command('http-echo')

@@ -11,7 +11,10 @@
  * this object as JSON. The waypoint validates it (a NACK names the bad field) before use.
  *
  * Names are stable strings so a config diff is readable: a route is `<Kind>/<ns>/<name>#<rule
- * index>` of the object it came from; a cluster is Envoy's `outbound|<port>|<subset>|<hostname>`.
+ * index>` of the object it came from (`#<rule>.<match>` when a Gateway API rule is split per match
+ * for precedence, with `:exact` / `:prefix` for the two halves of a PathPrefix); a cluster is
+ * Envoy's `outbound|<port>|<subset>|<hostname>`. Regex matches are whole-value matches (RE2 /
+ * Envoy semantics), compiled as JavaScript RegExps.
  */
 
 export const WAYPOINT_CONFIG_TYPE_URL = 'type.googleapis.com/amesh.l7.v1.WaypointConfig';

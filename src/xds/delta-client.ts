@@ -1,6 +1,7 @@
 /**
  * The delta ADS client transport (DESIGN §6): one `DeltaAggregatedResources` stream to the
- * controller (or istiod), wildcard subscriptions to the given types, ACK/NACK of every response,
+ * controller (or istiod), wildcard subscriptions to the given types (or, per type, to explicit
+ * resource names), ACK/NACK of every response,
  * and reconnection with backoff. The node agent's xDS client builds on it; the mesh state itself
  * belongs to the caller (`onUpdate`).
  *
@@ -47,6 +48,11 @@ export interface DeltaClientOptions {
   node: { id: string; cluster?: string; metadata: Record<string, string> };
   /** subscribed wildcard, in this order */
   typeUrls: string[];
+  /**
+   * Types subscribed by explicit resource names instead of wildcard (a waypoint asks for its own
+   * config only: `<namespace>/<name>`). Types not listed here stay wildcard.
+   */
+  resourceNames?: Readonly<Record<string, readonly string[]>>;
   /** Apply one response. Return a map of rejected resource name → reason to NACK them (the rest are applied); throw to NACK the whole response. */
   onUpdate(update: DeltaUpdate): Promise<ReadonlyMap<string, string> | void>;
   onConnectionChange?(connected: boolean, error?: Error): void;
@@ -183,7 +189,8 @@ export class DeltaXdsClient {
     const node = { id: this.o.node.id, cluster: this.o.node.cluster ?? '', metadata: stringStruct(this.o.node.metadata) };
     for (const [typeUrl, t] of this.types) {
       // No names on the first request = a wildcard subscription (istiod and our server both read it so).
-      this.send(call, { node, typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: Object.fromEntries(t.known), responseNonce: '' });
+      const names = this.o.resourceNames?.[typeUrl] ?? [];
+      this.send(call, { node, typeUrl, resourceNamesSubscribe: [...names], resourceNamesUnsubscribe: [], initialResourceVersions: Object.fromEntries(t.known), responseNonce: '' });
     }
   }
 

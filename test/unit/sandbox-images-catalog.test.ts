@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containerLaunch, parseImageReference, resolveImage, type ImagePlan } from '../../src/sandbox/images/catalog.js';
+import { BUILT_IN_IMAGES, containerLaunch, parseImageReference, resolveImage, type ImagePlan } from '../../src/sandbox/images/catalog.js';
 import type { HostTools } from '../../src/sandbox/images/host-tools.js';
 import { parseHttpEchoArgs } from '../../src/sandbox/images/http-echo.js';
 import { nginxConfig } from '../../src/sandbox/images/nginx-config.js';
@@ -52,9 +52,16 @@ describe('resolveImage', () => {
     expect(resolveImage('nginx', bare)).toEqual({ error: expect.stringContaining('not installed') });
   });
 
-  it("maps amesh's own images and says which are not built yet", () => {
+  it("maps amesh's own images", () => {
     expect(containerLaunch(plan('ghcr.io/amesh/node-agent:0.1.0'), { args: ['node-agent', '--local-config', '/x.yaml'] }, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'node-agent', '--local-config', '/x.yaml']);
-    expect(resolveImage('amesh/waypoint:0.1.0', host)).toEqual({ error: expect.stringContaining('not built yet') });
+    expect(resolveImage('amesh/unknown-program:0.1.0', host)).toEqual({ error: expect.stringContaining('not available') });
+  });
+
+  it('runs the waypoint image as `amesh waypoint-proxy`, with or without the Deployment’s args', () => {
+    // The waypoint Deployment (issue #6) sets args ["waypoint-proxy"].
+    expect(containerLaunch(plan('amesh/waypoint:0.1.0'), { args: ['waypoint-proxy'] }, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'waypoint-proxy']);
+    expect(containerLaunch(plan('ghcr.io/amesh/waypoint'), {}, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'waypoint-proxy']);
+    expect(BUILT_IN_IMAGES).toContain('amesh/waypoint');
   });
 
   it('rejects unknown images with the list of built-in ones', () => {
