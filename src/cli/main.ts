@@ -20,6 +20,7 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   demo: async () => (await import('./demo.js')).registerDemo,
   sandbox: async () => (await import('./sandbox.js')).registerSandbox,
   waypoint: async () => (await import('./waypoint.js')).registerWaypoint,
+  'waypoint-proxy': async () => (await import('./waypoint-proxy.js')).registerWaypointProxy,
 };
 
 const program = new Command();

@@ -53,6 +53,12 @@ export interface IstioCaProviderOptions {
    * keep failing retries for minutes after the CA is back.
    */
   reconnectBackoffMs?: { initial: number; max: number };
+  /**
+   * Ask on behalf of the identity (`ImpersonatedIdentity`, what a node agent does for its pods;
+   * default) or for the caller's own identity (a waypoint: istiod refuses impersonation by
+   * anything but a node agent).
+   */
+  impersonate?: boolean;
   /** Injected for tests; default `Date.now`. */
   now?: () => number;
   /** Injected for tests; default fs/promises readFile (utf8). */
@@ -132,7 +138,7 @@ export class IstioCaProvider implements CertificateProvider {
     const keys = await generateKeyPair();
     const csr = await createCsr({ key: keys, spiffeUri: identity });
     const keyPem = await exportPrivateKeyPem(keys.privateKey);
-    const request: IstioCertificateRequest = { csr, validityDuration: this.ttlSeconds, metadata: stringStruct({ [IMPERSONATED_IDENTITY]: identity }) };
+    const request: IstioCertificateRequest = { csr, validityDuration: this.ttlSeconds, metadata: stringStruct(this.opts.impersonate === false ? {} : { [IMPERSONATED_IDENTITY]: identity }) };
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${token}`);
     if (this.opts.clusterId) metadata.set('clusterid', this.opts.clusterId);

@@ -1,0 +1,197 @@
+/**
+ * What the waypoint does with one HBONE CONNECT stream (the HboneServer's `onConnect`):
+ * - `:authority` `<VIP>:<port>` selects the WaypointService port; unknown → 503 (logged). An
+ *   authority naming an endpoint of one of our clusters (workload-addressed traffic) is passed
+ *   through at L4 to exactly that endpoint.
+ * - TCP ports: one endpoint of the port's `defaultCluster` is dialled before answering, so a
+ *   failure is the CONNECT's 503; then bytes are relayed by the HBONE server.
+ * - HTTP / HTTP2 / GRPC / AUTO ports: the stream is answered at once and its first bytes are
+ *   sniffed (sniff.ts): the h2 preface → the HTTP/2 server, an HTTP/1.x request line → the
+ *   HTTP/1.1 server, anything else → L4 passthrough to the default cluster. On AUTO ports a client
+ *   that sends nothing for `sniffTimeoutMs` (a server-first protocol) is passed through too.
+ * The client is the HBONE peer's identity; its address is the `forwarded` header's `for=` (the
+ * original client, as the node agent reports it) or else the peer's address.
+ */
+import type { Duplex } from 'node:stream';
+import { describeError } from '../errors/amesh-error.js';
+import { parseForwardedFor } from '../hbone/headers.js';
+import type { HboneConnectRequest, HboneConnectResult } from '../hbone/server.js';
+import { relay } from '../net/relay.js';
+import type { Logger } from '../telemetry/logger.js';
+import { writeAccessLog } from './access-log.js';
+import { endpointKey } from './balancer.js';
+import type { Endpoint } from './config.js';
+import { duplexPair, type PairEnd } from './duplex-pair.js';
+import type { DownstreamConnection, HttpProxy } from './http-proxy.js';
+import { ResponseFlag } from './response-flags.js';
+import { MAX_SNIFF_BYTES, sniffProtocol, type SniffResult } from './sniff.js';
+import type { UpstreamDialer } from './upstream.js';
+import { portFor, type WaypointState } from './waypoint-state.js';
+
+export const DEFAULT_SNIFF_TIMEOUT_MS = 200;
+
+export interface WaypointInboundOptions {
+  state: () => WaypointState | undefined;
+  proxy: HttpProxy;
+  dialer: UpstreamDialer;
+  logger: Logger;
+  accessLog: Logger;
+  /** AUTO ports: silence after which a connection is opaque TCP. Default 200 ms. */
+  sniffTimeoutMs?: number;
+}
+
+export interface InboundStats {
+  connections: number;
+  http1: number;
+  http2: number;
+  tcp: number;
+  refused: number;
+}
+
+export class WaypointInbound {
+  private readonly counters: InboundStats = { connections: 0, http1: 0, http2: 0, tcp: 0, refused: 0 };
+
+  constructor(private readonly opts: WaypointInboundOptions) {}
+
+  stats(): InboundStats {
+    return { ...this.counters };
+  }
+
+  async onConnect(req: HboneConnectRequest): Promise<HboneConnectResult> {
+    this.counters.connections++;
+    const state = this.opts.state();
+    const { host, port } = req.authority;
+    if (!state) return this.refuse(req, 'no waypoint configuration yet');
+    const forwarded = parseForwardedFor(req.forwarded);
+    const conn: DownstreamConnection = { host, port, peerIdentity: req.peerIdentity, clientAddress: forwarded?.address ?? req.peerAddress };
+    const servicePort = portFor(state, host, port);
+    if (!servicePort) {
+      const endpoint = state.endpoints.get(endpointKey({ address: host, port }));
+      if (endpoint) return this.passthroughNow(conn, endpoint, 'workload');
+      return this.refuse(req, `${host}:${port} is not a service port this waypoint serves`);
+    }
+    const protocol = servicePort.port.protocol;
+    const defaultCluster = servicePort.port.defaultCluster;
+    if (protocol === 'TCP') {
+      const endpoint = state.clusters.get(defaultCluster)?.balancer.pick();
+      if (!endpoint) return this.refuse(req, `no healthy upstream in ${defaultCluster}`);
+      return this.passthroughNow(conn, endpoint.endpoint, defaultCluster);
+    }
+    const [outer, inner] = duplexPair({ b: { remoteAddress: conn.clientAddress, remotePort: req.peerPort } });
+    void this.dispatch(inner, conn, protocol === 'AUTO' ? (this.opts.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : undefined).catch((err: unknown) => {
+      this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error dispatching a connection');
+      inner.destroy();
+    });
+    return { status: 200, upstream: outer };
+  }
+
+  private refuse(req: HboneConnectRequest, reason: string): HboneConnectResult {
+    this.counters.refused++;
+    this.opts.logger.info({ authority: `${req.authority.host}:${req.authority.port}`, peer: req.peerIdentity, reason }, 'waypoint: CONNECT refused');
+    return { status: 503, reason };
+  }
+
+  private async passthroughNow(conn: DownstreamConnection, endpoint: Endpoint, cluster: string): Promise<HboneConnectResult> {
+    const started = performance.now();
+    try {
+      const upstream = await this.opts.dialer.connect(endpoint);
+      this.counters.tcp++;
+      upstream.once('close', () => this.logTcp(conn, endpoint, cluster, started, '-'));
+      return { status: 200, upstream };
+    } catch (err) {
+      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
+      return { status: 503, reason: `upstream connect to ${endpointKey(endpoint)} failed: ${describeError(err).split('\n')[0]}` };
+    }
+  }
+
+  private logTcp(conn: DownstreamConnection, endpoint: Endpoint, cluster: string, started: number, flags: string, error?: string): void {
+    writeAccessLog(this.opts.accessLog, {
+      protocol: 'TCP',
+      cluster,
+      upstreamHost: endpointKey(endpoint),
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      responseFlags: flags,
+      sourceIdentity: conn.peerIdentity,
+      clientAddress: conn.clientAddress,
+      destination: `${conn.host}:${conn.port}`,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  private async dispatch(inner: PairEnd, conn: DownstreamConnection, silenceMs: number | undefined): Promise<void> {
+    const { protocol, head, ended } = await sniff(inner, silenceMs);
+    if (inner.destroyed) return;
+    if (protocol === 'h2c') {
+      this.counters.http2++;
+      return this.opts.proxy.serveHttp2(inner, conn);
+    }
+    if (protocol === 'http1') {
+      this.counters.http1++;
+      return this.opts.proxy.serveHttp1(inner, conn);
+    }
+    // Opaque TCP (or a server-first protocol): L4 to one endpoint of the default cluster.
+    const state = this.opts.state();
+    const servicePort = state && portFor(state, conn.host, conn.port);
+    const cluster = servicePort?.port.defaultCluster ?? '';
+    const endpoint = state?.clusters.get(cluster)?.balancer.pick();
+    const started = performance.now();
+    if (!endpoint) {
+      this.logTcp(conn, { address: '-', port: 0, identity: '', hbone: false }, cluster, started, ResponseFlag.NoHealthyUpstream);
+      inner.destroy();
+      return;
+    }
+    let upstream: Duplex;
+    try {
+      upstream = await this.opts.dialer.connect(endpoint.endpoint);
+    } catch (err) {
+      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
+      inner.destroy();
+      return;
+    }
+    this.counters.tcp++;
+    // Bytes read before the peer's EOF could not be put back: send them first.
+    if (ended && head.length > 0) upstream.write(head);
+    const result = await relay(inner, upstream);
+    this.logTcp(conn, endpoint.endpoint, cluster, started, '-', result.error?.message);
+  }
+}
+
+/**
+ * Reads until the protocol is known, then puts the bytes back (`unshift`) and leaves the stream
+ * paused for its next owner. `silenceMs` undefined: wait for bytes as long as it takes. When the
+ * peer ended first, the bytes cannot go back (`ended`); they come back as `head`.
+ */
+export function sniff(stream: PairEnd, silenceMs: number | undefined): Promise<{ protocol: Exclude<SniffResult, 'need-more'>; head: Buffer; ended: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const decide = (protocol: Exclude<SniffResult, 'need-more'>, ended: boolean): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.pause();
+      const head = Buffer.concat(chunks, length);
+      if (!ended && length > 0) stream.unshift(head);
+      resolve({ protocol, head, ended });
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
+      const result = sniffProtocol(data.subarray(0, MAX_SNIFF_BYTES));
+      if (result !== 'need-more') decide(result, false);
+      else if (length >= MAX_SNIFF_BYTES) decide('tcp', false);
+    };
+    const onEnd = (): void => decide('tcp', true);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+    if (silenceMs !== undefined) {
+      timer = setTimeout(() => {
+        if (length === 0) decide('tcp', false);
+      }, silenceMs);
+    }
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * One applied WaypointConfig, ready to execute: the compiled route table, one balancer per
+ * cluster, and lookups by the addresses clients dial. Built by `buildWaypointState`, which throws
+ * (AMESH_XDS_INVALID_RESOURCE with the field path) for a config that cannot be executed, so the
+ * caller keeps its last good state and NACKs.
+ *
+ * Swapped atomically on every update: a request looks the state up once and keeps using the
+ * objects it found, so an update never changes a request half way. Balancers are carried over
+ * from the previous state for clusters whose endpoint set and policy did not change (smooth
+ * round robin keeps its position, in-flight counts stay right).
+ */
+import { AmeshError } from '../errors/amesh-error.js';
+import { ClusterBalancer, endpointKey, type OutlierPolicy } from './balancer.js';
+import type { Cluster, Endpoint, WaypointConfig } from './config.js';
+import { addressKey, routeTableFor, type CompiledPort, type RouteTable } from './router.js';
+
+export interface ClusterRuntime {
+  cluster: Cluster;
+  balancer: ClusterBalancer;
+}
+
+export interface WaypointState {
+  version: number;
+  config: WaypointConfig;
+  table: RouteTable;
+  clusters: ReadonlyMap<string, ClusterRuntime>;
+  /** `<endpoint address>:<port>` → endpoint, for workload-addressed traffic. */
+  endpoints: ReadonlyMap<string, Endpoint>;
+}
+
+export interface BuildStateOptions {
+  random?: () => number;
+  outlier?: OutlierPolicy;
+}
+
+export function buildWaypointState(config: WaypointConfig, version: number, previous: WaypointState | undefined, opts: BuildStateOptions = {}): WaypointState {
+  const table = routeTableFor(config);
+  const clusters = new Map<string, ClusterRuntime>();
+  const endpoints = new Map<string, Endpoint>();
+  for (const [i, cluster] of config.clusters.entries()) {
+    if (clusters.has(cluster.name)) throw new AmeshError('AMESH_XDS_INVALID_RESOURCE', `clusters[${i}].name: duplicate cluster ${cluster.name}`);
+    const balancer = ClusterBalancer.carryOver(previous?.clusters.get(cluster.name)?.balancer, cluster, opts.random, opts.outlier);
+    clusters.set(cluster.name, { cluster, balancer });
+    for (const e of cluster.endpoints) endpoints.set(endpointKey(e), e);
+  }
+  return { version, config, table, clusters, endpoints };
+}
+
+/** The service port a CONNECT `:authority` (`<vip>:<port>`) names, if this waypoint serves it. */
+export function portFor(state: WaypointState, host: string, port: number): CompiledPort | undefined {
+  return state.table.byAddress.get(addressKey(host, port));
+}
+
+/** Every endpoint of every cluster (to keep their upstream pools). */
+export function allEndpoints(state: WaypointState): Endpoint[] {
+  return [...state.endpoints.values()];
+}
