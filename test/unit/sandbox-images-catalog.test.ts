@@ -29,6 +29,11 @@ describe('resolveImage', () => {
     expect(resolveImage('gcr.io/google-samples/hello-app:3.0', host)).toEqual({ error: expect.stringContaining('unknown tag "3.0"') });
   });
 
+  it('runs httpbin on go-httpbin’s port 8080 and the original’s port 80', () => {
+    expect(containerLaunch(plan('mccutchen/go-httpbin'), {}, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'image', 'httpbin', '--port', '8080']);
+    expect(containerLaunch(plan('kennethreitz/httpbin:latest'), {}, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'image', 'httpbin', '--port', '80']);
+  });
+
   it('passes http-echo args after the built-in entrypoint', () => {
     expect(containerLaunch(plan('hashicorp/http-echo:1.0'), { args: ['-text=hi'] }, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'image', 'http-echo', '-text=hi']);
   });

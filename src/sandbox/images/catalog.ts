@@ -53,6 +53,8 @@ const AMESH_PROGRAMS: Record<string, string | undefined> = { 'node-agent': 'node
 /** What `kubectl describe` shows for an unknown image, listing what is available. */
 export const BUILT_IN_IMAGES = [
   'hashicorp/http-echo',
+  'mccutchen/go-httpbin',
+  'kennethreitz/httpbin',
   'gcr.io/google-samples/hello-app:1.0|2.0',
   'us-docker.pkg.dev/google-samples/containers/gke/hello-app:1.0|2.0',
   'curlimages/curl',
@@ -89,6 +91,9 @@ export function resolveImage(image: string, host: HostTools = hostTools()): Imag
   const { name, tag } = reference;
   const amesh = [host.node, host.amesh];
   if (name === 'hashicorp/http-echo') return plan(image, reference, { entrypoint: [...amesh, 'image', 'http-echo'], cmd: [] });
+  // go-httpbin listens on 8080, the original httpbin on 80.
+  if (name === 'mccutchen/go-httpbin') return plan(image, reference, { entrypoint: [...amesh, 'image', 'httpbin', '--port', '8080'], cmd: [] });
+  if (name === 'kennethreitz/httpbin') return plan(image, reference, { entrypoint: [...amesh, 'image', 'httpbin', '--port', '80'], cmd: [] });
   if (HELLO_APP_NAMES.includes(name)) {
     const version = HELLO_APP_VERSIONS[tag];
     if (!version) return { error: `image "${image}": unknown tag "${tag}" of hello-app; the amesh sandbox has ${Object.keys(HELLO_APP_VERSIONS).join(' and ')}` };
