@@ -215,6 +215,20 @@ describe('memory store: deletion, finalizers and garbage collection', () => {
     expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['DELETED owner', 'DELETED d1']);
   });
 
+  it('collects an object created with owners that no longer exist (a stale controller), after the create returns', async () => {
+    const store = newStore();
+    const o = owner(store);
+    store.delete('v1', 'ConfigMap', 'default', 'owner');
+    const late = store.create(dependent('late', o));
+    expect(late.metadata.uid).toBeDefined();
+    await new Promise((r) => setImmediate(r));
+    expect(store.get('v1', 'ConfigMap', 'default', 'late')).toBeUndefined();
+    const live = owner(store, 'live');
+    store.create(dependent('kept', live));
+    await new Promise((r) => setImmediate(r));
+    expect(store.get('v1', 'ConfigMap', 'default', 'kept')).toBeDefined();
+  });
+
   it('Background: a dependent with another live owner only loses the dangling reference', () => {
     const store = newStore();
     const o1 = owner(store, 'o1');

@@ -485,7 +485,24 @@ class InMemoryClusterStore implements MemoryStore {
     if (options.dryRun) return this.#out({ ...object, metadata: { ...object.metadata, resourceVersion: this.currentResourceVersion() } }, type);
     const stored = this.#commit(type, 'ADDED', object, undefined);
     if (this.#isCrd(type)) this.registry.registerCrd(stored);
+    this.#collectIfOrphaned(type, stored);
     return this.#out(stored, type);
+  }
+
+  /**
+   * Kubernetes' garbage collector also removes an object created with owner references none of
+   * which exists any more (a controller that acted on a stale cache): in the background, like the
+   * real one, so the creator still sees its 201.
+   */
+  #collectIfOrphaned(type: ResourceType, created: KubeObject): void {
+    const refs = created.metadata.ownerReferences ?? [];
+    if (refs.length === 0 || refs.some((ref) => this.#byUidLookup(ref.uid))) return;
+    setImmediate(() => {
+      const current = this.#raw(type, created.metadata.namespace, created.metadata.name ?? '');
+      if (!current || current.metadata.uid !== created.metadata.uid || current.metadata.deletionTimestamp) return;
+      if ((current.metadata.ownerReferences ?? []).some((ref) => this.#byUidLookup(ref.uid))) return;
+      this.#delete(type, current, 'Background');
+    });
   }
 
   /** Status the API server itself maintains for some kinds. */
