@@ -93,7 +93,7 @@ describe('WaypointPublisher', () => {
     cleanup.push(() => publisher.stop());
 
     const stats = publisher.start();
-    expect(stats).toMatchObject({ waypoints: 1, routes: 2, kept: 0 });
+    expect(stats).toMatchObject({ waypoints: 1, routes: 3, kept: 0 }); // the canary's two + the 404 catch-all
     const first = store.get(WAYPOINT_CONFIG_TYPE_URL, 'demo/waypoint');
     expect(split(decodeWaypointConfig(first!.bytes))).toEqual([90, 10]);
 

@@ -14,7 +14,9 @@
  *   both exist, the Gateway API routes win and the VirtualService is told so in a Warning: Istio's
  *   ambient waypoints do the same, and mixing two first-match tables for one host has no good
  *   meaning. Among VirtualServices for one host: an exact host beats a wildcard, then the oldest.
- * - `defaultCluster`: the whole service on that port, so unrouted traffic still flows.
+ * - `defaultCluster`: the whole service on that port, so traffic of a port no route applies to
+ *   still flows (and opaque TCP always goes there); a port with routes ends with NO_ROUTE_NAME,
+ *   a 404 for requests none of them matches (Istio / Gateway API semantics).
  * Clusters are every (service, port, subset) a route names plus the defaults, with endpoints from
  * the mesh's workloads: healthy members of the service with a target port for it, filtered by the
  * subset's labels on the pods themselves (workloads carry no labels), identity
@@ -38,6 +40,9 @@ import { DEFAULT_CLUSTER_DOMAIN, isTcp, serviceKey, type ServiceObject, type Ser
 import { isMeshVirtualService, translateVirtualService, virtualServiceHosts, type VirtualServiceObject } from './virtual-service.js';
 import { listWaypoints, serviceWaypoint, type GatewayObject, type WaypointInfo } from './waypoint-binding.js';
 import { selectorMatches } from './workload.js';
+
+/** The catch-all that answers 404 on a port whose routes matched nothing. */
+export const NO_ROUTE_NAME = 'no-route';
 
 export type RouteObjectKind = 'VirtualService' | 'DestinationRule' | 'HTTPRoute' | 'GRPCRoute';
 
@@ -340,6 +345,9 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
             }
           }
         }
+        // Istio and the Gateway API: once routes apply to a port, a request none of them matches
+        // is answered 404 (Envoy's NR), not sent to the whole service.
+        if (routes.length > 0 && protocol !== 'TCP') routes.push({ name: NO_ROUTE_NAME, matches: [], action: { kind: 'direct-response', status: 404, body: 'no route matched\n' } });
         const defaultCluster = clusterName(hostname, spec.port);
         if (!refs.has(defaultCluster)) refs.set(defaultCluster, { name: defaultCluster, service: sKey, hostname, port: spec.port });
         ports.push({ port: spec.port, protocol, routes, defaultCluster });
