@@ -91,9 +91,10 @@ describe('WaypointDeployer against the embedded API server', () => {
     const pending = await eventually(() => {
       expect(condition('waypoint', 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: 1 });
       const p = condition('waypoint', 'Programmed');
-      expect(p).toMatchObject({ status: 'False', reason: 'Pending' });
+      // First "to be created", then — once the Deployment informer has it — the replica count.
+      expect(p).toMatchObject({ status: 'False', reason: 'Pending', message: 'waiting for Deployment demo/waypoint: 0 of 1 replicas available' });
       return p;
-    }, { ...WAIT, description: 'Programmed=False/Pending' });
+    }, { ...WAIT, description: 'Programmed=False/Pending, waiting for replicas' });
     expect(pending?.message).toBe('waiting for Deployment demo/waypoint: 0 of 1 replicas available');
 
     const clusterIP = (get('Service', 'waypoint')?.spec as { clusterIP?: string }).clusterIP;
@@ -110,8 +111,17 @@ describe('WaypointDeployer against the embedded API server', () => {
   });
 
   it('applies only what changed: reconciling again writes nothing', async () => {
-    await deployer.idle();
-    const before = ['ServiceAccount', 'Deployment', 'Service', 'Gateway'].map((k) => get(k, 'waypoint')?.metadata.resourceVersion);
+    const versions = (): Array<string | undefined> => ['ServiceAccount', 'Deployment', 'Service', 'Gateway'].map((k) => get(k, 'waypoint')?.metadata.resourceVersion);
+    // Settled first: the informers behind mesh.view() have caught up with the last status write.
+    await eventually(async () => {
+      await deployer.idle();
+      const seen = versions();
+      await new Promise((r) => setTimeout(r, 200));
+      deployer.reconcile(mesh.view());
+      await deployer.idle();
+      expect(versions()).toEqual(seen);
+    }, { ...WAIT, description: 'the deployer settled' });
+    const before = versions();
     for (let i = 0; i < 3; i++) deployer.reconcile(mesh.view());
     await deployer.idle();
     expect(['ServiceAccount', 'Deployment', 'Service', 'Gateway'].map((k) => get(k, 'waypoint')?.metadata.resourceVersion)).toEqual(before);
