@@ -15,6 +15,7 @@
  * 404/405 from `/status` (object gone, or a server without the subresource) is logged once per
  * kind and skipped — status is a courtesy, never a reason to stop serving the mesh.
  */
+import { LatestWorkQueue } from './latest-work-queue.js';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../telemetry/logger.js';
 import { RESOURCES, statusCodeOf, type ResourceKind } from '../kube/informer.js';
@@ -138,9 +139,7 @@ export class PolicyStatusWriter {
   readonly #rootNamespace: string;
   readonly #now: () => Date;
   readonly #unsupportedLogged = new Set<PolicyKind>();
-  #queued: Array<{ kind: PolicyKind; object: StatusShape; desired: ConditionSpec[] }> | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  readonly #queue = new LatestWorkQueue<{ kind: PolicyKind; object: StatusShape; desired: ConditionSpec[] }>((item) => this.#write(item.kind, item.object, item.desired));
 
   constructor(opts: PolicyStatusWriterOptions) {
     if (opts.patch) this.#patch = opts.patch;
@@ -152,36 +151,23 @@ export class PolicyStatusWriter {
   }
 
   reconcile(view: { authorizationPolicies?: readonly AuthorizationPolicyObject[]; peerAuthentications?: readonly PeerAuthenticationObject[] }): void {
-    if (this.#stopped) return;
+    if (this.#queue.stopped) return;
     const work: Array<{ kind: PolicyKind; object: StatusShape; desired: ConditionSpec[] }> = [];
     for (const ap of view.authorizationPolicies ?? []) {
       const desired = authorizationPolicyConditions(ap, this.#rootNamespace);
       if (desired) work.push({ kind: 'AuthorizationPolicy', object: ap as StatusShape, desired });
     }
     for (const pa of view.peerAuthentications ?? []) work.push({ kind: 'PeerAuthentication', object: pa as StatusShape, desired: peerAuthenticationConditions(pa, this.#rootNamespace) });
-    this.#queued = work;
-    if (!this.#running) this.#running = this.#drain().finally(() => (this.#running = undefined));
+    this.#queue.replace(work);
   }
 
   /** Resolves when no reconcile is running or queued. */
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+  idle(): Promise<void> {
+    return this.#queue.idle();
   }
 
   stop(): void {
-    this.#stopped = true;
-    this.#queued = undefined;
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#queued && !this.#stopped) {
-      const work = this.#queued;
-      this.#queued = undefined;
-      for (const item of work) {
-        if (this.#stopped || this.#queued) break; // a newer view replaces the rest
-        await this.#write(item.kind, item.object, item.desired);
-      }
-    }
+    this.#queue.stop();
   }
 
   async #write(kind: PolicyKind, object: StatusShape, desired: ConditionSpec[]): Promise<void> {

@@ -17,6 +17,7 @@
  * replaces the queued one. 404/405 are logged once per kind (object gone, or no status
  * subresource) — status never stops routing.
  */
+import { LatestWorkQueue } from './latest-work-queue.js';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../telemetry/logger.js';
 import { RESOURCES, statusCodeOf, type ResourceKind } from '../kube/informer.js';
@@ -141,6 +142,8 @@ interface Work {
   kind: RouteObjectKind;
   object: KubeObjectLike;
   desired: ConditionSpec[];
+  /** `ns/name` of every waypoint Gateway in the view (for HTTPRoute parent statuses). */
+  waypoints: ReadonlySet<string>;
 }
 
 export class RouteStatusWriter {
@@ -149,9 +152,7 @@ export class RouteStatusWriter {
   readonly #clusterDomain: string;
   readonly #now: () => Date;
   readonly #unsupportedLogged = new Set<RouteObjectKind>();
-  #queued: { work: Work[]; waypoints: Set<string> } | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  readonly #queue = new LatestWorkQueue<Work>((item) => this.#write(item));
 
   constructor(opts: RouteStatusWriterOptions) {
     if (opts.patch) this.#patch = opts.patch;
@@ -164,45 +165,32 @@ export class RouteStatusWriter {
 
   /** Brings every object named in `status` (by routeObjectKey) up to date. */
   reconcile(view: MeshView, status: ReadonlyMap<string, ConditionSpec[]>): void {
-    if (this.#stopped) return;
+    if (this.#queue.stopped) return;
     const work: Work[] = [];
+    const waypoints = new Set(((view.gateways ?? []) as GatewayObject[]).filter(isWaypointGateway).map((g) => `${g.metadata.namespace ?? 'default'}/${g.metadata.name ?? ''}`));
     const add = (kind: RouteObjectKind, objects: readonly KubeObjectLike[] | undefined): void => {
       for (const object of objects ?? []) {
         const desired = status.get(routeObjectKey(kind, object));
-        if (desired) work.push({ kind, object, desired });
+        if (desired) work.push({ kind, object, desired, waypoints });
       }
     };
     add('VirtualService', view.virtualServices);
     add('DestinationRule', view.destinationRules);
     add('HTTPRoute', view.httpRoutes);
     add('GRPCRoute', view.grpcRoutes);
-    const waypoints = new Set(((view.gateways ?? []) as GatewayObject[]).filter(isWaypointGateway).map((g) => `${g.metadata.namespace ?? 'default'}/${g.metadata.name ?? ''}`));
-    this.#queued = { work, waypoints };
-    if (!this.#running) this.#running = this.#drain().finally(() => (this.#running = undefined));
+    this.#queue.replace(work);
   }
 
   /** Resolves when no reconcile is running or queued. */
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+  idle(): Promise<void> {
+    return this.#queue.idle();
   }
 
   stop(): void {
-    this.#stopped = true;
-    this.#queued = undefined;
+    this.#queue.stop();
   }
 
-  async #drain(): Promise<void> {
-    while (this.#queued && !this.#stopped) {
-      const { work, waypoints } = this.#queued;
-      this.#queued = undefined;
-      for (const item of work) {
-        if (this.#stopped || this.#queued) break; // a newer view replaces the rest
-        await this.#write(item, waypoints);
-      }
-    }
-  }
-
-  async #write({ kind, object, desired }: Work, waypoints: ReadonlySet<string>): Promise<void> {
+  async #write({ kind, object, desired, waypoints }: Work): Promise<void> {
     const now = this.#now();
     const status = kind === 'HTTPRoute' || kind === 'GRPCRoute' ? nextRouteParents(object as HttpRouteObject, desired, waypoints, now, this.#clusterDomain) : nextIstioStatus(object, desired, now);
     if (!status) return;

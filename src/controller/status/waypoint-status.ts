@@ -17,6 +17,7 @@
  * still shows the object as it was before our write. 404 (object gone) is skipped; 405 (a server
  * without Service /status) is logged once. A reconcile while one runs replaces any queued one.
  */
+import { LatestWorkQueue } from './latest-work-queue.js';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../telemetry/logger.js';
 import { statusCodeOf } from '../kube/informer.js';
@@ -109,12 +110,9 @@ export class WaypointStatusWriter {
   readonly #patchPod: PodAnnotationsPatcher;
   readonly #log: Logger;
   readonly #now: () => Date;
-  readonly #concurrency: number;
+  readonly #queue: LatestWorkQueue<Work>;
   readonly #written = new Map<string, { json: string; seenVersion: string | undefined }>();
   #unsupportedLogged = false;
-  #queued: Work[] | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
 
   constructor(opts: WaypointStatusWriterOptions) {
     const { kubeConfig } = opts;
@@ -123,12 +121,12 @@ export class WaypointStatusWriter {
     this.#patchPod = opts.patchPodAnnotations ?? kubePodAnnotationsPatcher(kubeConfig as KubeConfig);
     this.#log = opts.log.child({ component: 'waypoint-status' });
     this.#now = opts.now ?? (() => new Date());
-    this.#concurrency = Math.max(1, opts.concurrency ?? 4);
+    this.#queue = new LatestWorkQueue<Work>((item) => this.#write(item), Math.max(1, opts.concurrency ?? 4));
   }
 
   /** Queues the writes that bring Services and Pods in line with `resources.waypointBindings`. */
   reconcile(view: Pick<MeshView, 'services' | 'pods'>, resources: Pick<MeshResources, 'waypointBindings'>): void {
-    if (this.#stopped) return;
+    if (this.#queue.stopped) return;
     const work: Work[] = [];
     const now = this.#now();
     const live = new Set<string>();
@@ -152,29 +150,16 @@ export class WaypointStatusWriter {
       work.push({ kind: 'Pod', namespace, name, seenVersion: pod.metadata.resourceVersion, json: JSON.stringify(value), write: () => this.#patchPod(namespace, name, { [WAYPOINT_ANNOTATION]: value }) });
     }
     for (const key of this.#written.keys()) if (!live.has(key)) this.#written.delete(key);
-    this.#queued = work;
-    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+    this.#queue.replace(work);
   }
 
   /** Resolves when no reconcile is running or queued. */
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+  idle(): Promise<void> {
+    return this.#queue.idle();
   }
 
   stop(): void {
-    this.#stopped = true;
-    this.#queued = undefined;
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#queued && !this.#stopped) {
-      const work = this.#queued;
-      this.#queued = undefined;
-      for (let i = 0; i < work.length; i += this.#concurrency) {
-        if (this.#stopped || this.#queued) break; // a newer view replaces the rest
-        await Promise.all(work.slice(i, i + this.#concurrency).map((item) => this.#write(item)));
-      }
-    }
+    this.#queue.stop();
   }
 
   async #write(item: Work): Promise<void> {

@@ -22,6 +22,7 @@ import {
   workloadResourceName,
 } from '../../xds/codec.js';
 import type { MeshResources } from '../mesh/compute-mesh-resources.js';
+import { CoalescedFollower } from './coalesced-follower.js';
 import type { ResourceStore } from './resource-store.js';
 
 export interface MeshSource {
@@ -49,25 +50,28 @@ export interface MeshPublisherOptions {
 
 export class MeshPublisher {
   readonly #opts: MeshPublisherOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #unsubscribe: (() => void) | undefined;
+  readonly #follower: CoalescedFollower;
   #last: PublicationStats | undefined;
 
   constructor(opts: MeshPublisherOptions) {
     this.#opts = opts;
+    this.#follower = new CoalescedFollower(
+      (listener) => opts.mesh.onChange(listener),
+      () => this.publish(),
+      opts.coalesceMs ?? 10,
+      // The store keeps the previous (good) state; the next change tries again.
+      (err) => opts.log.error({ err: describeError(err) }, 'cannot publish the mesh; agents keep the previous state'),
+    );
   }
 
   /** Publishes the current state now, then follows changes. */
   start(): PublicationStats {
-    this.#unsubscribe ??= this.#opts.mesh.onChange(() => this.#schedule());
+    this.#follower.start();
     return this.publish();
   }
 
   stop(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#follower.stop();
   }
 
   last(): PublicationStats | undefined {
@@ -108,19 +112,5 @@ export class MeshPublisher {
     log.debug(stats, 'mesh published');
     this.#opts.onPublished?.(stats);
     return stats;
-  }
-
-  #schedule(): void {
-    if (this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      try {
-        this.publish();
-      } catch (err) {
-        // The store keeps the previous (good) state; the next change tries again.
-        this.#opts.log.error({ err: describeError(err) }, 'cannot publish the mesh; agents keep the previous state');
-      }
-    }, this.#opts.coalesceMs ?? 10);
-    this.#timer.unref();
   }
 }

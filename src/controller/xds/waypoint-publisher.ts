@@ -13,6 +13,7 @@
  * A config that cannot be encoded (a translator bug; the schema refuses it) is not published:
  * the store keeps that waypoint's previous config, with a warning naming it.
  */
+import { CoalescedFollower } from './coalesced-follower.js';
 import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { encodeWaypointConfig, WAYPOINT_CONFIG_TYPE_URL } from '../../xds/waypoint-codec.js';
@@ -51,25 +52,28 @@ export class WaypointPublisher {
   readonly #opts: WaypointPublisherOptions;
   #lastValid: ReadonlyMap<string, LastValid> = new Map();
   #status: ReadonlyMap<string, ConditionSpec[]> = new Map();
-  #timer: NodeJS.Timeout | undefined;
-  #unsubscribe: (() => void) | undefined;
+  readonly #follower: CoalescedFollower;
   #last: WaypointPublicationStats | undefined;
 
   constructor(opts: WaypointPublisherOptions) {
     this.#opts = opts;
+    this.#follower = new CoalescedFollower(
+      (listener) => opts.mesh.onChange(listener),
+      () => this.publish(),
+      opts.coalesceMs ?? 10,
+      // The store keeps the previous (good) configs; the next change tries again.
+      (err) => opts.log.error({ err: describeError(err) }, 'cannot publish waypoint configs; waypoints keep the previous ones'),
+    );
   }
 
   /** Publishes the current state now, then follows changes. */
   start(): WaypointPublicationStats {
-    this.#unsubscribe ??= this.#opts.mesh.onChange(() => this.#schedule());
+    this.#follower.start();
     return this.publish();
   }
 
   stop(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#follower.stop();
   }
 
   last(): WaypointPublicationStats | undefined {
@@ -113,19 +117,5 @@ export class WaypointPublisher {
     log.debug(stats, 'waypoint configs published');
     this.#opts.onPublished?.(stats, result.status);
     return stats;
-  }
-
-  #schedule(): void {
-    if (this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      try {
-        this.publish();
-      } catch (err) {
-        // The store keeps the previous (good) configs; the next change tries again.
-        this.#opts.log.error({ err: describeError(err) }, 'cannot publish waypoint configs; waypoints keep the previous ones');
-      }
-    }, this.#opts.coalesceMs ?? 10);
-    this.#timer.unref();
   }
 }
