@@ -10,7 +10,7 @@
  * - a controller killed with SIGKILL does not interrupt established connections, and what changed
  *   while it was down is applied once the kubelet has restarted it.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,12 +18,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
+import { expectWholeStream, openStream as openPacedStream, STREAM_SCRIPT } from '../helpers/sandbox-stream.js';
 
 const guard = requireRoot('sandbox ambient enrolment', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'busybox', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
 const AMESH = join(REPO, 'bin', 'amesh.js');
-/** Lines the stream server sends, one every 100 ms. */
-const STREAM_INTERVAL_S = 0.1;
 const ENROL_DEADLINE_MS = 2_000;
 
 interface DumpWorkload {
@@ -73,33 +72,16 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
       .split(/\s+/);
   const podFingerprint = (): string => kubectlOk('get', 'pods', '-n', 'demo', '-o', 'jsonpath={range .items[*]}{.metadata.uid}:{.status.containerStatuses[0].restartCount} {end}');
 
-  /** A paced stream from demo/client to the stream Service: `lines` numbered lines. */
-  const openStream = (lines: number): Promise<{ out: string; code: number | null }> => {
-    const ip = kubectlOk('get', 'svc', '-n', 'demo', 'stream', '-o', 'jsonpath={.spec.clusterIP}').trim();
-    const child = spawn(process.execPath, [AMESH, 'sandbox', 'exec', '--dir', dir, 'demo/nc-client', '--', 'busybox', 'nc', ip, '9000'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdin.write(`${lines}\n`);
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), (lines * STREAM_INTERVAL_S + 60) * 1000);
-    return new Promise((resolve) =>
-      child.on('exit', (code) => {
-        clearTimeout(killer);
-        resolve({ out, code });
-      }),
-    );
-  };
-  const expectWholeStream = (out: string, lines: number): void => {
-    const got = out.trim().split('\n');
-    expect(got.length, `received ${got.length} of ${lines} lines; last: ${got.at(-1)}`).toBe(lines);
-    for (let i = 0; i < lines; i++) if (got[i] !== `line ${i + 1}`) expect(got[i], `line ${i + 1}`).toBe(`line ${i + 1}`);
-  };
+  /** A paced stream from demo/nc-client to the stream Service: `lines` numbered lines. */
+  const openStream = (lines: number): Promise<{ out: string; code: number | null }> =>
+    openPacedStream(dir, 'demo/nc-client', kubectlOk('get', 'svc', '-n', 'demo', 'stream', '-o', 'jsonpath={.spec.clusterIP}').trim(), 9000, lines);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'amesh-ambient-test-'));
     await sandboxUp({ dir, name, nodes: 2 });
     kubectlOk('apply', '-f', join(REPO, 'samples', 'demo', 'demo.yaml'));
     const script = join(dir, 'stream.sh');
-    await writeFile(script, `#!/bin/sh\nread n\ni=1\nwhile [ "$i" -le "$n" ]; do echo "line $i"; i=$((i+1)); sleep ${STREAM_INTERVAL_S}; done\n`);
+    await writeFile(script, STREAM_SCRIPT);
     await chmod(script, 0o755);
     apply(
       [

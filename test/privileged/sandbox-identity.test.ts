@@ -12,7 +12,7 @@
  *   without losing a byte, and new handshakes present the newest certificate.
  * Slow by nature (~13 minutes): the durations are the issue's.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,14 +22,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
+import { expectWholeStream, openStream as openPacedStream, STREAM_INTERVAL_S, STREAM_SCRIPT } from '../helpers/sandbox-stream.js';
 
 const guard = requireRoot('sandbox identity', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'openssl', 'busybox', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
 const AMESH = join(REPO, 'bin', 'amesh.js');
 const OUTAGE_MS = 5 * 60_000;
 const SHORT_TTL_SECONDS = 120;
-/** Lines the stream server sends, one every 100 ms. */
-const STREAM_INTERVAL_S = 0.1;
 
 interface CertificateDump {
   identity: string;
@@ -80,27 +79,7 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
   };
 
   /** A paced stream through the mesh: the client reads `lines` numbered lines from the stream server. */
-  const openStream = (lines: number): Promise<{ out: string; code: number | null }> => {
-    const child = spawn(process.execPath, [AMESH, 'sandbox', 'exec', '--dir', dir, 'idt/client', '--', 'busybox', 'nc', serviceIp('stream'), '9000'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    // The server's first read is the line count; stdin stays open until the server has sent them all.
-    child.stdin.write(`${lines}\n`);
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), (lines * STREAM_INTERVAL_S + 120) * 1000);
-    return new Promise((resolve) =>
-      child.on('exit', (code) => {
-        clearTimeout(killer);
-        resolve({ out, code });
-      }),
-    );
-  };
-  const expectWholeStream = (out: string, lines: number): void => {
-    const got = out.trim().split('\n');
-    expect(got.length, `received ${got.length} of ${lines} lines; last: ${got.at(-1)}`).toBe(lines);
-    for (let i = 0; i < lines; i++) if (got[i] !== `line ${i + 1}`) expect(got[i], `line ${i + 1}`).toBe(`line ${i + 1}`);
-  };
+  const openStream = (lines: number): Promise<{ out: string; code: number | null }> => openPacedStream(dir, 'idt/client', serviceIp('stream'), 9000, lines);
   const curlEcho = (host: string): ReturnType<typeof spawnSync> =>
     amesh('sandbox', 'exec', '--dir', dir, 'idt/client', '--', 'curl', '-s', '--max-time', '5', `http://${host}`);
 
@@ -126,7 +105,7 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
     await sandboxUp({ dir, name, nodes: 2 });
     // The stream server: one numbered line every 100 ms, as many as the client asks for in the first line it sends.
     const script = join(dir, 'stream.sh');
-    await writeFile(script, `#!/bin/sh\nread n\ni=1\nwhile [ "$i" -le "$n" ]; do echo "line $i"; i=$((i+1)); sleep ${STREAM_INTERVAL_S}; done\n`);
+    await writeFile(script, STREAM_SCRIPT);
     await chmod(script, 0o755);
     const manifest = join(dir, 'idt.yaml');
     await writeFile(
