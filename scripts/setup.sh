@@ -14,6 +14,8 @@ declare -A NEED=(
   [curl]=curl [make]=make [g++]=g++ [python3]=python3 [unshare]=util-linux [sysctl]=procps
   # the sandbox: real kubectl for users and tests, host programs behind the nginx/busybox images
   [kubectl]=kubernetes-client [busybox]=busybox [nginx]=nginx-light
+  # L7 comparators and the closed-loop load generator of `npm run bench:waypoint`
+  [haproxy]=haproxy [wrk]=wrk
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done
@@ -28,7 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  # nginx is only a program for sandbox pods: keep its package from starting a host service on :80.
+  # nginx and haproxy are only programs for sandbox pods and benchmarks: keep their packages from
+  # starting host services.
   guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
