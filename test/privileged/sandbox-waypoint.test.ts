@@ -51,6 +51,18 @@ describe.skipIf(!guard.run)('waypoints and L7 routing (privileged sandbox)', () 
   const condition = (kind: string, object: string, type = 'Accepted'): string =>
     kubectlOk('get', kind, '-n', 'demo', object, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status} {.status.conditions[?(@.type=="${type}")].message}`);
 
+  /** When a waypoint does not become Programmed: its pods, their status and log tails. */
+  const waypointDiagnostics = (gateway: string): string => {
+    const pods = kubectl('get', 'pods', '-n', 'demo', '-l', `gateway.networking.k8s.io/gateway-name=${gateway}`, '-o', 'wide').stdout;
+    const names = kubectl('get', 'pods', '-n', 'demo', '-l', `gateway.networking.k8s.io/gateway-name=${gateway}`, '-o', 'jsonpath={.items[*].metadata.name}').stdout.split(' ').filter(Boolean);
+    const details = names.map((pod) => {
+      const status = kubectl('get', 'pod', '-n', 'demo', pod, '-o', 'jsonpath={.status}').stdout;
+      const log = amesh('sandbox', 'logs', '--dir', dir, `demo/${pod}`).stdout.split('\n').slice(-30).join('\n');
+      return `--- ${pod} status: ${status}\n--- ${pod} log tail:\n${log}`;
+    });
+    return `waypoint pods:\n${pods}\n${details.join('\n')}`;
+  };
+
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'amesh-waypoint-test-'));
     await sandboxUp({ dir, name, nodes: 2 });
@@ -79,7 +91,7 @@ describe.skipIf(!guard.run)('waypoints and L7 routing (privileged sandbox)', () 
 
   it('`amesh waypoint apply -n demo --enroll-namespace --wait` deploys a waypoint that becomes Programmed', () => {
     const r = amesh('waypoint', 'apply', '-n', 'demo', '--enroll-namespace', '--wait', '--timeout', '120s');
-    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.status, `${r.stdout}\n${r.stderr}\n${waypointDiagnostics('waypoint')}`).toBe(0);
     expect(kubectlOk('get', 'gateway', '-n', 'demo', 'waypoint', '-o', 'jsonpath={.status.conditions[?(@.type=="Programmed")].status}')).toBe('True');
     expect(kubectlOk('get', 'ns', 'demo', '-o', 'jsonpath={.metadata.labels.istio\\.io/use-waypoint}')).toBe('waypoint');
     const list = amesh('waypoint', 'list', '-n', 'demo');
@@ -179,7 +191,7 @@ describe.skipIf(!guard.run)('waypoints and L7 routing (privileged sandbox)', () 
     const del = amesh('waypoint', 'delete', '-n', 'demo', 'waypoint');
     expect(del.status, del.stderr).toBe(0);
     const r = amesh('waypoint', 'apply', '-n', 'demo', '--service-account', 'backend-sa', '--wait', '--timeout', '120s');
-    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.status, `${r.stdout}\n${r.stderr}\n${waypointDiagnostics('backend-sa-waypoint')}`).toBe(0);
     kubectlOk('apply', '-f', join(SAMPLES, 'header-virtual-service.yaml'));
     await eventually(() => expect(versions(20, ['user-group: beta-tester'])).toMatchObject({ v2: 20 }), { timeoutMs: 20_000, intervalMs: 500, description: 'backend (backend-sa) goes through its waypoint' });
     // frontend runs as frontend-sa: reached directly; the waypoint's access log never names it.
