@@ -67,6 +67,7 @@ describe('renderWaypoint', () => {
       AMESH_CA_TOKEN_FILE: '/var/run/secrets/tokens/istio-token',
       AMESH_TRUST_DOMAIN: 'example.org',
       AMESH_LOG_LEVEL: 'info',
+      TMPDIR: '/var/run/amesh/tmp',
     });
     expect(c?.ports.map((p) => p.containerPort)).toEqual([15008, 15020, 15021]);
     expect(c?.readinessProbe.httpGet).toEqual({ path: '/healthz/ready', port: 15021 });
