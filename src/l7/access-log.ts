@@ -24,6 +24,14 @@ export interface AccessRecord {
   destination: string;
   requestId?: string;
   error?: string;
+  /** Tries made (1 + retries) when more than one. */
+  attempts?: number;
+  /** The AuthorizationPolicy (and rule) that decided: `ns/name rule N`, or why none allowed. */
+  authz?: string;
+  /** AUDIT policies that matched. */
+  audit?: string[];
+  /** The verified JWT principal (`iss/sub`). */
+  requestPrincipal?: string;
 }
 
 export function writeAccessLog(log: Logger, record: AccessRecord): void {

@@ -27,6 +27,10 @@ export interface WaypointConfig {
   identity: string;
   services: WaypointService[];
   clusters: Cluster[];
+  /** L7 AuthorizationPolicies enforced here (targetRefs to this waypoint or a bound Service). */
+  policies?: L7Policy[];
+  /** RequestAuthentication JWT rules enforced here. */
+  jwtRules?: JwtRule[];
 }
 
 /** A service whose traffic this waypoint handles (bound with istio.io/use-waypoint). */
@@ -138,11 +142,183 @@ export interface HttpRoute {
   responseHeaders?: HeaderMutation;
   rewrite?: UrlRewrite;
   mirrors?: Mirror[];
-  /** Whole-request timeout; absent = none. */
+  /** Whole-request timeout (all tries included, Envoy's route timeout); absent = none. */
   timeoutMs?: number;
+  /** Absent = no retries (the controller fills in Istio's default policy when the user sets none). */
+  retries?: RetryPolicy;
+  /** Fault injection, applied before the request is forwarded (Istio HTTPFaultInjection). */
+  fault?: FaultPolicy;
+}
+
+/**
+ * Envoy's retry conditions as Istio spells them in `retryOn`. HTTP status based: `5xx` (any 5xx
+ * or no response: connect failure / reset / per-try timeout), `gateway-error` (502, 503, 504),
+ * `retriable-4xx` (409), `retriable-status-codes` (the codes in `retriableStatusCodes`);
+ * connection based: `connect-failure`, `reset` (disconnect/reset before response headers),
+ * `refused-stream` (HTTP/2 REFUSED_STREAM); gRPC based (status in the response / trailers-only
+ * headers): `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`.
+ */
+export type RetryOn =
+  | '5xx'
+  | 'gateway-error'
+  | 'reset'
+  | 'connect-failure'
+  | 'retriable-4xx'
+  | 'refused-stream'
+  | 'retriable-status-codes'
+  | 'cancelled'
+  | 'deadline-exceeded'
+  | 'internal'
+  | 'resource-exhausted'
+  | 'unavailable';
+
+export interface RetryPolicy {
+  /** Retries after the first try (Istio `attempts`); 0 = none. */
+  attempts: number;
+  /** Timeout of each try; absent = only the route timeout applies. */
+  perTryTimeoutMs?: number;
+  retryOn: RetryOn[];
+  /** For `retriable-status-codes`. */
+  retriableStatusCodes?: number[];
+  /** A retry goes to another endpoint when one is eligible (Envoy previous_hosts; Istio's default). */
+  otherHost: boolean;
+  /** Exponential backoff with full jitter: base (Envoy default 25 ms), capped at 10× base. */
+  backoffBaseMs?: number;
+}
+
+export interface FaultPolicy {
+  /** Delay this share of requests before forwarding them. */
+  delay?: { percent: number; delayMs: number };
+  /** Answer this share of requests locally (flag FI) instead of forwarding them. */
+  abort?: { percent: number; httpStatus?: number; grpcStatus?: number };
+}
+
+/**
+ * An AuthorizationPolicy as the waypoint enforces it. Values keep Istio's string syntax
+ * (`*`, `prefix*`, `*suffix`, CIDRs, `ns/name` principals without `spiffe://`...); the engine
+ * (src/l7/authz/) compiles them. Istio semantics: CUSTOM is not supported; DENY policies first
+ * (any match → 403), then if any ALLOW policy applies, a request must match one (else 403);
+ * AUDIT only logs. A policy with no rules: ALLOW matches nothing, DENY matches nothing.
+ */
+export interface L7Policy {
+  /** `namespace/name` of the AuthorizationPolicy. */
+  name: string;
+  action: 'ALLOW' | 'DENY' | 'AUDIT';
+  /** The services (keys, `namespace/hostname`) it applies to; absent = all traffic of this waypoint. */
+  services?: string[];
+  rules: L7Rule[];
+}
+
+/** Every present part must hold; `from` entries are OR'ed, `to` entries are OR'ed, `when` AND'ed. */
+export interface L7Rule {
+  from?: L7Source[];
+  to?: L7Operation[];
+  when?: L7Condition[];
+}
+
+export interface L7Source {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+export interface L7Operation {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: string[];
+  notPorts?: string[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+export interface L7Condition {
+  /** Istio key: `request.headers[x]`, `source.ip`, `source.namespace`, `source.principal`, `remote.ip`, `destination.ip`, `destination.port`, `request.auth.principal`, `request.auth.audiences`, `request.auth.presenter`, `request.auth.claims[c]` (nested `[a][b]`). */
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+/** One RequestAuthentication `jwtRules` entry. */
+export interface JwtRule {
+  /** `namespace/name` of the RequestAuthentication. */
+  policy: string;
+  /** The services (keys) it applies to; absent = all traffic of this waypoint. */
+  services?: string[];
+  issuer: string;
+  /** Absent/empty = any audience. */
+  audiences?: string[];
+  /** Inline JWKS (JSON text). */
+  jwks?: string;
+  /** Fetched (and cached) by the waypoint when `jwks` is absent. */
+  jwksUri?: string;
+  /** Where the token is; default `Authorization: Bearer <token>`. */
+  fromHeaders?: Array<{ name: string; prefix?: string }>;
+  fromParams?: string[];
+  /** Keep the token in the request forwarded upstream (default: removed). */
+  forwardOriginalToken?: boolean;
+  /** Put the verified payload (base64url JSON) in this request header upstream. */
+  outputPayloadToHeader?: string;
 }
 
 export type LoadBalancerPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+
+/** DestinationRule `loadBalancer.consistentHash`: endpoints chosen on a ring by this key. */
+export type HashPolicy =
+  | { kind: 'header'; name: string }
+  | { kind: 'cookie'; name: string; path?: string; ttlMs?: number }
+  | { kind: 'source-ip' }
+  | { kind: 'query'; name: string };
+
+/** DestinationRule `connectionPool`, Envoy circuit-breaker semantics, per cluster. Absent = unlimited. */
+export interface ConnectionPool {
+  /** tcp.maxConnections: upstream connections of the cluster (HTTP/1.1: requests in flight). */
+  maxConnections?: number;
+  /** tcp.connectTimeout. */
+  connectTimeoutMs?: number;
+  /** http.http1MaxPendingRequests: requests waiting for a connection; beyond → 503 `UO`. */
+  maxPendingRequests?: number;
+  /** http.http2MaxRequests: requests in flight to the cluster; beyond → 503 `UO`. */
+  maxRequests?: number;
+  /** http.maxRequestsPerConnection: a connection is closed after this many requests. */
+  maxRequestsPerConnection?: number;
+  /** http.maxRetries: retries in flight to the cluster; beyond, a retry is not made. */
+  maxRetries?: number;
+  /** http.idleTimeout: idle upstream connections close after this long. */
+  idleTimeoutMs?: number;
+}
+
+/** DestinationRule `outlierDetection` (Envoy outlier detection). */
+export interface OutlierDetection {
+  /** 5xx responses (and local failures) in a row that eject an endpoint; absent = off. */
+  consecutive5xxErrors?: number;
+  /** 502/503/504 (and local failures) in a row that eject; absent = off. */
+  consecutiveGatewayErrors?: number;
+  /** How often ejections are reviewed (Istio default 10 s). */
+  intervalMs: number;
+  /** Ejection time = this × times ejected (Istio default 30 s). */
+  baseEjectionTimeMs: number;
+  /** At most this share of the cluster's endpoints ejected at once (Istio default 10). */
+  maxEjectionPercent: number;
+  /** Istio minHealthPercent: below this share healthy, ejection is off (panic). Default 0. */
+  minHealthPercent?: number;
+}
+
+/** localityLbSetting basics: prefer endpoints nearest the waypoint (same zone, then region). */
+export interface LocalityLb {
+  /** `region/zone/subzone` of the waypoint itself ('' parts when unknown). */
+  local: string;
+  /** Istio `failover` (from region → to region) order hints. */
+  failover?: Array<{ from: string; to: string }>;
+}
 
 export interface Endpoint {
   /** The workload's IP. */
@@ -157,6 +333,8 @@ export interface Endpoint {
   weight?: number;
   /** The workload uid (logs, config dumps). */
   workload?: string;
+  /** `region/zone/subzone` (from the node's topology labels); absent = unknown. */
+  locality?: string;
 }
 
 export interface Cluster {
@@ -167,6 +345,11 @@ export interface Cluster {
   port: number;
   subset?: string;
   lb: LoadBalancerPolicy;
+  /** When set, replaces `lb`: consistent hashing (ring hash) on this key. */
+  hash?: HashPolicy;
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
+  localityLb?: LocalityLb;
   /** Healthy endpoints only. */
   endpoints: Endpoint[];
 }

@@ -20,6 +20,16 @@ export const ResponseFlag = Object.freeze({
   DownstreamConnectionTermination: 'DC',
   /** A direct response (redirect, direct-response) generated here. */
   DirectResponse: 'DR',
+  /** A connection-pool limit (circuit breaker) refused the request. */
+  UpstreamOverflow: 'UO',
+  /** Fault injection aborted the request. */
+  FaultInjected: 'FI',
+  /** Fault injection delayed the request. */
+  DelayInjected: 'DI',
+  /** The retry budget (maxRetries) was exhausted, so the last try's answer stands. */
+  UpstreamRetryLimitExceeded: 'URX',
+  /** An AuthorizationPolicy denied the request. */
+  RbacAccessDenied: 'RBAC',
 });
 
 export type ResponseFlagValue = (typeof ResponseFlag)[keyof typeof ResponseFlag];

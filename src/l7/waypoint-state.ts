@@ -10,6 +10,7 @@
  * round robin keeps its position, in-flight counts stay right).
  */
 import { AmeshError } from '../errors/amesh-error.js';
+import { compileAuthz, type AuthzDeps, type CompiledAuthz } from './authz/engine.js';
 import { ClusterBalancer, endpointKey, type OutlierPolicy } from './balancer.js';
 import type { Cluster, Endpoint, WaypointConfig } from './config.js';
 import { addressKey, routeTableFor, type CompiledPort, type RouteTable } from './router.js';
@@ -26,11 +27,15 @@ export interface WaypointState {
   clusters: ReadonlyMap<string, ClusterRuntime>;
   /** `<endpoint address>:<port>` → endpoint, for workload-addressed traffic. */
   endpoints: ReadonlyMap<string, Endpoint>;
+  /** AuthorizationPolicies and RequestAuthentications of this config, compiled. */
+  authz: CompiledAuthz;
 }
 
 export interface BuildStateOptions {
   random?: () => number;
   outlier?: OutlierPolicy;
+  /** Shared across states (JWKS fetching and its cache live here). */
+  authz?: AuthzDeps;
 }
 
 export function buildWaypointState(config: WaypointConfig, version: number, previous: WaypointState | undefined, opts: BuildStateOptions = {}): WaypointState {
@@ -43,7 +48,8 @@ export function buildWaypointState(config: WaypointConfig, version: number, prev
     clusters.set(cluster.name, { cluster, balancer });
     for (const e of cluster.endpoints) endpoints.set(endpointKey(e), e);
   }
-  return { version, config, table, clusters, endpoints };
+  const authz = compileAuthz(config, opts.authz);
+  return { version, config, table, clusters, endpoints, authz };
 }
 
 /** The service port a CONNECT `:authority` (`<vip>:<port>`) names, if this waypoint serves it. */
