@@ -13,7 +13,7 @@
  * Cross-field checks report the same `path: problem` form as zod's own issues.
  */
 import { z } from 'zod';
-import type { WaypointConfig } from './config.js';
+import type { RetryOn, WaypointConfig } from './config.js';
 
 const port = z.number().int().min(1).max(65535);
 const nonEmpty = z.string().min(1);
@@ -95,6 +95,34 @@ const routeAction = z
     if (a.kind === 'forward' && !a.backends.some((b) => b.weight > 0)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backends'], message: 'the backends’ weights total 0' });
   });
 
+const percent = z.number().min(0).max(100);
+const millis = z.number().int().min(0);
+const positiveInt = z.number().int().min(1);
+
+export const RETRY_ON: readonly RetryOn[] = ['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'];
+
+const retryPolicy = z
+  .object({
+    attempts: z.number().int().min(0),
+    perTryTimeoutMs: millis.optional(),
+    retryOn: z.array(z.enum(RETRY_ON as [RetryOn, ...RetryOn[]])),
+    retriableStatusCodes: z.array(z.number().int().min(100).max(599)).optional(),
+    otherHost: z.boolean(),
+    backoffBaseMs: millis.optional(),
+  })
+  .strict();
+
+const faultPolicy = z
+  .object({
+    delay: z.object({ percent, delayMs: millis }).strict().optional(),
+    abort: z
+      .object({ percent, httpStatus: z.number().int().min(200).max(599).optional(), grpcStatus: z.number().int().min(0).max(16).optional() })
+      .strict()
+      .refine((a) => a.httpStatus !== undefined || a.grpcStatus !== undefined, { message: 'an abort needs httpStatus or grpcStatus' })
+      .optional(),
+  })
+  .strict();
+
 const httpRoute = z
   .object({
     name: nonEmpty,
@@ -105,6 +133,8 @@ const httpRoute = z
     rewrite: urlRewrite.optional(),
     mirrors: z.array(mirror).optional(),
     timeoutMs: z.number().min(0).optional(),
+    retries: retryPolicy.optional(),
+    fault: faultPolicy.optional(),
   })
   .strict();
 
@@ -142,6 +172,44 @@ const endpoint = z
     hbone: z.boolean(),
     weight: z.number().int().min(0).optional(),
     workload: z.string().optional(),
+    locality: z.string().optional(),
+  })
+  .strict();
+
+const hashPolicy = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('header'), name: nonEmpty }).strict(),
+  z.object({ kind: z.literal('cookie'), name: nonEmpty, path: z.string().optional(), ttlMs: millis.optional() }).strict(),
+  z.object({ kind: z.literal('source-ip') }).strict(),
+  z.object({ kind: z.literal('query'), name: nonEmpty }).strict(),
+]);
+
+const connectionPool = z
+  .object({
+    maxConnections: positiveInt.optional(),
+    connectTimeoutMs: positiveInt.optional(),
+    maxPendingRequests: positiveInt.optional(),
+    maxRequests: positiveInt.optional(),
+    maxRequestsPerConnection: positiveInt.optional(),
+    maxRetries: z.number().int().min(0).optional(),
+    idleTimeoutMs: positiveInt.optional(),
+  })
+  .strict();
+
+const outlierDetection = z
+  .object({
+    consecutive5xxErrors: z.number().int().min(0).optional(),
+    consecutiveGatewayErrors: z.number().int().min(0).optional(),
+    intervalMs: positiveInt,
+    baseEjectionTimeMs: positiveInt,
+    maxEjectionPercent: percent,
+    minHealthPercent: percent.optional(),
+  })
+  .strict();
+
+const localityLb = z
+  .object({
+    local: z.string(),
+    failover: z.array(z.object({ from: nonEmpty, to: nonEmpty }).strict()).optional(),
   })
   .strict();
 
@@ -152,9 +220,72 @@ const cluster = z
     port,
     subset: nonEmpty.optional(),
     lb: z.enum(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM']),
+    hash: hashPolicy.optional(),
+    connectionPool: connectionPool.optional(),
+    outlierDetection: outlierDetection.optional(),
+    localityLb: localityLb.optional(),
     endpoints: z.array(endpoint),
   })
   .strict();
+
+/** Istio's value syntax is checked by the engine when it compiles; here only the shapes. */
+const strings = z.array(z.string()).optional();
+
+const l7Source = z
+  .object({
+    principals: strings,
+    notPrincipals: strings,
+    requestPrincipals: strings,
+    notRequestPrincipals: strings,
+    namespaces: strings,
+    notNamespaces: strings,
+    ipBlocks: strings,
+    notIpBlocks: strings,
+    remoteIpBlocks: strings,
+    notRemoteIpBlocks: strings,
+  })
+  .strict();
+
+const l7Operation = z
+  .object({ hosts: strings, notHosts: strings, ports: strings, notPorts: strings, methods: strings, notMethods: strings, paths: strings, notPaths: strings })
+  .strict();
+
+const l7Condition = z.object({ key: nonEmpty, values: strings, notValues: strings }).strict();
+
+const l7Policy = z
+  .object({
+    name: nonEmpty,
+    action: z.enum(['ALLOW', 'DENY', 'AUDIT']),
+    services: z.array(nonEmpty).optional(),
+    rules: z.array(z.object({ from: z.array(l7Source).optional(), to: z.array(l7Operation).optional(), when: z.array(l7Condition).optional() }).strict()),
+  })
+  .strict();
+
+const jwtRule = z
+  .object({
+    policy: nonEmpty,
+    services: z.array(nonEmpty).optional(),
+    issuer: nonEmpty,
+    audiences: z.array(nonEmpty).optional(),
+    jwks: z.string().optional(),
+    jwksUri: z.string().url().optional(),
+    fromHeaders: z.array(z.object({ name: nonEmpty, prefix: z.string().optional() }).strict()).optional(),
+    fromParams: z.array(nonEmpty).optional(),
+    forwardOriginalToken: z.boolean().optional(),
+    outputPayloadToHeader: nonEmpty.optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.jwks === undefined && r.jwksUri === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['jwks'], message: 'a JWT rule needs jwks or jwksUri' });
+    if (r.jwks !== undefined) {
+      try {
+        const parsed = JSON.parse(r.jwks) as { keys?: unknown };
+        if (!Array.isArray(parsed.keys)) throw new Error('no keys array');
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['jwks'], message: `not a JWKS document (${(err as Error).message})` });
+      }
+    }
+  });
 
 type Path = Array<string | number>;
 
@@ -181,6 +312,8 @@ const baseSchema = z
     identity: z.string(),
     services: z.array(waypointService),
     clusters: z.array(cluster),
+    policies: z.array(l7Policy).optional(),
+    jwtRules: z.array(jwtRule).optional(),
   })
   .strict();
 
