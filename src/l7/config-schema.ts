@@ -144,6 +144,7 @@ const waypointPort = z
     protocol: z.enum(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'AUTO']),
     routes: z.array(httpRoute),
     defaultCluster: nonEmpty,
+    defaultRetries: retryPolicy.optional(),
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -55,6 +55,8 @@ export interface WaypointPort {
   routes: HttpRoute[];
   /** Where requests go when no route matches (and opaque TCP always): the service's own cluster. */
   defaultCluster: string;
+  /** Retry policy of requests that take `defaultCluster` (Istio's default policy); absent = none. */
+  defaultRetries?: RetryPolicy;
 }
 
 export type StringMatchKind = 'exact' | 'prefix' | 'regex';

@@ -19,7 +19,7 @@
  * The table is cached per config object, so routing on a hot path never recompiles.
  */
 import { AmeshError } from '../errors/amesh-error.js';
-import type { HeaderMutation, HttpRoute, Mirror, Redirect, RequestMatch, StringMatch, UrlRewrite, WaypointConfig, WaypointPort, WaypointService, WeightedBackend } from './config.js';
+import type { FaultPolicy, HeaderMutation, HttpRoute, RetryPolicy, Mirror, Redirect, RequestMatch, StringMatch, UrlRewrite, WaypointConfig, WaypointPort, WaypointService, WeightedBackend } from './config.js';
 import { rewritePath } from './filters/url-rewrite.js';
 
 export interface RouteRequest {
@@ -83,6 +83,8 @@ export type RouteDecision =
       responseHeaders: HeaderMutation[];
       mirrors: Mirror[];
       timeoutMs?: number;
+      retries?: RetryPolicy;
+      fault?: FaultPolicy;
     }
   | { kind: 'redirect'; route: string; redirect: Redirect; matchedPrefix: string; responseHeaders: HeaderMutation[] }
   | { kind: 'direct-response'; route: string; status: number; body?: string; responseHeaders: HeaderMutation[] }
@@ -257,6 +259,8 @@ export function routeRequest(port: CompiledPort, req: RouteRequest, random: () =
       responseHeaders: [...responseHeaders, ...(backend.responseHeaders ? [backend.responseHeaders] : [])],
       mirrors: route.mirrors ?? [],
       ...(route.timeoutMs !== undefined && route.timeoutMs > 0 ? { timeoutMs: route.timeoutMs } : {}),
+      ...(route.retries && route.retries.attempts > 0 ? { retries: route.retries } : {}),
+      ...(route.fault ? { fault: route.fault } : {}),
     };
   }
   const fallback = port.port.defaultCluster;
@@ -271,6 +275,7 @@ export function routeRequest(port: CompiledPort, req: RouteRequest, random: () =
     requestHeaders: [],
     responseHeaders: [],
     mirrors: [],
+    ...(port.port.defaultRetries && port.port.defaultRetries.attempts > 0 ? { retries: port.port.defaultRetries } : {}),
   };
 }
 
