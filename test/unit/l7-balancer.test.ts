@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterBalancer, endpointKey, endpointSetSignature, weightedDraw } from '../../src/l7/balancer.js';
-import type { Cluster, Endpoint } from '../../src/l7/config.js';
+import { ClusterBalancer, endpointKey, endpointSetSignature, weightedDraw, type EndpointState } from '../../src/l7/balancer.js';
+import type { Cluster, Endpoint, WaypointConfig } from '../../src/l7/config.js';
+import { buildWaypointState, poolTargets } from '../../src/l7/waypoint-state.js';
 
 const ep = (address: string, weight?: number, over: Partial<Endpoint> = {}): Endpoint => ({ address, port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/b', hbone: true, ...(weight !== undefined ? { weight } : {}), ...over });
 const names = (b: ClusterBalancer, n: number, now = 0): string[] => Array.from({ length: n }, () => b.pick(now)?.endpoint.address ?? '-');
@@ -116,3 +117,91 @@ describe('state across config updates', () => {
     expect(weightedDraw(b.endpoints, () => 0.9999999999999999).endpoint.address).toBe('b');
   });
 });
+
+describe('pick context', () => {
+  it('pick({ now }) equals pick(now)', () => {
+    const b = new ClusterBalancer('ROUND_ROBIN', [ep('a'), ep('b')], Math.random, { consecutiveFailures: 1, ejectionMs: 1000 });
+    b.connectFailed(b.endpoints[0]!, 0);
+    expect(b.pick({ now: 10 })?.endpoint.address).toBe('b');
+    expect(b.pick(10)?.endpoint.address).toBe('b');
+    expect(b.pick({ now: 1000 })).toBeDefined();
+  });
+
+  it('exclude skips previous attempts; ignored when nothing else is left', () => {
+    const b = new ClusterBalancer('ROUND_ROBIN', [ep('a'), ep('b'), ep('c')]);
+    const [a, bb, c] = b.endpoints;
+    expect(names2(b, 4, new Set([a!]))).toEqual(['b', 'c', 'b', 'c']);
+    expect(names2(b, 2, new Set([a!, bb!, c!])).length).toBe(2);
+    expect(b.pick({ now: 0, exclude: new Set([a!, bb!, c!]) })).toBeDefined();
+  });
+
+  it('exclude combines with ejection: an ejected endpoint is not a fallback while another is healthy', () => {
+    const b = new ClusterBalancer('ROUND_ROBIN', [ep('a'), ep('b'), ep('c')], Math.random, { consecutiveFailures: 1, ejectionMs: 1000 });
+    const [a, bb] = b.endpoints;
+    b.connectFailed(a!, 0);
+    expect(names2(b, 3, new Set([bb!]))).toEqual(['c', 'c', 'c']);
+  });
+
+  it('snapshot shows the per-endpoint state for dumps', () => {
+    const b = new ClusterBalancer('ROUND_ROBIN', [ep('a'), ep('b', 3, { locality: 'r/z' })], Math.random, { consecutiveFailures: 2, ejectionMs: 1000 });
+    const [a] = b.endpoints;
+    b.started(a!);
+    b.connectFailed(a!, 5);
+    b.connectFailed(a!, 5);
+    expect(b.snapshot(6)).toEqual([
+      { key: 'a:8080', weight: 1, ejected: true, ejectedUntil: 1005, consecutive5xx: 0, consecutiveGatewayErrors: 0, consecutiveFailures: 0, timesEjected: 1, ejectionMultiplier: 0, inFlight: 1, requests: 1, failures: 2 },
+      { key: 'b:8080', locality: 'r/z', weight: 3, ejected: false, ejectedUntil: 0, consecutive5xx: 0, consecutiveGatewayErrors: 0, consecutiveFailures: 0, timesEjected: 0, ejectionMultiplier: 0, inFlight: 0, requests: 0, failures: 0 },
+    ]);
+    expect(b.snapshot(1005)[0]).toMatchObject({ ejected: false, ejectedUntil: 0 });
+  });
+});
+
+describe('buildWaypointState: balancer and breaker carry-over', () => {
+  const config = (cluster: Partial<Cluster> = {}): WaypointConfig => ({
+    namespace: 'demo',
+    name: 'waypoint',
+    identity: 'spiffe://cluster.local/ns/demo/sa/waypoint',
+    services: [],
+    clusters: [{ name: 'c', service: 'demo/b', port: 80, lb: 'ROUND_ROBIN', endpoints: [ep('a'), ep('b')], ...cluster }],
+  });
+
+  it.each<[string, Partial<Cluster>, Partial<Cluster>, { balancer: boolean; breaker: boolean }]>([
+    ['nothing changed', { connectionPool: { maxConnections: 1 } }, { connectionPool: { maxConnections: 1 } }, { balancer: true, breaker: true }],
+    ['pool settings changed', { connectionPool: { maxConnections: 1 } }, { connectionPool: { maxConnections: 2 } }, { balancer: true, breaker: false }],
+    ['pool added', {}, { connectionPool: { maxConnections: 2 } }, { balancer: true, breaker: false }],
+    ['endpoints changed', { connectionPool: { maxConnections: 1 } }, { connectionPool: { maxConnections: 1 }, endpoints: [ep('a')] }, { balancer: false, breaker: true }],
+    ['hash policy changed', {}, { hash: { kind: 'source-ip' } }, { balancer: false, breaker: true }],
+    ['outlier detection changed', {}, { outlierDetection: { consecutive5xxErrors: 1, intervalMs: 1, baseEjectionTimeMs: 1, maxEjectionPercent: 10 } }, { balancer: false, breaker: true }],
+    ['locality settings changed', {}, { localityLb: { local: 'r/z/s' } }, { balancer: false, breaker: true }],
+  ])('%s', (_n, before, after, kept) => {
+    const s1 = buildWaypointState(config(before), 1, undefined);
+    const s2 = buildWaypointState(config(after), 2, s1);
+    const r1 = s1.clusters.get('c')!;
+    const r2 = s2.clusters.get('c')!;
+    expect(r2.balancer === r1.balancer).toBe(kept.balancer);
+    expect(r2.breaker === r1.breaker).toBe(kept.breaker);
+    expect(r2.breaker.settings).toEqual(after.connectionPool ?? {});
+  });
+
+  it('a request admitted by a replaced breaker releases into the old one', () => {
+    const s1 = buildWaypointState(config({ connectionPool: { maxConnections: 1 } }), 1, undefined);
+    const old = s1.clusters.get('c')!.breaker;
+    const lease = old.admit('http1');
+    const s2 = buildWaypointState(config({ connectionPool: { maxConnections: 5 } }), 2, s1);
+    expect(s2.clusters.get('c')!.breaker.stats().active).toBe(0);
+    if (lease.kind === 'go') lease.release();
+    expect(old.stats().active).toBe(0);
+  });
+
+  it('poolTargets pairs every endpoint with its cluster’s pool settings', () => {
+    const s = buildWaypointState(config({ connectionPool: { maxRequestsPerConnection: 2 } }), 1, undefined);
+    expect(poolTargets(s).map((t) => [t.endpoint.address, t.settings])).toEqual([
+      ['a', { maxRequestsPerConnection: 2 }],
+      ['b', { maxRequestsPerConnection: 2 }],
+    ]);
+  });
+});
+
+function names2(b: ClusterBalancer, n: number, exclude: ReadonlySet<EndpointState>): string[] {
+  return Array.from({ length: n }, () => b.pick({ now: 0, exclude })?.endpoint.address ?? '-');
+}
