@@ -1,60 +1,75 @@
 /**
  * The waypoint's HTTP proxy: HTTP/1.1 (an `http.Server`) and HTTP/2 cleartext / gRPC (an
  * `http2` server), neither listening — each tunnelled connection is handed over with
- * `emit('connection')` once sniffed (inbound.ts). Every request is routed (router.ts) against
- * the state current when it arrives, load-balanced (balancer.ts) and proxied to the endpoint over
- * a pooled upstream connection (upstream.ts) of the same protocol the client spoke.
+ * `emit('connection')` once sniffed (inbound.ts). Every request runs the same path against the
+ * state current when it arrives (Envoy's filter chain order):
+ *   authorization (authz/engine.ts: deny → 403 `RBAC` / 401) → route (router.ts) → fault
+ *   injection (delay `DI`, abort `FI`) → circuit-breaker admission (overflow → 503 `UO`) → the
+ *   tries (pipeline/try-loop.ts: endpoint pick with the consistent-hash key, retries, per-try
+ *   timeout) over pooled upstream connections (upstream.ts) of the protocol the client spoke.
  *
  * Guarantees:
- * - Bodies stream both ways with back-pressure (pipe); nothing buffers a whole body.
- * - Local answers: no route and no default cluster → 404 `NR`; no cluster / no endpoint / all weights 0 → 503
- *   `no healthy upstream` `UH`; connect failure → 503 `UF`; upstream reset before the response
- *   → 503 `UC`; route timeout → 504 `UT`. Each carries `x-amesh-response-flags`. A gRPC client
- *   gets a trailers-only response (`:status 200`, `grpc-status` 14/12…) instead.
+ * - Bodies stream both ways with back-pressure; nothing buffers a whole body. A request body is
+ *   kept for replay only when its route retries, and only up to RETRY_BODY_LIMIT_BYTES (beyond,
+ *   the request simply gets no retry). A response is chosen on its head: a retried one is
+ *   dropped before any byte of it went downstream, the kept one streams through.
+ * - Local answers: no route and no default cluster → 404 `NR`; no cluster / no endpoint / all
+ *   weights 0 → 503 `no healthy upstream` `UH`; connect failure → 503 `UF`; upstream reset
+ *   before the response → 503 `UC`; per-try timeout on the last try or route timeout → 504
+ *   `UT`; circuit breaker → 503 `UO`; retries exhausted on a retriable answer → that answer plus
+ *   `URX` in the log. Each carries `x-amesh-response-flags`. A gRPC client gets a trailers-only
+ *   response (`:status 200`, `grpc-status` 14/12/7…) instead.
+ * - The route timeout covers the tries, back-offs and the circuit-breaker wait (not a fault
+ *   delay: Envoy's fault filter runs before the router starts its timer).
  * - Once response headers went out, an upstream failure resets the downstream (h1: the
  *   connection is destroyed, h2: RST_STREAM) — never a truncated body that looks complete.
- * - A downstream that goes away cancels the upstream request (`DC`).
+ * - A downstream that goes away cancels whatever is pending — fault delay, breaker wait, the
+ *   try in flight, a back-off (`DC`).
  * - Hop-by-hop headers are stripped both ways; `x-forwarded-for|proto`, `forwarded` and
  *   `x-request-id` are added; `Expect` is dropped upstream (Node already answered 100-continue).
- * - WebSocket / Upgrade: the upstream's 101 is relayed, then bytes flow raw both ways.
- * - Mirrors never delay or fail the main request (filters/mirror.ts).
- * - One access-log line per request.
+ * - WebSocket / Upgrade: authorized like any request, then the upstream's 101 is relayed and
+ *   bytes flow raw both ways.
+ * - Mirrors never delay or fail the main request (pipeline/mirror-requests.ts).
+ * - One access-log line per request (tries, authz decision, audit and JWT principal included).
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { describeError } from '../errors/amesh-error.js';
 import { relay } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
 import { writeAccessLog, type AccessRecord } from './access-log.js';
-import { endpointKey, type EndpointState } from './balancer.js';
-import type { HeaderMutation, Mirror } from './config.js';
+import type { AuthzOutcome } from './authz/engine.js';
+import type { EndpointState } from './balancer.js';
 import { addForwardingHeaders } from './filters/forwarding.js';
 import { applyHeaderMutations, type MutableHeaders } from './filters/header-mutation.js';
 import { isUpgradeRequest, stripHopByHop } from './filters/hop-by-hop.js';
-import { DEFAULT_MIRROR_LIMITS, MirrorBudget, shadowAuthority, shouldMirror, type MirrorLimits } from './filters/mirror.js';
+import { DEFAULT_MIRROR_LIMITS, MirrorBudget, type MirrorLimits } from './filters/mirror.js';
 import { buildRedirect } from './filters/redirect.js';
-import { grpcStatusFor, RESPONSE_FLAGS_HEADER, ResponseFlag } from './response-flags.js';
-import { routeRequest, splitTarget, type RouteDecision } from './router.js';
+import type { DownstreamConnection } from './pipeline/downstream-connection.js';
+import { Http1Try } from './pipeline/http1-try.js';
+import { Http2Try } from './pipeline/http2-try.js';
+import { replyHttp1, replyHttp2, type LocalReply } from './pipeline/local-reply.js';
+import { sendMirrors } from './pipeline/mirror-requests.js';
+import { requestAttributes } from './pipeline/request-attributes.js';
+import { RequestBody } from './pipeline/request-body.js';
+import { cancellableDelay, runTries, type TryHandle, type TryLoopResult } from './pipeline/try-loop.js';
+import { requestHashKey } from './resilience/consistent-hash.js';
+import { decideFault, FAULT_ABORT_BODY } from './resilience/fault.js';
+import { RETRY_BODY_LIMIT_BYTES, type TryFailure } from './resilience/retry.js';
+import { RESPONSE_FLAGS_HEADER, ResponseFlag } from './response-flags.js';
+import { routeRequest, splitTarget, type CompiledPort, type RouteDecision } from './router.js';
 import { isConnectFailure, type UpstreamPools } from './upstream.js';
 import { portFor, type ClusterRuntime, type WaypointState } from './waypoint-state.js';
 
-/** Who is on the other end of one tunnelled connection, and what it dialled. */
-export interface DownstreamConnection {
-  /** The service VIP (or address) and port from the CONNECT `:authority`. */
-  host: string;
-  port: number;
-  /** The HBONE peer's SPIFFE URI. */
-  peerIdentity: string;
-  /** The original client (HBONE `forwarded`), else the HBONE peer. */
-  clientAddress: string;
-}
+export type { DownstreamConnection } from './pipeline/downstream-connection.js';
 
 export interface HttpProxyOptions {
   state: () => WaypointState | undefined;
   pools: UpstreamPools;
   logger: Logger;
   accessLog: Logger;
+  /** Weighted choices, fault draws, retry back-off jitter. Default Math.random. */
   random?: () => number;
   mirrorLimits?: MirrorLimits;
 }
@@ -67,6 +82,8 @@ export interface HttpProxyStats {
 }
 
 type ForwardDecision = Extract<RouteDecision, { kind: 'forward' }>;
+type Headers = http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
+type Allowed = Extract<AuthzOutcome, { allowed: true }>;
 
 interface Exchange {
   conn: DownstreamConnection;
@@ -75,7 +92,44 @@ interface Exchange {
   flags: Set<string>;
 }
 
+interface Routed {
+  state: WaypointState;
+  port: CompiledPort;
+  decision: RouteDecision;
+  path: string;
+  query: string;
+}
+
+/** Where a local answer goes. */
+interface Responder {
+  /** A local answer (nothing when the response already started); returns the status to log. */
+  reply(r: LocalReply): number;
+}
+
+/**
+ * The protocol-specific half of forwarding one request: how to answer locally, start a try,
+ * and stream the chosen try's response. The rest (forward()) is shared.
+ */
+interface Downstream<H extends TryHandle> extends Responder {
+  readonly protocol: 'http1' | 'http2';
+  readonly grpc: boolean;
+  /** The request body, when there is one. */
+  readonly body: Readable | undefined;
+  /** Is the client already gone? */
+  gone(): boolean;
+  /** Calls back once if the client goes away before the response completed. */
+  onGone(callback: () => void): void;
+  /** Starts one try; `feed` sends the request body into it. */
+  start(endpoint: EndpointState, feed: ((sink: Writable) => void) | undefined): H;
+  /** Streams `handle`'s response; `settle` once it completed or failed. */
+  commit(handle: H, extraHeaders: MutableHeaders, settle: (status: number | undefined, error?: string) => void, flag: (f: string) => void): void;
+  /** The response started and must be cut (route timeout): reset the downstream. Returns the status to log. */
+  reset(): number | undefined;
+}
+
 const NO_CONNECTION: DownstreamConnection = { host: '', port: 0, peerIdentity: '', clientAddress: '' };
+
+const RESET_BEFORE_HEADERS = 'upstream connect error or disconnect/reset before headers. reset reason:';
 
 function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
@@ -86,7 +140,7 @@ function isGrpc(headers: http2.IncomingHttpHeaders): boolean {
 }
 
 /** Request headers without pseudo headers, as a fresh object we own. */
-function copyHeaders(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): MutableHeaders {
+function copyHeaders(headers: Headers): MutableHeaders {
   const out: MutableHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':') && v !== undefined) out[k] = v;
   return out;
@@ -96,6 +150,29 @@ function copyHeaders(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeade
 function hasBody(headers: http.IncomingHttpHeaders): boolean {
   const length = headers['content-length'];
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The local answer for a request whose tries produced no response. */
+function failureReply(failure: TryFailure): LocalReply {
+  switch (failure) {
+    case 'connect':
+      return { status: 503, flag: ResponseFlag.UpstreamConnectionFailure, body: `${RESET_BEFORE_HEADERS} connection failure` };
+    case 'refused-stream':
+      return { status: 503, flag: ResponseFlag.UpstreamConnectionTermination, body: `${RESET_BEFORE_HEADERS} refused stream` };
+    case 'timeout':
+      return { status: 504, flag: ResponseFlag.UpstreamRequestTimeout, body: 'upstream request timeout' };
+    default:
+      return { status: 503, flag: ResponseFlag.UpstreamConnectionTermination, body: `${RESET_BEFORE_HEADERS} connection termination` };
+  }
+}
+
+const NO_HEALTHY_UPSTREAM: LocalReply = { status: 503, flag: ResponseFlag.NoHealthyUpstream, body: 'no healthy upstream' };
+const ROUTE_NOT_FOUND: LocalReply = { status: 404, flag: ResponseFlag.NoRoute, body: 'route not found' };
+const ROUTE_TIMEOUT: LocalReply = { status: 504, flag: ResponseFlag.UpstreamRequestTimeout, body: 'upstream request timeout' };
+const OVERFLOW: LocalReply = { status: 503, flag: ResponseFlag.UpstreamOverflow, body: `${RESET_BEFORE_HEADERS} overflow` };
+
+function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown }).then === 'function';
 }
 
 export class HttpProxy {
@@ -119,8 +196,8 @@ export class HttpProxy {
     // A client that half-closes after its request (HTTP/1.0 style, `nc -q`) still gets its
     // response: the node agent relays the FIN, and Node would otherwise abort the request.
     (this.h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.h1.on('request', (req, res) => this.onHttp1Request(req, res));
-    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.h1.on('request', (req, res) => this.catching(this.onHttp1Request(req, res)));
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.catching(this.onUpgrade(req, socket, head)));
     this.h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
@@ -132,7 +209,7 @@ export class HttpProxy {
       session.once('close', () => this.liveSessions.delete(session));
       session.on('error', () => undefined);
     });
-    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onHttp2Stream(stream, headers));
+    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.catching(this.onHttp2Stream(stream, headers)));
   }
 
   /** Serves HTTP/1.1 on a sniffed connection. */
@@ -175,6 +252,11 @@ export class HttpProxy {
     for (const s of this.liveSockets) s.destroy();
   }
 
+  /** Request handlers are async; a bug in one must be logged, never an unhandled rejection. */
+  private catching(p: Promise<void>): void {
+    p.catch((err: unknown) => this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error handling a request'));
+  }
+
   // ---- shared -----------------------------------------------------------------------------
 
   private begin(conn: DownstreamConnection, protocol: AccessRecord['protocol'], method: string, authority: string, path: string): Exchange {
@@ -207,248 +289,302 @@ export class HttpProxy {
     writeAccessLog(this.opts.accessLog, ex.record);
   }
 
-  private countLocal(flag: string): void {
-    this.localReplies[flag] = (this.localReplies[flag] ?? 0) + 1;
+  private countLocal(key: string): void {
+    this.localReplies[key] = (this.localReplies[key] ?? 0) + 1;
   }
 
-  private decide(conn: DownstreamConnection, method: string, target: string, headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders, authority: string): { state: WaypointState; decision: RouteDecision } | undefined {
+  /** Answers locally through `down` and logs the request. */
+  private local(down: Responder, ex: Exchange, r: LocalReply): void {
+    if (r.flag !== undefined) ex.flags.add(r.flag);
+    this.countLocal(r.flag ?? String(r.status));
+    this.finish(ex, down.reply(r));
+  }
+
+  private decide(conn: DownstreamConnection, method: string, target: string, headers: Headers, authority: string): Routed | undefined {
     const state = this.opts.state();
     if (!state) return undefined;
     const port = portFor(state, conn.host, conn.port);
     if (!port) return undefined;
     const { path, query } = splitTarget(target);
-    return { state, decision: routeRequest(port, { method, path, query, headers, authority }, this.random) };
+    return { state, port, path, query, decision: routeRequest(port, { method, path, query, headers, authority }, this.random) };
   }
 
-  private pickEndpoint(state: WaypointState, cluster: string): { runtime: ClusterRuntime; endpoint: EndpointState } | undefined {
-    const runtime = state.clusters.get(cluster);
-    const endpoint = runtime?.balancer.pick();
-    return runtime && endpoint ? { runtime, endpoint } : undefined;
+  /**
+   * Runs the AuthorizationPolicies (and JWT rules) for a request. Undefined = nothing is
+   * configured; a denial is logged with the deciding policy.
+   */
+  private async authorize(ex: Exchange, r: Routed, method: string, authority: string, headers: Headers): Promise<AuthzOutcome | undefined> {
+    const authz = r.state.authz;
+    if (authz.empty) return undefined;
+    const pending = authz.check(requestAttributes(ex.conn, r.port.service.key, { method, path: r.path, query: r.query, host: authority, headers: headers as Record<string, string | string[] | undefined> }));
+    const outcome = isThenable(pending) ? await pending : pending;
+    if (outcome.allowed) {
+      if (outcome.audit && outcome.audit.length > 0) ex.record.audit = outcome.audit;
+      if (outcome.requestPrincipal) ex.record.requestPrincipal = outcome.requestPrincipal;
+    } else {
+      ex.record.authz = outcome.policy;
+    }
+    return outcome;
   }
 
-  private upstreamHeaders(source: http.IncomingHttpHeaders | http2.IncomingHttpHeaders, d: ForwardDecision, ex: Exchange, upgrade: boolean): MutableHeaders {
+  /** The local answer of a denied request: 403 `RBAC`, or 401 with a Bearer challenge (Envoy's jwt_authn). */
+  private denial(outcome: Extract<AuthzOutcome, { allowed: false }>, authority: string, path: string): LocalReply {
+    if (outcome.status === 403) return { status: 403, flag: ResponseFlag.RbacAccessDenied, body: outcome.body };
+    return { status: 401, body: outcome.body, headers: { 'www-authenticate': `Bearer realm="http://${authority}${path}"` } };
+  }
+
+  private upstreamHeaders(source: Headers, d: ForwardDecision, ex: Exchange, upgrade: boolean, allowed: Allowed | undefined): MutableHeaders {
     const headers = copyHeaders(source);
     stripHopByHop(headers, { upgrade });
     delete headers.expect;
     delete headers.host;
     ex.record.requestId = addForwardingHeaders(headers, { clientAddress: ex.conn.clientAddress, proto: headerString(source['x-forwarded-proto']) === 'https' ? 'https' : 'http' });
+    // The JWT filter's changes (token removed, payload header) come before the route's own.
+    for (const name of allowed?.removeHeaders ?? []) delete headers[name.toLowerCase()];
+    for (const [name, value] of Object.entries(allowed?.setHeaders ?? {})) headers[name.toLowerCase()] = value;
     applyHeaderMutations(headers, d.requestHeaders);
     return headers;
   }
 
-  private responseHeaders(source: http.IncomingHttpHeaders | http2.IncomingHttpHeaders, mutations: readonly HeaderMutation[]): MutableHeaders {
+  private responseHeaders(source: Headers, d: ForwardDecision, extra: MutableHeaders): MutableHeaders {
     const headers = copyHeaders(source);
     stripHopByHop(headers);
-    applyHeaderMutations(headers, mutations);
+    applyHeaderMutations(headers, d.responseHeaders);
+    for (const [name, value] of Object.entries(extra)) {
+      const current = headers[name];
+      headers[name] = current === undefined ? value : [...(Array.isArray(current) ? current : [String(current)]), String(value)];
+    }
     return headers;
+  }
+
+  /**
+   * Everything after routing of a forwarded request: fault, admission, tries, response. Shared
+   * by HTTP/1.1 and HTTP/2; `down` does the protocol's part.
+   */
+  private async forward<H extends TryHandle>(down: Downstream<H>, ex: Exchange, r: Routed, d: ForwardDecision, requestHeaders: Headers): Promise<void> {
+    ex.record.cluster = d.cluster;
+    const runtime: ClusterRuntime | undefined = r.state.clusters.get(d.cluster);
+    if (!runtime) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    let release: (() => void) | undefined;
+    let committed: { handle: H; endpoint: EndpointState } | undefined;
+    const stop = new AbortController();
+    const settle = (status: number | undefined, error?: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stop.abort();
+      release?.();
+      if (committed) runtime.balancer.finished(committed.endpoint);
+      this.finish(ex, status, error);
+    };
+    const answer = (reply: LocalReply): void => {
+      if (done) return;
+      if (reply.flag !== undefined) ex.flags.add(reply.flag);
+      this.countLocal(reply.flag ?? String(reply.status));
+      settle(down.reply(reply));
+    };
+    if (down.gone()) {
+      ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
+      return settle(undefined);
+    }
+    down.onGone(() => {
+      if (done) return;
+      ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
+      committed?.handle.abort();
+      settle(undefined);
+    });
+
+    // Fault injection: a delay first, then maybe an abort (independent draws).
+    const fault = decideFault(d.fault, this.random);
+    if (fault.delayMs !== undefined) {
+      ex.flags.add(ResponseFlag.DelayInjected);
+      if (!(await cancellableDelay(fault.delayMs, stop.signal)) || done) return;
+    }
+    if (fault.abort) return answer({ status: fault.abort.httpStatus, grpcStatus: fault.abort.grpcStatus, flag: ResponseFlag.FaultInjected, body: FAULT_ABORT_BODY });
+
+    // The route timeout covers admission, every try and back-off, and the response.
+    if (d.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        if (done) return;
+        if (!committed) return answer(ROUTE_TIMEOUT);
+        ex.flags.add(ResponseFlag.UpstreamRequestTimeout);
+        committed.handle.abort();
+        settle(down.reset());
+      }, d.timeoutMs);
+    }
+
+    // Circuit breaker: a slot for the request's whole life, or wait for one, or 503 UO.
+    let admission = runtime.breaker.admit(down.protocol);
+    if (admission.kind === 'wait') {
+      const waiting = admission;
+      const cancel = (): void => waiting.cancel();
+      stop.signal.addEventListener('abort', cancel, { once: true });
+      admission = await waiting.ready;
+      stop.signal.removeEventListener('abort', cancel);
+    }
+    if (admission.kind === 'go') {
+      release = admission.release;
+      if (done) return void release();
+    }
+    if (done) return;
+    if (admission.kind !== 'go') return answer(OVERFLOW);
+
+    // Consistent hashing: the request's key, and the cookie to set when the policy made one.
+    const hashPolicy = runtime.cluster.hash;
+    const hash = hashPolicy ? requestHashKey(hashPolicy, { headers: requestHeaders as Record<string, string | string[] | undefined>, sourceIp: ex.conn.clientAddress, query: r.query }) : {};
+    const extraHeaders: MutableHeaders = hash.setCookie !== undefined ? { 'set-cookie': hash.setCookie } : {};
+
+    // The body: kept for replay when the route may retry; else piped once.
+    const policy = d.retries;
+    const source = down.body;
+    let feed: ((sink: Writable) => void) | undefined;
+    let canReplay = (): boolean => true;
+    if (source && policy) {
+      const body = new RequestBody(source, RETRY_BODY_LIMIT_BYTES);
+      feed = (sink) => body.attach(sink);
+      canReplay = () => body.replayable;
+    } else if (source) {
+      feed = (sink) => void source.pipe(sink);
+      canReplay = () => false;
+    }
+
+    const result: TryLoopResult<H> = await runTries<H>({
+      runtime,
+      policy,
+      hashKey: hash.key,
+      random: this.random,
+      canReplay,
+      signal: stop.signal,
+      start: (endpoint, index) => {
+        ex.record.upstreamHost = endpoint.key;
+        // Recorded as tries start: a route timeout may log the request while one is in flight.
+        if (index > 0) ex.record.attempts = index + 1;
+        return down.start(endpoint, feed);
+      },
+    });
+    if (done) {
+      // Cancelled meanwhile (downstream gone, route timeout): a kept response goes too.
+      if (result.kind === 'response') {
+        result.handle.abort();
+        runtime.balancer.finished(result.endpoint);
+      }
+      return;
+    }
+    if ((result.kind === 'response' || result.kind === 'failure') && result.retryLimited) ex.flags.add(ResponseFlag.UpstreamRetryLimitExceeded);
+    switch (result.kind) {
+      case 'cancelled':
+        return settle(undefined);
+      case 'no-endpoint':
+        return answer(NO_HEALTHY_UPSTREAM);
+      case 'failure':
+        return answer(failureReply(result.failure));
+      case 'response':
+        committed = { handle: result.handle, endpoint: result.endpoint };
+        return down.commit(result.handle, extraHeaders, settle, (f) => ex.flags.add(f));
+    }
   }
 
   // ---- HTTP/1.1 ---------------------------------------------------------------------------
 
-  private onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private async onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const conn = this.h1Connections.get(req.socket) ?? NO_CONNECTION;
     const method = req.method ?? 'GET';
     const authority = req.headers.host ?? `${conn.host}:${conn.port}`;
     const target = req.url ?? '/';
     const ex = this.begin(conn, 'HTTP/1.1', method, authority, target);
+    const down = this.http1Responder(res);
     const routed = this.decide(conn, method, target, req.headers, authority);
-    if (!routed) return this.localHttp1(res, ex, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { state, decision: d } = routed;
+    if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+    const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
+    const outcome = await this.authorize(ex, routed, method, authority, req.headers);
+    if (outcome && !outcome.allowed) return this.local(down, ex, this.denial(outcome, authority, routed.path));
     switch (d.kind) {
       case 'no-route':
-        return this.localHttp1(res, ex, 404, ResponseFlag.NoRoute, 'route not found');
+        return this.local(down, ex, ROUTE_NOT_FOUND);
       case 'no-backend':
-        return this.localHttp1(res, ex, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
+        return this.local(down, ex, NO_HEALTHY_UPSTREAM);
       case 'direct-response':
-        return this.localHttp1(res, ex, d.status, ResponseFlag.DirectResponse, d.body ?? '', d.responseHeaders);
+        return this.local(down, ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
       case 'redirect': {
-        const { path, query } = splitTarget(target);
-        const r = buildRedirect({ scheme: headerString(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http', authority, path, query }, d.redirect, d.matchedPrefix);
-        return this.localHttp1(res, ex, r.status, ResponseFlag.DirectResponse, '', d.responseHeaders, { location: r.location });
+        const r = buildRedirect({ scheme: headerString(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http', authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
+        return this.local(down, ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
       }
-      case 'forward':
-        return this.forwardHttp1(req, res, ex, state, d);
+      case 'forward': {
+        const headers = this.upstreamHeaders(req.headers, d, ex, false, outcome);
+        headers.host = d.authority;
+        return this.forward(this.http1Forwarding(req, res, routed, d, headers), ex, routed, d, req.headers);
+      }
     }
   }
 
-  private localHttp1(res: http.ServerResponse, ex: Exchange, status: number, flag: string, body: string, mutations: readonly HeaderMutation[] = [], extra: MutableHeaders = {}): void {
-    ex.flags.add(flag);
-    this.countLocal(flag);
-    const headers: MutableHeaders = { ...extra, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) };
-    if (flag !== ResponseFlag.DirectResponse) headers[RESPONSE_FLAGS_HEADER] = flag;
-    applyHeaderMutations(headers, mutations);
-    if (!res.headersSent && !res.destroyed) {
-      res.writeHead(status, headers as http.OutgoingHttpHeaders);
-      res.end(body);
-    }
-    this.finish(ex, status);
-  }
-
-  private forwardHttp1(req: http.IncomingMessage, res: http.ServerResponse, ex: Exchange, state: WaypointState, d: ForwardDecision): void {
-    ex.record.cluster = d.cluster;
-    const picked = this.pickEndpoint(state, d.cluster);
-    if (!picked) return this.localHttp1(res, ex, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { runtime, endpoint } = picked;
-    ex.record.upstreamHost = endpoint.key;
-    const headers = this.upstreamHeaders(req.headers, d, ex, false);
-    headers.host = d.authority;
-    const body = hasBody(req.headers);
-    runtime.balancer.started(endpoint);
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (status: number | undefined, error?: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      runtime.balancer.finished(endpoint);
-      this.finish(ex, status, error);
+  private http1Responder(res: http.ServerResponse): Responder {
+    return {
+      reply: (r) => {
+        replyHttp1(res, r);
+        return r.status;
+      },
     };
-    const send = (attempt: number): http.ClientRequest => {
-      const upstream = http.request({
-        agent: this.opts.pools.agentFor(endpoint.endpoint),
-        host: endpoint.endpoint.address,
-        port: endpoint.endpoint.port,
-        method: req.method,
-        path: d.path,
-        headers: headers as http.OutgoingHttpHeaders,
-      });
-      let connected = false;
-      upstream.once('socket', () => {
-        connected = true;
-      });
-      upstream.on('response', (upRes) => {
-        runtime.balancer.connectSucceeded(endpoint);
+  }
+
+  private http1Forwarding(req: http.IncomingMessage, res: http.ServerResponse, routed: Routed, d: ForwardDecision, headers: MutableHeaders): Downstream<Http1Try> {
+    const method = req.method ?? 'GET';
+    const body = hasBody(req.headers) ? req : undefined;
+    let mirrored = d.mirrors.length === 0;
+    return {
+      ...this.http1Responder(res),
+      protocol: 'http1',
+      grpc: false,
+      body,
+      gone: () => res.destroyed,
+      onGone: (callback) => {
+        res.once('close', () => {
+          if (!res.writableFinished) callback();
+        });
+      },
+      start: (endpoint, feed) => {
+        if (!mirrored) {
+          // In the same tick as the first try takes the body, so both see every chunk.
+          mirrored = true;
+          sendMirrors({ pools: this.opts.pools, budget: this.mirrors, logger: this.opts.logger, random: this.random }, routed.state, { mirrors: d.mirrors, method, path: d.path, authority: d.authority, headers }, body);
+        }
+        return new Http1Try({ agent: this.opts.pools.agentFor(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool), endpoint: endpoint.endpoint, method, path: d.path, headers, ...(feed ? { feed } : {}) });
+      },
+      commit: (t, extra, settle, flag) => {
+        const upRes = t.response as http.IncomingMessage;
         const status = upRes.statusCode ?? 502;
         if (res.destroyed) {
           upRes.destroy();
-          return;
+          return settle(undefined);
         }
-        res.writeHead(status, this.responseHeaders(upRes.headers, d.responseHeaders) as http.OutgoingHttpHeaders);
+        res.writeHead(status, this.responseHeaders(upRes.headers, d, extra) as http.OutgoingHttpHeaders);
         upRes.pipe(res);
         upRes.once('error', () => res.destroy());
         upRes.once('aborted', () => {
-          ex.flags.add(ResponseFlag.UpstreamConnectionTermination);
+          flag(ResponseFlag.UpstreamConnectionTermination);
           res.destroy();
+          settle(status, 'upstream reset after the response started');
         });
         res.once('finish', () => settle(status));
-      });
-      upstream.on('error', (err) => {
-        if (done || upstream !== current) return;
-        if (!res.headersSent) {
-          if (isConnectFailure(err) || !connected) {
-            runtime.balancer.connectFailed(endpoint);
-            return void this.failHttp1(res, ex, 503, ResponseFlag.UpstreamConnectionFailure, `upstream connect error or disconnect/reset before headers. reset reason: connection failure`, settle, err);
-          }
-          // A pooled connection the server closed while we reused it (the keep-alive race):
-          // nothing of a bodiless request reached the application, so send it once more on a
-          // fresh connection, as Node's documentation advises for `reusedSocket`.
-          if (upstream.reusedSocket && !body && attempt === 0) {
-            current = send(1);
-            current.end();
-            return;
-          }
-          return void this.failHttp1(res, ex, 503, ResponseFlag.UpstreamConnectionTermination, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', settle, err);
-        }
-        ex.flags.add(ResponseFlag.UpstreamConnectionTermination);
-        res.destroy();
-        settle(res.statusCode, describeError(err).split('\n')[0]);
-      });
-      return upstream;
-    };
-    let current = send(0);
-    res.once('close', () => {
-      if (done) return;
-      if (!res.writableFinished) {
-        ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
-        current.destroy();
-        settle(res.headersSent ? res.statusCode : undefined);
-      }
-    });
-    if (d.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        if (done) return;
-        current.destroy();
-        if (!res.headersSent) return void this.failHttp1(res, ex, 504, ResponseFlag.UpstreamRequestTimeout, 'upstream request timeout', settle);
-        ex.flags.add(ResponseFlag.UpstreamRequestTimeout);
-        res.destroy();
-        settle(res.statusCode);
-      }, d.timeoutMs);
-    }
-    const mirrors = d.mirrors.length > 0 ? this.startMirrors(state, d, req.method ?? 'GET', headers, body) : [];
-    if (body) {
-      req.pipe(current);
-      for (const m of mirrors) {
-        req.on('data', (chunk: Buffer) => {
-          if (m.destroyed) return;
-          if (m.writableLength > this.mirrors.limits.maxBufferedBytes) m.destroy();
-          else m.write(chunk);
+        t.onLateError((err) => {
+          flag(ResponseFlag.UpstreamConnectionTermination);
+          res.destroy();
+          settle(status, describeError(err).split('\n')[0]);
         });
-        req.once('end', () => m.end());
-      }
-    } else {
-      current.end();
-      for (const m of mirrors) m.end();
-      req.resume();
-    }
-  }
-
-  private failHttp1(res: http.ServerResponse, ex: Exchange, status: number, flag: string, body: string, settle: (status: number | undefined, error?: string) => void, err?: unknown): void {
-    ex.flags.add(flag);
-    this.countLocal(flag);
-    if (!res.headersSent && !res.destroyed) {
-      res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), [RESPONSE_FLAGS_HEADER]: flag });
-      res.end(body);
-    }
-    settle(status, err === undefined ? undefined : describeError(err).split('\n')[0]);
-  }
-
-  /** Fire-and-forget copies; their bodies are fed by the caller. */
-  private startMirrors(state: WaypointState, d: ForwardDecision, method: string, headers: MutableHeaders, body: boolean): http.ClientRequest[] {
-    const out: http.ClientRequest[] = [];
-    for (const mirror of d.mirrors) {
-      const req = this.mirrorRequest(state, mirror, method, d, headers, body);
-      if (req) out.push(req);
-    }
-    return out;
-  }
-
-  private mirrorRequest(state: WaypointState, mirror: Mirror, method: string, d: ForwardDecision, headers: MutableHeaders, body: boolean): http.ClientRequest | undefined {
-    if (!shouldMirror(mirror.percent, this.random)) return undefined;
-    const picked = this.pickEndpoint(state, mirror.cluster);
-    if (!picked || !this.mirrors.tryAcquire()) return undefined;
-    const { endpoint } = picked;
-    const req = http.request({
-      agent: this.opts.pools.agentFor(endpoint.endpoint),
-      host: endpoint.endpoint.address,
-      port: endpoint.endpoint.port,
-      method,
-      path: d.path,
-      headers: { ...headers, host: shadowAuthority(d.authority) } as http.OutgoingHttpHeaders,
-    });
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.mirrors.release();
+      },
+      reset: () => {
+        res.destroy();
+        return res.statusCode;
+      },
     };
-    req.on('response', (res) => {
-      res.resume();
-      res.once('end', release);
-      res.once('close', release);
-    });
-    req.on('error', (err) => {
-      this.opts.logger.debug({ cluster: mirror.cluster, err: err.message }, 'mirror request failed');
-      release();
-    });
-    req.once('close', release);
-    if (!body) req.end();
-    return req;
   }
 
   // ---- Upgrade (WebSocket) ----------------------------------------------------------------
 
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const conn = this.h1Connections.get(socket) ?? this.h1Connections.get(req.socket) ?? NO_CONNECTION;
     socket.on('error', () => undefined);
     const method = req.method ?? 'GET';
@@ -456,23 +592,28 @@ export class HttpProxy {
     const target = req.url ?? '/';
     const ex = this.begin(conn, 'upgrade', method, authority, target);
     const routed = this.decide(conn, method, target, req.headers, authority);
-    const reply = (status: number, flag: string, body: string): void => {
-      ex.flags.add(flag);
-      this.countLocal(flag);
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${RESPONSE_FLAGS_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`);
-      this.finish(ex, status);
+    const reply = (r: LocalReply): void => {
+      if (r.flag !== undefined) ex.flags.add(r.flag);
+      this.countLocal(r.flag ?? String(r.status));
+      let extra = '';
+      for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${String(value)}\r\n`;
+      const flagHeader = r.flag !== undefined ? `${RESPONSE_FLAGS_HEADER}: ${r.flag}\r\n` : '';
+      socket.end(`HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ''}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(r.body)}\r\n${flagHeader}${extra}connection: close\r\n\r\n${r.body}`);
+      this.finish(ex, r.status);
     };
-    if (!routed) return reply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { state, decision: d } = routed;
-    if (d.kind === 'no-route') return reply(404, ResponseFlag.NoRoute, 'route not found');
-    ex.record.route = d.route;
-    if (d.kind !== 'forward') return reply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
+    if (!routed) return reply(NO_HEALTHY_UPSTREAM);
+    const d = routed.decision;
+    if (d.kind !== 'no-route') ex.record.route = d.route;
+    const outcome = await this.authorize(ex, routed, method, authority, req.headers);
+    if (outcome && !outcome.allowed) return reply(this.denial(outcome, authority, routed.path));
+    if (d.kind === 'no-route') return reply(ROUTE_NOT_FOUND);
+    if (d.kind !== 'forward') return reply(NO_HEALTHY_UPSTREAM);
     ex.record.cluster = d.cluster;
-    const picked = this.pickEndpoint(state, d.cluster);
-    if (!picked) return reply(503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { runtime, endpoint } = picked;
+    const runtime = routed.state.clusters.get(d.cluster);
+    const endpoint = runtime?.balancer.pick();
+    if (!runtime || !endpoint) return reply(NO_HEALTHY_UPSTREAM);
     ex.record.upstreamHost = endpoint.key;
-    const headers = this.upstreamHeaders(req.headers, d, ex, isUpgradeRequest(req.headers as MutableHeaders));
+    const headers = this.upstreamHeaders(req.headers, d, ex, isUpgradeRequest(req.headers as MutableHeaders), outcome);
     headers.host = d.authority;
     runtime.balancer.started(endpoint);
     let done = false;
@@ -491,7 +632,7 @@ export class HttpProxy {
       headers: headers as http.OutgoingHttpHeaders,
     });
     upstream.on('upgrade', (upRes: http.IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
-      runtime.balancer.connectSucceeded(endpoint);
+      runtime.balancer.recordResult(endpoint, { status: upRes.statusCode ?? 101 });
       const resHeaders = copyHeaders(upRes.headers);
       stripHopByHop(resHeaders, { upgrade: true });
       applyHeaderMutations(resHeaders, d.responseHeaders);
@@ -502,17 +643,19 @@ export class HttpProxy {
     });
     upstream.on('response', (upRes) => {
       // The upstream declined the upgrade: pass its answer on and close.
-      const resHeaders = this.responseHeaders(upRes.headers, d.responseHeaders);
-      resHeaders.connection = 'close';
       const status = upRes.statusCode ?? 502;
+      runtime.balancer.recordResult(endpoint, { status });
+      const resHeaders = this.responseHeaders(upRes.headers, d, {});
+      resHeaders.connection = 'close';
       socket.write(rawHead(status, resHeaders));
       upRes.pipe(socket);
       upRes.once('end', () => settle(status));
     });
     upstream.on('error', (err) => {
       if (done) return;
-      if (isConnectFailure(err)) runtime.balancer.connectFailed(endpoint);
-      const flag = isConnectFailure(err) ? ResponseFlag.UpstreamConnectionFailure : ResponseFlag.UpstreamConnectionTermination;
+      const connectFailure = isConnectFailure(err);
+      runtime.balancer.recordResult(endpoint, { failure: connectFailure ? 'connect' : 'reset' });
+      const flag = connectFailure ? ResponseFlag.UpstreamConnectionFailure : ResponseFlag.UpstreamConnectionTermination;
       ex.flags.add(flag);
       const body = 'upstream connect error or disconnect/reset before headers';
       if (socket.writable) socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${RESPONSE_FLAGS_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`);
@@ -523,7 +666,7 @@ export class HttpProxy {
 
   // ---- HTTP/2 / gRPC ------------------------------------------------------------------------
 
-  private onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private async onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
     stream.on('error', () => undefined);
     const conn = this.h2Sessions.get(stream.session as http2.ServerHttp2Session) ?? NO_CONNECTION;
     const method = headerString(headers[':method']) ?? 'GET';
@@ -531,154 +674,83 @@ export class HttpProxy {
     const target = headerString(headers[':path']) ?? '/';
     const grpc = isGrpc(headers);
     const ex = this.begin(conn, 'HTTP/2', method, authority, target);
+    const down = this.http2Responder(stream, grpc);
     const routed = this.decide(conn, method, target, headers, authority);
-    if (!routed) return this.localHttp2(stream, ex, grpc, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { state, decision: d } = routed;
+    if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+    const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
+    const outcome = await this.authorize(ex, routed, method, authority, headers);
+    if (outcome && !outcome.allowed) return this.local(down, ex, this.denial(outcome, authority, routed.path));
     switch (d.kind) {
       case 'no-route':
-        return this.localHttp2(stream, ex, grpc, 404, ResponseFlag.NoRoute, 'route not found');
+        return this.local(down, ex, ROUTE_NOT_FOUND);
       case 'no-backend':
-        return this.localHttp2(stream, ex, grpc, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
+        return this.local(down, ex, NO_HEALTHY_UPSTREAM);
       case 'direct-response':
-        return this.localHttp2(stream, ex, false, d.status, ResponseFlag.DirectResponse, d.body ?? '', d.responseHeaders);
+        return this.local(this.http2Responder(stream, false), ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
       case 'redirect': {
-        const { path, query } = splitTarget(target);
         const scheme = headerString(headers[':scheme']) === 'https' ? 'https' : 'http';
-        const r = buildRedirect({ scheme, authority, path, query }, d.redirect, d.matchedPrefix);
-        return this.localHttp2(stream, ex, false, r.status, ResponseFlag.DirectResponse, '', d.responseHeaders, { location: r.location });
+        const r = buildRedirect({ scheme, authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
+        return this.local(this.http2Responder(stream, false), ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
       }
-      case 'forward':
-        return void this.forwardHttp2(stream, headers, ex, state, d, grpc);
+      case 'forward': {
+        const upstreamHeaders = this.upstreamHeaders(headers, d, ex, false, outcome);
+        const out: http2.OutgoingHttpHeaders = { ...(upstreamHeaders as http2.OutgoingHttpHeaders), ':method': method, ':path': d.path, ':authority': d.authority, ':scheme': 'http' };
+        return this.forward(this.http2Forwarding(stream, grpc, routed, d, out), ex, routed, d, headers);
+      }
     }
   }
 
-  private localHttp2(stream: http2.ServerHttp2Stream, ex: Exchange, grpc: boolean, status: number, flag: string, body: string, mutations: readonly HeaderMutation[] = [], extra: MutableHeaders = {}): void {
-    ex.flags.add(flag);
-    this.countLocal(flag);
-    if (!stream.destroyed && !stream.headersSent) {
-      if (grpc) {
-        // Trailers-only (gRPC over HTTP/2: status in the only HEADERS frame).
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(body), [RESPONSE_FLAGS_HEADER]: flag }, { endStream: true });
-      } else {
-        const headers: MutableHeaders = { ...extra, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) };
-        if (flag !== ResponseFlag.DirectResponse) headers[RESPONSE_FLAGS_HEADER] = flag;
-        applyHeaderMutations(headers, mutations);
-        stream.respond({ ...(headers as http2.OutgoingHttpHeaders), ':status': status });
-        stream.end(body);
-      }
-    }
-    this.finish(ex, grpc ? 200 : status);
+  private http2Responder(stream: http2.ServerHttp2Stream, grpc: boolean): Responder {
+    return { reply: (r) => replyHttp2(stream, grpc, r) };
   }
 
-  private async forwardHttp2(stream: http2.ServerHttp2Stream, reqHeaders: http2.IncomingHttpHeaders, ex: Exchange, state: WaypointState, d: ForwardDecision, grpc: boolean): Promise<void> {
-    ex.record.cluster = d.cluster;
-    const picked = this.pickEndpoint(state, d.cluster);
-    if (!picked) return this.localHttp2(stream, ex, grpc, 503, ResponseFlag.NoHealthyUpstream, 'no healthy upstream');
-    const { runtime, endpoint } = picked;
-    ex.record.upstreamHost = endpointKey(endpoint.endpoint);
-    runtime.balancer.started(endpoint);
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (status: number | undefined, error?: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      runtime.balancer.finished(endpoint);
-      this.finish(ex, status, error);
-    };
-    const fail = (status: number, flag: string, body: string, err?: unknown): void => {
-      if (done) return;
-      ex.flags.add(flag);
-      this.countLocal(flag);
-      if (!stream.destroyed && !stream.headersSent) {
-        if (grpc) stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatusFor(status)), 'grpc-message': encodeURIComponent(body), [RESPONSE_FLAGS_HEADER]: flag }, { endStream: true });
-        else {
-          stream.respond({ ':status': status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), [RESPONSE_FLAGS_HEADER]: flag });
-          stream.end(body);
+  private http2Forwarding(stream: http2.ServerHttp2Stream, grpc: boolean, routed: Routed, d: ForwardDecision, headers: http2.OutgoingHttpHeaders): Downstream<Http2Try> {
+    const pool = routed.state.clusters.get(d.cluster)?.cluster.connectionPool;
+    return {
+      ...this.http2Responder(stream, grpc),
+      protocol: 'http2',
+      grpc,
+      body: stream.endAfterHeaders ? undefined : stream,
+      gone: () => stream.destroyed || stream.closed,
+      onGone: (callback) => {
+        stream.once('close', callback);
+      },
+      start: (endpoint, feed) => new Http2Try({ pools: this.opts.pools, endpoint: endpoint.endpoint, ...(pool ? { settings: pool } : {}), headers, ...(feed ? { feed } : {}) }),
+      commit: (t, extra, settle, flag) => {
+        const up = t.stream as http2.ClientHttp2Stream;
+        const status = Number((t.head ?? {})[':status']);
+        if (stream.destroyed) {
+          up.close(http2.constants.NGHTTP2_CANCEL);
+          return settle(undefined);
         }
-      } else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      settle(grpc ? 200 : status, err === undefined ? undefined : describeError(err).split('\n')[0]);
+        const resHeaders = { ...(this.responseHeaders(t.head ?? {}, d, extra) as http2.OutgoingHttpHeaders), ':status': status };
+        stream.once('finish', () => settle(grpc ? 200 : status));
+        t.onLateClose((code) => {
+          if (code === http2.constants.NGHTTP2_NO_ERROR) return;
+          flag(ResponseFlag.UpstreamConnectionTermination);
+          stream.close(code);
+          settle(status);
+        });
+        if (up.endAfterHeaders) {
+          stream.respond(resHeaders, { endStream: true });
+          return;
+        }
+        stream.respond(resHeaders, { waitForTrailers: true });
+        stream.on('wantTrailers', () => {
+          try {
+            stream.sendTrailers(t.trailers ?? {});
+          } catch {
+            stream.close();
+          }
+        });
+        up.pipe(stream);
+      },
+      reset: () => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return undefined;
+      },
     };
-    if (d.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        upstreamStream?.close(http2.constants.NGHTTP2_CANCEL);
-        if (stream.headersSent) {
-          ex.flags.add(ResponseFlag.UpstreamRequestTimeout);
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          settle(undefined);
-        } else fail(504, ResponseFlag.UpstreamRequestTimeout, 'upstream request timeout');
-      }, d.timeoutMs);
-    }
-    let upstreamStream: http2.ClientHttp2Stream | undefined;
-    stream.once('close', () => {
-      if (done) return;
-      ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
-      upstreamStream?.close(http2.constants.NGHTTP2_CANCEL);
-      settle(undefined);
-    });
-    let session: http2.ClientHttp2Session;
-    try {
-      session = await this.opts.pools.h2SessionFor(endpoint.endpoint);
-    } catch (err) {
-      runtime.balancer.connectFailed(endpoint);
-      return fail(503, ResponseFlag.UpstreamConnectionFailure, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure', err);
-    }
-    if (done) return;
-    const headers = this.upstreamHeaders(reqHeaders, d, ex, false);
-    const out: http2.OutgoingHttpHeaders = {
-      ...(headers as http2.OutgoingHttpHeaders),
-      ':method': headerString(reqHeaders[':method']) ?? 'GET',
-      ':path': d.path,
-      ':authority': d.authority,
-      ':scheme': 'http',
-    };
-    const endStream = stream.endAfterHeaders;
-    try {
-      upstreamStream = session.request(out, { endStream });
-    } catch (err) {
-      return fail(503, ResponseFlag.UpstreamConnectionTermination, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', err);
-    }
-    const up = upstreamStream;
-    up.on('error', () => undefined);
-    let trailers: http2.OutgoingHttpHeaders | undefined;
-    let status: number | undefined;
-    up.on('response', (h) => {
-      runtime.balancer.connectSucceeded(endpoint);
-      status = Number(h[':status']);
-      if (stream.destroyed) return;
-      const resHeaders = this.responseHeaders(h, d.responseHeaders);
-      if (up.endAfterHeaders) {
-        stream.respond({ ...(resHeaders as http2.OutgoingHttpHeaders), ':status': status }, { endStream: true });
-        return;
-      }
-      stream.respond({ ...(resHeaders as http2.OutgoingHttpHeaders), ':status': status }, { waitForTrailers: true });
-      up.pipe(stream);
-    });
-    up.on('trailers', (t) => {
-      trailers = copyHeaders(t) as http2.OutgoingHttpHeaders;
-    });
-    stream.on('wantTrailers', () => {
-      try {
-        stream.sendTrailers(trailers ?? {});
-      } catch {
-        stream.close();
-      }
-    });
-    up.once('close', () => {
-      if (done) return;
-      const code = up.rstCode ?? http2.constants.NGHTTP2_NO_ERROR;
-      if (status === undefined) {
-        return fail(503, ResponseFlag.UpstreamConnectionTermination, `upstream connect error or disconnect/reset before headers. reset reason: ${code === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused stream' : 'connection termination'}`);
-      }
-      if (code !== http2.constants.NGHTTP2_NO_ERROR) {
-        ex.flags.add(ResponseFlag.UpstreamConnectionTermination);
-        stream.close(code);
-        return settle(status);
-      }
-    });
-    stream.once('finish', () => settle(grpc ? 200 : status));
-    if (!endStream) stream.pipe(up);
   }
 }
 

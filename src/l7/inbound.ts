@@ -11,6 +11,13 @@
  *   that sends nothing for `sniffTimeoutMs` (a server-first protocol) is passed through too.
  * The client is the HBONE peer's identity; its address is the `forwarded` header's `for=` (the
  * original client, as the node agent reports it) or else the peer's address.
+ *
+ * L4 passthrough (TCP ports, opaque or server-first traffic on sniffed ports, workload-addressed
+ * traffic) is still subject to the waypoint's AuthorizationPolicies, evaluated without HTTP
+ * attributes (Istio: HTTP-only rule fields never match TCP): denied → the CONNECT is refused with
+ * 401 (as ztunnel does) or, once answered, the stream is reset; logged with flag `RBAC` and the
+ * deciding policy. The cluster's circuit breaker counts the stream as a connection
+ * (`maxConnections`; beyond → refused/reset, flag `UO`).
  */
 import type { Duplex } from 'node:stream';
 import { describeError } from '../errors/amesh-error.js';
@@ -22,13 +29,18 @@ import { writeAccessLog } from './access-log.js';
 import { endpointKey } from './balancer.js';
 import type { Endpoint } from './config.js';
 import { duplexPair, type PairEnd } from './duplex-pair.js';
-import type { DownstreamConnection, HttpProxy } from './http-proxy.js';
+import type { AuthzOutcome } from './authz/engine.js';
+import type { HttpProxy } from './http-proxy.js';
+import type { DownstreamConnection } from './pipeline/downstream-connection.js';
+import { requestAttributes } from './pipeline/request-attributes.js';
 import { ResponseFlag } from './response-flags.js';
 import { MAX_SNIFF_BYTES, sniffProtocol, type SniffResult } from './sniff.js';
 import type { UpstreamDialer } from './upstream.js';
 import { portFor, type WaypointState } from './waypoint-state.js';
 
 export const DEFAULT_SNIFF_TIMEOUT_MS = 200;
+
+const NO_ENDPOINT: Endpoint = { address: '-', port: 0, identity: '', hbone: false };
 
 export interface WaypointInboundOptions {
   state: () => WaypointState | undefined;
@@ -46,10 +58,14 @@ export interface InboundStats {
   http2: number;
   tcp: number;
   refused: number;
+  /** L4 streams an AuthorizationPolicy denied. */
+  denied: number;
 }
 
+type Denied = Extract<AuthzOutcome, { allowed: false }>;
+
 export class WaypointInbound {
-  private readonly counters: InboundStats = { connections: 0, http1: 0, http2: 0, tcp: 0, refused: 0 };
+  private readonly counters: InboundStats = { connections: 0, http1: 0, http2: 0, tcp: 0, refused: 0, denied: 0 };
 
   constructor(private readonly opts: WaypointInboundOptions) {}
 
@@ -67,7 +83,7 @@ export class WaypointInbound {
     const servicePort = portFor(state, host, port);
     if (!servicePort) {
       const endpoint = state.endpoints.get(endpointKey({ address: host, port }));
-      if (endpoint) return this.passthroughNow(conn, endpoint, 'workload');
+      if (endpoint) return this.passthroughNow(state, conn, '', endpoint, 'workload');
       return this.refuse(req, `${host}:${port} is not a service port this waypoint serves`);
     }
     const protocol = servicePort.port.protocol;
@@ -75,7 +91,7 @@ export class WaypointInbound {
     if (protocol === 'TCP') {
       const endpoint = state.clusters.get(defaultCluster)?.balancer.pick();
       if (!endpoint) return this.refuse(req, `no healthy upstream in ${defaultCluster}`);
-      return this.passthroughNow(conn, endpoint.endpoint, defaultCluster);
+      return this.passthroughNow(state, conn, servicePort.service.key, endpoint.endpoint, defaultCluster);
     }
     const [outer, inner] = duplexPair({ b: { remoteAddress: conn.clientAddress, remotePort: req.peerPort } });
     void this.dispatch(inner, conn, protocol === 'AUTO' ? (this.opts.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : undefined).catch((err: unknown) => {
@@ -91,20 +107,57 @@ export class WaypointInbound {
     return { status: 503, reason };
   }
 
-  private async passthroughNow(conn: DownstreamConnection, endpoint: Endpoint, cluster: string): Promise<HboneConnectResult> {
+  private async passthroughNow(state: WaypointState, conn: DownstreamConnection, service: string, endpoint: Endpoint, cluster: string): Promise<HboneConnectResult> {
     const started = performance.now();
+    const denied = await this.authorizeTcp(state, conn, service);
+    if (denied) {
+      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
+      return { status: 401, reason: denied.body };
+    }
+    const release = this.admitTcp(state, cluster);
+    if (!release) {
+      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.UpstreamOverflow);
+      return { status: 503, reason: `upstream overflow in ${cluster}` };
+    }
     try {
       const upstream = await this.opts.dialer.connect(endpoint);
       this.counters.tcp++;
-      upstream.once('close', () => this.logTcp(conn, endpoint, cluster, started, '-'));
+      upstream.once('close', () => {
+        release();
+        this.logTcp(conn, endpoint, cluster, started, '-');
+      });
       return { status: 200, upstream };
     } catch (err) {
+      release();
       this.logTcp(conn, endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
       return { status: 503, reason: `upstream connect to ${endpointKey(endpoint)} failed: ${describeError(err).split('\n')[0]}` };
     }
   }
 
-  private logTcp(conn: DownstreamConnection, endpoint: Endpoint, cluster: string, started: number, flags: string, error?: string): void {
+  /** The AuthorizationPolicies for an L4 stream (no HTTP attributes); the denial, if denied. */
+  private async authorizeTcp(state: WaypointState, conn: DownstreamConnection, service: string): Promise<Denied | undefined> {
+    if (state.authz.empty) return undefined;
+    const outcome = await state.authz.check(requestAttributes(conn, service));
+    if (outcome.allowed) return undefined;
+    this.counters.denied++;
+    return outcome;
+  }
+
+  /** A connection slot of the cluster's circuit breaker: its release, or undefined on overflow. */
+  private admitTcp(state: WaypointState, cluster: string): (() => void) | undefined {
+    const breaker = state.clusters.get(cluster)?.breaker;
+    if (!breaker) return () => undefined;
+    const admission = breaker.admit('tcp');
+    if (admission.kind === 'go') return admission.release;
+    // L4 never queues (Envoy's tcp_proxy): a wait is refused like an overflow.
+    if (admission.kind === 'wait') {
+      admission.cancel();
+      void admission.ready.then((a) => (a.kind === 'go' ? a.release() : undefined));
+    }
+    return undefined;
+  }
+
+  private logTcp(conn: DownstreamConnection, endpoint: Endpoint, cluster: string, started: number, flags: string, error?: string, authz?: string): void {
     writeAccessLog(this.opts.accessLog, {
       protocol: 'TCP',
       cluster,
@@ -115,6 +168,7 @@ export class WaypointInbound {
       clientAddress: conn.clientAddress,
       destination: `${conn.host}:${conn.port}`,
       ...(error ? { error } : {}),
+      ...(authz ? { authz } : {}),
     });
   }
 
@@ -135,8 +189,20 @@ export class WaypointInbound {
     const cluster = servicePort?.port.defaultCluster ?? '';
     const endpoint = state?.clusters.get(cluster)?.balancer.pick();
     const started = performance.now();
-    if (!endpoint) {
-      this.logTcp(conn, { address: '-', port: 0, identity: '', hbone: false }, cluster, started, ResponseFlag.NoHealthyUpstream);
+    if (!state || !endpoint) {
+      this.logTcp(conn, NO_ENDPOINT, cluster, started, ResponseFlag.NoHealthyUpstream);
+      inner.destroy();
+      return;
+    }
+    const denied = await this.authorizeTcp(state, conn, servicePort?.service.key ?? '');
+    if (denied) {
+      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
+      inner.destroy();
+      return;
+    }
+    const release = this.admitTcp(state, cluster);
+    if (!release) {
+      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.UpstreamOverflow);
       inner.destroy();
       return;
     }
@@ -144,6 +210,7 @@ export class WaypointInbound {
     try {
       upstream = await this.opts.dialer.connect(endpoint.endpoint);
     } catch (err) {
+      release();
       this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
       inner.destroy();
       return;
@@ -152,6 +219,7 @@ export class WaypointInbound {
     // Bytes read before the peer's EOF could not be put back: send them first.
     if (ended && head.length > 0) upstream.write(head);
     const result = await relay(inner, upstream);
+    release();
     this.logTcp(conn, endpoint.endpoint, cluster, started, '-', result.error?.message);
   }
 }
