@@ -1,10 +1,10 @@
 /**
- * HTTPRoute → waypoint routes: attachment, matches, backends, filters, timeouts, and the spec's
+ * HTTPRoute → waypoint routes: attachment, matches, backends, filters, timeouts and retries, and the spec's
  * precedence across matches and routes (not array order).
  */
 import { describe, expect, it } from 'vitest';
 import { compareRouteEntries, routeParents, translateHttpRoute, type HttpRouteObject, type OrderedEntry } from '../../src/controller/translate/http-route.js';
-import type { HttpRoute } from '../../src/l7/config.js';
+import type { HttpRoute, RetryOn } from '../../src/l7/config.js';
 import { BACKEND, httpRoute, routeContext } from '../helpers/route-fixtures.js';
 
 const ctx = routeContext();
@@ -162,15 +162,10 @@ describe('filters', () => {
     });
   });
 
-  it('warns about retry, backendRequest timeouts, CORS and hostnames', () => {
+  it('warns about CORS and hostnames', () => {
     const t = translate({ hostnames: ['backend'], rules: [{ retry: { attempts: 2 }, timeouts: { backendRequest: '1s' }, filters: [{ type: 'CORS', cors: {} }], backendRefs: [ref()] }] });
     expect(t.issues).toEqual([]);
-    expect(t.warnings).toEqual([
-      'spec.hostnames: ignored for mesh routes (GAMMA): the parent service decides',
-      'spec.rules[0].filters[0]: CORS is not supported by amesh waypoints; ignored',
-      'spec.rules[0].timeouts.backendRequest: not supported yet (issue #7); ignored',
-      'spec.rules[0].retry: not supported yet (issue #7)',
-    ]);
+    expect(t.warnings).toEqual(['spec.hostnames: ignored for mesh routes (GAMMA): the parent service decides', 'spec.rules[0].filters[0]: CORS is not supported by amesh waypoints; ignored']);
   });
 
   it.each([
@@ -185,6 +180,51 @@ describe('filters', () => {
     ]);
     expect(issuesOf({ rules: [{ timeouts: { request: 'never' }, backendRefs: [ref()] }] })).toEqual(['InvalidDuration spec.rules[0].timeouts.request: "never" is not a duration (e.g. "10s", "500ms")']);
   });
+});
+
+describe('timeouts and retry (GEP-1742, GEP-1731, as Istio converts them)', () => {
+  const CONN: RetryOn[] = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled'];
+  it.each<[string, Record<string, unknown>, Pick<HttpRoute, 'timeoutMs' | 'retries'>]>([
+    ['request only', { timeouts: { request: '2s' } }, { timeoutMs: 2000 }],
+    ['"0s" is no timeout', { timeouts: { request: '0s', backendRequest: '0s' } }, {}],
+    ['backendRequest without retry: the route timeout (one try)', { timeouts: { backendRequest: '1s' } }, { timeoutMs: 1000 }],
+    ['both without retry: the shorter', { timeouts: { request: '3s', backendRequest: '1s' } }, { timeoutMs: 1000 }],
+    ['backendRequest with retry: per try', { timeouts: { request: '3s', backendRequest: '1s' }, retry: { attempts: 2 } }, { timeoutMs: 3000, retries: { attempts: 2, retryOn: CONN, otherHost: true, perTryTimeoutMs: 1000 } }],
+    ['retry: attempts default to 2, connection errors only', { retry: {} }, { retries: { attempts: 2, retryOn: CONN, otherHost: true } }],
+    [
+      'retry with codes and backoff',
+      { retry: { codes: [503, 500, 503], attempts: 3, backoff: '100ms' } },
+      { retries: { attempts: 3, retryOn: [...CONN, 'retriable-status-codes'], retriableStatusCodes: [503, 500], otherHost: true, backoffBaseMs: 100 } },
+    ],
+    ['retry attempts 0: explicitly off', { retry: { attempts: 0, codes: [503] } }, { retries: { attempts: 0, retryOn: [], otherHost: false } }],
+    ['no retry: none here (waypoint-config.ts applies Istio’s default)', {}, {}],
+  ])('%s', (_what, rule, want) => {
+    const t = translate({ rules: [{ ...rule, backendRefs: [ref()] }] });
+    expect(t.issues).toEqual([]);
+    expect(t.warnings).toEqual([]);
+    const route = t.entries[0]?.route;
+    expect({ ...(route?.timeoutMs !== undefined ? { timeoutMs: route.timeoutMs } : {}), ...(route?.retries ? { retries: route.retries } : {}) }).toEqual(want);
+  });
+
+  it('a retry stays on the hashed endpoint when the backend balances by consistent hash', () => {
+    const hashed = routeContext({ rules: { [BACKEND]: { rule: 'demo/backend', policy: { loadBalancer: { hash: { kind: 'source-ip' } } }, subsets: new Map() } } });
+    const t = translateHttpRoute(httpRoute({ rules: [{ retry: { attempts: 1 }, backendRefs: [ref()] }] }, 'r') as HttpRouteObject, hashed, [{ service: backend }]);
+    expect(t.entries[0]?.route.retries?.otherHost).toBe(false);
+  });
+
+  it('a redirecting rule ignores retry, with a warning', () => {
+    const t = translate({ rules: [{ retry: { attempts: 2 }, filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'x' } }] }] });
+    expect(t.entries[0]?.route.retries).toBeUndefined();
+    expect(t.warnings).toEqual(['spec.rules[0].retry: ignored, the rule redirects']);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['a bad backendRequest', { timeouts: { backendRequest: 'x' } }, 'InvalidDuration spec.rules[0].timeouts.backendRequest: "x" is not a duration (e.g. "10s", "500ms")'],
+    ['backendRequest longer than request', { timeouts: { request: '1s', backendRequest: '2s' } }, 'InvalidSpec spec.rules[0].timeouts.backendRequest: 2s must not be longer than timeouts.request (1s)'],
+    ['negative attempts', { retry: { attempts: -1 } }, 'InvalidSpec spec.rules[0].retry.attempts: -1 is not a non-negative integer'],
+    ['a code outside 400-599', { retry: { codes: [200] } }, 'InvalidSpec spec.rules[0].retry.codes[0]: 200 is not a retriable status (400-599)'],
+    ['a bad backoff', { retry: { backoff: 'fast' } }, 'InvalidDuration spec.rules[0].retry.backoff: "fast" is not a duration (e.g. "100ms")'],
+  ])('rejects %s', (_what, rule, message) => expect(issuesOf({ rules: [{ ...rule, backendRefs: [ref()] }] })).toEqual([message]));
 });
 
 describe('precedence (Gateway API spec), not array order', () => {

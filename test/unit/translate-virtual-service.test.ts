@@ -204,7 +204,7 @@ describe('actions and filters', () => {
     ['uriRegexRewrite', { route: [to()], rewrite: { uriRegexRewrite: { match: 'a', rewrite: 'b' } } }, 'UnsupportedValue spec.http[0].rewrite.uriRegexRewrite: not supported by amesh waypoints'],
   ])('rejects %s', (_what, r, message) => expect(rule(r).issues).toEqual([message]));
 
-  it('warns about retries, fault, corsPolicy, tcp and exportTo, naming each field', () => {
+  it('warns about corsPolicy, tcp and exportTo, naming each field (retries and fault are carried)', () => {
     const t = translateVirtualService(
       virtualService({ hosts: ['backend'], exportTo: ['.'], tcp: [{}], http: [{ retries: { attempts: 2 }, fault: { delay: { fixedDelay: '1s' } }, corsPolicy: {}, route: [to()] }] }),
       ctx,
@@ -213,11 +213,10 @@ describe('actions and filters', () => {
     expect(t.warnings).toEqual([
       'spec.tcp: not supported by amesh waypoints; TCP traffic goes to the service as addressed',
       'spec.exportTo: visibility is not enforced by amesh waypoints; ignored',
-      'spec.http[0].retries: not supported yet (issue #7)',
-      'spec.http[0].fault: not supported yet (issue #7)',
       'spec.http[0].corsPolicy: not supported by amesh waypoints; ignored',
     ]);
     expect(t.entries).toHaveLength(1);
+    expect(t.entries[0]?.route).toMatchObject({ retries: { attempts: 2 }, fault: { delay: { percent: 100, delayMs: 1000 } } });
   });
 
   it('keeps rule order (first match wins) and reports every problem of an invalid object', () => {
@@ -237,6 +236,114 @@ describe('actions and filters', () => {
       'spec.http[0].route[0].destination.subset: subset "v3" not defined in DestinationRule demo/backend',
     ]);
   });
+});
+
+describe('retries (Istio HTTPRetry → RetryPolicy)', () => {
+  const DEFAULT_ON = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'];
+  it.each<[string, Record<string, unknown>, unknown]>([
+    ['attempts only: Istio’s default conditions, another endpoint', { attempts: 3 }, { attempts: 3, retryOn: DEFAULT_ON, otherHost: true }],
+    ['the issue’s example', { attempts: 3, retryOn: '5xx' }, { attempts: 3, retryOn: ['5xx'], otherHost: true }],
+    [
+      'every field',
+      { attempts: 2, perTryTimeout: '500ms', retryOn: 'gateway-error, connect-failure,reset', backoff: '100ms', retryIgnorePreviousHosts: false },
+      { attempts: 2, perTryTimeoutMs: 500, retryOn: ['gateway-error', 'connect-failure', 'reset'], backoffBaseMs: 100, otherHost: false },
+    ],
+    ['status codes mean retriable-status-codes, added when missing', { attempts: 1, retryOn: '503,429' }, { attempts: 1, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503, 429], otherHost: true }],
+    ['codes next to the condition are not doubled', { attempts: 1, retryOn: 'retriable-status-codes,503,503,5xx' }, { attempts: 1, retryOn: ['retriable-status-codes', '5xx'], retriableStatusCodes: [503], otherHost: true }],
+    ['gRPC conditions', { attempts: 1, retryOn: 'cancelled,deadline-exceeded,internal,resource-exhausted,unavailable' }, { attempts: 1, retryOn: ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'], otherHost: true }],
+    ['an empty retryOn keeps the default', { attempts: 1, retryOn: '' }, { attempts: 1, retryOn: DEFAULT_ON, otherHost: true }],
+    ['attempts 0: explicitly off', { attempts: 0 }, { attempts: 0, retryOn: [], otherHost: false }],
+  ])('%s', (_what, retries, want) => {
+    const r = rule({ retries, route: [to()] });
+    expect(r.issues).toEqual([]);
+    expect(r.routes[0]?.retries).toEqual(want);
+  });
+
+  it('no retries field: none here (waypoint-config.ts applies Istio’s default)', () => {
+    expect(rule({ route: [to()] }).routes[0]?.retries).toBeUndefined();
+  });
+
+  it.each<[string, Record<string, unknown>, string[]]>([
+    ['unknown retryOn conditions, by name', { attempts: 2, retryOn: '5xx,retriable-headers,999,envoy-ratelimited' }, ['spec.http[0].retries.retryOn: "retriable-headers", "999", "envoy-ratelimited" not supported (5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, or an HTTP status); ignored']],
+    ['retryRemoteLocalities', { attempts: 2, retryRemoteLocalities: true }, ['spec.http[0].retries.retryRemoteLocalities: retries do not prefer other localities in amesh waypoints; ignored']],
+    ['retryOn without attempts (Istio: off)', { retryOn: '5xx', perTryTimeout: '1s' }, ['spec.http[0].retries.attempts: unset, so retries are off (Istio) and spec.http[0].retries.perTryTimeout, spec.http[0].retries.retryOn ignored']],
+    ['an unknown field', { attempts: 1, budget: 3 }, ['spec.http[0].retries.budget: unknown field; ignored']],
+  ])('warns: %s', (_what, retries, warnings) => {
+    const r = rule({ retries, route: [to()] });
+    expect(r.issues).toEqual([]);
+    expect(r.warnings).toEqual(warnings);
+  });
+
+  it('keeps a retry on the hashed endpoint when the destination balances by consistent hash', () => {
+    const hashed = routeContext({
+      rules: { [BACKEND]: { rule: 'demo/backend', policy: { loadBalancer: { hash: { kind: 'header', name: 'x-user' } } }, subsets: new Map([['v1', { labels: { version: 'v1' } }]]) } },
+    });
+    const t = translateVirtualService(virtualService({ hosts: ['backend'], http: [{ retries: { attempts: 2 }, route: [to('backend', 'v1')] }] }), hashed);
+    expect(t.entries[0]?.route.retries?.otherHost).toBe(false);
+    const explicit = translateVirtualService(virtualService({ hosts: ['backend'], http: [{ retries: { attempts: 2, retryIgnorePreviousHosts: true }, route: [to('backend', 'v1')] }] }), hashed);
+    expect(explicit.entries[0]?.route.retries?.otherHost).toBe(true);
+  });
+
+  it('a redirect ignores retries, with a warning', () => {
+    const r = rule({ redirect: { uri: '/x' }, retries: { attempts: 2 } });
+    expect(r.routes[0]?.retries).toBeUndefined();
+    expect(r.warnings).toEqual(['spec.http[0].retries: ignored, the rule answers itself (redirect)']);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['negative attempts', { attempts: -1 }, 'InvalidSpec spec.http[0].retries.attempts: -1 is not a non-negative integer'],
+    ['fractional attempts', { attempts: 1.5 }, 'InvalidSpec spec.http[0].retries.attempts: 1.5 is not a non-negative integer'],
+    ['a bad perTryTimeout', { attempts: 1, perTryTimeout: 'soon' }, 'InvalidDuration spec.http[0].retries.perTryTimeout: "soon" is not a duration (e.g. "1.5s")'],
+    ['a zero perTryTimeout (Istio: at least 1ms)', { attempts: 1, perTryTimeout: '0s' }, 'InvalidDuration spec.http[0].retries.perTryTimeout: "0s" is shorter than 1ms'],
+    ['a bad backoff', { attempts: 1, backoff: '10' }, 'InvalidDuration spec.http[0].retries.backoff: "10" is not a duration (e.g. "1.5s")'],
+    ['retryOn not a string', { attempts: 1, retryOn: ['5xx'] }, 'InvalidSpec spec.http[0].retries.retryOn: ["5xx"] is not a comma-separated list'],
+  ])('rejects %s', (_what, retries, message) => expect(rule({ retries, route: [to()] }).issues).toEqual([message]));
+});
+
+describe('fault (Istio HTTPFaultInjection → FaultPolicy)', () => {
+  it.each<[string, Record<string, unknown>, unknown]>([
+    ['delay with percentage', { delay: { fixedDelay: '2s', percentage: { value: 10 } } }, { delay: { percent: 10, delayMs: 2000 } }],
+    ['delay with a fractional percentage', { delay: { fixedDelay: '5ms', percentage: { value: 0.1 } } }, { delay: { percent: 0.1, delayMs: 5 } }],
+    ['delay with the old integer percent', { delay: { fixedDelay: '1s', percent: 30 } }, { delay: { percent: 30, delayMs: 1000 } }],
+    ['no percentage: every request (FAULT_DEFAULT_PERCENT)', { delay: { fixedDelay: '1s' } }, { delay: { percent: 100, delayMs: 1000 } }],
+    ['abort with an HTTP status', { abort: { httpStatus: 500, percentage: { value: 20 } } }, { abort: { percent: 20, httpStatus: 500 } }],
+    ['abort with a gRPC status name', { abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 50 } } }, { abort: { percent: 50, grpcStatus: 14 } }],
+    ['gRPC status names are case-insensitive; OK is 0', { abort: { grpcStatus: 'ok' } }, { abort: { percent: 100, grpcStatus: 0 } }],
+    ['both', { delay: { fixedDelay: '2s', percentage: { value: 10 } }, abort: { httpStatus: 503, percent: 20 } }, { delay: { percent: 10, delayMs: 2000 }, abort: { percent: 20, httpStatus: 503 } }],
+    ['percentage 0 stays 0', { abort: { httpStatus: 503, percentage: { value: 0 } } }, { abort: { percent: 0, httpStatus: 503 } }],
+  ])('%s', (_what, fault, want) => {
+    const r = rule({ fault, route: [to()] });
+    expect(r.issues).toEqual([]);
+    expect(r.warnings).toEqual([]);
+    expect(r.routes[0]?.fault).toEqual(want);
+  });
+
+  it('applies to a direct response too (the fault filter runs before the action)', () => {
+    expect(rule({ fault: { abort: { httpStatus: 500 } }, directResponse: { status: 200 } }).routes[0]?.fault).toEqual({ abort: { percent: 100, httpStatus: 500 } });
+  });
+
+  it.each<[string, Record<string, unknown>, unknown, string[]]>([
+    ['exponentialDelay', { delay: { exponentialDelay: '1s' } }, undefined, ['spec.http[0].fault.delay.exponentialDelay: not supported (as in Istio); no delay is injected']],
+    ['http2Error', { abort: { http2Error: 'REFUSED_STREAM' }, delay: { fixedDelay: '1s' } }, { delay: { percent: 100, delayMs: 1000 } }, ['spec.http[0].fault.abort.http2Error: not supported by amesh waypoints; no abort is injected']],
+  ])('warns and ignores %s', (_what, fault, want, warnings) => {
+    const r = rule({ fault, route: [to()] });
+    expect(r.issues).toEqual([]);
+    expect(r.routes[0]?.fault).toEqual(want);
+    expect(r.warnings).toEqual(warnings);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['an empty fault', {}, 'InvalidSpec spec.http[0].fault: one of delay or abort is required'],
+    ['a delay without fixedDelay', { delay: { percentage: { value: 5 } } }, 'InvalidSpec spec.http[0].fault.delay.fixedDelay: required'],
+    ['a bad fixedDelay', { delay: { fixedDelay: 'later' } }, 'InvalidDuration spec.http[0].fault.delay.fixedDelay: "later" is not a duration (e.g. "1.5s")'],
+    ['a percentage over 100', { delay: { fixedDelay: '1s', percentage: { value: 150 } } }, 'InvalidSpec spec.http[0].fault.delay.percentage.value: 150 is not a percentage (0-100)'],
+    ['a fractional old percent', { abort: { httpStatus: 500, percent: 2.5 } }, 'InvalidSpec spec.http[0].fault.abort.percent: 2.5 is not an integer percentage (0-100)'],
+    ['an abort status outside 200-599', { abort: { httpStatus: 600 } }, 'InvalidSpec spec.http[0].fault.abort.httpStatus: 600 is not an HTTP status (200-599)'],
+    ['an abort status of 100', { abort: { httpStatus: 100 } }, 'InvalidSpec spec.http[0].fault.abort.httpStatus: 100 is not an HTTP status (200-599)'],
+    ['an unknown gRPC status', { abort: { grpcStatus: 'BROKEN' } }, 'InvalidSpec spec.http[0].fault.abort.grpcStatus: "BROKEN" is not a gRPC status (e.g. UNAVAILABLE)'],
+    ['an abort without a status', { abort: { percentage: { value: 1 } } }, 'InvalidSpec spec.http[0].fault.abort: one of httpStatus, grpcStatus is required'],
+    ['two statuses', { abort: { httpStatus: 500, grpcStatus: 'INTERNAL' } }, 'InvalidSpec spec.http[0].fault.abort: set only one of httpStatus, grpcStatus, http2Error (got httpStatus, grpcStatus)'],
+  ])('rejects %s', (_what, fault, message) => expect(rule({ fault, route: [to()] }).issues).toEqual([message]));
 });
 
 const CANARY = { hosts: ['backend'], http: [{ match: [{ headers: { 'user-group': { exact: 'beta-tester' } } }], route: [to('backend', 'v2')] }, { route: [to('backend', 'v1')] }] };

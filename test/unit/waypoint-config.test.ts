@@ -6,12 +6,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MeshView } from '../../src/controller/mesh/compute-mesh-resources.js';
-import { NO_ROUTE_NAME, computeWaypointConfigs, portProtocol, type LastValid } from '../../src/controller/translate/waypoint-config.js';
+import { NO_ROUTE_NAME, computeWaypointConfigs, podLocality, portProtocol, type LastValid } from '../../src/controller/translate/waypoint-config.js';
 import type { WaypointConfig } from '../../src/l7/config.js';
 import { decodeWaypointConfig, encodeWaypointConfig } from '../../src/xds/waypoint-codec.js';
 import { BACKEND, CANARY_DR_SPEC, CANARY_VS_SPEC, demoResources, demoView, destinationRule, httpRoute, namespace, pod, service, TRUST_DOMAIN, virtualService } from '../helpers/route-fixtures.js';
 
 const NO_ROUTE = { name: NO_ROUTE_NAME, matches: [], action: { kind: 'direct-response', status: 404, body: 'no route matched\n' } };
+/** Istio's default retry policy, which every forwarding route without `retries` gets. */
+const DEFAULT_RETRIES = { attempts: 2, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], otherHost: true };
 const V1 = `outbound|80|v1|${BACKEND}`;
 const V2 = `outbound|80|v2|${BACKEND}`;
 const ALL = `outbound|80||${BACKEND}`;
@@ -44,11 +46,13 @@ describe('the Istio canary', () => {
       port: 80,
       protocol: 'HTTP',
       defaultCluster: ALL,
+      defaultRetries: DEFAULT_RETRIES,
       routes: [
         {
           name: 'VirtualService/demo/backend#0',
           matches: [{ headers: [{ name: 'user-group', match: { kind: 'exact', value: 'beta-tester' } }] }],
           action: { kind: 'forward', backends: [{ cluster: V2, weight: 100 }] },
+          retries: DEFAULT_RETRIES,
         },
         {
           name: 'VirtualService/demo/backend#1',
@@ -60,6 +64,7 @@ describe('the Istio canary', () => {
               { cluster: V2, weight: 10 },
             ],
           },
+          retries: DEFAULT_RETRIES,
         },
         NO_ROUTE,
       ],
@@ -230,12 +235,12 @@ describe('bad input: a condition naming the problem; the rest keeps working', ()
     expect(config(second).clusters.find((c) => c.name === V2)?.endpoints).toHaveLength(1);
   });
 
-  it('warns about retries and fault, naming the field, and still routes', () => {
-    const r = compute(demoView({ destinationRules: [dr], virtualServices: [vsWith({ retries: { attempts: 3 }, fault: { abort: { httpStatus: 503 } }, route: [{ destination: { host: 'backend' } }] })] }));
-    const conditions = r.status.get('VirtualService/demo/backend') ?? [];
-    expect(conditions[0]?.status).toBe('True');
-    expect(conditions[1]).toEqual({ type: 'Warning', status: 'True', reason: 'IgnoredFields', message: 'spec.http[0].retries: not supported yet (issue #7); spec.http[0].fault: not supported yet (issue #7)' });
-    expect(backendPort(config(r))?.routes.map((x) => x.name)).toEqual(['VirtualService/demo/backend#0', NO_ROUTE_NAME]);
+  it('carries retries and fault (no warning), and still routes', () => {
+    const r = compute(demoView({ destinationRules: [dr], virtualServices: [vsWith({ retries: { attempts: 3, retryOn: '5xx' }, fault: { abort: { httpStatus: 503, percentage: { value: 20 } } }, route: [{ destination: { host: 'backend' } }] })] }));
+    expect(r.status.get('VirtualService/demo/backend')).toEqual([{ type: 'Accepted', status: 'True', reason: 'Accepted', message: `VirtualService demo/backend applied by waypoint demo/waypoint for ${BACKEND}` }]);
+    const routes = backendPort(config(r))?.routes ?? [];
+    expect(routes.map((x) => x.name)).toEqual(['VirtualService/demo/backend#0', NO_ROUTE_NAME]);
+    expect(routes[0]).toMatchObject({ retries: { attempts: 3, retryOn: ['5xx'], otherHost: true }, fault: { abort: { percent: 20, httpStatus: 503 } } });
   });
 
   it('a VirtualService for a service without a waypoint is valid but not in effect', () => {
@@ -252,6 +257,125 @@ describe('bad input: a condition naming the problem; the rest keeps working', ()
     expect(backendPort(config(r))?.routes.map((x) => x.name)).toEqual(['VirtualService/demo/older#0', NO_ROUTE_NAME]);
     expect(r.status.get('VirtualService/demo/newer')?.[1]?.message).toContain('is routed by VirtualService demo/older, which takes precedence (older)');
   });
+});
+
+describe('resilience: Istio’s default retries, DestinationRule policies on clusters', () => {
+  const ruleWith = (spec: Record<string, unknown>) => destinationRule({ ...CANARY_DR_SPEC, ...spec });
+  const only = (http: unknown[]) => virtualService({ hosts: ['backend'], http });
+
+  it('a route without retries and the fallback get Istio’s default; attempts 0 removes them; redirects get none', () => {
+    const vs = only([
+      { match: [{ uri: { prefix: '/off' } }], retries: { attempts: 0 }, route: [{ destination: { host: 'backend' } }] },
+      { match: [{ uri: { prefix: '/moved' } }], redirect: { uri: '/new' } },
+      { route: [{ destination: { host: 'backend' } }] },
+    ]);
+    const c = config(compute(demoView({ virtualServices: [vs] })));
+    const port = backendPort(c);
+    expect(port?.routes.map((r) => [r.name, r.retries])).toEqual([
+      ['VirtualService/demo/backend#0', undefined],
+      ['VirtualService/demo/backend#1', undefined],
+      ['VirtualService/demo/backend#2', DEFAULT_RETRIES],
+      [NO_ROUTE_NAME, undefined],
+    ]);
+    expect(port?.defaultRetries).toEqual(DEFAULT_RETRIES);
+    // A service without any route still retries through the fallback.
+    expect(c.services.find((s) => s.hostname === 'frontend.demo.svc.cluster.local')?.ports[0]).toMatchObject({ routes: [], defaultRetries: DEFAULT_RETRIES });
+    expect(decodeWaypointConfig(encodeWaypointConfig(c))).toEqual(c);
+  });
+
+  it('HTTPRoute rules without retry get the default too', () => {
+    const r = compute(demoView({ httpRoutes: [httpRoute({ parentRefs: [{ group: '', kind: 'Service', name: 'backend' }], rules: [{ backendRefs: [{ name: 'backend', port: 80 }] }] })] }));
+    expect(backendPort(config(r))?.routes[0]?.retries).toEqual(DEFAULT_RETRIES);
+  });
+
+  it('under consistent hashing a default retry stays on the same endpoint', () => {
+    const c = config(compute(demoView({ destinationRules: [ruleWith({ trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } })], virtualServices: [virtualService(CANARY_VS_SPEC)] })));
+    const port = backendPort(c);
+    expect(port?.routes.slice(0, 2).map((r) => r.retries?.otherHost)).toEqual([false, false]);
+    expect(port?.defaultRetries?.otherHost).toBe(false);
+  });
+
+  it('fills hash, connectionPool and outlierDetection per (port, subset); the codec accepts them', () => {
+    const rule = ruleWith({
+      trafficPolicy: {
+        connectionPool: { tcp: { maxConnections: 1, connectTimeout: '1s' }, http: { http1MaxPendingRequests: 1, maxRetries: 3 } },
+        outlierDetection: { consecutive5xxErrors: 2, interval: '1s', baseEjectionTime: '5s', maxEjectionPercent: 100 },
+      },
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' }, trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'sticky', ttl: '60s' } } } } },
+        { name: 'v2', labels: { version: 'v2' }, trafficPolicy: { portLevelSettings: [{ port: { number: 80 }, loadBalancer: { simple: 'ROUND_ROBIN' } }] } },
+      ],
+    });
+    const r = compute(demoView({ destinationRules: [rule], virtualServices: [virtualService(CANARY_VS_SPEC)] }));
+    const c = config(r);
+    const byName = new Map(c.clusters.map((cl) => [cl.name, cl]));
+    const pool = { maxConnections: 1, connectTimeoutMs: 1000, maxPendingRequests: 1, maxRetries: 3 };
+    const outlier = { consecutive5xxErrors: 2, intervalMs: 1000, baseEjectionTimeMs: 5000, maxEjectionPercent: 100 };
+    const { endpoints: _all, ...all } = byName.get(ALL) ?? { endpoints: [] };
+    expect(all).toEqual({ name: ALL, service: `demo/${BACKEND}`, port: 80, lb: 'LEAST_REQUEST', connectionPool: pool, outlierDetection: outlier });
+    const { endpoints: _v1, ...v1 } = byName.get(V1) ?? { endpoints: [] };
+    expect(v1).toEqual({ name: V1, service: `demo/${BACKEND}`, port: 80, subset: 'v1', lb: 'LEAST_REQUEST', hash: { kind: 'cookie', name: 'sticky', ttlMs: 60_000 }, connectionPool: pool, outlierDetection: outlier });
+    // v2's port-level entry replaces every field: round robin, no pool, no outlier detection.
+    const { endpoints: _v2, ...v2 } = byName.get(V2) ?? { endpoints: [] };
+    expect(v2).toEqual({ name: V2, service: `demo/${BACKEND}`, port: 80, subset: 'v2', lb: 'ROUND_ROBIN' });
+    expect(r.status.get('DestinationRule/demo/backend')).toHaveLength(1);
+    expect(decodeWaypointConfig(encodeWaypointConfig(c))).toEqual(c);
+  });
+
+  it('ignored DestinationRule fields become its Warning condition, by name', () => {
+    const r = compute(demoView({ destinationRules: [ruleWith({ trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' }, connectionPool: { tcp: { tcpKeepalive: {} } } } })] }));
+    expect(r.status.get('DestinationRule/demo/backend')?.[1]).toEqual({
+      type: 'Warning',
+      status: 'True',
+      reason: 'IgnoredFields',
+      message: 'spec.trafficPolicy.tls: mesh traffic to endpoints is always mutual TLS over HBONE; ignored; spec.trafficPolicy.connectionPool.tcp.tcpKeepalive: upstream keepalive probes are not configurable in amesh waypoints; ignored',
+    });
+  });
+
+  describe('locality', () => {
+    const zoned = (name: string, ip: string, labels: Record<string, string>, locality: string) => pod(name, ip, { ...labels, 'topology.istio.io/locality': locality });
+    const waypointPod = (locality?: string) => ({
+      ...pod('waypoint-0', '10.0.0.50', { 'gateway.networking.k8s.io/gateway-name': 'waypoint', ...(locality ? { 'istio-locality': locality } : {}) }, { sa: 'waypoint' }),
+    });
+    const pods = (wp?: string) => [zoned('backend-v1', '10.0.0.11', { app: 'backend', version: 'v1' }, 'us-east1.us-east1-b'), pod('backend-v2', '10.0.0.12', { app: 'backend', version: 'v2' }), waypointPod(wp)];
+    const outlier = (lb: Record<string, unknown> = {}) => ruleWith({ trafficPolicy: { outlierDetection: {}, ...lb } });
+    const cluster = (view: MeshView) => config(compute(view)).clusters.find((cl) => cl.name === ALL);
+
+    it('endpoints carry their pod’s locality (`.` → `/`, three parts)', () => {
+      expect(cluster(demoView({ pods: pods() }))?.endpoints.map((e) => [e.address, e.locality])).toEqual([
+        ['10.0.0.11', 'us-east1/us-east1-b/'],
+        ['10.0.0.12', undefined],
+      ]);
+    });
+
+    it.each<[string, MeshView, unknown]>([
+      ['outlier detection and a known waypoint locality: the mesh default prefers local', demoView({ pods: pods('us-east1.us-east1-b.rack1'), destinationRules: [outlier()] }), { local: 'us-east1/us-east1-b/rack1' }],
+      ['unknown waypoint locality and no setting: nothing to prefer', demoView({ pods: pods(), destinationRules: [outlier()] }), undefined],
+      [
+        'an explicit setting with failover, waypoint locality unknown',
+        demoView({ pods: pods(), destinationRules: [outlier({ loadBalancer: { localityLbSetting: { enabled: true, failover: [{ from: 'us-east1', to: 'us-west1' }] } } })] }),
+        { local: '//', failover: [{ from: 'us-east1', to: 'us-west1' }] },
+      ],
+      ['enabled: false', demoView({ pods: pods('us-east1'), destinationRules: [outlier({ loadBalancer: { localityLbSetting: { enabled: false } } })] }), undefined],
+      ['no outlier detection: off (Istio)', demoView({ pods: pods('us-east1'), destinationRules: [ruleWith({ trafficPolicy: { loadBalancer: { localityLbSetting: { enabled: true } } } })] }), undefined],
+    ])('%s', (_what, view, want) => {
+      const cl = cluster(view);
+      expect(cl?.localityLb).toEqual(want);
+      const c = config(compute(view));
+      expect(decodeWaypointConfig(encodeWaypointConfig(c))).toEqual(c);
+    });
+  });
+});
+
+describe('podLocality', () => {
+  it.each<[Record<string, string> | undefined, string | undefined]>([
+    [undefined, undefined],
+    [{}, undefined],
+    [{ 'istio-locality': 'r1.z1.s1' }, 'r1/z1/s1'],
+    [{ 'istio-locality': 'r1' }, 'r1//'],
+    [{ 'topology.istio.io/locality': 'r2/z2', 'istio-locality': 'r1' }, 'r2/z2/'],
+    [{ 'istio-locality': '' }, undefined],
+  ])('%j → %s', (labels, want) => expect(podLocality(labels)).toBe(want));
 });
 
 describe('portProtocol', () => {

@@ -19,17 +19,28 @@
  *
  * Deviations, named in conditions rather than hidden: backendRefs whose weights total 0 are
  * rejected (InvalidWeights) instead of answering 500, matching the Istio side; a rule without
- * backendRefs (and no redirect) answers 500 as the spec says. `retry` (issue #7),
- * `sessionPersistence`, `timeouts.backendRequest`, CORS filters and `hostnames` are warned about
- * and ignored; ExtensionRef filters and cross-namespace backends (ReferenceGrant) are rejected.
+ * backendRefs (and no redirect) answers 500 as the spec says. `sessionPersistence`, CORS filters
+ * and `hostnames` are warned about and ignored; ExtensionRef filters and cross-namespace backends
+ * (ReferenceGrant) are rejected.
+ *
+ * Resilience as Istio converts it (pilot/pkg/config/kube/gateway/conversion.go):
+ * - `timeouts.request` is the route timeout; `timeouts.backendRequest` the per-try timeout when a
+ *   `retry` stanza is set, else the route timeout too (one try = one backend request). "0s" is
+ *   no timeout.
+ * - `retry` (GEP-1731): `attempts` (default 2, 0 = none), retrying on connection failures
+ *   (connect-failure, refused-stream, and gRPC unavailable / cancelled, as the spec asks: "SHOULD
+ *   retry on connection errors") and on the listed `codes`; `backoff` is the base interval.
+ * - A rule without `retry` gets Istio's default policy from waypoint-config.ts.
  */
-import type { HeaderMatch, HeaderMutation, HttpRoute, Mirror, QueryParamMatch, Redirect, RequestMatch, RouteAction, StringMatch, UrlRewrite, WeightedBackend } from '../../l7/config.js';
+import type { HeaderMatch, HeaderMutation, HttpRoute, Mirror, QueryParamMatch, Redirect, RequestMatch, RetryOn, RetryPolicy, RouteAction, StringMatch, UrlRewrite, WeightedBackend } from '../../l7/config.js';
 import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import { serviceHostname } from './service.js';
 import {
+  clusterHashes,
   isIssue,
   issue,
   parseDurationMs,
+  RETRIES_OFF,
   regexCompiles,
   resolveDestination,
   type ClusterRef,
@@ -97,8 +108,16 @@ export interface HttpRouteRuleSpec {
   filters?: RouteFilter[];
   backendRefs?: BackendRef[];
   timeouts?: { request?: string; backendRequest?: string };
-  retry?: unknown;
+  retry?: HttpRouteRetrySpec;
   sessionPersistence?: unknown;
+}
+
+/** GEP-1731 (experimental channel). */
+export interface HttpRouteRetrySpec {
+  codes?: number[];
+  attempts?: number;
+  backoff?: string;
+  [field: string]: unknown;
 }
 
 export interface HttpRouteObject extends KubeObjectLike {
@@ -344,6 +363,60 @@ interface RuleParts {
   rewrite?: { type: 'full' | 'prefix'; value: string };
   mirrors: Mirror[];
   timeoutMs?: number;
+  retries?: RetryPolicy;
+}
+
+/** What Istio retries on for a `retry` stanza, before the codes ("SHOULD retry on connection errors"). */
+export const GATEWAY_RETRY_ON: readonly RetryOn[] = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled'];
+/** Istio's attempts when the stanza leaves them to the implementation. */
+export const GATEWAY_DEFAULT_ATTEMPTS = 2;
+
+/** A `retry` stanza → RetryPolicy (RETRIES_OFF for 0 attempts, `otherHost` filled in later); undefined when unset or bad. */
+function retryOf(retry: HttpRouteRetrySpec | undefined, path: string, out: GatewayCollector): RetryPolicy | undefined {
+  if (retry === undefined || retry === null) return undefined;
+  for (const field of Object.keys(retry)) if (!['codes', 'attempts', 'backoff'].includes(field) && retry[field] !== undefined) out.warnings.add(`${path}.${field}: unknown field; ignored`);
+  const attempts = retry.attempts ?? GATEWAY_DEFAULT_ATTEMPTS;
+  if (!Number.isInteger(attempts) || attempts < 0) return out.fail('InvalidSpec', `${path}.attempts`, `${JSON.stringify(retry.attempts)} is not a non-negative integer`);
+  const codes: number[] = [];
+  let ok = true;
+  (retry.codes ?? []).forEach((code, i) => {
+    if (!Number.isInteger(code) || code < 400 || code > 599) {
+      out.fail('InvalidSpec', `${path}.codes[${i}]`, `${JSON.stringify(code)} is not a retriable status (400-599)`);
+      ok = false;
+    } else if (!codes.includes(code)) codes.push(code);
+  });
+  let backoffMs: number | undefined;
+  if (retry.backoff !== undefined) {
+    backoffMs = parseDurationMs(String(retry.backoff));
+    if (backoffMs === undefined) return out.fail('InvalidDuration', `${path}.backoff`, `${JSON.stringify(retry.backoff)} is not a duration (e.g. "100ms")`);
+  }
+  if (!ok) return undefined;
+  if (attempts === 0) return RETRIES_OFF;
+  return {
+    attempts,
+    retryOn: codes.length ? [...GATEWAY_RETRY_ON, 'retriable-status-codes'] : [...GATEWAY_RETRY_ON],
+    ...(codes.length ? { retriableStatusCodes: codes } : {}),
+    otherHost: true,
+    ...(backoffMs ? { backoffBaseMs: backoffMs } : {}),
+  };
+}
+
+/** `timeouts` and `retry` of a rule: route timeout and retry policy (per-try timeout folded in). */
+function resilience(rule: HttpRouteRuleSpec, path: string, out: GatewayCollector): { timeoutMs?: number; retries?: RetryPolicy } {
+  const duration = (value: string, at: string): number | undefined => {
+    const ms = parseDurationMs(value);
+    return ms === undefined ? out.fail('InvalidDuration', at, `${JSON.stringify(value)} is not a duration (e.g. "10s", "500ms")`) : ms;
+  };
+  const request = rule.timeouts?.request !== undefined ? duration(rule.timeouts.request, `${path}.timeouts.request`) : undefined;
+  const backend = rule.timeouts?.backendRequest !== undefined ? duration(rule.timeouts.backendRequest, `${path}.timeouts.backendRequest`) : undefined;
+  if (request && backend && backend > request) out.fail('InvalidSpec', `${path}.timeouts.backendRequest`, `${rule.timeouts?.backendRequest ?? ''} must not be longer than timeouts.request (${rule.timeouts?.request ?? ''})`);
+  let retries = retryOf(rule.retry, `${path}.retry`, out);
+  let timeoutMs = request || undefined;
+  if (backend) {
+    if (retries && retries.attempts > 0) retries = { ...retries, perTryTimeoutMs: backend };
+    else timeoutMs = timeoutMs ? Math.min(timeoutMs, backend) : backend;
+  }
+  return { ...(timeoutMs ? { timeoutMs } : {}), ...(retries ? { retries } : {}) };
 }
 
 function pathModifier(p: PathModifier | undefined, path: string, out: GatewayCollector): { type: 'full' | 'prefix'; value: string } | undefined {
@@ -402,16 +475,12 @@ function ruleParts(rule: HttpRouteRuleSpec, path: string, routeNamespace: string
     }
   });
   if (redirect && (parts.rewrite || parts.hostname)) out.fail('InvalidSpec', `${path}.filters`, 'RequestRedirect and URLRewrite cannot be used together');
-  if (rule.timeouts?.request !== undefined) {
-    const ms = parseDurationMs(rule.timeouts.request);
-    if (ms === undefined) out.fail('InvalidDuration', `${path}.timeouts.request`, `${JSON.stringify(rule.timeouts.request)} is not a duration (e.g. "10s", "500ms")`);
-    else if (ms > 0) parts.timeoutMs = ms;
-  }
-  if (rule.timeouts?.backendRequest !== undefined) out.warnings.add(`${path}.timeouts.backendRequest: not supported yet (issue #7); ignored`);
-  if (rule.retry !== undefined) out.warnings.add(`${path}.retry: not supported yet (issue #7)`);
+  const { timeoutMs, retries } = resilience(rule, path, out);
+  if (timeoutMs) parts.timeoutMs = timeoutMs;
   if (rule.sessionPersistence !== undefined) out.warnings.add(`${path}.sessionPersistence: not supported by amesh waypoints; ignored`);
   if (redirect) {
     if (rule.backendRefs?.length) out.warnings.add(`${path}.backendRefs: ignored, the rule redirects`);
+    if (rule.retry !== undefined) out.warnings.add(`${path}.retry: ignored, the rule redirects`);
     if (redirectPath) parts.rewrite = redirectPath;
     parts.action = { kind: 'redirect', redirect };
     return parts as RuleParts;
@@ -419,6 +488,14 @@ function ruleParts(rule: HttpRouteRuleSpec, path: string, routeNamespace: string
   const backends = weightedBackends(rule.backendRefs ?? [], `${path}.backendRefs`, routeNamespace, ctx, out);
   if (!backends) return undefined;
   parts.action = backends.length ? { kind: 'forward', backends } : { kind: 'direct-response', status: 500 };
+  if (retries && backends.length) {
+    // Under consistent hashing a retry stays on the chosen endpoint (Istio).
+    const hashed = backends.some((b) => {
+      const ref = out.clusters.get(b.cluster);
+      return ref !== undefined && clusterHashes(ctx.destinationRules, ref);
+    });
+    parts.retries = retries.attempts > 0 ? { ...retries, otherHost: !hashed } : retries;
+  }
   return parts as RuleParts;
 }
 
@@ -440,6 +517,7 @@ function buildRoute(name: string, parts: RuleParts, matchPlan: MatchPlan): HttpR
     ...(rewrite ? { rewrite } : {}),
     ...(parts.mirrors.length ? { mirrors: parts.mirrors } : {}),
     ...(parts.timeoutMs ? { timeoutMs: parts.timeoutMs } : {}),
+    ...(parts.retries && action.kind === 'forward' ? { retries: parts.retries } : {}),
   };
 }
 

@@ -8,7 +8,7 @@
  * keeps serving the object's last valid translation, see waypoint-config.ts), a `warning` names
  * a field that is accepted but ignored.
  */
-import type { HttpRoute, LoadBalancerPolicy } from '../../l7/config.js';
+import type { ConnectionPool, HashPolicy, HttpRoute, LoadBalancerPolicy, OutlierDetection, RetryOn, RetryPolicy } from '../../l7/config.js';
 import { clusterName } from '../../l7/config.js';
 
 /** Why an object is not accepted (the `reason` of its Accepted=False condition). */
@@ -41,18 +41,66 @@ export interface RouteService {
   ports: readonly number[];
 }
 
-export interface SubsetInfo {
+/**
+ * One level of a DestinationRule trafficPolicy as destination-rule.ts translates it: top level, a
+ * subset's, or a `portLevelSettings` entry. A present field replaces the inherited one as a whole
+ * (Istio merges field by field, never inside a field; see effectivePolicy).
+ */
+export interface TrafficPolicyLevel {
+  loadBalancer?: LoadBalancerSettings;
+  /** Present but empty = set with no limits (still replaces an inherited pool). */
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
+}
+
+/** `trafficPolicy.loadBalancer`: Istio's oneof `simple` | `consistentHash`, plus locality settings. */
+export interface LoadBalancerSettings {
+  simple?: LoadBalancerPolicy;
+  hash?: HashPolicy;
+  /** `localityLbSetting`; absent = the mesh default (enabled, no failover hints). */
+  locality?: { enabled: boolean; failover?: Array<{ from: string; to: string }> };
+}
+
+/** A trafficPolicy with its `portLevelSettings` (by service port). */
+export interface PolicySet {
+  policy?: TrafficPolicyLevel;
+  portPolicies?: ReadonlyMap<number, TrafficPolicyLevel>;
+}
+
+export interface SubsetInfo extends PolicySet {
   labels: Readonly<Record<string, string>>;
-  /** A per-subset trafficPolicy.loadBalancer override. */
-  lb?: LoadBalancerPolicy;
 }
 
 /** The DestinationRule in effect for one host (destination-rule.ts). */
-export interface HostRule {
+export interface HostRule extends PolicySet {
   /** `namespace/name` of the DestinationRule. */
   rule: string;
-  lb?: LoadBalancerPolicy;
   subsets: ReadonlyMap<string, SubsetInfo>;
+}
+
+/**
+ * The trafficPolicy in effect for (service port, subset), Istio's MergeSubsetTrafficPolicy: the
+ * rule's port-level entry for the port replaces the rule's policy (fields it omits take their
+ * defaults, they are not inherited); then a subset's fields override; a subset's port-level entry
+ * replaces every field.
+ */
+export function effectivePolicy(rule: HostRule | undefined, port: number, subset?: string): TrafficPolicyLevel {
+  if (!rule) return {};
+  const top = rule.portPolicies?.get(port) ?? rule.policy ?? {};
+  const own = subset !== undefined ? rule.subsets.get(subset) : undefined;
+  if (!own) return top;
+  const ownPort = own.portPolicies?.get(port);
+  if (ownPort) return ownPort;
+  const merged: TrafficPolicyLevel = { ...top };
+  if (own.policy?.loadBalancer) merged.loadBalancer = own.policy.loadBalancer;
+  if (own.policy?.connectionPool) merged.connectionPool = own.policy.connectionPool;
+  if (own.policy?.outlierDetection) merged.outlierDetection = own.policy.outlierDetection;
+  return merged;
+}
+
+/** Does the cluster balance by consistent hash? (Then retries stay on the same endpoint, as in Istio.) */
+export function clusterHashes(rules: RouteContext['destinationRules'], ref: { hostname: string; port: number; subset?: string }): boolean {
+  return effectivePolicy(rules.get(ref.hostname), ref.port, ref.subset).loadBalancer?.hash !== undefined;
 }
 
 export interface RouteContext {
@@ -180,3 +228,81 @@ export function regexCompiles(pattern: string): boolean {
     return false;
   }
 }
+
+/**
+ * Istio's retry policy for a route that sets none (also the default route of a service): 2
+ * retries on connection failures, refused streams and gRPC unavailable / cancelled
+ * (pilot/pkg/networking/core/route/retry/retry.go; `retriable-status-codes` is listed with no
+ * codes: current Istio no longer retries 503 by default). A retry prefers another endpoint, except under
+ * consistent hashing, where it stays on the chosen one.
+ */
+export const ISTIO_DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'];
+export const ISTIO_DEFAULT_ATTEMPTS = 2;
+
+/** A route's retries explicitly off (`attempts: 0`): the default policy must not be applied. */
+export const RETRIES_OFF: RetryPolicy = Object.freeze({ attempts: 0, retryOn: [], otherHost: false }) as RetryPolicy;
+
+export function defaultRetryPolicy(hashed: boolean): RetryPolicy {
+  return { attempts: ISTIO_DEFAULT_ATTEMPTS, retryOn: [...ISTIO_DEFAULT_RETRY_ON], otherHost: !hashed };
+}
+
+const RETRY_CONDITIONS: ReadonlySet<string> = new Set<RetryOn>([
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-4xx',
+  'refused-stream',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+]);
+
+/**
+ * An Istio `retryOn` list ("5xx,connect-failure,503"): known Envoy conditions, HTTP status codes
+ * (which mean `retriable-status-codes` with those codes, added when missing, as Istio does), and
+ * the entries we do not implement (the caller warns about them).
+ */
+export function parseRetryOn(value: string): { retryOn: RetryOn[]; codes: number[]; unknown: string[] } {
+  const retryOn: RetryOn[] = [];
+  const codes: number[] = [];
+  const unknown: string[] = [];
+  for (const raw of value.split(',')) {
+    const part = raw.trim();
+    if (!part) continue;
+    if (/^\d+$/.test(part)) {
+      const code = Number(part);
+      if (code >= 100 && code <= 599) {
+        if (!codes.includes(code)) codes.push(code);
+      } else unknown.push(part);
+    } else if (RETRY_CONDITIONS.has(part)) {
+      if (!retryOn.includes(part as RetryOn)) retryOn.push(part as RetryOn);
+    } else unknown.push(part);
+  }
+  if (codes.length && !retryOn.includes('retriable-status-codes')) retryOn.push('retriable-status-codes');
+  return { retryOn, codes, unknown };
+}
+
+/** gRPC status names (Istio `fault.abort.grpcStatus`) → codes. */
+export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};

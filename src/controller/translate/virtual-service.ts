@@ -17,24 +17,38 @@
  *   rule mixing both is split into one route per match, named `#<rule>.<match>`).
  * - `redirect.uri` replaces the whole path; `redirectCode` 301 (default), 302, 303, 307, 308.
  * - `timeout` "1.5s" (also `500ms`, `1m`); 0 means none. Mirror percentage defaults to 100.
+ * - `retries` (Istio's ConvertPolicy): `attempts` retries after the first try, 0 or unset = none;
+ *   `retryOn` a comma list of Envoy conditions where a number is a status code for
+ *   `retriable-status-codes` (unset = Istio's default conditions); `perTryTimeout`; `backoff`;
+ *   `retryIgnorePreviousHosts` (default: retry elsewhere, except under consistent hashing). A
+ *   rule without `retries` gets Istio's default policy from waypoint-config.ts.
+ * - `fault`: `delay.fixedDelay` and `abort.httpStatus` / `abort.grpcStatus` (a code name like
+ *   UNAVAILABLE), each on `percentage.value` (or the old integer `percent`) of requests;
+ *   neither set = 100, as Istio documents (FAULT_DEFAULT_PERCENT).
  * Rejected (the whole object, see route-model.ts): bad references, regexes, weights, redirect
- * codes, durations, and match fields we cannot evaluate (dropping a match field would widen the
- * match: sourceLabels, sourceNamespace, scheme, ignoreUriCase; method prefix/regex), `delegate`
- * and `rewrite.uriRegexRewrite`.
- * Warned and ignored: `retries`, `fault` (issue #7), `corsPolicy`, `tcp`, `tls`, `exportTo`.
+ * codes, durations, retry attempts, fault statuses and percentages, and match fields we cannot
+ * evaluate (dropping a match field would widen the match: sourceLabels, sourceNamespace, scheme,
+ * ignoreUriCase; method prefix/regex), `delegate` and `rewrite.uriRegexRewrite`.
+ * Warned and ignored: unknown `retryOn` conditions, `retryRemoteLocalities`, fault
+ * `exponentialDelay` and `http2Error`, `corsPolicy`, `tcp`, `tls`, `exportTo`.
  */
-import type { HeaderMatch, HeaderMutation, HttpRoute, Mirror, QueryParamMatch, Redirect, RequestMatch, RouteAction, StringMatch, UrlRewrite, WeightedBackend } from '../../l7/config.js';
+import type { FaultPolicy, HeaderMatch, HeaderMutation, HttpRoute, Mirror, QueryParamMatch, Redirect, RequestMatch, RetryPolicy, RouteAction, StringMatch, UrlRewrite, WeightedBackend } from '../../l7/config.js';
 import { REDIRECT_STATUS_CODES } from '../../l7/config-schema.js';
 import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import {
+  clusterHashes,
   emptyTranslation,
+  GRPC_STATUS_CODES,
   hostMatches,
+  ISTIO_DEFAULT_RETRY_ON,
   isIssue,
   issue,
   parseDurationMs,
+  parseRetryOn,
   regexCompiles,
   resolveDestination,
   resolveHost,
+  RETRIES_OFF,
   type ClusterRef,
   type RouteContext,
   type RouteService,
@@ -92,6 +106,24 @@ export interface IstioHttpRoute {
   mirrorPercentage?: { value?: number };
   mirrorPercent?: number;
   mirrors?: Array<{ destination?: IstioDestination; percentage?: { value?: number } }>;
+  retries?: IstioHttpRetry;
+  fault?: IstioFaultInjection;
+  [field: string]: unknown;
+}
+
+export interface IstioHttpRetry {
+  attempts?: number;
+  perTryTimeout?: string;
+  retryOn?: string;
+  retryRemoteLocalities?: boolean;
+  retryIgnorePreviousHosts?: boolean;
+  backoff?: string;
+  [field: string]: unknown;
+}
+
+export interface IstioFaultInjection {
+  delay?: { fixedDelay?: string; exponentialDelay?: string; percentage?: { value?: number }; percent?: number; [field: string]: unknown };
+  abort?: { httpStatus?: number; grpcStatus?: string; http2Error?: string; percentage?: { value?: number }; percent?: number; [field: string]: unknown };
   [field: string]: unknown;
 }
 
@@ -122,12 +154,18 @@ export function virtualServiceHosts(vs: VirtualServiceObject, clusterDomain: str
 }
 
 const MATCH_FIELDS = new Set(['name', 'uri', 'method', 'authority', 'headers', 'withoutHeaders', 'queryParams', 'port', 'gateways', 'statPrefix']);
-const RULE_FIELDS = new Set(['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'timeout', 'headers', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors']);
+const RULE_FIELDS = new Set(['name', 'match', 'route', 'redirect', 'directResponse', 'rewrite', 'timeout', 'headers', 'mirror', 'mirrorPercentage', 'mirrorPercent', 'mirrors', 'retries', 'fault']);
 const RULE_WARNINGS: Record<string, string> = {
-  retries: 'not supported yet (issue #7)',
-  fault: 'not supported yet (issue #7)',
   corsPolicy: 'not supported by amesh waypoints; ignored',
 };
+const RETRY_FIELDS = ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff'];
+
+/**
+ * The share of requests a fault applies to when it names none. Istio documents 100 ("if not
+ * specified, all requests are aborted"); its Envoy translation has applied 0 (istio/istio#36303).
+ * We follow the documentation: a fault that never fires is never what was meant.
+ */
+export const FAULT_DEFAULT_PERCENT = 100;
 
 /** Per-object state while translating: issues and warnings deduplicated across ports. */
 class Collector {
@@ -293,6 +331,108 @@ function mirrors(rule: IstioHttpRoute, path: string, ctx: RouteContext, namespac
   return result;
 }
 
+const present = (v: unknown): boolean => v !== undefined && v !== null;
+
+/** A duration of at least 1 ms (Istio's validation); undefined when absent or bad. */
+function duration(value: unknown, path: string, out: Collector): number | undefined {
+  if (!present(value)) return undefined;
+  const ms = parseDurationMs(String(value));
+  if (ms === undefined) return out.fail('InvalidDuration', path, `${JSON.stringify(value)} is not a duration (e.g. "1.5s")`);
+  if (ms < 1) return out.fail('InvalidDuration', path, `${JSON.stringify(value)} is shorter than 1ms`);
+  return ms;
+}
+
+/** `retries` → RetryPolicy (RETRIES_OFF for attempts 0); undefined when unset (the default applies) or bad. */
+function retryPolicy(r: IstioHttpRetry | undefined, path: string, hashed: boolean, out: Collector): RetryPolicy | undefined {
+  if (!present(r)) return undefined;
+  if (typeof r !== 'object' || Array.isArray(r)) return out.fail('InvalidSpec', path, 'an object is required');
+  for (const field of Object.keys(r)) if (!RETRY_FIELDS.includes(field) && present(r[field])) out.warnings.add(`${path}.${field}: unknown field; ignored`);
+  const attempts = r.attempts ?? 0;
+  if (!Number.isInteger(attempts) || attempts < 0) return out.fail('InvalidSpec', `${path}.attempts`, `${JSON.stringify(r.attempts)} is not a non-negative integer`);
+  if (attempts === 0) {
+    const rest = RETRY_FIELDS.filter((f) => f !== 'attempts' && present(r[f]));
+    if (rest.length) out.warnings.add(`${path}.attempts: ${r.attempts === undefined ? 'unset' : '0'}, so retries are off (Istio) and ${rest.map((f) => `${path}.${f}`).join(', ')} ignored`);
+    return RETRIES_OFF;
+  }
+  const policy: RetryPolicy = { attempts, retryOn: [...ISTIO_DEFAULT_RETRY_ON], otherHost: !hashed };
+  if (typeof r.retryOn === 'string' && r.retryOn.trim()) {
+    const parsed = parseRetryOn(r.retryOn);
+    if (parsed.unknown.length) out.warnings.add(`${path}.retryOn: ${parsed.unknown.map((u) => JSON.stringify(u)).join(', ')} not supported (5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, or an HTTP status); ignored`);
+    policy.retryOn = parsed.retryOn;
+    if (parsed.codes.length) policy.retriableStatusCodes = parsed.codes;
+  } else if (present(r.retryOn) && typeof r.retryOn !== 'string') {
+    return out.fail('InvalidSpec', `${path}.retryOn`, `${JSON.stringify(r.retryOn)} is not a comma-separated list`);
+  }
+  const perTry = duration(r.perTryTimeout, `${path}.perTryTimeout`, out);
+  if (perTry !== undefined) policy.perTryTimeoutMs = perTry;
+  const backoff = duration(r.backoff, `${path}.backoff`, out);
+  if (backoff !== undefined) policy.backoffBaseMs = backoff;
+  if (r.retryRemoteLocalities === true) out.warnings.add(`${path}.retryRemoteLocalities: retries do not prefer other localities in amesh waypoints; ignored`);
+  if (typeof r.retryIgnorePreviousHosts === 'boolean') policy.otherHost = r.retryIgnorePreviousHosts;
+  return policy;
+}
+
+/** `percentage.value` (0-100, fractions allowed), else the deprecated integer `percent`, else the default. */
+function faultPercent(f: { percentage?: { value?: number }; percent?: number }, path: string, out: Collector): number | undefined {
+  if (present(f.percentage)) {
+    const v = f.percentage?.value ?? 0;
+    if (typeof v !== 'number' || !(v >= 0 && v <= 100)) return out.fail('InvalidSpec', `${path}.percentage.value`, `${JSON.stringify(v)} is not a percentage (0-100)`);
+    return v;
+  }
+  if (present(f.percent)) {
+    const v = f.percent;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) return out.fail('InvalidSpec', `${path}.percent`, `${JSON.stringify(v)} is not an integer percentage (0-100)`);
+    return v;
+  }
+  return FAULT_DEFAULT_PERCENT;
+}
+
+function grpcStatus(value: unknown, path: string, out: Collector): number | undefined {
+  const text = String(value).trim().toUpperCase();
+  const code = /^\d+$/.test(text) ? Number(text) : GRPC_STATUS_CODES[text];
+  if (code === undefined || code > 16) return out.fail('InvalidSpec', path, `${JSON.stringify(value)} is not a gRPC status (e.g. UNAVAILABLE)`);
+  return code;
+}
+
+/** `fault` → FaultPolicy; undefined when unset, empty after ignored parts, or bad. */
+function faultPolicy(spec: IstioFaultInjection | undefined, path: string, out: Collector): FaultPolicy | undefined {
+  if (!present(spec)) return undefined;
+  if (typeof spec !== 'object' || Array.isArray(spec)) return out.fail('InvalidSpec', path, 'an object is required');
+  for (const field of Object.keys(spec)) if (field !== 'delay' && field !== 'abort' && present(spec[field])) out.warnings.add(`${path}.${field}: unknown field; ignored`);
+  if (!present(spec.delay) && !present(spec.abort)) return out.fail('InvalidSpec', path, 'one of delay or abort is required');
+  const fault: FaultPolicy = {};
+  const d = spec.delay;
+  if (d) {
+    const at = `${path}.delay`;
+    for (const field of Object.keys(d)) if (!['fixedDelay', 'exponentialDelay', 'percentage', 'percent'].includes(field) && present(d[field])) out.warnings.add(`${at}.${field}: unknown field; ignored`);
+    const percent = faultPercent(d, at, out);
+    if (present(d.exponentialDelay)) out.warnings.add(`${at}.exponentialDelay: not supported (as in Istio); no delay is injected`);
+    else if (!present(d.fixedDelay)) out.fail('InvalidSpec', `${at}.fixedDelay`, 'required');
+    else {
+      const delayMs = duration(d.fixedDelay, `${at}.fixedDelay`, out);
+      if (delayMs !== undefined && percent !== undefined) fault.delay = { percent, delayMs };
+    }
+  }
+  const a = spec.abort;
+  if (a) {
+    const at = `${path}.abort`;
+    for (const field of Object.keys(a)) if (!['httpStatus', 'grpcStatus', 'http2Error', 'percentage', 'percent'].includes(field) && present(a[field])) out.warnings.add(`${at}.${field}: unknown field; ignored`);
+    const percent = faultPercent(a, at, out);
+    const kinds = (['httpStatus', 'grpcStatus', 'http2Error'] as const).filter((k) => present(a[k]));
+    if (kinds.length !== 1) out.fail('InvalidSpec', at, kinds.length ? `set only one of httpStatus, grpcStatus, http2Error (got ${kinds.join(', ')})` : 'one of httpStatus, grpcStatus is required');
+    else if (kinds[0] === 'http2Error') out.warnings.add(`${at}.http2Error: not supported by amesh waypoints; no abort is injected`);
+    else if (kinds[0] === 'httpStatus') {
+      const status = a.httpStatus;
+      if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) out.fail('InvalidSpec', `${at}.httpStatus`, `${JSON.stringify(status)} is not an HTTP status (200-599)`);
+      else if (percent !== undefined) fault.abort = { percent, httpStatus: status };
+    } else {
+      const code = grpcStatus(a.grpcStatus, `${at}.grpcStatus`, out);
+      if (code !== undefined && percent !== undefined) fault.abort = { percent, grpcStatus: code };
+    }
+  }
+  return fault.delay || fault.abort ? fault : undefined;
+}
+
 /** Routes of rule `i` on `port` (undefined port: validation only); [] when it does not apply there. */
 function translateRule(vsName: string, rule: IstioHttpRoute, i: number, ctx: RouteContext, namespace: string, port: number | undefined, out: Collector): HttpRoute[] {
   const path = `spec.http[${i}]`;
@@ -319,6 +459,14 @@ function translateRule(vsName: string, rule: IstioHttpRoute, i: number, ctx: Rou
     if (timeoutMs === undefined) out.fail('InvalidDuration', `${path}.timeout`, `${JSON.stringify(rule.timeout)} is not a duration (e.g. "1.5s")`);
   }
   if (rule.rewrite?.uriRegexRewrite !== undefined) out.fail('UnsupportedValue', `${path}.rewrite.uriRegexRewrite`, 'not supported by amesh waypoints');
+  const fault = faultPolicy(rule.fault, `${path}.fault`, out);
+  // Retries stay on the chosen endpoint when any destination balances by consistent hash (Istio).
+  const hashed = routeAction?.kind === 'forward' && routeAction.backends.some((b) => {
+    const ref = out.clusters.get(b.cluster);
+    return ref !== undefined && clusterHashes(ctx.destinationRules, ref);
+  });
+  const retries = retryPolicy(rule.retries, `${path}.retries`, hashed, out);
+  if (retries && retries.attempts > 0 && routeAction && routeAction.kind !== 'forward') out.warnings.add(`${path}.retries: ignored, the rule answers itself (${routeAction.kind})`);
   if (!routeAction) return [];
 
   const base = (name: string, ms: RequestMatch[], rewrite: UrlRewrite | undefined): HttpRoute => ({
@@ -330,6 +478,8 @@ function translateRule(vsName: string, rule: IstioHttpRoute, i: number, ctx: Rou
     ...(rewrite ? { rewrite } : {}),
     ...(mirrorList.length ? { mirrors: mirrorList } : {}),
     ...(timeoutMs ? { timeoutMs } : {}),
+    ...(retries && routeAction.kind === 'forward' ? { retries } : {}),
+    ...(fault ? { fault } : {}),
   });
   const name = `VirtualService/${vsName}#${i}`;
   const uri = rule.rewrite?.uri;

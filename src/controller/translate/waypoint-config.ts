@@ -20,14 +20,25 @@
  * Clusters are every (service, port, subset) a route names plus the defaults, with endpoints from
  * the mesh's workloads: healthy members of the service with a target port for it, filtered by the
  * subset's labels on the pods themselves (workloads carry no labels), identity
- * `spiffe://<td>/ns/<ns>/sa/<sa>`, HBONE when the workload is in the mesh. Load balancing comes
- * from the DestinationRule in effect (subset override, then the rule, then LEAST_REQUEST).
+ * `spiffe://<td>/ns/<ns>/sa/<sa>`, HBONE when the workload is in the mesh, the locality of its pod
+ * (Istio's `topology.istio.io/locality` / `istio-locality` pod labels, `.` for `/`). The cluster's
+ * traffic policy is the DestinationRule's in effect for (service, port, subset) — route-model.ts
+ * effectivePolicy: load balancer or consistent hash (LEAST_REQUEST without one), connection pool,
+ * outlier detection, and locality preference. As in Istio, locality preference needs outlier
+ * detection; it is on by default (the mesh default) but the controller does not know the nodes'
+ * topology, so without a `localityLbSetting` it is only emitted when the waypoint's own pods carry
+ * a locality label (all the same one).
+ *
+ * Retries: a forwarding route without `retries` gets Istio's default policy (2 retries on
+ * connect-failure, refused-stream, unavailable, cancelled), and so does the fallback to
+ * `defaultCluster` (`defaultRetries`); `attempts: 0` removes them. Under consistent hashing a
+ * retry stays on the same endpoint (`otherHost: false`), as Istio does.
  *
  * Bad input never breaks the waypoint: an object with any issue is left out as a whole and gets
  * Accepted=False naming each bad field; if an earlier version of it (same uid) was valid, that
  * translation keeps being served — traffic keeps the last valid config — and the message says so.
  */
-import type { Cluster, Endpoint, HttpRoute, LoadBalancerPolicy, PortProtocol, WaypointConfig, WaypointPort, WaypointService } from '../../l7/config.js';
+import type { Cluster, Endpoint, HttpRoute, PortProtocol, WaypointConfig, WaypointPort, WaypointService } from '../../l7/config.js';
 import { clusterName } from '../../l7/config.js';
 import type { Service } from '../../node-agent/state/types.js';
 import type { KubeObjectLike, MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
@@ -35,7 +46,7 @@ import type { ConditionSpec } from '../status/policy-status.js';
 import { DEFAULT_LOAD_BALANCER, effectiveDestinationRules, translateDestinationRule, type DestinationRuleObject, type DestinationRuleTranslation, type RuleCandidate } from './destination-rule.js';
 import { translateGrpcRoute, type GrpcRouteObject } from './grpc-route.js';
 import { compareRouteEntries, routeParents, translateHttpRoute, type HttpRouteObject, type OrderedEntry, type RouteTarget } from './http-route.js';
-import type { ClusterRef, HostRule, RouteContext, RouteEntry, RouteService, Translation } from './route-model.js';
+import { clusterHashes, defaultRetryPolicy, effectivePolicy, type ClusterRef, type HostRule, type RouteContext, type RouteEntry, type RouteService, type TrafficPolicyLevel, type Translation } from './route-model.js';
 import { DEFAULT_CLUSTER_DOMAIN, isTcp, serviceKey, type ServiceObject, type ServicePortSpec } from './service.js';
 import { isMeshVirtualService, translateVirtualService, virtualServiceHosts, type VirtualServiceObject } from './virtual-service.js';
 import { listWaypoints, serviceWaypoint, type GatewayObject, type WaypointInfo } from './waypoint-binding.js';
@@ -302,6 +313,11 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
 
   // Assemble per waypoint.
   const podLabels = new Map(view.pods.map((p) => [p.metadata.uid ?? `${p.metadata.namespace ?? 'default'}/${p.metadata.name ?? ''}`, p.metadata.labels ?? {}]));
+  const waypointLocality = (w: WaypointInfo): string | undefined => {
+    const found = new Set(view.pods.filter((p) => p.metadata.namespace === w.ref.namespace && p.metadata.labels?.[GATEWAY_NAME_LABEL] === w.ref.name).map((p) => podLocality(p.metadata.labels)));
+    const [only] = found;
+    return found.size === 1 ? only : undefined;
+  };
   const configs = new Map<string, WaypointConfig>();
   for (const waypoint of waypoints) {
     const wKey = waypointKey(waypoint);
@@ -335,7 +351,6 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
           for (const e of entries) {
             if (names.has(e.route.name)) continue;
             names.add(e.route.name);
-            routes.push(e.route);
             const r = reports.get(e.key);
             r?.usedBy.add(wKey);
             r?.hosts.add(hostname);
@@ -343,6 +358,10 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
               const ref = e.refs.find((c) => c.name === name);
               if (ref && !refs.has(name)) refs.set(name, ref);
             }
+            routes.push(withRetries(e.route, (cluster) => {
+              const ref = refs.get(cluster);
+              return ref !== undefined && clusterHashes(destinationRules, ref);
+            }));
           }
         }
         // Istio and the Gateway API: once routes apply to a port, a request none of them matches
@@ -350,7 +369,8 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
         if (routes.length > 0 && protocol !== 'TCP') routes.push({ name: NO_ROUTE_NAME, matches: [], action: { kind: 'direct-response', status: 404, body: 'no route matched\n' } });
         const defaultCluster = clusterName(hostname, spec.port);
         if (!refs.has(defaultCluster)) refs.set(defaultCluster, { name: defaultCluster, service: sKey, hostname, port: spec.port });
-        ports.push({ port: spec.port, protocol, routes, defaultCluster });
+        const defaultRetries = protocol === 'TCP' ? undefined : defaultRetryPolicy(clusterHashes(destinationRules, { hostname, port: spec.port }));
+        ports.push({ port: spec.port, protocol, routes, defaultCluster, ...(defaultRetries ? { defaultRetries } : {}) });
       }
       wServices.push({ key: sKey, namespace: service.namespace, hostname, addresses: [...service.addresses], ports });
     }
@@ -363,7 +383,8 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
         r?.hosts.add(ref.hostname);
       }
     }
-    const clusters = [...refs.values()].sort((a, b) => a.name.localeCompare(b.name)).map((ref) => materialise(ref, resources, podLabels, destinationRules.get(ref.hostname), options.trustDomain));
+    const local = waypointLocality(waypoint);
+    const clusters = [...refs.values()].sort((a, b) => a.name.localeCompare(b.name)).map((ref) => materialise(ref, resources, podLabels, destinationRules.get(ref.hostname), options.trustDomain, local));
     configs.set(wKey, { namespace: waypoint.ref.namespace, name: waypoint.ref.name, identity: waypoint.identity, services: wServices, clusters });
   }
 
@@ -378,10 +399,51 @@ function clusterNamesOf(route: HttpRoute): string[] {
   return names;
 }
 
-function materialise(ref: ClusterRef, resources: MeshResources, podLabels: ReadonlyMap<string, Record<string, string>>, rule: HostRule | undefined, trustDomain: string): Cluster {
+/**
+ * Istio's default retry policy for a forwarding route that sets none; none at all for
+ * `attempts: 0` (RETRIES_OFF). `hashed` tells whether a cluster balances by consistent hash.
+ */
+export function withRetries(route: HttpRoute, hashed: (cluster: string) => boolean): HttpRoute {
+  if (route.action.kind !== 'forward') return route;
+  if (!route.retries) return { ...route, retries: defaultRetryPolicy(route.action.backends.some((b) => hashed(b.cluster))) };
+  if (route.retries.attempts > 0) return route;
+  const { retries: _off, ...rest } = route;
+  return rest;
+}
+
+const LOCALITY_LABELS = ['topology.istio.io/locality', 'istio-locality'];
+const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+
+/**
+ * A pod's `region/zone/subzone` from Istio's locality labels (label values cannot hold `/`, so
+ * `.` separates; a value with `/` is taken as is); undefined without one.
+ */
+export function podLocality(labels: Readonly<Record<string, string>> | undefined): string | undefined {
+  const value = LOCALITY_LABELS.map((l) => labels?.[l]).find((v) => v !== undefined && v.trim() !== '');
+  if (value === undefined) return undefined;
+  const parts = (value.includes('/') ? value.split('/') : value.split('.')).map((p) => p.trim());
+  return [parts[0] ?? '', parts[1] ?? '', parts.slice(2).join('.')].join('/');
+}
+
+/** The contract fields of a cluster from the trafficPolicy in effect for it. */
+export function clusterPolicy(level: TrafficPolicyLevel, local: string | undefined): Pick<Cluster, 'lb' | 'hash' | 'connectionPool' | 'outlierDetection' | 'localityLb'> {
+  const lb = level.loadBalancer;
+  const locality = lb?.locality;
+  // Istio: locality failover only with outlier detection; on unless disabled. Unknown own
+  // locality and no explicit setting = nothing to prefer, so left out.
+  const preferLocal = level.outlierDetection !== undefined && (locality ? locality.enabled : local !== undefined);
+  return {
+    lb: lb?.simple ?? DEFAULT_LOAD_BALANCER,
+    ...(lb?.hash ? { hash: lb.hash } : {}),
+    ...(level.connectionPool && Object.keys(level.connectionPool).length ? { connectionPool: level.connectionPool } : {}),
+    ...(level.outlierDetection ? { outlierDetection: level.outlierDetection } : {}),
+    ...(preferLocal ? { localityLb: { local: local ?? '//', ...(locality?.failover ? { failover: locality.failover } : {}) } } : {}),
+  };
+}
+
+function materialise(ref: ClusterRef, resources: MeshResources, podLabels: ReadonlyMap<string, Record<string, string>>, rule: HostRule | undefined, trustDomain: string, local: string | undefined): Cluster {
   const subsetRule = ref.subset !== undefined ? rule?.subsets.get(ref.subset) : undefined;
   const labels = ref.subsetLabels ?? subsetRule?.labels;
-  const lb: LoadBalancerPolicy = subsetRule?.lb ?? rule?.lb ?? DEFAULT_LOAD_BALANCER;
   const endpoints: Endpoint[] = [];
   for (const w of resources.workloads.values()) {
     if (w.status !== 'HEALTHY') continue;
@@ -389,7 +451,9 @@ function materialise(ref: ClusterRef, resources: MeshResources, podLabels: Reado
     const address = w.addresses[0];
     if (!target || !address) continue;
     // Subset labels are pod labels; an empty selector selects every pod (Istio).
-    if (labels && Object.keys(labels).length > 0 && !selectorMatches(labels, podLabels.get(w.uid))) continue;
+    const pod = podLabels.get(w.uid);
+    if (labels && Object.keys(labels).length > 0 && !selectorMatches(labels, pod)) continue;
+    const locality = podLocality(pod);
     endpoints.push({
       address,
       port: target,
@@ -397,8 +461,10 @@ function materialise(ref: ClusterRef, resources: MeshResources, podLabels: Reado
       hbone: w.tunnelProtocol === 'HBONE',
       ...(w.capacity !== undefined && w.capacity !== 1 ? { weight: w.capacity } : {}),
       workload: w.uid,
+      ...(locality !== undefined ? { locality } : {}),
     });
   }
   endpoints.sort((a, b) => a.address.localeCompare(b.address) || a.port - b.port);
-  return { name: ref.name, service: ref.service, port: ref.port, ...(ref.subset !== undefined ? { subset: ref.subset } : {}), lb, endpoints };
+  const policy = clusterPolicy(effectivePolicy(rule, ref.port, ref.subset), local);
+  return { name: ref.name, service: ref.service, port: ref.port, ...(ref.subset !== undefined ? { subset: ref.subset } : {}), ...policy, endpoints };
 }
