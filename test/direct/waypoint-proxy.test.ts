@@ -551,7 +551,10 @@ describe('waypoint proxy', () => {
       const answers = await Promise.all(Array.from({ length: 20 }, () => request(agent, '/split')));
       for (const a of answers) counts[(JSON.parse(a.body) as Seen).version as 'v1' | 'v2']++;
     }
-    expect(Math.abs(counts.v1 / 10 - 50)).toBeLessThanOrEqual(3);
+    // 1 000 draws at p = 0.5: σ ≈ 1.6 points, so ±5 is the same ~3.2σ bound as ±3 is for 90/10
+    // (σ ≈ 0.95). The draws are seeded, but how many the balancer's least-request choices consume
+    // depends on timing, so the sequence is effectively random: ±3 (1.9σ) failed ~6 % of runs.
+    expect(Math.abs(counts.v1 / 10 - 50)).toBeLessThanOrEqual(5);
   });
 
   it('keeps the last good config when given one it cannot execute', () => {
