@@ -25,11 +25,13 @@ import { CertificateManager } from '../identity/certificate-manager.js';
 import type { CertificateProvider } from '../identity/certificate-provider.js';
 import { TrustBundle } from '../identity/trust-bundle.js';
 import type { WorkloadIdentity } from '../identity/spiffe.js';
+import type { AuthzDeps } from '../l7/authz/engine.js';
+import { DEFAULT_JWKS_FETCH, fetchJwks } from '../l7/authz/jwks-fetch.js';
 import type { WaypointConfig } from '../l7/config.js';
 import { HttpProxy } from '../l7/http-proxy.js';
 import { WaypointInbound } from '../l7/inbound.js';
 import { UpstreamPools, type UpstreamDialer } from '../l7/upstream.js';
-import { allEndpoints, buildWaypointState, type WaypointState } from '../l7/waypoint-state.js';
+import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
 import { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -50,6 +52,8 @@ export interface WaypointOptions {
   random?: () => number;
   /** Where access-log lines go; default `logger` (component access). The CLI passes a buffered one. */
   accessLog?: Logger;
+  /** Tests: how RequestAuthentication `jwksUri` documents are fetched (default: HTTP(S) GET). */
+  fetchJwks?: (uri: string) => Promise<string>;
 }
 
 export interface WaypointPorts {
@@ -137,6 +141,8 @@ export class WaypointProxy {
   private readonly admin: AdminServers;
   private readonly source: WaypointConfigSource | undefined;
   private readonly servers: net.Server[] = [];
+  /** One for the process: the JWKS cache hangs off it and outlives every config. */
+  private readonly authzDeps: AuthzDeps;
   private draining = false;
   private running = false;
   private quitRequested: (() => void) | undefined;
@@ -149,6 +155,12 @@ export class WaypointProxy {
     const { settings: s, logger } = opts;
     this.identity = waypointIdentity(s);
     this.identityUri = waypointIdentityUri(s);
+    const jwksLog = logger.child({ component: 'jwks' });
+    this.authzDeps = {
+      fetchJwks: opts.fetchJwks ?? ((uri) => fetchJwks(uri, { ...DEFAULT_JWKS_FETCH, timeoutMs: s.jwksFetchTimeoutMs })),
+      jwksRefreshMs: s.jwksRefreshMs,
+      onJwksError: (uri, err) => jwksLog.warn({ uri, err: describeError(err) }, 'cannot fetch a JWKS; tokens of its issuer are refused until it can be fetched'),
+    };
     this.certificates = new CertificateManager({ provider: certificateSource.provider, logger: logger.child({ component: 'certificates' }) });
     const trustBundle = certificateSource.trustBundle;
     if (trustBundle) {
@@ -245,11 +257,11 @@ export class WaypointProxy {
       if (config.namespace !== s.podNamespace || config.name !== s.waypointName) {
         throw new AmeshError('AMESH_XDS_INVALID_RESOURCE', `namespace/name: the config is for ${config.namespace}/${config.name}, this waypoint is ${s.podNamespace}/${s.waypointName}`);
       }
-      const state = buildWaypointState(config, this.version + 1, this.state, this.opts.random ? { random: this.opts.random } : {});
+      const state = buildWaypointState(config, this.version + 1, this.state, { authz: this.authzDeps, ...(this.opts.random ? { random: this.opts.random } : {}) });
       this.version = state.version;
       this.state = state;
       this.lastConfigError = undefined;
-      this.pools.retain(allEndpoints(state));
+      this.pools.retain(poolTargets(state));
     } catch (err) {
       this.lastConfigError = describeError(err).split('\n')[0];
       throw err;
@@ -316,19 +328,15 @@ export class WaypointProxy {
       ...(this.source ? { xds: this.source.status() } : {}),
       config: state?.config ?? null,
       clusters: state
-        ? [...state.clusters.values()].map(({ cluster, balancer }) => ({
+        ? [...state.clusters.values()].map(({ cluster, balancer, breaker }) => ({
             name: cluster.name,
-            lb: cluster.lb,
-            endpoints: balancer.endpoints.map((e) => ({
-              address: e.key,
-              hbone: e.endpoint.hbone,
-              identity: e.endpoint.identity,
-              weight: e.weight,
-              health: e.ejectedUntil > Date.now() ? 'EJECTED' : 'HEALTHY',
-              inFlight: e.inFlight,
-              requests: e.requests,
-              connectFailures: e.failures,
-            })),
+            lb: cluster.hash ? { consistentHash: cluster.hash } : cluster.lb,
+            ...(cluster.connectionPool ? { connectionPool: cluster.connectionPool, breaker: breaker.stats() } : {}),
+            ...(cluster.outlierDetection ? { outlierDetection: cluster.outlierDetection } : {}),
+            endpoints: balancer.snapshot().map((e) => {
+              const endpoint = balancer.endpoints.find((x) => x.key === e.key)?.endpoint;
+              return { address: e.key, hbone: endpoint?.hbone, identity: endpoint?.identity, health: e.ejected ? 'EJECTED' : 'HEALTHY', ...e };
+            }),
           }))
         : [],
       pools: { upstream: this.pools.stats(), hbone: this.hbonePool.stats() },

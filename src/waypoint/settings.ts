@@ -40,6 +40,10 @@ export interface WaypointSettings {
   sniffTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
   drainTimeoutMs: number;
+  /** RequestAuthentication `jwksUri` fetches: whole-exchange deadline. */
+  jwksFetchTimeoutMs: number;
+  /** How long a fetched JWKS is used before it is fetched again. */
+  jwksRefreshMs: number;
 }
 
 const str = (raw: string): string => raw.trim();
@@ -109,6 +113,10 @@ const SETTINGS = {
   upstreamIdleTimeoutMs: { env: 'AMESH_UPSTREAM_IDLE_TIMEOUT_MS', default: 30_000, parse: intSetting(100, 3_600_000) },
   // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: intSetting(0, 3_600_000) },
+  // An in-cluster key server answers in milliseconds; requests needing the keys wait for it.
+  jwksFetchTimeoutMs: { env: 'AMESH_JWKS_FETCH_TIMEOUT_MS', default: 5000, parse: intSetting(100, 60_000) },
+  // istiod refreshes JWKS every 20 min (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL); rotated keys are also picked up on an unknown kid.
+  jwksRefreshMs: { env: 'AMESH_JWKS_REFRESH_MS', default: 20 * 60_000, parse: intSetting(1000, 86_400_000) },
 } satisfies { [K in keyof WaypointSettings]: Setting<WaypointSettings[K]> };
 
 export function waypointSettingsTable(): ReadonlyArray<{ key: string; env: string; default: unknown }> {

@@ -30,8 +30,11 @@ describe('authorizationPolicyConditions', () => {
     expect(authorizationPolicyConditions(ap({ action: 'CUSTOM' }))).toEqual([{ type: 'Accepted', status: 'False', reason: 'UnsupportedValue', message: expect.stringContaining('spec.action: CUSTOM') }]);
   });
 
-  it('leaves waypoint policies (targetRefs) to the waypoint side', () => {
-    expect(authorizationPolicyConditions(ap({ targetRefs: [{ kind: 'Gateway', name: 'w' }] }))).toBeUndefined();
+  it('places waypoint policies (targetRefs) on waypoints, not node agents (details: policy-status-l7.test.ts)', () => {
+    // Without a view no waypoint is known: the target is named as not found.
+    expect(authorizationPolicyConditions(ap({ targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'w' }] }))).toEqual([
+      { type: 'Accepted', status: 'False', reason: 'TargetNotFound', message: expect.stringContaining('spec.targetRefs[0]: waypoint demo/w not found') },
+    ]);
   });
 });
 

@@ -48,6 +48,7 @@ export const RESOURCES = {
   endpointSlices: { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices' },
   peerAuthentications: { group: 'security.istio.io', version: 'v1', plural: 'peerauthentications' },
   authorizationPolicies: { group: 'security.istio.io', version: 'v1', plural: 'authorizationpolicies' },
+  requestAuthentications: { group: 'security.istio.io', version: 'v1', plural: 'requestauthentications' },
   gateways: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' },
   httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' },
   grpcRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes' },

@@ -20,6 +20,7 @@ import type { Authorization, GatewayAddress, Service } from '../../node-agent/st
 import { DEFAULT_ROOT_NAMESPACE, translateAuthorizationPolicy, type AuthorizationPolicyObject } from '../translate/authorization-policy.js';
 import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
 import { effectiveMtls, peerAuthenticationAuthorization, type PeerAuthenticationObject } from '../translate/peer-authentication.js';
+import type { RequestAuthenticationObject } from '../translate/request-authentication.js';
 import { DEFAULT_CLUSTER_DOMAIN, serviceKey, translateService, type ServiceObject } from '../translate/service.js';
 import { isListedPod, podAddresses, selectorMatches, translateWorkload, type PodWorkload } from '../translate/workload.js';
 import {
@@ -45,6 +46,8 @@ export interface MeshView {
   services: readonly ServiceObject[];
   authorizationPolicies?: readonly AuthorizationPolicyObject[];
   peerAuthentications?: readonly PeerAuthenticationObject[];
+  /** JWT rules; waypoints enforce them (translate/waypoint-policies.ts), node agents do not. */
+  requestAuthentications?: readonly RequestAuthenticationObject[];
   /** gateway.networking.k8s.io Gateways (waypoints among them). */
   gateways?: readonly KubeObjectLike[];
   /** Routing inputs of waypoints: Gateway API routes and Istio networking resources. */

@@ -1,6 +1,7 @@
 /**
  * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods,
- * Services, PeerAuthentications, AuthorizationPolicies) and the resources computed from them
+ * Services, PeerAuthentications, AuthorizationPolicies, RequestAuthentications, Gateway API and
+ * Istio routing objects) and the resources computed from them
  * (compute-mesh-resources.ts).
  *
  * Contract: `onChange` listeners are called synchronously for every watched change — not
@@ -15,6 +16,7 @@ import { Informer, RESOURCES, type InformerObject, type InformerOptions, type Re
 import type { AuthorizationPolicyObject } from '../translate/authorization-policy.js';
 import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
 import type { PeerAuthenticationObject } from '../translate/peer-authentication.js';
+import type { RequestAuthenticationObject } from '../translate/request-authentication.js';
 import type { ServiceObject } from '../translate/service.js';
 import { meshInputsChanged } from './relevant-change.js';
 import { computeMeshResources, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
@@ -36,6 +38,7 @@ type Kinds = {
   services: ServiceObject;
   peerAuthentications: PeerAuthenticationObject;
   authorizationPolicies: AuthorizationPolicyObject;
+  requestAuthentications: RequestAuthenticationObject;
   gateways: KubeObjectLike;
   httpRoutes: KubeObjectLike;
   grpcRoutes: KubeObjectLike;
@@ -49,6 +52,7 @@ const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   services: RESOURCES.services,
   peerAuthentications: RESOURCES.peerAuthentications,
   authorizationPolicies: RESOURCES.authorizationPolicies,
+  requestAuthentications: RESOURCES.requestAuthentications,
   gateways: RESOURCES.gateways,
   httpRoutes: RESOURCES.httpRoutes,
   grpcRoutes: RESOURCES.grpcRoutes,
@@ -84,6 +88,7 @@ export class MeshIndex {
       services: make('services'),
       peerAuthentications: make('peerAuthentications'),
       authorizationPolicies: make('authorizationPolicies'),
+      requestAuthentications: make('requestAuthentications'),
       gateways: make('gateways'),
       httpRoutes: make('httpRoutes'),
       grpcRoutes: make('grpcRoutes'),
@@ -123,6 +128,7 @@ export class MeshIndex {
       services: this.#informers.services.list(),
       peerAuthentications: this.#informers.peerAuthentications.list(),
       authorizationPolicies: this.#informers.authorizationPolicies.list(),
+      requestAuthentications: this.#informers.requestAuthentications.list(),
       gateways: this.#informers.gateways.list(),
       httpRoutes: this.#informers.httpRoutes.list(),
       grpcRoutes: this.#informers.grpcRoutes.list(),

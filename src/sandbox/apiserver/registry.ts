@@ -54,6 +54,7 @@ const BUILTINS: BuiltinSpec[] = [
   { group: 'networking.istio.io', versions: ISTIO_NETWORKING, kind: 'ServiceEntry', plural: 'serviceentries', shortNames: ['se'], status: true, categories: ['istio-io', 'networking-istio-io'] },
   { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'PeerAuthentication', plural: 'peerauthentications', shortNames: ['pa'], status: true, categories: ['istio-io', 'security-istio-io'] },
   { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', shortNames: ['ap'], status: true, categories: ['istio-io', 'security-istio-io'] },
+  { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'RequestAuthentication', plural: 'requestauthentications', shortNames: ['ra'], status: true, categories: ['istio-io', 'security-istio-io'] },
 ];
 
 export function apiVersionOf(group: string, version: string): string {
