@@ -145,7 +145,7 @@ export class ControllerApp {
       maxDelayMs: config.xdsMaxDelayMs,
     });
     this.#redirection = new PodRedirectionWriter({ kubeConfig, log: opts.log, capturedByAgent: (uid) => this.#capturedByAgent(uid) });
-    this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace });
+    this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace, clusterDomain: config.clusterDomain });
     this.#waypoints = new WaypointDeployer({
       kubeConfig,
       log: opts.log,
@@ -162,6 +162,7 @@ export class ControllerApp {
       log: opts.log.child({ component: 'waypoint-publisher' }),
       trustDomain: config.trustDomain,
       clusterDomain: config.clusterDomain,
+      rootNamespace: config.rootNamespace,
       onPublished: (_stats, status) => this.#routeStatus.reconcile(this.mesh.view(), status),
     });
     this.#publisher = new MeshPublisher({
@@ -171,7 +172,7 @@ export class ControllerApp {
       onPublished: () => {
         this.#reconcileRedirection();
         const view = this.mesh.view();
-        this.#policyStatus.reconcile(view);
+        this.#policyStatus.reconcile(view, this.mesh.resources());
         this.#waypoints.reconcile(view);
         this.#waypointStatus.reconcile(view, this.mesh.resources());
       },

@@ -49,6 +49,7 @@ import { compareRouteEntries, routeParents, translateHttpRoute, type HttpRouteOb
 import { clusterHashes, defaultRetryPolicy, effectivePolicy, type ClusterRef, type HostRule, type RouteContext, type RouteEntry, type RouteService, type TrafficPolicyLevel, type Translation } from './route-model.js';
 import { DEFAULT_CLUSTER_DOMAIN, isTcp, serviceKey, type ServiceObject, type ServicePortSpec } from './service.js';
 import { isMeshVirtualService, translateVirtualService, virtualServiceHosts, type VirtualServiceObject } from './virtual-service.js';
+import { WAYPOINT_POD_GATEWAY_LABEL, waypointPolicies } from './waypoint-policies.js';
 import { listWaypoints, serviceWaypoint, type GatewayObject, type WaypointInfo } from './waypoint-binding.js';
 import { selectorMatches } from './workload.js';
 
@@ -73,6 +74,8 @@ export interface LastValid {
 export interface WaypointConfigOptions {
   trustDomain: string;
   clusterDomain?: string;
+  /** Where mesh-wide (GatewayClass-targeted) waypoint policies live; default amesh-system. */
+  rootNamespace?: string;
   /** Last valid translation per object key, from earlier rounds. */
   lastValid?: ReadonlyMap<string, LastValid>;
 }
@@ -385,7 +388,23 @@ export function computeWaypointConfigs(view: MeshView, resources: MeshResources,
     }
     const local = waypointLocality(waypoint);
     const clusters = [...refs.values()].sort((a, b) => a.name.localeCompare(b.name)).map((ref) => materialise(ref, resources, podLabels, destinationRules.get(ref.hostname), options.trustDomain, local));
-    configs.set(wKey, { namespace: waypoint.ref.namespace, name: waypoint.ref.name, identity: waypoint.identity, services: wServices, clusters });
+    const waypointPods = view.pods.find((p) => (p.metadata.namespace ?? 'default') === waypoint.ref.namespace && p.metadata.labels?.[WAYPOINT_POD_GATEWAY_LABEL] === waypoint.ref.name);
+    const { policies, jwtRules } = waypointPolicies({
+      waypoint: { namespace: waypoint.ref.namespace, name: waypoint.ref.name, ...(waypointPods?.metadata.labels ? { podLabels: waypointPods.metadata.labels } : {}) },
+      services: wServices.map((s) => ({ key: s.key, namespace: s.namespace, name: resources.services.get(s.key)?.name ?? '' })),
+      authorizationPolicies: view.authorizationPolicies ?? [],
+      requestAuthentications: view.requestAuthentications ?? [],
+      ...(options.rootNamespace ? { rootNamespace: options.rootNamespace } : {}),
+    });
+    configs.set(wKey, {
+      namespace: waypoint.ref.namespace,
+      name: waypoint.ref.name,
+      identity: waypoint.identity,
+      services: wServices,
+      clusters,
+      ...(policies.length > 0 ? { policies } : {}),
+      ...(jwtRules.length > 0 ? { jwtRules } : {}),
+    });
   }
 
   const status = new Map<string, ConditionSpec[]>();

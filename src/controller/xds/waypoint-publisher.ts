@@ -42,6 +42,8 @@ export interface WaypointPublisherOptions {
   log: Logger;
   trustDomain: string;
   clusterDomain?: string;
+  /** The mesh root namespace (mesh-wide waypoint policies). */
+  rootNamespace?: string;
   /** Informer events within this window become one publication (default 10 ms). */
   coalesceMs?: number;
   /** Called after each publication with the routing objects' conditions (for route-status.ts). */
@@ -91,6 +93,7 @@ export class WaypointPublisher {
     const result = computeWaypointConfigs(mesh.view(), mesh.resources(), {
       trustDomain: this.#opts.trustDomain,
       ...(this.#opts.clusterDomain ? { clusterDomain: this.#opts.clusterDomain } : {}),
+      ...(this.#opts.rootNamespace ? { rootNamespace: this.#opts.rootNamespace } : {}),
       lastValid: this.#lastValid,
     });
     const resources = new Map<string, Uint8Array>();
