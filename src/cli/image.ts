@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { parseFlakyOptions, runFlaky } from '../sandbox/images/flaky.js';
 import { runHelloApp } from '../sandbox/images/hello-app.js';
 import { parseHttpEchoArgs, runHttpEcho } from '../sandbox/images/http-echo.js';
 import { runHttpbin } from '../sandbox/images/httpbin.js';
@@ -43,6 +44,19 @@ export function registerImage(program: Command): void {
       const port = Number(o.port ?? process.env.PORT ?? 8080);
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${o.port}: expected 1-65535`);
       exitOnTerm(await runHttpbin({ port, hostname: process.env.HOSTNAME ?? hostname(), ...(o.versionString ? { version: o.versionString } : {}) }));
+    });
+  image
+    .command('flaky')
+    .description('amesh/flaky, our sample app: every Nth request fails (503 by default); /healthz always answers 200')
+    .option('--port <port>', 'listen port (default: $PORT or 8080)')
+    .option('--fail-every <n>', 'every Nth request fails; 1 = all, 0 = none', '2')
+    .option('--status <code>', 'status of the failing requests', '503')
+    .option('--version-string <v>', 'version to report', '2.0.0')
+    .option('--hostname <name>', 'hostname to report (default: $HOSTNAME or the host name)')
+    .action(async (o: { port?: string; failEvery: string; status: string; versionString: string; hostname?: string }) => {
+      const parsed = parseFlakyOptions({ ...o, port: o.port ?? process.env.PORT, hostname: o.hostname ?? process.env.HOSTNAME ?? hostname() });
+      if ('error' in parsed) throw new Error(parsed.error);
+      exitOnTerm(await runFlaky(parsed));
     });
   image
     .command('http-echo')
