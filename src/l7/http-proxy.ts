@@ -319,6 +319,7 @@ export class HttpProxy {
     const pending = authz.check(requestAttributes(ex.conn, r.port.service.key, { method, path: r.path, query: r.query, host: authority, headers: headers as Record<string, string | string[] | undefined> }));
     const outcome = isThenable(pending) ? await pending : pending;
     if (outcome.allowed) {
+      if (outcome.policy) ex.record.authz = outcome.policy;
       if (outcome.audit && outcome.audit.length > 0) ex.record.audit = outcome.audit;
       if (outcome.requestPrincipal) ex.record.requestPrincipal = outcome.requestPrincipal;
     } else {

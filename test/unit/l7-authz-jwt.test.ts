@@ -72,10 +72,15 @@ const check = (cfg: WaypointConfig, attrs: RequestAttributes, d: AuthzDeps = dep
 const inline = (over: Partial<JwtRule> = {}): JwtRule => ({ policy: 'demo/jwt', issuer: ISSUER, jwks: jwks(es, rs), ...over });
 
 describe('JWT authentication', () => {
+  it('refuses every token of an issuer whose rule has no usable keys (the controller sends an empty key set)', async () => {
+    const outcome = await check(config([inline({ jwks: '{"keys":[]}' })]), req(bearer(await token(es))));
+    expect(outcome).toMatchObject({ allowed: false, status: 401, policy: 'demo/jwt' });
+  });
+
   it('verifies ES256 and RS256 tokens, sets the request principal, removes the token', async () => {
     for (const s of [es, rs]) {
       const outcome = await check(config([inline()], [requireJwt]), req(bearer(await token(s))));
-      expect(outcome).toEqual({ allowed: true, requestPrincipal: `${ISSUER}/alice`, removeHeaders: ['authorization'] });
+      expect(outcome).toEqual({ allowed: true, policy: 'demo/require-jwt rule 0', requestPrincipal: `${ISSUER}/alice`, removeHeaders: ['authorization'] });
     }
   });
 

@@ -145,7 +145,7 @@ describe('compileAuthz: RBAC', () => {
     ['DENY with no rules denies nothing', [deny([])], req(), true],
     ['DENY beats ALLOW', [allow([{}]), deny([{ to: [{ methods: ['GET'] }] }])], req(), false, 'demo/deny rule 0'],
     ['DENY names the matching rule', [deny([{ to: [{ methods: ['PUT'] }] }, { to: [{ paths: ['/api*'] }] }])], req(), false, 'demo/deny rule 1'],
-    ['any ALLOW suffices', [allow([{ to: [{ methods: ['PUT'] }] }], 'demo/a'), allow([{ to: [{ methods: ['GET'] }] }], 'demo/b')], req(), true],
+    ['any ALLOW suffices, and is named', [allow([{ to: [{ methods: ['PUT'] }] }], 'demo/a'), allow([{ to: [{ methods: ['PUT'] }] }, { to: [{ methods: ['GET'] }] }], 'demo/b')], req(), true, 'demo/b rule 1'],
     ['no ALLOW names them all', [allow([{ to: [{ methods: ['PUT'] }] }], 'demo/a'), allow([{ to: [{ methods: ['POST'] }] }], 'demo/b')], req(), false, 'no ALLOW policy matched (demo/a, demo/b)'],
     ['namespaces from the identity', [allow([{ from: [{ namespaces: ['demo'] }] }])], req(), true],
     ['notNamespaces', [allow([{ from: [{ notNamespaces: ['demo'] }] }])], req(), false],
@@ -191,8 +191,8 @@ describe('compileAuthz: RBAC', () => {
     if (!outcome.allowed) {
       expect(outcome.status).toBe(403);
       expect(outcome.body).toBe(RBAC_DENIED_BODY);
-      if (policy) expect(outcome.policy).toBe(policy);
     }
+    if (policy) expect(outcome.policy).toBe(policy);
   });
 
   it('reports matching AUDIT policies with the allowed outcome, never denies for them', () => {

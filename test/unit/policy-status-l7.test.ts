@@ -91,7 +91,14 @@ describe('requestAuthenticationConditions', () => {
       [{ type: 'Accepted', status: 'False', reason: 'NotEnforced', message: 'not enforced: node agents do not check JWTs; attach it to a waypoint with spec.targetRefs (its Gateway, or a Service bound to it)' }],
     ],
     ['a Service without waypoint', ra({ targetRefs: [{ kind: 'Service', name: 'lonely' }], jwtRules: [JWT_RULE] }), [{ type: 'Accepted', status: 'False', reason: 'TargetNotFound', message: expect.stringContaining('no waypoint bound') }]],
-    ['no usable rule', ra({ targetRefs: [{ group: GW, kind: 'Gateway', name: 'waypoint' }], jwtRules: [{ issuer: 'x' }] }), [{ type: 'Accepted', status: 'False', reason: 'UnsupportedValue', message: expect.stringContaining('OpenID discovery is not supported') }]],
+    [
+      'a rule without usable keys refuses its tokens, and says so',
+      ra({ targetRefs: [{ group: GW, kind: 'Gateway', name: 'waypoint' }], jwtRules: [{ issuer: 'x' }] }),
+      [
+        { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'enforced by waypoint demo/waypoint (L7)' },
+        { type: 'Warning', status: 'True', reason: 'IgnoredFields', message: expect.stringContaining('OpenID discovery is not supported; no usable keys, tokens of x are refused (401)') },
+      ],
+    ],
     [
       'ignored fields',
       ra({ targetRefs: [{ group: GW, kind: 'Gateway', name: 'waypoint' }], jwtRules: [{ ...JWT_RULE, fromCookies: ['c'] }] }),

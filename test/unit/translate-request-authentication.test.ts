@@ -30,10 +30,11 @@ describe('translateRequestAuthentication', () => {
       ],
     ],
     ['no issuer', { jwks: JWKS }, undefined, ['spec.jwtRules[0].issuer: required; rule dropped']],
-    ['no keys (OpenID discovery)', { issuer: 'iss' }, undefined, ['spec.jwtRules[0]: neither jwks nor jwksUri is set and OpenID discovery is not supported; rule dropped (tokens of iss are refused)']],
-    ['bad inline jwks', { issuer: 'iss', jwks: '{"nokeys":1}' }, undefined, ['spec.jwtRules[0].jwks: is not a JWKS (no "keys" array); rule dropped (tokens of iss are refused)']],
-    ['jwks not JSON', { issuer: 'iss', jwks: 'nope' }, undefined, ['spec.jwtRules[0].jwks: is not valid JSON; rule dropped (tokens of iss are refused)']],
-    ['bad jwksUri', { issuer: 'iss', jwksUri: 'file:///etc/keys' }, undefined, ['spec.jwtRules[0].jwksUri: "file:///etc/keys" scheme file: is not supported (http or https); rule dropped (tokens of iss are refused)']],
+    // Rules without usable keys stay, with an empty key set: tokens of the issuer are refused, never let through unchecked.
+    ['no keys (OpenID discovery)', { issuer: 'iss' }, { policy: 'demo/jwt', issuer: 'iss', jwks: '{"keys":[]}' }, ['spec.jwtRules[0]: neither jwks nor jwksUri is set and OpenID discovery is not supported; no usable keys, tokens of iss are refused (401)']],
+    ['bad inline jwks', { issuer: 'iss', jwks: '{"nokeys":1}' }, { policy: 'demo/jwt', issuer: 'iss', jwks: '{"keys":[]}' }, ['spec.jwtRules[0].jwks: is not a JWKS (no "keys" array); no usable keys, tokens of iss are refused (401)']],
+    ['jwks not JSON', { issuer: 'iss', jwks: 'nope' }, { policy: 'demo/jwt', issuer: 'iss', jwks: '{"keys":[]}' }, ['spec.jwtRules[0].jwks: is not valid JSON; no usable keys, tokens of iss are refused (401)']],
+    ['bad jwksUri', { issuer: 'iss', jwksUri: 'file:///etc/keys' }, { policy: 'demo/jwt', issuer: 'iss', jwks: '{"keys":[]}' }, ['spec.jwtRules[0].jwksUri: "file:///etc/keys" scheme file: is not supported (http or https); no usable keys, tokens of iss are refused (401)']],
   ])('%s', (_name, rule, want, warnings) => {
     const t = translateRequestAuthentication(ra([rule]), ROOT);
     expect(t.rules).toEqual(want === undefined ? [] : [want]);

@@ -9,8 +9,8 @@
  *   says so.
  * - Each `jwtRules` entry: `issuer` required; keys from `jwks` (inline, must be a JSON JWKS) or
  *   `jwksUri` (http/https, fetched and cached by the waypoint). Without either, istiod would
- *   discover the keys through OpenID discovery; we do not, so such a rule is dropped — tokens of
- *   that issuer are then refused (fail closed). `fromHeaders`, `fromParams`,
+ *   discover the keys through OpenID discovery; we do not, so such a rule (like one with an invalid
+ *   jwks or jwksUri) gets an empty key set — tokens of that issuer are refused (fail closed). `fromHeaders`, `fromParams`,
  *   `forwardOriginalToken`, `outputPayloadToHeader` and `audiences` are carried; `fromCookies`,
  *   `outputClaimToHeaders` and `timeout` are not supported (named in a warning).
  */
@@ -61,6 +61,13 @@ function jwksProblem(text: string): string | undefined {
   }
 }
 
+/**
+ * The key set of a rule whose keys cannot be had: no key verifies, so every token of the issuer
+ * is refused (istiod does the same with a fake JWKS) — never dropping the rule, which would let
+ * those tokens through unchecked.
+ */
+const NO_KEYS = '{"keys":[]}';
+
 function uriProblem(uri: string): string | undefined {
   try {
     const url = new URL(uri);
@@ -80,21 +87,19 @@ function translateRule(spec: JwtRuleSpec, field: string, policy: string, warning
   if (spec.jwks !== undefined && spec.jwks !== '') {
     const problem = jwksProblem(spec.jwks);
     if (problem) {
-      warnings.push(`${field}.jwks: ${problem}; rule dropped (tokens of ${issuer} are refused)`);
-      return undefined;
-    }
-    rule.jwks = spec.jwks;
+      warnings.push(`${field}.jwks: ${problem}; no usable keys, tokens of ${issuer} are refused (401)`);
+      rule.jwks = NO_KEYS;
+    } else rule.jwks = spec.jwks;
     if (spec.jwksUri) warnings.push(`${field}.jwksUri: ignored, jwks is set`);
   } else if (spec.jwksUri) {
     const problem = uriProblem(spec.jwksUri);
     if (problem) {
-      warnings.push(`${field}.jwksUri: ${JSON.stringify(spec.jwksUri)} ${problem}; rule dropped (tokens of ${issuer} are refused)`);
-      return undefined;
-    }
-    rule.jwksUri = spec.jwksUri;
+      warnings.push(`${field}.jwksUri: ${JSON.stringify(spec.jwksUri)} ${problem}; no usable keys, tokens of ${issuer} are refused (401)`);
+      rule.jwks = NO_KEYS;
+    } else rule.jwksUri = spec.jwksUri;
   } else {
-    warnings.push(`${field}: neither jwks nor jwksUri is set and OpenID discovery is not supported; rule dropped (tokens of ${issuer} are refused)`);
-    return undefined;
+    warnings.push(`${field}: neither jwks nor jwksUri is set and OpenID discovery is not supported; no usable keys, tokens of ${issuer} are refused (401)`);
+    rule.jwks = NO_KEYS;
   }
   const audiences = (spec.audiences ?? []).filter((a) => a !== '');
   if (audiences.length) rule.audiences = audiences;

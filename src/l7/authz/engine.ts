@@ -73,10 +73,12 @@ function authorize(a: Applicable, attrs: RequestAttributes, jwt: VerifiedJwt | u
     const i = firstMatchingRule(p, ctx);
     if (i >= 0) (audit ??= []).push(`${p.name} rule ${i}`);
   }
-  if (a.allow.length > 0 && !a.allow.some((p) => firstMatchingRule(p, ctx) >= 0)) {
-    return denied(403, RBAC_DENIED_BODY, `no ALLOW policy matched (${a.allow.map((p) => p.name).join(', ')})`, 'no ALLOW policy matched');
+  if (a.allow.length === 0) return audit ? { allowed: true, audit } : ALLOWED;
+  for (const p of a.allow) {
+    const i = firstMatchingRule(p, ctx);
+    if (i >= 0) return { allowed: true, policy: `${p.name} rule ${i}`, ...(audit ? { audit } : {}) };
   }
-  return audit ? { allowed: true, audit } : ALLOWED;
+  return denied(403, RBAC_DENIED_BODY, `no ALLOW policy matched (${a.allow.map((p) => p.name).join(', ')})`, 'no ALLOW policy matched');
 }
 
 function afterJwt(a: Applicable, attrs: RequestAttributes, result: JwtResult): AuthzOutcome {

@@ -33,6 +33,8 @@ export interface RequestAttributes {
 export type AuthzOutcome =
   | {
       allowed: true;
+      /** `ns/name rule N` of the ALLOW policy that let the request in (absent when none applies). */
+      policy?: string;
       /** `ns/name rule N` of each AUDIT policy that matched (for the access log). */
       audit?: string[];
       /** Request header changes the JWT filter asks for (token removed, payload added). */
