@@ -53,6 +53,7 @@ import { replyHttp1, replyHttp2, type LocalReply } from './pipeline/local-reply.
 import { sendMirrors } from './pipeline/mirror-requests.js';
 import { requestAttributes } from './pipeline/request-attributes.js';
 import { RequestBody } from './pipeline/request-body.js';
+import { Cancellation } from './pipeline/cancellation.js';
 import { cancellableDelay, runTries, type TryHandle, type TryLoopResult } from './pipeline/try-loop.js';
 import { requestHashKey } from './resilience/consistent-hash.js';
 import { decideFault, FAULT_ABORT_BODY } from './resilience/fault.js';
@@ -152,6 +153,16 @@ function hasBody(headers: http.IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** Puts an authorization outcome in the request's access-log record. */
+function recordAuthz(ex: Exchange, outcome: AuthzOutcome): AuthzOutcome {
+  if (outcome.allowed) {
+    if (outcome.policy) ex.record.authz = outcome.policy;
+    if (outcome.audit && outcome.audit.length > 0) ex.record.audit = outcome.audit;
+    if (outcome.requestPrincipal) ex.record.requestPrincipal = outcome.requestPrincipal;
+  } else ex.record.authz = outcome.policy;
+  return outcome;
+}
+
 /** The local answer for a request whose tries produced no response. */
 function failureReply(failure: TryFailure): LocalReply {
   switch (failure) {
@@ -172,7 +183,7 @@ const ROUTE_TIMEOUT: LocalReply = { status: 504, flag: ResponseFlag.UpstreamRequ
 const OVERFLOW: LocalReply = { status: 503, flag: ResponseFlag.UpstreamOverflow, body: `${RESET_BEFORE_HEADERS} overflow` };
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown }).then === 'function';
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 export class HttpProxy {
@@ -196,8 +207,13 @@ export class HttpProxy {
     // A client that half-closes after its request (HTTP/1.0 style, `nc -q`) still gets its
     // response: the node agent relays the FIN, and Node would otherwise abort the request.
     (this.h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.h1.on('request', (req, res) => this.catching(this.onHttp1Request(req, res)));
-    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.catching(this.onUpgrade(req, socket, head)));
+    this.h1.on('request', (req, res) =>
+      this.catching(this.onHttp1Request(req, res), () => {
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end('internal error in the waypoint\n');
+      }),
+    );
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.catching(this.onUpgrade(req, socket, head), () => socket.destroy()));
     this.h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
@@ -209,7 +225,13 @@ export class HttpProxy {
       session.once('close', () => this.liveSessions.delete(session));
       session.on('error', () => undefined);
     });
-    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.catching(this.onHttp2Stream(stream, headers)));
+    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
+      this.catching(this.onHttp2Stream(stream, headers), () => {
+        if (stream.destroyed) return;
+        if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        else stream.respond({ ':status': 500, 'content-type': 'text/plain' }, { endStream: true });
+      }),
+    );
   }
 
   /** Serves HTTP/1.1 on a sniffed connection. */
@@ -253,8 +275,16 @@ export class HttpProxy {
   }
 
   /** Request handlers are async; a bug in one must be logged, never an unhandled rejection. */
-  private catching(p: Promise<void>): void {
-    p.catch((err: unknown) => this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error handling a request'));
+  /** A bug in the request path must not leave the client hanging: log it and answer 500 (or reset). */
+  private catching(p: Promise<void>, answer: () => void): void {
+    p.catch((err: unknown) => {
+      this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error handling a request');
+      try {
+        answer();
+      } catch {
+        // the downstream is already gone
+      }
+    });
   }
 
   // ---- shared -----------------------------------------------------------------------------
@@ -313,19 +343,16 @@ export class HttpProxy {
    * Runs the AuthorizationPolicies (and JWT rules) for a request. Undefined = nothing is
    * configured; a denial is logged with the deciding policy.
    */
-  private async authorize(ex: Exchange, r: Routed, method: string, authority: string, headers: Headers): Promise<AuthzOutcome | undefined> {
+  /**
+   * The AuthorizationPolicy / RequestAuthentication decision, recorded for the access log.
+   * Synchronous (no promise, no microtask hop) unless a JWT must be verified: the common path of
+   * a waypoint with no policy, or with RBAC only, stays in the tick that parsed the request.
+   */
+  private authorize(ex: Exchange, r: Routed, method: string, authority: string, headers: Headers): AuthzOutcome | undefined | Promise<AuthzOutcome> {
     const authz = r.state.authz;
     if (authz.empty) return undefined;
     const pending = authz.check(requestAttributes(ex.conn, r.port.service.key, { method, path: r.path, query: r.query, host: authority, headers: headers as Record<string, string | string[] | undefined> }));
-    const outcome = isThenable(pending) ? await pending : pending;
-    if (outcome.allowed) {
-      if (outcome.policy) ex.record.authz = outcome.policy;
-      if (outcome.audit && outcome.audit.length > 0) ex.record.audit = outcome.audit;
-      if (outcome.requestPrincipal) ex.record.requestPrincipal = outcome.requestPrincipal;
-    } else {
-      ex.record.authz = outcome.policy;
-    }
-    return outcome;
+    return isThenable(pending) ? pending.then((outcome) => recordAuthz(ex, outcome)) : recordAuthz(ex, pending);
   }
 
   /** The local answer of a denied request: 403 `RBAC`, or 401 with a Bearer challenge (Envoy's jwt_authn). */
@@ -371,7 +398,7 @@ export class HttpProxy {
     let timer: NodeJS.Timeout | undefined;
     let release: (() => void) | undefined;
     let committed: { handle: H; endpoint: EndpointState } | undefined;
-    const stop = new AbortController();
+    const stop = new Cancellation();
     const settle = (status: number | undefined, error?: string): void => {
       if (done) return;
       done = true;
@@ -402,7 +429,7 @@ export class HttpProxy {
     const fault = decideFault(d.fault, this.random);
     if (fault.delayMs !== undefined) {
       ex.flags.add(ResponseFlag.DelayInjected);
-      if (!(await cancellableDelay(fault.delayMs, stop.signal)) || done) return;
+      if (!(await cancellableDelay(fault.delayMs, stop)) || done) return;
     }
     if (fault.abort) return answer({ status: fault.abort.httpStatus, grpcStatus: fault.abort.grpcStatus, flag: ResponseFlag.FaultInjected, body: FAULT_ABORT_BODY });
 
@@ -421,10 +448,9 @@ export class HttpProxy {
     let admission = runtime.breaker.admit(down.protocol);
     if (admission.kind === 'wait') {
       const waiting = admission;
-      const cancel = (): void => waiting.cancel();
-      stop.signal.addEventListener('abort', cancel, { once: true });
+      const unsubscribe = stop.onAbort(() => waiting.cancel());
       admission = await waiting.ready;
-      stop.signal.removeEventListener('abort', cancel);
+      unsubscribe();
     }
     if (admission.kind === 'go') {
       release = admission.release;
@@ -458,7 +484,7 @@ export class HttpProxy {
       hashKey: hash.key,
       random: this.random,
       canReplay,
-      signal: stop.signal,
+      signal: stop,
       start: (endpoint, index) => {
         ex.record.upstreamHost = endpoint.key;
         // Recorded as tries start: a route timeout may log the request while one is in flight.
@@ -501,7 +527,8 @@ export class HttpProxy {
     if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
-    const outcome = await this.authorize(ex, routed, method, authority, req.headers);
+    const checked = this.authorize(ex, routed, method, authority, req.headers);
+    const outcome = isThenable(checked) ? await checked : checked;
     if (outcome && !outcome.allowed) return this.local(down, ex, this.denial(outcome, authority, routed.path));
     switch (d.kind) {
       case 'no-route':
@@ -605,7 +632,8 @@ export class HttpProxy {
     if (!routed) return reply(NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
-    const outcome = await this.authorize(ex, routed, method, authority, req.headers);
+    const checked = this.authorize(ex, routed, method, authority, req.headers);
+    const outcome = isThenable(checked) ? await checked : checked;
     if (outcome && !outcome.allowed) return reply(this.denial(outcome, authority, routed.path));
     if (d.kind === 'no-route') return reply(ROUTE_NOT_FOUND);
     if (d.kind !== 'forward') return reply(NO_HEALTHY_UPSTREAM);
@@ -680,7 +708,8 @@ export class HttpProxy {
     if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
-    const outcome = await this.authorize(ex, routed, method, authority, headers);
+    const checked = this.authorize(ex, routed, method, authority, headers);
+    const outcome = isThenable(checked) ? await checked : checked;
     if (outcome && !outcome.allowed) return this.local(down, ex, this.denial(outcome, authority, routed.path));
     switch (d.kind) {
       case 'no-route':

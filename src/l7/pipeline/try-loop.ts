@@ -22,6 +22,7 @@ import type { RetryPolicy } from '../config.js';
 import type { EndpointState } from '../balancer.js';
 import { backoffMs, DEFAULT_BACKOFF_BASE_MS, isRetriable, type TryFailure, type TryOutcome } from '../resilience/retry.js';
 import type { ClusterRuntime } from '../waypoint-state.js';
+import type { Cancellation } from './cancellation.js';
 
 /** What a try settles with: its response head, or why there is none. */
 export type TryResult = { kind: 'response'; status: number; grpcStatus?: number } | { kind: 'failure'; failure: TryFailure; error?: unknown };
@@ -46,7 +47,7 @@ export interface TryLoopOptions<H extends TryHandle> {
   canReplay: () => boolean;
   /** Starts try number `index` (0 = the first) to `endpoint`. */
   start(endpoint: EndpointState, index: number): H;
-  signal: AbortSignal;
+  signal: Cancellation;
 }
 
 export type TryLoopResult<H extends TryHandle> =
@@ -57,17 +58,20 @@ export type TryLoopResult<H extends TryHandle> =
 
 type Raced = TryResult | { kind: 'cancelled' };
 
-function raceTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal: AbortSignal): Promise<Raced> {
+function raceTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal: Cancellation): Promise<Raced> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve({ kind: 'cancelled' });
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const done = (r: Raced): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      unsubscribe();
       resolve(r);
     };
-    const onAbort = (): void => done({ kind: 'cancelled' });
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    // Not aborted yet, so this never calls `done` before `unsubscribe` exists.
+    const unsubscribe = signal.onAbort(() => done({ kind: 'cancelled' }));
     if (perTryTimeoutMs !== undefined && perTryTimeoutMs > 0) {
       timer = setTimeout(() => {
         handle.abort();
@@ -79,18 +83,17 @@ function raceTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal:
 }
 
 /** Resolves true after `ms`, false as soon as `signal` aborts. */
-export function cancellableDelay(ms: number, signal: AbortSignal): Promise<boolean> {
+export function cancellableDelay(ms: number, signal: Cancellation): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve(false);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      unsubscribe();
       resolve(true);
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = signal.onAbort(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }
 
