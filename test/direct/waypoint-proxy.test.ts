@@ -36,6 +36,7 @@ import { xdsProto } from '../../src/xds/proto.js';
 import { eventually } from '../helpers/eventually.js';
 import { connectUpstream, listen } from '../helpers/hbone.js';
 import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
+import { seededRandom as seeded } from '../helpers/seeded-random.js';
 
 const WAYPOINT_URI = 'spiffe://cluster.local/ns/demo/sa/waypoint';
 const BACKEND_URI = 'spiffe://cluster.local/ns/demo/sa/backend';
@@ -47,17 +48,6 @@ const TCP_VIP = '10.96.0.12';
 const HOST = 'backend.demo.svc.cluster.local';
 const MiB = 1024 * 1024;
 
-/** Deterministic randomness for weighted choices (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Seen {
   version: string;

@@ -26,6 +26,7 @@ import { buildWaypointState, type WaypointState } from '../../src/l7/waypoint-st
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
 import { listen } from '../helpers/hbone.js';
+import { seededRandom as seeded } from '../helpers/seeded-random.js';
 
 const VIP = '10.96.0.20';
 const GRPC_VIP = '10.96.0.21';
@@ -33,17 +34,6 @@ const TCP_VIP = '10.96.0.22';
 const HOST = 'backend.demo.svc.cluster.local';
 const CLIENT_URI = 'spiffe://cluster.local/ns/demo/sa/client';
 
-/** mulberry32: deterministic draws for routing, faults and back-off jitter. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Counters {
   requests: number;

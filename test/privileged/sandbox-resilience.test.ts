@@ -18,7 +18,7 @@
  * Each case removes its objects (in `finally`), so a failing case does not break the next one.
  * Measured figures are printed with console.log.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ import type { Cluster, HttpRoute, WaypointConfig } from '../../src/l7/config.js'
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
+import { sandboxCli } from '../helpers/sandbox-cli.js';
 
 const guard = requireRoot('sandbox resilience and L7 authorization', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
@@ -90,24 +91,12 @@ const codes = (samples: readonly Sample[]): Record<string, number> => {
 describe.skipIf(!guard.run)('resilience policies and L7 authorization (privileged sandbox)', () => {
   const name = `ar${Math.random().toString(16).slice(2, 5)}`;
   let dir = '';
-  const env = (): NodeJS.ProcessEnv => ({ ...process.env, KUBECONFIG: join(dir, 'kubeconfig') });
-  const kubectl = (...args: string[]) => spawnSync('kubectl', args, { encoding: 'utf8', env: env(), timeout: 60_000 });
-  const kubectlOk = (...args: string[]): string => {
-    const r = kubectl(...args);
-    expect(r.status, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
-    return r.stdout;
-  };
-  const apply = (yaml: string): void => {
-    const r = spawnSync('kubectl', ['apply', '-f', '-'], { input: yaml, encoding: 'utf8', env: env(), timeout: 60_000 });
-    expect(r.status, r.stderr).toBe(0);
-  };
+  const { env, kubectl, kubectlOk, apply, amesh, exec } = sandboxCli(() => dir, { maxBuffer: 256 * 1024 * 1024 });
   const applySample = (file: string): void => void kubectlOk('apply', '-f', join(SAMPLES, file));
   /** Cleanup that must not throw (it runs in `finally`, maybe after a failed assertion). */
   const remove = (...objects: string[]): void => {
     for (const object of objects) kubectl('delete', '-n', 'demo', object, '--ignore-not-found', '--wait=false');
   };
-  const amesh = (...args: string[]) => spawnSync(process.execPath, [AMESH, ...args], { encoding: 'utf8', env: env(), timeout: 180_000, maxBuffer: 256 * 1024 * 1024 });
-  const exec = (ref: string, ...cmd: string[]) => amesh('sandbox', 'exec', '--dir', dir, ref, '--', ...cmd);
 
   /** curl from a pod (host curl in the pod's network namespace); one `-w` line per transfer. */
   const curlArgs = (url: string, opts: { parallel?: number; rate?: string; headers?: string[]; method?: string; maxTime?: number }): string[] => [

@@ -11,7 +11,6 @@
  * - a per-service-account waypoint handles only that account's workloads;
  * - deleting the waypoint returns traffic to L4 without breaking it.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,28 +18,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
+import { sandboxCli } from '../helpers/sandbox-cli.js';
 
 const guard = requireRoot('sandbox waypoints', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
-const AMESH = join(REPO, 'bin', 'amesh.js');
 const SAMPLES = join(REPO, 'samples', 'waypoint');
 
 describe.skipIf(!guard.run)('waypoints and L7 routing (privileged sandbox)', () => {
   const name = `aw${Math.random().toString(16).slice(2, 5)}`;
   let dir = '';
-  const env = (): NodeJS.ProcessEnv => ({ ...process.env, KUBECONFIG: join(dir, 'kubeconfig') });
-  const kubectl = (...args: string[]) => spawnSync('kubectl', args, { encoding: 'utf8', env: env(), timeout: 60_000 });
-  const kubectlOk = (...args: string[]): string => {
-    const r = kubectl(...args);
-    expect(r.status, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
-    return r.stdout;
-  };
-  const apply = (yaml: string): void => {
-    const r = spawnSync('kubectl', ['apply', '-f', '-'], { input: yaml, encoding: 'utf8', env: env(), timeout: 60_000 });
-    expect(r.status, r.stderr).toBe(0);
-  };
-  const amesh = (...args: string[]) => spawnSync(process.execPath, [AMESH, ...args], { encoding: 'utf8', env: env(), timeout: 180_000 });
-  const exec = (ref: string, ...cmd: string[]) => amesh('sandbox', 'exec', '--dir', dir, ref, '--', ...cmd);
+  const { kubectl, kubectlOk, apply, amesh, exec } = sandboxCli(() => dir);
   /** `count` requests from demo/client on one keep-alive connection (curl URL globbing); versions seen. */
   const versions = (count: number, headers: string[] = []): { v1: number; v2: number; other: number; stderr: string } => {
     const r = exec('demo/client', 'curl', '-s', '-S', '--max-time', '120', ...headers.flatMap((h) => ['-H', h]), `http://backend.demo/?[1-${count}]`);
