@@ -31,6 +31,62 @@ export interface WaypointConfig {
   policies?: L7Policy[];
   /** RequestAuthentication JWT rules enforced here. */
   jwtRules?: JwtRule[];
+  /**
+   * Absent or 'waypoint': an east-west waypoint (HBONE in, `services` by VIP). 'gateway': an
+   * ingress gateway (src/gateway/): plain TCP / TLS in on `listeners`, see GatewayListener.
+   */
+  kind?: 'waypoint' | 'gateway';
+  /** Ingress gateways only: what the gateway listens on (one entry per port). */
+  listeners?: GatewayListener[];
+}
+
+/**
+ * The address an ingress gateway's HTTP routes are filed under in `services`: an HTTP or HTTPS
+ * listener on port P has its routes in the WaypointService port P whose `addresses` hold this
+ * value, and the gateway looks them up with `(GATEWAY_LISTENER_ADDRESS, P)`. Hostname
+ * selection (listener hostnames, Istio server hosts, HTTPRoute hostnames, VirtualService hosts)
+ * is carried by `authority` matches in the routes themselves; `defaultCluster` is '' so a request
+ * no route matches gets 404 `NR`, as Envoy answers at a gateway.
+ */
+export const GATEWAY_LISTENER_ADDRESS = '0.0.0.0';
+
+/**
+ * One port of an ingress gateway. Several Gateway listeners / Istio servers on the same port are
+ * merged into one entry by the controller (they must agree on the protocol; a conflict is the
+ * controller's to report, the gateway never sees it).
+ * - HTTP: plaintext HTTP/1.1 (and h2c prior knowledge); routes in `services` (see above).
+ * - HTTPS: TLS terminated with `certificates` (chosen by SNI), then as HTTP; ALPN h2 and http/1.1.
+ * - TLS: passthrough; the ClientHello's SNI selects an `l4Routes` entry, bytes are relayed.
+ * - TCP: every connection takes the first `l4Routes` entry.
+ */
+export interface GatewayListener {
+  /** The listeners merged here, `<Kind>/<ns>/<gateway>/<listener or server name>`, comma-joined; logs and dumps. */
+  name: string;
+  port: number;
+  protocol: 'HTTP' | 'HTTPS' | 'TLS' | 'TCP';
+  /** HTTPS: at least one. The most specific hostname pattern matching the SNI wins; no SNI or no match → the first. */
+  certificates?: GatewayCertificate[];
+  /** TLS and TCP listeners: first match wins; none → the connection is closed (logged `NR`). */
+  l4Routes?: L4Route[];
+}
+
+export interface GatewayCertificate {
+  /** The Secret it came from, `namespace/name` (logs, dumps; never the key). */
+  name: string;
+  /** SNI patterns: `exact.host`, `*.suffix`, `*`; empty = any. */
+  hostnames: string[];
+  /** PEM: the certificate chain (leaf first) and its private key, from the Secret's tls.crt / tls.key. */
+  certChain: string;
+  privateKey: string;
+}
+
+/** A TLS-passthrough (by SNI) or TCP route of a gateway listener. */
+export interface L4Route {
+  /** `<Kind>/<ns>/<name>#<index>` of the VirtualService tls/tcp entry or TLSRoute/TCPRoute rule. */
+  name: string;
+  /** SNI patterns (`exact`, `*.suffix`, `*`); absent/empty = any (TCP listeners ignore it). */
+  hostnames?: string[];
+  backends: WeightedBackend[];
 }
 
 /** A service whose traffic this waypoint handles (bound with istio.io/use-waypoint). */
@@ -337,6 +393,13 @@ export interface Endpoint {
   workload?: string;
   /** `region/zone/subzone` (from the node's topology labels); absent = unknown. */
   locality?: string;
+  /**
+   * Reached through a waypoint (a gateway's route to a Service labelled
+   * `istio.io/ingress-use-waypoint=true` that has one): the waypoint's address is the HBONE next
+   * hop (`<waypoint>:15008`), `address:port` are the service VIP and port (the CONNECT
+   * `:authority`), `identity` is the waypoint's. Absent = HBONE straight to `address:15008`.
+   */
+  waypoint?: string;
 }
 
 export interface Cluster {
