@@ -20,6 +20,8 @@ describe('meshInputsChanged', () => {
     ['service status condition', 'services', svc, { ...svc, status: { conditions: [{ type: 'istio.io/WaypointBound' }] } }, false],
     ['service label', 'services', svc, { ...svc, metadata: { ...svc.metadata, labels: { 'istio.io/use-waypoint': 'w' } } }, true],
     ['service spec', 'services', svc, { ...svc, spec: { ...svc.spec, ports: [{ port: 81 }] } }, true],
+    ['secret data (certificate rotation)', 'secrets', { metadata: { uid: 'k1' }, type: 'kubernetes.io/tls', data: { 'tls.crt': 'YQ==' } }, { metadata: { uid: 'k1' }, type: 'kubernetes.io/tls', data: { 'tls.crt': 'Yg==' } }, true],
+    ['secret bookkeeping only', 'secrets', { metadata: { uid: 'k1', resourceVersion: '1' }, data: { a: 'YQ==' } }, { metadata: { uid: 'k1', resourceVersion: '2' }, data: { a: 'YQ==' } }, false],
     ['gateway annotation', 'gateways', svc, { ...svc, metadata: { ...svc.metadata, annotations: { 'amesh.io/for-service-account': 'sa' } } }, true],
   ])('%s → %s', (_name, kind, previous, object, expected) => expect(meshInputsChanged(kind, previous, object)).toBe(expected));
 

@@ -53,6 +53,8 @@ export const RESOURCES = {
   httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' },
   grpcRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes' },
   virtualServices: { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices' },
+  istioGateways: { group: 'networking.istio.io', version: 'v1', plural: 'gateways' },
+  secrets: { group: '', version: 'v1', plural: 'secrets' },
   destinationRules: { group: 'networking.istio.io', version: 'v1', plural: 'destinationrules' },
   deployments: { group: 'apps', version: 'v1', plural: 'deployments' },
 } as const satisfies Record<string, ResourceKind>;

@@ -55,6 +55,10 @@ export interface MeshView {
   grpcRoutes?: readonly KubeObjectLike[];
   virtualServices?: readonly KubeObjectLike[];
   destinationRules?: readonly KubeObjectLike[];
+  /** networking.istio.io Gateways (ingress servers; translate/ingress-config.ts). */
+  istioGateways?: readonly KubeObjectLike[];
+  /** Secrets (ingress TLS certificates). Their data must never be logged. */
+  secrets?: readonly KubeObjectLike[];
 }
 
 /** Any Kubernetes object as read from the API (plain JSON). */

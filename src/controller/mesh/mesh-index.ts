@@ -1,7 +1,7 @@
 /**
  * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods,
  * Services, PeerAuthentications, AuthorizationPolicies, RequestAuthentications, Gateway API and
- * Istio routing objects) and the resources computed from them
+ * Istio routing objects, Istio Gateways and Secrets for ingress) and the resources computed from them
  * (compute-mesh-resources.ts).
  *
  * Contract: `onChange` listeners are called synchronously for every watched change — not
@@ -44,6 +44,8 @@ type Kinds = {
   grpcRoutes: KubeObjectLike;
   virtualServices: KubeObjectLike;
   destinationRules: KubeObjectLike;
+  istioGateways: KubeObjectLike;
+  secrets: KubeObjectLike;
 };
 
 const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
@@ -58,6 +60,8 @@ const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   grpcRoutes: RESOURCES.grpcRoutes,
   virtualServices: RESOURCES.virtualServices,
   destinationRules: RESOURCES.destinationRules,
+  istioGateways: RESOURCES.istioGateways,
+  secrets: RESOURCES.secrets,
 };
 
 export class MeshIndex {
@@ -94,6 +98,8 @@ export class MeshIndex {
       grpcRoutes: make('grpcRoutes'),
       virtualServices: make('virtualServices'),
       destinationRules: make('destinationRules'),
+      istioGateways: make('istioGateways'),
+      secrets: make('secrets'),
     };
   }
 
@@ -134,6 +140,8 @@ export class MeshIndex {
       grpcRoutes: this.#informers.grpcRoutes.list(),
       virtualServices: this.#informers.virtualServices.list(),
       destinationRules: this.#informers.destinationRules.list(),
+      istioGateways: this.#informers.istioGateways.list(),
+      secrets: this.#informers.secrets.list(),
     };
   }
 

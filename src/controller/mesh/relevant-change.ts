@@ -8,6 +8,7 @@
  * 2 000 pods (bench:xds). Only the fields read by the translators count:
  * - Pods: uid, labels, deletion, node, host network, service account, container ports, phase,
  *   IPs and the Ready condition — not annotations, not other status.
+ * - Secrets: type and data (ingress certificates); they have no spec.
  * - Everything else: labels, annotations and spec — never status or bookkeeping metadata.
  * Adds and deletes always count.
  */
@@ -22,6 +23,12 @@ interface AnyObject {
   metadata?: Meta;
   spec?: unknown;
   status?: unknown;
+}
+
+interface SecretLike {
+  metadata?: Meta;
+  type?: string;
+  data?: Record<string, string>;
 }
 
 interface PodLike {
@@ -54,8 +61,14 @@ function objectInputs(object: AnyObject): string {
   return JSON.stringify([m.uid, m.labels ?? {}, m.annotations ?? {}, m.deletionTimestamp ?? null, object.spec ?? null]);
 }
 
+function secretInputs(secret: SecretLike): string {
+  const m = secret.metadata ?? {};
+  return JSON.stringify([m.uid, m.labels ?? {}, m.deletionTimestamp ?? null, secret.type ?? null, secret.data ?? {}]);
+}
+
 export function meshInputsChanged(kind: string, previous: unknown, object: unknown): boolean {
   if (previous === undefined) return true;
   if (kind === 'pods') return podInputs(previous as PodLike) !== podInputs(object as PodLike);
+  if (kind === 'secrets') return secretInputs(previous as SecretLike) !== secretInputs(object as SecretLike);
   return objectInputs(previous as AnyObject) !== objectInputs(object as AnyObject);
 }
