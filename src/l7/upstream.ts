@@ -1,8 +1,9 @@
 /**
  * Upstream connections of the waypoint, pooled per endpoint:
  * - HTTP/1.1: one keep-alive `http.Agent` per endpoint whose connections are HBONE CONNECT
- *   streams to `<endpoint>:15008` with `:authority <endpoint>:<port>` (mesh endpoints) or plain
- *   TCP sockets (`hbone: false`). Idle connections are reused LIFO and closed after
+ *   streams to `<endpoint>:15008` (or `<endpoint.waypoint>:15008`) with `:authority
+ *   <endpoint>:<port>` (mesh endpoints) or plain TCP sockets (`hbone: false`); the dialer is
+ *   mesh-upstream.ts's. Idle connections are reused LIFO and closed after
  *   `idleTimeoutMs` (or the server's `Keep-Alive: timeout` hint, which Node's Agent honours).
  * - HTTP/2 (h2c, gRPC): one `http2` client session per endpoint over such a stream, shared by
  *   all requests (streams are multiplexed; nghttp2 queues beyond the peer's concurrency limit).
@@ -209,7 +210,8 @@ function dialWithin(dialer: UpstreamDialer, endpoint: Endpoint, timeoutMs: numbe
 }
 
 function endpointPart(endpoint: Endpoint): string {
-  return `${endpoint.hbone ? 'hbone' : 'tcp'}|${endpointKey(endpoint)}|${endpoint.identity}`;
+  // Through a waypoint (Endpoint.waypoint) is another path than straight to the endpoint.
+  return `${endpoint.hbone ? 'hbone' : 'tcp'}|${endpointKey(endpoint)}|${endpoint.identity}${endpoint.waypoint ? `|via ${endpoint.waypoint}` : ''}`;
 }
 
 function settingsPart(settings: PoolSettings | undefined): string {

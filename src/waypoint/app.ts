@@ -15,28 +15,24 @@
  *        to the drain timeout.
  */
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { AmeshError, describeError } from '../errors/amesh-error.js';
-import { formatAuthority } from '../hbone/headers.js';
-import { HbonePool } from '../hbone/pool.js';
+import type { HbonePool } from '../hbone/pool.js';
 import { HboneServer } from '../hbone/server.js';
-import { IstioCaProvider } from '../identity/ca-client.js';
-import { CertificateManager } from '../identity/certificate-manager.js';
+import type { CertificateManager } from '../identity/certificate-manager.js';
 import type { CertificateProvider } from '../identity/certificate-provider.js';
-import { TrustBundle } from '../identity/trust-bundle.js';
 import type { WorkloadIdentity } from '../identity/spiffe.js';
 import type { AuthzDeps } from '../l7/authz/engine.js';
-import { DEFAULT_JWKS_FETCH, fetchJwks } from '../l7/authz/jwks-fetch.js';
 import type { WaypointConfig } from '../l7/config.js';
 import { HttpProxy } from '../l7/http-proxy.js';
 import { WaypointInbound } from '../l7/inbound.js';
-import { UpstreamPools, type UpstreamDialer } from '../l7/upstream.js';
+import { listenOnAddresses } from '../l7/listen.js';
+import { authzDepsFor, MeshUpstream, openCertificateSource, type CertificateSource } from '../l7/mesh-upstream.js';
+import type { UpstreamPools } from '../l7/upstream.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
 import { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
-import { decodeWaypointConfig } from '../xds/waypoint-codec.js';
-import { WaypointConfigSource } from './config-source.js';
+import { openProxyConfigSource, type WaypointConfigSource } from './config-source.js';
 import { waypointIdentity, waypointIdentityUri, waypointResourceName, type WaypointSettings } from './settings.js';
 
 export interface WaypointOptions {
@@ -63,69 +59,6 @@ export interface WaypointPorts {
   metrics: number;
 }
 
-interface CertificateSource {
-  provider: CertificateProvider;
-  trustBundle?: TrustBundle;
-  close(): void;
-}
-
-async function openCertificateSource(opts: WaypointOptions): Promise<CertificateSource> {
-  if (opts.certificateProvider) return { provider: opts.certificateProvider, close: () => undefined };
-  const s = opts.settings;
-  if (!s.caAddress) throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_CA_ADDRESS is not set', { hint: 'the waypoint’s certificate comes from the mesh CA' });
-  const trustBundle = await TrustBundle.open({ file: s.caRootCertFile, pollMs: s.trustBundlePollMs, logger: opts.logger.child({ component: 'trust-bundle' }) });
-  try {
-    // The waypoint asks for its own identity with its own token. IstioCaProvider always sends
-    // ImpersonatedIdentity (= the requested identity); the amesh CA treats "impersonating
-    // yourself" as no impersonation. (istiod would refuse it: see the report on issue #6.)
-    const provider = new IstioCaProvider({
-      address: s.caAddress,
-      rootCertFile: s.caRootCertFile,
-      tokenFile: s.caTokenFile,
-      clusterId: s.clusterId,
-      ttlSeconds: s.certTtlSeconds,
-      serverName: s.caServerName,
-      trustBundle: () => trustBundle.roots(),
-      logger: opts.logger.child({ component: 'ca-client' }),
-      // Its own identity, with its own token: no impersonation (istiod allows that to node agents only).
-      impersonate: false,
-    });
-    return {
-      provider,
-      trustBundle,
-      close: () => {
-        trustBundle.close();
-        provider.close();
-      },
-    };
-  } catch (err) {
-    trustBundle.close();
-    throw err;
-  }
-}
-
-/** TCP connect with a deadline. */
-function tcpConnect(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new AmeshError('AMESH_UPSTREAM_CONNECT_FAILED', `timed out connecting to ${formatAuthority(host, port)} after ${timeoutMs} ms`));
-    }, timeoutMs);
-    timer.unref();
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      resolve(socket);
-    });
-    const onError = (err: Error): void => {
-      clearTimeout(timer);
-      reject(new AmeshError('AMESH_UPSTREAM_CONNECT_FAILED', `cannot connect to ${formatAuthority(host, port)}: ${err.message}`, { cause: err }));
-    };
-    socket.once('error', onError);
-  });
-}
-
 export class WaypointProxy {
   private state: WaypointState | undefined;
   private version = 0;
@@ -135,6 +68,7 @@ export class WaypointProxy {
   private readonly certificates: CertificateManager;
   private readonly hbonePool: HbonePool;
   private readonly pools: UpstreamPools;
+  private readonly upstream: MeshUpstream;
   private readonly proxy: HttpProxy;
   private readonly inbound: WaypointInbound;
   private readonly hbone: HboneServer;
@@ -155,36 +89,12 @@ export class WaypointProxy {
     const { settings: s, logger } = opts;
     this.identity = waypointIdentity(s);
     this.identityUri = waypointIdentityUri(s);
-    const jwksLog = logger.child({ component: 'jwks' });
-    this.authzDeps = {
-      fetchJwks: opts.fetchJwks ?? ((uri) => fetchJwks(uri, { ...DEFAULT_JWKS_FETCH, timeoutMs: s.jwksFetchTimeoutMs })),
-      jwksRefreshMs: s.jwksRefreshMs,
-      onJwksError: (uri, err) => jwksLog.warn({ uri, err: describeError(err) }, 'cannot fetch a JWKS; tokens of its issuer are refused until it can be fetched'),
-    };
-    this.certificates = new CertificateManager({ provider: certificateSource.provider, logger: logger.child({ component: 'certificates' }) });
-    const trustBundle = certificateSource.trustBundle;
-    if (trustBundle) {
-      if (trustBundle.roots().length > 0) this.certificates.updateTrustBundle(trustBundle.roots());
-      trustBundle.onChange((roots) => this.certificates.updateTrustBundle(roots));
-    }
-    this.hbonePool = new HbonePool({
-      certificates: this.certificates,
-      connectSocket: (host, port) => tcpConnect(host, port, s.connectTimeoutMs),
-      logger: logger.child({ component: 'hbone-pool' }),
-    });
-    const dialer: UpstreamDialer = {
-      connect: (endpoint): Promise<Duplex> =>
-        endpoint.hbone
-          ? this.hbonePool.connect({
-              sourceIdentity: this.identity,
-              expectedIdentities: [endpoint.identity],
-              nextHop: { host: endpoint.address, port: s.upstreamHbonePort },
-              authority: formatAuthority(endpoint.address, endpoint.port),
-              headers: {},
-            })
-          : tcpConnect(endpoint.address, endpoint.port, s.connectTimeoutMs),
-    };
-    this.pools = new UpstreamPools({ dialer, logger: logger.child({ component: 'upstream' }), idleTimeoutMs: s.upstreamIdleTimeoutMs });
+    this.authzDeps = authzDepsFor(s, logger, opts.fetchJwks);
+    this.upstream = new MeshUpstream(s, certificateSource, this.identity, logger);
+    this.certificates = this.upstream.certificates;
+    this.hbonePool = this.upstream.hbonePool;
+    this.pools = this.upstream.pools;
+    const dialer = this.upstream.dialer;
     const accessLog = opts.accessLog ?? logger.child({ component: 'access' });
     this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, ...(opts.random ? { random: opts.random } : {}) });
     this.inbound = new WaypointInbound({ state: () => this.state, proxy: this.proxy, dialer, logger: logger.child({ component: 'inbound' }), accessLog, sniffTimeoutMs: s.sniffTimeoutMs });
@@ -209,26 +119,20 @@ export class WaypointProxy {
       logger,
     });
     if (opts.xds !== false) {
-      let credentials = opts.xdsCredentials;
-      if (!credentials) {
-        if (!certificateSource.trustBundle) throw new AmeshError('AMESH_CONFIG_INVALID', 'xDS needs the mesh roots to verify the server: set AMESH_CA_ADDRESS and AMESH_CA_ROOT_CERT_FILE');
-        credentials = { kind: 'mesh-tls', roots: certificateSource.trustBundle, serverName: s.xdsServerName, tokenFile: s.caTokenFile };
-      }
-      if (!s.xdsAddress) throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_XDS_ADDRESS is not set', { hint: 'the waypoint’s routes come from the controller over xDS' });
-      this.source = new WaypointConfigSource({
-        address: s.xdsAddress,
-        credentials,
+      this.source = openProxyConfigSource({
+        settings: s,
+        role: 'waypoint',
         resourceName: waypointResourceName(s),
-        node: { podName: s.podName, podNamespace: s.podNamespace, podIp: s.podIp, nodeName: s.nodeName, clusterId: s.clusterId },
-        decode: decodeWaypointConfig,
+        certificateSource,
+        ...(opts.xdsCredentials ? { credentials: opts.xdsCredentials } : {}),
         apply: (config, version) => this.applyConfig(config, version),
-        logger: logger.child({ component: 'xds' }),
+        logger,
       });
     }
   }
 
   static async build(opts: WaypointOptions): Promise<WaypointProxy> {
-    const certificates = await openCertificateSource(opts);
+    const certificates = await openCertificateSource(opts.settings, opts.logger, 'waypoint', opts.certificateProvider);
     try {
       return new WaypointProxy(opts, certificates);
     } catch (err) {
@@ -287,34 +191,20 @@ export class WaypointProxy {
 
   private async listenHbone(): Promise<number> {
     const { settings: s, logger } = this.opts;
-    let port = s.hbonePort;
-    const addresses: Array<{ host: string; family: 4 | 6 }> = [{ host: s.listenAddress4, family: 4 }];
-    if (s.listenAddress6) addresses.push({ host: s.listenAddress6, family: 6 });
-    for (const { host, family } of addresses) {
-      if (!host) continue;
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-        if (this.draining) return void socket.destroy();
-        this.hbone.handleConnection(socket);
-      });
-      server.on('error', (err) => logger.error({ err: describeError(err) }, 'hbone listener error'));
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host, port, ...(family === 6 ? { ipv6Only: true } : {}) }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-      } catch (err) {
-        if (family === 6) {
-          logger.warn({ err: describeError(err), host }, 'IPv6 HBONE listener unavailable; serving IPv4 only');
-          continue;
-        }
-        throw new AmeshError('AMESH_PORT_IN_USE', `cannot listen for HBONE on ${formatAuthority(host, port)}`, { cause: err, hint: 'is another waypoint running in this network namespace?' });
-      }
-      this.servers.push(server);
-      port = (server.address() as net.AddressInfo).port;
-    }
+    const { servers, port } = await listenOnAddresses({
+      listenAddress4: s.listenAddress4,
+      listenAddress6: s.listenAddress6,
+      port: s.hbonePort,
+      create: () =>
+        net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+          if (this.draining) return void socket.destroy();
+          this.hbone.handleConnection(socket);
+        }),
+      what: 'HBONE',
+      hint: 'is another waypoint running in this network namespace?',
+      logger,
+    });
+    this.servers.push(...servers);
     return port;
   }
 
@@ -352,18 +242,14 @@ export class WaypointProxy {
     logger.info({ timeoutMs: s.drainTimeoutMs }, 'draining');
     for (const server of this.servers) server.close();
     this.proxy.drain();
-    // Idle upstream keep-alive tunnels would hold the HBONE pool open until the drain timeout.
-    this.pools.retain([]);
-    await Promise.all([this.source?.close(), this.hbone.drain(s.drainTimeoutMs), this.hbonePool.drain(s.drainTimeoutMs)]);
+    await Promise.all([this.source?.close(), this.hbone.drain(s.drainTimeoutMs), this.upstream.drain(s.drainTimeoutMs)]);
   }
 
   async close(): Promise<void> {
     await this.drain();
     this.proxy.close();
     this.hbone.close();
-    this.pools.close();
-    this.hbonePool.close();
-    this.certificates.close();
+    this.upstream.close();
     this.certificateSource.close();
     await this.admin.close();
   }

@@ -17,10 +17,14 @@ import * as grpc from '@grpc/grpc-js';
 import { describeError } from '../errors/amesh-error.js';
 import { splitHostPort } from '../identity/ca-client.js';
 import { WAYPOINT_CONFIG_TYPE_URL, type WaypointConfig } from '../l7/config.js';
+import { AmeshError } from '../errors/amesh-error.js';
+import type { CertificateSource } from '../l7/mesh-upstream.js';
+import type { ProxySettings } from '../l7/proxy-settings.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import { bearerTokenMetadata, meshTlsCredentials } from '../node-agent/xds/xds-credentials.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DeltaXdsClient, type DeltaClientOptions, type DeltaClientStatus, type DeltaUpdate } from '../xds/delta-client.js';
+import { decodeWaypointConfig } from '../xds/waypoint-codec.js';
 
 export interface WaypointXdsNode {
   podName: string;
@@ -163,4 +167,36 @@ export class WaypointConfigSource {
     if (connected) this.opts.logger.info({ address: this.opts.address }, 'xds: connected');
     else this.opts.logger.warn({ address: this.opts.address, err: this.lastError }, 'xds: disconnected; serving the last good config while reconnecting');
   }
+}
+
+export interface ProxyConfigSourceOptions {
+  settings: Readonly<ProxySettings>;
+  /** `waypoint` / `gateway`, for messages. */
+  role: string;
+  resourceName: string;
+  certificateSource: CertificateSource;
+  /** Tests: instead of mesh TLS against the roots with the proxy's token. */
+  credentials?: XdsCredentials;
+  apply: (config: WaypointConfig, version: string) => void;
+  logger: Logger;
+}
+
+/** The config source of a proxy process (waypoint or gateway) from its settings: mesh TLS + token unless a test says otherwise. */
+export function openProxyConfigSource(o: ProxyConfigSourceOptions): WaypointConfigSource {
+  const s = o.settings;
+  let credentials = o.credentials;
+  if (!credentials) {
+    if (!o.certificateSource.trustBundle) throw new AmeshError('AMESH_CONFIG_INVALID', 'xDS needs the mesh roots to verify the server: set AMESH_CA_ADDRESS and AMESH_CA_ROOT_CERT_FILE');
+    credentials = { kind: 'mesh-tls', roots: o.certificateSource.trustBundle, serverName: s.xdsServerName, tokenFile: s.caTokenFile };
+  }
+  if (!s.xdsAddress) throw new AmeshError('AMESH_CONFIG_INVALID', 'AMESH_XDS_ADDRESS is not set', { hint: `the ${o.role}’s routes come from the controller over xDS` });
+  return new WaypointConfigSource({
+    address: s.xdsAddress,
+    credentials,
+    resourceName: o.resourceName,
+    node: { podName: s.podName, podNamespace: s.podNamespace, podIp: s.podIp, nodeName: s.nodeName, clusterId: s.clusterId },
+    decode: decodeWaypointConfig,
+    apply: o.apply,
+    logger: o.logger.child({ component: 'xds' }),
+  });
 }
