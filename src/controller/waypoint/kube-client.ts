@@ -1,5 +1,5 @@
 /**
- * The few API calls the waypoint deployer and the `amesh waypoint` CLI make, behind an interface
+ * The few API calls the deployers (waypoints, ingress gateways) and the `amesh waypoint` CLI make, behind an interface
  * so unit tests can pass a fake. The default goes through @kubernetes/client-node.
  */
 import { CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
@@ -12,6 +12,8 @@ export interface WaypointKubeClient {
   apply(object: KubernetesObject): Promise<KubernetesObject>;
   /** The object, or undefined on 404. */
   read(apiVersion: string, kind: string, namespace: string, name: string): Promise<KubernetesObject | undefined>;
+  /** Deletes the object (dependents, a Deployment's ReplicaSets, go by garbage collection); rejects with the API error, 404 included. */
+  remove(apiVersion: string, kind: string, namespace: string, name: string): Promise<void>;
   /** Merge-patches a Gateway's status subresource. */
   patchGatewayStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<void>;
 }
@@ -28,6 +30,9 @@ export function kubeWaypointClient(kubeConfig: KubeConfig, fieldManager = FIELD_
         if (statusCodeOf(err) === 404) return undefined;
         throw err;
       }
+    },
+    async remove(apiVersion, kind, namespace, name) {
+      await objects.delete({ apiVersion, kind, metadata: { name, namespace } });
     },
     async patchGatewayStatus(namespace, name, status) {
       await custom.patchNamespacedCustomObjectStatus(

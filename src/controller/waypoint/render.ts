@@ -1,6 +1,7 @@
 /**
  * Gateway → the waypoint's ServiceAccount, Deployment and Service, from the template
  * (waypoint/waypoint.yaml). Pure: the template is a parameter (the shipped one by default).
+ * `renderTemplate` is the part ingress gateways share (src/controller/gateway/ingress-render.ts).
  *
  * - Placeholders are replaced in string values only; a value left with an unknown `${...}` is a
  *   template bug and throws, naming the placeholder.
@@ -50,7 +51,7 @@ export interface OwnerReference {
 export interface RenderedObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: OwnerReference[] };
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string>; ownerReferences?: OwnerReference[] };
   [field: string]: unknown;
 }
 
@@ -68,7 +69,7 @@ function substitute(value: unknown, values: Readonly<Record<string, string>>, pa
   if (typeof value === 'string') {
     return value.replace(PLACEHOLDER, (_match, name: string) => {
       const replacement = values[name];
-      if (replacement === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', `waypoint template ${path}: unknown placeholder \${${name}}`, { hint: `known placeholders: ${Object.keys(values).join(', ')}` });
+      if (replacement === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', `template ${path}: unknown placeholder \${${name}}`, { hint: `known placeholders: ${Object.keys(values).join(', ')}` });
       return replacement;
     });
   }
@@ -89,52 +90,88 @@ export function ownerReferenceTo(gateway: RenderableGateway): OwnerReference {
   return { apiVersion: gateway.apiVersion ?? GATEWAY_API_VERSION, kind: 'Gateway', name, uid, controller: true };
 }
 
-function withInfrastructure(object: Record<string, unknown>, infra: { labels: Record<string, string>; annotations: Record<string, string> }): void {
+function withInfrastructure(object: Record<string, unknown>, infra: Infrastructure): void {
   const metadata = (object.metadata ?? {}) as { labels?: Record<string, string>; annotations?: Record<string, string> };
   metadata.labels = { ...infra.labels, ...(metadata.labels ?? {}) };
   metadata.annotations = { ...infra.annotations, ...(metadata.annotations ?? {}) };
   object.metadata = metadata;
 }
 
-export function renderWaypoint(gateway: RenderableGateway, options: RenderOptions, template: readonly TemplateObject[] = waypointTemplate()): RenderedWaypoint {
-  const name = gateway.metadata.name ?? '';
-  const namespace = gateway.metadata.namespace ?? 'default';
-  const caAddress = options.caAddress ?? DEFAULT_CA_ADDRESS;
-  const values: Record<string, string> = {
-    NAME: name,
-    NAMESPACE: namespace,
-    IMAGE: options.image ?? DEFAULT_WAYPOINT_IMAGE,
-    TRUST_DOMAIN: options.trustDomain,
-    CA_ADDRESS: caAddress,
-    XDS_ADDRESS: options.xdsAddress ?? caAddress,
-    LOG_LEVEL: options.logLevel ?? 'info',
-  };
-  const owner = ownerReferenceTo(gateway);
-  const infra = { labels: { ...(gateway.spec?.infrastructure?.labels ?? {}) }, annotations: { ...(gateway.spec?.infrastructure?.annotations ?? {}) } };
+/** Labels and annotations added to every object and to the pod template (ours win on a clash). */
+export interface Infrastructure {
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
+}
+
+export interface TemplateRender {
+  /** Placeholder values (see the templates' headers). */
+  values: Readonly<Record<string, string>>;
+  namespace: string;
+  /** Set on every object (garbage collection with the owner); absent = unowned. */
+  owner?: OwnerReference;
+  infrastructure: Infrastructure;
+  /** Called on each substituted object before its hash is taken (the ingress adds its listener ports). */
+  customize?: (object: RenderedObject) => void;
+  /** Names the template in errors. */
+  what: string;
+}
+
+/**
+ * One ServiceAccount, Deployment and Service from a template (the shared part of rendering a
+ * waypoint and an ingress gateway).
+ */
+export function renderTemplate(template: readonly TemplateObject[], r: TemplateRender): RenderedWaypoint {
   const byKind = new Map<string, RenderedObject>();
   for (const doc of template) {
-    const object = substitute(structuredClone(doc), values, `${doc.kind}`) as Record<string, unknown>;
-    withInfrastructure(object, infra);
+    const object = substitute(structuredClone(doc), r.values, `${doc.kind}`) as Record<string, unknown>;
+    withInfrastructure(object, r.infrastructure);
     if (object.kind === 'Deployment') {
       const podTemplate = (object.spec as { template?: Record<string, unknown> } | undefined)?.template;
-      if (podTemplate) withInfrastructure(podTemplate, infra);
+      if (podTemplate) withInfrastructure(podTemplate, r.infrastructure);
     }
     const metadata = object.metadata as RenderedObject['metadata'];
-    metadata.namespace = namespace;
-    metadata.ownerReferences = [owner];
+    metadata.namespace = r.namespace;
+    if (r.owner) metadata.ownerReferences = [r.owner];
+    r.customize?.(object as RenderedObject);
     const hash = digest(object);
     metadata.annotations = { ...metadata.annotations, [RENDERED_HASH_ANNOTATION]: hash };
     const kind = String(object.kind);
-    if (byKind.has(kind)) throw new AmeshError('AMESH_CONFIG_INVALID', `waypoint template: more than one ${kind}`);
+    if (byKind.has(kind)) throw new AmeshError('AMESH_CONFIG_INVALID', `${r.what} template: more than one ${kind}`);
     byKind.set(kind, object as RenderedObject);
   }
   const pick = (kind: string): RenderedObject => {
     const object = byKind.get(kind);
-    if (!object) throw new AmeshError('AMESH_CONFIG_INVALID', `waypoint template: no ${kind}`);
+    if (!object) throw new AmeshError('AMESH_CONFIG_INVALID', `${r.what} template: no ${kind}`);
     return object;
   };
   const serviceAccount = pick('ServiceAccount');
   const deployment = pick('Deployment');
   const service = pick('Service');
   return { serviceAccount, deployment, service, objects: [serviceAccount, service, deployment] };
+}
+
+/** The placeholders both templates share: identity, CA and xDS addresses, image, log level. */
+export function commonValues(name: string, namespace: string, options: RenderOptions, defaultImage: string): Record<string, string> {
+  const caAddress = options.caAddress ?? DEFAULT_CA_ADDRESS;
+  return {
+    NAME: name,
+    NAMESPACE: namespace,
+    IMAGE: options.image ?? defaultImage,
+    TRUST_DOMAIN: options.trustDomain,
+    CA_ADDRESS: caAddress,
+    XDS_ADDRESS: options.xdsAddress ?? caAddress,
+    LOG_LEVEL: options.logLevel ?? 'info',
+  };
+}
+
+export function renderWaypoint(gateway: RenderableGateway, options: RenderOptions, template: readonly TemplateObject[] = waypointTemplate()): RenderedWaypoint {
+  const name = gateway.metadata.name ?? '';
+  const namespace = gateway.metadata.namespace ?? 'default';
+  return renderTemplate(template, {
+    values: commonValues(name, namespace, options, DEFAULT_WAYPOINT_IMAGE),
+    namespace,
+    owner: ownerReferenceTo(gateway),
+    infrastructure: { labels: { ...(gateway.spec?.infrastructure?.labels ?? {}) }, annotations: { ...(gateway.spec?.infrastructure?.annotations ?? {}) } },
+    what: 'waypoint',
+  });
 }

@@ -1,7 +1,8 @@
 /**
- * The waypoint template (waypoint/waypoint.yaml at the package root, so the same file serves
- * src/ under vitest and dist/src/ after a build): read and parsed once, then shared. The
- * template is data — the renderer (render.ts) substitutes placeholders in its string values.
+ * The templates of the pods the controller deploys — waypoint/waypoint.yaml (waypoints) and
+ * waypoint/gateway.yaml (ingress gateways), at the package root so the same files serve src/
+ * under vitest and dist/src/ after a build: each read and parsed once, then shared. A template is
+ * data — the renderer (render.ts) substitutes placeholders in its string values.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { AmeshError } from '../../errors/amesh-error.js';
 import { PACKAGE_ROOT } from '../../os/package-root.js';
 
 export const WAYPOINT_TEMPLATE_PATH = join(PACKAGE_ROOT, 'waypoint', 'waypoint.yaml');
+export const GATEWAY_TEMPLATE_PATH = join(PACKAGE_ROOT, 'waypoint', 'gateway.yaml');
 
 /** One parsed template document (plain JSON). */
 export interface TemplateObject {
@@ -35,18 +37,30 @@ export function parseWaypointTemplate(text: string, source = 'waypoint template'
   return out;
 }
 
-let cached: readonly TemplateObject[] | undefined;
+const cached = new Map<string, readonly TemplateObject[]>();
 
-/** The shipped template, parsed on first use. */
-export function waypointTemplate(): readonly TemplateObject[] {
-  if (!cached) {
+/** A shipped template, parsed on first use. */
+export function loadTemplate(path: string): readonly TemplateObject[] {
+  let template = cached.get(path);
+  if (!template) {
     let text: string;
     try {
-      text = readFileSync(WAYPOINT_TEMPLATE_PATH, 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (err) {
-      throw new AmeshError('AMESH_CONFIG_INVALID', `cannot read the waypoint template ${WAYPOINT_TEMPLATE_PATH}`, { cause: err, hint: 'the waypoint/ directory ships beside dist/ and proto/' });
+      throw new AmeshError('AMESH_CONFIG_INVALID', `cannot read the template ${path}`, { cause: err, hint: 'the waypoint/ directory ships beside dist/ and proto/' });
     }
-    cached = Object.freeze(parseWaypointTemplate(text, WAYPOINT_TEMPLATE_PATH));
+    template = Object.freeze(parseWaypointTemplate(text, path));
+    cached.set(path, template);
   }
-  return cached;
+  return template;
+}
+
+/** The waypoint template (waypoint/waypoint.yaml). */
+export function waypointTemplate(): readonly TemplateObject[] {
+  return loadTemplate(WAYPOINT_TEMPLATE_PATH);
+}
+
+/** The ingress gateway template (waypoint/gateway.yaml). */
+export function gatewayTemplate(): readonly TemplateObject[] {
+  return loadTemplate(GATEWAY_TEMPLATE_PATH);
 }
