@@ -21,6 +21,7 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   sandbox: async () => (await import('./sandbox.js')).registerSandbox,
   waypoint: async () => (await import('./waypoint.js')).registerWaypoint,
   'waypoint-proxy': async () => (await import('./waypoint-proxy.js')).registerWaypointProxy,
+  'gateway-proxy': async () => (await import('./gateway-proxy.js')).registerGatewayProxy,
 };
 
 const program = new Command();

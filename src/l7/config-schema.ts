@@ -8,10 +8,17 @@
  *   Gateway API specify RE2, whose common subset JS shares — RE2-only syntax fails here, loudly);
  * - ports are 1..65535, weights and percentages non-negative, a forwarding route has a backend
  *   with weight > 0 (a total of 0 could pick nothing);
- * - route names are unique per port, cluster names unique, and every cluster a port, route or
- *   mirror names exists in `clusters`.
+ * - route names are unique per port, cluster names unique, and every cluster a port, route,
+ *   mirror or L4 route names exists in `clusters`;
+ * - a port's `defaultCluster` may be '' (404 `NR` for unrouted requests) only in an ingress
+ *   gateway's config (`kind: 'gateway'`); a waypoint always has its service's cluster;
+ * - `listeners` only with `kind: 'gateway'`: ports unique, an HTTPS listener has at least one
+ *   certificate (non-empty PEMs), certificates only on HTTPS and `l4Routes` only on TLS / TCP
+ *   listeners (a TLS / TCP listener may have none: its connections are closed, `NR`);
+ *   `Endpoint.waypoint` is an IP address.
  * Cross-field checks report the same `path: problem` form as zod's own issues.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { RetryOn, WaypointConfig } from './config.js';
 
@@ -143,7 +150,7 @@ const waypointPort = z
     port,
     protocol: z.enum(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'AUTO']),
     routes: z.array(httpRoute),
-    defaultCluster: nonEmpty,
+    defaultCluster: z.string(),
     defaultRetries: retryPolicy.optional(),
   })
   .strict()
@@ -174,6 +181,10 @@ const endpoint = z
     weight: z.number().int().min(0).optional(),
     workload: z.string().optional(),
     locality: z.string().optional(),
+    waypoint: z
+      .string()
+      .refine((a) => isIP(a) !== 0, { message: 'must be an IP address (the waypoint’s)' })
+      .optional(),
   })
   .strict();
 
@@ -288,6 +299,34 @@ const jwtRule = z
     }
   });
 
+const hostnamePatterns = z.array(nonEmpty);
+
+const gatewayCertificate = z.object({ name: nonEmpty, hostnames: hostnamePatterns, certChain: nonEmpty, privateKey: nonEmpty }).strict();
+
+const l4Backend = z.object({ cluster: nonEmpty, weight: z.number().int().min(0) }).strict();
+
+const l4Route = z
+  .object({ name: nonEmpty, hostnames: hostnamePatterns.optional(), backends: z.array(l4Backend).min(1) })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (!r.backends.some((b) => b.weight > 0)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backends'], message: 'the backends’ weights total 0' });
+  });
+
+const gatewayListener = z
+  .object({
+    name: nonEmpty,
+    port,
+    protocol: z.enum(['HTTP', 'HTTPS', 'TLS', 'TCP']),
+    certificates: z.array(gatewayCertificate).optional(),
+    l4Routes: z.array(l4Route).optional(),
+  })
+  .strict()
+  .superRefine((l, ctx) => {
+    if (l.protocol === 'HTTPS' && (l.certificates ?? []).length === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['certificates'], message: 'an HTTPS listener needs at least one certificate' });
+    if (l.protocol !== 'HTTPS' && l.certificates !== undefined && l.certificates.length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['certificates'], message: `certificates are for HTTPS listeners, not ${l.protocol}` });
+    if ((l.protocol === 'HTTP' || l.protocol === 'HTTPS') && l.l4Routes !== undefined && l.l4Routes.length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['l4Routes'], message: `l4Routes are for TLS and TCP listeners; ${l.protocol} routes live in services` });
+  });
+
 type Path = Array<string | number>;
 
 /** Every cluster reference in the config, with its path. */
@@ -296,12 +335,15 @@ function clusterReferences(c: z.infer<typeof baseSchema>): Array<{ name: string;
   c.services.forEach((s, si) =>
     s.ports.forEach((p, pi) => {
       const at: Path = ['services', si, 'ports', pi];
-      refs.push({ name: p.defaultCluster, path: [...at, 'defaultCluster'] });
+      if (p.defaultCluster) refs.push({ name: p.defaultCluster, path: [...at, 'defaultCluster'] });
       p.routes.forEach((r, ri) => {
         if (r.action.kind === 'forward') r.action.backends.forEach((b, bi) => refs.push({ name: b.cluster, path: [...at, 'routes', ri, 'action', 'backends', bi, 'cluster'] }));
         r.mirrors?.forEach((m, mi) => refs.push({ name: m.cluster, path: [...at, 'routes', ri, 'mirrors', mi, 'cluster'] }));
       });
     }),
+  );
+  c.listeners?.forEach((l, li) =>
+    l.l4Routes?.forEach((r, ri) => r.backends.forEach((b, bi) => refs.push({ name: b.cluster, path: ['listeners', li, 'l4Routes', ri, 'backends', bi, 'cluster'] }))),
   );
   return refs;
 }
@@ -315,6 +357,8 @@ const baseSchema = z
     clusters: z.array(cluster),
     policies: z.array(l7Policy).optional(),
     jwtRules: z.array(jwtRule).optional(),
+    kind: z.enum(['waypoint', 'gateway']).optional(),
+    listeners: z.array(gatewayListener).optional(),
   })
   .strict();
 
@@ -323,6 +367,20 @@ export const waypointConfigSchema: z.ZodType<WaypointConfig> = baseSchema.superR
   c.clusters.forEach((cl, i) => {
     if (names.has(cl.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['clusters', i, 'name'], message: `duplicate cluster name ${JSON.stringify(cl.name)}` });
     names.add(cl.name);
+  });
+  const gateway = c.kind === 'gateway';
+  if (!gateway) {
+    c.services.forEach((sv, si) =>
+      sv.ports.forEach((p, pi) => {
+        if (!p.defaultCluster) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', si, 'ports', pi, 'defaultCluster'], message: 'a waypoint port needs a default cluster (only an ingress gateway answers unrouted requests with 404)' });
+      }),
+    );
+    if (c.listeners !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listeners'], message: 'listeners are for ingress gateways (kind: gateway)' });
+  }
+  const ports = new Set<number>();
+  c.listeners?.forEach((l, i) => {
+    if (ports.has(l.port)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['listeners', i, 'port'], message: `duplicate listener port ${l.port}` });
+    ports.add(l.port);
   });
   for (const ref of clusterReferences(c)) {
     if (!names.has(ref.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ref.path, message: `cluster ${JSON.stringify(ref.name)} is not defined in clusters` });

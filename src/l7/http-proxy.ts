@@ -366,7 +366,10 @@ export class HttpProxy {
     stripHopByHop(headers, { upgrade });
     delete headers.expect;
     delete headers.host;
-    ex.record.requestId = addForwardingHeaders(headers, { clientAddress: ex.conn.clientAddress, proto: headerString(source['x-forwarded-proto']) === 'https' ? 'https' : 'http' });
+    // At the edge (a gateway's connection) the client's own x-forwarded-proto is not trusted.
+    const edge = ex.conn.scheme;
+    if (edge !== undefined) headers['x-forwarded-proto'] = edge;
+    ex.record.requestId = addForwardingHeaders(headers, { clientAddress: ex.conn.clientAddress, proto: edge ?? (headerString(source['x-forwarded-proto']) === 'https' ? 'https' : 'http') });
     // The JWT filter's changes (token removed, payload header) come before the route's own.
     for (const name of allowed?.removeHeaders ?? []) delete headers[name.toLowerCase()];
     for (const [name, value] of Object.entries(allowed?.setHeaders ?? {})) headers[name.toLowerCase()] = value;
@@ -538,7 +541,7 @@ export class HttpProxy {
       case 'direct-response':
         return this.local(down, ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
       case 'redirect': {
-        const r = buildRedirect({ scheme: headerString(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http', authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
+        const r = buildRedirect({ scheme: conn.scheme ?? (headerString(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http'), authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
         return this.local(down, ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
       }
       case 'forward': {
@@ -719,7 +722,7 @@ export class HttpProxy {
       case 'direct-response':
         return this.local(this.http2Responder(stream, false), ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
       case 'redirect': {
-        const scheme = headerString(headers[':scheme']) === 'https' ? 'https' : 'http';
+        const scheme = conn.scheme ?? (headerString(headers[':scheme']) === 'https' ? 'https' : 'http');
         const r = buildRedirect({ scheme, authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
         return this.local(this.http2Responder(stream, false), ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
       }

@@ -33,6 +33,7 @@ import type { AuthzOutcome } from './authz/engine.js';
 import type { HttpProxy } from './http-proxy.js';
 import type { DownstreamConnection } from './pipeline/downstream-connection.js';
 import { requestAttributes } from './pipeline/request-attributes.js';
+import { admitTcp } from './pipeline/tcp-admission.js';
 import { ResponseFlag } from './response-flags.js';
 import { MAX_SNIFF_BYTES, sniffProtocol, type SniffResult } from './sniff.js';
 import type { UpstreamDialer } from './upstream.js';
@@ -145,16 +146,7 @@ export class WaypointInbound {
 
   /** A connection slot of the cluster's circuit breaker: its release, or undefined on overflow. */
   private admitTcp(state: WaypointState, cluster: string): (() => void) | undefined {
-    const breaker = state.clusters.get(cluster)?.breaker;
-    if (!breaker) return () => undefined;
-    const admission = breaker.admit('tcp');
-    if (admission.kind === 'go') return admission.release;
-    // L4 never queues (Envoy's tcp_proxy): a wait is refused like an overflow.
-    if (admission.kind === 'wait') {
-      admission.cancel();
-      void admission.ready.then((a) => (a.kind === 'go' ? a.release() : undefined));
-    }
-    return undefined;
+    return admitTcp(state.clusters.get(cluster)?.breaker);
   }
 
   private logTcp(conn: DownstreamConnection, endpoint: Endpoint, cluster: string, started: number, flags: string, error?: string, authz?: string): void {

@@ -28,6 +28,7 @@ import { WaypointInbound } from '../l7/inbound.js';
 import { listenOnAddresses } from '../l7/listen.js';
 import { authzDepsFor, MeshUpstream, openCertificateSource, type CertificateSource } from '../l7/mesh-upstream.js';
 import type { UpstreamPools } from '../l7/upstream.js';
+import { dumpClusters } from '../l7/state-dump.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
 import { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
@@ -217,18 +218,7 @@ export class WaypointProxy {
       ...(this.lastConfigError ? { lastConfigError: this.lastConfigError } : {}),
       ...(this.source ? { xds: this.source.status() } : {}),
       config: state?.config ?? null,
-      clusters: state
-        ? [...state.clusters.values()].map(({ cluster, balancer, breaker }) => ({
-            name: cluster.name,
-            lb: cluster.hash ? { consistentHash: cluster.hash } : cluster.lb,
-            ...(cluster.connectionPool ? { connectionPool: cluster.connectionPool, breaker: breaker.stats() } : {}),
-            ...(cluster.outlierDetection ? { outlierDetection: cluster.outlierDetection } : {}),
-            endpoints: balancer.snapshot().map((e) => {
-              const endpoint = balancer.endpoints.find((x) => x.key === e.key)?.endpoint;
-              return { address: e.key, hbone: endpoint?.hbone, identity: endpoint?.identity, health: e.ejected ? 'EJECTED' : 'HEALTHY', ...e };
-            }),
-          }))
-        : [],
+      clusters: dumpClusters(state),
       pools: { upstream: this.pools.stats(), hbone: this.hbonePool.stats() },
       listeners: { hbone: this.hbone.stats(), inbound: this.inbound.stats(), http: this.proxy.stats() },
       certificates: this.certificates.snapshot(),

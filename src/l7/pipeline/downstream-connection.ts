@@ -7,4 +7,10 @@ export interface DownstreamConnection {
   peerIdentity: string;
   /** The original client (HBONE `forwarded`), else the HBONE peer. */
   clientAddress: string;
+  /**
+   * Set by an ingress gateway (the edge): the scheme the client spoke to it. It overwrites
+   * `x-forwarded-proto` upstream and is the scheme of redirects, as Envoy does at the edge.
+   * Absent (waypoints): the request's own `x-forwarded-proto` / `:scheme` is trusted.
+   */
+  scheme?: 'http' | 'https';
 }

@@ -48,7 +48,7 @@ export const CONTAINER_DIR_TOKEN = '{containerDir}';
 const HELLO_APP_NAMES = ['gcr.io/google-samples/hello-app', 'us-docker.pkg.dev/google-samples/containers/gke/hello-app'];
 const HELLO_APP_VERSIONS: Record<string, string> = { '1.0': '1.0.0', '2.0': '2.0.0' };
 const SHELL_IMAGES = ['busybox', 'alpine'];
-const AMESH_PROGRAMS: Record<string, string | undefined> = { 'node-agent': 'node-agent', controller: 'controller', waypoint: 'waypoint-proxy' };
+const AMESH_PROGRAMS: Record<string, string | undefined> = { 'node-agent': 'node-agent', controller: 'controller', waypoint: 'waypoint-proxy', gateway: 'gateway-proxy' };
 
 /** What `kubectl describe` shows for an unknown image, listing what is available. */
 export const BUILT_IN_IMAGES = [
@@ -64,6 +64,7 @@ export const BUILT_IN_IMAGES = [
   'amesh/node-agent',
   'amesh/controller',
   'amesh/waypoint',
+  'amesh/gateway',
   'amesh/flaky',
 ];
 

@@ -1,0 +1,244 @@
+/**
+ * What the ingress gateway does with one accepted connection, by its listener's protocol:
+ * - HTTP: the first bytes say h2c prior knowledge (the HTTP/2 preface) → the L7 engine's HTTP/2
+ *   server, anything else → its HTTP/1.1 server (which answers garbage with 400). The request's
+ *   DownstreamConnection is `(GATEWAY_LISTENER_ADDRESS, <config port>)` — where the config files
+ *   that port's routes — with the client's address and scheme `http`.
+ * - HTTPS: TLS is terminated here with the certificate the SNI selects (listener-plan.ts; no SNI
+ *   or no match → the first), TLS ≥ 1.2, ALPN h2 → HTTP/2, else HTTP/1.1; scheme `https`.
+ * - TLS (passthrough): the ClientHello is read (bounded in size and time, client-hello.ts), its
+ *   SNI picks the first matching L4 route; TCP: the first route. A weighted backend → its
+ *   cluster → one endpoint → the dialer (HBONE into the mesh, or TCP) → bytes relayed both ways,
+ *   the bytes already read first. One access-log line per connection (flags `NR` no route, `UH`
+ *   no endpoint, `UO` circuit breaker, `UF` connect failure).
+ * The first bytes (sniff, ClientHello) and the TLS handshake must arrive within
+ * `handshakeTimeoutMs` (Envoy's listener filter timeout); else the connection is closed (an
+ * HTTP connection is handed to HTTP/1.1, whose own header timeout applies).
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { describeError } from '../errors/amesh-error.js';
+import { relay } from '../net/relay.js';
+import type { Logger } from '../telemetry/logger.js';
+import { writeAccessLog, type AccessRecord } from '../l7/access-log.js';
+import { GATEWAY_LISTENER_ADDRESS } from '../l7/config.js';
+import type { HttpProxy } from '../l7/http-proxy.js';
+import type { DownstreamConnection } from '../l7/pipeline/downstream-connection.js';
+import { admitTcp } from '../l7/pipeline/tcp-admission.js';
+import { ResponseFlag } from '../l7/response-flags.js';
+import type { UpstreamDialer } from '../l7/upstream.js';
+import type { WaypointState } from '../l7/waypoint-state.js';
+import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello.js';
+import { l4RouteFor, pickL4Backend, type CompiledListener } from './listener-plan.js';
+
+export interface GatewayDownstreamOptions {
+  proxy: HttpProxy;
+  dialer: UpstreamDialer;
+  logger: Logger;
+  accessLog: Logger;
+  random: () => number;
+  /** Deadline for the first bytes and the TLS handshake. */
+  handshakeTimeoutMs: number;
+}
+
+export interface GatewayDownstreamStats {
+  connections: number;
+  http1: number;
+  http2: number;
+  tlsHandshakeFailures: number;
+  l4: number;
+  l4Refused: number;
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const ALPN = ['h2', 'http/1.1'];
+
+/**
+ * Reads from a paused socket until `decide(bytes)` returns a verdict, the peer ends, the limit
+ * or the deadline is reached. The socket is left paused; what was read comes back as `head`.
+ */
+function readHead<T>(socket: net.Socket, timeoutMs: number, limit: number, decide: (data: Buffer) => T | undefined): Promise<{ verdict: T | undefined; head: Buffer; why?: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const finish = (verdict: T | undefined, why?: string): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.pause();
+      resolve({ verdict, head: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length), ...(why ? { why } : {}) });
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      const verdict = decide(chunks.length === 1 ? chunk : Buffer.concat(chunks, length));
+      if (verdict !== undefined) finish(verdict);
+      else if (length > limit) finish(undefined, `no verdict within ${limit} bytes`);
+    };
+    const onEnd = (): void => finish(undefined, 'the client closed first');
+    const timer = setTimeout(() => finish(undefined, `nothing usable within ${timeoutMs} ms`), timeoutMs);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.resume();
+  });
+}
+
+/** h2c prior knowledge or HTTP/1.x, decided on the first differing byte. */
+function sniffH2c(data: Buffer): 'h2c' | 'http1' | undefined {
+  const n = Math.min(data.length, H2_PREFACE.length);
+  if (data.compare(H2_PREFACE, 0, n, 0, n) !== 0) return 'http1';
+  return n === H2_PREFACE.length ? 'h2c' : undefined;
+}
+
+export class GatewayDownstream {
+  private readonly counters: GatewayDownstreamStats = { connections: 0, http1: 0, http2: 0, tlsHandshakeFailures: 0, l4: 0, l4Refused: 0 };
+
+  constructor(private readonly opts: GatewayDownstreamOptions) {}
+
+  stats(): GatewayDownstreamStats {
+    return { ...this.counters };
+  }
+
+  /** Serves `socket` (accepted paused) on `listener`, with the routes and clusters of `state`. */
+  accept(socket: net.Socket, listener: CompiledListener, state: WaypointState): void {
+    this.counters.connections++;
+    socket.on('error', () => undefined);
+    const port = listener.listener.port;
+    switch (listener.listener.protocol) {
+      case 'HTTP':
+        return this.serveHttp(socket, port);
+      case 'HTTPS':
+        return this.serveHttps(socket, listener, port);
+      case 'TLS':
+        return void this.passthroughTls(socket, listener, state);
+      case 'TCP':
+        return void this.forwardL4(socket, Buffer.alloc(0), listener, state, undefined, performance.now());
+    }
+  }
+
+  private connection(socket: net.Socket, port: number, scheme: 'http' | 'https'): DownstreamConnection {
+    return { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: socket.remoteAddress ?? '', scheme };
+  }
+
+  private serveHttp(socket: net.Socket, port: number): void {
+    const conn = this.connection(socket, port, 'http');
+    void readHead(socket, this.opts.handshakeTimeoutMs, H2_PREFACE.length, sniffH2c).then(({ verdict, head }) => {
+      if (socket.destroyed) return;
+      if (head.length > 0) socket.unshift(head);
+      if (verdict === 'h2c') {
+        this.counters.http2++;
+        this.opts.proxy.serveHttp2(socket, conn);
+      } else {
+        this.counters.http1++;
+        this.opts.proxy.serveHttp1(socket, conn);
+      }
+    });
+  }
+
+  private serveHttps(socket: net.Socket, listener: CompiledListener, port: number): void {
+    const termination = listener.tls;
+    const fallback = termination?.contextFor(undefined);
+    if (!termination || !fallback) {
+      this.counters.tlsHandshakeFailures++;
+      this.opts.logger.warn({ listener: listener.listener.name, port, errors: termination?.errors }, 'gateway: HTTPS listener without a usable certificate; connection closed');
+      socket.destroy();
+      return;
+    }
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: fallback,
+      ALPNProtocols: ALPN,
+      SNICallback: (serverName, done) => done(null, termination.contextFor(serverName) ?? fallback),
+    });
+    const timer = setTimeout(() => secure.destroy(), this.opts.handshakeTimeoutMs);
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      this.counters.tlsHandshakeFailures++;
+      this.opts.logger.debug({ port, client: socket.remoteAddress, err: err.message }, 'gateway: TLS handshake failed');
+      secure.destroy();
+    };
+    secure.once('error', onError);
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      secure.off('error', onError);
+      secure.on('error', () => undefined);
+      const conn = this.connection(socket, port, 'https');
+      if (secure.alpnProtocol === 'h2') {
+        this.counters.http2++;
+        this.opts.proxy.serveHttp2(secure, conn);
+      } else {
+        this.counters.http1++;
+        this.opts.proxy.serveHttp1(secure, conn);
+      }
+    });
+  }
+
+  private async passthroughTls(socket: net.Socket, listener: CompiledListener, state: WaypointState): Promise<void> {
+    const started = performance.now();
+    const { verdict, head, why } = await readHead(socket, this.opts.handshakeTimeoutMs, MAX_CLIENT_HELLO_BYTES + 64, (data) => {
+      const r = parseClientHello(data);
+      return r.kind === 'need-more' ? undefined : r;
+    });
+    if (socket.destroyed) return;
+    if (verdict?.kind !== 'client-hello') {
+      this.counters.l4Refused++;
+      this.logL4(socket, listener, started, { responseFlags: ResponseFlag.NoRoute, error: verdict?.kind === 'not-tls' ? `not a TLS ClientHello: ${verdict.reason}` : (why ?? 'no ClientHello') });
+      socket.destroy();
+      return;
+    }
+    return this.forwardL4(socket, head, listener, state, verdict.serverName, started);
+  }
+
+  /** Route → backend → endpoint → dial → relay (`head` first), with one access-log line. */
+  private async forwardL4(socket: net.Socket, head: Buffer, listener: CompiledListener, state: WaypointState, serverName: string | undefined, started: number): Promise<void> {
+    const sni = serverName !== undefined ? { authority: serverName } : {};
+    const refuse = (fields: Partial<AccessRecord>): void => {
+      this.counters.l4Refused++;
+      this.logL4(socket, listener, started, { ...sni, ...fields });
+      socket.destroy();
+    };
+    const route = l4RouteFor(listener, serverName);
+    if (!route) return refuse({ responseFlags: ResponseFlag.NoRoute });
+    const backend = pickL4Backend(route, this.opts.random);
+    const runtime = backend && state.clusters.get(backend.cluster);
+    const routed = { route: route.route.name, ...(backend ? { cluster: backend.cluster } : {}) };
+    const picked = runtime?.balancer.pick();
+    if (!runtime || !picked) return refuse({ ...routed, responseFlags: ResponseFlag.NoHealthyUpstream });
+    const endpoint = picked.endpoint;
+    const release = admitTcp(runtime.breaker);
+    if (!release) return refuse({ ...routed, upstreamHost: picked.key, responseFlags: ResponseFlag.UpstreamOverflow });
+    let upstream: Duplex;
+    try {
+      upstream = await this.opts.dialer.connect(endpoint);
+    } catch (err) {
+      release();
+      runtime.balancer.recordResult(picked, { failure: 'connect' });
+      return refuse({ ...routed, upstreamHost: picked.key, responseFlags: ResponseFlag.UpstreamConnectionFailure, error: describeError(err).split('\n')[0] ?? 'connect failed' });
+    }
+    if (socket.destroyed) {
+      release();
+      upstream.destroy();
+      return;
+    }
+    this.counters.l4++;
+    if (head.length > 0) upstream.write(head);
+    const result = await relay(socket, upstream);
+    release();
+    this.logL4(socket, listener, started, { ...sni, ...routed, upstreamHost: picked.key, responseFlags: '-', ...(result.error ? { error: result.error.message } : {}) });
+  }
+
+  private logL4(socket: net.Socket, listener: CompiledListener, started: number, fields: Partial<AccessRecord>): void {
+    writeAccessLog(this.opts.accessLog, {
+      protocol: 'TCP',
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      responseFlags: '-',
+      sourceIdentity: '',
+      clientAddress: socket.remoteAddress ?? '',
+      destination: `${GATEWAY_LISTENER_ADDRESS}:${listener.listener.port}`,
+      ...fields,
+    });
+  }
+}
