@@ -73,4 +73,18 @@ export interface IngressResult {
    * their parent status for that Gateway, key `HTTPRoute/<ns>/<name>@<gateway ns>/<gateway name>`.
    */
   status: Map<string, ConditionSpec[]>;
+  /**
+   * The spec of every VirtualService / HTTPRoute the ingress configs use this round, by the
+   * status key of the object (`VirtualService/<ns>/<name>`, `HTTPRoute/<ns>/<name>`): the caller's
+   * next `IngressOptions.lastValid`. An object that turns invalid keeps being served from its last
+   * valid spec (same uid), as waypoints do; its Accepted=False message says so.
+   */
+  valid: Map<string, IngressLastValid>;
+}
+
+/** A routing object's last valid spec (ingress side; the waypoint translator keeps its own). */
+export interface IngressLastValid {
+  uid?: string;
+  generation?: number;
+  spec: unknown;
 }

@@ -168,7 +168,7 @@ const RETRY_FIELDS = ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocali
 export const FAULT_DEFAULT_PERCENT = 100;
 
 /** Per-object state while translating: issues and warnings deduplicated across ports. */
-class Collector {
+export class Collector {
   readonly issues = new Map<string, Translation['issues'][number]>();
   readonly warnings = new Set<string>();
   readonly clusters = new Map<string, ClusterRef>();
@@ -434,7 +434,7 @@ function faultPolicy(spec: IstioFaultInjection | undefined, path: string, out: C
 }
 
 /** Routes of rule `i` on `port` (undefined port: validation only); [] when it does not apply there. */
-function translateRule(vsName: string, rule: IstioHttpRoute, i: number, ctx: RouteContext, namespace: string, port: number | undefined, out: Collector): HttpRoute[] {
+export function translateRule(vsName: string, rule: IstioHttpRoute, i: number, ctx: RouteContext, namespace: string, port: number | undefined, out: Collector): HttpRoute[] {
   const path = `spec.http[${i}]`;
   for (const [field, problem] of Object.entries(RULE_WARNINGS)) if (rule[field] !== undefined && rule[field] !== null) out.warnings.add(`${path}.${field}: ${problem}`);
   for (const field of Object.keys(rule)) {

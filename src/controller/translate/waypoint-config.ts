@@ -460,7 +460,7 @@ export function clusterPolicy(level: TrafficPolicyLevel, local: string | undefin
   };
 }
 
-function materialise(ref: ClusterRef, resources: MeshResources, podLabels: ReadonlyMap<string, Record<string, string>>, rule: HostRule | undefined, trustDomain: string, local: string | undefined): Cluster {
+export function materialise(ref: ClusterRef, resources: MeshResources, podLabels: ReadonlyMap<string, Record<string, string>>, rule: HostRule | undefined, trustDomain: string, local: string | undefined): Cluster {
   const subsetRule = ref.subset !== undefined ? rule?.subsets.get(ref.subset) : undefined;
   const labels = ref.subsetLabels ?? subsetRule?.labels;
   const endpoints: Endpoint[] = [];

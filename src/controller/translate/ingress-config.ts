@@ -1,0 +1,112 @@
+/**
+ * The ingress translator: Gateway API ingress Gateways + HTTPRoutes, Istio Gateways +
+ * VirtualServices, DestinationRules, Secrets and the mesh's workloads → what every ingress
+ * gateway runs (IngressResult, ingress-model.ts). Pure: the same view gives the same result.
+ *
+ * - ingress-gateway-api.ts plans one deployment per Gateway API Gateway of an ingress class
+ *   (`<gateway>-<class>` in its namespace) and decides its status and its routes' parent status;
+ * - ingress-istio.ts plans the default ingress gateway (`amesh-ingressgateway` in the
+ *   controller's namespace) while an Istio Gateway selects it, and the Istio objects' conditions;
+ * - ingress-plan.ts assembles each plan into a WaypointConfig of `kind: 'gateway'`;
+ * - ingress-clusters.ts gives the clusters their endpoints: HBONE to mesh pods, plain TCP to the
+ *   others, through the service's waypoint under `istio.io/ingress-use-waypoint=true`.
+ * DestinationRules apply to gateway clusters as to waypoint clusters (the rule in effect per host,
+ * destination-rule.ts); their conditions are the waypoint translator's.
+ *
+ * Bad input never breaks a gateway: an invalid VirtualService or HTTPRoute is left out (or served
+ * from its last valid spec, `lastValid`), a listener or server that cannot be served is left out
+ * of the config with a condition naming why, and the rest keeps serving.
+ */
+import type { WaypointConfig } from '../../l7/config.js';
+import type { MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
+import { effectiveDestinationRules, translateDestinationRule, type DestinationRuleObject, type RuleCandidate } from './destination-rule.js';
+import { ingressClusters } from './ingress-clusters.js';
+import { planGatewayApiGateways } from './ingress-gateway-api.js';
+import { planIstioGateways } from './ingress-istio.js';
+import type { IngressDeployment, IngressGatewayStatus, IngressLastValid, IngressResult } from './ingress-model.js';
+import { assembleConfig, objectKey, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
+import { secretLookup } from './ingress-secrets.js';
+import type { RouteContext, RouteService } from './route-model.js';
+import { DEFAULT_CLUSTER_DOMAIN, serviceHostname } from './service.js';
+
+export const DEFAULT_CONTROLLER_NAMESPACE = 'amesh-system';
+
+export interface IngressOptions {
+  trustDomain: string;
+  clusterDomain?: string;
+  /** Where the default ingress gateway runs (the controller's namespace); default amesh-system. */
+  controllerNamespace?: string;
+  /** IngressResult.valid of the previous round. */
+  lastValid?: ReadonlyMap<string, IngressLastValid>;
+}
+
+function routeContext(view: MeshView, resources: MeshResources, clusterDomain: string): RouteContext {
+  const services = new Map<string, RouteService>();
+  for (const s of resources.services.values()) services.set(s.hostname, { namespace: s.namespace, name: s.name, hostname: s.hostname, ports: [...new Set(s.ports.map((p) => p.servicePort))] });
+  const candidates: RuleCandidate[] = [];
+  for (const dr of (view.destinationRules ?? []) as DestinationRuleObject[]) {
+    const t = translateDestinationRule(dr, clusterDomain);
+    if (t.issues.length || !t.host) continue;
+    candidates.push({ key: objectKey('DestinationRule', dr).slice('DestinationRule/'.length), namespace: dr.metadata.namespace ?? 'default', creationTimestamp: dr.metadata.creationTimestamp, host: t.host, rule: t.rule });
+  }
+  const { byHost } = effectiveDestinationRules(candidates, [...services.values()]);
+  return { clusterDomain, services, destinationRules: byHost };
+}
+
+/** Cluster names the planned ports use. */
+function usedClusters(plan: DeploymentPlan): Set<string> {
+  const names = new Set<string>();
+  for (const port of plan.ports.values()) {
+    for (const r of port.routes) {
+      if (r.action.kind === 'forward') for (const b of r.action.backends) names.add(b.cluster);
+      for (const m of r.mirrors ?? []) names.add(m.cluster);
+    }
+    for (const r of port.l4Routes) for (const b of r.backends) names.add(b.cluster);
+  }
+  return names;
+}
+
+export function computeIngress(view: MeshView, resources: MeshResources, options: IngressOptions): IngressResult {
+  const clusterDomain = options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+  const routeCtx = routeContext(view, resources, clusterDomain);
+  const ctx: FrontEndContext = {
+    view,
+    routeCtx,
+    trustDomain: options.trustDomain,
+    clusterDomain,
+    controllerNamespace: options.controllerNamespace ?? DEFAULT_CONTROLLER_NAMESPACE,
+    secrets: secretLookup(view.secrets ?? []),
+    ...(options.lastValid ? { lastValid: options.lastValid } : {}),
+    status: new Map(),
+    valid: new Map(),
+  };
+  const gatewayApi = planGatewayApiGateways(ctx);
+  const istio = planIstioGateways(ctx);
+
+  const deployments = new Map<string, IngressDeployment>();
+  const configs = new Map<string, WaypointConfig>();
+  const gateways = new Map<string, IngressGatewayStatus>();
+  const build = (plan: DeploymentPlan): { config: WaypointConfig; notes: string[] } => {
+    const used = usedClusters(plan);
+    const refs = [...plan.clusters.values()].filter((c) => used.has(c.name));
+    const { clusters, notes } = ingressClusters(refs, { view, resources, destinationRules: routeCtx.destinationRules, trustDomain: options.trustDomain, clusterDomain });
+    const config = assembleConfig(plan, clusters, routeCtx.destinationRules, serviceHostname(plan.deployment.name, plan.deployment.namespace, clusterDomain));
+    const key = `${plan.deployment.namespace}/${plan.deployment.name}`;
+    const ports = (config.listeners ?? []).map((l) => ({ name: `${l.protocol.toLowerCase()}-${l.port}`, port: l.port }));
+    deployments.set(key, { ...plan.deployment, ports });
+    configs.set(key, config);
+    return { config, notes: [...notes.values()] };
+  };
+  for (const [key, { plan, status }] of gatewayApi) {
+    const { notes } = build(plan);
+    const conditions = [...status.conditions];
+    if (notes.length) {
+      const warning = conditions.find((c) => c.type === 'Warning');
+      if (warning) warning.message = `${warning.message}; ${notes.join('; ')}`;
+      else conditions.push({ type: 'Warning', status: 'True', reason: 'IgnoredFields', message: notes.join('; ') });
+    }
+    gateways.set(key, { ...status, conditions });
+  }
+  if (istio) build(istio);
+  return { deployments, configs, gateways, status: ctx.status, valid: ctx.valid };
+}
