@@ -4,7 +4,10 @@
  * build: reads nothing from the network — wires the root store (CA Secrets), the trust bundle
  * publisher (ConfigMap istio-ca-root-cert everywhere), the pod locator (pods informer), the token
  * reviewer (TokenReview API), workload discovery (MeshIndex → MeshPublisher → ResourceStore), the
- * delta ADS server and the status writers, and the gRPC server they share (15012, as istiod).
+ * delta ADS server, the waypoint and ingress gateway deployers (sharing one set of managed-object
+ * caches), the status writers, and the gRPC server they share (15012, as istiod).
+ * Waypoint and ingress gateway configs are translated together (WaypointPublisher); each
+ * publication drives route/Istio-Gateway status and the ingress deployer.
  * start: readiness endpoint first (so probes see 503, not a refused connection), then root →
  * pods → bundle → mesh synced and published → CA + xDS listening. A root that cannot be loaded
  * fails start with the reason. xDS only listens once the first full mesh is in the store: a
@@ -33,6 +36,9 @@ import { KubeTokenReviewer } from './kube/token-reviewer.js';
 import { MeshIndex } from './mesh/mesh-index.js';
 import { WaypointStatusWriter } from './status/waypoint-status.js';
 import { WaypointDeployer } from './waypoint/deployer.js';
+import { ManagedObjects } from './waypoint/managed-objects.js';
+import { IngressDeployer } from './gateway/ingress-deployer.js';
+import { computeIngress } from './translate/ingress-config.js';
 import { PolicyStatusWriter } from './status/policy-status.js';
 import { PodRedirectionWriter } from './status/redirection.js';
 import { tokenAuthenticator, type AdsAuthenticator } from './xds/ads-auth.js';
@@ -98,7 +104,9 @@ export class ControllerApp {
   readonly #publisher: MeshPublisher;
   readonly #redirection: PodRedirectionWriter;
   readonly #policyStatus: PolicyStatusWriter;
+  readonly #managed: ManagedObjects;
   readonly #waypoints: WaypointDeployer;
+  readonly #ingress: IngressDeployer;
   readonly #waypointStatus: WaypointStatusWriter;
   readonly #routeStatus: RouteStatusWriter;
   readonly #waypointConfigs: WaypointPublisher;
@@ -146,14 +154,10 @@ export class ControllerApp {
     });
     this.#redirection = new PodRedirectionWriter({ kubeConfig, log: opts.log, capturedByAgent: (uid) => this.#capturedByAgent(uid) });
     this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace, clusterDomain: config.clusterDomain });
-    this.#waypoints = new WaypointDeployer({
-      kubeConfig,
-      log: opts.log,
-      trustDomain: config.trustDomain,
-      clusterDomain: config.clusterDomain,
-      caAddress: `amesh-controller.${config.namespace}.svc:${CA_PORT}`,
-      informer: { stallWindowMs: config.watchStallMs },
-    });
+    this.#managed = new ManagedObjects({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
+    const caAddress = `amesh-controller.${config.namespace}.svc:${CA_PORT}`;
+    this.#waypoints = new WaypointDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, clusterDomain: config.clusterDomain, caAddress, objects: this.#managed });
+    this.#ingress = new IngressDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, caAddress, objects: this.#managed });
     this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
     this.#routeStatus = new RouteStatusWriter({ kubeConfig, log: opts.log, clusterDomain: config.clusterDomain });
     this.#waypointConfigs = new WaypointPublisher({
@@ -163,7 +167,12 @@ export class ControllerApp {
       trustDomain: config.trustDomain,
       clusterDomain: config.clusterDomain,
       rootNamespace: config.rootNamespace,
-      onPublished: (_stats, status) => this.#routeStatus.reconcile(this.mesh.view(), status),
+      ingress: { translate: computeIngress, controllerNamespace: config.namespace },
+      onPublished: (_stats, status, ingress) => {
+        const view = this.mesh.view();
+        this.#routeStatus.reconcile(view, status, ingress?.status);
+        if (ingress) this.#ingress.reconcile(view, ingress);
+      },
     });
     this.#publisher = new MeshPublisher({
       mesh: this.mesh,
@@ -183,11 +192,15 @@ export class ControllerApp {
     });
   }
 
-  /** A waypoint runs as the ServiceAccount named like its Gateway: `<ns>/<sa>` → `<ns>/<gateway>`. */
+  /**
+   * A waypoint runs as the ServiceAccount named like its Gateway (`<ns>/<sa>` → `<ns>/<gateway>`),
+   * an ingress gateway as the one named like its deployment (`<ns>/<deployment>`, its xDS resource).
+   */
   #waypointResource(caller: string): string | undefined {
     const [namespace, name] = caller.split('/');
     const gateway = (this.mesh.view().gateways ?? []).find((g) => g.metadata.namespace === namespace && g.metadata.name === name);
-    return gateway && isWaypointGateway(gateway as GatewayObject) ? caller : undefined;
+    if (gateway && isWaypointGateway(gateway as GatewayObject)) return caller;
+    return this.#waypointConfigs.ingress()?.deployments.has(caller) ? caller : undefined;
   }
 
   /**
@@ -239,6 +252,8 @@ export class ControllerApp {
     this.#log.info('starting workload discovery');
     await this.mesh.start();
     await this.#waypoints.start();
+    await this.#ingress.start();
+    await this.#managed.start();
     await this.mesh.whenSynced();
     const published = this.#publisher.start();
     this.#log.info(published, 'mesh synced and published');
@@ -297,6 +312,8 @@ export class ControllerApp {
     this.#redirection.stop();
     this.#policyStatus.stop();
     await this.#waypoints.stop();
+    await this.#ingress.stop();
+    await this.#managed.stop();
     this.#waypointStatus.stop();
     this.#routeStatus.stop();
     await this.mesh.stop();

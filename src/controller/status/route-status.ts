@@ -10,9 +10,14 @@
  *   SchemaValidationError for the rest), plus a `description` carrying our message.
  * - HTTPRoute, GRPCRoute (Gateway API RouteStatus): one `status.parents[]` entry per mesh parent
  *   (a Service, or a waypoint Gateway) with `controllerName: amesh.io/waypoint-controller` and
- *   conditions Accepted, ResolvedRefs (and Warning when fields were ignored). Entries of other
- *   controllers (an ingress implementation) are kept: a merge patch replaces the whole list, so
- *   it is rebuilt from theirs plus ours.
+ *   conditions Accepted, ResolvedRefs (and Warning when fields were ignored), and one per parentRef
+ *   naming an amesh ingress Gateway with `controllerName: amesh.io/gateway-controller` and the
+ *   ingress translator's conditions for that Gateway. Entries of other controllers are kept: a
+ *   merge patch replaces the whole list, so it is rebuilt from theirs plus both of ours (one write
+ *   for both, so the two never undo each other).
+ * - Ingress (IngressResult.status): networking.istio.io Gateways get IstioStatus like
+ *   VirtualServices; a VirtualService both the waypoint and the ingress translators judged gets
+ *   the two verdicts merged (mergeConditionSpecs).
  * Writes happen only when something differs (times aside) and are sequential; a newer reconcile
  * replaces the queued one. 404/405 are logged once per kind (object gone, or no status
  * subresource) — status never stops routing.
@@ -25,6 +30,7 @@ import type { KubeObjectLike, MeshView } from '../mesh/compute-mesh-resources.js
 import { routeParents, type HttpRouteObject, type ParentRef } from '../translate/http-route.js';
 import { routeObjectKey, type RouteObjectKind } from '../translate/waypoint-config.js';
 import { isWaypointGateway, type GatewayObject } from '../translate/waypoint-binding.js';
+import { INGRESS_CONTROLLER_NAME } from '../translate/ingress-model.js';
 import { conditionsEqual, nextConditions, type Condition, type ConditionSpec } from './policy-status.js';
 
 export const WAYPOINT_CONTROLLER_NAME = 'amesh.io/waypoint-controller';
@@ -54,7 +60,11 @@ export function kubeRouteStatusPatcher(kubeConfig: KubeConfig): RouteStatusPatch
   };
 }
 
-const KIND_RESOURCE: Record<RouteObjectKind, ResourceKind> = {
+/** The kinds whose status this writer owns: the routing objects and Istio ingress Gateways. */
+export type StatusObjectKind = RouteObjectKind | 'IstioGateway';
+
+const KIND_RESOURCE: Record<StatusObjectKind, ResourceKind> = {
+  IstioGateway: RESOURCES.istioGateways,
   VirtualService: RESOURCES.virtualServices,
   DestinationRule: RESOURCES.destinationRules,
   HTTPRoute: RESOURCES.httpRoutes,
@@ -87,6 +97,55 @@ export function nextIstioStatus(object: KubeObjectLike, desired: readonly Condit
   return { conditions, validationMessages: messages };
 }
 
+const SEVERITY: Record<string, number> = { False: 2, Unknown: 1, True: 0 };
+
+/**
+ * One object judged by two translators (a VirtualService bound to `mesh` and to a gateway): per
+ * condition type, a False wins over True (a problem must stay visible) — for `Warning` True wins;
+ * equal statuses keep the first reason and join both messages.
+ */
+export function mergeConditionSpecs(a: readonly ConditionSpec[] | undefined, b: readonly ConditionSpec[] | undefined): ConditionSpec[] | undefined {
+  if (!a) return b ? [...b] : undefined;
+  if (!b) return [...a];
+  const out: ConditionSpec[] = [];
+  for (const type of [...new Set([...a.map((c) => c.type), ...b.map((c) => c.type)])]) {
+    const x = a.find((c) => c.type === type);
+    const y = b.find((c) => c.type === type);
+    if (!x || !y) {
+      out.push((x ?? y) as ConditionSpec);
+      continue;
+    }
+    const worse = (c: ConditionSpec): number => (type === 'Warning' ? -(SEVERITY[c.status] ?? 0) : (SEVERITY[c.status] ?? 0));
+    if (x.status === y.status) out.push({ ...x, message: x.message === y.message ? x.message : `${x.message}; ${y.message}` });
+    else out.push(worse(x) >= worse(y) ? x : y);
+  }
+  return out;
+}
+
+/** `HTTPRoute/<ns>/<name>@<gateway ns>/<gateway name>` keys of IngressResult.status, per route key. */
+export function ingressParentsByRoute(ingress: ReadonlyMap<string, ConditionSpec[]> | undefined): Map<string, Map<string, ConditionSpec[]>> {
+  const out = new Map<string, Map<string, ConditionSpec[]>>();
+  for (const [key, conditions] of ingress ?? []) {
+    const at = key.indexOf('@');
+    if (!key.startsWith('HTTPRoute/') || at < 0) continue;
+    const route = key.slice(0, at);
+    const byGateway = out.get(route) ?? new Map<string, ConditionSpec[]>();
+    byGateway.set(key.slice(at + 1), conditions);
+    out.set(route, byGateway);
+  }
+  return out;
+}
+
+/** The route's parentRefs naming Gateway `<ns>/<name>` (as written); one synthesised ref when none does. */
+function refsToGateway(route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } }, gateway: string): ParentRef[] {
+  const ns = route.metadata.namespace ?? 'default';
+  const [gwNamespace = '', gwName = ''] = gateway.split('/');
+  const refs = (route.spec?.parentRefs ?? []).filter(
+    (ref) => (ref.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && (ref.kind ?? 'Gateway') === 'Gateway' && (ref.namespace ?? ns) === gwNamespace && ref.name === gwName,
+  );
+  return refs.length ? refs : [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: gwNamespace, name: gwName }];
+}
+
 /** Our mesh parents of a Gateway API route: Service parentRefs and waypoint Gateways. */
 function meshParentRefs(route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } }, waypoints: ReadonlySet<string>, clusterDomain: string): ParentRef[] {
   const ns = route.metadata.namespace ?? 'default';
@@ -116,18 +175,34 @@ const sameRef = (a: ParentRef, b: ParentRef): boolean =>
   (a.sectionName ?? '') === (b.sectionName ?? '') &&
   (a.port ?? 0) === (b.port ?? 0);
 
-/** The next RouteStatus (`parents`), or undefined when ours already say the same. */
-export function nextRouteParents(route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } }, desired: readonly ConditionSpec[], waypoints: ReadonlySet<string>, now: Date, clusterDomain = 'cluster.local'): { parents: RouteParentStatus[] } | undefined {
+/**
+ * The next RouteStatus (`parents`), or undefined when ours already say the same. `desired`
+ * undefined leaves the mesh entries as they are; `ingress` (conditions per ingress Gateway
+ * `<ns>/<name>`) undefined leaves the ingress entries as they are, an empty map removes them.
+ */
+export function nextRouteParents(
+  route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } },
+  desired: readonly ConditionSpec[] | undefined,
+  waypoints: ReadonlySet<string>,
+  now: Date,
+  clusterDomain = 'cluster.local',
+  ingress?: ReadonlyMap<string, readonly ConditionSpec[]>,
+): { parents: RouteParentStatus[] } | undefined {
   const current = ((route.status ?? {}) as { parents?: RouteParentStatus[] }).parents ?? [];
-  const theirs = current.filter((p) => p.controllerName !== WAYPOINT_CONTROLLER_NAME);
-  const oursBefore = current.filter((p) => p.controllerName === WAYPOINT_CONTROLLER_NAME);
-  const ours = meshParentRefs(route, waypoints, clusterDomain).map((parentRef): RouteParentStatus => {
-    const previous = oursBefore.find((p) => sameRef(p.parentRef, parentRef));
-    return { parentRef, controllerName: WAYPOINT_CONTROLLER_NAME, conditions: withTimes(desired, previous?.conditions, route.metadata.generation, now) };
-  });
+  const theirs = current.filter((p) => p.controllerName !== WAYPOINT_CONTROLLER_NAME && p.controllerName !== INGRESS_CONTROLLER_NAME);
+  const meshBefore = current.filter((p) => p.controllerName === WAYPOINT_CONTROLLER_NAME);
+  const ingressBefore = current.filter((p) => p.controllerName === INGRESS_CONTROLLER_NAME);
+  const entry = (parentRef: ParentRef, controllerName: string, conditions: readonly ConditionSpec[], before: readonly RouteParentStatus[]): RouteParentStatus => {
+    const previous = before.find((p) => sameRef(p.parentRef, parentRef));
+    return { parentRef, controllerName, conditions: withTimes(conditions, previous?.conditions, route.metadata.generation, now) };
+  };
+  const mesh = desired ? meshParentRefs(route, waypoints, clusterDomain).map((ref) => entry(ref, WAYPOINT_CONTROLLER_NAME, desired, meshBefore)) : meshBefore;
+  const edge = ingress
+    ? [...ingress.entries()].sort(([a], [b]) => a.localeCompare(b)).flatMap(([gateway, conditions]) => refsToGateway(route, gateway).map((ref) => entry(ref, INGRESS_CONTROLLER_NAME, conditions, ingressBefore)))
+    : ingressBefore;
   const norm = (list: readonly RouteParentStatus[]): string => JSON.stringify(list.map((p) => [p.parentRef, p.conditions.map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration ?? null])]));
-  if (norm(oursBefore) === norm(ours)) return undefined;
-  return { parents: [...theirs, ...ours] };
+  if (norm(meshBefore) === norm(mesh) && norm(ingressBefore) === norm(edge)) return undefined;
+  return { parents: [...theirs, ...mesh, ...edge] };
 }
 
 export interface RouteStatusWriterOptions {
@@ -139,11 +214,14 @@ export interface RouteStatusWriterOptions {
 }
 
 interface Work {
-  kind: RouteObjectKind;
+  kind: StatusObjectKind;
   object: KubeObjectLike;
-  desired: ConditionSpec[];
+  /** Undefined for a route only ingress Gateways concern (its mesh entries are left alone). */
+  desired: ConditionSpec[] | undefined;
   /** `ns/name` of every waypoint Gateway in the view (for HTTPRoute parent statuses). */
   waypoints: ReadonlySet<string>;
+  /** HTTPRoutes: conditions per ingress Gateway parent (undefined: ingress entries left alone). */
+  ingress?: ReadonlyMap<string, ConditionSpec[]>;
 }
 
 export class RouteStatusWriter {
@@ -151,7 +229,7 @@ export class RouteStatusWriter {
   readonly #log: Logger;
   readonly #clusterDomain: string;
   readonly #now: () => Date;
-  readonly #unsupportedLogged = new Set<RouteObjectKind>();
+  readonly #unsupportedLogged = new Set<StatusObjectKind>();
   readonly #queue = new LatestWorkQueue<Work>((item) => this.#write(item));
 
   constructor(opts: RouteStatusWriterOptions) {
@@ -163,20 +241,43 @@ export class RouteStatusWriter {
     this.#now = opts.now ?? (() => new Date());
   }
 
-  /** Brings every object named in `status` (by routeObjectKey) up to date. */
-  reconcile(view: MeshView, status: ReadonlyMap<string, ConditionSpec[]>): void {
+  /**
+   * Brings every object named in `status` (by routeObjectKey) up to date; with `ingress`
+   * (IngressResult.status) also Istio Gateways, gateway-bound VirtualServices and the ingress
+   * parents of HTTPRoutes (and removes our ingress parent entries no longer called for).
+   */
+  reconcile(view: MeshView, status: ReadonlyMap<string, ConditionSpec[]>, ingress?: ReadonlyMap<string, ConditionSpec[]>): void {
     if (this.#queue.stopped) return;
     const work: Work[] = [];
     const waypoints = new Set(((view.gateways ?? []) as GatewayObject[]).filter(isWaypointGateway).map((g) => `${g.metadata.namespace ?? 'default'}/${g.metadata.name ?? ''}`));
+    const key = (kind: StatusObjectKind, object: KubeObjectLike): string => `${kind}/${object.metadata.namespace ?? 'default'}/${object.metadata.name ?? ''}`;
     const add = (kind: RouteObjectKind, objects: readonly KubeObjectLike[] | undefined): void => {
       for (const object of objects ?? []) {
         const desired = status.get(routeObjectKey(kind, object));
         if (desired) work.push({ kind, object, desired, waypoints });
       }
     };
-    add('VirtualService', view.virtualServices);
+    if (ingress) {
+      for (const object of view.istioGateways ?? []) {
+        const desired = ingress.get(key('IstioGateway', object));
+        if (desired) work.push({ kind: 'IstioGateway', object, desired, waypoints });
+      }
+      for (const object of view.virtualServices ?? []) {
+        const desired = mergeConditionSpecs(status.get(key('VirtualService', object)), ingress.get(key('VirtualService', object)));
+        if (desired) work.push({ kind: 'VirtualService', object, desired, waypoints });
+      }
+    } else add('VirtualService', view.virtualServices);
     add('DestinationRule', view.destinationRules);
-    add('HTTPRoute', view.httpRoutes);
+    if (ingress) {
+      const parents = ingressParentsByRoute(ingress);
+      for (const object of view.httpRoutes ?? []) {
+        const k = key('HTTPRoute', object);
+        const desired = status.get(k);
+        const edge = parents.get(k);
+        const hadEdge = (((object.status ?? {}) as { parents?: RouteParentStatus[] }).parents ?? []).some((p) => p.controllerName === INGRESS_CONTROLLER_NAME);
+        if (desired || edge || hadEdge) work.push({ kind: 'HTTPRoute', object, desired, waypoints, ingress: edge ?? new Map() });
+      }
+    } else add('HTTPRoute', view.httpRoutes);
     add('GRPCRoute', view.grpcRoutes);
     this.#queue.replace(work);
   }
@@ -190,15 +291,15 @@ export class RouteStatusWriter {
     this.#queue.stop();
   }
 
-  async #write({ kind, object, desired, waypoints }: Work): Promise<void> {
+  async #write({ kind, object, desired, waypoints, ingress }: Work): Promise<void> {
     const now = this.#now();
-    const status = kind === 'HTTPRoute' || kind === 'GRPCRoute' ? nextRouteParents(object as HttpRouteObject, desired, waypoints, now, this.#clusterDomain) : nextIstioStatus(object, desired, now);
+    const status = kind === 'HTTPRoute' || kind === 'GRPCRoute' ? nextRouteParents(object as HttpRouteObject, desired, waypoints, now, this.#clusterDomain, ingress) : desired && nextIstioStatus(object, desired, now);
     if (!status) return;
     const namespace = object.metadata.namespace ?? '';
     const name = object.metadata.name ?? '';
     try {
       await this.#patch(KIND_RESOURCE[kind], namespace, name, status);
-      this.#log.debug({ kind, object: `${namespace}/${name}`, conditions: desired.map((c) => `${c.type}=${c.status}`) }, 'route status written');
+      this.#log.debug({ kind, object: `${namespace}/${name}`, conditions: (desired ?? []).map((c) => `${c.type}=${c.status}`) }, 'route status written');
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 404 || code === 405) {

@@ -78,21 +78,32 @@ export function podProblem(pods: readonly PodLike[] | undefined): string | undef
   return undefined;
 }
 
+/**
+ * Programmed=False/Pending while the Deployment `ref` is missing or has no available replica
+ * (naming a pod's or the Deployment's reason when one is known); else the available count.
+ */
+export function deploymentProgress(ref: string, d: DeploymentLike | undefined, pods: readonly PodLike[] | undefined): { pending: ConditionSpec } | { available: number } {
+  if (!d) return { pending: { type: 'Programmed', status: 'False', reason: 'Pending', message: `waiting for Deployment ${ref} to be created` } };
+  const available = d.status?.availableReplicas ?? 0;
+  if (available >= 1) return { available };
+  const wanted = d.spec?.replicas ?? 1;
+  const failing = d.status?.conditions?.find((c) => (c.type === 'ReplicaFailure' && c.status === 'True') || (c.type === 'Progressing' && c.status === 'False'));
+  const hint = podProblem(pods) ?? (failing?.message ? `${failing.reason ?? failing.type}: ${failing.message}` : undefined);
+  return { pending: { type: 'Programmed', status: 'False', reason: 'Pending', message: `waiting for Deployment ${ref}: ${available} of ${wanted} replicas available${hint ? `; ${hint}` : ''}` } };
+}
+
+export function replicasAvailableAt(available: number, address: string): string {
+  return `${available} replica${available === 1 ? '' : 's'} available at ${address}`;
+}
+
 function programmed(input: GatewayStatusInput, ip: string | undefined): ConditionSpec {
   const ref = `${input.namespace}/${input.name}`;
   if (!input.acceptance.accepted) return { type: 'Programmed', status: 'False', reason: 'Invalid', message: `not deployed: ${input.acceptance.message}` };
   if (input.problem) return { type: 'Programmed', status: 'False', reason: 'NoResources', message: input.problem };
-  const d = input.deployment;
-  const available = d?.status?.availableReplicas ?? 0;
-  if (!d) return { type: 'Programmed', status: 'False', reason: 'Pending', message: `waiting for Deployment ${ref} to be created` };
-  if (available < 1) {
-    const wanted = d.spec?.replicas ?? 1;
-    const failing = d.status?.conditions?.find((c) => (c.type === 'ReplicaFailure' && c.status === 'True') || (c.type === 'Progressing' && c.status === 'False'));
-    const hint = podProblem(input.pods) ?? (failing?.message ? `${failing.reason ?? failing.type}: ${failing.message}` : undefined);
-    return { type: 'Programmed', status: 'False', reason: 'Pending', message: `waiting for Deployment ${ref}: ${available} of ${wanted} replicas available${hint ? `; ${hint}` : ''}` };
-  }
+  const progress = deploymentProgress(ref, input.deployment, input.pods);
+  if ('pending' in progress) return progress.pending;
   if (!ip) return { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `waiting for Service ${ref} to get a ClusterIP` };
-  return { type: 'Programmed', status: 'True', reason: 'Programmed', message: `${available} replica${available === 1 ? '' : 's'} available at ${ip}` };
+  return { type: 'Programmed', status: 'True', reason: 'Programmed', message: replicasAvailableAt(progress.available, ip) };
 }
 
 export function desiredGatewayStatus(input: GatewayStatusInput): DesiredGatewayStatus {

@@ -3,8 +3,9 @@
  * service account (DEFAULT_TRUSTED_NODE_AGENTS: amesh-node, ztunnel) presenting
  * `authorization: Bearer <token>`, checked with the TokenReviewer (DESIGN §5, §6). The xDS state
  * names every workload and policy of the mesh, so nothing else may read all of it.
- * A waypoint's service account (`waypointResource` knows which accounts are waypoints) is let in
- * with a scope: its own WaypointConfig resource, nothing else.
+ * A waypoint's or ingress gateway's service account (`waypointResource` knows which accounts are
+ * theirs: both run as the ServiceAccount named like their xDS resource) is let in with a scope: its
+ * own WaypointConfig resource (an ingress gateway's carries its TLS private keys), nothing else.
  *
  * The decision over a reviewed token is pure (`decideAdsCaller`); `tokenAuthenticator` adds the
  * token extraction and the review. The server takes any `AdsAuthenticator`, so tests stub it.
@@ -32,7 +33,7 @@ export type AdsAuthResult =
 /** Authenticates the caller of one stream from its call metadata. Rejects only on bugs. */
 export type AdsAuthenticator = (metadata: grpc.Metadata) => Promise<AdsAuthResult>;
 
-/** `<namespace>/<serviceAccount>` → the `<namespace>/<gateway>` WaypointConfig it may read, if it is a waypoint's. */
+/** `<namespace>/<serviceAccount>` → the `<namespace>/<name>` WaypointConfig it may read, if it is a waypoint's or an ingress gateway's. */
 export type WaypointResourceOf = (caller: string) => string | undefined;
 
 export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonly string[], waypointResource?: WaypointResourceOf): AdsAuthResult {
@@ -43,7 +44,7 @@ export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonl
   if (!trustedNodeAgents.includes(caller)) {
     const waypoint = waypointResource?.(caller);
     if (waypoint) return { ok: true, caller, scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: [waypoint] } };
-    return { ok: false, code: grpc.status.PERMISSION_DENIED, reason: `${caller} is neither a trusted node agent nor a waypoint and may not read mesh configuration` };
+    return { ok: false, code: grpc.status.PERMISSION_DENIED, reason: `${caller} is neither a trusted node agent nor a waypoint or ingress gateway and may not read mesh configuration` };
   }
   const boundNode = token.extra?.[EXTRA_NODE_NAME]?.[0];
   return boundNode ? { ok: true, caller, boundNode } : { ok: true, caller };
@@ -55,7 +56,7 @@ export interface TokenAuthenticatorOptions {
   trustedNodeAgents?: readonly string[];
   /** Default [CA_TOKEN_AUDIENCE]: ztunnel sends its istio-ca token to xDS as well. */
   audiences?: string[];
-  /** Which service accounts are waypoints' (default: none). */
+  /** Which service accounts are waypoints' or ingress gateways' (default: none). */
   waypointResource?: WaypointResourceOf;
   log: Logger;
 }

@@ -12,12 +12,21 @@
  *
  * A config that cannot be encoded (a translator bug; the schema refuses it) is not published:
  * the store keeps that waypoint's previous config, with a warning naming it.
+ *
+ * Ingress gateways (when an `ingress` translator is given): their configs (IngressResult.configs,
+ * `kind: 'gateway'`, name `<namespace>/<deployment>`) are published under the same type URL,
+ * schema-checked the same way; the ingress side's last valid translations (IngressResult.valid)
+ * are handed back the next round, as for waypoints. A translator that throws (a bug) keeps the previous ingress result
+ * — configs and deployments alike, so the default ingress gateway is never deleted for it. A name
+ * both a waypoint and an ingress gateway claim keeps the waypoint's config, with a warning.
  */
 import { CoalescedFollower } from './coalesced-follower.js';
 import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { encodeWaypointConfig, WAYPOINT_CONFIG_TYPE_URL } from '../../xds/waypoint-codec.js';
-import type { MeshView } from '../mesh/compute-mesh-resources.js';
+import type { MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
+import type { IngressOptions } from '../translate/ingress-config.js';
+import type { IngressResult } from '../translate/ingress-model.js';
 import type { ConditionSpec } from '../status/policy-status.js';
 import { computeWaypointConfigs, type LastValid } from '../translate/waypoint-config.js';
 import type { MeshSource } from './mesh-publisher.js';
@@ -29,12 +38,17 @@ export interface WaypointMeshSource extends MeshSource {
 
 export interface WaypointPublicationStats {
   waypoints: number;
+  /** Ingress gateway configs published. */
+  gateways: number;
   routes: number;
   clusters: number;
   /** Configs kept at their previous version because the new one could not be encoded. */
   kept: number;
   durationMs: number;
 }
+
+/** computeIngress (translate/ingress-config.ts), injected so the publisher does not depend on how ingress is translated. */
+export type IngressTranslator = (view: MeshView, resources: MeshResources, options: IngressOptions) => IngressResult;
 
 export interface WaypointPublisherOptions {
   mesh: WaypointMeshSource;
@@ -46,14 +60,20 @@ export interface WaypointPublisherOptions {
   rootNamespace?: string;
   /** Informer events within this window become one publication (default 10 ms). */
   coalesceMs?: number;
-  /** Called after each publication with the routing objects' conditions (for route-status.ts). */
-  onPublished?: (stats: WaypointPublicationStats, status: ReadonlyMap<string, ConditionSpec[]>) => void;
+  /** Ingress gateways: the translator, and where the default ingress gateway runs. */
+  ingress?: { translate: IngressTranslator; controllerNamespace?: string };
+  /**
+   * Called after each publication with the routing objects' conditions (for route-status.ts) and,
+   * with `ingress`, the ingress result (for the ingress deployer and status).
+   */
+  onPublished?: (stats: WaypointPublicationStats, status: ReadonlyMap<string, ConditionSpec[]>, ingress: IngressResult | undefined) => void;
 }
 
 export class WaypointPublisher {
   readonly #opts: WaypointPublisherOptions;
   #lastValid: ReadonlyMap<string, LastValid> = new Map();
   #status: ReadonlyMap<string, ConditionSpec[]> = new Map();
+  #ingress: IngressResult | undefined;
   readonly #follower: CoalescedFollower;
   #last: WaypointPublicationStats | undefined;
 
@@ -82,6 +102,11 @@ export class WaypointPublisher {
     return this.#last;
   }
 
+  /** The last ingress result (undefined without an ingress translator, or before the first publication). */
+  ingress(): IngressResult | undefined {
+    return this.#ingress;
+  }
+
   /** The routing objects' conditions from the last publication, by `<Kind>/<ns>/<name>`. */
   status(): ReadonlyMap<string, ConditionSpec[]> {
     return this.#status;
@@ -96,11 +121,17 @@ export class WaypointPublisher {
       ...(this.#opts.rootNamespace ? { rootNamespace: this.#opts.rootNamespace } : {}),
       lastValid: this.#lastValid,
     });
+    const ingress = this.#translateIngress();
     const resources = new Map<string, Uint8Array>();
     let kept = 0;
     let routes = 0;
     let clusters = 0;
-    for (const [name, config] of result.configs) {
+    const configs = [...result.configs];
+    for (const [name, config] of ingress?.configs ?? []) {
+      if (result.configs.has(name)) log.warn({ gateway: name }, 'an ingress gateway and a waypoint share this name; the waypoint keeps it');
+      else configs.push([name, config]);
+    }
+    for (const [name, config] of configs) {
       try {
         resources.set(name, encodeWaypointConfig(config));
         routes += config.services.reduce((n, s) => n + s.ports.reduce((m, p) => m + p.routes.length, 0), 0);
@@ -115,10 +146,27 @@ export class WaypointPublisher {
     store.replaceAll(WAYPOINT_CONFIG_TYPE_URL, resources);
     this.#lastValid = result.valid;
     this.#status = result.status;
-    const stats: WaypointPublicationStats = { waypoints: result.configs.size, routes, clusters, kept, durationMs: Math.round((performance.now() - started) * 10) / 10 };
+    this.#ingress = ingress;
+    const stats: WaypointPublicationStats = { waypoints: result.configs.size, gateways: configs.length - result.configs.size, routes, clusters, kept, durationMs: Math.round((performance.now() - started) * 10) / 10 };
     this.#last = stats;
     log.debug(stats, 'waypoint configs published');
-    this.#opts.onPublished?.(stats, result.status);
+    this.#opts.onPublished?.(stats, result.status, ingress);
     return stats;
+  }
+
+  #translateIngress(): IngressResult | undefined {
+    const { ingress, mesh, log } = this.#opts;
+    if (!ingress) return undefined;
+    try {
+      return ingress.translate(mesh.view(), mesh.resources(), {
+        trustDomain: this.#opts.trustDomain,
+        ...(this.#opts.clusterDomain ? { clusterDomain: this.#opts.clusterDomain } : {}),
+        ...(ingress.controllerNamespace ? { controllerNamespace: ingress.controllerNamespace } : {}),
+        ...(this.#ingress ? { lastValid: this.#ingress.valid } : {}),
+      });
+    } catch (err) {
+      log.error({ err: describeError(err) }, 'cannot translate the ingress gateways; they keep their previous configs');
+      return this.#ingress;
+    }
   }
 }
