@@ -105,4 +105,15 @@ export class CpuMeter {
     const after = treeCpuTicks(await this.readTable(), roots);
     return { result, cpuSeconds: Math.max(0, after - before) / this.hz };
   }
+
+  /** As `measure`, for several named groups of process trees read from the same two snapshots. */
+  async measureGroups<T, K extends string>(groups: Readonly<Record<K, readonly number[]>>, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: Record<K, number> }> {
+    const names = Object.keys(groups) as K[];
+    const ticks = (table: readonly ProcStat[]): number[] => names.map((name) => treeCpuTicks(table, groups[name]));
+    const before = ticks(await this.readTable());
+    const result = await work();
+    const after = ticks(await this.readTable());
+    const cpuSeconds = Object.fromEntries(names.map((name, i) => [name, Math.max(0, after[i]! - before[i]!) / this.hz])) as Record<K, number>;
+    return { result, cpuSeconds };
+  }
 }

@@ -18,11 +18,9 @@
  * routing haproxy alone for haproxy-mtls); the rest of the path — the node agents for amesh, the
  * tcp-mode haproxy originating mTLS for haproxy-mtls — is reported beside it.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { LocalCaProvider } from '../src/identity/certificate-provider.js';
 import { generateCa } from '../src/identity/pki.js';
 import type { WorkloadIdentity } from '../src/identity/spiffe.js';
@@ -30,7 +28,7 @@ import { haproxyConfig, haproxyTlsClientConfig, parseHaproxyVersion, type Haprox
 import { nginxConfig, parseNginxVersion } from './comparators/nginx.js';
 import { clockTicksPerSecond, readProcessTable, treeCpuTicks } from './proc-stat.js';
 import { openLoop, probeRouting, wrk, wrkVersion } from './waypoint-load.js';
-import { freePort, isRunning, ProcessGroup, waitForPort, type Started } from './waypoint-processes.js';
+import { commandOutput, freePort, isRunning, ProcessGroup, waitForPort, type Started } from './waypoint-processes.js';
 import { judgeProbe, SERVICES, type BackendPorts, type ProbeCounts } from './waypoint-topology.js';
 
 export type WaypointPathId = 'direct' | 'amesh-hbone' | 'amesh-plain' | 'haproxy' | 'haproxy-mtls' | 'nginx';
@@ -146,17 +144,6 @@ export function waypointBenchSteps(paths: readonly WaypointPathId[]): number {
   return 1 + paths.length;
 }
 
-async function versionOf(command: string, args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(command, args, { timeout: 5000 });
-    return `${stdout}${stderr}`;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: unknown };
-    if (e.code === 'ENOENT') return '';
-    return `${e.stdout ?? ''}${e.stderr ?? ''}`;
-  }
-}
-
 interface CpuRoots {
   proxy: number[];
   /** direct only: the backends process, measured in the proxy's place. */
@@ -269,7 +256,7 @@ export async function runWaypointBench(o: WaypointBenchOptions): Promise<Waypoin
   const paths = [...(o.paths ?? WAYPOINT_PATHS)];
   const loadAverageStart = loadavg();
   const hz = await clockTicksPerSecond();
-  const [haproxyText, nginxText, wrkV] = await Promise.all([versionOf('haproxy', ['-v']), versionOf('nginx', ['-v']), wrkVersion()]);
+  const [haproxyText, nginxText, wrkV] = await Promise.all([commandOutput('haproxy', ['-v']), commandOutput('nginx', ['-v']), wrkVersion()]);
   const haproxyVersion = parseHaproxyVersion(haproxyText);
   const nginxVersion = parseNginxVersion(nginxText);
   const dir = await mkdtemp(join(tmpdir(), 'amesh-bench-waypoint-'));

@@ -1,7 +1,8 @@
 /**
  * Load of the waypoint bench: the routing probe (node:http, sequential, keep-alive), the
  * closed-loop maximum rate (wrk, one thread, `connections` connections) and the open-loop latency
- * run (bench/load/open-loop-client.ts in its own process). Each is bounded in time.
+ * run (bench/load/open-loop-client.ts in its own process). Each is bounded in time. The gateway
+ * bench uses the last two over HTTPS with a Host header (EdgeTarget).
  */
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -62,9 +63,17 @@ export function parseWrkOutput(text: string): WrkResult {
   return { requests: Number(total[1]), seconds: Number(total[2]) * unit, requestsPerSecond: Number(rps[1]), errors: non2xx + socketErrors };
 }
 
-/** Closed loop: `wrk -t1 -c<connections> -d<seconds>s` against 127.0.0.1:port. */
-export async function wrk(port: number, connections: number, seconds: number): Promise<WrkResult> {
-  const { stdout } = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`], { timeout: (seconds + 30) * 1000 });
+/** How the load reaches an edge proxy (the gateway bench): TLS (SNI and CA for the open-loop client) and a Host header. */
+export interface EdgeTarget {
+  https?: { caFile: string; servername: string };
+  hostHeader?: string;
+}
+
+/** Closed loop: `wrk -t1 -c<connections> -d<seconds>s` against 127.0.0.1:port (https:// with `edge.https`; wrk does not verify the certificate). */
+export async function wrk(port: number, connections: number, seconds: number, edge: EdgeTarget = {}): Promise<WrkResult> {
+  const url = `${edge.https ? 'https' : 'http'}://127.0.0.1:${port}/`;
+  const host = edge.hostHeader ? ['-H', `Host: ${edge.hostHeader}`] : [];
+  const { stdout } = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', ...host, url], { timeout: (seconds + 30) * 1000 });
   return parseWrkOutput(stdout);
 }
 
@@ -83,8 +92,10 @@ export async function wrkVersion(): Promise<string | undefined> {
 }
 
 /** Open loop at `rate` over `connections` for `seconds` (+ `warmup`), in a child process. */
-export async function openLoop(port: number, o: { rate: number; connections: number; seconds: number; warmup: number }): Promise<OpenLoopReport> {
+export async function openLoop(port: number, o: { rate: number; connections: number; seconds: number; warmup: number }, edge: EdgeTarget = {}): Promise<OpenLoopReport> {
   const args = [OPEN_LOOP_ENTRY, '--host', '127.0.0.1', '--port', String(port), '--rate', String(o.rate), '--connections', String(o.connections), '--duration', String(o.seconds), '--warmup', String(o.warmup)];
+  if (edge.https) args.push('--https', '--ca-file', edge.https.caFile, '--servername', edge.https.servername);
+  if (edge.hostHeader) args.push('--host-header', edge.hostHeader);
   try {
     const { stdout } = await run(process.execPath, args, { timeout: (o.seconds + o.warmup + 30) * 1000 });
     return parseOpenLoopReport(stdout);

@@ -1,16 +1,18 @@
 /**
- * Child processes of the waypoint bench: started, awaited and killed by pid. Every wait is bounded;
+ * Child processes of the waypoint and gateway benches: started, awaited and killed by pid. Every wait is bounded;
  * `stopAll` sends SIGTERM to each pid it started, then SIGKILL to whatever is still alive after a
  * grace period, so nothing outlives the bench whether it ends normally or on an error.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { REPO_ROOT } from '../src/sandbox/install.js';
 import type { RoleName, RoleReady } from './waypoint-roles.js';
 
 export const ROLES_ENTRY = join(REPO_ROOT, 'dist', 'bench', 'waypoint-roles.js');
+export const GATEWAY_ROLES_ENTRY = join(REPO_ROOT, 'dist', 'bench', 'gateway-roles.js');
 export const OPEN_LOOP_ENTRY = join(REPO_ROOT, 'dist', 'bench', 'load', 'open-loop-client.js');
 
 export interface Started {
@@ -45,14 +47,22 @@ export class ProcessGroup {
   }
 
   /** Starts a bench role (waypoint-roles.ts) and waits for its ready message. */
-  async role<R extends RoleName>(name: string, role: R, options: unknown, timeoutMs: number, nodeArgs: readonly string[] = []): Promise<{ started: Started; ready: Extract<RoleReady, { role: R }> }> {
-    const started = this.spawn(name, process.execPath, [...nodeArgs, ROLES_ENTRY, role, JSON.stringify(options)], true);
-    const ready = await new Promise<Extract<RoleReady, { role: R }>>((resolve, reject) => {
+  role<R extends RoleName>(name: string, role: R, options: unknown, timeoutMs: number, nodeArgs: readonly string[] = []): Promise<{ started: Started; ready: Extract<RoleReady, { role: R }> }> {
+    return this.roleAt<Extract<RoleReady, { role: R }>>(ROLES_ENTRY, name, role, options, timeoutMs, nodeArgs);
+  }
+
+  /**
+   * Starts `node <entry> <role> '<json options>'` (a roles script: waypoint-roles.ts,
+   * gateway-roles.ts) and waits for its `{type: 'ready', role}` IPC message.
+   */
+  async roleAt<M extends { type: 'ready'; role: string }>(entry: string, name: string, role: string, options: unknown, timeoutMs: number, nodeArgs: readonly string[] = []): Promise<{ started: Started; ready: M }> {
+    const started = this.spawn(name, process.execPath, [...nodeArgs, entry, role, JSON.stringify(options)], true);
+    const ready = await new Promise<M>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} was not ready within ${timeoutMs} ms (log: ${started.logFile})`)), timeoutMs);
-      started.child.on('message', (m: RoleReady) => {
+      started.child.on('message', (m: M) => {
         if (m?.type !== 'ready' || m.role !== role) return;
         clearTimeout(timer);
-        resolve(m as Extract<RoleReady, { role: R }>);
+        resolve(m);
       });
       started.child.once('exit', (code, signal) => {
         clearTimeout(timer);
@@ -124,4 +134,16 @@ export async function waitForPort(port: number, timeoutMs: number, alive: () => 
 
 export function isRunning(started: Started): boolean {
   return isAlive(started.child);
+}
+
+/** What `command args` printed (stdout + stderr, also on a non-zero exit; '' when it is not installed): version banners. */
+export async function commandOutput(command: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(command, args, { timeout: 5000 });
+    return `${stdout}${stderr}`;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: unknown };
+    if (e.code === 'ENOENT') return '';
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`;
+  }
 }

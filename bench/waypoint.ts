@@ -7,27 +7,13 @@
  * Markdown in bench/results/waypoint-<time>.{json,md}. Needs `npm run build:ts`, wrk, haproxy and
  * nginx (scripts/setup.sh); a missing comparator is skipped and the report says so.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { REPO_ROOT } from '../src/sandbox/install.js';
+import { runBenchCli, subsetOf, wholeNumber, writeBenchResults } from './cli.js';
 import { Progress } from './progress.js';
 import { runWaypointBench, waypointBenchSteps, WAYPOINT_PATHS, type WaypointPathId } from './waypoint-harness.js';
 import { waypointMarkdown } from './waypoint-report.js';
-
-function wholeNumber(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function pathList(value: string): WaypointPathId[] {
-  const list = value.split(',').map((p) => p.trim()).filter(Boolean);
-  for (const p of list) if (!WAYPOINT_PATHS.includes(p as WaypointPathId)) throw new InvalidArgumentError(`unknown path ${p}: expected some of ${WAYPOINT_PATHS.join(', ')}`);
-  return list as WaypointPathId[];
-}
 
 interface CliOptions {
   duration: number;
@@ -56,7 +42,7 @@ async function main(): Promise<void> {
     .option('--bytes <n>', 'response body bytes', wholeNumber(0, 10_000_000), 1024)
     .option('--probe <n>', 'routing probe requests with and without the header', wholeNumber(20, 100_000), 200)
     .option('--quick', 'smoke run: 2 s per measurement, 1 s warm-up')
-    .option('--paths <list>', `comma-separated subset of ${WAYPOINT_PATHS.join(',')}`, pathList, [...WAYPOINT_PATHS])
+    .option('--paths <list>', `comma-separated subset of ${WAYPOINT_PATHS.join(',')}`, subsetOf(WAYPOINT_PATHS, 'path'), [...WAYPOINT_PATHS])
     .option('--access-log', "turn the waypoint's buffered access log on (off by default, as haproxy's and nginx's here)")
     .option('--timeout-seconds <n>', 'bound of every start-up wait', wholeNumber(1, 600), 30)
     .option('--waypoint-node-args <flags>', 'extra node flags for the waypoint process, space-separated, for profiling (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")')
@@ -77,19 +63,7 @@ async function main(): Promise<void> {
     waypointNodeArgs: o.waypointNodeArgs?.split(/\s+/).filter(Boolean) ?? [],
     progress: new Progress(waypointBenchSteps(o.paths)),
   });
-  const markdown = waypointMarkdown(result);
-  await mkdir(o.outDir, { recursive: true });
-  const stem = join(o.outDir, `waypoint-${result.startedAt.replace(/[:.]/g, '-')}`);
-  await writeFile(`${stem}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(`${stem}.md`, markdown);
-  process.stdout.write(markdown);
-  process.stderr.write(`results: ${stem}.json\n`);
+  await writeBenchResults(o.outDir, 'waypoint', result, waypointMarkdown(result));
 }
 
-// Ctrl-C / SIGTERM: exit through process.exit so the harness's exit hook kills its children by pid.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-
-main().catch((err: unknown) => {
-  process.stderr.write(`bench-waypoint: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBenchCli('bench-waypoint', main);

@@ -3,6 +3,10 @@
  *
  *   node dist/bench/load/open-loop-client.js --host H --port P [--path /] --rate 1000
  *        --connections 4 --duration 30 [--warmup 2] [--timeout-ms 5000]
+ *        [--https --ca-file root.pem --servername edge.example.com] [--host-header edge.example.com]
+ *
+ * `--https`: HTTP/1.1 over TLS (keep-alive, so one handshake per connection, before the clock
+ * starts), the server's certificate verified against `--ca-file` for `--servername` (also the SNI).
  *
  * Bounded by count (rate × (warmup + duration) requests) and by time (a hard deadline of
  * warmup + duration + 15 s, after which unfinished requests count as DEADLINE errors).
@@ -13,7 +17,9 @@
  * an HdrHistogram (hdr-histogram-js) in microseconds.
  */
 import { once } from 'node:events';
-import { Agent, request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -30,6 +36,8 @@ interface Options {
   duration: number;
   warmup: number;
   timeoutMs: number;
+  https?: { ca?: Buffer; servername?: string };
+  hostHeader?: string;
 }
 
 function fail(error: string): never {
@@ -48,6 +56,10 @@ function readOptions(): Options {
       duration: { type: 'string', default: '30' },
       warmup: { type: 'string', default: '2' },
       'timeout-ms': { type: 'string', default: '5000' },
+      https: { type: 'boolean', default: false },
+      'ca-file': { type: 'string' },
+      servername: { type: 'string' },
+      'host-header': { type: 'string' },
     },
   });
   const positive = (name: string, raw: string | undefined, max: number): number => {
@@ -67,6 +79,8 @@ function readOptions(): Options {
     duration: positive('duration', values.duration, 3600),
     warmup,
     timeoutMs: positive('timeout-ms', values['timeout-ms'], 60_000),
+    ...(values.https ? { https: { ...(values['ca-file'] ? { ca: readFileSync(values['ca-file']) } : {}), ...(values.servername ? { servername: values.servername } : {}) } } : {}),
+    ...(values['host-header'] ? { hostHeader: values['host-header'] } : {}),
   };
 }
 
@@ -93,8 +107,9 @@ interface Connection {
 }
 
 const opts = readOptions();
+const agentOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
 const connections: Connection[] = Array.from({ length: opts.connections }, () => ({
-  agent: new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }),
+  agent: opts.https ? new HttpsAgent({ ...agentOptions, ...opts.https, ...(opts.https.ca ? {} : { rejectUnauthorized: false }) }) : new Agent(agentOptions),
   busy: false,
   queue: [],
 }));
@@ -110,7 +125,8 @@ function get(connection: Connection): Promise<string | undefined> {
       settled = true;
       resolve(code);
     };
-    const req = request({ host: opts.host, port: opts.port, path: opts.path, agent: connection.agent }, (res) => {
+    const send = (opts.https ? httpsRequest : request) as (o: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
+    const req = send({ host: opts.host, port: opts.port, path: opts.path, agent: connection.agent, ...(opts.hostHeader ? { headers: { host: opts.hostHeader } } : {}) }, (res) => {
       const expected = Number(res.headers['content-length']);
       let bytes = 0;
       res.on('data', (chunk: Buffer) => (bytes += chunk.length));
