@@ -10,6 +10,8 @@ import type { Command } from 'commander';
 import { AmeshError } from '../errors/amesh-error.js';
 import { containerLogPath, podExecTarget } from '../sandbox/pod-access.js';
 import { kubeConfigFor, sandboxDown, sandboxUp } from '../sandbox/lifecycle.js';
+import { planClusterNetwork } from '../sandbox/network/cluster-network.js';
+import { HOST_PORTS_ANNOTATION, parseHostPorts } from '../sandbox/network/host-ports.js';
 import { daemonAlive, readState, sandboxDir, sandboxPaths } from '../sandbox/state.js';
 
 interface DirOption {
@@ -118,6 +120,17 @@ export function registerSandbox(program: Command): void {
         .readNamespacedDaemonSet({ name: 'amesh-node', namespace: 'amesh-system' })
         .catch(() => undefined);
       say(`  amesh node agents: ${ds ? `${ds.status?.numberReady ?? 0}/${ds.status?.desiredNumberScheduled ?? 0} ready` : 'not installed'}`);
+      const balancers = (await core.listServiceForAllNamespaces()).items.filter((s) => s.spec?.type === 'LoadBalancer');
+      if (balancers.length) say('  LoadBalancer services (reach them with `amesh sandbox exec --outside -- curl http://<address>/` or on the host ports):');
+      for (const svc of balancers) {
+        const ip = svc.status?.loadBalancer?.ingress?.find((i) => i.ip)?.ip;
+        const hostPorts = parseHostPorts(svc.metadata?.annotations?.[HOST_PORTS_ANNOTATION]);
+        const ports = (svc.spec?.ports ?? []).map((p) => {
+          const hostPort = hostPorts.get(p.port);
+          return `${p.port}/${p.protocol ?? 'TCP'}${hostPort ? ` → 127.0.0.1:${hostPort}` : ''}`;
+        });
+        say(`    ${svc.metadata?.namespace}/${svc.metadata?.name}: ${ip ?? '<pending>'} ${ports.join(', ')}`);
+      }
     });
 
   dirOption(sandbox.command('kubeconfig'))
@@ -130,19 +143,41 @@ export function registerSandbox(program: Command): void {
     });
 
   dirOption(sandbox.command('exec'))
-    .description("run a host command inside a pod's network namespace with the pod's environment")
-    .argument('<pod>', '<namespace>/<pod> (a Deployment name prefix works when it matches one pod)')
-    .argument('<command...>', 'the command and its arguments (after --)')
+    .description("run a host command inside a pod's network namespace with the pod's environment, or (--outside) in the client namespace outside the cluster")
+    .usage('[options] <namespace>/<pod> -- <command...>\n       amesh sandbox exec --outside -- <command...>')
+    .argument('[pod]', '<namespace>/<pod> (a Deployment name prefix works when it matches one pod); not with --outside')
+    .argument('[command...]', 'the command and its arguments (after --)')
     .option('-c, --container <name>', 'take the environment of this container (default: the first)')
-    .action(async (ref: string, command: string[], o: DirOption & { container?: string }) => {
+    .option('--outside', 'run in the client namespace outside the cluster, which reaches LoadBalancer addresses (10.252.0.0/24) only')
+    .action(async (ref: string | undefined, rest: string[], o: DirOption & { container?: string; outside?: boolean }) => {
       const dir = sandboxDir(o.dir);
       await requireRunning(dir);
-      const pod = await findPod(dir, ref);
-      if (pod.status?.phase !== 'Running') throw new AmeshError('AMESH_SANDBOX_FAILED', `pod ${pod.metadata?.namespace}/${pod.metadata?.name} is ${pod.status?.phase ?? 'not running'}`, { hint: 'wait for it: kubectl get pod -w' });
-      const target = await podExecTarget({ stateDir: sandboxPaths(dir).kubelet, pod, container: o.container });
-      const [program, ...args] = [...target.prefix, ...command];
-      if (!program) throw new AmeshError('AMESH_CONFIG_INVALID', 'no command given', { hint: 'amesh sandbox exec demo/client -- curl -s http://backend.demo' });
-      const child = spawn(program, args, { stdio: 'inherit', env: { ...process.env, ...target.env } });
+      let prefix: string[];
+      let env: Record<string, string> = {};
+      let command: string[];
+      if (o.outside) {
+        if (o.container) throw new AmeshError('AMESH_CONFIG_INVALID', '--container does not go with --outside (the outside namespace runs no pod)');
+        // Everything after `--` is the command: commander hands its first word in as <pod>.
+        command = ref === undefined ? rest : [ref, ...rest];
+        const state = await readState(dir);
+        const plan = planClusterNetwork({ prefix: state?.name ?? '', nodes: state?.nodes ?? [] });
+        if (!existsSync(plan.outsideNetnsPath)) {
+          throw new AmeshError('AMESH_SANDBOX_FAILED', `the outside client namespace ${plan.outsideNetns} does not exist`, { hint: 'restart the sandbox to create it: amesh sandbox down --keep && amesh sandbox up' });
+        }
+        prefix = ['nsenter', `--net=${plan.outsideNetnsPath}`, '--'];
+      } else {
+        if (ref === undefined) throw new AmeshError('AMESH_CONFIG_INVALID', 'no pod given', { hint: 'amesh sandbox exec demo/client -- curl -s http://backend.demo   (or --outside -- curl http://<EXTERNAL-IP>/)' });
+        command = rest;
+        const pod = await findPod(dir, ref);
+        if (pod.status?.phase !== 'Running') throw new AmeshError('AMESH_SANDBOX_FAILED', `pod ${pod.metadata?.namespace}/${pod.metadata?.name} is ${pod.status?.phase ?? 'not running'}`, { hint: 'wait for it: kubectl get pod -w' });
+        const target = await podExecTarget({ stateDir: sandboxPaths(dir).kubelet, pod, container: o.container });
+        prefix = target.prefix;
+        env = target.env;
+      }
+      if (command.length === 0) throw new AmeshError('AMESH_CONFIG_INVALID', 'no command given', { hint: 'amesh sandbox exec demo/client -- curl -s http://backend.demo' });
+      const [program, ...args] = [...prefix, ...command];
+      if (!program) throw new AmeshError('AMESH_CONFIG_INVALID', 'no command given');
+      const child = spawn(program, args, { stdio: 'inherit', env: { ...process.env, ...env } });
       const code = await new Promise<number>((resolve) => {
         child.once('error', (err) => {
           console.error(`amesh: cannot run ${command[0]}: ${err.message}`);

@@ -8,7 +8,11 @@
  *   controllers  Deployments, ReplicaSets, DaemonSets, scheduler, Endpoints/EndpointSlices, ...
  *   kubelets     one per node: pods as processes in network namespaces
  *   cluster DNS  FABRIC_IP:53 (the `kube-dns` Service 10.96.0.10)
- *   kube-proxy   nftables DNAT for ClusterIPs in every node namespace
+ *   kube-proxy   nftables DNAT for ClusterIPs and LoadBalancer addresses in every node namespace
+ *                and the fabric
+ *   LoadBalancer addresses from the sandbox pool (a controller), and host loopback ports for
+ *                them: listeners on the host's 127.0.0.1 opened through the host netns handle
+ *                `sandbox up` passes (AMESH_SANDBOX_HOST_NETNS_FD), relayed from here
  *   mesh config  the node agents' local config files (until the controller serves xDS, #5)
  *
  * Lifecycle: build → run → (SIGTERM) stop kubelets (pods get their grace period), controllers,
@@ -27,7 +31,9 @@ import { startClusterDns } from './dns/cluster-dns-server.js';
 import { Kubelet } from './kubelet/kubelet.js';
 import { ClusterNetwork, podNames } from './network/cluster-network.js';
 import { KubeProxy } from './network/kube-proxy.js';
-import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, readState, sandboxPaths } from './state.js';
+import { checkHostNetnsFd, hostNetnsListen } from './network/host-listener.js';
+import { HostPortRelay } from './network/host-port-relay.js';
+import { API_SERVER_PORT, CLUSTER_DNS_PORT, FABRIC_IP, HOST_NETNS_FD_ENV, readState, sandboxPaths } from './state.js';
 import { AmeshError } from '../errors/amesh-error.js';
 
 /** How often the store is snapshotted to disk while running (also on shutdown). */
@@ -38,6 +44,28 @@ export interface DaemonOptions {
   log: Logger;
   /** The inherited host-loopback listening socket (fd 3), when the CLI passed one. */
   loopbackFd?: number;
+  /**
+   * An inherited handle of the host's network namespace (fd 4 from `sandbox up`), for the
+   * LoadBalancer host loopback ports; default: $AMESH_SANDBOX_HOST_NETNS_FD. Without it the
+   * sandbox has no host ports (logged).
+   */
+  hostNetnsFd?: number;
+}
+
+function hostNetnsFdOf(options: DaemonOptions, log: Logger): number | undefined {
+  const raw = options.hostNetnsFd ?? (process.env[HOST_NETNS_FD_ENV] ? Number(process.env[HOST_NETNS_FD_ENV]) : undefined);
+  // Children (pods, helpers) must not take the variable for their own.
+  delete process.env[HOST_NETNS_FD_ENV];
+  if (raw === undefined) {
+    log.warn('no host network namespace handle: LoadBalancer Services get no host loopback ports (restart with `amesh sandbox down --keep && amesh sandbox up`)');
+    return undefined;
+  }
+  const check = Number.isInteger(raw) && raw > 2 ? checkHostNetnsFd(raw) : { ok: false as const, reason: `${String(raw)} is not a file descriptor number` };
+  if (!check.ok) {
+    log.warn({ reason: check.reason }, 'unusable host network namespace handle: LoadBalancer Services get no host loopback ports');
+    return undefined;
+  }
+  return raw;
 }
 
 export interface RunningDaemon {
@@ -150,7 +178,10 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
   const dns = await startClusterDns({ store, address: FABRIC_IP, port: CLUSTER_DNS_PORT, log: log.child({ component: 'dns' }) });
   const kubeProxy = new KubeProxy({ store, network, log: log.child({ component: 'kube-proxy' }) });
   await kubeProxy.start();
-  const controllers = startControllers({ store, log: log.child({ component: 'controllers' }), clusterCaPem });
+  const controllers = startControllers({ store, log: log.child({ component: 'controllers' }), clusterCaPem, loadBalancerCidr: network.plan.loadBalancerCidr });
+  const hostNetnsFd = hostNetnsFdOf(options, log);
+  const hostPorts = hostNetnsFd === undefined ? undefined : new HostPortRelay({ store, log: log.child({ component: 'host-ports' }), listen: hostNetnsListen(hostNetnsFd) });
+  await hostPorts?.start();
 
   const issueToken = (pod: KubeObject, request: { audience?: string; expirationSeconds?: number } = {}): Promise<string> => {
     const spec = (pod.spec ?? {}) as { serviceAccountName?: string; nodeName?: string };
@@ -212,6 +243,7 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
       log.info('stopping: pods first, then controllers, DNS, kube-proxy and the API server');
       await Promise.allSettled(kubelets.map((k) => k.stop()));
       await controllers.stop();
+      await hostPorts?.stop();
       await kubeProxy.stop();
       await dns.close();
       inside.close();

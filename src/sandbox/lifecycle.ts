@@ -1,8 +1,9 @@
 /**
  * `sandbox up` and `sandbox down` as functions (the CLI, the demo and the tests call these).
  *
- * up:   host checks → PKI → network (fabric + nodes) → daemon inside the fabric netns, handed
- *       the host-loopback listener as fd 3 → API ready → nodes Ready → amesh installed through
+ * up:   host checks → PKI → network (fabric, nodes, outside client) → daemon inside the fabric
+ *       netns, handed the host-loopback listener as fd 3 and a host netns handle as fd 4 (for
+ *       LoadBalancer host ports) → API ready → nodes Ready → amesh installed through
  *       its manifests → node agents Ready. Idempotent: a running sandbox is only checked.
  * down: daemon SIGTERM (it stops every pod with its grace period) → leftover processes we
  *       recorded (by pid + start time) → network namespaces, /etc/netns entries, pinned BPF
@@ -25,6 +26,8 @@ import {
   daemonAlive,
   DEFAULT_SANDBOX_NAME,
   FABRIC_IP,
+  HOST_NETNS_FD,
+  HOST_NETNS_FD_ENV,
   nodeNames,
   processStartTicks,
   readState,
@@ -219,15 +222,19 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
   progress('starting the sandbox daemon (API server, controllers, kubelets, DNS) in the fabric namespace');
   const plan = planClusterNetwork({ prefix: name, nodes });
   const logFd = openSync(paths.daemonLog, 'a');
+  // The daemon lives in the fabric; this handle lets it open LoadBalancer ports on our loopback.
+  const hostNetns = openSync('/proc/self/ns/net', 'r');
   let child;
   try {
     child = spawn('nsenter', [`--net=/run/netns/${plan.fabricNetns}`, '--', process.execPath, AMESH_BIN, 'sandbox', 'daemon', '--dir', dir], {
       detached: true,
-      stdio: ['ignore', logFd, logFd, listener.fd],
-      env: { ...process.env, AMESH_SANDBOX_DIR: dir },
+      // fd 3: the API server's loopback listener; fd 4 (HOST_NETNS_FD): the host netns handle.
+      stdio: ['ignore', logFd, logFd, listener.fd, hostNetns],
+      env: { ...process.env, AMESH_SANDBOX_DIR: dir, [HOST_NETNS_FD_ENV]: String(HOST_NETNS_FD) },
     });
   } finally {
     closeSync(logFd);
+    closeSync(hostNetns);
   }
   const pid = child.pid;
   child.unref();

@@ -23,6 +23,12 @@ export const DEFAULT_SANDBOX_NAME = 'amesh';
 export const FABRIC_IP = '10.250.0.254';
 export const API_SERVER_PORT = 6443;
 export const CLUSTER_DNS_PORT = 53;
+/**
+ * `sandbox up` hands the daemon a handle of the host's network namespace as this fd and names it
+ * in HOST_NETNS_FD_ENV: the daemon opens the LoadBalancer host loopback ports through it.
+ */
+export const HOST_NETNS_FD = 4;
+export const HOST_NETNS_FD_ENV = 'AMESH_SANDBOX_HOST_NETNS_FD';
 
 export interface SandboxState {
   version: 1;

@@ -1,6 +1,6 @@
 /**
  * The sandbox controller-manager: scheduler, Deployment, ReplicaSet, DaemonSet, Endpoints,
- * EndpointSlice, ServiceAccount and root-CA controllers over one `ClusterStore`, each in its
+ * EndpointSlice, ServiceAccount, LoadBalancer and root-CA controllers over one `ClusterStore`, each in its
  * own runner (see controller-runner.ts). `idle()` resolves once every controller has had
  * nothing queued, running or awaiting an error retry for a few consecutive event-loop turns —
  * long enough for the store's asynchronous watch deliveries to land — which is what tests wait on.
@@ -14,6 +14,7 @@ import { deploymentController } from './deployment-controller.js';
 import { endpointSliceController } from './endpointslice-controller.js';
 import { endpointsController } from './endpoints-controller.js';
 import { createEventRecorder } from './events.js';
+import { loadBalancerController } from './load-balancer-controller.js';
 import { replicaSetController } from './replicaset-controller.js';
 import { rootCaController } from './root-ca-controller.js';
 import { schedulerController } from './scheduler.js';
@@ -24,6 +25,8 @@ export interface ControllersOptions {
   log: Logger;
   /** PEM of the sandbox cluster CA, published as ConfigMap kube-root-ca.crt; omitted → not published. */
   clusterCaPem?: string;
+  /** The sandbox LoadBalancer pool (default LOAD_BALANCER_CIDR, network/load-balancer-ipam.ts). */
+  loadBalancerCidr?: string;
   now?: () => number;
 }
 
@@ -51,6 +54,12 @@ export function startControllers(options: ControllersOptions): Controllers {
     endpointsController({ store, log: log.child({ controller: 'endpoints' }) }),
     endpointSliceController({ store, log: log.child({ controller: 'endpointslice' }) }),
     serviceAccountController({ store, log: log.child({ controller: 'serviceaccount' }) }),
+    loadBalancerController({
+      store,
+      log: log.child({ controller: 'loadbalancer' }),
+      events: createEventRecorder(store, 'sandbox-loadbalancer-controller', now, log),
+      ...(options.loadBalancerCidr !== undefined ? { cidr: options.loadBalancerCidr } : {}),
+    }),
   ];
   if (options.clusterCaPem !== undefined) definitions.push(rootCaController({ store, log: log.child({ controller: 'root-ca' }), caPem: options.clusterCaPem }));
 

@@ -30,4 +30,6 @@ export interface PodNetworkProvider {
   addPod(p: { uid: string; node: string; ip?: string }): Promise<PodNetworkInfo>;
   removePod(uid: string): Promise<void>;
   setPodDns(uid: string, o: PodDnsConfig): Promise<void>;
+  /** Sets sysctls inside the pod's network namespace (pod-sysctls.ts decided which). */
+  setPodSysctls?(uid: string, sysctls: ReadonlyArray<{ name: string; value: string }>): Promise<void>;
 }

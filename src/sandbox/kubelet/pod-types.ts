@@ -95,8 +95,15 @@ export interface Volume {
   downwardAPI?: { items?: DownwardApiFile[] };
 }
 
+/** The pod-level security settings the sandbox reads (it runs every container as root). */
+export interface PodSecurityContext {
+  sysctls?: Array<{ name: string; value: string }>;
+  runAsUser?: number;
+}
+
 export interface PodSpec {
   nodeName?: string;
+  securityContext?: PodSecurityContext;
   hostNetwork?: boolean;
   hostname?: string;
   subdomain?: string;

@@ -1,6 +1,10 @@
 /**
  * One pod on one node, from the moment the kubelet sees it until it is gone: network, DNS,
- * volumes, containers (start, restart with back-off, probes), status, and teardown.
+ * sysctls, volumes, containers (start, restart with back-off, probes), status, and teardown.
+ *
+ * Not honoured: `securityContext.runAsUser` and the other identity settings — every container
+ * runs as root (the sandbox's processes need root for namespaces); a pod asking for sysctls it
+ * cannot have is rejected like the kubelet does (phase Failed, reason SysctlForbidden).
  *
  * Invariants:
  * - Every change of a container's state ends in one status write; writes are coalesced and
@@ -20,6 +24,7 @@ import { containerLogDirectory, containerRecordPath, podDirectory, type Containe
 import type { PodNetworkProvider } from './pod-network.js';
 import { renderNsswitch, renderResolvConf } from '../network/cluster-network.js';
 import { computePodStatus } from './pod-status.js';
+import { podSysctls, SYSCTL_FORBIDDEN } from './pod-sysctls.js';
 import type { PidRecord } from './pid-record.js';
 import { replaceStatus } from './store-writes.js';
 import { probePlan, type ProbeKind } from './probe-plan.js';
@@ -101,6 +106,8 @@ export class PodWorker {
   private startTime: string | undefined;
   private volumes: PreparedVolumes | undefined;
   private terminating = false;
+  /** Set when the pod cannot run here (a forbidden sysctl): it ends Failed with this reason. */
+  private rejection: { reason: string; message: string } | undefined;
   private refreshTimer: { cancel(): void } | undefined;
   private starting: Promise<void> = Promise.resolve();
   /** An on-demand volume refresh in flight. */
@@ -173,6 +180,8 @@ export class PodWorker {
     await mkdir(this.podDir, { recursive: true });
     const node = this.ctx.network.node(this.ctx.nodeName);
     this.hostIP = node.ip;
+    const sysctls = podSysctls(this.pod);
+    if ('reason' in sysctls) return this.reject(sysctls);
     if (this.pod.spec.hostNetwork) {
       this.network = { kind: 'host', netnsPath: node.netnsPath };
       this.podIP = node.ip;
@@ -189,6 +198,14 @@ export class PodWorker {
         ndots: 5,
         hostname: this.pod.spec.hostname ?? this.name,
       });
+      if (sysctls.sysctls.length) {
+        try {
+          if (!this.ctx.network.setPodSysctls) throw new Error('this sandbox network cannot set sysctls');
+          await this.ctx.network.setPodSysctls(this.uid, sysctls.sysctls);
+        } catch (err) {
+          return this.reject({ reason: SYSCTL_FORBIDDEN, message: `Pod forbidden sysctl: could not set ${sysctls.sysctls.map((x) => x.name).join(', ')} in the pod network namespace: ${(err as Error).message}` });
+        }
+      }
     }
     if (this.terminating) return;
     this.startTime = this.pod.status?.startTime ?? iso(this.ctx.clock.now());
@@ -196,6 +213,13 @@ export class PodWorker {
     await this.prepareVolumesOnce();
     this.scheduleVolumeRefresh();
     for (const slot of this.slots) await this.launch(slot);
+  }
+
+  /** The pod cannot run on this node: no container starts and its status says why. */
+  private reject(why: { reason: string; message: string }): void {
+    this.rejection = why;
+    this.log.warn(why, 'pod rejected');
+    this.writeStatus();
   }
 
   /**
@@ -444,6 +468,16 @@ export class PodWorker {
 
   /** The status this worker would report now (pure computation over its state). */
   currentStatus(): PodStatus {
+    if (this.rejection) {
+      const { containerStatuses: _containers, ...rest } = computePodStatus({
+        restartPolicy: 'Never',
+        containers: [],
+        ...(this.hostIP ? { hostIP: this.hostIP } : {}),
+        ...(this.lastStatus ? { previous: this.lastStatus } : {}),
+        now: iso(this.ctx.clock.now()),
+      });
+      return { ...rest, phase: 'Failed', reason: this.rejection.reason, message: this.rejection.message };
+    }
     return computePodStatus({
       restartPolicy: this.pod.spec.restartPolicy,
       containers: this.slots.map((s) => s.status),

@@ -9,11 +9,19 @@
  *   10.244.2.0/24 via 10.250.0.2, 10.96.0.0/16 via fabric    ...
  *   ap<hex> ── pod netns <prefix>-p<hex>: eth0 10.244.1.2/32, default via 169.254.1.1 onlink
  *
+ *   outside netns <prefix>-outside (a client outside the cluster): eth0 10.250.0.253/32 on the
+ *   fabric bridge (port `ox`), routes only 10.250.0.254 (on-link) and the LoadBalancer pool
+ *   10.252.0.0/24 via the fabric — it reaches LoadBalancer addresses and nothing else of the cluster
+ *
  * - Pods are wired exactly like topology.ts (Calico-style routed /32 veth, proxy ARP on the host
  *   side, a permanent neighbour for 169.254.1.1), except that the host-side veth gets Calico's
  *   fixed MAC ee:ee:ee:ee:ee:ee so no round trip is needed to learn it.
  * - Nodes and the fabric route the service CIDR towards the fabric so that a locally generated
- *   connect() to a ClusterIP finds a route; kube-proxy's output-chain DNAT then rewrites it.
+ *   connect() to a ClusterIP finds a route; kube-proxy's output-chain DNAT then rewrites it. The
+ *   LoadBalancer pool is routed the same way; kube-proxy DNATs it in the fabric (traffic from
+ *   the outside namespace) and in the nodes (pods dialling a LoadBalancer address).
+ * - The fabric sends no ICMP redirects: DNATed outside traffic leaves the bridge it came in on,
+ *   and a redirect would teach the outside client a path around the fabric's conntrack.
  *
  * Safety invariants: nothing is ever added to the caller's namespace. Every command runs against
  * an explicit namespace path (`ip -n <name>`, `nsenter --net=/run/netns/<name>`), because the
@@ -26,6 +34,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { AmeshError } from '../../errors/amesh-error.js';
 import { PodIpam, cidrContains, parseIpv4Cidr } from './ipam.js';
+import { LOAD_BALANCER_CIDR } from './load-balancer-ipam.js';
 import { run } from './run.js';
 
 /** Linux limits interface names to 15 characters (IFNAMSIZ - 1); we hold netns names to it too. */
@@ -40,6 +49,11 @@ const UPLINK = 'up0';
 const BRIDGE = 'br0';
 const FABRIC_PREFIX_LENGTH = 24;
 const DEFAULT_FABRIC_IP = '10.250.0.254';
+/** The outside client's address on the fabric segment; node uplinks are .1 up to .252. */
+const OUTSIDE_IP = '10.250.0.253';
+/** The outside namespace's port on the fabric bridge. */
+const OUTSIDE_PORT = 'ox';
+const MAX_NODES = 252;
 const SERVICE_CIDR = '10.96.0.0/16';
 const CLUSTER_DNS_IP = '10.96.0.10';
 const API_SERVICE_IP = '10.96.0.1';
@@ -84,6 +98,11 @@ export interface ClusterNetworkPlan {
   fabricNetnsPath: string;
   fabricIp: string;
   nodes: SandboxNodeNetwork[];
+  /** The client namespace outside the cluster (`<prefix>-outside`), which reaches LoadBalancer addresses. */
+  outsideNetns: string;
+  outsideNetnsPath: string;
+  outsideIp: string;
+  loadBalancerCidr: string;
   serviceCidr: typeof SERVICE_CIDR;
   clusterDnsIp: typeof CLUSTER_DNS_IP;
   apiServiceIp: typeof API_SERVICE_IP;
@@ -137,13 +156,16 @@ export function planClusterNetwork(layout: ClusterNetworkLayout): ClusterNetwork
     invalid(`prefix ${JSON.stringify(prefix)} is too long: pod namespaces are <prefix>-p<hash> within ${MAX_NAME} characters`, 'use a prefix of at most 7 characters');
   }
   if (layout.nodes.length === 0) invalid('at least one node is needed');
-  if (layout.nodes.length > 253) invalid(`${layout.nodes.length} nodes do not fit the 10.250.0.0/24 fabric (at most 253)`);
+  if (layout.nodes.length > MAX_NODES) invalid(`${layout.nodes.length} nodes do not fit the 10.250.0.0/24 fabric (at most ${MAX_NODES})`);
   const fabricIp = layout.fabricIp ?? DEFAULT_FABRIC_IP;
   const fabric = parseIpv4Cidr(`10.250.0.0/${FABRIC_PREFIX_LENGTH}`);
   if (!cidrContains(fabric, fabricIp)) invalid(`fabricIp ${JSON.stringify(fabricIp)} must be an address in 10.250.0.0/24`);
+  if (fabricIp === OUTSIDE_IP) invalid(`fabricIp ${fabricIp} is the outside client's address`);
   const fabricNetns = `${prefix}-net`;
+  const outsideNetns = `${prefix}-outside`;
+  if (outsideNetns.length > MAX_NAME) invalid(`outside netns name ${outsideNetns} is longer than ${MAX_NAME} characters; shorten the prefix`);
   const seenNames = new Set<string>();
-  const seenNetns = new Set<string>([fabricNetns]);
+  const seenNetns = new Set<string>([fabricNetns, outsideNetns]);
   const nodes = layout.nodes.map((name, index): SandboxNodeNetwork => {
     if (!NAME_PATTERN.test(name)) invalid(`node name ${JSON.stringify(name)} must be letters, digits, '-', '_' or '.'`);
     if (seenNames.has(name)) invalid(`node name ${name} is used twice`);
@@ -163,6 +185,10 @@ export function planClusterNetwork(layout: ClusterNetworkLayout): ClusterNetwork
     fabricNetnsPath: netnsPathOf(fabricNetns),
     fabricIp,
     nodes,
+    outsideNetns,
+    outsideNetnsPath: netnsPathOf(outsideNetns),
+    outsideIp: OUTSIDE_IP,
+    loadBalancerCidr: LOAD_BALANCER_CIDR,
     serviceCidr: SERVICE_CIDR,
     clusterDnsIp: CLUSTER_DNS_IP,
     apiServiceIp: API_SERVICE_IP,
@@ -286,6 +312,8 @@ export class ClusterNetwork {
     const { plan } = network;
     await network.expectAddress(plan.fabricNetns, BRIDGE, plan.fabricIp, true);
     for (const node of plan.nodes) await network.expectAddress(node.netns, UPLINK, node.ip, true);
+    // A sandbox made before LoadBalancer support gets its outside namespace and routes now.
+    await network.loadBalancerPaths([]);
     await network.discoverPods();
     return network;
   }
@@ -350,7 +378,14 @@ export class ClusterNetwork {
     await writeFile(`${dir}/nsswitch.conf`, renderNsswitch(hostNsswitch));
   }
 
-  /** Delete every pod, node and fabric namespace of this sandbox. Never throws. */
+  /** Sets sysctls inside the pod's network namespace (the kubelet decided they are per-namespace). */
+  async setPodSysctls(uid: string, sysctls: ReadonlyArray<{ name: string; value: string }>): Promise<void> {
+    const pod = this.pods.get(uid);
+    if (!pod) throw new AmeshError('AMESH_SANDBOX_FAILED', `sandbox network: cannot set sysctls for pod ${uid}: it has no network (call addPod first)`);
+    if (sysctls.length) await sysctl(pod.netns, Object.fromEntries(sysctls.map((s) => [s.name, s.value])));
+  }
+
+  /** Delete every pod, node, outside and fabric namespace of this sandbox. Never throws. */
   async destroy(): Promise<void> {
     this.destroyed = true;
     await Promise.allSettled([...this.pending.values()]);
@@ -360,6 +395,7 @@ export class ClusterNetwork {
     }
     for (const netns of podNetns) await deleteNetns(netns, this.log);
     for (const node of this.plan.nodes) await deleteNetns(node.netns, this.log);
+    await deleteNetns(this.plan.outsideNetns, this.log);
     await deleteNetns(this.plan.fabricNetns, this.log);
     this.pods.clear();
     this.unclaimed.clear();
@@ -499,7 +535,37 @@ export class ClusterNetwork {
       ...plan.nodes.map((node) => `route replace ${node.podCidr} via ${node.ip} dev ${BRIDGE}`),
       `route replace ${plan.serviceCidr} dev ${BRIDGE}`,
     ]);
+    await this.loadBalancerPaths(created);
     this.log(`sandbox network ${plan.prefix} ready: fabric ${plan.fabricNetns} (${plan.fabricIp}), nodes ${plan.nodes.map((n) => `${n.netns} (${n.ip})`).join(', ')}`);
+  }
+
+  /**
+   * The LoadBalancer pool's routes in the fabric and the nodes, no ICMP redirects from the
+   * fabric, and the outside client namespace. Idempotent (build and attach both call it);
+   * namespaces it creates are pushed to `created`.
+   */
+  private async loadBalancerPaths(created: string[]): Promise<void> {
+    const { plan } = this;
+    await sysctl(plan.fabricNetns, { 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv4.conf.default.send_redirects': 0, [`net.ipv4.conf.${BRIDGE}.send_redirects`]: 0 });
+    await ipBatch(plan.fabricNetns, [`route replace ${plan.loadBalancerCidr} dev ${BRIDGE}`]);
+    for (const node of plan.nodes) await ipBatch(node.netns, [`route replace ${plan.loadBalancerCidr} via ${plan.fabricIp} dev ${UPLINK}`]);
+    if (netnsExists(plan.outsideNetns)) {
+      if ((await addressesOf(plan.outsideNetns, 'eth0')).includes(plan.outsideIp)) return;
+      // Half-built by a crashed run: it is ours by name, start it over.
+      await deleteNetns(plan.outsideNetns, this.log);
+    }
+    this.log(`creating netns ${plan.outsideNetns} (the client outside the cluster)`);
+    await addNetns(plan.outsideNetns);
+    created.push(plan.outsideNetns);
+    await run(['ip', '-n', plan.fabricNetns, 'link', 'delete', OUTSIDE_PORT], { where: `netns ${plan.fabricNetns}`, allowFailure: true, timeoutMs: COMMAND_TIMEOUT_MS });
+    await ipBatch(plan.fabricNetns, [`link add ${OUTSIDE_PORT} type veth peer name eth0 netns ${plan.outsideNetns}`, `link set ${OUTSIDE_PORT} master ${BRIDGE} up`]);
+    await ipBatch(plan.outsideNetns, [
+      'link set lo up',
+      `addr add ${plan.outsideIp}/32 dev eth0`,
+      'link set eth0 up',
+      `route add ${plan.fabricIp}/32 dev eth0 scope link`,
+      `route add ${plan.loadBalancerCidr} via ${plan.fabricIp} dev eth0`,
+    ]);
   }
 
   /** Find pod namespaces of this prefix (from an earlier daemon) and reserve their addresses. */

@@ -17,8 +17,15 @@
  *   packet mark and are masqueraded on the way out.
  * - The API server (10.96.0.1:443) and cluster DNS (10.96.0.10:53) always work, even before their
  *   EndpointSlices exist: fixed entries point them at the sandbox daemon on the fabric.
+ * - LoadBalancer Services: each `status.loadBalancer.ingress[].ip` is DNATed to the same
+ *   endpoints as the ClusterIP (no NodePort hop; externalTrafficPolicy Cluster). Traffic from
+ *   outside the pod network is masqueraded (kube-proxy's masquerade for external traffic): the
+ *   outside client sits on the fabric segment, so without SNAT the endpoint's node would answer
+ *   it directly, bypassing the conntrack entry that undoes the DNAT. Pods keep their source
+ *   address. Anything else sent to the LoadBalancer pool (an unassigned address, a port the
+ *   Service does not have) is rejected instead of left to time out.
  *
- * Out of scope: NodePort/LoadBalancer/externalIPs, session affinity, traffic policies,
+ * Out of scope: NodePort/externalIPs, session affinity, traffic policies (Local),
  * topology-aware routing, IPv6 and SCTP.
  */
 import { isIPv4 } from 'node:net';
@@ -46,6 +53,8 @@ export interface ServiceRoute {
   protocol: L4Protocol;
   /** Ready endpoints, sorted; empty means the port rejects. */
   endpoints: Endpoint[];
+  /** A LoadBalancer address (reached from outside the cluster): non-pod sources are masqueraded. */
+  external?: boolean;
 }
 
 export interface FixedRoute {
@@ -113,6 +122,7 @@ export function buildServiceRoutes(services: readonly KubeObject[], endpointSlic
     const spec = (service.spec ?? {}) as { clusterIP?: string; type?: string; ports?: ServicePort[] };
     const vip = spec.clusterIP;
     if (!vip || !isIPv4(vip) || spec.type === 'ExternalName') continue;
+    const external = spec.type === 'LoadBalancer' ? loadBalancerIps(service).filter((ip) => ip !== vip) : [];
     const serviceKey = `${service.metadata.namespace ?? 'default'}/${service.metadata.name ?? ''}`;
     const slices = slicesByService.get(serviceKey) ?? [];
     for (const servicePort of spec.ports ?? []) {
@@ -132,15 +142,15 @@ export function buildServiceRoutes(services: readonly KubeObject[], endpointSlic
           endpoints.set(`${ip}:${port}`, { ip, port });
         }
       }
-      const route: ServiceRoute = {
-        name: `${serviceKey}:${servicePort.name || servicePort.port}/${protocol}`,
-        vip,
-        port: servicePort.port,
-        protocol,
-        endpoints: [...endpoints.values()].sort(compareEndpoints),
-      };
+      const name = `${serviceKey}:${servicePort.name || servicePort.port}/${protocol}`;
+      const sorted = [...endpoints.values()].sort(compareEndpoints);
+      const route: ServiceRoute = { name, vip, port: servicePort.port, protocol, endpoints: sorted };
       // Two Services claiming one ClusterIP cannot happen through admission; keep the first.
       if (!routes.has(routeKey(route))) routes.set(routeKey(route), route);
+      for (const ip of external) {
+        const lb: ServiceRoute = { name: `${name} loadbalancer`, vip: ip, port: servicePort.port, protocol, endpoints: sorted, external: true };
+        if (!routes.has(routeKey(lb))) routes.set(routeKey(lb), lb);
+      }
     }
   }
   for (const entry of fixed) {
@@ -149,6 +159,13 @@ export function buildServiceRoutes(services: readonly KubeObject[], endpointSlic
     routes.set(routeKey(entry), { name: existing?.name ?? entry.name, vip: entry.vip, port: entry.port, protocol: entry.protocol, endpoints: [entry.endpoint] });
   }
   return [...routes.values()].sort(compareRoutes);
+}
+
+/** IPv4 addresses in `status.loadBalancer.ingress[].ip`. */
+function loadBalancerIps(service: KubeObject): string[] {
+  const status = (service.status ?? {}) as { loadBalancer?: { ingress?: Array<{ ip?: unknown }> } };
+  const ingress = Array.isArray(status.loadBalancer?.ingress) ? status.loadBalancer.ingress : [];
+  return ingress.map((entry) => entry.ip).filter((ip): ip is string => typeof ip === 'string' && isIPv4(ip));
 }
 
 function ipSortKey(ip: string): number {
@@ -165,7 +182,14 @@ function compareRoutes(a: ServiceRoute, b: ServiceRoute): number {
 
 export interface RenderOptions {
   captureMark?: number;
+  /** Sources inside it are pods and keep their address on LoadBalancer routes (default 10.244.0.0/16). */
+  clusterCidr?: string;
+  /** Traffic to this pool that no LoadBalancer route takes is rejected (omitted: not rejected). */
+  loadBalancerCidr?: string;
 }
+
+/** The pod network of every sandbox node (10.244.<i>.0/24). */
+export const DEFAULT_CLUSTER_CIDR = '10.244.0.0/16';
 
 /** nft string literal for a comment: printable ASCII without quotes, at most 128 bytes. */
 function comment(text: string): string {
@@ -188,6 +212,7 @@ export function renderKubeProxyRules(routes: readonly ServiceRoute[], options: R
   const dispatch: string[] = [];
   const reject: string[] = [];
   const chains: string[] = [];
+  const clusterCidr = options.clusterCidr ?? DEFAULT_CLUSTER_CIDR;
   routes.forEach((route, index) => {
     const match = `ip daddr ${route.vip} ${route.protocol} dport ${route.port}`;
     if (route.endpoints.length === 0) {
@@ -195,6 +220,7 @@ export function renderKubeProxyRules(routes: readonly ServiceRoute[], options: R
       return;
     }
     const service = `svc${index}`;
+    if (route.external) dispatch.push(`${match} ip saddr != ${clusterCidr} meta mark set meta mark | ${hex(MASQUERADE_MARK)} ${comment(`${route.name}: masquerade external clients`)}`);
     dispatch.push(`${match} goto ${service} ${comment(route.name)}`);
     const endpointChains = route.endpoints.map((endpoint, i) => {
       const chain = `${service}-ep${i}`;
@@ -221,6 +247,12 @@ export function renderKubeProxyRules(routes: readonly ServiceRoute[], options: R
     `\t}`,
     `\tchain no-endpoints {`,
     ...reject.map((rule) => `\t\t${rule}`),
+    ...(options.loadBalancerCidr
+      ? [
+          `\t\tip daddr ${options.loadBalancerCidr} meta l4proto tcp reject with tcp reset ${comment('no LoadBalancer Service on this address and port')}`,
+          `\t\tip daddr ${options.loadBalancerCidr} reject ${comment('no LoadBalancer Service on this address and port')}`,
+        ]
+      : []),
     `\t}`,
     ...chains,
     `\tchain nat-prerouting {`,

@@ -1,7 +1,8 @@
 /**
  * The sandbox's kube-proxy: watches Services and EndpointSlices in the store and keeps one
  * nftables table (`ip amesh-kube-proxy`) in every node namespace and in the fabric namespace (the
- * daemon's own clients dial ClusterIPs too) equal to `renderKubeProxyRules(...)`.
+ * daemon's own clients dial ClusterIPs too, and LoadBalancer traffic from the outside client
+ * enters there) equal to `renderKubeProxyRules(...)`.
  *
  * Invariants: every apply is one atomic `nft -f -` transaction; a burst of watch events is
  * coalesced into one sync (debounce); syncs never overlap; a namespace is rewritten only when
@@ -93,7 +94,10 @@ export class KubeProxy {
     const services = this.store.list<KubeObject>('v1', 'Service').items;
     const slices = this.store.list<KubeObject>('discovery.k8s.io/v1', 'EndpointSlice').items;
     const routes = buildServiceRoutes(services, slices, defaultFixedRoutes(this.plan.fabricIp));
-    return renderKubeProxyRules(routes, this.captureMark === undefined ? {} : { captureMark: this.captureMark });
+    return renderKubeProxyRules(routes, {
+      ...(this.captureMark === undefined ? {} : { captureMark: this.captureMark }),
+      loadBalancerCidr: this.plan.loadBalancerCidr,
+    });
   }
 
   /** Render and apply now; concurrent callers share one run, and a call during a run queues one more. */
