@@ -282,7 +282,9 @@ function bindVirtualService(vs: VirtualServiceObject, gateways: ReadonlyMap<stri
             out.fail('InvalidSpec', `${path}.match`, 'sniHosts are required for a TLS route');
             return;
           }
-          hostnames = [...new Set(sni.flatMap((h) => admitted.map((s) => intersectHosts(h, s.host))).filter((p): p is string => p !== undefined))];
+          // SNI hosts within both the server's hosts and the VirtualService's (Istio validates sniHosts ⊆ hosts).
+          const within = (h: string, patterns: readonly string[]): string[] => patterns.map((p) => intersectHosts(h, p)).filter((p): p is string => p !== undefined);
+          hostnames = [...new Set(sni.flatMap((h) => within(h, admitted.map((s) => s.host)).flatMap((x) => within(x, hosts))))];
           if (hostnames.length === 0) return;
         }
         const result = l4Backends(entry.route, path, namespace, server.port, ctx, out);

@@ -38,7 +38,8 @@ export function certificateFrom(lookup: SecretLookup, namespace: string, name: s
   const ref = `${namespace}/${name}`;
   const secret = lookup(namespace, name) as SecretObject | undefined;
   if (!secret) return { problem: `Secret ${ref} not found` };
-  const pair = value(secret, 'tls.crt') !== undefined || value(secret, 'tls.key') !== undefined ? ['tls.crt', 'tls.key'] : ['cert', 'key'];
+  const generic = value(secret, 'tls.crt') === undefined && value(secret, 'tls.key') === undefined && (value(secret, 'cert') !== undefined || value(secret, 'key') !== undefined);
+  const pair = generic ? ['cert', 'key'] : ['tls.crt', 'tls.key'];
   const [certKey = 'tls.crt', keyKey = 'tls.key'] = pair;
   const certChain = value(secret, certKey);
   const privateKey = value(secret, keyKey);
