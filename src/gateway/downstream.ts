@@ -5,7 +5,8 @@
  *   DownstreamConnection is `(GATEWAY_LISTENER_ADDRESS, <config port>)` — where the config files
  *   that port's routes — with the client's address and scheme `http`.
  * - HTTPS: TLS is terminated here with the certificate the SNI selects (listener-plan.ts; no SNI
- *   or no match → the first), TLS ≥ 1.2, ALPN h2 → HTTP/2, else HTTP/1.1; scheme `https`.
+ *   or no match → the first), TLS ≥ 1.2, ALPN http/1.1 (see ALPN below; an h2 ALPN → HTTP/2 is
+ *   wired for when it is offered); scheme `https`.
  * - TLS (passthrough): the ClientHello is read (bounded in size and time, client-hello.ts), its
  *   SNI picks the first matching L4 route; TCP: the first route. A weighted backend → its
  *   cluster → one endpoint → the dialer (HBONE into the mesh, or TCP) → bytes relayed both ways,
@@ -24,13 +25,14 @@ import type { Logger } from '../telemetry/logger.js';
 import { writeAccessLog, type AccessRecord } from '../l7/access-log.js';
 import { GATEWAY_LISTENER_ADDRESS } from '../l7/config.js';
 import type { HttpProxy } from '../l7/http-proxy.js';
+import { duplexPair } from '../l7/duplex-pair.js';
 import type { DownstreamConnection } from '../l7/pipeline/downstream-connection.js';
 import { admitTcp } from '../l7/pipeline/tcp-admission.js';
 import { ResponseFlag } from '../l7/response-flags.js';
 import type { UpstreamDialer } from '../l7/upstream.js';
 import type { WaypointState } from '../l7/waypoint-state.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello.js';
-import { l4RouteFor, pickL4Backend, type CompiledListener } from './listener-plan.js';
+import { GATEWAY_MIN_TLS_VERSION, l4RouteFor, pickL4Backend, type CompiledListener, type TlsTermination } from './listener-plan.js';
 
 export interface GatewayDownstreamOptions {
   proxy: HttpProxy;
@@ -52,7 +54,14 @@ export interface GatewayDownstreamStats {
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const ALPN = ['h2', 'http/1.1'];
+/**
+ * HTTPS listeners offer HTTP/1.1 only. The L7 engine forwards an HTTP/2 request as HTTP/2 (h2c
+ * prior knowledge) upstream, which HTTP/1.1-only applications (nginx, most web apps) refuse;
+ * browsers and curl would otherwise pick h2 by ALPN and get 503s. h2 at the edge needs a
+ * downstream-h2 → upstream-h1 bridge in the engine first (h2c prior knowledge on HTTP listeners,
+ * which only HTTP/2 clients such as gRPC speak, still goes to HTTP/2).
+ */
+const ALPN = ['http/1.1'];
 
 /**
  * Reads from a paused socket until `decide(bytes)` returns a verdict, the peer ends, the limit
@@ -95,6 +104,8 @@ function sniffH2c(data: Buffer): 'h2c' | 'http1' | undefined {
 
 export class GatewayDownstream {
   private readonly counters: GatewayDownstreamStats = { connections: 0, http1: 0, http2: 0, tlsHandshakeFailures: 0, l4: 0, l4Refused: 0 };
+  /** The TLS terminator of each HTTPS listener of the configs in use (a new config, new ones). */
+  private readonly terminators = new WeakMap<TlsTermination, tls.Server>();
 
   constructor(private readonly opts: GatewayDownstreamOptions) {}
 
@@ -123,49 +134,61 @@ export class GatewayDownstream {
     return { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: socket.remoteAddress ?? '', scheme };
   }
 
+
   private serveHttp(socket: net.Socket, port: number): void {
     const conn = this.connection(socket, port, 'http');
     void readHead(socket, this.opts.handshakeTimeoutMs, H2_PREFACE.length, sniffH2c).then(({ verdict, head }) => {
       if (socket.destroyed) return;
-      if (head.length > 0) socket.unshift(head);
-      if (verdict === 'h2c') {
-        this.counters.http2++;
-        this.opts.proxy.serveHttp2(socket, conn);
-      } else {
+      if (verdict !== 'h2c') {
+        // Node's HTTP/1.1 server reads bytes put back with unshift before its parser takes the socket.
+        if (head.length > 0) socket.unshift(head);
         this.counters.http1++;
-        this.opts.proxy.serveHttp1(socket, conn);
+        return this.opts.proxy.serveHttp1(socket, conn);
       }
+      // Node 20's HTTP/2 session reads the socket's handle directly and would miss the preface
+      // put back with unshift: h2c (rare at the edge) goes through an in-memory pair instead.
+      this.counters.http2++;
+      const [outer, inner] = duplexPair({ b: { remoteAddress: conn.clientAddress, remotePort: socket.remotePort ?? 0 } });
+      this.opts.proxy.serveHttp2(inner, conn);
+      outer.write(head);
+      void relay(socket, outer);
     });
   }
 
+  /**
+   * TLS termination through a (never listening) tls.Server per HTTPS listener of a config: the
+   * connection is injected with `emit('connection')`, so the handshake (timeout, SNI callback,
+   * ALPN, errors) runs exactly as in Node's https / http2 secure servers.
+   */
   private serveHttps(socket: net.Socket, listener: CompiledListener, port: number): void {
     const termination = listener.tls;
-    const fallback = termination?.contextFor(undefined);
-    if (!termination || !fallback) {
+    if (!termination || termination.certificates.length === 0) {
       this.counters.tlsHandshakeFailures++;
       this.opts.logger.warn({ listener: listener.listener.name, port, errors: termination?.errors }, 'gateway: HTTPS listener without a usable certificate; connection closed');
       socket.destroy();
       return;
     }
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: fallback,
+    let terminator = this.terminators.get(termination);
+    if (!terminator) {
+      terminator = this.terminator(termination, port);
+      this.terminators.set(termination, terminator);
+    }
+    terminator.emit('connection', socket);
+  }
+
+  private terminator(termination: TlsTermination, port: number): tls.Server {
+    const first = termination.certificates[0]?.certificate;
+    const server = tls.createServer({
+      // The default credentials (no SNI, or no certificate matches): the first certificate's.
+      ...(first ? { cert: first.certChain, key: first.privateKey } : {}),
+      minVersion: GATEWAY_MIN_TLS_VERSION,
       ALPNProtocols: ALPN,
-      SNICallback: (serverName, done) => done(null, termination.contextFor(serverName) ?? fallback),
+      handshakeTimeout: this.opts.handshakeTimeoutMs,
+      SNICallback: (serverName, done) => done(null, termination.contextFor(serverName)),
     });
-    const timer = setTimeout(() => secure.destroy(), this.opts.handshakeTimeoutMs);
-    const onError = (err: Error): void => {
-      clearTimeout(timer);
-      this.counters.tlsHandshakeFailures++;
-      this.opts.logger.debug({ port, client: socket.remoteAddress, err: err.message }, 'gateway: TLS handshake failed');
-      secure.destroy();
-    };
-    secure.once('error', onError);
-    secure.once('secure', () => {
-      clearTimeout(timer);
-      secure.off('error', onError);
+    server.on('secureConnection', (secure: tls.TLSSocket) => {
       secure.on('error', () => undefined);
-      const conn = this.connection(socket, port, 'https');
+      const conn: DownstreamConnection = { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: secure.remoteAddress ?? '', scheme: 'https' };
       if (secure.alpnProtocol === 'h2') {
         this.counters.http2++;
         this.opts.proxy.serveHttp2(secure, conn);
@@ -174,6 +197,11 @@ export class GatewayDownstream {
         this.opts.proxy.serveHttp1(secure, conn);
       }
     });
+    server.on('tlsClientError', (err: Error, secure: tls.TLSSocket) => {
+      this.counters.tlsHandshakeFailures++;
+      this.opts.logger.debug({ port, client: secure.remoteAddress, err: err.message }, 'gateway: TLS handshake failed');
+    });
+    return server;
   }
 
   private async passthroughTls(socket: net.Socket, listener: CompiledListener, state: WaypointState): Promise<void> {
