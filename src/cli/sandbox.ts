@@ -78,6 +78,7 @@ export function registerSandbox(program: Command): void {
       say('  kubectl get pods -A');
       const dirFlag = o.dir ? ` --dir ${o.dir}` : '';
       say(`  amesh sandbox exec${dirFlag} <namespace>/<pod> -- <command>`);
+      say(`  amesh sandbox exec${dirFlag} --outside -- curl http://<EXTERNAL-IP>/   (a client outside the cluster; LoadBalancer ports are also on 127.0.0.1, see \`amesh sandbox status\`)`);
       say(`  amesh sandbox down${dirFlag}`);
     });
 
