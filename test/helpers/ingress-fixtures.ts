@@ -44,6 +44,7 @@ export function viewOf(objects: readonly KubeObjectLike[], opts: { ambient?: boo
     gateways: [],
     istioGateways: [],
     httpRoutes: [],
+    grpcRoutes: [],
     virtualServices: [],
     destinationRules: [],
     peerAuthentications: [],
@@ -74,6 +75,9 @@ export function viewOf(objects: readonly KubeObjectLike[], opts: { ambient?: boo
         break;
       case 'HTTPRoute':
         push('httpRoutes', o);
+        break;
+      case 'GRPCRoute':
+        push('grpcRoutes', o);
         break;
       case 'VirtualService':
         push('virtualServices', o);

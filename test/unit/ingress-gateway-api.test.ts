@@ -229,13 +229,30 @@ describe('route attachment', () => {
     expect(condition(result.status.get('HTTPRoute/elsewhere/r@demo/edge'), 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
   });
 
-  it('allowedRoutes.kinds without HTTPRoute: InvalidRouteKinds and nothing attaches', () => {
-    const result = run([gateway([{ name: 'http', port: 80, protocol: 'HTTP', allowedRoutes: { kinds: [{ kind: 'GRPCRoute' }] } }]), route('r', toFrontend())]);
+  it('allowedRoutes.kinds: unsupported kinds → InvalidRouteKinds; a kind left out does not attach', () => {
+    const result = run([gateway([{ name: 'http', port: 80, protocol: 'HTTP', allowedRoutes: { kinds: [{ kind: 'GRPCRoute' }, { kind: 'TCPRoute' }] } }]), route('r', toFrontend())]);
     const l = listenerOf(result, 'http');
     expect(condition(l?.conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'InvalidRouteKinds' });
-    expect(l?.supportedKinds).toEqual([]);
+    expect(condition(l?.conditions, 'ResolvedRefs')?.message).toContain('gateway.networking.k8s.io/TCPRoute');
+    expect(l?.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' }]);
     expect(l?.attachedRoutes).toBe(0);
     expect(condition(result.status.get('HTTPRoute/demo/r@demo/edge'), 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+  });
+
+  it('GRPCRoutes attach like HTTPRoutes and come first on a host', () => {
+    const grpc: KubeObjectLike = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GRPCRoute',
+      metadata: { name: 'g', namespace: 'demo' },
+      spec: { parentRefs: [{ name: 'edge' }], hostnames: ['api.example.com'], rules: [{ matches: [{ method: { service: 'demo.Echo' } }], backendRefs: [{ name: 'backend', port: 80 }] }] },
+    };
+    const result = run([gateway([{ name: 'http', port: 80, protocol: 'HTTP' }]), route('r', toFrontend()), grpc]);
+    const config = configOf(result, 'demo/edge-amesh');
+    assertValid(config);
+    expect(routeOf(config, 80, 'api.example.com', '/demo.Echo/Say')).toBe(BACKEND);
+    expect(routeOf(config, 80, 'www.example.com', '/demo.Echo/Say')).toBe(FRONTEND);
+    expect(listenerOf(result, 'http')?.attachedRoutes).toBe(2);
+    expect(condition(result.status.get('GRPCRoute/demo/g@demo/edge'), 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
   });
 
   it('hostnames: intersected with the listener’s, exact before wildcard, no fall-through across listeners', () => {

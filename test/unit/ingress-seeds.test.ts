@@ -48,7 +48,10 @@ describe('demo-gateway.yaml (Gateway API, class istio)', () => {
     expect(condition(status?.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     expect(status?.listeners).toHaveLength(1);
     const listener = status?.listeners[0];
-    expect(listener).toMatchObject({ name: 'http', attachedRoutes: 1, supportedKinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }] });
+    expect(listener).toMatchObject({ name: 'http', attachedRoutes: 1, supportedKinds: [
+        { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' },
+        { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' },
+      ] });
     expect(listener?.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed', 'ResolvedRefs=True/ResolvedRefs', 'Conflicted=False/NoConflicts']);
     const parent = result.status.get('HTTPRoute/demo/frontend@demo/demo-gateway');
     expect(condition(parent, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });

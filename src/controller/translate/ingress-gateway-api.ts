@@ -1,7 +1,7 @@
 /**
  * Gateway API ingress Gateways (class in INGRESS_GATEWAY_CLASSES) → one deployment plan each,
- * the Gateway's status (listeners included) and the parent status of every HTTPRoute attached to
- * it. Pure.
+ * the Gateway's status (listeners included) and the parent status of every HTTPRoute and GRPCRoute
+ * attached to it (key `<Kind>/<ns>/<name>@<gateway ns>/<gateway name>`). Pure.
  *
  * Listeners (gateway.networking.k8s.io v1 semantics):
  * - protocols HTTP and HTTPS (tls.mode Terminate, certificateRefs to Secrets in the Gateway's
@@ -16,24 +16,26 @@
  *   RefNotPermitted (ReferenceGrant is not read). An HTTPS listener without one usable certificate
  *   is Programmed=False; the Gateway's other listeners are unaffected.
  * - allowedRoutes: namespaces from Same (default) | All | Selector (matchLabels and
- *   matchExpressions on the route's namespace); kinds limited to HTTPRoute (others →
+ *   matchExpressions on the route's namespace); kinds HTTPRoute and GRPCRoute (others →
  *   ResolvedRefs=False/InvalidRouteKinds).
  *
- * HTTPRoutes: a parentRef to the Gateway (optionally `sectionName` and/or `port`) attaches the
+ * HTTPRoutes and GRPCRoutes (translated by http-route.ts / grpc-route.ts): a parentRef to the Gateway (optionally `sectionName` and/or `port`) attaches the
  * route to each listener it selects that allows it and whose hostname intersects the route's
  * `hostnames` (none = the listener's). `attachedRoutes` counts them. The parent status is
  * Accepted=True, or False with NotAllowedByListeners / NoMatchingListenerHostname /
  * NoMatchingParent; ResolvedRefs as the waypoint translator decides it (BackendNotFound).
  *
  * Routing on a port: the listeners on it, most specific hostname first; within a listener its
- * routes by Gateway API precedence — the most specific matching hostname, then the rule order of
- * http-route.ts (path, method, headers, query; oldest route). A listener with a hostname ends with
+ * routes by Gateway API precedence — the most specific matching hostname, then GRPCRoutes before
+ * HTTPRoutes (as at waypoints), then each kind's rule order (http-route.ts: path, method, headers,
+ * query; grpc-route.ts: service, method, headers; then the oldest route). A listener with a hostname ends with
  * a 404 for that hostname, so a request is only ever routed by the listener it belongs to.
  */
 import type { GatewayCertificate, HttpRoute } from '../../l7/config.js';
 import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import type { ConditionSpec } from '../status/policy-status.js';
-import { compareOrder, GATEWAY_GROUP, translateHttpRoute, type HttpRouteObject, type OrderedEntry, type ParentRef, type RouteOrder } from './http-route.js';
+import { translateGrpcRoute, type GrpcRouteObject } from './grpc-route.js';
+import { compareOrder, GATEWAY_GROUP, translateHttpRoute, type HttpRouteObject, type OrderedEntry, type ParentRef, type RouteOrder, type RouteTarget } from './http-route.js';
 import { ANY_HOST, compareHostSpecificity, intersectHosts, normaliseHost } from './ingress-hosts.js';
 import { INGRESS_GATEWAY_CLASSES, type IngressGatewayStatus, type ListenerStatusSpec } from './ingress-model.js';
 import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
@@ -80,7 +82,10 @@ export function ingressDeploymentName(gateway: IngressGatewayObject): string {
   return `${gateway.metadata.name ?? ''}-${gateway.spec?.gatewayClassName ?? ''}`;
 }
 
-const HTTP_ROUTE_KIND = { group: GATEWAY_GROUP, kind: 'HTTPRoute' };
+/** What an HTTP / HTTPS listener takes; GRPCRoutes are ordered before HTTPRoutes on a host, as at waypoints. */
+const ROUTE_KINDS = ['GRPCRoute', 'HTTPRoute'] as const;
+type IngressRouteKind = (typeof ROUTE_KINDS)[number];
+const SUPPORTED_KINDS = ROUTE_KINDS.map((kind) => ({ group: GATEWAY_GROUP, kind }));
 const LISTENER_FIELDS = new Set(['name', 'port', 'protocol', 'hostname', 'tls', 'allowedRoutes']);
 const SPEC_FIELDS = new Set(['gatewayClassName', 'listeners', 'infrastructure']);
 
@@ -100,7 +105,7 @@ interface ListenerState {
   /** Route keys attached to it. */
   attached: Set<string>;
   /** Route entries for it: route, precedence, and the host pattern it is confined to. */
-  entries: Array<{ route: HttpRoute; order: RouteOrder; pattern: string; clusters: ClusterRef[] }>;
+  entries: Array<{ route: HttpRoute; order: RouteOrder; group: number; pattern: string; clusters: ClusterRef[] }>;
 }
 
 const usable = (l: ListenerState): boolean => l.accepted === undefined && l.conflict === undefined;
@@ -143,9 +148,10 @@ function validateListener(l: ListenerState, gatewayNamespace: string, ctx: Front
   // Kinds.
   const kinds = l.spec.allowedRoutes?.kinds;
   if (kinds && kinds.length > 0) {
-    const bad = kinds.filter((k) => (k.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || k.kind !== 'HTTPRoute');
-    l.supportedKinds = kinds.length > bad.length ? [HTTP_ROUTE_KIND] : [];
-    if (bad.length) l.refs.push({ reason: 'InvalidRouteKinds', message: `${at}.allowedRoutes.kinds: ${bad.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind ?? '?'}`).join(', ')} not supported on ${l.protocol} (HTTPRoute)` });
+    const ok = (k: { group?: string; kind?: string }): boolean => (k.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (ROUTE_KINDS as readonly string[]).includes(k.kind ?? '');
+    const bad = kinds.filter((k) => !ok(k));
+    l.supportedKinds = SUPPORTED_KINDS.filter((s) => kinds.some((k) => ok(k) && k.kind === s.kind));
+    if (bad.length) l.refs.push({ reason: 'InvalidRouteKinds', message: `${at}.allowedRoutes.kinds: ${bad.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind ?? '?'}`).join(', ')} not supported on ${l.protocol} (HTTPRoute, GRPCRoute)` });
   }
   const from = l.spec.allowedRoutes?.namespaces?.from;
   if (from !== undefined && !['Same', 'All', 'Selector'].includes(from)) warnings.push(`${at}.allowedRoutes.namespaces.from: ${JSON.stringify(from)} is not Same, All or Selector; treated as Same`);
@@ -212,8 +218,9 @@ function listenerStatus(l: ListenerState): ListenerStatusSpec {
   return { name: l.name, supportedKinds: l.accepted ? [] : l.supportedKinds, attachedRoutes: l.attached.size, conditions };
 }
 
-/** One HTTPRoute translated for ingress use (once, whatever the number of Gateways). */
+/** One HTTPRoute / GRPCRoute translated for ingress use (once, whatever the number of Gateways). */
 interface IngressRouteTranslation {
+  kind: IngressRouteKind;
   entries: Array<{ route: HttpRoute; order: RouteOrder }>;
   clusters: ClusterRef[];
   issues: RouteIssue[];
@@ -227,12 +234,14 @@ interface IngressRouteTranslation {
 const GAMMA_HOSTNAMES_WARNING = 'spec.hostnames: ignored for mesh routes (GAMMA): the parent service decides';
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function translateForIngress(route: HttpRouteObject, ctx: FrontEndContext): IngressRouteTranslation {
-  const key = objectKey('HTTPRoute', route);
-  const run = (object: HttpRouteObject): Omit<IngressRouteTranslation, 'fallback'> => {
+type GatewayRouteObject = HttpRouteObject | GrpcRouteObject;
+
+function translateForIngress(kind: IngressRouteKind, route: GatewayRouteObject, ctx: FrontEndContext): IngressRouteTranslation {
+  const key = objectKey(kind, route);
+  const run = (object: GatewayRouteObject): Omit<IngressRouteTranslation, 'fallback'> => {
     // One synthetic target: the rules' routes with their precedence, independent of any service.
-    const target = { service: { namespace: object.metadata.namespace ?? 'default', name: 'ingress', hostname: 'ingress', ports: [0] } };
-    const t = translateHttpRoute(object, ctx.routeCtx, [target]);
+    const target: RouteTarget = { service: { namespace: object.metadata.namespace ?? 'default', name: 'ingress', hostname: 'ingress', ports: [0] } };
+    const t = kind === 'HTTPRoute' ? translateHttpRoute(object as HttpRouteObject, ctx.routeCtx, [target]) : translateGrpcRoute(object as GrpcRouteObject, ctx.routeCtx, [target]);
     const hostnames: string[] = [];
     const badHostnames: string[] = [];
     for (const h of object.spec?.hostnames ?? []) {
@@ -240,7 +249,7 @@ function translateForIngress(route: HttpRouteObject, ctx: FrontEndContext): Ingr
       if (HOSTNAME.test(host)) hostnames.push(host);
       else badHostnames.push(h);
     }
-    return { entries: (t.entries as OrderedEntry[]).map((e) => ({ route: e.route, order: e.order })), clusters: t.clusters, issues: t.issues, warnings: t.warnings.filter((w) => w !== GAMMA_HOSTNAMES_WARNING), hostnames, badHostnames };
+    return { kind, entries: (t.entries as OrderedEntry[]).map((e) => ({ route: e.route, order: e.order })), clusters: t.clusters, issues: t.issues, warnings: t.warnings.filter((w) => w !== GAMMA_HOSTNAMES_WARNING), hostnames, badHostnames };
   };
   const current = run(route);
   if (current.issues.length === 0) {
@@ -249,7 +258,7 @@ function translateForIngress(route: HttpRouteObject, ctx: FrontEndContext): Ingr
   }
   const last = lastValidOf(ctx, key, route);
   if (last) {
-    const previous = run({ ...route, spec: last.spec as HttpRouteObject['spec'] });
+    const previous = run({ ...route, spec: last.spec } as GatewayRouteObject);
     if (previous.issues.length === 0) {
       ctx.valid.set(key, last);
       return { ...previous, issues: current.issues, warnings: current.warnings, fallback: { ...(last.generation !== undefined ? { generation: last.generation } : {}) } };
@@ -267,10 +276,10 @@ interface ParentOutcome {
 }
 
 /** Attaches `route` (via its parentRefs to `gateway`) to the listeners; the parent's outcome, or undefined when it names no parent here. */
-function attachRoute(route: HttpRouteObject, t: IngressRouteTranslation, gateway: IngressGatewayObject, listeners: ListenerState[], ctx: FrontEndContext): ParentOutcome | undefined {
+function attachRoute(route: GatewayRouteObject, t: IngressRouteTranslation, gateway: IngressGatewayObject, listeners: ListenerState[], ctx: FrontEndContext): ParentOutcome | undefined {
   const routeNamespace = route.metadata.namespace ?? 'default';
   const gwNamespace = gateway.metadata.namespace ?? 'default';
-  const key = objectKey('HTTPRoute', route);
+  const key = objectKey(t.kind, route);
   const refs = (route.spec?.parentRefs ?? []).map((ref, index) => ({ ref, index })).filter(({ ref }: { ref: ParentRef }) => (ref.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (ref.kind ?? 'Gateway') === 'Gateway' && (ref.namespace ?? routeNamespace) === gwNamespace && ref.name === gateway.metadata.name);
   if (refs.length === 0) return undefined;
   const outcome: ParentOutcome = { accepted: false, messages: [], listeners: new Set() };
@@ -292,8 +301,8 @@ function attachRoute(route: HttpRouteObject, t: IngressRouteTranslation, gateway
         fail('NotAllowedByListeners', `${at}: listener ${l.name} is ${l.accepted ? 'not accepted' : 'conflicted'}`);
         continue;
       }
-      if (!l.supportedKinds.some((k) => k.kind === 'HTTPRoute')) {
-        fail('NotAllowedByListeners', `${at}: listener ${l.name} does not allow HTTPRoutes`);
+      if (!l.supportedKinds.some((k) => k.kind === t.kind)) {
+        fail('NotAllowedByListeners', `${at}: listener ${l.name} does not allow ${t.kind}s`);
         continue;
       }
       const from = l.spec.allowedRoutes?.namespaces?.from ?? 'Same';
@@ -311,7 +320,8 @@ function attachRoute(route: HttpRouteObject, t: IngressRouteTranslation, gateway
       attachedHere = true;
       l.attached.add(key);
       outcome.listeners.add(l.name);
-      for (const pattern of patterns) for (const e of t.entries) l.entries.push({ ...e, pattern, clusters: t.clusters });
+      const group = ROUTE_KINDS.indexOf(t.kind);
+      for (const pattern of patterns) for (const e of t.entries) l.entries.push({ ...e, group, pattern, clusters: t.clusters });
     }
     if (attachedHere) outcome.accepted = true;
   }
@@ -322,7 +332,7 @@ function routeParentConditions(gateway: IngressGatewayObject, t: IngressRouteTra
   const gw = `${gateway.metadata.namespace ?? 'default'}/${gateway.metadata.name ?? ''}`;
   const conditions: ConditionSpec[] = [];
   if (t.issues.length) {
-    const fallback = t.fallback ? `the gateway keeps serving the last valid version of this HTTPRoute${t.fallback.generation !== undefined ? ` (generation ${t.fallback.generation})` : ''}` : 'nothing of it is applied (no earlier valid version)';
+    const fallback = t.fallback ? `the gateway keeps serving the last valid version of this ${t.kind}${t.fallback.generation !== undefined ? ` (generation ${t.fallback.generation})` : ''}` : 'nothing of it is applied (no earlier valid version)';
     conditions.push({ type: 'Accepted', status: 'False', reason: t.issues[0]?.reason ?? 'Invalid', message: `${t.issues.map((i) => i.message).join('; ')}; ${fallback}` });
   } else if (!outcome.accepted) {
     conditions.push({ type: 'Accepted', status: 'False', reason: outcome.reason ?? 'NoMatchingParent', message: outcome.messages.join('; ') });
@@ -345,13 +355,16 @@ export interface GatewayApiPlan {
 /** Every Gateway API ingress Gateway of the view, planned; route parent statuses go to `ctx.status`. */
 export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, GatewayApiPlan> {
   const gateways = ((ctx.view.gateways ?? []) as IngressGatewayObject[]).filter(isIngressGateway).sort(byAge);
-  const routes = ((ctx.view.httpRoutes ?? []) as HttpRouteObject[]).slice().sort(byAge);
+  const routes: Array<{ kind: IngressRouteKind; route: GatewayRouteObject }> = [
+    ...((ctx.view.grpcRoutes ?? []) as GrpcRouteObject[]).slice().sort(byAge).map((route) => ({ kind: 'GRPCRoute' as const, route })),
+    ...((ctx.view.httpRoutes ?? []) as HttpRouteObject[]).slice().sort(byAge).map((route) => ({ kind: 'HTTPRoute' as const, route })),
+  ];
   const translations = new Map<string, IngressRouteTranslation>();
-  const translationOf = (route: HttpRouteObject): IngressRouteTranslation => {
-    const key = objectKey('HTTPRoute', route);
+  const translationOf = (kind: IngressRouteKind, route: GatewayRouteObject): IngressRouteTranslation => {
+    const key = objectKey(kind, route);
     let t = translations.get(key);
     if (!t) {
-      t = translateForIngress(route, ctx);
+      t = translateForIngress(kind, route, ctx);
       translations.set(key, t);
     }
     return t;
@@ -375,17 +388,18 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       hostname: spec.hostname ? normaliseHost(spec.hostname) : ANY_HOST,
       refs: [],
       certificates: [],
-      supportedKinds: [HTTP_ROUTE_KIND],
+      supportedKinds: [...SUPPORTED_KINDS],
       attached: new Set(),
       entries: [],
     }));
     for (const l of listeners) validateListener(l, namespace, ctx, warnings);
     findConflicts(listeners);
 
-    for (const route of routes) {
-      const t = translationOf(route);
+    for (const { kind, route } of routes) {
+      if (!route.spec?.parentRefs?.some((ref) => ref.name === name)) continue;
+      const t = translationOf(kind, route);
       const outcome = attachRoute(route, t, gateway, listeners, ctx);
-      if (outcome) ctx.status.set(`${objectKey('HTTPRoute', route)}@${namespace}/${name}`, routeParentConditions(gateway, t, outcome));
+      if (outcome) ctx.status.set(`${objectKey(kind, route)}@${namespace}/${name}`, routeParentConditions(gateway, t, outcome));
     }
 
     const deploymentName = ingressDeploymentName(gateway);
@@ -412,7 +426,7 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       port.names.push(`Gateway/${namespace}/${name}/${l.name}`);
       port.certificates.push(...l.certificates);
       const names = new Set(port.routes.map((r) => r.name));
-      const ordered = l.entries.slice().sort((a, b) => compareHostSpecificity(a.pattern, b.pattern) || compareOrder(a.order, b.order));
+      const ordered = l.entries.slice().sort((a, b) => compareHostSpecificity(a.pattern, b.pattern) || a.group - b.group || compareOrder(a.order, b.order));
       for (const e of ordered) {
         for (const r of hostRoutes([e.route], e.pattern)) {
           if (names.has(r.name)) continue;
