@@ -38,6 +38,7 @@ import { WaypointStatusWriter } from './status/waypoint-status.js';
 import { WaypointDeployer } from './waypoint/deployer.js';
 import { ManagedObjects } from './waypoint/managed-objects.js';
 import { IngressDeployer } from './gateway/ingress-deployer.js';
+import { GatewayClasses } from './gateway/gateway-classes.js';
 import { computeIngress } from './translate/ingress-config.js';
 import { PolicyStatusWriter } from './status/policy-status.js';
 import { PodRedirectionWriter } from './status/redirection.js';
@@ -107,6 +108,7 @@ export class ControllerApp {
   readonly #managed: ManagedObjects;
   readonly #waypoints: WaypointDeployer;
   readonly #ingress: IngressDeployer;
+  readonly #gatewayClasses: GatewayClasses;
   readonly #waypointStatus: WaypointStatusWriter;
   readonly #routeStatus: RouteStatusWriter;
   readonly #waypointConfigs: WaypointPublisher;
@@ -158,6 +160,7 @@ export class ControllerApp {
     const caAddress = `amesh-controller.${config.namespace}.svc:${CA_PORT}`;
     this.#waypoints = new WaypointDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, clusterDomain: config.clusterDomain, caAddress, objects: this.#managed });
     this.#ingress = new IngressDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, caAddress, objects: this.#managed });
+    this.#gatewayClasses = new GatewayClasses({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
     this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
     this.#routeStatus = new RouteStatusWriter({ kubeConfig, log: opts.log, clusterDomain: config.clusterDomain });
     this.#waypointConfigs = new WaypointPublisher({
@@ -254,6 +257,7 @@ export class ControllerApp {
     await this.#waypoints.start();
     await this.#ingress.start();
     await this.#managed.start();
+    await this.#gatewayClasses.start();
     await this.mesh.whenSynced();
     const published = this.#publisher.start();
     this.#log.info(published, 'mesh synced and published');
@@ -314,6 +318,7 @@ export class ControllerApp {
     await this.#waypoints.stop();
     await this.#ingress.stop();
     await this.#managed.stop();
+    await this.#gatewayClasses.stop();
     this.#waypointStatus.stop();
     this.#routeStatus.stop();
     await this.mesh.stop();

@@ -12,12 +12,15 @@
  * - frontend-gateway (Istio Gateway): the default `amesh-ingressgateway` in amesh-system, with
  *   `istio: ingressgateway` pods; the Istio Gateway and its VirtualService get conditions; once
  *   the Istio Gateway is deleted, the default gateway's objects are deleted too.
+ * - GatewayClasses `amesh` and `istio`: created when absent, Accepted; an existing one is only
+ *   given the condition.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { GatewayClasses } from '../../src/controller/gateway/gateway-classes.js';
 import { IngressDeployer } from '../../src/controller/gateway/ingress-deployer.js';
 import { MeshIndex } from '../../src/controller/mesh/mesh-index.js';
 import { RouteStatusWriter } from '../../src/controller/status/route-status.js';
@@ -48,6 +51,8 @@ interface GatewayStatus {
   listeners?: Array<{ name: string; attachedRoutes: number; conditions: Condition[] }>;
 }
 
+const condition = (list: Condition[] | undefined, type: string): Condition | undefined => list?.find((c) => c.type === type);
+
 function sample(file: string): KubeObject[] {
   return parseAllDocuments(readFileSync(join(SAMPLES, file), 'utf8'))
     .map((d) => d.toJSON() as KubeObject | null)
@@ -65,7 +70,6 @@ describe('IngressDeployer against the embedded API server', () => {
   const get = (apiVersion: string, kind: string, namespace: string, name: string): KubeObject | undefined => h.store.get(apiVersion, kind, namespace, name);
   const objects = (namespace: string, name: string): Array<KubeObject | undefined> => [get('v1', 'ServiceAccount', namespace, name), get('apps/v1', 'Deployment', namespace, name), get('v1', 'Service', namespace, name)];
   const gatewayStatus = (name: string): GatewayStatus => (get(GATEWAY_API, 'Gateway', 'demo', name)?.status ?? {}) as GatewayStatus;
-  const condition = (list: Condition[] | undefined, type: string): Condition | undefined => list?.find((c) => c.type === type);
 
   beforeAll(async () => {
     h = await startHarness();
@@ -221,5 +225,40 @@ describe('IngressDeployer against the embedded API server', () => {
       for (const object of objects('demo', 'demo-gateway-istio')) expect(object).toBeUndefined();
       expect(store.get(WAYPOINT_CONFIG_TYPE_URL, 'demo/demo-gateway-istio')).toBeUndefined();
     }, { ...WAIT, description: 'garbage collection' });
+  });
+});
+
+describe('GatewayClasses against the embedded API server', () => {
+  let h: Harness;
+  let classes: GatewayClasses;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    // An `istio` class made for Istio already exists: amesh only adds its condition.
+    h.store.create({ apiVersion: GATEWAY_API, kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } });
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(h.kubeconfig);
+    classes = new GatewayClasses({ kubeConfig, log: silentLogger });
+    await classes.start();
+  });
+
+  afterAll(async () => {
+    await classes?.stop();
+    await h?.close();
+  });
+
+  it('creates amesh, accepts both, leaves the existing istio class’s spec alone', async () => {
+    const cls = (name: string) => h.store.get(GATEWAY_API, 'GatewayClass', undefined, name) as (KubeObject & { spec: { controllerName: string }; status?: { conditions?: Condition[] } }) | undefined;
+    await eventually(() => {
+      expect(cls('amesh')?.spec.controllerName).toBe(INGRESS_CONTROLLER_NAME);
+      expect(condition(cls('amesh')?.status?.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+      expect(condition(cls('istio')?.status?.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', message: expect.stringContaining('controllerName istio.io/gateway-controller is not amesh') });
+    }, { ...WAIT, description: 'GatewayClasses accepted' });
+    expect(cls('istio')?.spec.controllerName).toBe('istio.io/gateway-controller');
+    const versions = [cls('amesh')?.metadata.resourceVersion, cls('istio')?.metadata.resourceVersion];
+    await classes.idle();
+    await new Promise((r) => setTimeout(r, 200));
+    await classes.idle();
+    expect([cls('amesh')?.metadata.resourceVersion, cls('istio')?.metadata.resourceVersion]).toEqual(versions);
   });
 });

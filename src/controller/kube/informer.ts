@@ -52,6 +52,7 @@ export const RESOURCES = {
   gateways: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' },
   httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' },
   grpcRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes' },
+  gatewayClasses: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses' },
   virtualServices: { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices' },
   istioGateways: { group: 'networking.istio.io', version: 'v1', plural: 'gateways' },
   secrets: { group: '', version: 'v1', plural: 'secrets' },
