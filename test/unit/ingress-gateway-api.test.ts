@@ -281,6 +281,21 @@ describe('route attachment', () => {
     expect(listenerOf(result, 'wild')?.attachedRoutes).toBe(2);
   });
 
+  it('a matching hostname ranks above a longer path (Gateway API precedence), and falls through within a listener', () => {
+    const result = run([
+      gateway([{ name: 'http', port: 80, protocol: 'HTTP' }]),
+      route('host', toFrontend({ hostnames: ['a.example.com'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'frontend', port: 80 }] }] })),
+      route('path', toBackend({ rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/very/long/path' } }], backendRefs: [{ name: 'backend', port: 80 }] }] })),
+      route('header', toBackend({ hostnames: ['b.example.com'], rules: [{ matches: [{ headers: [{ name: 'x-canary', value: '1' }] }], backendRefs: [{ name: 'backend', port: 80 }] }] })),
+    ]);
+    const config = configOf(result, 'demo/edge-amesh');
+    expect(routeOf(config, 80, 'a.example.com', '/very/long/path')).toBe(FRONTEND);
+    expect(routeOf(config, 80, 'z.example.com', '/very/long/path')).toBe(BACKEND);
+    // b.example.com has a route that does not match: the request falls through to the routes for any host.
+    expect(routeOf(config, 80, 'b.example.com', '/very/long/path/x')).toBe(BACKEND);
+    expect(routeOf(config, 80, 'b.example.com', '/')).toBe('404');
+  });
+
   it('an invalid route: Accepted=False with ResolvedRefs=False/BackendNotFound; its last valid spec keeps serving', () => {
     const gw = gateway([{ name: 'http', port: 80, protocol: 'HTTP' }]);
     const good = { ...route('r', toFrontend()), metadata: { name: 'r', namespace: 'demo', uid: 'uid-r', generation: 1 } };

@@ -197,6 +197,18 @@ describe('all seeds together', async () => {
     expect([...result.valid.keys()].sort()).toEqual(['HTTPRoute/demo/frontend', 'HTTPRoute/demo/secure-frontend', 'VirtualService/demo/frontend', 'VirtualService/demo/myapp', 'VirtualService/demo/myapp-https']);
   });
 
+  it('is the same whatever the order of the lists (pure and total)', () => {
+    // Creation times follow file order (ages matter); the lists themselves are reversed.
+    const view = seedView(files, { extra: { secrets } });
+    const shuffled = { ...view, services: [...view.services].reverse(), pods: [...view.pods].reverse(), virtualServices: [...(view.virtualServices ?? [])].reverse(), istioGateways: [...(view.istioGateways ?? [])].reverse(), httpRoutes: [...(view.httpRoutes ?? [])].reverse(), gateways: [...(view.gateways ?? [])].reverse() };
+    const sorted = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const a = compute(view);
+    const b = compute(shuffled);
+    expect(JSON.stringify(sorted(b.configs))).toBe(JSON.stringify(sorted(a.configs)));
+    expect(JSON.stringify(sorted(b.status))).toBe(JSON.stringify(sorted(a.status)));
+    expect(JSON.stringify(sorted(b.deployments))).toBe(JSON.stringify(sorted(a.deployments)));
+  });
+
   it('no Istio Gateway → no default ingress gateway', () => {
     const without = compute(seedView([DEMO, gatewaySample('demo-gateway.yaml'), gatewaySample('nginx.yaml')]));
     expect(without.deployments.has(DEFAULT_KEY)).toBe(false);
