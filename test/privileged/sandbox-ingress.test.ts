@@ -6,8 +6,8 @@
  *   --outside`), from the host through the loopback port recorded in `sandbox.amesh.io/host-ports`,
  *   and from a pod; the outside namespace reaches nothing else of the cluster;
  * - the address and host port survive a daemon restart (`down --keep` + `up`);
- * - pod sysctls: net.ipv4.ip_unprivileged_port_start is set in the pod's namespace, a non-network
- *   sysctl makes the pod SysctlForbidden;
+ * - pod sysctls: net.ipv4.ip_unprivileged_port_start is set in the pod's namespace (uid 1337 can
+ *   bind port 81 there), a non-network sysctl makes the pod SysctlForbidden;
  * - `sandbox down` removes the outside namespace and closes the host port.
  */
 import { existsSync } from 'node:fs';
@@ -133,6 +133,12 @@ describe.skipIf(!guard.run)('LoadBalancer Services (privileged sandbox)', () => 
   it('applies the pod sysctl in the pod namespace and rejects a non-network sysctl', async () => {
     const r = exec(`default/${echoPod()}`, 'sysctl', '-n', 'net.ipv4.ip_unprivileged_port_start');
     expect(r.stdout.trim(), r.stderr).toBe('0');
+    // What the sysctl is for: uid 1337 (the gateway's) may bind a port below 1024 in the pod,
+    // not in a namespace without it (the sandbox runs containers as root, so it is shown with setpriv).
+    const bind81 = ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, '-e', "require('net').createServer().on('error', (e) => { console.log(e.code); process.exit(1); }).listen(81, () => { console.log('bound'); process.exit(0); })"];
+    const inPod = exec(`default/${echoPod()}`, ...bind81);
+    expect(inPod.stdout.trim(), inPod.stderr).toBe('bound');
+    expect(outside(...bind81).stdout.trim()).toBe('EACCES');
     apply('apiVersion: v1\nkind: Pod\nmetadata: {name: forbidden, namespace: default}\nspec: {securityContext: {sysctls: [{name: kernel.msgmax, value: "65536"}]}, containers: [{name: c, image: hashicorp/http-echo}]}');
     await eventually(() => expect(kubectlOk('get', 'pod', 'forbidden', '-o', 'jsonpath={.status.phase} {.status.reason}')).toBe('Failed SysctlForbidden'), {
       timeoutMs: 10_000,
