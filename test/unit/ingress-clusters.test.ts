@@ -57,6 +57,17 @@ describe('ingress clusters', () => {
     expect(config.clusters.find((c) => c.name === 'outbound|80|v2|backend.demo.svc.cluster.local')?.endpoints[0]?.waypoint).toBeUndefined();
   });
 
+  it('a waypoint without an address yet: the pods are used and the VirtualService routing there says why', () => {
+    const objects = withLabels(base(), 'Service', 'frontend', { 'istio.io/ingress-use-waypoint': 'true' });
+    const extra: Partial<MeshView> = { namespaces: [{ metadata: { name: 'demo', labels: { 'istio.io/dataplane-mode': 'ambient', 'istio.io/use-waypoint': 'waypoint' } } }] };
+    const headless = { ...waypointService, spec: { ...(waypointService.spec as object), clusterIP: 'None' } };
+    const result = compute(viewOf([...objects, waypoint, headless], { extra }));
+    expect(configOf(result, DEFAULT_KEY).clusters.find((c) => c.name === FRONTEND)?.endpoints[0]).toMatchObject({ address: '10.0.0.1', hbone: true });
+    const warning = result.status.get('VirtualService/demo/frontend')?.find((c) => c.type === 'Warning');
+    expect(warning?.message).toContain('istio.io/ingress-use-waypoint=true but the service');
+    expect(result.status.get('VirtualService/demo/split')?.some((c) => c.type === 'Warning')).toBe(false);
+  });
+
   it('the label without a waypoint bound changes nothing', () => {
     const objects = withLabels([...loadYaml(DEMO), ...loadYaml(gatewaySample('frontend-gateway.yaml'))], 'Service', 'frontend', { 'istio.io/ingress-use-waypoint': 'true' });
     const config = configOf(compute(viewOf(objects)), DEFAULT_KEY);

@@ -296,6 +296,14 @@ describe('route attachment', () => {
     expect(routeOf(config, 80, 'b.example.com', '/')).toBe('404');
   });
 
+  it('invalid hostnames match nothing (never widened to any host), with a warning naming them', () => {
+    const result = run([gateway([{ name: 'http', port: 80, protocol: 'HTTP' }]), route('bad', toFrontend({ hostnames: ['not a host', '10.0.0.1:80'] }))]);
+    const conditions = result.status.get('HTTPRoute/demo/bad@demo/edge');
+    expect(condition(conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'NoMatchingListenerHostname' });
+    expect(condition(conditions, 'Warning')?.message).toContain('"not a host" is not a hostname');
+    expect(routeOf(configOf(result, 'demo/edge-amesh'), 80, 'x')).toBe('404');
+  });
+
   it('an invalid route: Accepted=False with ResolvedRefs=False/BackendNotFound; its last valid spec keeps serving', () => {
     const gw = gateway([{ name: 'http', port: 80, protocol: 'HTTP' }]);
     const good = { ...route('r', toFrontend()), metadata: { name: 'r', namespace: 'demo', uid: 'uid-r', generation: 1 } };

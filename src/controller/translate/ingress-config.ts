@@ -19,6 +19,7 @@
  */
 import type { WaypointConfig } from '../../l7/config.js';
 import type { MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
+import type { ConditionSpec } from '../status/policy-status.js';
 import { effectiveDestinationRules, translateDestinationRule, type DestinationRuleObject, type RuleCandidate } from './destination-rule.js';
 import { ingressClusters } from './ingress-clusters.js';
 import { planGatewayApiGateways } from './ingress-gateway-api.js';
@@ -51,6 +52,15 @@ function routeContext(view: MeshView, resources: MeshResources, clusterDomain: s
   }
   const { byHost } = effectiveDestinationRules(candidates, [...services.values()]);
   return { clusterDomain, services, destinationRules: byHost };
+}
+
+/** Adds `message` to the Warning condition of `key` (creating it). */
+function addWarning(status: Map<string, ConditionSpec[]>, key: string, message: string): void {
+  const conditions = status.get(key) ?? [];
+  const warning = conditions.find((c) => c.type === 'Warning');
+  const rest = conditions.filter((c) => c !== warning);
+  const text = warning ? (warning.message.includes(message) ? warning.message : `${warning.message}; ${message}`) : message;
+  status.set(key, [...rest, { type: 'Warning', status: 'True', reason: 'IgnoredFields', message: text }]);
 }
 
 /** Cluster names the planned ports use. */
@@ -86,7 +96,7 @@ export function computeIngress(view: MeshView, resources: MeshResources, options
   const deployments = new Map<string, IngressDeployment>();
   const configs = new Map<string, WaypointConfig>();
   const gateways = new Map<string, IngressGatewayStatus>();
-  const build = (plan: DeploymentPlan): { config: WaypointConfig; notes: string[] } => {
+  const build = (plan: DeploymentPlan): void => {
     const used = usedClusters(plan);
     const refs = [...plan.clusters.values()].filter((c) => used.has(c.name));
     const { clusters, notes } = ingressClusters(refs, { view, resources, destinationRules: routeCtx.destinationRules, trustDomain: options.trustDomain, clusterDomain });
@@ -95,17 +105,12 @@ export function computeIngress(view: MeshView, resources: MeshResources, options
     const ports = (config.listeners ?? []).map((l) => ({ name: `${l.protocol.toLowerCase()}-${l.port}`, port: l.port }));
     deployments.set(key, { ...plan.deployment, ports });
     configs.set(key, config);
-    return { config, notes: [...notes.values()] };
+    // A note about a cluster (its waypoint could not be used) goes to the objects routing to it.
+    for (const [cluster, note] of notes) for (const user of plan.clusterUsers.get(cluster) ?? []) addWarning(ctx.status, user, `${key}: ${note}`);
   };
   for (const [key, { plan, status }] of gatewayApi) {
-    const { notes } = build(plan);
-    const conditions = [...status.conditions];
-    if (notes.length) {
-      const warning = conditions.find((c) => c.type === 'Warning');
-      if (warning) warning.message = `${warning.message}; ${notes.join('; ')}`;
-      else conditions.push({ type: 'Warning', status: 'True', reason: 'IgnoredFields', message: notes.join('; ') });
-    }
-    gateways.set(key, { ...status, conditions });
+    build(plan);
+    gateways.set(key, status);
   }
   if (istio) build(istio);
   return { deployments, configs, gateways, status: ctx.status, valid: ctx.valid };

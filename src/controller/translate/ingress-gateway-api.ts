@@ -38,7 +38,7 @@ import { translateGrpcRoute, type GrpcRouteObject } from './grpc-route.js';
 import { compareOrder, GATEWAY_GROUP, translateHttpRoute, type HttpRouteObject, type OrderedEntry, type ParentRef, type RouteOrder, type RouteTarget } from './http-route.js';
 import { ANY_HOST, compareHostSpecificity, intersectHosts, normaliseHost } from './ingress-hosts.js';
 import { INGRESS_GATEWAY_CLASSES, type IngressGatewayStatus, type ListenerStatusSpec } from './ingress-model.js';
-import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
+import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
 import { certificateFrom } from './ingress-secrets.js';
 import type { ClusterRef, RouteIssue } from './route-model.js';
 
@@ -105,7 +105,7 @@ interface ListenerState {
   /** Route keys attached to it. */
   attached: Set<string>;
   /** Route entries for it: route, precedence, and the host pattern it is confined to. */
-  entries: Array<{ route: HttpRoute; order: RouteOrder; group: number; pattern: string; clusters: ClusterRef[] }>;
+  entries: Array<{ route: HttpRoute; order: RouteOrder; group: number; pattern: string; clusters: ClusterRef[]; statusKey: string }>;
 }
 
 const usable = (l: ListenerState): boolean => l.accepted === undefined && l.conflict === undefined;
@@ -311,17 +311,19 @@ function attachRoute(route: GatewayRouteObject, t: IngressRouteTranslation, gate
         fail('NotAllowedByListeners', `${at}: listener ${l.name} allows routes from ${from === 'Selector' ? 'namespaces matching its selector' : 'its own namespace'} only`);
         continue;
       }
-      const wanted = t.hostnames.length ? t.hostnames : [ANY_HOST];
+      // No hostnames = any; hostnames that are all invalid = none (ignoring them would widen the route).
+      const wanted = t.hostnames.length || t.badHostnames.length ? t.hostnames : [ANY_HOST];
       const patterns = [...new Set(wanted.map((h) => intersectHosts(l.hostname, h)).filter((h): h is string => h !== undefined))];
       if (patterns.length === 0) {
-        fail('NoMatchingListenerHostname', `${at}: listener ${l.name} (hostname ${l.hostname}) matches none of the route's hostnames ${t.hostnames.join(', ')}`);
+        fail('NoMatchingListenerHostname', `${at}: listener ${l.name} (hostname ${l.hostname}) matches none of the route's hostnames ${[...t.hostnames, ...t.badHostnames].join(', ')}`);
         continue;
       }
       attachedHere = true;
       l.attached.add(key);
       outcome.listeners.add(l.name);
       const group = ROUTE_KINDS.indexOf(t.kind);
-      for (const pattern of patterns) for (const e of t.entries) l.entries.push({ ...e, group, pattern, clusters: t.clusters });
+      const statusKey = `${key}@${gwNamespace}/${gateway.metadata.name ?? ''}`;
+      for (const pattern of patterns) for (const e of t.entries) l.entries.push({ ...e, group, pattern, clusters: t.clusters, statusKey });
     }
     if (attachedHere) outcome.accepted = true;
   }
@@ -342,7 +344,7 @@ function routeParentConditions(gateway: IngressGatewayObject, t: IngressRouteTra
   }
   const unresolved = t.issues.filter((i) => i.reason === 'InvalidDestination');
   conditions.push(unresolved.length ? { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: unresolved.map((i) => i.message).join('; ') } : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all references resolved' });
-  const warnings = [...t.warnings, ...t.badHostnames.map((h) => `spec.hostnames: ${JSON.stringify(h)} is not a hostname; ignored`)];
+  const warnings = [...t.warnings, ...t.badHostnames.map((h) => `spec.hostnames: ${JSON.stringify(h)} is not a hostname (a DNS name, optionally *.-prefixed); it matches nothing`)];
   if (warnings.length) conditions.push({ type: 'Warning', status: 'True', reason: 'IgnoredFields', message: [...new Set(warnings)].join('; ') });
   return conditions;
 }
@@ -415,6 +417,7 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       identity: `spiffe://${ctx.trustDomain}/ns/${namespace}/sa/${deploymentName}`,
       ports: new Map(),
       clusters: new Map(),
+      clusterUsers: new Map(),
     };
     const served = listeners.filter(programmed).sort((a, b) => a.port - b.port || compareHostSpecificity(a.hostname, b.hostname));
     for (const l of served) {
@@ -432,7 +435,7 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
           if (names.has(r.name)) continue;
           names.add(r.name);
           port.routes.push(r);
-          for (const c of e.clusters) if (clusterNamed(r, c.name)) plan.clusters.set(c.name, c);
+          for (const c of e.clusters) if (clusterNamed(r, c.name)) noteClusterUse(plan, c, e.statusKey);
         }
       }
       const close = closeHost(l.hostname);

@@ -34,7 +34,7 @@ import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import type { ConditionSpec } from '../status/policy-status.js';
 import { ANY_HOST, compareHostSpecificity, intersectHosts, normaliseHost } from './ingress-hosts.js';
 import { DEFAULT_INGRESS_LABELS, DEFAULT_INGRESS_NAME } from './ingress-model.js';
-import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext, type ListenerProtocol, type PortPlan } from './ingress-plan.js';
+import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext, type ListenerProtocol, type PortPlan } from './ingress-plan.js';
 import { certificateFrom } from './ingress-secrets.js';
 import { isIssue, resolveDestination, resolveHost, type ClusterRef, type RouteIssue } from './route-model.js';
 import { Collector, MESH_GATEWAY, translateRule, type IstioDestination, type IstioHttpRoute, type VirtualServiceObject } from './virtual-service.js';
@@ -361,7 +361,7 @@ export function planIstioGateways(ctx: FrontEndContext): DeploymentPlan | undefi
   }
 
   // VirtualServices bound to those Gateways.
-  const clusters = new Map<string, ClusterRef>();
+  const uses = { clusters: new Map<string, ClusterRef>(), clusterUsers: new Map<string, Set<string>>() };
   const vhosts = new Map<number, Map<string, HttpRoute[]>>();
   const gatewayVirtualServices = ((ctx.view.virtualServices ?? []) as VirtualServiceObject[]).filter((vs) => gatewayRefs(vs.spec?.gateways, vs.metadata.namespace ?? 'default').length > 0).sort(byAge);
   for (const vs of gatewayVirtualServices) {
@@ -381,9 +381,10 @@ export function planIstioGateways(ctx: FrontEndContext): DeploymentPlan | undefi
     }
     ctx.status.set(key, virtualServiceConditions(deploymentKey, use, fallback, current));
     for (const c of use.contributions) {
-      for (const ref of c.clusters) clusters.set(ref.name, ref);
+      for (const ref of c.clusters) noteClusterUse(uses, ref, key);
       if (c.kind === 'l4') {
-        ports.get(c.port)?.l4Routes.push(c.route);
+        const plan = ports.get(c.port);
+        if (plan && !plan.l4Routes.some((r) => r.name === c.route.name)) plan.l4Routes.push(c.route);
         continue;
       }
       const byHost = vhosts.get(c.port) ?? new Map<string, HttpRoute[]>();
@@ -427,6 +428,6 @@ export function planIstioGateways(ctx: FrontEndContext): DeploymentPlan | undefi
     },
     identity: `spiffe://${ctx.trustDomain}/ns/${ctx.controllerNamespace}/sa/${DEFAULT_INGRESS_NAME}`,
     ports,
-    clusters,
+    ...uses,
   };
 }

@@ -81,6 +81,15 @@ export interface DeploymentPlan {
   ports: Map<number, PortPlan>;
   /** Every cluster a route of this deployment names. */
   clusters: Map<string, ClusterRef>;
+  /** Status keys of the routing objects that use each cluster (where a note about it belongs). */
+  clusterUsers: Map<string, Set<string>>;
+}
+
+export function noteClusterUse(plan: Pick<DeploymentPlan, 'clusters' | 'clusterUsers'>, ref: ClusterRef, statusKey: string): void {
+  plan.clusters.set(ref.name, ref);
+  const users = plan.clusterUsers.get(ref.name) ?? new Set<string>();
+  users.add(statusKey);
+  plan.clusterUsers.set(ref.name, users);
 }
 
 export function newPortPlan(port: number, protocol: ListenerProtocol): PortPlan {
