@@ -153,7 +153,8 @@ const PRINTERS: Record<string, Printer> = {
       ['Name', 0, name],
       ['Type', 0, str(path('spec', 'type'), 'ClusterIP')],
       ['Cluster-IP', 0, str(path('spec', 'clusterIP'))],
-      ['External-IP', 0, (o) => ((path('status', 'loadBalancer', 'ingress')(o) as Array<{ ip?: string }> | undefined) ?? []).map((i) => i.ip ?? '').join(',') || '<none>'],
+      // kubectl prints <pending> for a LoadBalancer still waiting for its address.
+      ['External-IP', 0, (o) => ((path('status', 'loadBalancer', 'ingress')(o) as Array<{ ip?: string }> | undefined) ?? []).map((i) => i.ip ?? '').join(',') || (path('spec', 'type')(o) === 'LoadBalancer' ? '<pending>' : '<none>')],
       ['Port(s)', 0, servicePorts],
       ['Age', 0, age],
       ['Selector', 1, selectorText(path('spec', 'selector'))],
