@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { KubeObjectLike, MeshView } from '../../src/controller/mesh/compute-mesh-resources.js';
+import { computeMeshResources } from '../../src/controller/mesh/compute-mesh-resources.js';
+import { computeWaypointConfigs } from '../../src/controller/translate/waypoint-config.js';
 import { assertValid, compute, configOf, DEMO, FRONTEND, gatewaySample, loadYaml, routeOf, viewOf } from '../helpers/ingress-fixtures.js';
 
 const DEFAULT_KEY = 'amesh-system/amesh-ingressgateway';
@@ -73,6 +75,16 @@ describe('ingress clusters', () => {
     const config = configOf(compute(viewOf(objects)), DEFAULT_KEY);
     expect(config.clusters[0]?.endpoints[0]).toMatchObject({ address: '10.0.0.1', hbone: true });
     expect(config.clusters[0]?.endpoints[0]?.waypoint).toBeUndefined();
+  });
+
+  it('a DestinationRule turned invalid keeps its last valid policy when the waypoint translator’s last valid set is given', () => {
+    const objects = base();
+    const first = viewOf([...objects, waypoint, waypointService]);
+    const { valid } = computeWaypointConfigs(first, computeMeshResources(first, { trustDomain: 'cluster.local' }), { trustDomain: 'cluster.local' });
+    const broken = objects.map((o) => (o.kind === 'DestinationRule' ? { ...o, spec: { ...(o.spec as object), trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' }, connectionPool: { tcp: { maxConnections: -1 } } } } } : o));
+    const lb = (options: Parameters<typeof compute>[1]) => configOf(compute(viewOf([...broken, waypoint, waypointService]), options), DEFAULT_KEY).clusters.find((c) => c.subset === 'v2')?.lb;
+    expect(lb({})).toBeUndefined(); // the subset is gone with the rule: the VirtualService naming it is rejected
+    expect(lb({ waypointLastValid: valid })).toBe('ROUND_ROBIN');
   });
 
   it('DestinationRule policy and subsets apply as at waypoints; only clusters the routes use are listed', () => {

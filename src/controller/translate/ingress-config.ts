@@ -27,6 +27,7 @@ import { planIstioGateways } from './ingress-istio.js';
 import type { IngressDeployment, IngressGatewayStatus, IngressLastValid, IngressResult } from './ingress-model.js';
 import { assembleConfig, objectKey, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
 import { secretLookup } from './ingress-secrets.js';
+import type { LastValid } from './waypoint-config.js';
 import type { RouteContext, RouteService } from './route-model.js';
 import { DEFAULT_CLUSTER_DOMAIN, serviceHostname } from './service.js';
 
@@ -39,16 +40,25 @@ export interface IngressOptions {
   controllerNamespace?: string;
   /** IngressResult.valid of the previous round. */
   lastValid?: ReadonlyMap<string, IngressLastValid>;
+  /**
+   * The waypoint translator's last valid translations (WaypointConfigResult.valid): a
+   * DestinationRule that turned invalid keeps its last valid policy at gateways too, as at
+   * waypoints. Without it such a rule is simply not applied at gateways.
+   */
+  waypointLastValid?: ReadonlyMap<string, LastValid>;
 }
 
-function routeContext(view: MeshView, resources: MeshResources, clusterDomain: string): RouteContext {
+function routeContext(view: MeshView, resources: MeshResources, clusterDomain: string, waypointLastValid: ReadonlyMap<string, LastValid> | undefined): RouteContext {
   const services = new Map<string, RouteService>();
   for (const s of resources.services.values()) services.set(s.hostname, { namespace: s.namespace, name: s.name, hostname: s.hostname, ports: [...new Set(s.ports.map((p) => p.servicePort))] });
   const candidates: RuleCandidate[] = [];
   for (const dr of (view.destinationRules ?? []) as DestinationRuleObject[]) {
+    const key = objectKey('DestinationRule', dr);
     const t = translateDestinationRule(dr, clusterDomain);
-    if (t.issues.length || !t.host) continue;
-    candidates.push({ key: objectKey('DestinationRule', dr).slice('DestinationRule/'.length), namespace: dr.metadata.namespace ?? 'default', creationTimestamp: dr.metadata.creationTimestamp, host: t.host, rule: t.rule });
+    const last = waypointLastValid?.get(key);
+    const use = t.issues.length === 0 ? t : last && last.uid === dr.metadata.uid ? last.destinationRule : undefined;
+    if (!use?.host) continue;
+    candidates.push({ key: key.slice('DestinationRule/'.length), namespace: dr.metadata.namespace ?? 'default', creationTimestamp: dr.metadata.creationTimestamp, host: use.host, rule: use.rule });
   }
   const { byHost } = effectiveDestinationRules(candidates, [...services.values()]);
   return { clusterDomain, services, destinationRules: byHost };
@@ -78,7 +88,7 @@ function usedClusters(plan: DeploymentPlan): Set<string> {
 
 export function computeIngress(view: MeshView, resources: MeshResources, options: IngressOptions): IngressResult {
   const clusterDomain = options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
-  const routeCtx = routeContext(view, resources, clusterDomain);
+  const routeCtx = routeContext(view, resources, clusterDomain, options.waypointLastValid);
   const ctx: FrontEndContext = {
     view,
     routeCtx,
