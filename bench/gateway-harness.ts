@@ -6,6 +6,9 @@
  *   direct  wrk / open-loop client ─HTTP/1.1→ backend (v1 of the waypoint bench's backends)
  *   nginx   client ─HTTPS (TLS 1.3, keep-alive)→ nginx (1 worker, `ssl` server, upstream keepalive 32) ─HTTP/1.1→ backend
  *   amesh   client ─HTTPS→ amesh gateway (GatewayProxy, src/gateway/app.ts) ─HBONE (mTLS h2 CONNECT)→ destination agent ─TCP→ backend
+ *   amesh-plain  as amesh with a plain-TCP endpoint (a backend outside the mesh): nginx's own
+ *           topology, so amesh − amesh-plain is the HBONE hop's cost and amesh-plain ÷ nginx the
+ *           edge proxy's alone
  *
  * Both edge proxies serve the same certificate (EDGE_HOST), the clients send SNI and Host
  * EDGE_HOST, and the gateway routes on that authority (gateway-topology.ts). Every path is probed
@@ -35,12 +38,13 @@ import { pairedDifferences, summarize, type Summary } from './stats.js';
 import { openLoop, wrk, wrkVersion, type EdgeTarget } from './waypoint-load.js';
 import { commandOutput, freePort, GATEWAY_ROLES_ENTRY, isRunning, ProcessGroup, waitForPort, type Started } from './waypoint-processes.js';
 
-export type GatewayPathId = 'direct' | 'nginx' | 'amesh';
-export const GATEWAY_PATHS: readonly GatewayPathId[] = ['direct', 'nginx', 'amesh'];
+export type GatewayPathId = 'direct' | 'nginx' | 'amesh' | 'amesh-plain';
+export const GATEWAY_PATHS: readonly GatewayPathId[] = ['direct', 'nginx', 'amesh', 'amesh-plain'];
 export const GATEWAY_PATH_LABELS: Readonly<Record<GatewayPathId, string>> = {
   direct: 'direct (client → backend, plain HTTP)',
   nginx: 'nginx (TLS 1.3 termination, proxy_pass keepalive)',
   amesh: 'amesh gateway (TLS 1.3 termination → HBONE into the mesh)',
+  'amesh-plain': 'amesh gateway, plain TCP upstream (no HBONE; diagnostic)',
 };
 
 export interface ProgressLike {
@@ -157,7 +161,16 @@ export interface GatewayBenchResult {
   };
   paths: GatewayPathResult[];
   /** amesh ÷ nginx on the medians (p99: amesh ÷ nginx, and nginx ÷ amesh — the "× nginx" a ≥ 0.4 target reads). */
-  ratios: { requestsPerCoreSecond?: number; requestsPerSecond?: number; p99?: number; p99NginxOverAmesh?: number; coresPer1000Rps?: number };
+  ratios: {
+    requestsPerCoreSecond?: number;
+    requestsPerSecond?: number;
+    p99?: number;
+    p99NginxOverAmesh?: number;
+    coresPer1000Rps?: number;
+    /** amesh-plain ÷ nginx (diagnostic: the edge proxy without the HBONE hop). */
+    plainRequestsPerCoreSecond?: number;
+    plainP99?: number;
+  };
   target: { ratio: number; requestsPerCoreMet?: boolean; p99Met?: boolean };
   /** Every child process the bench started (all stopped by pid before the result is returned). */
   processes: Array<{ name: string; pid: number }>;
@@ -307,17 +320,19 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayBe
           await waitForPort(port, o.timeoutMs, () => isRunning(ng));
           target = { port, edge, proxy: [ng.pid] };
         } else {
-          const dest = await group.role('dest-agent', 'dest-agent', { caFile }, o.timeoutMs);
+          const hbone = result.path === 'amesh';
+          const dest = hbone ? await group.role('dest-agent', 'dest-agent', { caFile }, o.timeoutMs) : undefined;
+          const name = hbone ? 'gateway' : 'gateway-plain';
           const gw = await group.roleAt<GatewayRoleReady>(
             GATEWAY_ROLES_ENTRY,
+            name,
             'gateway',
-            'gateway',
-            { caFile, backendPort, destAgentPort: dest.ready.port, certFile, keyFile, accessLog: o.gatewayAccessLog },
+            { caFile, backendPort, destAgentPort: dest?.ready.port ?? 15008, certFile, keyFile, accessLog: o.gatewayAccessLog, upstream: hbone ? 'hbone' : 'plain' },
             o.timeoutMs,
             o.gatewayNodeArgs,
           );
-          o.progress.info(`gateway pid ${gw.started.pid} (HTTPS 127.0.0.1:${gw.ready.port}), dest agent pid ${dest.started.pid} (HBONE 127.0.0.1:${dest.ready.port})`);
-          target = { port: gw.ready.port, edge, proxy: [gw.started.pid], destAgent: [dest.started.pid] };
+          o.progress.info(`${name} pid ${gw.started.pid} (HTTPS 127.0.0.1:${gw.ready.port})${dest ? `, dest agent pid ${dest.started.pid} (HBONE 127.0.0.1:${dest.ready.port})` : ''}`);
+          target = { port: gw.ready.port, edge, proxy: [gw.started.pid], ...(dest ? { destAgent: [dest.started.pid] } : {}) };
         }
         const probe = await probeEdge(target.port, target.edge, { requests: o.probeRequests, bytes: o.responseBytes, timeoutMs: 5000 });
         result.probe = probe;
@@ -330,7 +345,7 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayBe
         targets.set(result.path, target);
       } catch (err) {
         // The logs go with the temporary directory: keep the gateway's last words in the report.
-        const log = result.path === 'amesh' ? await readFile(join(dir, 'gateway.log'), 'utf8').catch(() => '') : '';
+        const log = result.path.startsWith('amesh') ? await readFile(join(dir, `${result.path === 'amesh' ? 'gateway' : 'gateway-plain'}.log`), 'utf8').catch(() => '') : '';
         const tail = log.trim().split('\n').slice(-5).join(' | ');
         result.skipped = `start failed: ${err instanceof Error ? err.message : String(err)}${tail ? ` — ${tail}` : ''}`;
         o.progress.info(result.skipped);
@@ -367,6 +382,8 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayBe
     p99: div(med('amesh', 'p99Ms'), med('nginx', 'p99Ms')),
     p99NginxOverAmesh: div(med('nginx', 'p99Ms'), med('amesh', 'p99Ms')),
     coresPer1000Rps: div(med('amesh', 'coresPer1000Rps'), med('nginx', 'coresPer1000Rps')),
+    plainRequestsPerCoreSecond: div(med('amesh-plain', 'requestsPerCoreSecond'), med('nginx', 'requestsPerCoreSecond')),
+    plainP99: div(med('amesh-plain', 'p99Ms'), med('nginx', 'p99Ms')),
   };
   const TARGET = 0.4;
   const { progress: _progress, ...settings } = o;

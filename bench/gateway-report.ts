@@ -50,6 +50,9 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
       `max req/s ${ratio(r.requestsPerSecond)}; proxy cores per 1000 req/s ${ratio(r.coresPer1000Rps)}.`,
     '',
   );
+  if (r.plainRequestsPerCoreSecond !== undefined || r.plainP99 !== undefined) {
+    lines.push(`Without the HBONE hop (amesh-plain ÷ nginx, same topology as nginx): req/s per proxy core ${ratio(r.plainRequestsPerCoreSecond)}, p99 ${ratio(r.plainP99)} of nginx's.`, '');
+  }
   for (const p of result.paths) {
     for (const run of p.runs) {
       const errs = (run.maxRate?.errors ?? 0) + (run.latency?.errors ?? 0);

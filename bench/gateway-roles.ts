@@ -19,7 +19,7 @@ import { LocalCaProvider } from '../src/identity/certificate-provider.js';
 import type { CaMaterial } from '../src/identity/pki.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createAccessLogger } from '../src/waypoint/access-logger.js';
-import { EDGE_PORT, gatewayBenchConfig, GATEWAY_NAME, GATEWAY_NAMESPACE } from './gateway-topology.js';
+import { EDGE_PORT, gatewayBenchConfig, GATEWAY_NAME, GATEWAY_NAMESPACE, type GatewayUpstream } from './gateway-topology.js';
 export interface GatewayRoleOptions {
   caFile: string;
   backendPort: number;
@@ -30,6 +30,7 @@ export interface GatewayRoleOptions {
   keyFile: string;
   /** Production-like buffered access log to stderr; off by default, as nginx's here. */
   accessLog: boolean;
+  upstream: GatewayUpstream;
 }
 
 export type GatewayRoleReady = { type: 'ready'; role: 'gateway'; port: number };
@@ -63,7 +64,7 @@ async function gateway(o: GatewayRoleOptions): Promise<GatewayRoleReady> {
     accessLog: access?.logger ?? createLogger('silent'),
   });
   const [certChain, privateKey] = await Promise.all([readFile(o.certFile, 'utf8'), readFile(o.keyFile, 'utf8')]);
-  proxy.applyConfig(gatewayBenchConfig(o.backendPort, { certChain, privateKey }));
+  proxy.applyConfig(gatewayBenchConfig(o.backendPort, { certChain, privateKey }, o.upstream));
   await proxy.run();
   await proxy.whenListening();
   const port = proxy.listenerPort(EDGE_PORT);

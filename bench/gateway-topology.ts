@@ -27,19 +27,22 @@ export interface EdgeCertificate {
   privateKey: string;
 }
 
+/** How the gateway reaches the backend: HBONE into the mesh (the measured path) or plain TCP (to isolate the HBONE hop's cost). */
+export type GatewayUpstream = 'hbone' | 'plain';
+
 /**
  * The gateway's config: an HTTPS listener on EDGE_PORT with the edge certificate for EDGE_HOST,
  * and one route (authority EDGE_HOST, as a VirtualService `hosts` entry becomes) to the backend
- * over HBONE; any other host gets the gateway's 404.
+ * over HBONE (or plain TCP); any other host gets the gateway's 404.
  */
-export function gatewayBenchConfig(backendPort: number, certificate: EdgeCertificate): WaypointConfig {
+export function gatewayBenchConfig(backendPort: number, certificate: EdgeCertificate, upstream: GatewayUpstream = 'hbone'): WaypointConfig {
   const { namespace, hostname, port } = BACKEND_SERVICE;
   const cluster: Cluster = {
     name: `outbound|${port}||${hostname}`,
     service: `${namespace}/${hostname}`,
     port,
     lb: 'ROUND_ROBIN',
-    endpoints: [{ address: '127.0.0.1', port: backendPort, identity: BACKEND_URI, hbone: true }],
+    endpoints: [{ address: '127.0.0.1', port: backendPort, identity: BACKEND_URI, hbone: upstream === 'hbone' }],
   };
   const route: HttpRoute = {
     name: `VirtualService/${namespace}/backend#0`,

@@ -39,6 +39,7 @@ function installed(command: string, args: string[]): boolean {
 describe('gateway bench: configs and probe judgement', () => {
   it('gives the gateway and nginx the same host, certificate and backend', () => {
     const cert = { certChain: '-----BEGIN CERTIFICATE-----\n', privateKey: '-----BEGIN PRIVATE KEY-----\n' };
+    expect(gatewayBenchConfig(8001, cert, 'plain').clusters[0]!.endpoints[0]!.hbone).toBe(false);
     const config = gatewayBenchConfig(8001, cert);
     expect(config.kind).toBe('gateway');
     expect(config.listeners).toEqual([expect.objectContaining({ port: EDGE_PORT, protocol: 'HTTPS', certificates: [expect.objectContaining({ hostnames: [EDGE_HOST], ...cert })] })]);
@@ -123,7 +124,10 @@ describe('gateway bench harness', () => {
     if (haveNginx) {
       expect(result.ratios.p99).toBeGreaterThan(0);
       if (haveWrk) expect(result.ratios.requestsPerCoreSecond).toBeGreaterThan(0);
+      expect(result.ratios.plainP99).toBeGreaterThan(0);
     }
+    // The plain-upstream variant has no destination agent.
+    expect(result.paths.find((p) => p.path === 'amesh-plain')!.runs.every((r) => r.latency!.destAgentCpuSeconds === undefined)).toBe(true);
     expect(result.environment.kernel).not.toBe('');
 
     const markdown = gatewayMarkdown(result);
@@ -132,7 +136,7 @@ describe('gateway bench harness', () => {
     expect(lines.some((l) => l.startsWith('run 2/2'))).toBe(true);
 
     // Nothing left behind: backend, destination agent, gateway and nginx were stopped by pid.
-    expect(result.processes.map((p) => p.name)).toEqual(expect.arrayContaining(['backends', 'dest-agent', 'gateway', ...(haveNginx ? ['nginx'] : [])]));
+    expect(result.processes.map((p) => p.name)).toEqual(expect.arrayContaining(['backends', 'dest-agent', 'gateway', 'gateway-plain', ...(haveNginx ? ['nginx'] : [])]));
     for (const p of result.processes) expect(isRunning(p.pid), `${p.name} (${p.pid})`).toBe(false);
   }, 120_000);
 });
