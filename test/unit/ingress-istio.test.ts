@@ -92,6 +92,16 @@ describe('Istio Gateways', () => {
     expect(routeOf(config, 443, 'b.example.com')).toBe('404');
   });
 
+  it('credentialName also takes Istio’s generic Secret format (cert / key)', async () => {
+    const tls = await tlsSecret('demo', 'generic');
+    const generic = { ...tls, type: 'Opaque', data: { cert: tls.data['tls.crt'] ?? '', key: tls.data['tls.key'] ?? '' } };
+    const result = run([istioGateway('gw', [{ port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['*'], tls: { mode: 'SIMPLE', credentialName: 'generic' } }])], { extra: { secrets: [generic] } });
+    const config = configOf(result, DEFAULT_KEY);
+    assertValid(config);
+    expect(config.listeners?.[0]?.certificates?.[0]).toMatchObject({ name: 'demo/generic', hostnames: [] });
+    expect(config.listeners?.[0]?.certificates?.[0]?.certChain).toContain('BEGIN CERTIFICATE');
+  });
+
   it('warns about ignored Gateway, server and tls fields', async () => {
     const secret = await tlsSecret('demo', 'cert');
     const result = run([istioGateway('gw', [{ ...http(), bind: '0.0.0.0', defaultEndpoint: '127.0.0.1:8080' }, { port: { number: 443, name: 'https', protocol: 'HTTPS', targetPort: 8443 }, hosts: ['*'], tls: { mode: 'SIMPLE', credentialName: 'cert', minProtocolVersion: 'TLSV1_3', cipherSuites: ['x'] } }], { spec: { extra: true } })], {

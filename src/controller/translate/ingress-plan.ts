@@ -7,7 +7,7 @@
  * - one `listeners` entry per port, sorted by port; HTTP and HTTPS ports also get their routes
  *   in the one WaypointService whose address is GATEWAY_LISTENER_ADDRESS, `defaultCluster: ''`,
  *   the last route a 404 (NO_ROUTE_NAME) — a request no route matches is Envoy's `NR`;
- * - host selection is in the routes' `authority` matches (hostsRoutes): a route confined to a
+ * - host selection is in the routes' `authority` matches (hostRoutes): a route confined to a
  *   host pattern is named `<route>@<pattern>` so names stay unique on a port;
  * - forwarding routes without `retries` get Istio's default policy (waypoint-config.ts
  *   withRetries), as every Istio gateway route does;
@@ -55,8 +55,8 @@ export function lastValidOf(ctx: FrontEndContext, key: string, object: KubeObjec
   return last && last.uid === object.metadata.uid ? last : undefined;
 }
 
-/** Ports a gateway pod uses itself (DESIGN §3): never a listener. */
-export const RESERVED_GATEWAY_PORTS: ReadonlySet<number> = new Set([15000, 15008, 15020, 15021, 15090]);
+/** Ports a gateway pod uses itself (DESIGN §3: admin, metrics, readiness): never a listener. */
+export const RESERVED_GATEWAY_PORTS: ReadonlySet<number> = new Set([15000, 15020, 15021]);
 
 export type ListenerProtocol = GatewayListener['protocol'];
 
