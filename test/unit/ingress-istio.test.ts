@@ -130,6 +130,14 @@ describe('VirtualServices bound to Gateways', () => {
     expect(routeOf(config, 80, 'example.org')).toBe(FRONTEND);
   });
 
+  it('hosts with a dot are external names as written; a short name is the service’s FQDN', () => {
+    const result = run([istioGateway('gw', [http()]), virtualService('apex', { hosts: ['Example.com', 'frontend'], gateways: ['gw'], http: to('frontend') })]);
+    const config = configOf(result, DEFAULT_KEY);
+    expect(routeOf(config, 80, 'example.com')).toBe(FRONTEND);
+    expect(routeOf(config, 80, 'frontend.demo.svc.cluster.local')).toBe(FRONTEND);
+    expect(routeOf(config, 80, 'example.com.svc.cluster.local')).toBe('404');
+  });
+
   it('several VirtualServices for one host: their rules merged, oldest first', () => {
     const result = run([
       istioGateway('gw', [http()]),

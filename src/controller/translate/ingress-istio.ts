@@ -190,6 +190,16 @@ interface Binding {
 const VS_FIELDS = new Set(['hosts', 'gateways', 'http', 'tcp', 'tls', 'exportTo']);
 const NOT_THIS_GATEWAY = '\u0000another-gateway';
 
+/**
+ * A VirtualService host as a gateway sees it (Istio's ResolveShortnameToFQDN): a short name
+ * (`frontend`) is the service's FQDN in the VirtualService's namespace; anything with a dot is an
+ * external name taken as written (`example.com` is not `example.com.svc.cluster.local`).
+ */
+function gatewayHost(host: string, namespace: string, clusterDomain: string): string {
+  const h = normaliseHost(host);
+  return h.includes('.') || h.startsWith('*') ? h : resolveHost(h, namespace, clusterDomain);
+}
+
 /** `gateways` entries → Gateway keys `ns/name` (mesh left out). */
 function gatewayRefs(list: readonly string[] | undefined, namespace: string): string[] {
   return (list ?? []).filter((g) => g !== MESH_GATEWAY).map((g) => (g.includes('/') ? g : `${namespace}/${g}`));
@@ -243,7 +253,7 @@ function bindVirtualService(vs: VirtualServiceObject, gateways: ReadonlyMap<stri
   const binding: Binding = { contributions: [], issues: [], warnings: [], gateways: new Set(), hosts: new Set() };
   for (const field of Object.keys(spec)) if (!VS_FIELDS.has(field)) out.warnings.add(`spec.${field}: unknown field; ignored`);
   if (spec.exportTo && !spec.exportTo.every((e) => e === '*')) out.warnings.add('spec.exportTo: visibility is not enforced by amesh; ignored');
-  const hosts = (spec.hosts ?? []).filter((h) => h.trim()).map((h) => resolveHost(h, namespace, ctx.clusterDomain));
+  const hosts = (spec.hosts ?? []).filter((h) => h.trim()).map((h) => gatewayHost(h, namespace, ctx.clusterDomain));
   if (hosts.length === 0) out.fail('InvalidSpec', 'spec.hosts', 'at least one host is required');
   for (const ref of gatewayRefs(spec.gateways, namespace)) {
     const g = gateways.get(ref);
