@@ -503,4 +503,14 @@ describe('gateway proxy', () => {
     // The config dump never shows a private key.
     expect(JSON.stringify(f.gateway.configDump())).not.toContain('PRIVATE KEY');
   });
+
+  it('drains: readiness goes off and the listeners stop accepting', async () => {
+    const http80 = port(80);
+    await f.gateway.drain();
+    expect(await readiness(f)).toBe(503);
+    expect(f.gateway.listenerPort(80)).toBeUndefined();
+    const refused = net.connect({ host: '127.0.0.1', port: http80 });
+    const [err] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNREFUSED');
+  });
 });
