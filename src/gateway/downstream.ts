@@ -5,8 +5,8 @@
  *   DownstreamConnection is `(GATEWAY_LISTENER_ADDRESS, <config port>)` — where the config files
  *   that port's routes — with the client's address and scheme `http`.
  * - HTTPS: TLS is terminated here with the certificate the SNI selects (listener-plan.ts; no SNI
- *   or no match → the first), TLS ≥ 1.2, ALPN http/1.1 (see ALPN below; an h2 ALPN → HTTP/2 is
- *   wired for when it is offered); scheme `https`.
+ *   or no match → the first), TLS ≥ 1.2, ALPN h2 → HTTP/2, else HTTP/1.1; scheme `https`.
+ *   HTTP/2 from the edge goes upstream as HTTP/1.1 unless it is gRPC (the engine decides).
  * - TLS (passthrough): the ClientHello is read (bounded in size and time, client-hello.ts), its
  *   SNI picks the first matching L4 route; TCP: the first route. A weighted backend → its
  *   cluster → one endpoint → the dialer (HBONE into the mesh, or TCP) → bytes relayed both ways,
@@ -55,13 +55,11 @@ export interface GatewayDownstreamStats {
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /**
- * HTTPS listeners offer HTTP/1.1 only. The L7 engine forwards an HTTP/2 request as HTTP/2 (h2c
- * prior knowledge) upstream, which HTTP/1.1-only applications (nginx, most web apps) refuse;
- * browsers and curl would otherwise pick h2 by ALPN and get 503s. h2 at the edge needs a
- * downstream-h2 → upstream-h1 bridge in the engine first (h2c prior knowledge on HTTP listeners,
- * which only HTTP/2 clients such as gRPC speak, still goes to HTTP/2).
+ * HTTPS listeners offer h2 and HTTP/1.1. The engine forwards an edge HTTP/2 request as HTTP/1.1
+ * unless it is gRPC (http-proxy.ts), so HTTP/1.1-only applications behind the gateway work with
+ * browsers and curl, which pick h2 whenever it is offered.
  */
-const ALPN = ['http/1.1'];
+const ALPN = ['h2', 'http/1.1'];
 
 /**
  * Reads from a paused socket until `decide(bytes)` returns a verdict, the peer ends, the limit

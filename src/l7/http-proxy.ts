@@ -29,6 +29,9 @@
  *   `x-request-id` are added; `Expect` is dropped upstream (Node already answered 100-continue).
  * - WebSocket / Upgrade: authorized like any request, then the upstream's 101 is relayed and
  *   bytes flow raw both ways.
+ * - At the edge (a gateway's connection, `DownstreamConnection.scheme` set) an HTTP/2 request
+ *   that is not gRPC goes upstream as HTTP/1.1: browsers pick h2 by ALPN, applications mostly
+ *   speak HTTP/1.1 only. In the mesh (waypoints) the client's protocol is the application's.
  * - Mirrors never delay or fail the main request (pipeline/mirror-requests.ts).
  * - One access-log line per request (tries, authz decision, audit and JWT principal included).
  */
@@ -728,6 +731,12 @@ export class HttpProxy {
       }
       case 'forward': {
         const upstreamHeaders = this.upstreamHeaders(headers, d, ex, false, outcome);
+        if (conn.scheme !== undefined && !grpc) {
+          // At the edge (an ingress gateway) HTTP/2 is the client's choice, not the application's:
+          // it goes upstream as HTTP/1.1, as Envoy does unless the service declares HTTP/2.
+          upstreamHeaders.host = d.authority;
+          return this.forward(this.http2ToHttp1Forwarding(stream, routed, d, method, upstreamHeaders), ex, routed, d, headers);
+        }
         const out: http2.OutgoingHttpHeaders = { ...(upstreamHeaders as http2.OutgoingHttpHeaders), ':method': method, ':path': d.path, ':authority': d.authority, ':scheme': 'http' };
         return this.forward(this.http2Forwarding(stream, grpc, routed, d, out), ex, routed, d, headers);
       }
@@ -736,6 +745,44 @@ export class HttpProxy {
 
   private http2Responder(stream: http2.ServerHttp2Stream, grpc: boolean): Responder {
     return { reply: (r) => replyHttp2(stream, grpc, r) };
+  }
+
+  /** An HTTP/2 request at the edge forwarded as HTTP/1.1 (pooled keep-alive connections), its answer sent back as HTTP/2. */
+  private http2ToHttp1Forwarding(stream: http2.ServerHttp2Stream, routed: Routed, d: ForwardDecision, method: string, headers: MutableHeaders): Downstream<Http1Try> {
+    return {
+      ...this.http2Responder(stream, false),
+      protocol: 'http1',
+      grpc: false,
+      body: stream.endAfterHeaders ? undefined : stream,
+      gone: () => stream.destroyed || stream.closed,
+      onGone: (callback) => {
+        stream.once('close', callback);
+      },
+      start: (endpoint, feed) =>
+        new Http1Try({ agent: this.opts.pools.agentFor(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool), endpoint: endpoint.endpoint, method, path: d.path, headers, ...(feed ? { feed } : {}) }),
+      commit: (t, extra, settle, flag) => {
+        const upRes = t.response as http.IncomingMessage;
+        const status = upRes.statusCode ?? 502;
+        if (stream.destroyed) {
+          upRes.destroy();
+          return settle(undefined);
+        }
+        const cut = (error: string): void => {
+          flag(ResponseFlag.UpstreamConnectionTermination);
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          settle(status, error);
+        };
+        stream.once('finish', () => settle(status));
+        upRes.once('aborted', () => cut('upstream reset after the response started'));
+        t.onLateError((err) => cut(describeError(err).split('\n')[0] ?? 'upstream error'));
+        stream.respond({ ...(this.responseHeaders(upRes.headers, d, extra) as http2.OutgoingHttpHeaders), ':status': status });
+        upRes.pipe(stream);
+      },
+      reset: () => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        return undefined;
+      },
+    };
   }
 
   private http2Forwarding(stream: http2.ServerHttp2Stream, grpc: boolean, routed: Routed, d: ForwardDecision, headers: http2.OutgoingHttpHeaders): Downstream<Http2Try> {

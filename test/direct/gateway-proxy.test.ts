@@ -4,9 +4,11 @@
 //   - readiness false before the first config, true after;
 //   - HTTP routing by Host to a plain and to an HBONE backend (the HBONE peer is the gateway's
 //     identity); x-forwarded-for / x-forwarded-proto set at the edge; 404 NR for unmatched
-//     hosts; an https redirect route; h2c prior knowledge;
+//     hosts; an https redirect route; h2c prior knowledge (gRPC stays HTTP/2 upstream, the rest
+//     goes as HTTP/1.1);
 //   - Endpoint.waypoint: HBONE to the waypoint with :authority = the service VIP:port;
-//   - HTTPS: two certificates chosen by SNI (exact and wildcard), no SNI → the first, ALPN h2;
+//   - HTTPS: two certificates chosen by SNI (exact and wildcard), no SNI → the first, TLS ≥ 1.2,
+//     ALPN h2 to an HTTP/1.1-only backend;
 //     rotation: a new certificate in a new config is served to new handshakes while an
 //     established connection keeps working, on the same listening port;
 //   - TLS passthrough by SNI to two different TLS backends, unknown SNI closed and logged NR;
@@ -299,6 +301,16 @@ function passthrough(port: number, servername: string): Promise<string> {
   });
 }
 
+async function h2Get(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; body: string }> {
+  const stream = session.request(headers, { endStream: body === undefined });
+  if (body !== undefined) stream.end(body);
+  const [head] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+  let text = '';
+  stream.on('data', (c: Buffer) => (text += c.toString()));
+  await once(stream, 'end');
+  return { status: Number(head[':status']), body: text };
+}
+
 async function readiness(f: Fixture): Promise<number> {
   return (await fetch(`http://127.0.0.1:${f.ports.readiness}/healthz/ready`)).status;
 }
@@ -367,16 +379,15 @@ describe('gateway proxy', () => {
     expect(redirect.headers.location).toBe('https://secure.example.com/login?next=%2F');
   });
 
-  it('serves h2c prior knowledge on an HTTP listener', async () => {
+  it('serves h2c prior knowledge: gRPC stays HTTP/2 upstream, other requests go upstream as HTTP/1.1', async () => {
     const session = http2.connect(`http://127.0.0.1:${port(80)}`);
     try {
-      const stream = session.request({ ':path': '/h2c', ':authority': 'h2.example.com' });
-      const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
-      let body = '';
-      stream.on('data', (c: Buffer) => (body += c.toString()));
-      await once(stream, 'end');
-      expect(headers[':status']).toBe(200);
-      expect(JSON.parse(body)).toMatchObject({ backend: 'h2app', url: '/h2c', headers: { 'x-forwarded-proto': 'http' } });
+      const grpc = await h2Get(session, { ':path': '/echo.Echo/Say', ':authority': 'h2.example.com', 'content-type': 'application/grpc' });
+      expect(grpc.status).toBe(200);
+      expect(JSON.parse(grpc.body)).toMatchObject({ backend: 'h2app', url: '/echo.Echo/Say', headers: { 'x-forwarded-proto': 'http' } });
+      const page = await h2Get(session, { ':path': '/page', ':authority': 'myapp.example.com' });
+      expect(page.status).toBe(200);
+      expect(JSON.parse(page.body)).toMatchObject({ backend: 'plain', url: '/page', headers: { host: 'myapp.example.com', 'x-forwarded-proto': 'http' } });
     } finally {
       session.close();
     }
@@ -401,20 +412,27 @@ describe('gateway proxy', () => {
     expect(other.peer.fingerprint256).toBe(fingerprint(f.certs.a));
   });
 
-  it('refuses TLS below 1.2; offers HTTP/1.1 by ALPN (h2 clients fall back)', async () => {
+  it('refuses TLS below 1.2; h2 by ALPN reaches an HTTP/1.1-only application', async () => {
     const old = tls.connect({ host: '127.0.0.1', port: port(443), servername: 'a.example.com', rejectUnauthorized: false, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' });
     const [err] = (await once(old, 'error')) as [Error];
     expect(err.message).toMatch(/protocol version|unsupported protocol/i);
-    const modern = tls.connect({ host: '127.0.0.1', port: port(443), servername: 'a.example.com', rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
-    await once(modern, 'secureConnect');
-    expect(modern.alpnProtocol).toBe('http/1.1');
-    expect(modern.getProtocol()).toMatch(/^TLSv1\.[23]$/);
-    modern.end('GET /alpn HTTP/1.1\r\nhost: a.example.com\r\nconnection: close\r\n\r\n');
-    let text = '';
-    modern.on('data', (c: Buffer) => (text += c.toString()));
-    await once(modern, 'end');
-    expect(text).toMatch(/^HTTP\/1\.1 200/);
-    expect(text).toContain('"url":"/alpn"');
+    const session = http2.connect(`https://127.0.0.1:${port(443)}`, { servername: 'x.b.example.com', rejectUnauthorized: false });
+    try {
+      await once(session, 'connect');
+      expect((session.socket as tls.TLSSocket).alpnProtocol).toBe('h2');
+      const r = await h2Get(session, { ':path': '/h2?q=1', ':authority': 'x.b.example.com' });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body)).toMatchObject({ backend: 'mesh', method: 'GET', url: '/h2?q=1', headers: { host: 'x.b.example.com', 'x-forwarded-proto': 'https' } });
+      const post = await h2Get(session, { ':method': 'POST', ':path': '/upload', ':authority': 'a.example.com' }, 'x'.repeat(100_000));
+      expect(JSON.parse(post.body)).toMatchObject({ backend: 'plain', method: 'POST', url: '/upload' });
+    } finally {
+      session.close();
+    }
+    const http1 = tls.connect({ host: '127.0.0.1', port: port(443), servername: 'a.example.com', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    await once(http1, 'secureConnect');
+    expect(http1.alpnProtocol).toBe('http/1.1');
+    expect(http1.getProtocol()).toMatch(/^TLSv1\.[23]$/);
+    http1.destroy();
   });
 
   it('rotates a certificate without a restart: new handshakes get it, an established connection keeps working', async () => {
