@@ -49,7 +49,7 @@ const result = (configs: Array<[string, WaypointConfig]>, valid = new Map()): In
 describe('WaypointPublisher with ingress', () => {
   it('publishes gateway configs beside waypoints, hands back valid, survives a throwing translator', () => {
     const store = new ResourceStore();
-    const calls: Array<{ controllerNamespace?: string; lastValid?: unknown }> = [];
+    const calls: Array<{ controllerNamespace?: string; lastValid?: unknown; waypointLastValid?: unknown }> = [];
     let next: () => IngressResult = () => result([['amesh-system/amesh-ingressgateway', gatewayConfig('amesh-system', 'amesh-ingressgateway')]], new Map([['VirtualService/demo/frontend', { spec: { marker: 1 } }]]));
     const translate: IngressTranslator = (_view, _resources, options) => {
       calls.push(options);
@@ -71,6 +71,7 @@ describe('WaypointPublisher with ingress', () => {
     expect(store.get(WAYPOINT_CONFIG_TYPE_URL, 'demo/waypoint')).toBeDefined();
     expect(calls[0]).toMatchObject({ trustDomain: 'cluster.local', controllerNamespace: 'amesh-system' });
     expect(calls[0]?.lastValid).toBeUndefined();
+    expect(calls[0]?.waypointLastValid).toBeInstanceOf(Map);
 
     publisher.publish();
     expect(calls[1]?.lastValid).toEqual(new Map([['VirtualService/demo/frontend', { spec: { marker: 1 } }]]));

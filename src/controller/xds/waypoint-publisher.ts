@@ -121,7 +121,7 @@ export class WaypointPublisher {
       ...(this.#opts.rootNamespace ? { rootNamespace: this.#opts.rootNamespace } : {}),
       lastValid: this.#lastValid,
     });
-    const ingress = this.#translateIngress();
+    const ingress = this.#translateIngress(result.valid);
     const resources = new Map<string, Uint8Array>();
     let kept = 0;
     let routes = 0;
@@ -154,7 +154,8 @@ export class WaypointPublisher {
     return stats;
   }
 
-  #translateIngress(): IngressResult | undefined {
+  /** `waypointValid`: this round's waypoint-side last valid translations (DestinationRules turned invalid keep their policy at gateways too). */
+  #translateIngress(waypointValid: ReadonlyMap<string, LastValid>): IngressResult | undefined {
     const { ingress, mesh, log } = this.#opts;
     if (!ingress) return undefined;
     try {
@@ -163,6 +164,7 @@ export class WaypointPublisher {
         ...(this.#opts.clusterDomain ? { clusterDomain: this.#opts.clusterDomain } : {}),
         ...(ingress.controllerNamespace ? { controllerNamespace: ingress.controllerNamespace } : {}),
         ...(this.#ingress ? { lastValid: this.#ingress.valid } : {}),
+        waypointLastValid: waypointValid,
       });
     } catch (err) {
       log.error({ err: describeError(err) }, 'cannot translate the ingress gateways; they keep their previous configs');
