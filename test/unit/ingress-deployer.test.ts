@@ -219,9 +219,10 @@ describe('route status with ingress verdicts', () => {
     const grouped = ingressParentsByRoute(new Map([
       ['HTTPRoute/demo/frontend@demo/demo-gateway', [ok('a')]],
       ['HTTPRoute/demo/frontend@gw/shared', [ok('b')]],
+      ['GRPCRoute/demo/api@demo/demo-gateway', [ok('d')]],
       ['VirtualService/demo/frontend', [ok('c')]],
     ]));
-    expect([...grouped.keys()]).toEqual(['HTTPRoute/demo/frontend']);
+    expect([...grouped.keys()]).toEqual(['HTTPRoute/demo/frontend', 'GRPCRoute/demo/api']);
     expect([...(grouped.get('HTTPRoute/demo/frontend')?.keys() ?? [])]).toEqual(['demo/demo-gateway', 'gw/shared']);
   });
 

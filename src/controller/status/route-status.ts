@@ -11,7 +11,7 @@
  * - HTTPRoute, GRPCRoute (Gateway API RouteStatus): one `status.parents[]` entry per mesh parent
  *   (a Service, or a waypoint Gateway) with `controllerName: amesh.io/waypoint-controller` and
  *   conditions Accepted, ResolvedRefs (and Warning when fields were ignored), and one per parentRef
- *   naming an amesh ingress Gateway with `controllerName: amesh.io/gateway-controller` and the
+ *   naming an amesh ingress Gateway (HTTPRoute, GRPCRoute) with `controllerName: amesh.io/gateway-controller` and the
  *   ingress translator's conditions for that Gateway. Entries of other controllers are kept: a
  *   merge patch replaces the whole list, so it is rebuilt from theirs plus both of ours (one write
  *   for both, so the two never undo each other).
@@ -122,12 +122,12 @@ export function mergeConditionSpecs(a: readonly ConditionSpec[] | undefined, b: 
   return out;
 }
 
-/** `HTTPRoute/<ns>/<name>@<gateway ns>/<gateway name>` keys of IngressResult.status, per route key. */
+/** `HTTPRoute|GRPCRoute/<ns>/<name>@<gateway ns>/<gateway name>` keys of IngressResult.status, per route key. */
 export function ingressParentsByRoute(ingress: ReadonlyMap<string, ConditionSpec[]> | undefined): Map<string, Map<string, ConditionSpec[]>> {
   const out = new Map<string, Map<string, ConditionSpec[]>>();
   for (const [key, conditions] of ingress ?? []) {
     const at = key.indexOf('@');
-    if (!key.startsWith('HTTPRoute/') || at < 0) continue;
+    if (!(key.startsWith('HTTPRoute/') || key.startsWith('GRPCRoute/')) || at < 0) continue;
     const route = key.slice(0, at);
     const byGateway = out.get(route) ?? new Map<string, ConditionSpec[]>();
     byGateway.set(key.slice(at + 1), conditions);
@@ -270,15 +270,21 @@ export class RouteStatusWriter {
     add('DestinationRule', view.destinationRules);
     if (ingress) {
       const parents = ingressParentsByRoute(ingress);
-      for (const object of view.httpRoutes ?? []) {
-        const k = key('HTTPRoute', object);
-        const desired = status.get(k);
-        const edge = parents.get(k);
-        const hadEdge = (((object.status ?? {}) as { parents?: RouteParentStatus[] }).parents ?? []).some((p) => p.controllerName === INGRESS_CONTROLLER_NAME);
-        if (desired || edge || hadEdge) work.push({ kind: 'HTTPRoute', object, desired, waypoints, ingress: edge ?? new Map() });
-      }
-    } else add('HTTPRoute', view.httpRoutes);
-    add('GRPCRoute', view.grpcRoutes);
+      const routes = (kind: 'HTTPRoute' | 'GRPCRoute', objects: readonly KubeObjectLike[] | undefined): void => {
+        for (const object of objects ?? []) {
+          const k = key(kind, object);
+          const desired = status.get(k);
+          const edge = parents.get(k);
+          const hadEdge = (((object.status ?? {}) as { parents?: RouteParentStatus[] }).parents ?? []).some((p) => p.controllerName === INGRESS_CONTROLLER_NAME);
+          if (desired || edge || hadEdge) work.push({ kind, object, desired, waypoints, ingress: edge ?? new Map() });
+        }
+      };
+      routes('HTTPRoute', view.httpRoutes);
+      routes('GRPCRoute', view.grpcRoutes);
+    } else {
+      add('HTTPRoute', view.httpRoutes);
+      add('GRPCRoute', view.grpcRoutes);
+    }
     this.#queue.replace(work);
   }
 
