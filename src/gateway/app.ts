@@ -26,10 +26,11 @@ import type { WorkloadIdentity } from '../identity/spiffe.js';
 import type { AuthzDeps } from '../l7/authz/engine.js';
 import type { WaypointConfig } from '../l7/config.js';
 import { HttpProxy } from '../l7/http-proxy.js';
-import { authzDepsFor, MeshUpstream, openCertificateSource, type CertificateSource } from '../l7/mesh-upstream.js';
+import { authzDepsFor, MeshUpstream, type CertificateSource } from '../l7/mesh-upstream.js';
+import { buildWithCertificates, proxyAdminServers, routeCount } from '../l7/proxy-process.js';
 import { dumpClusters } from '../l7/state-dump.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
-import { AdminServers } from '../node-agent/admin.js';
+import type { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
 import { openProxyConfigSource, type WaypointConfigSource } from '../waypoint/config-source.js';
@@ -111,15 +112,14 @@ export class GatewayProxy {
       onConnection: (socket, port) => this.onConnection(socket, port),
       logger: logger.child({ component: 'listeners' }),
     });
-    this.admin = new AdminServers({
-      ready: () => ({
-        ready: this.isReady(),
-        gateway: `${s.podNamespace}/${s.gatewayName}`,
-        identity: this.identityUri,
-        configVersion: this.version,
-        ...(this.source ? { xds: { connected: this.source.status().connected } } : {}),
-        ...(this.draining ? { draining: true } : {}),
-      }),
+    this.admin = proxyAdminServers({
+      role: 'gateway',
+      name: `${s.podNamespace}/${s.gatewayName}`,
+      identityUri: this.identityUri,
+      ready: () => this.isReady(),
+      version: () => this.version,
+      draining: () => this.draining,
+      xdsConnected: opts.xds === false ? undefined : () => this.source?.status().connected ?? false,
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
@@ -137,14 +137,8 @@ export class GatewayProxy {
     }
   }
 
-  static async build(opts: GatewayOptions): Promise<GatewayProxy> {
-    const certificates = await openCertificateSource(opts.settings, opts.logger, 'gateway', opts.certificateProvider);
-    try {
-      return new GatewayProxy(opts, certificates);
-    } catch (err) {
-      certificates.close();
-      throw err;
-    }
+  static build(opts: GatewayOptions): Promise<GatewayProxy> {
+    return buildWithCertificates(opts.settings, opts.logger, 'gateway', opts.certificateProvider, (certificates) => new GatewayProxy(opts, certificates));
   }
 
   /** Ready once a config is applied, until draining. */
@@ -186,7 +180,7 @@ export class GatewayProxy {
     }
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this gateway’s certificate');
     logger.info(
-      { version: this.version, xdsVersion: version, listeners: (config.listeners ?? []).map((l) => `${l.protocol}/${l.port}`), clusters: config.clusters.length, routes: config.services.reduce((n, sv) => n + sv.ports.reduce((m, p) => m + p.routes.length, 0), 0) },
+      { version: this.version, xdsVersion: version, listeners: (config.listeners ?? []).map((l) => `${l.protocol}/${l.port}`), clusters: config.clusters.length, routes: routeCount(config) },
       'gateway config applied',
     );
     if (this.running && !this.draining) void this.listeners.reconcile(this.plan.byPort.keys());

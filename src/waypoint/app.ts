@@ -26,11 +26,12 @@ import type { WaypointConfig } from '../l7/config.js';
 import { HttpProxy } from '../l7/http-proxy.js';
 import { WaypointInbound } from '../l7/inbound.js';
 import { listenOnAddresses } from '../l7/listen.js';
-import { authzDepsFor, MeshUpstream, openCertificateSource, type CertificateSource } from '../l7/mesh-upstream.js';
+import { authzDepsFor, MeshUpstream, type CertificateSource } from '../l7/mesh-upstream.js';
+import { buildWithCertificates, proxyAdminServers, routeCount } from '../l7/proxy-process.js';
 import type { UpstreamPools } from '../l7/upstream.js';
 import { dumpClusters } from '../l7/state-dump.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
-import { AdminServers } from '../node-agent/admin.js';
+import type { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
 import { openProxyConfigSource, type WaypointConfigSource } from './config-source.js';
@@ -106,15 +107,14 @@ export class WaypointProxy {
       onConnect: (req) => this.inbound.onConnect(req),
       logger: logger.child({ component: 'hbone' }),
     });
-    this.admin = new AdminServers({
-      ready: () => ({
-        ready: this.isReady(),
-        waypoint: `${s.podNamespace}/${s.waypointName}`,
-        identity: this.identityUri,
-        configVersion: this.version,
-        ...(this.source ? { xds: { connected: this.source.status().connected } } : {}),
-        ...(this.draining ? { draining: true } : {}),
-      }),
+    this.admin = proxyAdminServers({
+      role: 'waypoint',
+      name: `${s.podNamespace}/${s.waypointName}`,
+      identityUri: this.identityUri,
+      ready: () => this.isReady(),
+      version: () => this.version,
+      draining: () => this.draining,
+      xdsConnected: opts.xds === false ? undefined : () => this.source?.status().connected ?? false,
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
@@ -132,14 +132,8 @@ export class WaypointProxy {
     }
   }
 
-  static async build(opts: WaypointOptions): Promise<WaypointProxy> {
-    const certificates = await openCertificateSource(opts.settings, opts.logger, 'waypoint', opts.certificateProvider);
-    try {
-      return new WaypointProxy(opts, certificates);
-    } catch (err) {
-      certificates.close();
-      throw err;
-    }
+  static build(opts: WaypointOptions): Promise<WaypointProxy> {
+    return buildWithCertificates(opts.settings, opts.logger, 'waypoint', opts.certificateProvider, (certificates) => new WaypointProxy(opts, certificates));
   }
 
   /** Ready once a config is applied, until draining. */
@@ -173,7 +167,7 @@ export class WaypointProxy {
     }
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this waypoint’s certificate');
     logger.info(
-      { version: this.version, xdsVersion: version, services: config.services.length, clusters: config.clusters.length, routes: config.services.reduce((n, sv) => n + sv.ports.reduce((m, p) => m + p.routes.length, 0), 0) },
+      { version: this.version, xdsVersion: version, services: config.services.length, clusters: config.clusters.length, routes: routeCount(config) },
       'waypoint config applied',
     );
   }
