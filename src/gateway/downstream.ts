@@ -104,6 +104,7 @@ export class GatewayDownstream {
   private readonly counters: GatewayDownstreamStats = { connections: 0, http1: 0, http2: 0, tlsHandshakeFailures: 0, l4: 0, l4Refused: 0 };
   /** The TLS terminator of each HTTPS listener of the configs in use (a new config, new ones). */
   private readonly terminators = new WeakMap<TlsTermination, tls.Server>();
+  private readonly reported = new WeakSet<CompiledListener>();
 
   constructor(private readonly opts: GatewayDownstreamOptions) {}
 
@@ -162,7 +163,11 @@ export class GatewayDownstream {
     const termination = listener.tls;
     if (!termination || termination.certificates.length === 0) {
       this.counters.tlsHandshakeFailures++;
-      this.opts.logger.warn({ listener: listener.listener.name, port, errors: termination?.errors }, 'gateway: HTTPS listener without a usable certificate; connection closed');
+      // Once per config, not per connection: the config dump keeps saying it.
+      if (!this.reported.has(listener)) {
+        this.reported.add(listener);
+        this.opts.logger.warn({ listener: listener.listener.name, port, errors: termination?.errors }, 'gateway: HTTPS listener without a usable certificate; its connections are closed');
+      }
       socket.destroy();
       return;
     }

@@ -469,6 +469,26 @@ describe('gateway proxy', () => {
     expect(f.logs.find((l) => l.component === 'access' && l.authority === 'one.pass.example')).toMatchObject({ route: 'VirtualService/demo/pass#0', cluster: 'pass-one', responseFlags: '-' });
   });
 
+  it('closes a passthrough connection that is not TLS at once, and a silent one after the handshake timeout', async () => {
+    const garbage = net.connect({ host: '127.0.0.1', port: port(8443) });
+    garbage.on('error', () => undefined);
+    garbage.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    await once(garbage, 'close');
+    const silent = net.connect({ host: '127.0.0.1', port: port(8443) });
+    silent.on('error', () => undefined);
+    const started = Date.now();
+    await once(silent, 'close');
+    // AMESH_HANDSHAKE_TIMEOUT_MS is 2000 in this fixture.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    await eventually(
+      () => {
+        const refused = f.logs.filter((l) => l.component === 'access' && l.destination === '0.0.0.0:8443' && l.responseFlags === 'NR' && l.authority === undefined);
+        expect(refused.map((l) => String(l.error))).toEqual(expect.arrayContaining([expect.stringMatching(/^not a TLS ClientHello: not a TLS handshake record/), expect.stringMatching(/nothing usable within 2000 ms/)]));
+      },
+      { timeoutMs: 2000, description: 'NR lines for both' },
+    );
+  });
+
   it('relays a TCP listener to its route’s backend', async () => {
     const s = net.connect({ host: '127.0.0.1', port: port(9000), allowHalfOpen: true });
     await once(s, 'connect');
