@@ -99,7 +99,7 @@ describe('tables', () => {
     const table = toTable('', 'Service', [svc], { resourceVersion: '5', now, includeObject: 'Metadata' });
     expect((table.rows as Array<{ cells: unknown[]; object: { kind: string } }>)[0]).toMatchObject({ cells: ['web', 'ClusterIP', '10.96.0.11', '<none>', '80/TCP', '60m', 'app=web'], object: { kind: 'PartialObjectMetadata' } });
     expect((table.columnDefinitions as Array<{ name: string; priority: number }>).find((c) => c.name === 'Selector')?.priority).toBe(1);
-    const cells = (o: unknown): unknown[] => (toTable('', 'Service', [o], { resourceVersion: '5', now, includeObject: 'None' }).rows as Array<{ cells: unknown[] }>)[0]?.cells ?? [];
+    const cells = (o: Parameters<typeof toTable>[2][number]): unknown[] => (toTable('', 'Service', [o], { resourceVersion: '5', now, includeObject: 'None' }).rows as Array<{ cells: unknown[] }>)[0]?.cells ?? [];
     const lb = { ...svc, spec: { ...svc.spec, type: 'LoadBalancer' } };
     expect(cells(lb)[3]).toBe('<pending>');
     expect(cells({ ...lb, status: { loadBalancer: { ingress: [{ ip: '10.252.0.1' }] } } })[3]).toBe('10.252.0.1');
