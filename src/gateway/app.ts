@@ -170,6 +170,7 @@ export class GatewayProxy {
       this.plan = plan;
       this.lastConfigError = undefined;
       this.contexts.retain(plan);
+      this.downstream.prepare(plan);
       this.upstream.pools.retain(poolTargets(state));
       for (const l of plan.byPort.values()) {
         if (l.tls && l.tls.errors.length > 0) logger.warn({ listener: l.listener.name, port: l.listener.port, errors: l.tls.errors }, 'gateway: certificates left out of an HTTPS listener');

@@ -32,7 +32,7 @@ import { ResponseFlag } from '../l7/response-flags.js';
 import type { UpstreamDialer } from '../l7/upstream.js';
 import type { WaypointState } from '../l7/waypoint-state.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello.js';
-import { GATEWAY_MIN_TLS_VERSION, l4RouteFor, pickL4Backend, type CompiledListener, type TlsTermination } from './listener-plan.js';
+import { GATEWAY_MIN_TLS_VERSION, l4RouteFor, pickL4Backend, type CompiledListener, type ListenerPlan, type TlsTermination } from './listener-plan.js';
 
 export interface GatewayDownstreamOptions {
   proxy: HttpProxy;
@@ -171,12 +171,21 @@ export class GatewayDownstream {
       socket.destroy();
       return;
     }
+    this.terminatorFor(termination, port).emit('connection', socket);
+  }
+
+  /** Builds the TLS terminators of a new config's HTTPS listeners before its first connection. */
+  prepare(plan: ListenerPlan): void {
+    for (const l of plan.byPort.values()) if (l.tls && l.tls.certificates.length > 0) this.terminatorFor(l.tls, l.listener.port);
+  }
+
+  private terminatorFor(termination: TlsTermination, port: number): tls.Server {
     let terminator = this.terminators.get(termination);
     if (!terminator) {
       terminator = this.terminator(termination, port);
       this.terminators.set(termination, terminator);
     }
-    terminator.emit('connection', socket);
+    return terminator;
   }
 
   private terminator(termination: TlsTermination, port: number): tls.Server {

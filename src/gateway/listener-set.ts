@@ -48,7 +48,7 @@ export class GatewayListenerSet {
   /** Makes the bound ports equal `ports` (queued after any reconciliation in progress). */
   reconcile(ports: Iterable<number>): Promise<void> {
     const wanted = new Set(ports);
-    this.queue = this.queue.then(() => this.apply(wanted));
+    this.queue = this.queue.then(() => this.apply(wanted)).catch((err: unknown) => this.opts.logger.error({ err: describeError(err) }, 'gateway: reconciling the listeners failed'));
     return this.queue;
   }
 

@@ -15,7 +15,7 @@
  * - `listeners` only with `kind: 'gateway'`: ports unique, an HTTPS listener has at least one
  *   certificate (non-empty PEMs), certificates only on HTTPS and `l4Routes` only on TLS / TCP
  *   listeners (a TLS / TCP listener may have none: its connections are closed, `NR`);
- *   `Endpoint.waypoint` is an IP address.
+ *   `Endpoint.waypoint` is an IP address, and only on an HBONE endpoint.
  * Cross-field checks report the same `path: problem` form as zod's own issues.
  */
 import { isIP } from 'node:net';
@@ -186,7 +186,8 @@ const endpoint = z
       .refine((a) => isIP(a) !== 0, { message: 'must be an IP address (the waypoint’s)' })
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((e) => e.waypoint === undefined || e.hbone, { path: ['waypoint'], message: 'an endpoint reached through a waypoint is reached over HBONE (hbone: true)' });
 
 const hashPolicy = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('header'), name: nonEmpty }).strict(),

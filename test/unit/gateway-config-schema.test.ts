@@ -54,6 +54,11 @@ describe('gateway config schema', () => {
       gateway([], { clusters: [{ name: 'backend', service: 'demo/backend', port: 80, lb: 'ROUND_ROBIN', endpoints: [{ address: '10.96.0.9', port: 80, identity: '', hbone: true, waypoint: 'waypoint.demo' }] }] }),
       /^c\.clusters\[0\]\.endpoints\[0\]\.waypoint: must be an IP address/,
     ],
+    [
+      'a waypoint on a plain-TCP endpoint',
+      gateway([], { clusters: [{ name: 'backend', service: 'demo/backend', port: 80, lb: 'ROUND_ROBIN', endpoints: [{ address: '10.96.0.9', port: 80, identity: '', hbone: false, waypoint: '10.244.0.20' }] }] }),
+      /^c\.clusters\[0\]\.endpoints\[0\]\.waypoint: an endpoint reached through a waypoint is reached over HBONE/,
+    ],
   ])('refuses %s', (_name, config, problem) => expect(issues(config)).toEqual(expect.arrayContaining([expect.stringMatching(problem)])));
 });
 
