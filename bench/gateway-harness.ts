@@ -110,6 +110,8 @@ export interface LatencyRun {
 
 export interface GatewayRun {
   run: number;
+  /** 1-minute load average when the run started: a run on a busy machine shows here. */
+  loadAverage1m: number;
   maxRate?: MaxRateRun;
   latency?: LatencyRun;
   error?: string;
@@ -192,9 +194,9 @@ interface PathTarget {
   destAgent?: number[];
 }
 
-async function measureRun(o: GatewayBenchOptions, meter: CpuMeter, target: PathTarget, backendPid: number): Promise<Omit<GatewayRun, 'run'>> {
+async function measureRun(o: GatewayBenchOptions, meter: CpuMeter, target: PathTarget, backendPid: number): Promise<Omit<GatewayRun, 'run' | 'loadAverage1m'>> {
   const groups = { proxy: target.proxy ?? [], destAgent: target.destAgent ?? [], backend: [backendPid] };
-  const out: Omit<GatewayRun, 'run'> = {};
+  const out: Omit<GatewayRun, 'run' | 'loadAverage1m'> = {};
   if ((await wrkVersion()) !== undefined) {
     if (o.warmupSeconds > 0) await wrk(target.port, o.connections, o.warmupSeconds, target.edge);
     const { result: w, cpuSeconds: cpu } = await meter.measureGroups(groups, () => wrk(target.port, o.connections, o.maxRateSeconds, target.edge));
@@ -358,10 +360,11 @@ export async function runGatewayBench(o: GatewayBenchOptions): Promise<GatewayBe
         if (!target) continue;
         o.progress.step(`run ${run}/${o.runs}: ${result.label}`);
         try {
-          result.runs.push({ run, ...(await measureRun(o, meter, target, backendProcess.pid)) });
+          const loadAverage1m = round(loadavg()[0] ?? 0, 2);
+          result.runs.push({ run, loadAverage1m, ...(await measureRun(o, meter, target, backendProcess.pid)) });
         } catch (err) {
           const error = err instanceof Error ? err.message : String(err);
-          result.runs.push({ run, error });
+          result.runs.push({ run, loadAverage1m: round(loadavg()[0] ?? 0, 2), error });
           o.progress.info(`failed: ${error}`);
         }
       }

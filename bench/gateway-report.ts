@@ -60,6 +60,8 @@ export function gatewayMarkdown(result: GatewayBenchResult): string {
       else if (errs > 0) lines.push(`- ${p.label}, run ${run.run}: ${run.maxRate?.errors ?? 0} errors at max rate, ${run.latency?.errors ?? 0} in the latency run ${JSON.stringify(run.latency?.errorKinds ?? {})}`);
     }
   }
+  const loads = result.paths.flatMap((p) => p.runs.map((run) => run.loadAverage1m));
+  if (loads.length > 0) lines.push(`- 1-minute load average at the start of each run: ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)} on ${e.cpus.split(' ')[0]} CPUs (other work on the machine shows up in p99 and spread).`);
   for (const note of result.notes) lines.push(`- ${note}`);
   return `${lines.join('\n')}\n`;
 }
