@@ -3,7 +3,8 @@
  * its DaemonSet manifest), deploys the sample app from samples/demo/, shows plaintext traffic,
  * enrols the namespace with Istio's label — no pod restarts — and shows the same request now
  * crossing the mesh as HBONE mutual TLS, with the evidence: the node agent's access log names the
- * client's SPIFFE identity, and a packet capture between the nodes sees only port 15008.
+ * client's SPIFFE identity, and a packet capture between the nodes sees only port 15008. Last,
+ * an ingress Gateway (samples/gateway/) opens the frontend to a client outside the cluster.
  */
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -11,7 +12,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, PatchStrategy, type KubeConfig, type V1Pod, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, type KubeConfig, type V1Pod, setHeaderOptions } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { AmeshError } from '../errors/amesh-error.js';
 import { applyObjects, readManifests, REPO_ROOT } from '../sandbox/install.js';
@@ -21,7 +22,8 @@ import { planClusterNetwork } from '../sandbox/network/cluster-network.js';
 import { sandboxDir, sandboxPaths } from '../sandbox/state.js';
 
 const DEMO_MANIFEST = join(REPO_ROOT, 'samples', 'demo', 'demo.yaml');
-const TOTAL = 6;
+const GATEWAY_MANIFEST = join(REPO_ROOT, 'samples', 'gateway', 'demo-gateway.yaml');
+const TOTAL = 7;
 
 function step(n: number, text: string): void {
   console.log(`\n[${n}/${TOTAL}] ${text}`);
@@ -71,6 +73,22 @@ async function podsOf(core: CoreV1Api, namespace: string, app: string): Promise<
 async function execIn(dir: string, pod: V1Pod, command: string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const target = await podExecTarget({ stateDir: sandboxPaths(dir).kubelet, pod });
   return run([...target.prefix, ...command], target.env, timeoutMs);
+}
+
+/** The Gateway's first address once it is Programmed (the controller deploys it, the sandbox gives its Service an address). */
+async function gatewayAddress(kc: KubeConfig, namespace: string, name: string): Promise<string> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  let shown = '';
+  return until(`Gateway ${namespace}/${name} to be Programmed`, 120_000, async () => {
+    const gw = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace, plural: 'gateways', name })) as {
+      status?: { addresses?: Array<{ value?: string }>; conditions?: Array<{ type?: string; status?: string; reason?: string; message?: string }> };
+    };
+    const programmed = gw.status?.conditions?.find((c) => c.type === 'Programmed');
+    const line = programmed ? `Programmed=${programmed.status} (${programmed.reason ?? ''}) ${programmed.message ?? ''}`.trim() : 'waiting for status';
+    if (line !== shown) console.log(`  ${(shown = line)}`);
+    const address = gw.status?.addresses?.[0]?.value;
+    return programmed?.status === 'True' && address ? address : undefined;
+  });
 }
 
 async function waitDeployments(kc: KubeConfig, namespace: string): Promise<void> {
@@ -190,11 +208,25 @@ export function registerDemo(program: Command): void {
         }
       }
 
-      step(6, 'try it yourself');
+      step(6, `the edge: kubectl apply -f ${GATEWAY_MANIFEST}   (a Gateway of class istio + an HTTPRoute to the frontend)`);
+      for (const r of await applyObjects(kc, await readManifests(GATEWAY_MANIFEST))) console.log(`  ${r.object.kind?.toLowerCase()}/${r.object.metadata?.name} ${r.outcome}`);
+      const gatewayAt = Date.now();
+      const address = await gatewayAddress(kc, 'demo', 'demo-gateway');
+      console.log(`  demo-gateway Programmed in ${((Date.now() - gatewayAt) / 1000).toFixed(1)} s (Deployment demo-gateway-istio, LoadBalancer ${address})`);
+      const outsideNetns = plan.outsideNetnsPath;
+      const edge = await until('the frontend to answer through demo-gateway from outside the cluster', 60_000, async () => {
+        const r = await run(['nsenter', `--net=${outsideNetns}`, '--', 'curl', '-s', '--max-time', '5', `http://${address}/`], {}, 10_000);
+        return r.code === 0 && r.stdout.includes('frontend') ? r : undefined;
+      });
+      console.log(`  outside the cluster: curl http://${address}/ → ${edge.stdout.trim()}   (gateway → frontend pod over HBONE)`);
+
+      step(7, 'try it yourself');
       console.log(`  export KUBECONFIG=${up.kubeconfig}
   kubectl get pods -A -o wide
   amesh sandbox exec demo/${client.metadata?.name} -- curl -s http://backend.demo
   amesh sandbox logs amesh-system/${agents[0]?.metadata?.name ?? 'amesh-node-xxxxx'}     # access log: identities of both ends
+  amesh sandbox exec --outside -- curl -s http://${address}/                # through the ingress gateway (host: see \`amesh sandbox status\`)
+  less docs/ingress.md                                                       # HTTPS, the Istio Gateway API, the nginx example
   kubectl label namespace demo istio.io/dataplane-mode-                     # back to plaintext, again without restarts
   amesh sandbox down                                                         # removes everything`);
     });
