@@ -107,8 +107,8 @@ describe('listeners', () => {
 
   it.each([
     [{ name: 'udp', port: 53, protocol: 'UDP' }, 'UnsupportedProtocol', 'UDP'],
-    [{ name: 'tcp', port: 9000, protocol: 'TCP' }, 'UnsupportedProtocol', 'TCPRoute'],
-    [{ name: 'tls', port: 9443, protocol: 'TLS', tls: { mode: 'Passthrough' } }, 'UnsupportedProtocol', 'TLSRoute'],
+    [{ name: 'tls', port: 9443, protocol: 'TLS', tls: { mode: 'Terminate', certificateRefs: [{ name: 'cert' }] } }, 'UnsupportedProtocol', 'terminate TLS only on HTTPS'],
+    [{ name: 'tls-default', port: 9443, protocol: 'TLS' }, 'UnsupportedProtocol', '(unset: Terminate)'],
     [{ name: 'pass', port: 443, protocol: 'HTTPS', tls: { mode: 'Passthrough' } }, 'UnsupportedProtocol', 'Terminate'],
     [{ name: 'admin', port: 15021, protocol: 'HTTP' }, 'PortUnavailable', '15021'],
     [{ name: 'zero', port: 0, protocol: 'HTTP' }, 'PortUnavailable', 'not a port'],

@@ -52,6 +52,10 @@ export const RESOURCES = {
   gateways: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' },
   httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' },
   grpcRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'grpcroutes' },
+  /** TLSRoute is v1 in recent Gateway API releases and v1alpha2 before: both are watched (mesh-index merges them). */
+  tlsRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'tlsroutes' },
+  tlsRoutesV1alpha2: { group: 'gateway.networking.k8s.io', version: 'v1alpha2', plural: 'tlsroutes' },
+  tcpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1alpha2', plural: 'tcproutes' },
   gatewayClasses: { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gatewayclasses' },
   virtualServices: { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices' },
   istioGateways: { group: 'networking.istio.io', version: 'v1', plural: 'gateways' },

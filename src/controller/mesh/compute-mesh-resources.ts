@@ -53,6 +53,9 @@ export interface MeshView {
   /** Routing inputs of waypoints: Gateway API routes and Istio networking resources. */
   httpRoutes?: readonly KubeObjectLike[];
   grpcRoutes?: readonly KubeObjectLike[];
+  /** Gateway API L4 routes (ingress TLS passthrough / TCP listeners; translate/ingress-l4-routes.ts). */
+  tlsRoutes?: readonly KubeObjectLike[];
+  tcpRoutes?: readonly KubeObjectLike[];
   virtualServices?: readonly KubeObjectLike[];
   destinationRules?: readonly KubeObjectLike[];
   /** networking.istio.io Gateways (ingress servers; translate/ingress-config.ts). */

@@ -42,6 +42,9 @@ type Kinds = {
   gateways: KubeObjectLike;
   httpRoutes: KubeObjectLike;
   grpcRoutes: KubeObjectLike;
+  tlsRoutes: KubeObjectLike;
+  tlsRoutesV1alpha2: KubeObjectLike;
+  tcpRoutes: KubeObjectLike;
   virtualServices: KubeObjectLike;
   destinationRules: KubeObjectLike;
   istioGateways: KubeObjectLike;
@@ -58,11 +61,24 @@ const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   gateways: RESOURCES.gateways,
   httpRoutes: RESOURCES.httpRoutes,
   grpcRoutes: RESOURCES.grpcRoutes,
+  tlsRoutes: RESOURCES.tlsRoutes,
+  tlsRoutesV1alpha2: RESOURCES.tlsRoutesV1alpha2,
+  tcpRoutes: RESOURCES.tcpRoutes,
   virtualServices: RESOURCES.virtualServices,
   destinationRules: RESOURCES.destinationRules,
   istioGateways: RESOURCES.istioGateways,
   secrets: RESOURCES.secrets,
 };
+
+/**
+ * One kind watched through two API versions (TLSRoute v1 and v1alpha2): a server serving both
+ * lists every object twice, so each object is taken once, from the first list that has it.
+ */
+function mergeVersions(preferred: readonly KubeObjectLike[], other: readonly KubeObjectLike[]): KubeObjectLike[] {
+  if (other.length === 0) return [...preferred];
+  const seen = new Set(preferred.map((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`));
+  return [...preferred, ...other.filter((o) => !seen.has(`${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`))];
+}
 
 export class MeshIndex {
   readonly #informers: { [K in keyof Kinds]: Informer<Kinds[K] & InformerObject> };
@@ -96,6 +112,9 @@ export class MeshIndex {
       gateways: make('gateways'),
       httpRoutes: make('httpRoutes'),
       grpcRoutes: make('grpcRoutes'),
+      tlsRoutes: make('tlsRoutes'),
+      tlsRoutesV1alpha2: make('tlsRoutesV1alpha2'),
+      tcpRoutes: make('tcpRoutes'),
       virtualServices: make('virtualServices'),
       destinationRules: make('destinationRules'),
       istioGateways: make('istioGateways'),
@@ -138,6 +157,8 @@ export class MeshIndex {
       gateways: this.#informers.gateways.list(),
       httpRoutes: this.#informers.httpRoutes.list(),
       grpcRoutes: this.#informers.grpcRoutes.list(),
+      tlsRoutes: mergeVersions(this.#informers.tlsRoutes.list(), this.#informers.tlsRoutesV1alpha2.list()),
+      tcpRoutes: this.#informers.tcpRoutes.list(),
       virtualServices: this.#informers.virtualServices.list(),
       destinationRules: this.#informers.destinationRules.list(),
       istioGateways: this.#informers.istioGateways.list(),

@@ -11,7 +11,7 @@
  * - HTTPRoute, GRPCRoute (Gateway API RouteStatus): one `status.parents[]` entry per mesh parent
  *   (a Service, or a waypoint Gateway) with `controllerName: amesh.io/waypoint-controller` and
  *   conditions Accepted, ResolvedRefs (and Warning when fields were ignored), and one per parentRef
- *   naming an amesh ingress Gateway (HTTPRoute, GRPCRoute) with `controllerName: amesh.io/gateway-controller` and the
+ *   naming an amesh ingress Gateway (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) with `controllerName: amesh.io/gateway-controller` and the
  *   ingress translator's conditions for that Gateway. Entries of other controllers are kept: a
  *   merge patch replaces the whole list, so it is rebuilt from theirs plus both of ours (one write
  *   for both, so the two never undo each other).
@@ -60,8 +60,11 @@ export function kubeRouteStatusPatcher(kubeConfig: KubeConfig): RouteStatusPatch
   };
 }
 
+/** Gateway API routes only ingress Gateways take (TLS passthrough and TCP listeners). */
+export type L4RouteKind = 'TLSRoute' | 'TCPRoute';
+
 /** The kinds whose status this writer owns: the routing objects and Istio ingress Gateways. */
-export type StatusObjectKind = RouteObjectKind | 'IstioGateway';
+export type StatusObjectKind = RouteObjectKind | L4RouteKind | 'IstioGateway';
 
 const KIND_RESOURCE: Record<StatusObjectKind, ResourceKind> = {
   IstioGateway: RESOURCES.istioGateways,
@@ -69,7 +72,23 @@ const KIND_RESOURCE: Record<StatusObjectKind, ResourceKind> = {
   DestinationRule: RESOURCES.destinationRules,
   HTTPRoute: RESOURCES.httpRoutes,
   GRPCRoute: RESOURCES.grpcRoutes,
+  TLSRoute: RESOURCES.tlsRoutesV1alpha2,
+  TCPRoute: RESOURCES.tcpRoutes,
 };
+
+/** Gateway API kinds whose status is a RouteStatus (`parents`). */
+const GATEWAY_ROUTE_KINDS: ReadonlySet<StatusObjectKind> = new Set(['HTTPRoute', 'GRPCRoute', 'TLSRoute', 'TCPRoute']);
+
+/**
+ * Where the status of `object` is written: its kind's resource, at the API version the object was
+ * read with when that is a version of the same group (TLSRoute is watched as v1 and v1alpha2).
+ */
+export function statusResource(kind: StatusObjectKind, object: KubeObjectLike): ResourceKind {
+  const base = KIND_RESOURCE[kind];
+  const slash = object.apiVersion?.indexOf('/') ?? -1;
+  if (!object.apiVersion || slash < 0 || object.apiVersion.slice(0, slash) !== base.group) return base;
+  return { ...base, version: object.apiVersion.slice(slash + 1) };
+}
 
 const ISTIO_CODES: Record<string, string> = { InvalidDestination: 'IST0101' };
 
@@ -122,12 +141,12 @@ export function mergeConditionSpecs(a: readonly ConditionSpec[] | undefined, b: 
   return out;
 }
 
-/** `HTTPRoute|GRPCRoute/<ns>/<name>@<gateway ns>/<gateway name>` keys of IngressResult.status, per route key. */
+/** `HTTPRoute|GRPCRoute|TLSRoute|TCPRoute/<ns>/<name>@<gateway ns>/<gateway name>` keys of IngressResult.status, per route key. */
 export function ingressParentsByRoute(ingress: ReadonlyMap<string, ConditionSpec[]> | undefined): Map<string, Map<string, ConditionSpec[]>> {
   const out = new Map<string, Map<string, ConditionSpec[]>>();
   for (const [key, conditions] of ingress ?? []) {
     const at = key.indexOf('@');
-    if (!(key.startsWith('HTTPRoute/') || key.startsWith('GRPCRoute/')) || at < 0) continue;
+    if (at < 0 || !GATEWAY_ROUTE_KINDS.has(key.slice(0, key.indexOf('/')) as StatusObjectKind)) continue;
     const route = key.slice(0, at);
     const byGateway = out.get(route) ?? new Map<string, ConditionSpec[]>();
     byGateway.set(key.slice(at + 1), conditions);
@@ -270,7 +289,7 @@ export class RouteStatusWriter {
     add('DestinationRule', view.destinationRules);
     if (ingress) {
       const parents = ingressParentsByRoute(ingress);
-      const routes = (kind: 'HTTPRoute' | 'GRPCRoute', objects: readonly KubeObjectLike[] | undefined): void => {
+      const routes = (kind: 'HTTPRoute' | 'GRPCRoute' | L4RouteKind, objects: readonly KubeObjectLike[] | undefined): void => {
         for (const object of objects ?? []) {
           const k = key(kind, object);
           const desired = status.get(k);
@@ -281,6 +300,8 @@ export class RouteStatusWriter {
       };
       routes('HTTPRoute', view.httpRoutes);
       routes('GRPCRoute', view.grpcRoutes);
+      routes('TLSRoute', view.tlsRoutes);
+      routes('TCPRoute', view.tcpRoutes);
     } else {
       add('HTTPRoute', view.httpRoutes);
       add('GRPCRoute', view.grpcRoutes);
@@ -299,12 +320,12 @@ export class RouteStatusWriter {
 
   async #write({ kind, object, desired, waypoints, ingress }: Work): Promise<void> {
     const now = this.#now();
-    const status = kind === 'HTTPRoute' || kind === 'GRPCRoute' ? nextRouteParents(object as HttpRouteObject, desired, waypoints, now, this.#clusterDomain, ingress) : desired && nextIstioStatus(object, desired, now);
+    const status = GATEWAY_ROUTE_KINDS.has(kind) ? nextRouteParents(object as HttpRouteObject, desired, waypoints, now, this.#clusterDomain, ingress) : desired && nextIstioStatus(object, desired, now);
     if (!status) return;
     const namespace = object.metadata.namespace ?? '';
     const name = object.metadata.name ?? '';
     try {
-      await this.#patch(KIND_RESOURCE[kind], namespace, name, status);
+      await this.#patch(statusResource(kind, object), namespace, name, status);
       this.#log.debug({ kind, object: `${namespace}/${name}`, conditions: (desired ?? []).map((c) => `${c.type}=${c.status}`) }, 'route status written');
     } catch (err) {
       const code = statusCodeOf(err);

@@ -1,13 +1,14 @@
 /**
  * Gateway API ingress Gateways (class in INGRESS_GATEWAY_CLASSES) → one deployment plan each,
- * the Gateway's status (listeners included) and the parent status of every HTTPRoute and GRPCRoute
- * attached to it (key `<Kind>/<ns>/<name>@<gateway ns>/<gateway name>`). Pure.
+ * the Gateway's status (listeners included) and the parent status of every HTTPRoute, GRPCRoute,
+ * TLSRoute and TCPRoute attached to it (key `<Kind>/<ns>/<name>@<gateway ns>/<gateway name>`). Pure.
  *
  * Listeners (gateway.networking.k8s.io v1 semantics):
- * - protocols HTTP and HTTPS (tls.mode Terminate, certificateRefs to Secrets in the Gateway's
- *   namespace); anything else is Accepted=False/UnsupportedProtocol (TLS and TCP listeners need
- *   TLSRoute / TCPRoute, which amesh does not read — Istio Gateway servers with VirtualService
- *   `tls` / `tcp` entries do that). Ports the gateway uses itself are PortUnavailable.
+ * - protocols HTTP, HTTPS (tls.mode Terminate, certificateRefs to Secrets in the Gateway's
+ *   namespace), TLS (tls.mode Passthrough only: amesh terminates TLS on HTTPS listeners, so
+ *   Terminate — the Gateway API default — on a TLS listener is Accepted=False/UnsupportedProtocol
+ *   saying so) and TCP (`hostname` and `tls` ignored with a warning); anything else is
+ *   Accepted=False/UnsupportedProtocol. Ports the gateway uses itself are PortUnavailable.
  * - distinctness: listeners on one port with different protocols are all Conflicted=True /
  *   ProtocolConflict; same port, protocol and hostname → HostnameConflict. Conflicted listeners
  *   are not programmed; the others are.
@@ -16,8 +17,8 @@
  *   RefNotPermitted (ReferenceGrant is not read). An HTTPS listener without one usable certificate
  *   is Programmed=False; the Gateway's other listeners are unaffected.
  * - allowedRoutes: namespaces from Same (default) | All | Selector (matchLabels and
- *   matchExpressions on the route's namespace); kinds HTTPRoute and GRPCRoute (others →
- *   ResolvedRefs=False/InvalidRouteKinds).
+ *   matchExpressions on the route's namespace); kinds HTTPRoute and GRPCRoute on HTTP/HTTPS,
+ *   TLSRoute on TLS, TCPRoute on TCP (the defaults; others → ResolvedRefs=False/InvalidRouteKinds).
  *
  * HTTPRoutes and GRPCRoutes (translated by http-route.ts / grpc-route.ts): a parentRef to the Gateway (optionally `sectionName` and/or `port`) attaches the
  * route to each listener it selects that allows it and whose hostname intersects the route's
@@ -30,15 +31,23 @@
  * HTTPRoutes (as at waypoints), then each kind's rule order (http-route.ts: path, method, headers,
  * query; grpc-route.ts: service, method, headers; then the oldest route). A listener with a hostname ends with
  * a 404 for that hostname, so a request is only ever routed by the listener it belongs to.
+ *
+ * TLSRoutes and TCPRoutes (translated by ingress-l4-routes.ts) attach the same way (a TLSRoute's
+ * `hostnames` intersect the TLS listener's hostname; TCP listeners have none) and become the
+ * port's `l4Routes`: one per rule and host pattern, most specific pattern first, then the oldest
+ * route, then rule order — the gateway takes the first whose SNI pattern matches. A TCP listener
+ * sends every connection to its first route: a later TCPRoute on it is Accepted with a warning
+ * saying it gets no traffic.
  */
-import type { GatewayCertificate, HttpRoute } from '../../l7/config.js';
+import type { GatewayCertificate, HttpRoute, L4Route, WeightedBackend } from '../../l7/config.js';
 import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import type { ConditionSpec } from '../status/policy-status.js';
 import { translateGrpcRoute, type GrpcRouteObject } from './grpc-route.js';
 import { compareOrder, GATEWAY_GROUP, translateHttpRoute, type HttpRouteObject, type OrderedEntry, type ParentRef, type RouteOrder, type RouteTarget } from './http-route.js';
 import { ANY_HOST, compareHostSpecificity, intersectHosts, normaliseHost } from './ingress-hosts.js';
 import { INGRESS_GATEWAY_CLASSES, type IngressGatewayStatus, type ListenerStatusSpec } from './ingress-model.js';
-import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext } from './ingress-plan.js';
+import { byAge, closeHost, hostRoutes, hostScopedName, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext, type ListenerProtocol } from './ingress-plan.js';
+import { translateL4Route, type L4RouteKind, type L4RouteObject, type L4Rule } from './ingress-l4-routes.js';
 import { certificateFrom } from './ingress-secrets.js';
 import type { ClusterRef, RouteIssue } from './route-model.js';
 
@@ -85,7 +94,12 @@ export function ingressDeploymentName(gateway: IngressGatewayObject): string {
 /** What an HTTP / HTTPS listener takes; GRPCRoutes are ordered before HTTPRoutes on a host, as at waypoints. */
 const ROUTE_KINDS = ['GRPCRoute', 'HTTPRoute'] as const;
 type IngressRouteKind = (typeof ROUTE_KINDS)[number];
-const SUPPORTED_KINDS = ROUTE_KINDS.map((kind) => ({ group: GATEWAY_GROUP, kind }));
+type RouteKind = IngressRouteKind | L4RouteKind;
+/** The route kinds each listener protocol takes (and defaults to). */
+const KINDS_BY_PROTOCOL: Readonly<Record<string, readonly RouteKind[]>> = { HTTP: ROUTE_KINDS, HTTPS: ROUTE_KINDS, TLS: ['TLSRoute'], TCP: ['TCPRoute'] };
+const kindsOf = (protocol: string): readonly RouteKind[] => KINDS_BY_PROTOCOL[protocol] ?? [];
+const supportedKindsOf = (protocol: string): Array<{ group: string; kind: string }> => kindsOf(protocol).map((kind) => ({ group: GATEWAY_GROUP, kind }));
+const isL4 = (protocol: string): boolean => protocol === 'TLS' || protocol === 'TCP';
 const LISTENER_FIELDS = new Set(['name', 'port', 'protocol', 'hostname', 'tls', 'allowedRoutes']);
 const SPEC_FIELDS = new Set(['gatewayClassName', 'listeners', 'infrastructure']);
 
@@ -106,6 +120,8 @@ interface ListenerState {
   attached: Set<string>;
   /** Route entries for it: route, precedence, and the host pattern it is confined to. */
   entries: Array<{ route: HttpRoute; order: RouteOrder; group: number; pattern: string; clusters: ClusterRef[]; statusKey: string }>;
+  /** TLS / TCP listeners: L4 rules, with the host pattern, the route's age rank and its route key. */
+  l4Entries: Array<{ routeKey: string; rule: number; backends: WeightedBackend[]; pattern: string; age: number; clusters: ClusterRef[]; statusKey: string }>;
 }
 
 const usable = (l: ListenerState): boolean => l.accepted === undefined && l.conflict === undefined;
@@ -137,33 +153,43 @@ function validateListener(l: ListenerState, gatewayNamespace: string, ctx: Front
     l.accepted = { reason: 'PortUnavailable', message: `port ${l.port} is used by the gateway itself (${[...RESERVED_GATEWAY_PORTS].join(', ')} are reserved)` };
     return;
   }
-  if (l.protocol === 'TLS' || l.protocol === 'TCP') {
-    l.accepted = { reason: 'UnsupportedProtocol', message: `${l.protocol} listeners need ${l.protocol === 'TLS' ? 'TLSRoute' : 'TCPRoute'}, which amesh does not support; use an Istio Gateway server with a VirtualService ${l.protocol === 'TLS' ? 'tls' : 'tcp'} route` };
-    return;
-  }
-  if (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS') {
-    l.accepted = { reason: 'UnsupportedProtocol', message: `protocol ${JSON.stringify(l.spec.protocol)} is not supported (HTTP, HTTPS)` };
+  const allowed = kindsOf(l.protocol);
+  if (allowed.length === 0) {
+    l.accepted = { reason: 'UnsupportedProtocol', message: `protocol ${JSON.stringify(l.spec.protocol)} is not supported (HTTP, HTTPS, TLS, TCP)` };
     return;
   }
   // Kinds.
   const kinds = l.spec.allowedRoutes?.kinds;
   if (kinds && kinds.length > 0) {
-    const ok = (k: { group?: string; kind?: string }): boolean => (k.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (ROUTE_KINDS as readonly string[]).includes(k.kind ?? '');
+    const ok = (k: { group?: string; kind?: string }): boolean => (k.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (allowed as readonly string[]).includes(k.kind ?? '');
     const bad = kinds.filter((k) => !ok(k));
-    l.supportedKinds = SUPPORTED_KINDS.filter((s) => kinds.some((k) => ok(k) && k.kind === s.kind));
-    if (bad.length) l.refs.push({ reason: 'InvalidRouteKinds', message: `${at}.allowedRoutes.kinds: ${bad.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind ?? '?'}`).join(', ')} not supported on ${l.protocol} (HTTPRoute, GRPCRoute)` });
+    l.supportedKinds = supportedKindsOf(l.protocol).filter((s) => kinds.some((k) => ok(k) && k.kind === s.kind));
+    if (bad.length) l.refs.push({ reason: 'InvalidRouteKinds', message: `${at}.allowedRoutes.kinds: ${bad.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind ?? '?'}`).join(', ')} not supported on ${l.protocol} (${allowed.join(', ')})` });
   }
   const from = l.spec.allowedRoutes?.namespaces?.from;
   if (from !== undefined && !['Same', 'All', 'Selector'].includes(from)) warnings.push(`${at}.allowedRoutes.namespaces.from: ${JSON.stringify(from)} is not Same, All or Selector; treated as Same`);
-  if (l.protocol === 'HTTP') {
-    if (l.spec.tls !== undefined) warnings.push(`${at}.tls: ignored on an HTTP listener`);
+  if (l.protocol === 'HTTP' || l.protocol === 'TCP') {
+    if (l.spec.tls !== undefined) warnings.push(`${at}.tls: ignored on an ${l.protocol} listener`);
+    if (l.protocol === 'TCP' && l.spec.hostname !== undefined) warnings.push(`${at}.hostname: ignored on a TCP listener (TCP carries no host name)`);
+    return;
+  }
+  const tls = l.spec.tls ?? {};
+  if (l.protocol === 'TLS') {
+    // Passthrough by SNI; the gateway never sees the certificates.
+    if (tls.mode !== 'Passthrough') {
+      l.accepted = {
+        reason: 'UnsupportedProtocol',
+        message: `${at}.tls.mode ${tls.mode === undefined ? '(unset: Terminate)' : JSON.stringify(tls.mode)}: amesh gateways pass TLS listeners through by SNI (mode Passthrough, routed by TLSRoutes) and terminate TLS only on HTTPS listeners; use protocol HTTPS to terminate`,
+      };
+      return;
+    }
+    for (const field of Object.keys(tls)) if (field !== 'mode' && tls[field] !== undefined) warnings.push(`${at}.tls.${field}: unused with mode Passthrough; ignored`);
     return;
   }
   // HTTPS: terminate with the certificateRefs.
-  const tls = l.spec.tls ?? {};
   for (const field of Object.keys(tls)) if (!['mode', 'certificateRefs'].includes(field) && tls[field] !== undefined) warnings.push(`${at}.tls.${field}: not supported; ignored`);
   if ((tls.mode ?? 'Terminate') !== 'Terminate') {
-    l.accepted = { reason: 'UnsupportedProtocol', message: `${at}.tls.mode ${JSON.stringify(tls.mode)}: an HTTPS listener terminates TLS (Terminate); for passthrough use an Istio Gateway server with mode PASSTHROUGH` };
+    l.accepted = { reason: 'UnsupportedProtocol', message: `${at}.tls.mode ${JSON.stringify(tls.mode)}: an HTTPS listener terminates TLS (Terminate); for passthrough use protocol TLS with tls.mode Passthrough and a TLSRoute` };
     return;
   }
   const refs = tls.certificateRefs ?? [];
@@ -218,10 +244,12 @@ function listenerStatus(l: ListenerState): ListenerStatusSpec {
   return { name: l.name, supportedKinds: l.accepted ? [] : l.supportedKinds, attachedRoutes: l.attached.size, conditions };
 }
 
-/** One HTTPRoute / GRPCRoute translated for ingress use (once, whatever the number of Gateways). */
+/** One HTTPRoute / GRPCRoute / TLSRoute / TCPRoute translated for ingress use (once, whatever the number of Gateways). */
 interface IngressRouteTranslation {
-  kind: IngressRouteKind;
+  kind: RouteKind;
   entries: Array<{ route: HttpRoute; order: RouteOrder }>;
+  /** TLSRoute / TCPRoute: its rules. */
+  l4Rules: L4Rule[];
   clusters: ClusterRef[];
   issues: RouteIssue[];
   warnings: string[];
@@ -249,7 +277,7 @@ function translateForIngress(kind: IngressRouteKind, route: GatewayRouteObject, 
       if (HOSTNAME.test(host)) hostnames.push(host);
       else badHostnames.push(h);
     }
-    return { kind, entries: (t.entries as OrderedEntry[]).map((e) => ({ route: e.route, order: e.order })), clusters: t.clusters, issues: t.issues, warnings: t.warnings.filter((w) => w !== GAMMA_HOSTNAMES_WARNING), hostnames, badHostnames };
+    return { kind, entries: (t.entries as OrderedEntry[]).map((e) => ({ route: e.route, order: e.order })), l4Rules: [], clusters: t.clusters, issues: t.issues, warnings: t.warnings.filter((w) => w !== GAMMA_HOSTNAMES_WARNING), hostnames, badHostnames };
   };
   const current = run(route);
   if (current.issues.length === 0) {
@@ -269,20 +297,25 @@ function translateForIngress(kind: IngressRouteKind, route: GatewayRouteObject, 
 
 interface ParentOutcome {
   accepted: boolean;
+  /** Attached, but with a caveat (a TCPRoute behind another on a TCP listener). */
+  warnings: string[];
   /** Why not (first failure), for Accepted=False. */
   reason?: string;
   messages: string[];
   listeners: Set<string>;
 }
 
-/** Attaches `route` (via its parentRefs to `gateway`) to the listeners; the parent's outcome, or undefined when it names no parent here. */
-function attachRoute(route: GatewayRouteObject, t: IngressRouteTranslation, gateway: IngressGatewayObject, listeners: ListenerState[], ctx: FrontEndContext): ParentOutcome | undefined {
+/**
+ * Attaches `route` (via its parentRefs to `gateway`) to the listeners; the parent's outcome, or
+ * undefined when it names no parent here. `age`: the route's rank among its kind, oldest first.
+ */
+function attachRoute(route: GatewayRouteObject | L4RouteObject, t: IngressRouteTranslation, age: number, gateway: IngressGatewayObject, listeners: ListenerState[], ctx: FrontEndContext): ParentOutcome | undefined {
   const routeNamespace = route.metadata.namespace ?? 'default';
   const gwNamespace = gateway.metadata.namespace ?? 'default';
   const key = objectKey(t.kind, route);
   const refs = (route.spec?.parentRefs ?? []).map((ref, index) => ({ ref, index })).filter(({ ref }: { ref: ParentRef }) => (ref.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (ref.kind ?? 'Gateway') === 'Gateway' && (ref.namespace ?? routeNamespace) === gwNamespace && ref.name === gateway.metadata.name);
   if (refs.length === 0) return undefined;
-  const outcome: ParentOutcome = { accepted: false, messages: [], listeners: new Set() };
+  const outcome: ParentOutcome = { accepted: false, warnings: [], messages: [], listeners: new Set() };
   const fail = (reason: string, message: string): void => {
     outcome.reason ??= reason;
     outcome.messages.push(message);
@@ -321,8 +354,14 @@ function attachRoute(route: GatewayRouteObject, t: IngressRouteTranslation, gate
       attachedHere = true;
       l.attached.add(key);
       outcome.listeners.add(l.name);
-      const group = ROUTE_KINDS.indexOf(t.kind);
       const statusKey = `${key}@${gwNamespace}/${gateway.metadata.name ?? ''}`;
+      if (t.kind === 'TLSRoute' || t.kind === 'TCPRoute') {
+        const ahead = l.protocol === 'TCP' ? l.l4Entries.find((e) => e.routeKey !== key && e.backends.length > 0) : undefined;
+        if (ahead) outcome.warnings.push(`${at}: listener ${l.name} already sends its connections to ${ahead.routeKey} (the oldest TCPRoute attached); a TCP listener uses one route, so this one gets no traffic there`);
+        for (const pattern of patterns) for (const r of t.l4Rules) l.l4Entries.push({ routeKey: key, rule: r.index, backends: r.backends, pattern, age, clusters: t.clusters, statusKey });
+        continue;
+      }
+      const group = ROUTE_KINDS.indexOf(t.kind);
       for (const pattern of patterns) for (const e of t.entries) l.entries.push({ ...e, group, pattern, clusters: t.clusters, statusKey });
     }
     if (attachedHere) outcome.accepted = true;
@@ -344,7 +383,7 @@ function routeParentConditions(gateway: IngressGatewayObject, t: IngressRouteTra
   }
   const unresolved = t.issues.filter((i) => i.reason === 'InvalidDestination');
   conditions.push(unresolved.length ? { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: unresolved.map((i) => i.message).join('; ') } : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all references resolved' });
-  const warnings = [...t.warnings, ...t.badHostnames.map((h) => `spec.hostnames: ${JSON.stringify(h)} is not a hostname (a DNS name, optionally *.-prefixed); it matches nothing`)];
+  const warnings = [...t.warnings, ...outcome.warnings, ...t.badHostnames.map((h) => `spec.hostnames: ${JSON.stringify(h)} is not a hostname (a DNS name, optionally *.-prefixed); it matches nothing`)];
   if (warnings.length) conditions.push({ type: 'Warning', status: 'True', reason: 'IgnoredFields', message: [...new Set(warnings)].join('; ') });
   return conditions;
 }
@@ -357,16 +396,22 @@ export interface GatewayApiPlan {
 /** Every Gateway API ingress Gateway of the view, planned; route parent statuses go to `ctx.status`. */
 export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, GatewayApiPlan> {
   const gateways = ((ctx.view.gateways ?? []) as IngressGatewayObject[]).filter(isIngressGateway).sort(byAge);
-  const routes: Array<{ kind: IngressRouteKind; route: GatewayRouteObject }> = [
-    ...((ctx.view.grpcRoutes ?? []) as GrpcRouteObject[]).slice().sort(byAge).map((route) => ({ kind: 'GRPCRoute' as const, route })),
-    ...((ctx.view.httpRoutes ?? []) as HttpRouteObject[]).slice().sort(byAge).map((route) => ({ kind: 'HTTPRoute' as const, route })),
+  const ranked = <T extends KubeObjectLike>(objects: readonly KubeObjectLike[] | undefined): Array<{ route: T; age: number }> => (objects ?? []).slice().sort(byAge).map((route, age) => ({ route: route as T, age }));
+  const routes: Array<{ kind: RouteKind; route: GatewayRouteObject | L4RouteObject; age: number }> = [
+    ...ranked<GrpcRouteObject>(ctx.view.grpcRoutes).map((r) => ({ kind: 'GRPCRoute' as const, ...r })),
+    ...ranked<HttpRouteObject>(ctx.view.httpRoutes).map((r) => ({ kind: 'HTTPRoute' as const, ...r })),
+    ...ranked<L4RouteObject>(ctx.view.tlsRoutes).map((r) => ({ kind: 'TLSRoute' as const, ...r })),
+    ...ranked<L4RouteObject>(ctx.view.tcpRoutes).map((r) => ({ kind: 'TCPRoute' as const, ...r })),
   ];
   const translations = new Map<string, IngressRouteTranslation>();
-  const translationOf = (kind: IngressRouteKind, route: GatewayRouteObject): IngressRouteTranslation => {
+  const translationOf = (kind: RouteKind, route: GatewayRouteObject | L4RouteObject): IngressRouteTranslation => {
     const key = objectKey(kind, route);
     let t = translations.get(key);
     if (!t) {
-      t = translateForIngress(kind, route, ctx);
+      if (kind === 'TLSRoute' || kind === 'TCPRoute') {
+        const l4 = translateL4Route(kind, route as L4RouteObject, ctx);
+        t = { ...l4, entries: [], l4Rules: l4.rules };
+      } else t = translateForIngress(kind, route as GatewayRouteObject, ctx);
       translations.set(key, t);
     }
     return t;
@@ -381,26 +426,30 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       warnings.push(field === 'addresses' ? 'spec.addresses: requested addresses are not supported (the LoadBalancer Service assigns one); ignored' : `spec.${field}: not supported; ignored`);
     }
     for (const field of Object.keys(gateway.spec?.infrastructure ?? {})) if (field !== 'labels' && field !== 'annotations') warnings.push(`spec.infrastructure.${field}: not supported; ignored`);
-    const listeners: ListenerState[] = (gateway.spec?.listeners ?? []).map((spec, index) => ({
-      spec,
-      index,
-      name: spec.name ?? `listener-${index}`,
-      port: spec.port ?? 0,
-      protocol: String(spec.protocol ?? '').toUpperCase(),
-      hostname: spec.hostname ? normaliseHost(spec.hostname) : ANY_HOST,
-      refs: [],
-      certificates: [],
-      supportedKinds: [...SUPPORTED_KINDS],
-      attached: new Set(),
-      entries: [],
-    }));
+    const listeners: ListenerState[] = (gateway.spec?.listeners ?? []).map((spec, index) => {
+      const protocol = String(spec.protocol ?? '').toUpperCase();
+      return {
+        spec,
+        index,
+        name: spec.name ?? `listener-${index}`,
+        port: spec.port ?? 0,
+        protocol,
+        hostname: spec.hostname && protocol !== 'TCP' ? normaliseHost(spec.hostname) : ANY_HOST,
+        refs: [],
+        certificates: [],
+        supportedKinds: supportedKindsOf(protocol),
+        attached: new Set(),
+        entries: [],
+        l4Entries: [],
+      };
+    });
     for (const l of listeners) validateListener(l, namespace, ctx, warnings);
     findConflicts(listeners);
 
-    for (const { kind, route } of routes) {
+    for (const { kind, route, age } of routes) {
       if (!route.spec?.parentRefs?.some((ref) => ref.name === name)) continue;
       const t = translationOf(kind, route);
-      const outcome = attachRoute(route, t, gateway, listeners, ctx);
+      const outcome = attachRoute(route, t, age, gateway, listeners, ctx);
       if (outcome) ctx.status.set(`${objectKey(kind, route)}@${namespace}/${name}`, routeParentConditions(gateway, t, outcome));
     }
 
@@ -420,13 +469,18 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       clusterUsers: new Map(),
     };
     const served = listeners.filter(programmed).sort((a, b) => a.port - b.port || compareHostSpecificity(a.hostname, b.hostname));
+    const l4ByPort = new Map<number, ListenerState['l4Entries']>();
     for (const l of served) {
       let port = plan.ports.get(l.port);
       if (!port) {
-        port = newPortPlan(l.port, l.protocol === 'HTTPS' ? 'HTTPS' : 'HTTP');
+        port = newPortPlan(l.port, l.protocol as ListenerProtocol);
         plan.ports.set(l.port, port);
       }
       port.names.push(`Gateway/${namespace}/${name}/${l.name}`);
+      if (isL4(l.protocol)) {
+        l4ByPort.set(l.port, [...(l4ByPort.get(l.port) ?? []), ...l.l4Entries]);
+        continue;
+      }
       port.certificates.push(...l.certificates);
       const names = new Set(port.routes.map((r) => r.name));
       const ordered = l.entries.slice().sort((a, b) => compareHostSpecificity(a.pattern, b.pattern) || a.group - b.group || compareOrder(a.order, b.order));
@@ -440,6 +494,19 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       }
       const close = closeHost(l.hostname);
       if (close && !names.has(close.name)) port.routes.push(close);
+    }
+    // L4 routes of a port, across its listeners: most specific SNI pattern first, then the oldest route, then rule order.
+    for (const [number, entries] of l4ByPort) {
+      const port = plan.ports.get(number);
+      if (!port) continue;
+      const ordered = entries.slice().sort((a, b) => compareHostSpecificity(a.pattern, b.pattern) || a.age - b.age || a.routeKey.localeCompare(b.routeKey) || a.rule - b.rule);
+      for (const e of ordered) {
+        const routeName = hostScopedName(`${e.routeKey}#${e.rule}`, e.pattern);
+        if (port.l4Routes.some((r) => r.name === routeName)) continue;
+        const route: L4Route = { name: routeName, ...(e.pattern !== ANY_HOST ? { hostnames: [e.pattern] } : {}), backends: e.backends };
+        port.l4Routes.push(route);
+        for (const c of e.clusters) if (e.backends.some((b) => b.cluster === c.name)) noteClusterUse(plan, c, e.statusKey);
+      }
     }
 
     const statuses = listeners.map(listenerStatus);

@@ -69,15 +69,16 @@ export interface IngressResult {
    * Conditions of the other objects involved, by `<Kind>/<namespace>/<name>`: Istio `Gateway`
    * (key `IstioGateway/<ns>/<name>`), VirtualServices bound with `gateways:` other than `mesh`
    * (key `VirtualService/<ns>/<name>`; merged by the caller with the waypoint translator's
-   * conditions for the same object), and HTTPRoutes / GRPCRoutes whose parentRefs name an ingress
-   * Gateway — their parent status for that Gateway, key `HTTPRoute/<ns>/<name>@<gateway ns>/<gateway
-   * name>` (`GRPCRoute/…@…` alike).
+   * conditions for the same object), and HTTPRoutes / GRPCRoutes / TLSRoutes / TCPRoutes whose
+   * parentRefs name an ingress Gateway — their parent status for that Gateway, key
+   * `HTTPRoute/<ns>/<name>@<gateway ns>/<gateway name>` (`GRPCRoute/…@…`, `TLSRoute/…@…`,
+   * `TCPRoute/…@…` alike).
    */
   status: Map<string, ConditionSpec[]>;
   /**
-   * The spec of every VirtualService / HTTPRoute / GRPCRoute the ingress configs use this round,
-   * by the status key of the object (`VirtualService/<ns>/<name>`, `HTTPRoute/<ns>/<name>`,
-   * `GRPCRoute/<ns>/<name>`): the caller's next `IngressOptions.lastValid`. An object that turns
+   * The spec of every VirtualService / HTTPRoute / GRPCRoute / TLSRoute / TCPRoute the ingress
+   * configs use this round, by the status key of the object (`VirtualService/<ns>/<name>`,
+   * `HTTPRoute/<ns>/<name>`, `GRPCRoute/<ns>/<name>`, `TLSRoute/…`, `TCPRoute/…`): the caller's next `IngressOptions.lastValid`. An object that turns
    * invalid keeps being served from its last valid spec (same uid), as waypoints do; its
    * Accepted=False message says so.
    */

@@ -48,6 +48,8 @@ const BUILTINS: BuiltinSpec[] = [
   { group: 'gateway.networking.k8s.io', versions: ['v1'], kind: 'Gateway', plural: 'gateways', shortNames: ['gtw'], status: true, categories: ['gateway-api'] },
   { group: 'gateway.networking.k8s.io', versions: ['v1'], kind: 'HTTPRoute', plural: 'httproutes', status: true, categories: ['gateway-api'] },
   { group: 'gateway.networking.k8s.io', versions: ['v1'], kind: 'GRPCRoute', plural: 'grpcroutes', status: true, categories: ['gateway-api'] },
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha3', 'v1alpha2'], kind: 'TLSRoute', plural: 'tlsroutes', status: true, categories: ['gateway-api'] },
+  { group: 'gateway.networking.k8s.io', versions: ['v1alpha2'], kind: 'TCPRoute', plural: 'tcproutes', status: true, categories: ['gateway-api'] },
   { group: 'networking.istio.io', versions: ISTIO_NETWORKING, kind: 'VirtualService', plural: 'virtualservices', shortNames: ['vs'], status: true, categories: ['istio-io', 'networking-istio-io'] },
   { group: 'networking.istio.io', versions: ISTIO_NETWORKING, kind: 'DestinationRule', plural: 'destinationrules', shortNames: ['dr'], status: true, categories: ['istio-io', 'networking-istio-io'] },
   { group: 'networking.istio.io', versions: ISTIO_NETWORKING, kind: 'Gateway', plural: 'gateways', shortNames: ['gw'], status: true, categories: ['istio-io', 'networking-istio-io'] },
