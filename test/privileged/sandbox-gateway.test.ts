@@ -14,6 +14,8 @@
  *   a plaintext client in an unenrolled namespace is refused.
  * - A Gateway API listener whose certificate Secret is missing: ResolvedRefs=False naming the
  *   Secret, and the Gateway's other listener keeps serving.
+ * - TLS passthrough (samples/gateway/tls-passthrough.yaml): a TLS listener + TLSRoute relays
+ *   secure.example.com to a backend that terminates TLS itself; the TLSRoute's parent is Accepted.
  * Each case removes what it applied (in `finally`).
  */
 import { spawnSync } from 'node:child_process';
@@ -292,6 +294,37 @@ describe.skipIf(!guard.run)('ingress gateway (privileged sandbox)', () => {
       );
     } finally {
       remove('-n', 'demo', 'httproute/secure-frontend', 'gateway.gateway.networking.k8s.io/secure-gateway');
+    }
+  }, 240_000);
+
+  it('TLS passthrough: a Gateway API TLS listener + TLSRoute relays secure.example.com to a backend terminating TLS itself; the TLSRoute is Accepted', async () => {
+    applySample('tls-passthrough.yaml');
+    try {
+      const address = await programmedAddress('demo', 'tls-passthrough');
+      await eventually(
+        () => {
+          const r = outside('https://secure.example.com/', '--resolve', `secure.example.com:443:${address}`, '-k');
+          expect(r.code, `outside → https://secure.example.com via ${address}: ${r.stderr}\n${gatewayPods('demo', 'gateway.networking.k8s.io/gateway-name=tls-passthrough')}`).toBe(200);
+          expect(r.body).toContain('s_server');
+        },
+        { timeoutMs: 90_000, intervalMs: 1000, description: 'secure-backend through the passthrough listener' },
+      );
+      // The certificate is the backend's own (the gateway has none); another SNI has no route.
+      const subject = amesh('sandbox', 'exec', '--dir', dir, '--outside', '--', 'sh', '-c', `openssl s_client -connect ${address}:443 -servername secure.example.com </dev/null 2>/dev/null | openssl x509 -noout -subject`);
+      expect(subject.stdout, subject.stderr).toContain('secure.example.com');
+      expect(outside('https://other.example.com/', '--resolve', `other.example.com:443:${address}`, '-k').code).toBe(0);
+      await eventually(
+        () => {
+          const route = JSON.parse(kubectlOk('get', 'tlsroutes.gateway.networking.k8s.io', '-n', 'demo', 'secure', '-o', 'json')) as { status?: { parents?: Array<{ controllerName?: string; parentRef?: { name?: string }; conditions?: Condition[] }> } };
+          const parent = route.status?.parents?.find((p) => p.parentRef?.name === 'tls-passthrough');
+          expect(parent?.controllerName, JSON.stringify(route.status)).toBe('amesh.io/gateway-controller');
+          expect(parent?.conditions?.find((c) => c.type === 'Accepted')?.status, describeConditions(parent?.conditions)).toBe('True');
+          expect(gatewayStatus('demo', 'tls-passthrough').listeners?.find((l) => l.name === 'tls')?.attachedRoutes).toBe(1);
+        },
+        { timeoutMs: 30_000, intervalMs: 1000, description: 'TLSRoute demo/secure Accepted by tls-passthrough' },
+      );
+    } finally {
+      remove('-n', 'demo', 'tlsroute.gateway.networking.k8s.io/secure', 'gateway.gateway.networking.k8s.io/tls-passthrough', 'deployment/secure-backend', 'service/secure-backend');
     }
   }, 240_000);
 });
