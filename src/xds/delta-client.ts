@@ -10,6 +10,9 @@
  *   Resources it does not reject are remembered (name → version) per type; on every new stream
  *   they go out as `initial_resource_versions`, so the server sends only what changed while we
  *   were away, plus removals. `initial` marks the first response of a type on a stream.
+ * - Across streams too: a new stream is not opened while a response of the previous one is still
+ *   in `onUpdate` (its stream may end meanwhile). What it applies is remembered first, so the new
+ *   stream's `initial_resource_versions` include it and the server does not send it again.
  * - ACK: a request with the response's nonce. NACK: the same with `error_detail` (code 3
  *   INVALID_ARGUMENT, message `<name>: <reason>; …` for per-resource rejections, or the thrown
  *   error's message when the whole response was refused — then nothing of it is remembered).
@@ -109,6 +112,8 @@ export class DeltaXdsClient {
   private started = false;
   private closed = false;
   private callEnded: (() => void) | undefined;
+  /** Settles when the response being handled (of any stream) has been applied and remembered. */
+  private applying: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: DeltaClientOptions) {
     this.log = o.logger.child({ component: 'xds-client' });
@@ -168,13 +173,16 @@ export class DeltaXdsClient {
       return;
     }
     if (this.closed) return;
+    // A response of the ended stream may still be in onUpdate: what it applies belongs in `known`.
+    await this.applying;
+    if (this.closed) return;
     const call: Call = client.makeBidiStreamRequest(DELTA_ADS_PATH, serializeDeltaRequest, deserializeDeltaResponse, metadata, {});
     this.call = call;
     this.seenOnStream = new Set();
     let error: Error | undefined;
     call.on('data', (response: DeltaDiscoveryResponse) => {
       call.pause();
-      this.handle(call, response)
+      this.applying = this.handle(call, response)
         .catch((err: unknown) => this.log.error({ err: describeError(err) }, 'unexpected failure handling an xDS response'))
         .finally(() => call.resume());
     });

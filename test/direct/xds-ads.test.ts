@@ -2,8 +2,9 @@
  * Delta ADS end to end on loopback: the controller's AdsServer (src/controller/xds) on a real
  * grpc-js server, the node agent's DeltaXdsClient (src/xds/delta-client.ts) as the caller, the
  * codec's bytes as payload. Covers the full initial state, upserts and removals, debouncing of a
- * burst, per-resource NACKs, resumption with initial_resource_versions after a server restart,
- * clean close, and — on the CA's TLS listener — refusal of bad tokens.
+ * burst, per-resource NACKs, resumption with initial_resource_versions after a server restart
+ * (also when a response is still being applied as its stream ends), clean close, and — on the
+ * CA's TLS listener — refusal of bad tokens.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -268,7 +269,14 @@ describe('delta ADS (insecure loopback)', () => {
       if (second.server) await stop(second.server);
     });
     agent.client.start();
-    await eventually(() => expect(agent.state.get(ADDRESS_TYPE_URL)?.size).toBe(4), WAIT);
+    // The initial sync is complete only when BOTH types have arrived: the server writes them one
+    // after the other, so a loaded machine may hand Authorization over after Address is applied
+    // (sampling `seen` in between counted the first stream's own initial Authorization as resumed).
+    await eventually(() => {
+      expect(agent.state.get(ADDRESS_TYPE_URL)).toEqual(versions(store, ADDRESS_TYPE_URL));
+      expect(agent.state.get(AUTHORIZATION_TYPE_URL)).toEqual(versions(store, AUTHORIZATION_TYPE_URL));
+    }, WAIT);
+    expect(agent.updates.map((u) => u.typeUrl)).toEqual([ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL]);
     const seen = agent.updates.length;
 
     first.close();
@@ -287,14 +295,78 @@ describe('delta ADS (insecure loopback)', () => {
       expect(agent.state.get(AUTHORIZATION_TYPE_URL)).toEqual(versions(store, AUTHORIZATION_TYPE_URL));
     }, WAIT);
     const resumed = agent.updates.slice(seen);
-    expect(resumed.map((u) => ({ typeUrl: u.typeUrl, initial: u.initial, names: u.resources.map((r) => r.name), removed: u.removed }))).toEqual([
-      { typeUrl: ADDRESS_TYPE_URL, initial: true, names: ['uid-5'], removed: ['uid-1'] },
-      { typeUrl: AUTHORIZATION_TYPE_URL, initial: true, names: ['demo/allow'], removed: [] },
+    // Only what changed while away, once: not the unchanged uid-2, uid-3 and service.
+    expect(resumed.map((u) => ({ typeUrl: u.typeUrl, initial: u.initial, names: u.resources.map((r) => `${r.name}@${r.version}`), removed: u.removed }))).toEqual([
+      { typeUrl: ADDRESS_TYPE_URL, initial: true, names: [`uid-5@${store.get(ADDRESS_TYPE_URL, 'uid-5')?.version}`], removed: ['uid-1'] },
+      { typeUrl: AUTHORIZATION_TYPE_URL, initial: true, names: [`demo/allow@${store.get(AUTHORIZATION_TYPE_URL, 'demo/allow')?.version}`], removed: [] },
     ]);
     expect(agent.client.status().reconnects).toBeGreaterThan(0);
     expect(agent.connectionChanges).toEqual([true, false, true]);
     // The new server counts what the client already had as ACKed.
     await eventually(() => expect(ads.ackedVersion('node-1', ADDRESS_TYPE_URL, 'uid-3')).toBe(store.get(ADDRESS_TYPE_URL, 'uid-3')?.version), WAIT);
+  });
+
+  it('a response still being applied when its stream dies is applied before the next stream starts: its versions go out as initial_resource_versions, never two onUpdate at once', async () => {
+    const store = seeded();
+    // One listener, two ADS servers: the first stream is served by `first`, later ones by `second`,
+    // so closing `first` ends the stream but not the connection and the retry reaches a server at once.
+    const first = new AdsServer({ store, authenticate: TRUSTED, log: silentLogger, debounceMs: 20 });
+    const second = new AdsServer({ store, authenticate: TRUSTED, log: silentLogger, debounceMs: 20 });
+    let accepted = 0;
+    const server = new grpc.Server();
+    server.addService(first.definition, { DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => ((accepted++ === 0 ? first : second).implementation.DeltaAggregatedResources as grpc.handleBidiStreamingCall<unknown, unknown>)(call) });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const updates: DeltaUpdate[] = [];
+    let active = 0;
+    let maxActive = 0;
+    let streams = 0;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const client = new DeltaXdsClient({
+      address: `127.0.0.1:${port}`,
+      credentials: grpc.credentials.createInsecure(),
+      callCredentials: async () => {
+        streams++;
+        return new grpc.Metadata();
+      },
+      node: NODE,
+      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL],
+      logger: silentLogger,
+      backoff: { initialMs: 10, maxMs: 50 },
+      onUpdate: async (update) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        updates.push(update);
+        // The first stream's Authorization is still being applied when its stream ends.
+        if (update.typeUrl === AUTHORIZATION_TYPE_URL && streams === 1) await gate;
+        active--;
+      },
+    });
+    cleanup.push(async () => {
+      release();
+      await client.close();
+      first.close();
+      second.close();
+      await stop(server);
+    });
+    client.start();
+    await eventually(() => expect(updates.map((u) => u.typeUrl)).toEqual([ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL]), WAIT);
+    first.close();
+    // The retry has begun (it fetched its call credentials) while that update is still held.
+    await eventually(() => expect(streams).toBe(2), WAIT);
+    release();
+    await eventually(() => {
+      expect(client.status().connected).toBe(true);
+      expect(second.ackedVersion('node-1', AUTHORIZATION_TYPE_URL, 'demo/allow')).toBe(store.get(AUTHORIZATION_TYPE_URL, 'demo/allow')?.version);
+      expect(updates.length).toBeGreaterThanOrEqual(4);
+    }, WAIT);
+    // Nothing changed and the client holds everything: the new stream's initial responses are empty.
+    expect(updates.slice(2).map((u) => ({ typeUrl: u.typeUrl, initial: u.initial, names: u.resources.map((r) => r.name), removed: u.removed }))).toEqual([
+      { typeUrl: ADDRESS_TYPE_URL, initial: true, names: [], removed: [] },
+      { typeUrl: AUTHORIZATION_TYPE_URL, initial: true, names: [], removed: [] },
+    ]);
+    expect(maxActive).toBe(1);
+    expect(accepted).toBe(2);
   });
 
   it('a client that neither reads nor answers gets no queue of stale pushes: the next push is computed from the latest state', async () => {
