@@ -56,6 +56,7 @@ import { replyHttp1, replyHttp2, type LocalReply } from './pipeline/local-reply.
 import { sendMirrors } from './pipeline/mirror-requests.js';
 import { requestAttributes } from './pipeline/request-attributes.js';
 import { RequestBody } from './pipeline/request-body.js';
+import { forwardedHeaders } from './pipeline/forwarded-headers.js';
 import { Cancellation } from './pipeline/cancellation.js';
 import { cancellableDelay, runTries, type TryHandle, type TryLoopResult } from './pipeline/try-loop.js';
 import { requestHashKey } from './resilience/consistent-hash.js';
@@ -126,7 +127,7 @@ interface Downstream<H extends TryHandle> extends Responder {
   /** Starts one try; `feed` sends the request body into it. */
   start(endpoint: EndpointState, feed: ((sink: Writable) => void) | undefined): H;
   /** Streams `handle`'s response; `settle` once it completed or failed. */
-  commit(handle: H, extraHeaders: MutableHeaders, settle: (status: number | undefined, error?: string) => void, flag: (f: string) => void): void;
+  commit(handle: H, extraHeaders: MutableHeaders | undefined, settle: (status: number | undefined, error?: string) => void, flag: (f: string) => void): void;
   /** The response started and must be cut (route timeout): reset the downstream. Returns the status to log. */
   reset(): number | undefined;
 }
@@ -184,6 +185,9 @@ const NO_HEALTHY_UPSTREAM: LocalReply = { status: 503, flag: ResponseFlag.NoHeal
 const ROUTE_NOT_FOUND: LocalReply = { status: 404, flag: ResponseFlag.NoRoute, body: 'route not found' };
 const ROUTE_TIMEOUT: LocalReply = { status: 504, flag: ResponseFlag.UpstreamRequestTimeout, body: 'upstream request timeout' };
 const OVERFLOW: LocalReply = { status: 503, flag: ResponseFlag.UpstreamOverflow, body: `${RESET_BEFORE_HEADERS} overflow` };
+
+/** Request headers the proxy sets itself (host) or answered itself (expect: 100-continue). */
+const NOT_FORWARDED_UPSTREAM: ReadonlySet<string> = new Set(['host', 'expect']);
 
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
@@ -365,10 +369,13 @@ export class HttpProxy {
   }
 
   private upstreamHeaders(source: Headers, d: ForwardDecision, ex: Exchange, upgrade: boolean, allowed: Allowed | undefined): MutableHeaders {
-    const headers = copyHeaders(source);
-    stripHopByHop(headers, { upgrade });
-    delete headers.expect;
-    delete headers.host;
+    let headers: MutableHeaders;
+    if (upgrade) {
+      headers = copyHeaders(source);
+      stripHopByHop(headers, { upgrade });
+      delete headers.expect;
+      delete headers.host;
+    } else headers = forwardedHeaders(source, NOT_FORWARDED_UPSTREAM);
     // At the edge (a gateway's connection) the client's own x-forwarded-proto is not trusted.
     const edge = ex.conn.scheme;
     if (edge !== undefined) headers['x-forwarded-proto'] = edge;
@@ -380,10 +387,10 @@ export class HttpProxy {
     return headers;
   }
 
-  private responseHeaders(source: Headers, d: ForwardDecision, extra: MutableHeaders): MutableHeaders {
-    const headers = copyHeaders(source);
-    stripHopByHop(headers);
+  private responseHeaders(source: Headers, d: ForwardDecision, extra: MutableHeaders | undefined): MutableHeaders {
+    const headers = forwardedHeaders(source);
     applyHeaderMutations(headers, d.responseHeaders);
+    if (extra === undefined) return headers;
     for (const [name, value] of Object.entries(extra)) {
       const current = headers[name];
       headers[name] = current === undefined ? value : [...(Array.isArray(current) ? current : [String(current)]), String(value)];
@@ -467,8 +474,8 @@ export class HttpProxy {
 
     // Consistent hashing: the request's key, and the cookie to set when the policy made one.
     const hashPolicy = runtime.cluster.hash;
-    const hash = hashPolicy ? requestHashKey(hashPolicy, { headers: requestHeaders as Record<string, string | string[] | undefined>, sourceIp: ex.conn.clientAddress, query: r.query }) : {};
-    const extraHeaders: MutableHeaders = hash.setCookie !== undefined ? { 'set-cookie': hash.setCookie } : {};
+    const hash = hashPolicy ? requestHashKey(hashPolicy, { headers: requestHeaders as Record<string, string | string[] | undefined>, sourceIp: ex.conn.clientAddress, query: r.query }) : undefined;
+    const extraHeaders: MutableHeaders | undefined = hash?.setCookie !== undefined ? { 'set-cookie': hash.setCookie } : undefined;
 
     // The body: kept for replay when the route may retry; else piped once.
     const policy = d.retries;
@@ -487,7 +494,7 @@ export class HttpProxy {
     const result: TryLoopResult<H> = await runTries<H>({
       runtime,
       policy,
-      hashKey: hash.key,
+      hashKey: hash?.key,
       random: this.random,
       canReplay,
       signal: stop,
@@ -569,7 +576,10 @@ export class HttpProxy {
     const body = hasBody(req.headers) ? req : undefined;
     let mirrored = d.mirrors.length === 0;
     return {
-      ...this.http1Responder(res),
+      reply: (r) => {
+        replyHttp1(res, r);
+        return r.status;
+      },
       protocol: 'http1',
       grpc: false,
       body,
@@ -680,7 +690,7 @@ export class HttpProxy {
       // The upstream declined the upgrade: pass its answer on and close.
       const status = upRes.statusCode ?? 502;
       runtime.balancer.recordResult(endpoint, { status });
-      const resHeaders = this.responseHeaders(upRes.headers, d, {});
+      const resHeaders = this.responseHeaders(upRes.headers, d, undefined);
       resHeaders.connection = 'close';
       socket.write(rawHead(status, resHeaders));
       upRes.pipe(socket);
@@ -750,7 +760,7 @@ export class HttpProxy {
   /** An HTTP/2 request at the edge forwarded as HTTP/1.1 (pooled keep-alive connections), its answer sent back as HTTP/2. */
   private http2ToHttp1Forwarding(stream: http2.ServerHttp2Stream, routed: Routed, d: ForwardDecision, method: string, headers: MutableHeaders): Downstream<Http1Try> {
     return {
-      ...this.http2Responder(stream, false),
+      reply: (r) => replyHttp2(stream, false, r),
       protocol: 'http1',
       grpc: false,
       body: stream.endAfterHeaders ? undefined : stream,
@@ -775,7 +785,9 @@ export class HttpProxy {
         stream.once('finish', () => settle(status));
         upRes.once('aborted', () => cut('upstream reset after the response started'));
         t.onLateError((err) => cut(describeError(err).split('\n')[0] ?? 'upstream error'));
-        stream.respond({ ...(this.responseHeaders(upRes.headers, d, extra) as http2.OutgoingHttpHeaders), ':status': status });
+        const resHeaders = this.responseHeaders(upRes.headers, d, extra) as http2.OutgoingHttpHeaders;
+        resHeaders[':status'] = status;
+        stream.respond(resHeaders);
         upRes.pipe(stream);
       },
       reset: () => {
@@ -788,7 +800,7 @@ export class HttpProxy {
   private http2Forwarding(stream: http2.ServerHttp2Stream, grpc: boolean, routed: Routed, d: ForwardDecision, headers: http2.OutgoingHttpHeaders): Downstream<Http2Try> {
     const pool = routed.state.clusters.get(d.cluster)?.cluster.connectionPool;
     return {
-      ...this.http2Responder(stream, grpc),
+      reply: (r) => replyHttp2(stream, grpc, r),
       protocol: 'http2',
       grpc,
       body: stream.endAfterHeaders ? undefined : stream,
@@ -804,7 +816,8 @@ export class HttpProxy {
           up.close(http2.constants.NGHTTP2_CANCEL);
           return settle(undefined);
         }
-        const resHeaders = { ...(this.responseHeaders(t.head ?? {}, d, extra) as http2.OutgoingHttpHeaders), ':status': status };
+        const resHeaders = this.responseHeaders(t.head ?? {}, d, extra) as http2.OutgoingHttpHeaders;
+        resHeaders[':status'] = status;
         stream.once('finish', () => settle(grpc ? 200 : status));
         t.onLateClose((code) => {
           if (code === http2.constants.NGHTTP2_NO_ERROR) return;

@@ -62,7 +62,8 @@ export class Http1Try implements TryHandle {
       if (upstream !== this.request) return void res.destroy();
       this.response = res;
       if (this.aborted) return void res.destroy();
-      this.settle({ kind: 'response', status: res.statusCode ?? 502, ...optionalGrpc(res.headers) });
+      const grpcStatus = grpcStatusOf(res.headers);
+      this.settle(grpcStatus === undefined ? { kind: 'response', status: res.statusCode ?? 502 } : { kind: 'response', status: res.statusCode ?? 502, grpcStatus });
     });
     upstream.on('error', (err) => {
       if (upstream !== this.request) return;
@@ -104,9 +105,4 @@ export class Http1Try implements TryHandle {
     this.aborted = true;
     this.request.destroy();
   }
-}
-
-function optionalGrpc(headers: http.IncomingHttpHeaders): { grpcStatus?: number } {
-  const g = grpcStatusOf(headers);
-  return g === undefined ? {} : { grpcStatus: g };
 }

@@ -19,8 +19,8 @@
  *   (`started`/`finished`) are kept per try; the kept try's `finished` is the caller's.
  */
 import type { RetryPolicy } from '../config.js';
-import type { EndpointState } from '../balancer.js';
-import { backoffMs, DEFAULT_BACKOFF_BASE_MS, isRetriable, type TryFailure, type TryOutcome } from '../resilience/retry.js';
+import type { EndpointState, PickContext } from '../balancer.js';
+import { backoffMs, DEFAULT_BACKOFF_BASE_MS, isRetriable, type TryFailure } from '../resilience/retry.js';
 import type { ClusterRuntime } from '../waypoint-state.js';
 import type { Cancellation } from './cancellation.js';
 
@@ -31,7 +31,7 @@ export type TryResult = { kind: 'response'; status: number; grpcStatus?: number 
 export interface TryHandle {
   /** Settles once: the response head arrived (not yet sent downstream), or the try failed. */
   readonly result: Promise<TryResult>;
-  /** Abandons the try: the upstream request is reset. Idempotent. */
+  /** Abandons the try: the upstream request is reset and `result` settles (a failure) if it had not. Idempotent. */
   abort(): void;
   /** Drops a response head that will not go downstream (a retry replaces it). */
   discard(): void;
@@ -56,31 +56,32 @@ export type TryLoopResult<H extends TryHandle> =
   | { kind: 'no-endpoint'; attempts: number }
   | { kind: 'cancelled'; attempts: number };
 
-type Raced = TryResult | { kind: 'cancelled' };
-
-function raceTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal: Cancellation): Promise<Raced> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve({ kind: 'cancelled' });
-    let timer: NodeJS.Timeout | undefined;
-    let settled = false;
-    const done = (r: Raced): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      unsubscribe();
-      resolve(r);
-    };
-    // Not aborted yet, so this never calls `done` before `unsubscribe` exists.
-    const unsubscribe = signal.onAbort(() => done({ kind: 'cancelled' }));
-    if (perTryTimeoutMs !== undefined && perTryTimeoutMs > 0) {
-      timer = setTimeout(() => {
-        handle.abort();
-        done({ kind: 'failure', failure: 'timeout' });
-      }, perTryTimeoutMs);
-    }
-    void handle.result.then(done);
+/**
+ * Waits for the try's result; a cancellation or the per-try timeout aborts the handle, which
+ * settles its result at once (TryHandle.abort), and the outcome is then what stopped it. No
+ * promise of its own: this runs for every request.
+ */
+async function awaitTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal: Cancellation): Promise<TryResult | 'cancelled'> {
+  let stopped: 'cancelled' | 'timeout' | undefined;
+  const unsubscribe = signal.onAbort(() => {
+    stopped ??= 'cancelled';
+    handle.abort();
   });
+  const timer =
+    perTryTimeoutMs !== undefined && perTryTimeoutMs > 0
+      ? setTimeout(() => {
+          stopped ??= 'timeout';
+          handle.abort();
+        }, perTryTimeoutMs)
+      : undefined;
+  const r = await handle.result;
+  if (timer !== undefined) clearTimeout(timer);
+  unsubscribe();
+  if (stopped === 'cancelled') return 'cancelled';
+  return stopped === 'timeout' ? TIMED_OUT : r;
 }
+
+const TIMED_OUT: TryResult = { kind: 'failure', failure: 'timeout' };
 
 /** Resolves true after `ms`, false as soon as `signal` aborts. */
 export function cancellableDelay(ms: number, signal: Cancellation): Promise<boolean> {
@@ -97,44 +98,43 @@ export function cancellableDelay(ms: number, signal: Cancellation): Promise<bool
   });
 }
 
+const NO_CONTEXT: PickContext = {};
+
 function pick(runtime: ClusterRuntime, hashKey: string | undefined, exclude: ReadonlySet<EndpointState> | undefined): EndpointState | undefined {
+  if (hashKey === undefined && (exclude === undefined || exclude.size === 0)) return runtime.balancer.pick(NO_CONTEXT);
   const ctx = { ...(hashKey !== undefined ? { hashKey } : {}), ...(exclude && exclude.size > 0 ? { exclude } : {}) };
   // Every endpoint already tried (or excluded otherwise): any endpoint beats none.
   return runtime.balancer.pick(ctx) ?? (exclude ? runtime.balancer.pick(hashKey !== undefined ? { hashKey } : {}) : undefined);
-}
-
-function asOutcome(r: TryResult): TryOutcome {
-  return r.kind === 'response' ? { kind: 'response', status: r.status, ...(r.grpcStatus !== undefined ? { grpcStatus: r.grpcStatus } : {}) } : { kind: 'failure', failure: r.failure };
 }
 
 export async function runTries<H extends TryHandle>(o: TryLoopOptions<H>): Promise<TryLoopResult<H>> {
   const { runtime, policy } = o;
   const { balancer, breaker } = runtime;
   const maxTries = 1 + Math.max(0, policy?.attempts ?? 0);
-  const tried = new Set<EndpointState>();
+  const tried = policy?.otherHost ? new Set<EndpointState>() : undefined;
   let retrySlot = false;
   const releaseRetrySlot = (): void => {
     if (retrySlot) breaker.retryDone();
     retrySlot = false;
   };
   for (let index = 0; ; index++) {
-    const endpoint = pick(runtime, o.hashKey, policy?.otherHost ? tried : undefined);
+    const endpoint = pick(runtime, o.hashKey, tried);
     if (!endpoint) {
       releaseRetrySlot();
       return { kind: 'no-endpoint', attempts: index };
     }
-    tried.add(endpoint);
+    tried?.add(endpoint);
     balancer.started(endpoint);
     const handle = o.start(endpoint, index);
-    const r = await raceTry(handle, policy?.perTryTimeoutMs, o.signal);
+    const r = await awaitTry(handle, policy?.perTryTimeoutMs, o.signal);
     releaseRetrySlot();
-    if (r.kind === 'cancelled') {
+    if (r === 'cancelled') {
       handle.abort();
       balancer.finished(endpoint);
       return { kind: 'cancelled', attempts: index + 1 };
     }
     balancer.recordResult(endpoint, r.kind === 'response' ? { status: r.status } : { failure: r.failure === 'refused-stream' ? 'reset' : r.failure });
-    const retriable = policy !== undefined && isRetriable(policy, asOutcome(r));
+    const retriable = policy !== undefined && isRetriable(policy, r);
     let retry = retriable && index + 1 < maxTries && o.canReplay() && !o.signal.aborted;
     let retryLimited = retriable && index + 1 >= maxTries;
     if (retry && !breaker.tryRetry()) {
