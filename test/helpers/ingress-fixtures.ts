@@ -45,6 +45,8 @@ export function viewOf(objects: readonly KubeObjectLike[], opts: { ambient?: boo
     istioGateways: [],
     httpRoutes: [],
     grpcRoutes: [],
+    tlsRoutes: [],
+    tcpRoutes: [],
     virtualServices: [],
     destinationRules: [],
     peerAuthentications: [],
@@ -78,6 +80,12 @@ export function viewOf(objects: readonly KubeObjectLike[], opts: { ambient?: boo
         break;
       case 'GRPCRoute':
         push('grpcRoutes', o);
+        break;
+      case 'TLSRoute':
+        push('tlsRoutes', o);
+        break;
+      case 'TCPRoute':
+        push('tcpRoutes', o);
         break;
       case 'VirtualService':
         push('virtualServices', o);
