@@ -330,6 +330,44 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
     expect(again.ok, explain('u1 → b:9001 refused again after restoring STRICT', again)).toBe(false);
   });
 
+  it('6b. applies the same to plaintext sent to a Service address that the node DNATs to an enrolled pod, from its node and the other', async () => {
+    // kube-proxy's part, as in the sandbox: DNAT in each node's netns, after the tc hook has seen the Service address.
+    const dnatVip = '10.96.0.21';
+    const table = `${prefix}-kube-proxy`;
+    for (const node of NODES) {
+      await topo().exec(node, ['nft', '-f', '-'], { input: `table ip ${table} {\n chain pre {\n  type nat hook prerouting priority dstnat; policy accept;\n  ip daddr ${dnatVip} tcp dport 80 dnat to ${IP.b}:${PORT.echo}\n }\n}\n` });
+    }
+    try {
+      const echo = servers.bEcho as PodServer;
+      const before = echo.connections().length;
+      for (const pod of ['u2', 'u1']) {
+        const strict = await client(pod, ['--host', dnatVip, '--port', '80', '--timeout-ms', '5000']);
+        expect(strict.ok, explain(`${pod} → ${dnatVip}:80 (→ b:${PORT.echo}) under STRICT must get no data`, strict)).toBe(false);
+      }
+      expect(echo.connections().length, explain('b saw no connection under STRICT', echo.connections().slice(before))).toBe(before);
+
+      await writeConfigs([]);
+      await waitPolicies(0);
+      for (const pod of ['u2', 'u1'] as const) {
+        const permissive = await client(pod, ['--host', dnatVip, '--port', '80']);
+        expect(permissive.ok, explain(`${pod} → ${dnatVip}:80 under PERMISSIVE`, permissive)).toBe(true);
+        expect(echo.connections().at(-1)?.remote, explain(`b sees ${pod} as the source`, echo.connections().slice(-1))).toMatch(new RegExp(`^${IP[pod].replace(/\./g, '\\.')}:\\d+$`));
+      }
+      // Through node2's inbound plaintext path, which saw b's own IP:port as the destination.
+      await eventually(
+        () => {
+          const lines = agent('node2').accessLogs().map((l) => JSON.stringify(l));
+          if (!lines.some((l) => l.includes(`"src.addr":"${IP.u2}:`) && l.includes(`"dst.addr":"${IP.b}:${PORT.echo}"`))) throw new Error('not yet');
+        },
+        { timeoutMs: 5_000, intervalMs: 100, description: `node2 logs u2 → ${IP.b}:${PORT.echo}` },
+      );
+    } finally {
+      await writeConfigs([STRICT]);
+      await waitPolicies(1);
+      for (const node of NODES) await topo().exec(node, ['nft', 'delete', 'table', 'ip', table], { allowFailure: true });
+    }
+  });
+
   it('7. accepts on 15008 only client certificates of this mesh and trust domain', async () => {
     const certs = join(dir, 'certs');
     await amesh(['ca', 'create', '--dir', join(certs, 'other-ca'), '--trust-domain', TRUST_DOMAIN]);

@@ -5,6 +5,8 @@
  *   HBONE within 2 s, the pods get `ambient.istio.io/redirection: enabled`, nothing restarts, and
  *   a connection opened before enrolment keeps flowing; removing the label reverses it;
  * - PeerAuthentication STRICT refuses plaintext from outside the mesh, PERMISSIVE lets it in;
+ *   that holds for a Service ClusterIP dialled by a plaintext client on the destination pod's own
+ *   node (kube-proxy's DNAT there happens after the tc hook) as for one on the other node;
  * - an AuthorizationPolicy allowing only frontend-sa to reach the backends on 8080 resets the
  *   client's connection with a log line naming the policy, and a namespace DENY beats the ALLOW;
  * - a controller killed with SIGKILL does not interrupt established connections, and what changed
@@ -90,6 +92,11 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
         `apiVersion: v1\nkind: Pod\nmetadata: {name: nc-client, namespace: demo}\nspec: {nodeName: ${nodes[0]}, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}`,
         'apiVersion: v1\nkind: Namespace\nmetadata: {name: outside}',
         'apiVersion: v1\nkind: Pod\nmetadata: {name: curl, namespace: outside}\nspec: {containers: [{name: c, image: curlimages/curl, command: [sleep, "3600"]}]}',
+        // An enrolled destination and plaintext clients pinned next to it and on the other node.
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: pinned, namespace: demo, labels: {app: pinned}}\nspec: {nodeName: ${nodes[1]}, containers: [{name: s, image: "gcr.io/google-samples/hello-app:1.0", ports: [{containerPort: 8080}]}]}`,
+        'apiVersion: v1\nkind: Service\nmetadata: {name: pinned, namespace: demo}\nspec: {selector: {app: pinned}, ports: [{port: 80, targetPort: 8080}]}',
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: near, namespace: outside}\nspec: {nodeName: ${nodes[1]}, containers: [{name: c, image: curlimages/curl, command: [sleep, "3600"]}]}`,
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: far, namespace: outside}\nspec: {nodeName: ${nodes[0]}, containers: [{name: c, image: curlimages/curl, command: [sleep, "3600"]}]}`,
       ].join('\n---\n'),
     );
     await eventually(
@@ -99,6 +106,10 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
         for (const ref of ['demo/client', 'outside/curl']) {
           const r = curlFrom(ref);
           expect(ok(r), `${ref}: ${r.stdout} ${r.stderr}`).toBe(true);
+        }
+        for (const ref of ['outside/near', 'outside/far']) {
+          const r = curlFrom(ref, 'http://pinned.demo');
+          expect(ok(r), `${ref} → pinned.demo: ${r.stdout} ${r.stderr}`).toBe(true);
         }
       },
       { timeoutMs: 90_000, intervalMs: 1000, description: 'demo running and answering in plaintext' },
@@ -181,6 +192,51 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
     expect(ok(curlFrom('demo/client'))).toBe(true);
     const status = kubectlOk('get', 'peerauthentication', '-n', 'demo', 'demo-mtls', '-o', 'jsonpath={.status.conditions[*].type}');
     expect(status).toContain('Accepted');
+  }, 60_000);
+
+  it('STRICT also refuses plaintext sent to the ClusterIP of an enrolled pod on the client\'s own node; PERMISSIVE serves it through the agent', async () => {
+    const podIp = kubectlOk('get', 'pod', '-n', 'demo', 'pinned', '-o', 'jsonpath={.status.podIP}').trim();
+    const nodeOf = (ref: string): string => kubectlOk('get', 'pod', '-n', ref.split('/')[0] ?? '', ref.split('/')[1] ?? '', '-o', 'jsonpath={.spec.nodeName}').trim();
+    expect([nodeOf('demo/pinned'), nodeOf('outside/near'), nodeOf('outside/far')]).toEqual([nodes[1], nodes[1], nodes[0]]);
+    const calls = [
+      ['outside/near', 'http://pinned.demo'],
+      ['outside/near', `http://${podIp}:8080`],
+      ['outside/far', 'http://pinned.demo'],
+    ] as const;
+    apply('apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: demo-mtls, namespace: demo}\nspec: {mtls: {mode: STRICT}}');
+    await eventually(() => expect(calls.map(([ref, url]) => `${ref} ${url} ${ok(curlFrom(ref, url))}`)).toEqual(calls.map(([ref, url]) => `${ref} ${url} false`)), {
+      timeoutMs: 10_000,
+      intervalMs: 300,
+      description: 'plaintext to pinned refused under STRICT, by Service and pod IP, from its node and the other',
+    });
+    // Refused by the agent's policy (the SYN reached its inbound listener with the pod as destination), not lost:
+    // a reset, seen by curl while connecting or on its first read, and a denial in the agent's log.
+    for (let i = 0; i < 5; i++) {
+      const r = curlFrom('outside/near', 'http://pinned.demo');
+      expect(ok(r)).toBe(false);
+      expect(r.stderr).toMatch(/reset|Empty reply|Recv failure|Couldn't connect/i);
+    }
+    await eventually(() => expect(agentLogs()).toMatch(new RegExp(`"dst":"${podIp.replaceAll('.', '\\.')}:8080"[^\n]*peer_authentication_strict`)), {
+      timeoutMs: 10_000,
+      intervalMs: 500,
+      description: 'a denial naming the STRICT policy for the pod IP:port behind the Service',
+    });
+    expect(ok(curlFrom('demo/client', 'http://pinned.demo')), 'mesh client still served').toBe(true);
+    apply('apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: demo-mtls, namespace: demo}\nspec: {mtls: {mode: PERMISSIVE}}');
+    await eventually(() => expect(calls.map(([ref, url]) => `${ref} ${url} ${ok(curlFrom(ref, url))}`)).toEqual(calls.map(([ref, url]) => `${ref} ${url} true`)), {
+      timeoutMs: 10_000,
+      intervalMs: 300,
+      description: 'plaintext to pinned served under PERMISSIVE',
+    });
+    // Served through the agent's inbound plaintext path, which logs the pod IP:port as destination.
+    const accessFromNear = new RegExp(`"direction":"inbound","src\\.addr":"${kubectlOk('get', 'pod', '-n', 'outside', 'near', '-o', 'jsonpath={.status.podIP}').trim().replaceAll('.', '\\.')}:\\d+","dst\\.addr":"${podIp.replaceAll('.', '\\.')}:8080"`);
+    const before = (agentLogs().match(new RegExp(accessFromNear.source, 'g')) ?? []).length;
+    expect(ok(curlFrom('outside/near', 'http://pinned.demo'))).toBe(true);
+    await eventually(() => expect((agentLogs().match(new RegExp(accessFromNear.source, 'g')) ?? []).length).toBeGreaterThan(before), {
+      timeoutMs: 10_000,
+      intervalMs: 500,
+      description: 'an inbound access log line for the ClusterIP request from the same node',
+    });
   }, 60_000);
 
   it('an ALLOW for frontend-sa on 8080 resets other callers with a log line naming the policy; a namespace DENY wins over it', async () => {

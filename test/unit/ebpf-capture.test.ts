@@ -3,6 +3,7 @@ import { EbpfCapture, TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/captur
 import { BPF_MAP_NAMES, decodeAddressKey } from '../../src/node-agent/capture/bpf-contract.js';
 import { createFakeNativeBinding, type FakeNativeBinding } from '../../src/native/fake.js';
 import type { CommandRunner } from '../../src/os/command.js';
+import type { CaptureTargets } from '../../src/node-agent/capture/capture-backend.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 
 /** `ip -j -d link show` answered from the fake's interface table. */
@@ -18,8 +19,24 @@ function fakeIp(native: FakeNativeBinding): CommandRunner {
   };
 }
 
-function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1'): EbpfCapture {
+/** Records what the post-DNAT backend was asked to do, and when (relative to the pod map). */
+interface ServiceDnatLog {
+  applied: Array<{ targets: CaptureTargets; podsAtThatTime: string[] }>;
+  uninstalled: number;
+  fail?: Error;
+}
+
+function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1', log: ServiceDnatLog = { applied: [], uninstalled: 0 }): EbpfCapture {
   return EbpfCapture.load({
+    serviceDnat: {
+      async apply(targets) {
+        if (log.fail) throw log.fail;
+        log.applied.push({ targets, podsAtThatTime: pinRoot === '/sys/fs/bpf/amesh/v1/node1' ? enrolled(native) : [] });
+      },
+      async uninstall() {
+        log.uninstalled++;
+      },
+    },
     native,
     commands: fakeIp(native),
     logger: silentLogger,
@@ -50,6 +67,20 @@ describe('EbpfCapture.apply', () => {
     expect(capture.status()).toMatchObject({ mode: 'ebpf', interfaces: ['up0', 'vp-a'], enrolled: 2 });
   });
 
+  it('captures the same pods behind a Service DNAT: the post-DNAT rules get the same targets, after the pod map', async () => {
+    const native = createFakeNativeBinding();
+    native.addInterface('up0');
+    const log: ServiceDnatLog = { applied: [], uninstalled: 0 };
+    const capture = load(native, undefined, log);
+    const targets = { enrolledIps: ['10.244.1.2'], interfaces: ['up0'], exemptCidrs: [] };
+    await capture.apply(targets);
+    expect(log.applied).toEqual([{ targets, podsAtThatTime: ['10.244.1.2'] }]);
+    log.fail = new Error('nft: No such file or directory');
+    await expect(capture.apply(targets)).rejects.toMatchObject({ code: 'AMESH_CAPTURE_FAILED', message: expect.stringMatching(/Service \(DNAT\)/) });
+    // the direct path stays captured even when the nftables half cannot be installed
+    expect(enrolled(native)).toEqual(['10.244.1.2']);
+  });
+
   it('reconciles after a restart: stale pods and interfaces of the previous run are removed', async () => {
     const native = createFakeNativeBinding();
     native.addInterface('up0');
@@ -70,12 +101,14 @@ describe('EbpfCapture.apply', () => {
     const native = createFakeNativeBinding();
     native.addInterface('up0');
     const veth = native.addInterface('vp-a');
-    const capture = load(native, '/tmp/amesh-unit-test-no-such-pin-root');
+    const log: ServiceDnatLog = { applied: [], uninstalled: 0 };
+    const capture = load(native, '/tmp/amesh-unit-test-no-such-pin-root', log);
     await capture.apply({ enrolledIps: ['10.244.1.2'], interfaces: ['up0', 'vp-a', 'vp-missing'], exemptCidrs: [] });
     expect(capture.status().interfaces).toEqual(['up0', 'vp-a']);
     expect(filtered(native)).toContain(veth);
     await capture.uninstall();
     expect(native.state.filters.size).toBe(0);
+    expect(log.uninstalled).toBe(1);
     expect(native.state.objects.size).toBe(0);
   });
 });

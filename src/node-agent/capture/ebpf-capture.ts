@@ -3,6 +3,12 @@
  * pinned maps (enrolled pod IPs, exempt prefixes). Maps are pinned under the node's pin root,
  * so enrolment survives an agent restart; filters use a fixed handle/priority and are
  * replaced, never duplicated. On close the program stays attached (fail closed).
+ *
+ * tc ingress runs before netfilter, so it sees a Service address, not the pod a DNAT in this
+ * netns then picks: a plaintext SYN from an unenrolled local pod to a ClusterIP backed by a local
+ * enrolled pod would pass it and be forwarded to the pod's veth uncaptured. The `serviceDnat`
+ * backend (nftables, scope `service-dnat`) catches exactly those after the DNAT; it is applied
+ * with the same targets right after the pod map and removed with the rest.
  */
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../../telemetry/logger.js';
@@ -35,6 +41,8 @@ export interface EbpfCaptureOptions {
   listenerMark: number;
   failOpen: boolean;
   ports: CapturePorts;
+  /** Post-DNAT capture of the same enrolled pods (see the header); applied on every apply. */
+  serviceDnat: Pick<CaptureBackend, 'apply' | 'uninstall'>;
 }
 
 function u32(n: number): Buffer {
@@ -120,6 +128,15 @@ export class EbpfCapture implements CaptureBackend {
     // 4. Enrolled pods last: by now listeners and filters are in place.
     this.syncMap(BPF_MAP_NAMES.pods, new Map(targets.enrolledIps.map((ip) => [encodeAddressKey(ip).toString('hex'), u32(POD_FLAG_ENROLLED)])));
     this.enrolledCount = targets.enrolledIps.length;
+    // 5. The same pods behind a Service DNAT, which the program cannot see.
+    try {
+      await this.opts.serviceDnat.apply(targets);
+    } catch (err) {
+      throw new AmeshError('AMESH_CAPTURE_FAILED', 'cannot install the nftables rules that capture Service (DNAT) traffic to enrolled pods', {
+        cause: err,
+        hint: 'the eBPF capture needs nft with the nft_tproxy, nft_socket and nf_conntrack modules for this; without them a plaintext client on the same node reaches enrolled pods through their Service address',
+      });
+    }
   }
 
   /** Make a pinned map hold exactly `desired` (hex key → value), deleting stale keys. */
@@ -157,6 +174,7 @@ export class EbpfCapture implements CaptureBackend {
     await this.close();
     this.attached.clear();
     await uninstallEbpfLeftovers(native, this.opts.commands, this.opts.pinRoot);
+    await this.opts.serviceDnat.uninstall();
   }
 }
 

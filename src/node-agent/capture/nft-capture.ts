@@ -1,7 +1,21 @@
 /**
- * Fallback capture with nftables TPROXY, used when eBPF cannot be loaded or attached here.
- * Same listeners, same mark and routing table as the eBPF path; the ruleset is rendered by a
- * pure function and swapped atomically with one `nft -f` transaction.
+ * nftables side of capture, one `table inet amesh` rendered by a pure function and swapped
+ * atomically with one `nft -f` transaction. Two scopes share the same sets and rule text:
+ *
+ * - `all` (the fallback when eBPF cannot be loaded or attached here): TPROXY before any DNAT
+ *   (chain `prerouting`, priority mangle) with the same listeners, mark and routing table as
+ *   the eBPF path, plus the post-DNAT chain below.
+ * - `service-dnat` (next to the eBPF program): only the post-DNAT chain.
+ *
+ * Post-DNAT chains (`service-dnat`, prerouting priority dstnat + 10): a packet whose destination
+ * a Service DNAT in this netns rewrote to a local enrolled pod was seen by the tc hook (or the
+ * mangle chain) with the Service address and passed; without this chain the node would forward
+ * it straight to the pod's veth, where nothing captures. Such a SYN is TPROXYed to the inbound
+ * listener (HBONE when the rewritten port is the HBONE port, plaintext otherwise), so the agent
+ * sees the pod IP:port as the original destination, exactly as for direct pod-IP traffic; later
+ * packets of the flow find the agent's transparent socket. Replies leave from that socket and
+ * conntrack undoes the DNAT on the way out. Packets already captured before the DNAT (capture
+ * mark) and reply-direction packets are left alone.
  *
  * Fail closed: a SYN that a tproxy rule could not hand to a listener falls through to a drop.
  */
@@ -12,8 +26,13 @@ import type { CaptureBackend, CapturePorts, CaptureStatus, CaptureTargets } from
 
 export const NFT_TABLE = 'amesh';
 
+/** `all`: the whole nftables capture (fallback mode); `service-dnat`: only what eBPF cannot see. */
+export type NftCaptureScope = 'all' | 'service-dnat';
+
 export interface NftRulesetOptions {
   captureMark: number;
+  /** Bits of the mark that routing and kube-proxy compare (AgentConfig.captureMask). */
+  captureMask: number;
   failOpen: boolean;
   ports: CapturePorts;
   listenAddress4: string;
@@ -24,13 +43,72 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 const quoted = (names: string[]): string => names.map((n) => JSON.stringify(n)).join(', ');
 const elements = (items: string[]): string => (items.length ? ` elements = { ${items.join(', ')} }` : '');
 
+type Family = readonly ['ip' | 'ip6', string, 'enrolled4' | 'enrolled6'];
+
+function families(o: NftRulesetOptions): Family[] {
+  return [
+    ['ip', o.listenAddress4, 'enrolled4'],
+    ['ip6', `[${o.listenAddress6}]`, 'enrolled6'],
+  ];
+}
+
+/** Rules shared by both chains: established flows of our transparent sockets, then SYNs only. */
+function flowRules(o: NftRulesetOptions): string[] {
+  return [`    meta l4proto tcp socket transparent 1 meta mark set ${hex(o.captureMark)} accept`, `    meta l4proto tcp tcp flags & (syn | ack) != syn return`, `    ip daddr @exempt4 return`, `    ip6 daddr @exempt6 return`];
+}
+
+/** A SYN to an enrolled pod: HBONE listener for the HBONE port, else inbound plaintext. */
+function inboundRules([fam, to, set]: Family, o: NftRulesetOptions, drop: string): string[] {
+  const mark = hex(o.captureMark);
+  return [
+    `    ${fam} daddr @${set} tcp dport ${o.ports.hbone} meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.hbone} accept`,
+    `    ${fam} daddr @${set} meta l4proto tcp meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.inboundPlaintext} accept`,
+    `    ${fam} daddr @${set} meta l4proto tcp${drop}`,
+  ];
+}
+
+function preDnatChain(targets: CaptureTargets, o: NftRulesetOptions, drop: string): string[] {
+  const lines = [`  chain prerouting {`, `    type filter hook prerouting priority mangle; policy accept;`];
+  if (targets.interfaces.length === 0) {
+    lines.push('    return');
+  } else {
+    lines.push(`    iifname != { ${quoted(targets.interfaces)} } return`, ...flowRules(o));
+    for (const f of families(o)) {
+      const [fam, to, set] = f;
+      lines.push(
+        `    ${fam} saddr @${set} meta l4proto tcp meta mark set ${hex(o.captureMark)} tproxy ${fam} to ${to}:${o.ports.outbound} accept`,
+        `    ${fam} saddr @${set} meta l4proto tcp${drop}`,
+        ...inboundRules(f, o, drop),
+      );
+    }
+  }
+  lines.push('  }');
+  return lines;
+}
+
+function postDnatChain(o: NftRulesetOptions, drop: string): string[] {
+  return [
+    `  chain service-dnat {`,
+    `    type filter hook prerouting priority dstnat + 10; policy accept;`,
+    `    ct direction reply return`,
+    `    ct status & dnat == 0 return`,
+    `    meta mark & ${hex(o.captureMask)} == ${hex(o.captureMark & o.captureMask)} return`,
+    // Only flows to local enrolled pods pay for the socket lookup below.
+    ...families(o).map(([fam, , set]) => `    ${fam} daddr @${set} meta l4proto tcp goto service-dnat-to-pod`),
+    '  }',
+    `  chain service-dnat-to-pod {`,
+    ...flowRules(o),
+    ...families(o).flatMap((f) => inboundRules(f, o, drop)),
+    '  }',
+  ];
+}
+
 /** The whole `table inet amesh`, replacing any previous one in the same transaction. */
-export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions): string {
+export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions, scope: NftCaptureScope = 'all'): string {
   const v4 = targets.enrolledIps.filter((ip) => isIP(ip) === 4);
   const v6 = targets.enrolledIps.filter((ip) => isIP(ip) === 6);
   const ex4 = targets.exemptCidrs.filter((c) => isIP(c.split('/')[0] ?? '') === 4);
   const ex6 = targets.exemptCidrs.filter((c) => isIP(c.split('/')[0] ?? '') === 6);
-  const mark = hex(o.captureMark);
   const drop = o.failOpen ? '' : ' drop';
   const lines = [
     `table inet ${NFT_TABLE} {}`,
@@ -40,31 +118,11 @@ export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions):
     `  set enrolled6 { type ipv6_addr;${elements(v6)} }`,
     `  set exempt4 { type ipv4_addr; flags interval; auto-merge;${elements(ex4)} }`,
     `  set exempt6 { type ipv6_addr; flags interval; auto-merge;${elements(ex6)} }`,
-    `  chain prerouting {`,
-    `    type filter hook prerouting priority mangle; policy accept;`,
+    ...(scope === 'all' ? preDnatChain(targets, o, drop) : []),
+    ...postDnatChain(o, drop),
+    '}',
+    '',
   ];
-  if (targets.interfaces.length === 0) {
-    lines.push('    return');
-  } else {
-    lines.push(
-      `    iifname != { ${quoted(targets.interfaces)} } return`,
-      `    meta l4proto tcp socket transparent 1 meta mark set ${mark} accept`,
-      `    meta l4proto tcp tcp flags & (syn | ack) != syn return`,
-      `    ip daddr @exempt4 return`,
-      `    ip6 daddr @exempt6 return`,
-    );
-    for (const [fam, addr, set] of [['ip', o.listenAddress4, 'enrolled4'], ['ip6', o.listenAddress6, 'enrolled6']] as const) {
-      const to = fam === 'ip' ? `${addr}` : `[${addr}]`;
-      lines.push(
-        `    ${fam} saddr @${set} meta l4proto tcp meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.outbound} accept`,
-        `    ${fam} saddr @${set} meta l4proto tcp${drop}`,
-        `    ${fam} daddr @${set} tcp dport ${o.ports.hbone} meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.hbone} accept`,
-        `    ${fam} daddr @${set} meta l4proto tcp meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.inboundPlaintext} accept`,
-        `    ${fam} daddr @${set} meta l4proto tcp${drop}`,
-      );
-    }
-  }
-  lines.push('  }', '}', '');
   return lines.filter((l) => !l.endsWith('tcp')).join('\n');
 }
 
@@ -76,11 +134,12 @@ export class NftCapture implements CaptureBackend {
     private readonly commands: CommandRunner,
     private readonly logger: Logger,
     private readonly options: NftRulesetOptions,
+    private readonly scope: NftCaptureScope = 'all',
   ) {}
 
   async apply(targets: CaptureTargets): Promise<void> {
-    await this.commands.run('nft', ['-f', '-'], { input: renderNftRuleset(targets, this.options) });
-    if (targets.interfaces.join() !== this.last.interfaces.join()) this.logger.info({ interfaces: targets.interfaces }, 'capture: nftables TPROXY rules applied');
+    await this.commands.run('nft', ['-f', '-'], { input: renderNftRuleset(targets, this.options, this.scope) });
+    if (this.scope === 'all' && targets.interfaces.join() !== this.last.interfaces.join()) this.logger.info({ interfaces: targets.interfaces }, 'capture: nftables TPROXY rules applied');
     this.last = targets;
   }
 

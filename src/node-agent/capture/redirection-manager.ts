@@ -16,7 +16,7 @@ import { bpfObjectPath } from './bpf-contract.js';
 import type { CaptureBackend, CaptureStatus, CaptureTargets } from './capture-backend.js';
 import { EbpfCapture, uninstallEbpfLeftovers } from './ebpf-capture.js';
 import { ipv6Available, listLinks, nodeAddresses, routeDevice } from './interfaces.js';
-import { NftCapture, uninstallNftLeftovers } from './nft-capture.js';
+import { NftCapture, uninstallNftLeftovers, type NftRulesetOptions } from './nft-capture.js';
 import { installRouting, removeRouting, type RoutingSpec } from './routing.js';
 
 const LINK_LOCAL = ['169.254.0.0/16', 'fe80::/10'];
@@ -34,6 +34,18 @@ export interface RedirectionDeps {
 
 export function routingSpec(config: Readonly<AgentConfig>): RoutingSpec {
   return { mark: config.captureMark, mask: config.captureMask, table: config.routeTable, priority: config.routeRulePriority };
+}
+
+/** Pure: what the nftables rules (fallback or post-DNAT) need from the agent config. */
+export function nftOptions(config: Readonly<AgentConfig>): NftRulesetOptions {
+  return {
+    captureMark: config.captureMark,
+    captureMask: config.captureMask,
+    failOpen: config.failOpen,
+    ports: { outbound: config.outboundPort, inboundPlaintext: config.inboundPlaintextPort, hbone: config.hbonePort },
+    listenAddress4: config.listenAddress4,
+    listenAddress6: config.listenAddress6,
+  };
 }
 
 /** Pure: the exempt list for a node. */
@@ -82,16 +94,11 @@ export class RedirectionManager {
       } catch {
         // without the addon there can be no leftovers of ours
       }
-      this.backend = new NftCapture(commands, logger, {
-        captureMark: config.captureMark,
-        failOpen: config.failOpen,
-        ports: { outbound: config.outboundPort, inboundPlaintext: config.inboundPlaintextPort, hbone: config.hbonePort },
-        listenAddress4: config.listenAddress4,
-        listenAddress6: config.listenAddress6,
-      });
-    } else {
-      await uninstallNftLeftovers(commands);
+      this.backend = new NftCapture(commands, logger, nftOptions(config), 'all');
     }
+    // In eBPF mode `table inet amesh` is not removed here: the first apply replaces it atomically
+    // (dropping a fallback run's pre-DNAT chain), and until then the post-DNAT capture of the
+    // previous run keeps Service traffic to enrolled pods captured (fail closed across restarts).
     logger.info({ mode: this.backend.mode, ...(this.fallbackReason ? { fallbackReason: this.fallbackReason } : {}) }, `capture mode: ${this.backend.mode}`);
   }
 
@@ -110,6 +117,7 @@ export class RedirectionManager {
       listenerMark: config.socketMark,
       failOpen: config.failOpen,
       ports: { outbound: config.outboundPort, inboundPlaintext: config.inboundPlaintextPort, hbone: config.hbonePort },
+      serviceDnat: new NftCapture(commands, logger, nftOptions(config), 'service-dnat'),
     });
     // libbpf's feature probes can lie; attaching for real is the only proof (DESIGN §2).
     const uplinks = await this.uplinks(new Set());
