@@ -184,6 +184,9 @@ export class ClusterBalancer {
 
   /** The healthy endpoints, or all of them in panic (none healthy, or fewer than minHealthPercent). */
   private eligible(): EndpointState[] {
+    let anyEjected = false;
+    for (const e of this.endpoints) if (e.ejected) anyEjected = true;
+    if (!anyEjected) return this.endpoints; // the usual case, without a copy
     const healthy = this.endpoints.filter((e) => !e.ejected);
     if (healthy.length === 0) return this.endpoints;
     if ((100 * healthy.length) / this.endpoints.length < this.detector.minHealthPercent) return this.endpoints;
