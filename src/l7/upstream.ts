@@ -81,6 +81,8 @@ interface EndpointPool {
   settings: PoolSettings;
   agent: TunnelAgent;
   h2?: Promise<http2.ClientHttp2Session>;
+  /** Left the pools (retain/close): a cached lookup must not hand it out any more. */
+  retired?: boolean;
   h2Session?: http2.ClientHttp2Session;
   stats: { http1Connects: number; http2Connects: number; connectFailures: number; http1Retired: number; http2Retired: number };
 }
@@ -233,6 +235,12 @@ export class UpstreamPools {
   private readonly pools = new Map<string, EndpointPool>();
   private readonly idleTimeoutMs: number;
   private readonly streamBudgets = new WeakMap<http2.ClientHttp2Session, StreamBudget>();
+  /**
+   * The last pool looked up per Endpoint object, with the settings object it was asked with:
+   * a config's Endpoint and connectionPool objects stay the same for every request, so the
+   * common lookup builds no key strings (`pool()` runs once per request and endpoint).
+   */
+  private readonly lastLookup = new WeakMap<Endpoint, { settings: PoolSettings | undefined; pool: EndpointPool }>();
   private closed = false;
 
   constructor(private readonly opts: UpstreamPoolsOptions) {
@@ -240,6 +248,14 @@ export class UpstreamPools {
   }
 
   private pool(endpoint: Endpoint, settings?: PoolSettings): EndpointPool {
+    const last = this.lastLookup.get(endpoint);
+    if (last !== undefined && last.settings === settings && !last.pool.retired) return last.pool;
+    const found = this.lookup(endpoint, settings);
+    this.lastLookup.set(endpoint, { settings, pool: found });
+    return found;
+  }
+
+  private lookup(endpoint: Endpoint, settings?: PoolSettings): EndpointPool {
     const endpointKeyPart = endpointPart(endpoint);
     const settingsKey = settingsPart(settings);
     const key = settingsKey ? `${endpointKeyPart}|${settingsKey}` : endpointKeyPart;
@@ -369,6 +385,7 @@ export class UpstreamPools {
     for (const [key, pool] of this.pools) {
       if (keepPools.has(key) || keepEndpoints.has(pool.endpointKey)) continue;
       this.pools.delete(key);
+      pool.retired = true;
       retireAgent(pool.agent);
       pool.h2Session?.close();
       void pool.h2?.then(
@@ -398,6 +415,7 @@ export class UpstreamPools {
   close(): void {
     this.closed = true;
     for (const pool of this.pools.values()) {
+      pool.retired = true;
       pool.agent.destroy();
       pool.h2Session?.destroy();
       void pool.h2?.then(
