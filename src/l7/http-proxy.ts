@@ -56,6 +56,7 @@ import { replyHttp1, replyHttp2, type LocalReply } from './pipeline/local-reply.
 import { sendMirrors } from './pipeline/mirror-requests.js';
 import { requestAttributes } from './pipeline/request-attributes.js';
 import { RequestBody } from './pipeline/request-body.js';
+import { relayBody } from './pipeline/relay-body.js';
 import { forwardedHeaders } from './pipeline/forwarded-headers.js';
 import { Cancellation } from './pipeline/cancellation.js';
 import { cancellableDelay, runTries, type TryHandle, type TryLoopResult } from './pipeline/try-loop.js';
@@ -90,11 +91,20 @@ type ForwardDecision = Extract<RouteDecision, { kind: 'forward' }>;
 type Headers = http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
 type Allowed = Extract<AuthzOutcome, { allowed: true }>;
 
-interface Exchange {
-  conn: DownstreamConnection;
-  record: AccessRecord;
-  started: number;
-  flags: Set<string>;
+/** One request's bookkeeping for its access-log line. */
+class Exchange {
+  /** Response flags so far; created with the first (most requests have none). */
+  flags: Set<string> | undefined;
+
+  constructor(
+    readonly conn: DownstreamConnection,
+    readonly record: AccessRecord,
+    readonly started: number,
+  ) {}
+
+  flag(f: string): void {
+    (this.flags ??= new Set()).add(f);
+  }
 }
 
 interface Routed {
@@ -299,29 +309,27 @@ export class HttpProxy {
   private begin(conn: DownstreamConnection, protocol: AccessRecord['protocol'], method: string, authority: string, path: string): Exchange {
     this.counters.requests++;
     this.counters.active++;
-    return {
-      conn,
-      started: performance.now(),
-      flags: new Set(),
-      record: {
-        protocol,
-        method,
-        authority,
-        path,
-        durationMs: 0,
-        responseFlags: '-',
-        sourceIdentity: conn.peerIdentity,
-        clientAddress: conn.clientAddress,
-        destination: conn.host.includes(':') ? `[${conn.host}]:${conn.port}` : `${conn.host}:${conn.port}`,
-      },
+    const record: AccessRecord = {
+      protocol,
+      method,
+      authority,
+      path,
+      durationMs: 0,
+      responseFlags: '-',
+      sourceIdentity: conn.peerIdentity,
+      clientAddress: conn.clientAddress,
+      destination: '', // filled in by finish(): only the log line needs it
     };
+    return new Exchange(conn, record, performance.now());
   }
 
   private finish(ex: Exchange, status: number | undefined, error?: string): void {
     this.counters.active = Math.max(0, this.counters.active - 1);
     ex.record.durationMs = Math.round((performance.now() - ex.started) * 1000) / 1000;
     if (status !== undefined) ex.record.status = status;
-    if (ex.flags.size > 0) ex.record.responseFlags = [...ex.flags].join(',');
+    if (ex.flags !== undefined) ex.record.responseFlags = [...ex.flags].join(',');
+    const conn = ex.conn;
+    ex.record.destination = conn.host.includes(':') ? `[${conn.host}]:${conn.port}` : `${conn.host}:${conn.port}`;
     if (error) ex.record.error = error;
     writeAccessLog(this.opts.accessLog, ex.record);
   }
@@ -332,7 +340,7 @@ export class HttpProxy {
 
   /** Answers locally through `down` and logs the request. */
   private local(down: Responder, ex: Exchange, r: LocalReply): void {
-    if (r.flag !== undefined) ex.flags.add(r.flag);
+    if (r.flag !== undefined) ex.flag(r.flag);
     this.countLocal(r.flag ?? String(r.status));
     this.finish(ex, down.reply(r));
   }
@@ -423,17 +431,17 @@ export class HttpProxy {
     };
     const answer = (reply: LocalReply): void => {
       if (done) return;
-      if (reply.flag !== undefined) ex.flags.add(reply.flag);
+      if (reply.flag !== undefined) ex.flag(reply.flag);
       this.countLocal(reply.flag ?? String(reply.status));
       settle(down.reply(reply));
     };
     if (down.gone()) {
-      ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
+      ex.flag(ResponseFlag.DownstreamConnectionTermination);
       return settle(undefined);
     }
     down.onGone(() => {
       if (done) return;
-      ex.flags.add(ResponseFlag.DownstreamConnectionTermination);
+      ex.flag(ResponseFlag.DownstreamConnectionTermination);
       committed?.handle.abort();
       settle(undefined);
     });
@@ -441,7 +449,7 @@ export class HttpProxy {
     // Fault injection: a delay first, then maybe an abort (independent draws).
     const fault = decideFault(d.fault, this.random);
     if (fault.delayMs !== undefined) {
-      ex.flags.add(ResponseFlag.DelayInjected);
+      ex.flag(ResponseFlag.DelayInjected);
       if (!(await cancellableDelay(fault.delayMs, stop)) || done) return;
     }
     if (fault.abort) return answer({ status: fault.abort.httpStatus, grpcStatus: fault.abort.grpcStatus, flag: ResponseFlag.FaultInjected, body: FAULT_ABORT_BODY });
@@ -451,7 +459,7 @@ export class HttpProxy {
       timer = setTimeout(() => {
         if (done) return;
         if (!committed) return answer(ROUTE_TIMEOUT);
-        ex.flags.add(ResponseFlag.UpstreamRequestTimeout);
+        ex.flag(ResponseFlag.UpstreamRequestTimeout);
         committed.handle.abort();
         settle(down.reset());
       }, d.timeoutMs);
@@ -513,7 +521,7 @@ export class HttpProxy {
       }
       return;
     }
-    if ((result.kind === 'response' || result.kind === 'failure') && result.retryLimited) ex.flags.add(ResponseFlag.UpstreamRetryLimitExceeded);
+    if ((result.kind === 'response' || result.kind === 'failure') && result.retryLimited) ex.flag(ResponseFlag.UpstreamRetryLimitExceeded);
     switch (result.kind) {
       case 'cancelled':
         return settle(undefined);
@@ -523,7 +531,7 @@ export class HttpProxy {
         return answer(failureReply(result.failure));
       case 'response':
         committed = { handle: result.handle, endpoint: result.endpoint };
-        return down.commit(result.handle, extraHeaders, settle, (f) => ex.flags.add(f));
+        return down.commit(result.handle, extraHeaders, settle, (f) => ex.flag(f));
     }
   }
 
@@ -605,7 +613,7 @@ export class HttpProxy {
           return settle(undefined);
         }
         res.writeHead(status, this.responseHeaders(upRes.headers, d, extra) as http.OutgoingHttpHeaders);
-        upRes.pipe(res);
+        relayBody(upRes, res);
         upRes.once('error', () => res.destroy());
         upRes.once('aborted', () => {
           flag(ResponseFlag.UpstreamConnectionTermination);
@@ -637,7 +645,7 @@ export class HttpProxy {
     const ex = this.begin(conn, 'upgrade', method, authority, target);
     const routed = this.decide(conn, method, target, req.headers, authority);
     const reply = (r: LocalReply): void => {
-      if (r.flag !== undefined) ex.flags.add(r.flag);
+      if (r.flag !== undefined) ex.flag(r.flag);
       this.countLocal(r.flag ?? String(r.status));
       let extra = '';
       for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${String(value)}\r\n`;
@@ -701,7 +709,7 @@ export class HttpProxy {
       const connectFailure = isConnectFailure(err);
       runtime.balancer.recordResult(endpoint, { failure: connectFailure ? 'connect' : 'reset' });
       const flag = connectFailure ? ResponseFlag.UpstreamConnectionFailure : ResponseFlag.UpstreamConnectionTermination;
-      ex.flags.add(flag);
+      ex.flag(flag);
       const body = 'upstream connect error or disconnect/reset before headers';
       if (socket.writable) socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n${RESPONSE_FLAGS_HEADER}: ${flag}\r\nconnection: close\r\n\r\n${body}`);
       settle(503, err.message);
@@ -788,7 +796,7 @@ export class HttpProxy {
         const resHeaders = this.responseHeaders(upRes.headers, d, extra) as http2.OutgoingHttpHeaders;
         resHeaders[':status'] = status;
         stream.respond(resHeaders);
-        upRes.pipe(stream);
+        relayBody(upRes, stream);
       },
       reset: () => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
