@@ -28,6 +28,16 @@ export interface Http1TryOptions {
   feed?: (upstream: http.ClientRequest) => void;
 }
 
+/** Header object → Node's raw `[name, value, …]` form (array values stay arrays: one line each). */
+function flatHeaders(headers: MutableHeaders): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) out.push(name, value as string);
+  }
+  return out;
+}
+
 export class Http1Try implements TryHandle {
   readonly result: Promise<TryResult>;
   request: http.ClientRequest;
@@ -53,7 +63,20 @@ export class Http1Try implements TryHandle {
 
   private send(resent: boolean): http.ClientRequest {
     const o = this.o;
-    const upstream = http.request({ agent: o.agent, host: o.endpoint.address, port: o.endpoint.port, method: o.method, path: o.path, headers: o.headers as http.OutgoingHttpHeaders });
+    const options: http.RequestOptions & { servername: string } = {
+      agent: o.agent,
+      host: o.endpoint.address,
+      port: o.endpoint.port,
+      method: o.method,
+      path: o.path,
+      // A flat [name, value, …] list goes into the request head as is: Node's per-header
+      // setHeader bookkeeping of an object is skipped (the values are still validated).
+      headers: flatHeaders(o.headers),
+      // The Agent would otherwise derive a TLS server name from the Host header on every
+      // request (net.isIP regexps); the pool's connections are never TLS sockets of Node's.
+      servername: '',
+    };
+    const upstream = http.request(options);
     let connected = false;
     upstream.once('socket', () => {
       connected = true;
