@@ -199,6 +199,8 @@ const OVERFLOW: LocalReply = { status: 503, flag: ResponseFlag.UpstreamOverflow,
 /** Request headers the proxy sets itself (host) or answered itself (expect: 100-continue). */
 const NOT_FORWARDED_UPSTREAM: ReadonlySet<string> = new Set(['host', 'expect']);
 
+const NO_FAULT: ReturnType<typeof decideFault> = Object.freeze({});
+
 function isThenable<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
@@ -447,7 +449,7 @@ export class HttpProxy {
     });
 
     // Fault injection: a delay first, then maybe an abort (independent draws).
-    const fault = decideFault(d.fault, this.random);
+    const fault = d.fault === undefined ? NO_FAULT : decideFault(d.fault, this.random);
     if (fault.delayMs !== undefined) {
       ex.flag(ResponseFlag.DelayInjected);
       if (!(await cancellableDelay(fault.delayMs, stop)) || done) return;
@@ -543,24 +545,23 @@ export class HttpProxy {
     const authority = req.headers.host ?? `${conn.host}:${conn.port}`;
     const target = req.url ?? '/';
     const ex = this.begin(conn, 'HTTP/1.1', method, authority, target);
-    const down = this.http1Responder(res);
     const routed = this.decide(conn, method, target, req.headers, authority);
-    if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+    if (!routed) return this.local(this.http1Responder(res), ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
     const checked = this.authorize(ex, routed, method, authority, req.headers);
     const outcome = isThenable(checked) ? await checked : checked;
-    if (outcome && !outcome.allowed) return this.local(down, ex, this.denial(outcome, authority, routed.path));
+    if (outcome && !outcome.allowed) return this.local(this.http1Responder(res), ex, this.denial(outcome, authority, routed.path));
     switch (d.kind) {
       case 'no-route':
-        return this.local(down, ex, ROUTE_NOT_FOUND);
+        return this.local(this.http1Responder(res), ex, ROUTE_NOT_FOUND);
       case 'no-backend':
-        return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+        return this.local(this.http1Responder(res), ex, NO_HEALTHY_UPSTREAM);
       case 'direct-response':
-        return this.local(down, ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
+        return this.local(this.http1Responder(res), ex, { status: d.status, flag: ResponseFlag.DirectResponse, body: d.body ?? '', mutations: d.responseHeaders });
       case 'redirect': {
         const r = buildRedirect({ scheme: conn.scheme ?? (headerString(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http'), authority, path: routed.path, query: routed.query }, d.redirect, d.matchedPrefix);
-        return this.local(down, ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
+        return this.local(this.http1Responder(res), ex, { status: r.status, flag: ResponseFlag.DirectResponse, body: '', mutations: d.responseHeaders, headers: { location: r.location } });
       }
       case 'forward': {
         const headers = this.upstreamHeaders(req.headers, d, ex, false, outcome);

@@ -56,31 +56,6 @@ export type TryLoopResult<H extends TryHandle> =
   | { kind: 'no-endpoint'; attempts: number }
   | { kind: 'cancelled'; attempts: number };
 
-/**
- * Waits for the try's result; a cancellation or the per-try timeout aborts the handle, which
- * settles its result at once (TryHandle.abort), and the outcome is then what stopped it. No
- * promise of its own: this runs for every request.
- */
-async function awaitTry(handle: TryHandle, perTryTimeoutMs: number | undefined, signal: Cancellation): Promise<TryResult | 'cancelled'> {
-  let stopped: 'cancelled' | 'timeout' | undefined;
-  const unsubscribe = signal.onAbort(() => {
-    stopped ??= 'cancelled';
-    handle.abort();
-  });
-  const timer =
-    perTryTimeoutMs !== undefined && perTryTimeoutMs > 0
-      ? setTimeout(() => {
-          stopped ??= 'timeout';
-          handle.abort();
-        }, perTryTimeoutMs)
-      : undefined;
-  const r = await handle.result;
-  if (timer !== undefined) clearTimeout(timer);
-  unsubscribe();
-  if (stopped === 'cancelled') return 'cancelled';
-  return stopped === 'timeout' ? TIMED_OUT : r;
-}
-
 const TIMED_OUT: TryResult = { kind: 'failure', failure: 'timeout' };
 
 /** Resolves true after `ms`, false as soon as `signal` aborts. */
@@ -126,7 +101,25 @@ export async function runTries<H extends TryHandle>(o: TryLoopOptions<H>): Promi
     tried?.add(endpoint);
     balancer.started(endpoint);
     const handle = o.start(endpoint, index);
-    const r = await awaitTry(handle, policy?.perTryTimeoutMs, o.signal);
+    // A cancellation or the per-try timeout aborts the handle, which settles its result at once
+    // (TryHandle.abort); the outcome is then what stopped it. Inline: this runs for every request.
+    let stopped: 'cancelled' | 'timeout' | undefined;
+    const unsubscribe = o.signal.onAbort(() => {
+      stopped ??= 'cancelled';
+      handle.abort();
+    });
+    const perTryTimeoutMs = policy?.perTryTimeoutMs;
+    const timer =
+      perTryTimeoutMs !== undefined && perTryTimeoutMs > 0
+        ? setTimeout(() => {
+            stopped ??= 'timeout';
+            handle.abort();
+          }, perTryTimeoutMs)
+        : undefined;
+    const settled = await handle.result;
+    if (timer !== undefined) clearTimeout(timer);
+    unsubscribe();
+    const r = stopped === 'cancelled' ? 'cancelled' : stopped === 'timeout' ? TIMED_OUT : settled;
     releaseRetrySlot();
     if (r === 'cancelled') {
       handle.abort();
