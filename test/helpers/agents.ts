@@ -221,6 +221,23 @@ export class Capture {
     readonly stderrFile: string,
   ) {}
 
+  /**
+   * Waits (bounded) until `text` is in the capture file. tcpdump writes each packet at once, but
+   * on a loaded machine it may not have been scheduled to read the last packets before a SIGINT
+   * ends its loop; a test that expects a packet waits for it first. Never throws: the caller's
+   * own assertion on the stopped capture decides.
+   */
+  async waitFor(text: string, timeoutMs = 3_000): Promise<boolean> {
+    const needle = Buffer.from(text);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const bytes = await readFile(this.file).catch(() => Buffer.alloc(0));
+      if (bytes.includes(needle)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   async stop(): Promise<Pcap> {
     this.process.kill('SIGINT');
     const exit = await Promise.race([this.process.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000).unref())]);

@@ -301,6 +301,7 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
     let pcap: Pcap;
     try {
       result = await client('u1', ['--host', IP.u2, '--port', String(PORT.plain), '--send', marker, '--expect', 'echo']);
+      await capture.waitFor(marker);
     } finally {
       pcap = await capture.stop();
     }
