@@ -53,8 +53,17 @@ const GRPC_CONDITIONS: ReadonlyMap<number, RetryOn> = new Map<number, RetryOn>([
   [14, 'unavailable'],
 ]);
 
+/** retryOn as a set, once per policy object (configs are immutable once applied; asked on every response of a route with retries). */
+const RETRY_ON_SETS = new WeakMap<RetryPolicy, ReadonlySet<string>>();
+
+function retryOnSet(policy: RetryPolicy): ReadonlySet<string> {
+  let on = RETRY_ON_SETS.get(policy);
+  if (!on) RETRY_ON_SETS.set(policy, (on = new Set(policy.retryOn)));
+  return on;
+}
+
 export function isRetriable(policy: RetryPolicy, outcome: TryOutcome): boolean {
-  const on = new Set(policy.retryOn);
+  const on = retryOnSet(policy);
   if (outcome.kind === 'failure') {
     if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
     if (outcome.failure === 'connect') return on.has('connect-failure');
