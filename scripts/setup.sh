@@ -16,6 +16,8 @@ declare -A NEED=(
   [kubectl]=kubernetes-client [busybox]=busybox [nginx]=nginx-light
   # L7 comparators and the closed-loop load generator of `npm run bench:waypoint`
   [haproxy]=haproxy [wrk]=wrk
+  # the dashboard's browser test (playwright-core drives it headless)
+  [chromium]=chromium
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done

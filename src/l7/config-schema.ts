@@ -21,6 +21,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { RetryOn, WaypointConfig } from './config.js';
+import { telemetrySettingsSchema } from '../telemetry/telemetry-config.js';
 
 const port = z.number().int().min(1).max(65535);
 const nonEmpty = z.string().min(1);
@@ -185,6 +186,7 @@ const endpoint = z
       .string()
       .refine((a) => isIP(a) !== 0, { message: 'must be an IP address (the waypoint’s)' })
       .optional(),
+    meta: z.object({ workloadName: z.string(), namespace: z.string(), canonicalName: z.string(), canonicalRevision: z.string() }).strict().optional(),
   })
   .strict()
   .refine((e) => e.waypoint === undefined || e.hbone, { path: ['waypoint'], message: 'an endpoint reached through a waypoint is reached over HBONE (hbone: true)' });
@@ -360,6 +362,7 @@ const baseSchema = z
     jwtRules: z.array(jwtRule).optional(),
     kind: z.enum(['waypoint', 'gateway']).optional(),
     listeners: z.array(gatewayListener).optional(),
+    telemetry: telemetrySettingsSchema.optional(),
   })
   .strict();
 

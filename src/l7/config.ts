@@ -17,6 +17,8 @@
  * Envoy semantics), compiled as JavaScript RegExps.
  */
 
+import type { TelemetrySettings } from '../telemetry/telemetry-config.js';
+
 export const WAYPOINT_CONFIG_TYPE_URL = 'type.googleapis.com/amesh.l7.v1.WaypointConfig';
 
 export interface WaypointConfig {
@@ -38,6 +40,8 @@ export interface WaypointConfig {
   kind?: 'waypoint' | 'gateway';
   /** Ingress gateways only: what the gateway listens on (one entry per port). */
   listeners?: GatewayListener[];
+  /** What the Telemetry resources resolve to for this proxy (access log, tracing); absent = DEFAULT_TELEMETRY. */
+  telemetry?: TelemetrySettings;
 }
 
 /**
@@ -400,6 +404,21 @@ export interface Endpoint {
    * `:authority`), `identity` is the waypoint's. Absent = HBONE straight to `address:15008`.
    */
   waypoint?: string;
+  /**
+   * Who the endpoint is, for the `destination_*` metric labels and access logs (issue #9): the
+   * workload's name (its Deployment's, as Istio's `workload_name`), namespace, and canonical
+   * service / revision (labels `service.istio.io/canonical-name` | `app.kubernetes.io/name` | `app`
+   * and `service.istio.io/canonical-revision` | `app.kubernetes.io/version` | `version`).
+   * Absent = `unknown` in metrics.
+   */
+  meta?: EndpointMeta;
+}
+
+export interface EndpointMeta {
+  workloadName: string;
+  namespace: string;
+  canonicalName: string;
+  canonicalRevision: string;
 }
 
 export interface Cluster {

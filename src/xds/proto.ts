@@ -19,6 +19,8 @@ export const XDS_PROTO_FILES = [
   'envoy/service/discovery/v3/discovery.proto',
   // Our own type: a waypoint's routes (src/xds/waypoint-codec.ts).
   'amesh/l7/v1/waypoint.proto',
+  // Our own type: Telemetry settings per namespace for node agents (src/xds/telemetry-codec.ts).
+  'amesh/telemetry/v1/telemetry.proto',
 ] as const;
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -32,6 +34,7 @@ export interface XdsProto {
   service: protobuf.Type;
   authorization: protobuf.Type;
   waypointConfig: protobuf.Type;
+  telemetry: protobuf.Type;
   deltaRequest: protobuf.Type;
   deltaResponse: protobuf.Type;
 }
@@ -55,6 +58,7 @@ function load(): XdsProto {
     service: root.lookupType('istio.workload.Service'),
     authorization: root.lookupType('istio.security.Authorization'),
     waypointConfig: root.lookupType('amesh.l7.v1.WaypointConfig'),
+    telemetry: root.lookupType('amesh.telemetry.v1.Telemetry'),
     deltaRequest: root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
     deltaResponse: root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse'),
   };
