@@ -10,6 +10,7 @@ import { computeWaypointConfigs } from '../../src/controller/translate/waypoint-
 import { assertValid, compute, configOf, DEMO, FRONTEND, gatewaySample, loadYaml, routeOf, viewOf } from '../helpers/ingress-fixtures.js';
 
 const DEFAULT_KEY = 'amesh-system/amesh-ingressgateway';
+const FRONTEND_META = { workloadName: 'frontend-0', namespace: 'demo', canonicalName: 'frontend', canonicalRevision: 'v1' };
 const BACKEND = 'outbound|80||backend.demo.svc.cluster.local';
 
 const waypoint: KubeObjectLike = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'demo' }, spec: { gatewayClassName: 'istio-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } };
@@ -38,7 +39,7 @@ describe('ingress clusters', () => {
   it('without the label the gateway goes straight to the pods (HBONE), even though the service has a waypoint', () => {
     const config = configOf(run(base()), DEFAULT_KEY);
     const frontend = config.clusters.find((c) => c.name === FRONTEND);
-    expect(frontend?.endpoints).toEqual([{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: true, workload: 'uid-pod-demo-frontend-0' }]);
+    expect(frontend?.endpoints).toEqual([{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: true, workload: 'uid-pod-demo-frontend-0', meta: FRONTEND_META }]);
   });
 
   it('istio.io/ingress-use-waypoint=true on the Service: one endpoint, the VIP through the waypoint, with its identity', () => {
@@ -48,7 +49,7 @@ describe('ingress clusters', () => {
     assertValid(config);
     const frontend = config.clusters.find((c) => c.name === FRONTEND);
     // Services get ClusterIPs in file order: frontend 10.96.0.1, backend 10.96.0.2, waypoint 10.96.0.3.
-    expect(frontend?.endpoints).toEqual([{ address: '10.96.0.1', port: 80, identity: 'spiffe://cluster.local/ns/demo/sa/waypoint', hbone: true, waypoint: '10.96.0.3' }]);
+    expect(frontend?.endpoints).toEqual([{ address: '10.96.0.1', port: 80, identity: 'spiffe://cluster.local/ns/demo/sa/waypoint', hbone: true, waypoint: '10.96.0.3', meta: { workloadName: 'waypoint', namespace: 'demo', canonicalName: 'waypoint', canonicalRevision: 'latest' } }]);
     expect(config.clusters.find((c) => c.name === 'outbound|80|v2|backend.demo.svc.cluster.local')?.endpoints.map((e) => e.address)).toEqual(['10.0.0.3']);
   });
 

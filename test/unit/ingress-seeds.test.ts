@@ -8,6 +8,7 @@ import { DEFAULT_INGRESS_LABELS } from '../../src/controller/translate/ingress-m
 import { assertValid, compute, condition, configOf, DEMO, FRONTEND, gatewaySample, NGINX, routeOf, seedView, tlsSecret } from '../helpers/ingress-fixtures.js';
 
 const DEFAULT_KEY = 'amesh-system/amesh-ingressgateway';
+const FRONTEND_META = { workloadName: 'frontend-0', namespace: 'demo', canonicalName: 'frontend', canonicalRevision: 'v1' };
 
 describe('demo-gateway.yaml (Gateway API, class istio)', () => {
   const result = compute(seedView([DEMO, gatewaySample('demo-gateway.yaml')]));
@@ -38,7 +39,7 @@ describe('demo-gateway.yaml (Gateway API, class istio)', () => {
         service: 'demo/frontend.demo.svc.cluster.local',
         port: 80,
         lb: 'LEAST_REQUEST',
-        endpoints: [{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: true, workload: 'uid-pod-demo-frontend-0' }],
+        endpoints: [{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: true, workload: 'uid-pod-demo-frontend-0', meta: FRONTEND_META }],
       },
     ]);
   });
@@ -60,7 +61,7 @@ describe('demo-gateway.yaml (Gateway API, class istio)', () => {
 
   it('sends plain TCP to pods outside the mesh', () => {
     const plain = compute(seedView([DEMO, gatewaySample('demo-gateway.yaml')], { ambient: false }));
-    expect(configOf(plain, 'demo/demo-gateway-istio').clusters[0]?.endpoints).toEqual([{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: false, workload: 'uid-pod-demo-frontend-0' }]);
+    expect(configOf(plain, 'demo/demo-gateway-istio').clusters[0]?.endpoints).toEqual([{ address: '10.0.0.1', port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/frontend-sa', hbone: false, workload: 'uid-pod-demo-frontend-0', meta: FRONTEND_META }]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { enrolmentOf, type NamespaceObject, type PodObject } from '../../src/controller/translate/enrolment.js';
 import type { ServiceObject } from '../../src/controller/translate/service.js';
-import { isListedPod, resolveTargetPort, serviceMembership, translateWorkload } from '../../src/controller/translate/workload.js';
+import { isListedPod, podWorkloadName, resolveTargetPort, serviceMembership, translateWorkload } from '../../src/controller/translate/workload.js';
 
 const AMBIENT = { 'istio.io/dataplane-mode': 'ambient' };
 const ns = (labels: Record<string, string> = {}): NamespaceObject => ({ metadata: { name: 'demo', labels } });
@@ -75,6 +75,7 @@ describe('translateWorkload', () => {
       tunnelProtocol: 'HBONE',
       trustDomain: 'cluster.local',
       workloadType: 'POD',
+      workloadName: 'p',
       canonicalName: 'web',
       canonicalRevision: 'v2',
       status: 'HEALTHY',
@@ -155,5 +156,29 @@ describe('service membership', () => {
   it('puts memberships into the workload', () => {
     const w = translateWorkload(labelled, context(ns(), [service('web', { app: 'web' }, [{ port: 80, targetPort: 'http' }])]));
     expect(w.services).toEqual({ 'demo/web.demo.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }] } });
+  });
+});
+
+describe('podWorkloadName (Istio workload_name)', () => {
+  const owned = (name: string, labels: Record<string, string>, owner?: { kind: string; name: string; controller?: boolean }): PodObject => ({
+    metadata: { name, namespace: 'demo', labels, ...(owner ? { ownerReferences: [{ controller: true, ...owner }] } : {}) },
+  });
+  it.each([
+    ['Deployment pod (ReplicaSet <deployment>-<hash>)', owned('backend-v2-7c9f8-abcde', { 'pod-template-hash': '7c9f8' }, { kind: 'ReplicaSet', name: 'backend-v2-7c9f8' }), 'backend-v2'],
+    ['ReplicaSet without the hash label: the pod', owned('rs-x-abcde', {}, { kind: 'ReplicaSet', name: 'rs-x' }), 'rs-x-abcde'],
+    ['hash label not the owner suffix: the pod', owned('rs-x-abcde', { 'pod-template-hash': 'zzz' }, { kind: 'ReplicaSet', name: 'rs-x' }), 'rs-x-abcde'],
+    ['Job pod: the Job', owned('migrate-q2w3e', {}, { kind: 'Job', name: 'migrate' }), 'migrate'],
+    ['CronJob pod: the CronJob', owned('nightly-28939560-q2w3e', {}, { kind: 'Job', name: 'nightly-28939560' }), 'nightly'],
+    ['StatefulSet pod: the pod', owned('db-0', {}, { kind: 'StatefulSet', name: 'db' }), 'db-0'],
+    ['owner that is not the controller: the pod', { metadata: { name: 'p1', ownerReferences: [{ kind: 'ReplicaSet', name: 'x-1' }], labels: { 'pod-template-hash': '1' } } }, 'p1'],
+    ['bare pod', owned('p1', {}), 'p1'],
+  ])('%s', (_what, p, expected) => {
+    expect(podWorkloadName(p)).toBe(expected);
+  });
+
+  it('is the workloadName of the Workload', () => {
+    const p = pod();
+    p.metadata = { ...p.metadata, name: 'web-5d4f-xyz12', labels: { 'pod-template-hash': '5d4f' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-5d4f', controller: true }] };
+    expect(translateWorkload(p, context(ns())).workloadName).toBe('web');
   });
 });

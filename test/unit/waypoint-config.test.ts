@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MeshView } from '../../src/controller/mesh/compute-mesh-resources.js';
-import { NO_ROUTE_NAME, computeWaypointConfigs, podLocality, portProtocol, type LastValid } from '../../src/controller/translate/waypoint-config.js';
+import { NO_ROUTE_NAME, computeWaypointConfigs, endpointMeta, podLocality, portProtocol, type LastValid } from '../../src/controller/translate/waypoint-config.js';
 import type { WaypointConfig } from '../../src/l7/config.js';
 import { decodeWaypointConfig, encodeWaypointConfig } from '../../src/xds/waypoint-codec.js';
 import { BACKEND, CANARY_DR_SPEC, CANARY_VS_SPEC, demoResources, demoView, destinationRule, httpRoute, namespace, pod, service, TRUST_DOMAIN, virtualService } from '../helpers/route-fixtures.js';
@@ -73,7 +73,7 @@ describe('the Istio canary', () => {
 
   it('gives each subset cluster the pods with its label, the default cluster all of them', () => {
     const byName = new Map(c.clusters.map((cl) => [cl.name, cl]));
-    const endpoint = (ip: string, name: string) => ({ address: ip, port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/backend', hbone: true, workload: `uid-${name}` });
+    const endpoint = (ip: string, name: string) => ({ address: ip, port: 8080, identity: 'spiffe://cluster.local/ns/demo/sa/backend', hbone: true, workload: `uid-${name}`, meta: { workloadName: name, namespace: 'demo', canonicalName: 'backend', canonicalRevision: name.slice('backend-'.length) } });
     expect(byName.get(V1)).toEqual({ name: V1, service: `demo/${BACKEND}`, port: 80, subset: 'v1', lb: 'LEAST_REQUEST', endpoints: [endpoint('10.0.0.11', 'backend-v1')] });
     expect(byName.get(V2)?.endpoints).toEqual([endpoint('10.0.0.12', 'backend-v2')]);
     expect(byName.get(ALL)?.endpoints.map((e) => e.address)).toEqual(['10.0.0.11', '10.0.0.12']);
@@ -391,4 +391,14 @@ describe('portProtocol', () => {
     [{ port: 80, appProtocol: 'kubernetes.io/h2c' }, 'HTTP2'],
     [{ port: 80, appProtocol: 'grpc' }, 'GRPC'],
   ] as const)('%j → %s', (port, want) => expect(portProtocol(port)).toBe(want));
+});
+
+describe('endpointMeta (destination_* labels)', () => {
+  it.each([
+    ['labels and workload name', { name: 'web-1-x', namespace: 'demo', workloadName: 'web', canonicalName: 'web-svc', canonicalRevision: 'v2' }, { workloadName: 'web', namespace: 'demo', canonicalName: 'web-svc', canonicalRevision: 'v2' }],
+    ['Istio defaults: workload name, latest', { name: 'web-1-x', namespace: 'demo', workloadName: 'web' }, { workloadName: 'web', namespace: 'demo', canonicalName: 'web', canonicalRevision: 'latest' }],
+    ['no workload name: the pod name', { name: 'p', namespace: 'demo' }, { workloadName: 'p', namespace: 'demo', canonicalName: 'p', canonicalRevision: 'latest' }],
+  ])('%s', (_what, w, expected) => {
+    expect(endpointMeta(w)).toEqual(expected);
+  });
 });

@@ -20,6 +20,10 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** The controller reference names the workload (translate/workload.ts `podWorkloadName`). */
+  ownerReferences?: Array<{ kind?: string; name?: string; controller?: boolean }>;
+  /** Pods made by a controller: `<owner>-`. */
+  generateName?: string;
 }
 
 export interface NamespaceObject {

@@ -8,13 +8,15 @@
  * traffic is bound to a waypoint is reached through that waypoint: the cluster has one endpoint,
  * the service VIP and port (the HBONE CONNECT authority), `waypoint` = the waypoint's VIP (the
  * HBONE next hop) and the waypoint's identity; the waypoint then applies its own routes and
- * policies. Without the label the gateway goes straight to the pods, as Istio does. A waypoint
+ * policies; the endpoint's `meta` names the waypoint (its Deployment shares the Gateway's name),
+ * the peer the gateway's `destination_*` labels describe. Without the label the gateway goes
+ * straight to the pods, as Istio does. A waypoint
  * without a VIP yet cannot be dialled: the pods are used, and `notes` says why.
  */
 import type { Cluster, Endpoint } from '../../l7/config.js';
 import type { MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
 import type { ClusterRef, HostRule } from './route-model.js';
-import { clusterPolicy, materialise } from './waypoint-config.js';
+import { clusterPolicy, endpointMeta, materialise } from './waypoint-config.js';
 import { effectivePolicy } from './route-model.js';
 import { listWaypoints, WAYPOINT_HBONE_PORT, type GatewayObject, type WaypointInfo } from './waypoint-binding.js';
 
@@ -51,7 +53,9 @@ export function ingressClusters(refs: Iterable<ClusterRef>, ctx: ClusterContext)
       const waypoint = waypoints.find((w) => (bound.address ? bound.address.address === w.address : bound.hostname?.hostname === w.hostname && bound.hostname.namespace === w.ref.namespace));
       const vip = service.addresses[0];
       if (waypoint?.address && vip) {
-        const endpoint: Endpoint = { address: vip, port: ref.port, identity: waypoint.identity, hbone: true, waypoint: waypoint.address };
+        // The gateway's peer is the waypoint: its destination_* labels name the waypoint.
+        const meta = endpointMeta({ name: waypoint.ref.name, namespace: waypoint.ref.namespace });
+        const endpoint: Endpoint = { address: vip, port: ref.port, identity: waypoint.identity, hbone: true, waypoint: waypoint.address, meta };
         const policy = clusterPolicy(effectivePolicy(rule, ref.port, ref.subset), undefined);
         clusters.push({ name: ref.name, service: ref.service, port: ref.port, ...(ref.subset !== undefined ? { subset: ref.subset } : {}), ...policy, endpoints: [endpoint] });
         if (ref.subset !== undefined) notes.set(ref.name, `${ref.name}: through waypoint ${waypoint.ref.namespace}/${waypoint.ref.name} (${INGRESS_USE_WAYPOINT_LABEL}); subset ${ref.subset} is chosen by the waypoint's own routes, not here`);

@@ -21,7 +21,8 @@
  * the mesh's workloads: healthy members of the service with a target port for it, filtered by the
  * subset's labels on the pods themselves (workloads carry no labels), identity
  * `spiffe://<td>/ns/<ns>/sa/<sa>`, HBONE when the workload is in the mesh, the locality of its pod
- * (Istio's `topology.istio.io/locality` / `istio-locality` pod labels, `.` for `/`). The cluster's
+ * (Istio's `topology.istio.io/locality` / `istio-locality` pod labels, `.` for `/`), and `meta`
+ * (workload name, namespace, canonical name / revision: the destination_* metric labels). The cluster's
  * traffic policy is the DestinationRule's in effect for (service, port, subset) — route-model.ts
  * effectivePolicy: load balancer or consistent hash (LEAST_REQUEST without one), connection pool,
  * outlier detection, and locality preference. As in Istio, locality preference needs outlier
@@ -38,9 +39,9 @@
  * Accepted=False naming each bad field; if an earlier version of it (same uid) was valid, that
  * translation keeps being served — traffic keeps the last valid config — and the message says so.
  */
-import type { Cluster, Endpoint, HttpRoute, PortProtocol, WaypointConfig, WaypointPort, WaypointService } from '../../l7/config.js';
+import type { Cluster, Endpoint, EndpointMeta, HttpRoute, PortProtocol, WaypointConfig, WaypointPort, WaypointService } from '../../l7/config.js';
 import { clusterName } from '../../l7/config.js';
-import type { Service } from '../../node-agent/state/types.js';
+import type { Service, Workload } from '../../node-agent/state/types.js';
 import type { KubeObjectLike, MeshResources, MeshView } from '../mesh/compute-mesh-resources.js';
 import type { ConditionSpec } from '../status/policy-status.js';
 import { DEFAULT_LOAD_BALANCER, effectiveDestinationRules, translateDestinationRule, type DestinationRuleObject, type DestinationRuleTranslation, type RuleCandidate } from './destination-rule.js';
@@ -460,6 +461,16 @@ export function clusterPolicy(level: TrafficPolicyLevel, local: string | undefin
   };
 }
 
+/**
+ * Who an endpoint is, for the proxies' `destination_*` labels: Istio's canonical service defaults
+ * (`labels.CanonicalService`): the workload name when no canonical-name label, `latest` when no
+ * revision label.
+ */
+export function endpointMeta(w: Pick<Workload, 'name' | 'namespace' | 'workloadName' | 'canonicalName' | 'canonicalRevision'>): EndpointMeta {
+  const workloadName = w.workloadName || w.name;
+  return { workloadName, namespace: w.namespace, canonicalName: w.canonicalName || workloadName, canonicalRevision: w.canonicalRevision || 'latest' };
+}
+
 export function materialise(ref: ClusterRef, resources: MeshResources, podLabels: ReadonlyMap<string, Record<string, string>>, rule: HostRule | undefined, trustDomain: string, local: string | undefined): Cluster {
   const subsetRule = ref.subset !== undefined ? rule?.subsets.get(ref.subset) : undefined;
   const labels = ref.subsetLabels ?? subsetRule?.labels;
@@ -481,6 +492,7 @@ export function materialise(ref: ClusterRef, resources: MeshResources, podLabels
       ...(w.capacity !== undefined && w.capacity !== 1 ? { weight: w.capacity } : {}),
       workload: w.uid,
       ...(locality !== undefined ? { locality } : {}),
+      meta: endpointMeta(w),
     });
   }
   endpoints.sort((a, b) => a.address.localeCompare(b.address) || a.port - b.port);

@@ -68,6 +68,28 @@ export function resolveTargetPort(port: ServicePortSpec, pod: PodObject): number
   return 0;
 }
 
+const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash';
+/** A Job made by a CronJob is named `<cronjob>-<scheduled time in minutes>`. */
+const CRONJOB_JOB_NAME = /^(.+)-\d{8,10}$/;
+
+/**
+ * Istio's workload name (`workloadNameAndType` over `GetDeployMetaFromPod`): a pod from a
+ * ReplicaSet `<deployment>-<pod-template-hash>` belongs to that Deployment, a Job's pod to the Job
+ * (or to its CronJob when the Job is named like one); any other pod is its own workload. It is
+ * `workload_name` in the Workload, the `destination_workload` / `source_workload` metric label.
+ */
+export function podWorkloadName(pod: PodObject): string {
+  const name = pod.metadata.name ?? '';
+  const owner = (pod.metadata.ownerReferences ?? []).find((r) => r.controller);
+  if (!owner?.name) return name;
+  if (owner.kind === 'ReplicaSet') {
+    const hash = pod.metadata.labels?.[POD_TEMPLATE_HASH_LABEL];
+    return hash && owner.name.endsWith(`-${hash}`) ? owner.name.slice(0, -(hash.length + 1)) : name;
+  }
+  if (owner.kind === 'Job') return CRONJOB_JOB_NAME.exec(owner.name)?.[1] ?? owner.name;
+  return name;
+}
+
 function firstLabel(labels: Record<string, string>, keys: readonly string[]): string | undefined {
   for (const k of keys) if (labels[k]) return labels[k];
   return undefined;
@@ -114,6 +136,7 @@ export function translateWorkload(pod: PodObject, context: WorkloadContext): Pod
     tunnelProtocol: isEnrolled(pod, context.namespace) ? 'HBONE' : 'NONE',
     trustDomain: context.trustDomain,
     workloadType: 'POD',
+    workloadName: podWorkloadName(pod),
     ...(canonicalName ? { canonicalName } : {}),
     ...(canonicalRevision ? { canonicalRevision } : {}),
     status: podReady(pod) ? 'HEALTHY' : 'UNHEALTHY',
