@@ -72,7 +72,11 @@ export interface DeltaClientStatus {
   connected: boolean;
   reconnects: number;
   lastError?: string;
-  types: Record<string, { lastNonce?: string; lastNack?: string; resources: number }>;
+  /**
+   * Per type: `lastNonce` answered (ACK or NACK), `lastAckedNonce`, the last NACK's reason (kept
+   * after later ACKs: the last rejection seen), and how many responses were ACKed / NACKed.
+   */
+  types: Record<string, { lastNonce?: string; lastAckedNonce?: string; lastNack?: string; acks: number; nacks: number; resources: number }>;
 }
 
 export const DEFAULT_XDS_BACKOFF: Readonly<{ initialMs: number; maxMs: number }> = Object.freeze({ initialMs: 10, maxMs: 15_000 });
@@ -86,7 +90,10 @@ interface TypeState {
   /** name → version of every accepted resource. */
   known: Map<string, string>;
   lastNonce?: string;
+  lastAckedNonce?: string;
   lastNack?: string;
+  acks: number;
+  nacks: number;
 }
 
 /** The wait before retry number `attempt` (0-based): exponential, capped, ±20 % jitter. */
@@ -119,7 +126,7 @@ export class DeltaXdsClient {
     this.log = o.logger.child({ component: 'xds-client' });
     this.backoff = o.backoff ?? DEFAULT_XDS_BACKOFF;
     this.random = o.random ?? Math.random;
-    for (const typeUrl of o.typeUrls) this.types.set(typeUrl, { known: new Map() });
+    for (const typeUrl of o.typeUrls) this.types.set(typeUrl, { known: new Map(), acks: 0, nacks: 0 });
   }
 
   start(): void {
@@ -157,7 +164,14 @@ export class DeltaXdsClient {
   status(): DeltaClientStatus {
     const types: DeltaClientStatus['types'] = {};
     for (const [typeUrl, t] of this.types) {
-      types[typeUrl] = { resources: t.known.size, ...(t.lastNonce !== undefined ? { lastNonce: t.lastNonce } : {}), ...(t.lastNack !== undefined ? { lastNack: t.lastNack } : {}) };
+      types[typeUrl] = {
+        resources: t.known.size,
+        acks: t.acks,
+        nacks: t.nacks,
+        ...(t.lastNonce !== undefined ? { lastNonce: t.lastNonce } : {}),
+        ...(t.lastAckedNonce !== undefined ? { lastAckedNonce: t.lastAckedNonce } : {}),
+        ...(t.lastNack !== undefined ? { lastNack: t.lastNack } : {}),
+      };
     }
     return { connected: this.connected, reconnects: this.reconnects, ...(this.lastError !== undefined ? { lastError: this.lastError } : {}), types };
   }
@@ -252,6 +266,8 @@ export class DeltaXdsClient {
       return;
     }
     state.lastNonce = nonce;
+    state.lastAckedNonce = nonce;
+    state.acks++;
     this.log.debug({ typeUrl, nonce, resources: resources.length, removed: response.removedResources.length, initial }, 'xDS update applied');
     this.send(call, { typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: nonce });
   }
@@ -259,6 +275,7 @@ export class DeltaXdsClient {
   private nack(call: Call, state: TypeState, typeUrl: string, nonce: string, message: string): void {
     state.lastNonce = nonce;
     state.lastNack = message;
+    state.nacks++;
     this.log.warn({ typeUrl, nonce, reason: message }, 'xDS update rejected (NACK)');
     this.send(call, { typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: nonce, errorDetail: { code: NACK_CODE, message } });
   }

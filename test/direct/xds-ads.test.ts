@@ -153,6 +153,7 @@ describe('delta ADS (insecure loopback)', () => {
     expect(connection?.typeUrls[ADDRESS_TYPE_URL]).toMatchObject({ pending: false, responses: 1, nacks: 0, resources: 4 });
     expect(connection?.typeUrls[ADDRESS_TYPE_URL]?.ackedNonce).toBe(agent.client.status().types[ADDRESS_TYPE_URL]?.lastNonce);
     expect(agent.client.status()).toMatchObject({ connected: true, reconnects: 0, types: { [ADDRESS_TYPE_URL]: { resources: 4 }, [AUTHORIZATION_TYPE_URL]: { resources: 1 } } });
+    expect(agent.client.status().types[ADDRESS_TYPE_URL]).toMatchObject({ acks: 1, nacks: 0, lastAckedNonce: connection?.typeUrls[ADDRESS_TYPE_URL]?.ackedNonce });
     expect(agent.connectionChanges).toEqual([true]);
   });
 
@@ -241,6 +242,7 @@ describe('delta ADS (insecure loopback)', () => {
     expect(nacks).toEqual([`node-1 ${ADDRESS_TYPE_URL} uid-2: workload.addresses[0]: 5 bytes is not an IPv4/IPv6 address`]);
     expect([...(agent.state.get(ADDRESS_TYPE_URL)?.keys() ?? [])].sort()).toEqual(['demo/backend.demo.svc.cluster.local', 'uid-1', 'uid-3']);
     expect(agent.client.status().types[ADDRESS_TYPE_URL]?.lastNack).toMatch(/^uid-2: /);
+    expect(agent.client.status().types[ADDRESS_TYPE_URL]).toMatchObject({ nacks: 1 });
     // The applied ones count as ACKed, the rejected one does not.
     expect(ads.ackedVersion('node-1', ADDRESS_TYPE_URL, 'uid-1')).toBe(store.get(ADDRESS_TYPE_URL, 'uid-1')?.version);
     expect(ads.ackedVersion('node-1', ADDRESS_TYPE_URL, 'uid-2')).toBeUndefined();
