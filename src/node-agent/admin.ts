@@ -1,20 +1,28 @@
 /**
  * The agent's HTTP endpoints: readiness (15021, `GET /healthz/ready`), admin on localhost
- * (15000: `/config_dump`, `/logging?level=`, `POST /quitquitquit`) and Prometheus metrics
- * (15020, `/metrics`). Each is its own server so a slow scrape never delays readiness.
+ * (15000: `/config_dump`, `/logging`, `/debug/denials`, `POST /quitquitquit`) and Prometheus
+ * metrics (15020, `/metrics`). Each is its own server so a slow scrape never delays readiness.
+ * Waypoints and gateways use the same servers (src/l7/proxy-process.ts).
+ *
+ * `/logging` (GET or POST, as Envoy/ztunnel): without `level` it shows the default level and each
+ * component's; `level=debug` sets all, `level=xds:debug,access:off` sets components (see
+ * LogLevels). A bad level or component is a 400 naming it and the valid ones; nothing changes.
  */
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AmeshError } from '../errors/amesh-error.js';
-import type { Logger } from '../telemetry/logger.js';
+import { LOG_LEVELS, logLevels, type Logger, type LogLevels } from '../telemetry/logger.js';
 
 export interface AdminHandlers {
   ready(): { ready: boolean; [key: string]: unknown };
   configDump(): unknown;
   quit(): void;
+  /** The process's root logger: `/logging` changes the levels of its components. */
   logger: Logger;
+  /** Recent policy denials for `GET /debug/denials`; absent: 404 (the proxy keeps none). */
+  denials?: () => unknown;
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
@@ -27,8 +35,11 @@ export class AdminServers {
   readonly registry = new Registry();
   private readonly servers: http.Server[] = [];
 
+  private readonly levels: LogLevels;
+
   constructor(private readonly handlers: AdminHandlers) {
     collectDefaultMetrics({ register: this.registry });
+    this.levels = logLevels(handlers.logger);
   }
 
   private async serve(host: string, port: number, handler: http.RequestListener): Promise<number> {
@@ -58,13 +69,16 @@ export class AdminServers {
         json(res, 200, { quitting: true });
         h.quit();
       } else if (url.pathname === '/logging') {
-        const level = url.searchParams.get('level');
-        if (level) {
-          if (!Object.keys(h.logger.levels.values).includes(level)) return json(res, 400, { error: `unknown level ${level}` });
-          h.logger.level = level;
+        const spec = url.searchParams.get('level');
+        if (spec === null) return json(res, 200, this.levels.view());
+        try {
+          json(res, 200, this.levels.set(spec));
+        } catch (err) {
+          if (!(err instanceof AmeshError)) throw err;
+          json(res, 400, { error: err.message, hint: err.hint, validLevels: LOG_LEVELS, components: [...this.levels.components()].sort() });
         }
-        json(res, 200, { level: h.logger.level });
-      } else json(res, 404, { error: `no such path ${url.pathname}; try /config_dump, /logging, POST /quitquitquit` });
+      } else if (url.pathname === '/debug/denials' && h.denials) json(res, 200, h.denials());
+      else json(res, 404, { error: `no such path ${url.pathname}; try /config_dump, /logging[?level=…]${h.denials ? ', /debug/denials' : ''}, POST /quitquitquit` });
     });
     const metrics = await this.serve('0.0.0.0', ports.metrics, (req, res) => {
       if (req.url?.startsWith('/metrics')) {

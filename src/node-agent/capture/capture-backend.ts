@@ -26,6 +26,8 @@ export interface CaptureBackend {
   readonly mode: CaptureModeName;
   apply(targets: CaptureTargets): Promise<void>;
   status(): CaptureStatus;
+  /** Packets per reason code name (eBPF: the `amesh_reasons` map); absent when the backend counts none (nftables). Throws when unreadable. */
+  reasonCounters?(): Record<string, number>;
   /** Let go of user-space handles, leaving capture in place (fail closed across restarts). */
   close(): Promise<void>;
   /** Remove every kernel object this node's capture installed. */

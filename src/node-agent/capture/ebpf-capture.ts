@@ -17,6 +17,7 @@ import {
   BPF_MAP_NAMES,
   BPF_PROGRAM_NAME,
   POD_FLAG_ENROLLED,
+  REASON_COUNTER_SIZE,
   REASON_NAMES,
   encodeAddressKey,
   encodeLpmKey,
@@ -149,15 +150,24 @@ export class EbpfCapture implements CaptureBackend {
     for (const [key, value] of desired) native.mapUpdate(m.fd, Buffer.from(key, 'hex'), value);
   }
 
+  /**
+   * Packets per reason since the program was first loaded (the pinned per-CPU `amesh_reasons`
+   * map, summed over CPUs; pinned, so it survives agent restarts). Every reason, zeros included.
+   */
+  reasonCounters(): Record<string, number> {
+    const m = this.map(BPF_MAP_NAMES.reasons);
+    const counters: Record<string, number> = {};
+    for (const [codeText, name] of Object.entries(REASON_NAMES as Record<number, string>)) {
+      const per = this.opts.native.mapLookupPerCpu(m.fd, u32(Number(codeText)), REASON_COUNTER_SIZE);
+      counters[name] = (per ?? []).reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
+    }
+    return counters;
+  }
+
   status(): CaptureStatus {
     const counters: Record<string, number> = {};
     try {
-      const m = this.map(BPF_MAP_NAMES.reasons);
-      for (const [codeText, name] of Object.entries(REASON_NAMES as Record<number, string>)) {
-        const per = this.opts.native.mapLookupPerCpu(m.fd, u32(Number(codeText)), 8);
-        const total = (per ?? []).reduce((sum, b) => sum + Number(b.readBigUInt64LE(0)), 0);
-        if (total) counters[name] = total;
-      }
+      for (const [name, total] of Object.entries(this.reasonCounters())) if (total) counters[name] = total;
     } catch {
       // counters are best effort; the status still says what is attached
     }

@@ -158,6 +158,11 @@ export class RedirectionManager {
     return this.fallbackReason ? { ...base, fallbackReason: this.fallbackReason } : base;
   }
 
+  /** Packets per reason from the capture program (eBPF); undefined in nftables mode or without capture. */
+  reasonCounters(): Record<string, number> | undefined {
+    return this.backend?.reasonCounters?.();
+  }
+
   /** Release handles; capture stays installed so pods stay captured (and fail closed). */
   async close(): Promise<void> {
     await this.backend?.close();
