@@ -22,6 +22,7 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   waypoint: async () => (await import('./waypoint.js')).registerWaypoint,
   'waypoint-proxy': async () => (await import('./waypoint-proxy.js')).registerWaypointProxy,
   'gateway-proxy': async () => (await import('./gateway-proxy.js')).registerGatewayProxy,
+  'ztunnel-config': async () => (await import('./ztunnel-config.js')).registerZtunnelConfig,
 };
 
 const program = new Command();

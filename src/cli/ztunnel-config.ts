@@ -1,0 +1,90 @@
+/**
+ * `amesh ztunnel-config workloads|services|policies|certificates|connections [--node N] [-o json|yaml|short]`,
+ * like `istioctl ztunnel-config`: reads each node agent's `/config_dump` (admin, 127.0.0.1:15000
+ * in the agent's network namespace) through PodHttp. Without --node every running agent is read
+ * and the cluster-state kinds merge (workloads by uid); formatting is in
+ * inspect/ztunnel-config-format.ts. An agent that cannot be read is named on stderr and the rest
+ * are shown; the command fails only when none could be read.
+ * Cluster and sandbox are found as inspect/cluster-access.ts says (--kubeconfig, --dir).
+ */
+import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { AmeshError } from '../errors/amesh-error.js';
+import { openClusterAccess } from './inspect/cluster-access.js';
+import { readConfigDump } from './inspect/config-dump-view.js';
+import { AGENT_ADMIN_PORT, podName, selectAgents } from './inspect/mesh-pods.js';
+import type { PodHttp } from './inspect/pod-http.js';
+import { formatShort, structured, ZTUNNEL_CONFIG_KINDS, type AgentDump, type ZtunnelConfigKind } from './inspect/ztunnel-config-format.js';
+
+export const OUTPUT_FORMATS = ['short', 'json', 'yaml'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export function parseOutput(value: string): OutputFormat {
+  if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as OutputFormat;
+  throw new AmeshError('AMESH_CONFIG_INVALID', `-o ${value}: expected one of ${OUTPUT_FORMATS.join(', ')}`);
+}
+
+/** One agent's dump; errors name the agent. */
+export async function readAgentDump(podHttp: PodHttp, agent: V1Pod, timeoutMs = 10_000): Promise<AgentDump> {
+  const r = await podHttp.get(agent, AGENT_ADMIN_PORT, '/config_dump', { timeoutMs });
+  if (r.status !== 200) throw new AmeshError('AMESH_COMMAND_FAILED', `node agent ${podName(agent)}: /config_dump answered HTTP ${r.status}: ${r.body.slice(0, 200)}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(r.body);
+  } catch (err) {
+    throw new AmeshError('AMESH_COMMAND_FAILED', `node agent ${podName(agent)}: /config_dump is not JSON`, { cause: err });
+  }
+  const view = readConfigDump(json);
+  return { node: agent.spec?.nodeName ?? view.node, view };
+}
+
+export const KUBE_OPTIONS_HELP = {
+  kubeconfig: 'kubeconfig to use (default: in-cluster, else $KUBECONFIG or ~/.kube/config, else the running sandbox)',
+  dir: 'sandbox state directory: inspect that sandbox (default: detected from the kubeconfig)',
+};
+
+export function registerZtunnelConfig(program: Command): void {
+  const root = program.command('ztunnel-config').description("the node agents' view of the mesh, like istioctl ztunnel-config: workloads, services, policies, certificates, connections");
+  for (const kind of ZTUNNEL_CONFIG_KINDS) {
+    root
+      .command(kind)
+      .description(`${kind} known to the node agents (all agents merged unless --node)`)
+      .option('--node <node>', 'only the agent on this node')
+      .option('-n, --namespace <ns>', 'only entries of this namespace')
+      .option('-o, --output <format>', 'short (a table), json or yaml (the agents’ own fields)', 'short')
+      .option('--kubeconfig <path>', KUBE_OPTIONS_HELP.kubeconfig)
+      .option('--dir <dir>', KUBE_OPTIONS_HELP.dir)
+      .action(async (o: { node?: string; namespace?: string; output: string; kubeconfig?: string; dir?: string }) => {
+        const output = parseOutput(o.output);
+        const access = await openClusterAccess(o);
+        try {
+          process.stdout.write(await ztunnelConfig(access, kind, { output, node: o.node, namespace: o.namespace }));
+        } finally {
+          access.podHttp.close();
+        }
+      });
+  }
+}
+
+export async function ztunnelConfig(
+  access: { kubeConfig: KubeConfig; podHttp: PodHttp },
+  kind: ZtunnelConfigKind,
+  o: { output: OutputFormat; node?: string | undefined; namespace?: string | undefined },
+): Promise<string> {
+  const agents = await selectAgents(access.kubeConfig, o.node);
+  const results = await Promise.allSettled(agents.map((a) => readAgentDump(access.podHttp, a)));
+  const dumps: AgentDump[] = [];
+  const failures: string[] = [];
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') dumps.push(r.value);
+    else failures.push(`${agents[i]?.spec?.nodeName ?? '?'}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`);
+  });
+  if (dumps.length === 0) throw new AmeshError('AMESH_COMMAND_FAILED', `no node agent could be read:\n  ${failures.join('\n  ')}`);
+  for (const f of failures) console.error(`amesh: skipped the agent on ${f}`);
+  dumps.sort((a, b) => a.node.localeCompare(b.node));
+  const fo = o.namespace !== undefined ? { namespace: o.namespace } : {};
+  if (o.output === 'short') return formatShort(kind, dumps, fo);
+  const data = structured(kind, dumps, fo);
+  return o.output === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data);
+}
