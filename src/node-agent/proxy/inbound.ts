@@ -3,6 +3,11 @@
  * from this very node, served in-process). Admission = route check + L4 authorization, then
  * the upstream connect; HBONE answers 200 only after both succeeded (DESIGN §4). Admitted
  * connections are tracked with their attributes and re-checked on every state change.
+ *
+ * Telemetry (reporter `destination`): admission fills the connection's facts (source workload by
+ * the client's address, the peer's identity, the destination workload) and reports every refusal
+ * itself — counted opened + closed with its response_flags, one access-log line, and a policy
+ * denial recorded with the policy and rule; the caller meters what it relays.
  */
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,9 +17,11 @@ import { parseForwardedFor } from '../../hbone/headers.js';
 import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '../../hbone/server.js';
 import { parseSpiffeUri } from '../../identity/spiffe.js';
 import { decisionLogFields, evaluateL4, type L4Decision } from '../../policy/l4-authorization.js';
+import { RESPONSE_FLAGS, type ResponseFlag } from '../telemetry/l4-labels.js';
+import type { L4Connection } from '../telemetry/l4-telemetry.js';
 import { recheckInbound, type InboundAttributes } from './connection-recheck.js';
 import { decideInbound, type Destination } from './route.js';
-import type { ProxyContext } from './proxy-context.js';
+import { beginConnection, type ProxyContext } from './proxy-context.js';
 
 export interface InboundAdmission {
   target: Destination;
@@ -22,17 +29,25 @@ export interface InboundAdmission {
   dialledIp: string;
   sourceIdentity: string | null;
   sourceIp: string;
+  /** The connection's telemetry (reporter `destination`); admission fills its facts and reports a refusal. */
+  conn: L4Connection;
 }
 
 export type AdmissionResult =
   | { status: 200; upstream: net.Socket; workloadUid: string; identity: string; attributes: InboundAttributes }
-  | { status: 400 | 401 | 503; reason: string };
+  | { status: 400 | 401 | 503; reason: string; flags: ResponseFlag };
 
 function logDenial(ctx: ProxyContext, a: InboundAdmission, workloadUid: string, policy: L4Decision): void {
   ctx.logger.info(
     { src: a.sourceIp, identity: a.sourceIdentity, dst: `${a.target.ip}:${a.target.port}`, workload: workloadUid, ...decisionLogFields(policy), reason: policy.reason },
     'policy: connection denied',
   );
+}
+
+/** Reports the refusal on the connection's telemetry and answers it. */
+function refuse(a: InboundAdmission, status: 400 | 401 | 503, flags: ResponseFlag, reason: string, decision?: L4Decision): AdmissionResult {
+  a.conn.refused({ flags, error: `refused (${status})`, reason, msg: 'connection refused', ...(decision ? { denial: decisionLogFields(decision) } : {}) });
+  return { status, reason, flags };
 }
 
 /**
@@ -42,8 +57,11 @@ function logDenial(ctx: ProxyContext, a: InboundAdmission, workloadUid: string, 
  */
 export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Promise<AdmissionResult> {
   const state = ctx.state();
+  a.conn.setSource(state.workloadByIp(a.sourceIp), a.sourceIdentity);
+  a.conn.destinationPort = a.target.port;
   const decision = decideInbound(state, ctx.node, a.target, a.dialledIp);
-  if (!decision.ok) return { status: decision.status, reason: decision.reason };
+  if (!decision.ok) return refuse(a, decision.status, RESPONSE_FLAGS.noRoute, decision.reason);
+  a.conn.setDestination(decision.workload, state.identityOf(decision.workload));
   const attributes: InboundAttributes = {
     connection: { sourceIdentity: a.sourceIdentity, sourceIp: a.sourceIp, destinationIp: a.target.ip, destinationPort: a.target.port },
     workloadUid: decision.workload.uid,
@@ -52,13 +70,13 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
   if (policy.dryRunWouldDeny) ctx.logger.info({ dryRun: policy.dryRunWouldDeny, src: a.sourceIp }, 'policy: dry-run policy would deny');
   if (!policy.allowed) {
     logDenial(ctx, a, decision.workload.uid, policy);
-    return { status: 401, reason: policy.reason };
+    return refuse(a, 401, RESPONSE_FLAGS.denied, policy.reason, policy);
   }
   let upstream: net.Socket;
   try {
     upstream = await connectUpstream(ctx, a);
   } catch (err) {
-    return { status: 503, reason: describeError(err).split('\n')[0] ?? 'upstream connect failed' };
+    return refuse(a, 503, RESPONSE_FLAGS.connectFailure, describeError(err).split('\n')[0] ?? 'upstream connect failed');
   }
   // The state may have changed while we connected; a re-check only sees connections tracked
   // before the swap, so re-decide against the newest state, then track synchronously.
@@ -68,13 +86,18 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
     if (!verdict.keep) {
       upstream.resetAndDestroy();
       if (verdict.decision) logDenial(ctx, a, decision.workload.uid, verdict.decision);
-      return { status: verdict.decision ? 401 : 503, reason: verdict.reason };
+      return verdict.decision ? refuse(a, 401, RESPONSE_FLAGS.denied, verdict.reason, verdict.decision) : refuse(a, 503, RESPONSE_FLAGS.noRoute, verdict.reason);
     }
   }
   // Tracked here, for every caller (HBONE, captured plaintext, same-node in-process): closing
   // the upstream ends the relay, which resets the client side (RST or RST_STREAM) as well.
   ctx.connections.add(upstream, attributes);
   return { status: 200, upstream, workloadUid: decision.workload.uid, identity: now.identityOf(decision.workload), attributes };
+}
+
+/** Bytes of an inbound connection from its upstream socket: written to the pod = request, read from it = response. */
+export function upstreamBytes(upstream: net.Socket): { received: number; sent: number } {
+  return { received: upstream.bytesWritten, sent: upstream.bytesRead };
 }
 
 /**
@@ -122,38 +145,28 @@ export class InboundHbone {
 
   private async onConnect(req: HboneConnectRequest): Promise<HboneConnectResult> {
     const forwarded = req.forwarded ? parseForwardedFor(req.forwarded) : null;
+    const conn = beginConnection(this.ctx, 'destination', this.ctx.state().trustDomain, {
+      direction: 'inbound',
+      'src.addr': forwarded ? `${forwarded.address}:${forwarded.port}` : req.peerAddress,
+      'dst.addr': `${req.authority.host}:${req.authority.port}`,
+      'dst.hbone_addr': `${req.localAddress}:${req.localPort}`,
+      bytes_sent: 0,
+      bytes_recv: 0,
+      duration: '0ms',
+    });
+    conn.mtls = true;
     const result = await admitInbound(this.ctx, {
       target: { ip: req.authority.host, port: req.authority.port },
       dialledIp: req.localAddress,
       sourceIdentity: req.peerIdentity,
       sourceIp: forwarded?.address ?? req.peerAddress,
+      conn,
     });
-    const start = process.hrtime.bigint();
-    if (result.status !== 200) {
-      this.ctx.accessLog.info(
-        { direction: 'inbound', 'src.addr': forwarded ? `${forwarded.address}:${forwarded.port}` : req.peerAddress, 'src.identity': req.peerIdentity, 'dst.addr': `${req.authority.host}:${req.authority.port}`, 'dst.hbone_addr': `${req.localAddress}:${req.localPort}`, error: `${result.status}`, reason: result.reason },
-        'connection refused',
-      );
-      return { status: result.status, reason: result.reason };
-    }
-    result.upstream.once('close', () =>
-      this.ctx.accessLog.info(
-        {
-          direction: 'inbound',
-          'src.addr': forwarded ? `${forwarded.address}:${forwarded.port}` : req.peerAddress,
-          'src.identity': req.peerIdentity,
-          'dst.addr': `${req.authority.host}:${req.authority.port}`,
-          'dst.hbone_addr': `${req.localAddress}:${req.localPort}`,
-          'dst.workload': result.workloadUid,
-          'dst.identity': result.identity,
-          bytes_sent: result.upstream.bytesRead,
-          bytes_recv: result.upstream.bytesWritten,
-          duration: `${Number((process.hrtime.bigint() - start) / 1_000_000n)}ms`,
-        },
-        'connection complete',
-      ),
-    );
-    return { status: 200, upstream: result.upstream as Duplex };
+    if (result.status !== 200) return { status: result.status, reason: result.reason };
+    const upstream = result.upstream;
+    conn.established(() => upstreamBytes(upstream));
+    upstream.once('close', () => conn.finished(upstreamBytes(upstream)));
+    return { status: 200, upstream: upstream as Duplex };
   }
 
   handleSocket(socket: net.Socket): void {

@@ -3,17 +3,23 @@
  * file only carries it out: HBONE through the pool (to the destination's node, or to a
  * waypoint with the original destination as :authority), in-process to a pod on this node,
  * plain TCP passthrough to destinations outside the mesh, or a reset.
+ *
+ * Telemetry (reporter `source`, l4-telemetry.ts): every connection ends in exactly one metric
+ * outcome and one access-log line — refused (no route, the destination's 401 → DENY, a failed
+ * connect → CONNECT) or established and metered until the relay ends.
  */
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError, isAmeshError } from '../../errors/amesh-error.js';
+import { HboneRefusedError } from '../../hbone/client.js';
 import { buildBaggage, buildForwarded, formatAuthority, newTraceparent } from '../../hbone/headers.js';
 import type { HboneConnectOptions } from '../../hbone/pool.js';
 import { relay } from '../../net/relay.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { Workload } from '../state/types.js';
-import { admitInbound } from './inbound.js';
-import { elapsed, logConnection, type AccessLogEntry, type ProxyContext } from './proxy-context.js';
+import { RESPONSE_FLAGS, type ResponseFlag } from '../telemetry/l4-labels.js';
+import { admitInbound, upstreamBytes } from './inbound.js';
+import { beginConnection, type AccessLogEntry, type ProxyContext } from './proxy-context.js';
 import { decideOutbound, type OutboundRoute } from './route.js';
 
 /** The access-log line of an outbound connection: `waypoint` names the waypoint it went through. */
@@ -43,49 +49,69 @@ function tunnelRequest(ctx: ProxyContext, state: MeshState, source: Workload, cl
   };
 }
 
+/** The response flag of a route the agent cannot build. */
+function rejectFlags(code: Extract<OutboundRoute, { kind: 'reject' }>['code']): ResponseFlag {
+  return code === 'no-endpoints' || code === 'no-waypoint' ? RESPONSE_FLAGS.noHealthyUpstream : RESPONSE_FLAGS.noRoute;
+}
+
 export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Promise<void> {
-  const start = process.hrtime.bigint();
   ctx.connections.add(client);
   const state = ctx.state();
   const srcIp = client.remoteAddress ?? '';
   const destination = { ip: client.localAddress ?? '', port: client.localPort ?? 0 };
   const entry: OutboundLogEntry = { direction: 'outbound', 'src.addr': `${srcIp}:${client.remotePort}`, 'dst.addr': `${destination.ip}:${destination.port}`, bytes_sent: 0, bytes_recv: 0, duration: '0ms' };
-  const refuse = (reason: string): void => {
+  const conn = beginConnection(ctx, 'source', state.trustDomain, entry);
+  conn.destinationPort = destination.port;
+  const refuse = (flags: ResponseFlag, reason: string, denial?: { policy: string; rule: string }, record = true): void => {
     client.resetAndDestroy();
-    logConnection(ctx, { ...entry, duration: elapsed(start), error: 'refused', reason });
+    conn.refused({ flags, error: 'refused', reason, record, ...(denial ? { denial } : {}) });
   };
 
   const source = state.workloadByIp(srcIp);
   if (!source || source.node !== ctx.node || source.tunnelProtocol !== 'HBONE') {
-    refuse(`source ${srcIp} is not a mesh workload on node ${ctx.node}`);
+    refuse(RESPONSE_FLAGS.noRoute, `source ${srcIp} is not a mesh workload on node ${ctx.node}`);
     return;
   }
   const sourceIdentity = state.identityOf(source);
-  entry['src.workload'] = source.uid;
-  entry['src.identity'] = sourceIdentity;
+  conn.setSource(source, sourceIdentity);
 
   const route: OutboundRoute = decideOutbound({ state, node: ctx.node, hbonePort: ctx.config.hbonePort, source }, destination);
   if (route.kind === 'reject') {
-    refuse(route.reason);
+    refuse(rejectFlags(route.code), route.reason);
     return;
   }
-  if (route.service) entry['dst.service'] = route.service.hostname;
-  if (route.workload) entry['dst.workload'] = route.workload.uid;
-  if (route.kind === 'waypoint') entry.waypoint = route.waypoint.name;
+  conn.setService(route.service);
+  conn.mtls = route.kind !== 'passthrough';
+  if (route.kind === 'waypoint') {
+    // The mTLS peer is the waypoint pod; the workload addressed (if any) stays in the log line.
+    conn.setDestination(route.waypoint.pod, route.expectedIdentities[0]);
+    if (route.workload) entry['dst.workload'] = route.workload.uid;
+    entry.waypoint = route.waypoint.name;
+  } else {
+    conn.setDestination(route.workload, route.kind === 'hbone' ? route.expectedIdentities[0] : undefined);
+  }
 
   let upstream: Duplex;
   try {
     if (route.kind === 'passthrough') {
       upstream = await ctx.sockets.connect({ host: route.target.ip, port: route.target.port }, ctx.config.connectTimeoutMs);
     } else if (route.kind === 'hbone' && route.sameNode) {
-      // The agent's own connect to a local pod:15008 is not captured: admit in-process.
+      // The agent's own connect to a local pod:15008 is not captured: admit in-process, reported
+      // by the destination side too (reporter destination), as a tunnel from another node would be.
       entry['dst.hbone_addr'] = 'in-process';
-      const admitted = await admitInbound(ctx, { target: route.target, dialledIp: route.target.ip, sourceIdentity, sourceIp: srcIp });
+      const inbound = beginConnection(ctx, 'destination', state.trustDomain, { direction: 'inbound', 'src.addr': entry['src.addr'], 'dst.addr': formatAuthority(route.target.ip, route.target.port), 'dst.hbone_addr': 'in-process', bytes_sent: 0, bytes_recv: 0, duration: '0ms' });
+      inbound.mtls = true;
+      const admitted = await admitInbound(ctx, { target: route.target, dialledIp: route.target.ip, sourceIdentity, sourceIp: srcIp, conn: inbound });
       if (admitted.status !== 200) {
-        refuse(`${admitted.status}: ${admitted.reason}`);
+        // The inbound side already logged and recorded it (with the policy); not recorded twice.
+        const denial = admitted.flags === RESPONSE_FLAGS.denied ? { policy: inbound.entry.policy ?? '(none)', rule: inbound.entry.rule ?? '(none)' } : undefined;
+        refuse(admitted.flags, `${admitted.status}: ${admitted.reason}`, denial, false);
         return;
       }
-      upstream = admitted.upstream;
+      const local = admitted.upstream;
+      inbound.established(() => upstreamBytes(local));
+      local.once('close', () => inbound.finished(upstreamBytes(local)));
+      upstream = local;
     } else {
       // A waypoint hop always goes over the network (marked socket), even to a pod on this node.
       entry['dst.hbone_addr'] = formatAuthority(route.nextHop.ip, route.nextHop.port);
@@ -94,9 +120,12 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
     }
   } catch (err) {
     const reason = isAmeshError(err) ? err.describe() : describeError(err);
-    refuse(reason);
+    // The destination's 401: its AuthorizationPolicy denied us (the policy's name is only known there).
+    if (err instanceof HboneRefusedError && err.status === 401) refuse(RESPONSE_FLAGS.denied, reason, { policy: '(at the destination)', rule: '(at the destination)' });
+    else refuse(RESPONSE_FLAGS.connectFailure, reason);
     return;
   }
+  conn.established(() => ({ received: client.bytesRead, sent: client.bytesWritten }));
   const r = await relay(client, upstream);
-  logConnection(ctx, { ...entry, bytes_sent: r.aToB, bytes_recv: r.bToA, duration: elapsed(start), ...(r.error ? { error: r.error.message } : {}) });
+  conn.finished({ received: r.aToB, sent: r.bToA }, r.error?.message);
 }

@@ -1,14 +1,19 @@
 /**
  * What every proxy role needs, handed in by the app (no globals): current state, sockets,
- * certificates, the HBONE pool, logging and connection tracking.
+ * certificates, the HBONE pool, logging, L4 telemetry and connection tracking.
  */
+import { Registry } from 'prom-client';
 import type { AgentConfig } from '../../config/agent-config.js';
 import type { HbonePool } from '../../hbone/pool.js';
 import type { CertificateManager } from '../../identity/certificate-manager.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { MeshState } from '../state/mesh-state.js';
+import { L4Telemetry, type AccessLogEntry, type L4Connection } from '../telemetry/l4-telemetry.js';
+import type { Reporter } from '../telemetry/l4-labels.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import type { SocketFactory } from './socket-factory.js';
+
+export type { AccessLogEntry };
 
 export interface ProxyContext {
   node: string;
@@ -20,31 +25,24 @@ export interface ProxyContext {
   logger: Logger;
   accessLog: Logger;
   connections: ConnectionTracker;
+  /**
+   * Metrics, access-log gating and the denial ring (the app's, on its admin registry). Absent
+   * (contexts built by hand, e.g. tests): a private instance on a registry nobody scrapes, with
+   * the default Telemetry (every line logged).
+   */
+  telemetry?: L4Telemetry;
 }
 
-/** One JSON access-log line per connection, Istio's field names (DESIGN §8). */
-export interface AccessLogEntry {
-  direction: 'outbound' | 'inbound';
-  'src.addr': string;
-  'src.workload'?: string;
-  'src.identity'?: string;
-  'dst.addr': string;
-  'dst.hbone_addr'?: string;
-  'dst.service'?: string;
-  'dst.workload'?: string;
-  'dst.identity'?: string;
-  bytes_sent: number;
-  bytes_recv: number;
-  duration: string;
-  error?: string;
-  reason?: string;
+const fallbacks = new WeakMap<ProxyContext, L4Telemetry>();
+
+export function l4Telemetry(ctx: ProxyContext): L4Telemetry {
+  if (ctx.telemetry) return ctx.telemetry;
+  let t = fallbacks.get(ctx);
+  if (!t) fallbacks.set(ctx, (t = new L4Telemetry({ registry: new Registry(), clusterId: ctx.config.clusterId, logger: ctx.logger })));
+  return t;
 }
 
-export function logConnection(ctx: ProxyContext, entry: AccessLogEntry): void {
-  if (entry.error) ctx.accessLog.warn(entry, 'connection complete');
-  else ctx.accessLog.info(entry, 'connection complete');
-}
-
-export function elapsed(startNs: bigint): string {
-  return `${Number((process.hrtime.bigint() - startNs) / 1_000_000n)}ms`;
+/** Begins one connection's telemetry (metrics, access-log line, denial record). */
+export function beginConnection(ctx: ProxyContext, reporter: Reporter, trustDomain: string, entry: AccessLogEntry): L4Connection {
+  return l4Telemetry(ctx).connection(ctx.accessLog, reporter, trustDomain, entry);
 }

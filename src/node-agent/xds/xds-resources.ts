@@ -12,11 +12,15 @@
  *   up by IP): the newcomer is rejected, the holder kept. Removals apply before upserts, so a
  *   pod replaced within one response may reuse its predecessor's IP;
  * - a rejected resource leaves the previous good version of that name in place.
+ * Telemetry resources (TELEMETRY_TYPE_URL, one per namespace, named after it) follow the same
+ * rules; they do not take part in the mesh snapshot.
  */
 import { authorizationSchema, describeIssues, serviceSchema, workloadSchema } from '../../config/local-config.js';
 import { describeError } from '../../errors/amesh-error.js';
 import { isValidTrustDomain, isValidWorkloadIdentity } from '../../identity/spiffe.js';
+import type { NamespaceTelemetry } from '../../telemetry/telemetry-config.js';
 import { authorizationResourceName, decodeAddress, decodeAuthorization, serviceResourceName, workloadResourceName, type DecodedAddress } from '../../xds/codec.js';
+import { decodeTelemetry } from '../../xds/telemetry-codec.js';
 import type { Authorization, MeshSnapshot, Service, Workload } from '../state/types.js';
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -70,6 +74,18 @@ export function checkAuthorizationResource(name: string, bytes: Uint8Array): Che
   const a = parsed.data as Authorization;
   if (authorizationResourceName(a) !== name) return { ok: false, reason: `resource name ${JSON.stringify(name)} is not the policy's namespace/name ${JSON.stringify(authorizationResourceName(a))}` };
   return { ok: true, value: a };
+}
+
+/** One `amesh.telemetry.v1.Telemetry` resource: decoded, schema-checked, named after its namespace. */
+export function checkTelemetryResource(name: string, bytes: Uint8Array): Checked<NamespaceTelemetry> {
+  let t: NamespaceTelemetry;
+  try {
+    t = decodeTelemetry(bytes);
+  } catch (err) {
+    return { ok: false, reason: firstLine(err) };
+  }
+  if (t.namespace !== name) return { ok: false, reason: `resource name ${JSON.stringify(name)} is not the Telemetry's namespace ${JSON.stringify(t.namespace)}` };
+  return { ok: true, value: t };
 }
 
 export interface AppliedUpdate<T> {

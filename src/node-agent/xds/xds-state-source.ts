@@ -15,18 +15,23 @@
  *   serving the last good state (`connected: false` in status), and the client reconnects
  *   with backoff (10 ms → 15 s) by itself.
  * - Responses are handled one at a time, in order.
+ * - With `telemetry`, Telemetry resources (TELEMETRY_TYPE_URL) are checked and NACKed the same way
+ *   and kept apart (`telemetry()`: the last good per namespace; removals apply); they never hold
+ *   back readiness and never cause a state swap.
  */
 import * as grpc from '@grpc/grpc-js';
 import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { TELEMETRY_TYPE_URL, type NamespaceTelemetry } from '../../telemetry/telemetry-config.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, type DecodedAddress } from '../../xds/codec.js';
 import { DeltaXdsClient, type DeltaClientOptions, type DeltaClientStatus, type DeltaUpdate } from '../../xds/delta-client.js';
 import type { StateSource } from '../state/state-source.js';
 import type { Authorization, MeshSnapshot } from '../state/types.js';
 import { splitHostPort } from '../../identity/ca-client.js';
 import { bearerTokenMetadata, meshTlsCredentials, type RootSource } from './xds-credentials.js';
-import { addressGuard, applyUpdate, buildSnapshot, checkAddressResource, checkAuthorizationResource } from './xds-resources.js';
+import { addressGuard, applyUpdate, buildSnapshot, checkAddressResource, checkAuthorizationResource, checkTelemetryResource } from './xds-resources.js';
 
+/** The types the mesh state is built from: ready once both arrived. */
 export const XDS_TYPE_URLS: readonly string[] = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL];
 
 /** What the client hands over per response. */
@@ -56,6 +61,11 @@ export interface XdsStateSourceOptions {
   uplinks?: string[] | undefined;
   logger: Logger;
   backoff?: DeltaClientOptions['backoff'];
+  /**
+   * Also subscribe to TELEMETRY_TYPE_URL (the agent does). Telemetry is optional: readiness never
+   * waits for it (a server that does not serve it — istiod — just never answers the type).
+   */
+  telemetry?: boolean;
   /** Injected for tests; default a DeltaXdsClient. */
   createClient?: (options: DeltaClientOptions) => XdsClient;
 }
@@ -84,7 +94,7 @@ export interface XdsStatus {
   /** Stream attempts that failed or ended (the client's count). */
   reconnects: number;
   lastError?: string;
-  resources: { workloads: number; services: number; authorizations: number };
+  resources: { workloads: number; services: number; authorizations: number; telemetry?: number };
   updates: number;
   lastUpdateAt?: string;
   lastNack?: XdsNack;
@@ -110,6 +120,8 @@ export class XdsStateSource implements StateSource {
   private onState: ((snapshot: MeshSnapshot) => Promise<void>) | undefined;
   private addresses: ReadonlyMap<string, DecodedAddress> = new Map();
   private authorizations: ReadonlyMap<string, Authorization> = new Map();
+  /** Replaced (never mutated) on every change, so its values can key caches. */
+  private telemetries: ReadonlyMap<string, NamespaceTelemetry> = new Map();
   private readonly received = new Set<string>();
   private readonly client: XdsClient;
   private chain: Promise<unknown> = Promise.resolve();
@@ -136,7 +148,7 @@ export class XdsStateSource implements StateSource {
         ? { channelOptions: { 'grpc.ssl_target_name_override': credentials.serverName, 'grpc.default_authority': credentials.serverName } }
         : {}),
       node: { id: xdsNodeId(opts.node), cluster: opts.node.clusterId, metadata: xdsNodeMetadata(opts.node) },
-      typeUrls: [...XDS_TYPE_URLS],
+      typeUrls: opts.telemetry ? [...XDS_TYPE_URLS, TELEMETRY_TYPE_URL] : [...XDS_TYPE_URLS],
       onUpdate: (update) => this.handleUpdate(update),
       onConnectionChange: (connected, error) => this.onConnectionChange(connected, error),
       logger: opts.logger,
@@ -183,6 +195,11 @@ export class XdsStateSource implements StateSource {
     return buildSnapshot(this.opts.trustDomain, this.addresses, this.authorizations);
   }
 
+  /** The last good Telemetry per namespace (empty until the controller sent some). */
+  telemetry(): ReadonlyMap<string, NamespaceTelemetry> {
+    return this.telemetries;
+  }
+
   status(): XdsStatus & Record<string, unknown> {
     const client = this.client.status();
     let workloads = 0;
@@ -195,7 +212,7 @@ export class XdsStateSource implements StateSource {
       disconnects: this.disconnects,
       reconnects: client.reconnects,
       ...(this.lastError ? { lastError: this.lastError } : {}),
-      resources: { workloads, services: this.addresses.size - workloads, authorizations: this.authorizations.size },
+      resources: { workloads, services: this.addresses.size - workloads, authorizations: this.authorizations.size, ...(this.opts.telemetry ? { telemetry: this.telemetries.size } : {}) },
       updates: this.updates,
       ...(this.lastUpdateAt ? { lastUpdateAt: this.lastUpdateAt } : {}),
       ...(this.lastNack ? { lastNack: this.lastNack } : {}),
@@ -233,6 +250,8 @@ export class XdsStateSource implements StateSource {
       const applied = applyUpdate(this.authorizations, upserts, update.removed);
       this.authorizations = applied.next;
       ({ rejected, changed } = applied);
+    } else if (update.typeUrl === TELEMETRY_TYPE_URL && this.opts.telemetry) {
+      return this.applyTelemetry(update);
     } else {
       rejected = new Map(update.resources.map((r) => [r.name, `type ${update.typeUrl} is not served by this node agent`]));
       changed = [];
@@ -267,6 +286,22 @@ export class XdsStateSource implements StateSource {
     if (rejected.size > 0) {
       this.lastNack = { typeUrl: update.typeUrl, rejected: Object.fromEntries(rejected), at: new Date().toISOString() };
       logger.warn({ typeUrl: update.typeUrl, rejected: this.lastNack.rejected }, 'xds: resources rejected (NACK)');
+    }
+    return rejected;
+  }
+
+  /** Telemetry: kept apart from the mesh snapshot (no state swap, no capture), used from the next connection on. */
+  private applyTelemetry(update: XdsUpdate): ReadonlyMap<string, string> {
+    const upserts = update.resources.map((r) => ({ name: r.name, checked: checkTelemetryResource(r.name, r.resource) }));
+    const { next, rejected, changed } = applyUpdate(this.telemetries, upserts, update.removed);
+    if (changed.length > 0) this.telemetries = next;
+    this.updates++;
+    this.lastUpdateAt = new Date().toISOString();
+    this.received.add(update.typeUrl);
+    this.opts.logger.info({ typeUrl: update.typeUrl, upserted: update.resources.length, removed: update.removed.length, changed: changed.length, rejected: rejected.size, namespaces: [...this.telemetries.keys()] }, 'xds: telemetry applied');
+    if (rejected.size > 0) {
+      this.lastNack = { typeUrl: update.typeUrl, rejected: Object.fromEntries(rejected), at: new Date().toISOString() };
+      this.opts.logger.warn({ typeUrl: update.typeUrl, rejected: this.lastNack.rejected }, 'xds: resources rejected (NACK)');
     }
     return rejected;
   }

@@ -1,0 +1,110 @@
+/**
+ * The Istio label set of one L4 connection (`istio_tcp_*`, DESIGN §8), as ztunnel derives it —
+ * a pure function of what the proxy knows about the connection.
+ *
+ * - `reporter`: `source` for outbound connections (the agent serves the client pod), `destination`
+ *   for inbound ones (HBONE :15008, captured plaintext :15006, and same-node tunnels admitted
+ *   in-process — a same-node connection is reported twice, once per side, as ztunnel does).
+ * - Workload labels from the mesh state: `*_workload` = workloadName (the Deployment's name, else
+ *   the pod's), `*_workload_namespace`, `*_app` and `*_canonical_service` = canonicalName,
+ *   `*_version` and `*_canonical_revision` = canonicalRevision, `*_cluster` = the workload's
+ *   clusterId else the agent's. `*_principal` = the SPIFFE identity `spiffe://td/ns/N/sa/SA`: the
+ *   peer certificate's for inbound sources, the state's otherwise. An unknown peer keeps every
+ *   label `unknown` (fillLabels).
+ * - `destination_service` = the addressed Service's hostname (+ `_name`, `_namespace`); traffic
+ *   addressed to a pod IP has none. Through a waypoint the destination workload/principal are
+ *   the waypoint pod's (the mTLS peer); the service is the one the client addressed.
+ * - `connection_security_policy`: `mutual_tls` for HBONE, `none` for plaintext (passthrough out,
+ *   captured plaintext in); `request_protocol` is always `tcp`.
+ * - `response_flags` (ztunnel's values where it has one, Envoy's otherwise):
+ *   `-` established; `DENY` refused by an AuthorizationPolicy (here, or — outbound — the peer's
+ *   401); `CONNECT` the upstream / tunnel connect failed; `UH` no healthy endpoint or waypoint
+ *   pod; `NR` no route (loop protection, no such service port, an unknown source or waypoint).
+ */
+import { fillLabels, TCP_LABELS, type LabelSet, type TcpLabel } from '../../telemetry/istio-labels.js';
+import type { Service, Workload } from '../state/types.js';
+
+export type Reporter = 'source' | 'destination';
+
+export const RESPONSE_FLAGS = {
+  none: '-',
+  denied: 'DENY',
+  connectFailure: 'CONNECT',
+  noHealthyUpstream: 'UH',
+  noRoute: 'NR',
+} as const;
+export type ResponseFlag = (typeof RESPONSE_FLAGS)[keyof typeof RESPONSE_FLAGS];
+
+/** What the proxy knows about a connection when its outcome is known. */
+export interface L4Facts {
+  reporter: Reporter;
+  source?: Workload | undefined;
+  /** The source's SPIFFE URI; undefined = the source workload's identity in the state; null = none (plaintext peer). */
+  sourceIdentity?: string | null | undefined;
+  destination?: Workload | undefined;
+  /** The destination's SPIFFE URI; defaults to the destination workload's identity in the state. */
+  destinationIdentity?: string | undefined;
+  /** The Service the client addressed. */
+  service?: Service | undefined;
+  /** HBONE (mutual TLS) or plaintext. */
+  mtls: boolean;
+  responseFlags: ResponseFlag;
+}
+
+/** The mesh-wide defaults a workload's labels fall back to. */
+export interface LabelDefaults {
+  trustDomain: string;
+  /** The agent's cluster id (AMESH_CLUSTER_ID). */
+  clusterId: string;
+}
+
+export function spiffeIdentity(w: Workload, trustDomain: string): string {
+  return `spiffe://${w.trustDomain ?? trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+}
+
+function workloadLabels(w: Workload | undefined, d: LabelDefaults): { workload?: string; namespace?: string; app?: string; version?: string; cluster?: string } {
+  if (!w) return {};
+  return {
+    workload: w.workloadName || w.name,
+    namespace: w.namespace,
+    ...(w.canonicalName ? { app: w.canonicalName } : {}),
+    ...(w.canonicalRevision ? { version: w.canonicalRevision } : {}),
+    cluster: w.clusterId || d.clusterId,
+  };
+}
+
+export function l4Labels(f: L4Facts, d: LabelDefaults): LabelSet<TcpLabel> {
+  const src = workloadLabels(f.source, d);
+  const dst = workloadLabels(f.destination, d);
+  // null: the peer proved no identity (plaintext) — never fall back to the state's.
+  const sourcePrincipal = f.sourceIdentity !== undefined ? f.sourceIdentity : f.source ? spiffeIdentity(f.source, d.trustDomain) : undefined;
+  const destinationPrincipal = f.destinationIdentity ?? (f.destination ? spiffeIdentity(f.destination, d.trustDomain) : undefined);
+  return fillLabels<TcpLabel>(
+    TCP_LABELS,
+    {
+      reporter: f.reporter,
+      source_workload: src.workload,
+      source_workload_namespace: src.namespace,
+      source_principal: sourcePrincipal ?? undefined,
+      source_app: src.app,
+      source_version: src.version,
+      source_canonical_service: src.app,
+      source_canonical_revision: src.version,
+      source_cluster: src.cluster,
+      destination_service: f.service?.hostname,
+      destination_service_namespace: f.service?.namespace,
+      destination_service_name: f.service?.name,
+      destination_workload: dst.workload,
+      destination_workload_namespace: dst.namespace,
+      destination_principal: destinationPrincipal,
+      destination_app: dst.app,
+      destination_version: dst.version,
+      destination_canonical_service: dst.app,
+      destination_canonical_revision: dst.version,
+      destination_cluster: dst.cluster,
+      request_protocol: 'tcp',
+      response_flags: f.responseFlags,
+      connection_security_policy: f.mtls ? 'mutual_tls' : 'none',
+    },
+  );
+}

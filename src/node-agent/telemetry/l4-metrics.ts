@@ -1,0 +1,122 @@
+/**
+ * The node agent's Istio L4 metrics (DESIGN §8) on the agent's Prometheus registry
+ * (AdminServers.registry, served on :15020 /metrics):
+ *   istio_tcp_connections_opened_total, istio_tcp_connections_closed_total,
+ *   istio_tcp_received_bytes_total, istio_tcp_sent_bytes_total — labels TCP_LABELS (l4-labels.ts).
+ *
+ * Semantics:
+ * - A connection is counted as opened once its outcome is known (established, or refused /
+ *   failed), so opened and closed of one connection always fall on the same series: a refused or
+ *   failed connection (a policy DENY, a failed connect, no route) is counted opened and closed at
+ *   once with its `response_flags`. Denied connections are therefore visible in both families.
+ * - Bytes, Istio's (Envoy's) direction for both reporters: `received` = request direction
+ *   (client → server), `sent` = response direction (server → client).
+ * - Bytes are counted while the connection lives: at each scrape the live connections' socket
+ *   counters are read and the difference since the last read is added (no per-chunk work on the
+ *   data path); at close the remainder (from the relay's exact totals) is added. The counters
+ *   never go back: a final total below what a scrape already added adds nothing.
+ * - Per connection: one label set (computed once, by the caller), one SeriesGuard admission
+ *   (max distinct label sets, then `overflow`), one Set entry while it lives.
+ */
+import { Counter, type Registry } from 'prom-client';
+import { DEFAULT_MAX_SERIES, SeriesGuard, TCP_LABELS, type LabelSet, type TcpLabel } from '../../telemetry/istio-labels.js';
+
+/** Byte totals of a connection so far. */
+export interface L4Bytes {
+  /** Request direction: client → server. */
+  received: number;
+  /** Response direction: server → client. */
+  sent: number;
+}
+
+export interface L4Meter {
+  /** Adds what is left of `final` and counts the connection closed. Idempotent. */
+  close(final: L4Bytes): void;
+}
+
+interface LiveConnection {
+  labels: LabelSet<TcpLabel>;
+  read: () => L4Bytes;
+  received: number;
+  sent: number;
+}
+
+const SERIES_KEY = 'istio_tcp';
+
+export class L4Metrics {
+  readonly opened: Counter<TcpLabel>;
+  readonly closed: Counter<TcpLabel>;
+  readonly received: Counter<TcpLabel>;
+  readonly sent: Counter<TcpLabel>;
+  readonly guard: SeriesGuard;
+  private readonly live = new Set<LiveConnection>();
+
+  constructor(registry: Registry, o: { maxSeries?: number } = {}) {
+    this.guard = new SeriesGuard(o.maxSeries ?? DEFAULT_MAX_SERIES);
+    const counter = (name: string, help: string, collect?: () => void): Counter<TcpLabel> =>
+      new Counter<TcpLabel>({ name, help, labelNames: TCP_LABELS, registers: [registry], ...(collect ? { collect } : {}) });
+    this.opened = counter('istio_tcp_connections_opened_total', 'TCP connections opened (counted once the outcome is known; refused ones carry response_flags)');
+    this.closed = counter('istio_tcp_connections_closed_total', 'TCP connections closed');
+    // Both byte families bring the live connections up to date before they are read.
+    this.received = counter('istio_tcp_received_bytes_total', 'Bytes received in the request direction (client to server)', () => this.flush());
+    this.sent = counter('istio_tcp_sent_bytes_total', 'Bytes sent in the response direction (server to client)', () => this.flush());
+  }
+
+  /** The series a connection's labels are recorded under (the guard may fold them into `overflow`). */
+  admit(labels: LabelSet<TcpLabel>): LabelSet<TcpLabel> {
+    return this.guard.admit(SERIES_KEY, labels);
+  }
+
+  /** An established connection: opened now; `read` gives its byte totals so far (socket counters). */
+  open(labels: LabelSet<TcpLabel>, read: () => L4Bytes): L4Meter {
+    const admitted = this.admit(labels);
+    this.opened.inc(admitted);
+    const c: LiveConnection = { labels: admitted, read, received: 0, sent: 0 };
+    this.live.add(c);
+    return {
+      close: (final) => {
+        if (!this.live.delete(c)) return;
+        this.add(c, final);
+        this.closed.inc(c.labels);
+      },
+    };
+  }
+
+  /** A connection refused or failed before any byte moved: opened and closed at once. */
+  refused(labels: LabelSet<TcpLabel>): void {
+    const admitted = this.admit(labels);
+    this.opened.inc(admitted);
+    this.closed.inc(admitted);
+  }
+
+  /** How many connections are metered live. */
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** Adds every live connection's bytes since the last flush. */
+  flush(): void {
+    for (const c of this.live) {
+      let now: L4Bytes;
+      try {
+        now = c.read();
+      } catch {
+        continue;
+      }
+      this.add(c, now);
+    }
+  }
+
+  private add(c: LiveConnection, total: L4Bytes): void {
+    const received = total.received - c.received;
+    const sent = total.sent - c.sent;
+    if (received > 0) {
+      this.received.inc(c.labels, received);
+      c.received = total.received;
+    }
+    if (sent > 0) {
+      this.sent.inc(c.labels, sent);
+      c.sent = total.sent;
+    }
+  }
+}
