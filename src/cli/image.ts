@@ -10,6 +10,7 @@ import { parseFlakyOptions, runFlaky } from '../sandbox/images/flaky.js';
 import { runHelloApp } from '../sandbox/images/hello-app.js';
 import { parseHttpEchoArgs, runHttpEcho } from '../sandbox/images/http-echo.js';
 import { runHttpbin } from '../sandbox/images/httpbin.js';
+import { OTLP_HTTP_PORT, runOtlpReceiver } from '../sandbox/images/otlp-receiver.js';
 
 /** Containers get SIGTERM first: close the listener and exit 0 like the real images do. */
 function exitOnTerm(server: http.Server): void {
@@ -57,6 +58,15 @@ export function registerImage(program: Command): void {
       const parsed = parseFlakyOptions({ ...o, port: o.port ?? process.env.PORT, hostname: o.hostname ?? process.env.HOSTNAME ?? hostname() });
       if ('error' in parsed) throw new Error(parsed.error);
       exitOnTerm(await runFlaky(parsed));
+    });
+  image
+    .command('otlp-receiver')
+    .description('amesh/otlp-receiver: OTLP/HTTP traces on POST /v1/traces (JSON or protobuf), one JSON line per span on stdout, GET /spans')
+    .option('--port <port>', `listen port (default: $PORT or ${OTLP_HTTP_PORT})`)
+    .action(async (o: { port?: string }) => {
+      const port = Number(o.port ?? process.env.PORT ?? OTLP_HTTP_PORT);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${o.port}: expected 1-65535`);
+      exitOnTerm((await runOtlpReceiver({ port })).server);
     });
   image
     .command('http-echo')

@@ -66,6 +66,7 @@ export const BUILT_IN_IMAGES = [
   'amesh/waypoint',
   'amesh/gateway',
   'amesh/flaky',
+  'amesh/otlp-receiver',
 ];
 
 export function parseImageReference(image: string): ImageReference {
@@ -116,6 +117,8 @@ export function resolveImage(image: string, host: HostTools = hostTools()): Imag
   const own = /^(?:ghcr\.io\/)?amesh\/(.+)$/.exec(name);
   // amesh's own sample app for the resilience walkthroughs (src/sandbox/images/flaky.ts).
   if (own?.[1] === 'flaky') return plan(image, reference, { entrypoint: [...amesh, 'image', 'flaky'], cmd: [] });
+  // A minimal OTLP/HTTP trace collector printing spans to stdout (src/sandbox/images/otlp-receiver.ts).
+  if (own?.[1] === 'otlp-receiver') return plan(image, reference, { entrypoint: [...amesh, 'image', 'otlp-receiver'], cmd: [] });
   if (own?.[1] && own[1] in AMESH_PROGRAMS) {
     const program = AMESH_PROGRAMS[own[1]];
     if (!program) return { error: `image "${image}": amesh's ${own[1]} program is not built yet` };
