@@ -38,6 +38,8 @@ export const MAX_QUEUED_SPANS = 2_048;
 export const MAX_BATCH_SPANS = 512;
 
 export interface RequestTrace {
+  /** The trace's id (32 hex digits), for access-log lines; set whether or not the trace is sampled. */
+  readonly traceId: string;
   /** One upstream try: a CLIENT span; returns the headers to set upstream (traceparent, tracestate, b3 + x-b3-*). */
   startTry(a: { cluster: string; endpoint: string }): { headers: Record<string, string>; end(status?: number, error?: string): void };
   /** Ends the SERVER span with http.status_code, response flags, route, error. */
@@ -159,6 +161,7 @@ export class ProxyTracing {
 
 class ProxyRequestTrace implements RequestTrace {
   private ended = false;
+  readonly traceId: string;
 
   constructor(
     private readonly tracer: Tracer,
@@ -166,7 +169,9 @@ class ProxyRequestTrace implements RequestTrace {
     private readonly request: { method: string; authority: string; path: string },
     private readonly proxy: ProxyIdentity,
     private readonly customTags: Attributes,
-  ) {}
+  ) {
+    this.traceId = server.spanContext().traceId;
+  }
 
   startTry(a: { cluster: string; endpoint: string }): { headers: Record<string, string>; end(status?: number, error?: string): void } {
     const attributes = clientSpanAttributes({ ...a, ...this.request }, this.proxy, this.customTags);
