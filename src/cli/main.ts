@@ -23,6 +23,8 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   'waypoint-proxy': async () => (await import('./waypoint-proxy.js')).registerWaypointProxy,
   'gateway-proxy': async () => (await import('./gateway-proxy.js')).registerGatewayProxy,
   'ztunnel-config': async () => (await import('./ztunnel-config.js')).registerZtunnelConfig,
+  dashboard: async () => (await import('./dashboard.js')).registerDashboard,
+  'proxy-status': async () => (await import('./proxy-status.js')).registerProxyStatus,
 };
 
 const program = new Command();

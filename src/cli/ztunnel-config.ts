@@ -9,21 +9,13 @@
  */
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import { AmeshError } from '../errors/amesh-error.js';
 import { openClusterAccess } from './inspect/cluster-access.js';
 import { readConfigDump } from './inspect/config-dump-view.js';
+import { KUBE_OPTIONS_HELP, parseOutput, structuredText, type OutputFormat } from './inspect/output.js';
 import { AGENT_ADMIN_PORT, podName, selectAgents } from './inspect/mesh-pods.js';
 import type { PodHttp } from './inspect/pod-http.js';
 import { formatShort, structured, ZTUNNEL_CONFIG_KINDS, type AgentDump, type ZtunnelConfigKind } from './inspect/ztunnel-config-format.js';
-
-export const OUTPUT_FORMATS = ['short', 'json', 'yaml'] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
-
-export function parseOutput(value: string): OutputFormat {
-  if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as OutputFormat;
-  throw new AmeshError('AMESH_CONFIG_INVALID', `-o ${value}: expected one of ${OUTPUT_FORMATS.join(', ')}`);
-}
 
 /** One agent's dump; errors name the agent. */
 export async function readAgentDump(podHttp: PodHttp, agent: V1Pod, timeoutMs = 10_000): Promise<AgentDump> {
@@ -38,11 +30,6 @@ export async function readAgentDump(podHttp: PodHttp, agent: V1Pod, timeoutMs = 
   const view = readConfigDump(json);
   return { node: agent.spec?.nodeName ?? view.node, view };
 }
-
-export const KUBE_OPTIONS_HELP = {
-  kubeconfig: 'kubeconfig to use (default: in-cluster, else $KUBECONFIG or ~/.kube/config, else the running sandbox)',
-  dir: 'sandbox state directory: inspect that sandbox (default: detected from the kubeconfig)',
-};
 
 export function registerZtunnelConfig(program: Command): void {
   const root = program.command('ztunnel-config').description("the node agents' view of the mesh, like istioctl ztunnel-config: workloads, services, policies, certificates, connections");
@@ -85,6 +72,5 @@ export async function ztunnelConfig(
   dumps.sort((a, b) => a.node.localeCompare(b.node));
   const fo = o.namespace !== undefined ? { namespace: o.namespace } : {};
   if (o.output === 'short') return formatShort(kind, dumps, fo);
-  const data = structured(kind, dumps, fo);
-  return o.output === 'json' ? `${JSON.stringify(data, null, 2)}\n` : stringify(data);
+  return structuredText(o.output, structured(kind, dumps, fo));
 }
