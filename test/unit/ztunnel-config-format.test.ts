@@ -92,6 +92,31 @@ describe('readConfigDump', () => {
       ['Root', '02', true],
     ]);
   });
+  it('reads the agent config-dump.ts shape: rootCerts apart, "Unavailable: <error>" state, waypoint destination ns/hostname', () => {
+    const v = readConfigDump(
+      {
+        workloads: [{ uid: 'u', name: 'p', namespace: 'demo', workloadIps: ['10.0.0.1'], protocol: 'HBONE', waypoint: { destination: 'demo/waypoint.demo.svc.cluster.local', hboneMtlsPort: 15008 } }],
+        certificates: [
+          {
+            identity: 'spiffe://cluster.local/ns/demo/sa/a',
+            state: 'Available',
+            certChain: [{ pem: '', serialNumber: '11', validFrom: '2026-12-02T15:00:00Z', expirationTime: '2026-12-03T15:00:00Z' }],
+            rootCerts: [{ pem: '', serialNumber: '22', validFrom: '2026-01-01T00:00:00Z', expirationTime: '2036-01-01T00:00:00Z' }],
+          },
+          { identity: 'spiffe://cluster.local/ns/demo/sa/b', state: 'Unavailable: AMESH_CA_UNAVAILABLE: connect ECONNREFUSED 10.96.0.2:15012', certChain: [], rootCerts: [], failures: 2 },
+        ],
+      },
+      NOW,
+    );
+    expect(v.workloads[0]?.waypoint).toBe('demo/waypoint');
+    expect(waypointName({ destination: '/10.96.0.9', hboneMtlsPort: 15008 })).toBe('10.96.0.9');
+    expect(v.certificates.map((c) => [c.type, c.serial, c.state, c.valid])).toEqual([
+      ['Leaf', '11', 'Available', true],
+      ['Root', '22', 'Available', true],
+      ['', '', 'Unavailable', false],
+    ]);
+    expect(v.certificates[2]?.error).toBe('AMESH_CA_UNAVAILABLE: connect ECONNREFUSED 10.96.0.2:15012');
+  });
   it('marks expired and not-yet-valid certificates invalid', () => {
     const later = readConfigDump(newDump, Date.parse('2026-12-04T00:00:00Z'));
     expect(later.certificates[0]?.valid).toBe(false);

@@ -10,6 +10,7 @@
  * can. Never throws on a well-formed JSON object.
  */
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 
 export interface WorkloadRow {
   uid: string;
@@ -103,7 +104,14 @@ export function stripNetwork(address: string): string {
 export function waypointName(v: unknown): string {
   if (typeof v === 'string') return v;
   const w = obj(v);
-  if (typeof w.destination === 'string') return w.destination;
+  // ztunnel: "namespace/hostname" or "network/ip".
+  if (typeof w.destination === 'string') {
+    const slash = w.destination.indexOf('/');
+    const ns = slash >= 0 ? w.destination.slice(0, slash) : '';
+    const rest = w.destination.slice(slash + 1);
+    if (isIP(rest)) return rest;
+    return ns ? `${ns}/${rest.split('.')[0] ?? rest}` : rest;
+  }
   const host = obj(w.hostname);
   if (typeof host.hostname === 'string') {
     const short = host.hostname.split('.')[0] ?? host.hostname;
@@ -186,14 +194,18 @@ function isValid(state: string, notBefore: string, notAfter: string, now: number
 function certificateRows(v: unknown, now: number): CertificateRow[] {
   const c = obj(v);
   const identity = str(c.identity);
-  const state = str(c.state);
-  const error = str(c.lastError ?? c.error);
+  // ztunnel writes "Unavailable: <error>" in state.
+  const [state = '', ...stateDetail] = str(c.state).split(': ');
+  const error = str(c.lastError ?? c.error) || stateDetail.join(': ');
   if (Array.isArray(c.certChain) && c.certChain.length > 0) {
-    return c.certChain.map((e, i, all) => {
+    // ztunnel: certChain = leaf + intermediates, rootCerts apart; older: the chain ends with the root.
+    const roots = arr(c.rootCerts);
+    const members = [...c.certChain.map((e, i, all) => ({ e, type: roots.length ? (i === 0 ? 'Leaf' : 'Intermediate') : chainType(i, all.length) })), ...roots.map((e) => ({ e, type: 'Root' }))];
+    return members.map(({ e, type }, i) => {
       const x = obj(e);
       const notBefore = str(x.validFrom);
       const notAfter = str(x.expirationTime);
-      return { identity, type: chainType(i, all.length), state, valid: isValid(state, notBefore, notAfter, now), serial: str(x.serialNumber), notAfter, notBefore, error: i === 0 ? error : '' };
+      return { identity, type, state, valid: isValid(state, notBefore, notAfter, now), serial: str(x.serialNumber), notAfter, notBefore, error: i === 0 ? error : '' };
     });
   }
   // The earlier shape: the leaf's fields, and the chain as PEM (parsed here for its other members).
