@@ -21,7 +21,7 @@ const URI = 'spiffe://cluster.local/ns/demo/sa/sa-a';
 
 interface Dump {
   ca: { mode: string; address?: string; trustBundle?: { roots: number } };
-  certificates: Array<{ identity: string; state: string; serial?: string; roots: string[] }>;
+  certificates: Array<{ identity: string; state: string; serial?: string; rootCerts: unknown[] }>;
 }
 
 describe('node agent with the mesh CA', () => {
@@ -81,7 +81,7 @@ describe('node agent with the mesh CA', () => {
     await eventually(
       async () => {
         const c = (await dump()).certificates.find((x) => x.identity === URI);
-        expect(c?.roots).toHaveLength(3);
+        expect(c?.rootCerts).toHaveLength(3);
       },
       { timeoutMs: 10_000, description: 'trust bundle applied' },
     );

@@ -31,7 +31,7 @@ interface DumpWorkload {
   uid: string;
   name: string;
   namespace: string;
-  tunnelProtocol: string;
+  protocol: string;
 }
 
 describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller over xDS (privileged sandbox)', () => {
@@ -61,7 +61,7 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
   const demoProtocols = (node: string): string[] =>
     configDump(node)
       .workloads.filter((w) => w.namespace === 'demo')
-      .map((w) => w.tunnelProtocol);
+      .map((w) => w.protocol);
   const agentLogs = (): string =>
     kubectlOk('get', 'pods', '-n', 'amesh-system', '-l', 'app=amesh-node', '-o', 'jsonpath={.items[*].metadata.name}')
       .split(' ')
@@ -114,7 +114,7 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
       },
       { timeoutMs: 90_000, intervalMs: 1000, description: 'demo running and answering in plaintext' },
     );
-    for (const node of nodes) expect(demoProtocols(node).every((p) => p === 'NONE'), `agent on ${node} lists demo pods, unenrolled`).toBe(true);
+    for (const node of nodes) expect(demoProtocols(node).every((p) => p === 'TCP'), `agent on ${node} lists demo pods, unenrolled`).toBe(true);
   }, 240_000);
 
   afterAll(async () => {
@@ -162,7 +162,7 @@ describe.skipIf(!guard.run)('ambient enrolment, L4 policy and the controller ove
     let after = 0;
     await eventually(
       () => {
-        for (const node of nodes) expect(demoProtocols(node).filter((p) => p !== 'NONE')).toEqual([]);
+        for (const node of nodes) expect(demoProtocols(node).filter((p) => p !== 'TCP')).toEqual([]);
         after = Date.now() - unlabelled;
       },
       { timeoutMs: 10_000, intervalMs: 50, description: 'every agent serves the demo pods as plaintext' },

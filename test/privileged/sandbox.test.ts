@@ -103,11 +103,11 @@ describe.skipIf(!guard.run)('amesh sandbox (privileged: network namespaces, eBPF
     await eventually(
       () => {
         const dump = JSON.parse(execFileSync('nsenter', [`--net=/run/netns/${node}`, 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], { encoding: 'utf8' })) as {
-          workloads: Array<{ namespace: string; tunnelProtocol: string }>;
+          workloads: Array<{ namespace: string; protocol: string }>;
         };
         const demo = dump.workloads.filter((w) => w.namespace === 'demo');
         expect(demo.length).toBeGreaterThan(0);
-        expect(demo.filter((w) => w.tunnelProtocol !== 'HBONE')).toEqual([]);
+        expect(demo.filter((w) => w.protocol !== 'HBONE')).toEqual([]);
       },
       { timeoutMs: 5_000, description: 'the node agent (over xDS) serves the demo pods as HBONE' },
     );
