@@ -7,6 +7,7 @@
 //    with reporter="destination"; bytes count while the connection lives (request 5 bytes, response
 //    1000); both access logs have a line. A DENY policy at node2: counted opened+closed with
 //    response_flags DENY on both sides, the access log line and the denial ring name the policy.
+//    A same-node connection is reported by the one agent twice (source and destination).
 // 2. One agent fed over xDS with Telemetry resources: logging off for the pod's namespace stops its
 //    lines, a filter keeps only refusals, removing the Telemetry brings the lines back.
 import { once } from 'node:events';
@@ -242,9 +243,50 @@ describe('node agent L4 telemetry', () => {
       { timeoutMs: 5000, description: 'agent2 access log line' },
     );
 
+    // --- Same node: client2 on node2 → the server pod, admitted in-process by agent2 and reported
+    // by it twice, as source and as destination. (Service VIP = agent2's address, port = its outbound listener.)
+    const client2: Workload = { ...client, uid: 'Kubernetes//Pod/demo/client2-1', name: 'client2-1', addresses: ['127.0.0.12'], serviceAccount: 'client2', node: 'node2', workloadName: 'client2', canonicalName: 'client2' };
+    const sameNodeMesh = (policies: Authorization[] = []): string =>
+      stringify({
+        node: 'node2',
+        ca: { certFile: 'ca.pem', keyFile: 'ca-key.pem' },
+        workloads: [client, client2, serverPod(ports2.outbound)],
+        services: [{ name: 'server', namespace: 'shop', hostname: SERVICE_HOST, addresses: ['127.0.0.2'], ports: [{ servicePort: ports2.outbound, targetPort: serverPort }] }],
+        policies,
+      });
+    await writeFile(file2, sameNodeMesh());
+    expect(await agent2.reload()).toBe(true);
+    const local = net.connect({ host: '127.0.0.2', port: ports2.outbound, localAddress: '127.0.0.12', allowHalfOpen: true });
+    local.on('error', () => undefined);
+    const localChunks: Buffer[] = [];
+    local.on('data', (c: Buffer) => localChunks.push(c));
+    const localEnded = once(local, 'end');
+    local.end('hi!');
+    await within(localEnded, 5000, 'the same-node response');
+    expect(Buffer.concat(localChunks).toString()).toBe(RESPONSE);
+    const sameNode = { source_workload: 'client2', source_principal: 'spiffe://cluster.local/ns/demo/sa/client2', destination_workload: 'server-v2', destination_principal: SERVER_URI, connection_security_policy: 'mutual_tls', response_flags: '-' };
+    await eventually(
+      async () => {
+        const text = await scrape(ports2.metrics);
+        for (const reporter of ['source', 'destination']) {
+          expect(sampleSum(text, 'istio_tcp_connections_closed_total', { ...sameNode, reporter })).toBe(1);
+          expect(sampleSum(text, 'istio_tcp_received_bytes_total', { ...sameNode, reporter })).toBe(3);
+          expect(sampleSum(text, 'istio_tcp_sent_bytes_total', { ...sameNode, reporter })).toBe(RESPONSE.length);
+        }
+        expect(sampleSum(text, 'istio_tcp_connections_opened_total', { ...sameNode, reporter: 'source', destination_service: SERVICE_HOST })).toBe(1);
+      },
+      { timeoutMs: 5000, description: 'agent2 reports the same-node connection as source and destination' },
+    );
+    expect(access(log2.lines).filter((l) => l['src.workload'] === client2.uid).map((l) => [l.direction, l['dst.hbone_addr']])).toEqual(
+      expect.arrayContaining([
+        ['outbound', 'in-process'],
+        ['inbound', 'in-process'],
+      ]),
+    );
+
     // --- A DENY policy at node2 for the client's identity.
     const deny: Authorization = { name: 'deny-client', namespace: 'shop', scope: 'NAMESPACE', action: 'DENY', rules: [{ clauses: [{ matches: [{ principals: [{ exact: 'cluster.local/ns/demo/sa/client' }] }] }] }] };
-    await writeFile(file2, mesh('node2', 0, [deny]));
+    await writeFile(file2, sameNodeMesh([deny]));
     expect(await agent2.reload()).toBe(true);
     const refused = await dial();
     await within(new Promise<void>((resolve) => (refused.closed ? resolve() : refused.once('close', () => resolve()))), 5000, 'the denied connection is reset');
