@@ -8,8 +8,9 @@
  *   nothing on the data path.
  * - Counters mirror monotonic counts kept elsewhere (the BPF map, the pool, the server): collect
  *   resets the family and sets it to the source's total, so a scrape never double-counts.
- * - A source that cannot answer (a map gone after close, no xDS in local-file mode, nftables
- *   capture) leaves its family without samples for that scrape; it never fails the scrape.
+ * - No xDS source (local-file mode): no amesh_xds_* families at all (not a misleading 0).
+ * - A labelled family whose source cannot answer (the BPF map gone after close, nftables capture)
+ *   has no samples that scrape; an unlabelled one shows prom-client's 0. Never a failed scrape.
  * - Label values are bounded: reasons are the BPF contract's names, types the subscribed xDS
  *   types, identities the local workloads' service accounts.
  */
@@ -34,8 +35,8 @@ export interface InternalsSource {
   pool(): HbonePoolStats;
   hboneServer(): HboneServerStats;
   connections(): { live: number; inbound: number };
-  /** undefined when the state does not come over xDS. */
-  xds(): XdsInternals | undefined;
+  /** Absent when the state does not come over xDS: then no amesh_xds_* families. */
+  xds?: () => XdsInternals;
   certificates(): readonly CertificateSnapshot[];
   /** Enrolled (ambient, HBONE) workloads on this node. */
   enrolledPods(): number;
@@ -110,35 +111,27 @@ export function registerInternals(registry: Registry, source: InternalsSource): 
   gauge('amesh_connections_live', 'Proxied connections open now (all directions)', [], () => one(source.connections().live));
   gauge('amesh_inbound_connections_live', 'Inbound connections open now that policy admitted (re-checked on policy change)', [], () => one(source.connections().inbound));
 
-  gauge('amesh_xds_connected', '1 while the xDS stream to the control plane is up (xDS mode only)', [], () => {
-    const x = source.xds();
-    return x && one(x.connected ? 1 : 0);
-  });
-  gauge('amesh_xds_ready', '1 once a complete state arrived over xDS (xDS mode only)', [], () => {
-    const x = source.xds();
-    return x && one(x.ready ? 1 : 0);
-  });
-  counter('amesh_xds_reconnects_total', 'xDS stream attempts that failed or ended', [], () => one(source.xds()?.reconnects));
-  counter('amesh_xds_disconnects_total', 'xDS streams lost after having been connected', [], () => one(source.xds()?.disconnects));
-  counter('amesh_xds_updates_total', 'xDS updates applied to the mesh state', [], () => one(source.xds()?.updates));
-  const perType = (read: (t: XdsInternals['types'][string]) => number | undefined): (() => Array<[Labels, number]> | undefined) => () => {
-    const x = source.xds();
-    if (!x) return undefined;
-    const out: Array<[Labels, number]> = [];
-    for (const [typeUrl, t] of Object.entries(x.types)) {
-      const v = read(t);
-      if (v !== undefined) out.push([{ type: xdsTypeLabel(typeUrl) }, v]);
-    }
-    return out;
-  };
-  gauge('amesh_xds_resources', 'xDS resources held (accepted), per type', ['type'], perType((t) => t.resources));
-  counter('amesh_xds_acks_total', 'xDS responses ACKed, per type', ['type'], perType((t) => t.acks));
-  counter('amesh_xds_nacks_total', 'xDS responses NACKed (rejected in whole or part), per type', ['type'], perType((t) => t.nacks));
-  gauge('amesh_xds_last_ack_info', 'The nonce of the last ACKed xDS response, per type (value always 1)', ['type', 'nonce'], () => {
-    const x = source.xds();
-    if (!x) return undefined;
-    return Object.entries(x.types).flatMap(([typeUrl, t]): Array<[Labels, number]> => (t.lastAckedNonce !== undefined ? [[{ type: xdsTypeLabel(typeUrl), nonce: t.lastAckedNonce }, 1]] : []));
-  });
+  const xds = source.xds;
+  if (xds) {
+    gauge('amesh_xds_connected', '1 while the xDS stream to the control plane is up', [], () => one(xds().connected ? 1 : 0));
+    gauge('amesh_xds_ready', '1 once a complete state arrived over xDS', [], () => one(xds().ready ? 1 : 0));
+    counter('amesh_xds_reconnects_total', 'xDS stream attempts that failed or ended', [], () => one(xds().reconnects));
+    counter('amesh_xds_disconnects_total', 'xDS streams lost after having been connected', [], () => one(xds().disconnects));
+    counter('amesh_xds_updates_total', 'xDS updates applied to the mesh state', [], () => one(xds().updates));
+    const perType =
+      (read: (t: XdsInternals['types'][string]) => number | undefined) =>
+      (): Array<[Labels, number]> =>
+        Object.entries(xds().types).flatMap(([typeUrl, t]): Array<[Labels, number]> => {
+          const v = read(t);
+          return v === undefined ? [] : [[{ type: xdsTypeLabel(typeUrl) }, v]];
+        });
+    gauge('amesh_xds_resources', 'xDS resources held (accepted), per type', ['type'], perType((t) => t.resources));
+    counter('amesh_xds_acks_total', 'xDS responses ACKed, per type', ['type'], perType((t) => t.acks));
+    counter('amesh_xds_nacks_total', 'xDS responses NACKed (rejected in whole or part), per type', ['type'], perType((t) => t.nacks));
+    gauge('amesh_xds_last_ack_info', 'The nonce of the last ACKed xDS response, per type (value always 1)', ['type', 'nonce'], () =>
+      Object.entries(xds().types).flatMap(([typeUrl, t]): Array<[Labels, number]> => (t.lastAckedNonce !== undefined ? [[{ type: xdsTypeLabel(typeUrl), nonce: t.lastAckedNonce }, 1]] : [])),
+    );
+  }
 
   gauge('amesh_certificate_expiry_seconds', 'Seconds until the workload certificate expires (negative: expired), per SPIFFE identity', ['identity'], () =>
     source
