@@ -16,6 +16,9 @@
  *        ListenerPlan (TLS contexts prebuilt); both swap atomically, then the bound ports are
  *        reconciled (new ones opened, removed ones closed, failures reported in /config_dump).
  *        A connection uses the config current when it was accepted.
+ * telemetry: Istio metrics (`reporter="source"`, the gateway as the source) on the metrics port,
+ *        the access log gated by the config's Telemetry, tracing configured from it on every
+ *        applied config (one tracer per process, flushed on close).
  * drain: readiness off, listeners closed, GOAWAY to HTTP/2 clients, idle HTTP/1.1 connections
  *        closed; connections in flight get up to the drain timeout.
  */
@@ -27,7 +30,8 @@ import type { AuthzDeps } from '../l7/authz/engine.js';
 import type { WaypointConfig } from '../l7/config.js';
 import { HttpProxy } from '../l7/http-proxy.js';
 import { authzDepsFor, MeshUpstream, type CertificateSource } from '../l7/mesh-upstream.js';
-import { buildWithCertificates, proxyAdminServers, routeCount } from '../l7/proxy-process.js';
+import { selfPeer, type L7Metrics } from '../l7/l7-metrics.js';
+import { buildWithCertificates, proxyAdminServers, proxyTelemetry, routeCount, telemetryDump, type ProxyTracer } from '../l7/proxy-process.js';
 import { dumpClusters } from '../l7/state-dump.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
 import type { AdminServers } from '../node-agent/admin.js';
@@ -56,6 +60,8 @@ export interface GatewayOptions {
   random?: () => number;
   /** Tests: how RequestAuthentication `jwksUri` documents are fetched (default: HTTP(S) GET). */
   fetchJwks?: (uri: string) => Promise<string>;
+  /** The tracer (configured from each config's Telemetry); default none. */
+  tracing?: ProxyTracer;
 }
 
 export interface GatewayPorts {
@@ -83,6 +89,8 @@ export class GatewayProxy {
   private readonly listeners: GatewayListenerSet;
   private readonly contexts = new SecureContextCache();
   private readonly admin: AdminServers;
+  private readonly metrics: L7Metrics;
+  private readonly tracing: ProxyTracer | undefined;
   private readonly source: WaypointConfigSource | undefined;
   private readonly authzDeps: AuthzDeps;
   private readonly live = new Set<net.Socket>();
@@ -103,15 +111,6 @@ export class GatewayProxy {
     this.upstream = new MeshUpstream(s, certificateSource, this.identity, logger);
     const accessLog = opts.accessLog ?? logger.child({ component: 'access' });
     const random = opts.random ?? Math.random;
-    this.proxy = new HttpProxy({ state: () => this.state, pools: this.upstream.pools, logger: logger.child({ component: 'http' }), accessLog, random });
-    this.downstream = new GatewayDownstream({ proxy: this.proxy, dialer: this.upstream.dialer, logger: logger.child({ component: 'downstream' }), accessLog, random, handshakeTimeoutMs: s.handshakeTimeoutMs });
-    this.listeners = new GatewayListenerSet({
-      listenAddress4: s.listenAddress4,
-      listenAddress6: s.listenAddress6,
-      ...(opts.listenPort ? { listenPort: opts.listenPort } : {}),
-      onConnection: (socket, port) => this.onConnection(socket, port),
-      logger: logger.child({ component: 'listeners' }),
-    });
     this.admin = proxyAdminServers({
       role: 'gateway',
       name: `${s.podNamespace}/${s.gatewayName}`,
@@ -123,6 +122,19 @@ export class GatewayProxy {
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
+    });
+    this.tracing = opts.tracing;
+    const { telemetry, metrics } = proxyTelemetry({ role: 'gateway', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
+    this.metrics = metrics;
+    const peer = selfPeer({ principal: this.identityUri, workload: s.gatewayName, namespace: s.podNamespace, cluster: s.clusterId });
+    this.proxy = new HttpProxy({ state: () => this.state, pools: this.upstream.pools, logger: logger.child({ component: 'http' }), accessLog, random, telemetry });
+    this.downstream = new GatewayDownstream({ proxy: this.proxy, dialer: this.upstream.dialer, logger: logger.child({ component: 'downstream' }), accessLog, random, handshakeTimeoutMs: s.handshakeTimeoutMs, telemetry, peer });
+    this.listeners = new GatewayListenerSet({
+      listenAddress4: s.listenAddress4,
+      listenAddress6: s.listenAddress6,
+      ...(opts.listenPort ? { listenPort: opts.listenPort } : {}),
+      onConnection: (socket, port) => this.onConnection(socket, port),
+      logger: logger.child({ component: 'listeners' }),
     });
     if (opts.xds !== false) {
       this.source = openProxyConfigSource({
@@ -179,6 +191,7 @@ export class GatewayProxy {
       this.lastConfigError = describeError(err).split('\n')[0];
       throw err;
     }
+    this.tracing?.configure(config.telemetry?.tracing);
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this gateway’s certificate');
     logger.info(
       { version: this.version, xdsVersion: version, listeners: (config.listeners ?? []).map((l) => `${l.protocol}/${l.port}`), clusters: config.clusters.length, routes: routeCount(config) },
@@ -234,6 +247,7 @@ export class GatewayProxy {
       clusters: dumpClusters(state),
       pools: { upstream: this.upstream.pools.stats(), hbone: this.upstream.hbonePool.stats() },
       stats: { downstream: this.downstream.stats(), http: this.proxy.stats(), liveConnections: this.live.size, tlsContexts: this.contexts.size },
+      telemetry: telemetryDump(state?.config, this.metrics, this.tracing),
       certificates: this.upstream.certificates.snapshot(),
     };
   }
@@ -280,6 +294,6 @@ export class GatewayProxy {
     for (const socket of this.live) socket.destroy();
     this.upstream.close();
     this.certificateSource.close();
-    await this.admin.close();
+    await Promise.all([this.admin.close(), this.tracing?.close()]);
   }
 }

@@ -12,6 +12,9 @@
  *   cluster → one endpoint → the dialer (HBONE into the mesh, or TCP) → bytes relayed both ways,
  *   the bytes already read first. One access-log line per connection (flags `NR` no route, `UH`
  *   no endpoint, `UO` circuit breaker, `UF` connect failure).
+ * Telemetry: every connection's source is the gateway itself (`reporter="source"`, the
+ * DownstreamConnection's `peer`); L4 routes report istio_tcp_* and their access-log line through
+ * the same ProxyTelemetry as the HTTP requests.
  * The first bytes (sniff, ClientHello) and the TLS handshake must arrive within
  * `handshakeTimeoutMs` (Envoy's listener filter timeout); else the connection is closed (an
  * HTTP connection is handed to HTTP/1.1, whose own header timeout applies).
@@ -22,14 +25,17 @@ import tls from 'node:tls';
 import { describeError } from '../errors/amesh-error.js';
 import { relay } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
-import { writeAccessLog, type AccessRecord } from '../l7/access-log.js';
+import type { AccessRecord } from '../l7/access-log.js';
 import { GATEWAY_LISTENER_ADDRESS } from '../l7/config.js';
 import type { HttpProxy } from '../l7/http-proxy.js';
 import { duplexPair } from '../l7/duplex-pair.js';
+import type { PeerLabels } from '../l7/l7-metrics.js';
+import { ProxyTelemetry } from '../l7/pipeline/proxy-telemetry.js';
 import type { DownstreamConnection } from '../l7/pipeline/downstream-connection.js';
 import { admitTcp } from '../l7/pipeline/tcp-admission.js';
 import { ResponseFlag } from '../l7/response-flags.js';
 import type { UpstreamDialer } from '../l7/upstream.js';
+import type { Endpoint } from '../l7/config.js';
 import type { WaypointState } from '../l7/waypoint-state.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello.js';
 import { GATEWAY_MIN_TLS_VERSION, l4RouteFor, pickL4Backend, type CompiledListener, type ListenerPlan, type TlsTermination } from './listener-plan.js';
@@ -42,6 +48,10 @@ export interface GatewayDownstreamOptions {
   random: () => number;
   /** Deadline for the first bytes and the TLS handshake. */
   handshakeTimeoutMs: number;
+  /** Metrics and access-log gating (the HttpProxy's); default: access log only. */
+  telemetry?: ProxyTelemetry;
+  /** The source_* labels of every connection: the gateway's own. */
+  peer?: PeerLabels;
 }
 
 export interface GatewayDownstreamStats {
@@ -105,8 +115,11 @@ export class GatewayDownstream {
   /** The TLS terminator of each HTTPS listener of the configs in use (a new config, new ones). */
   private readonly terminators = new WeakMap<TlsTermination, tls.Server>();
   private readonly reported = new WeakSet<CompiledListener>();
+  private readonly telemetry: ProxyTelemetry;
 
-  constructor(private readonly opts: GatewayDownstreamOptions) {}
+  constructor(private readonly opts: GatewayDownstreamOptions) {
+    this.telemetry = opts.telemetry ?? new ProxyTelemetry({ role: 'gateway', accessLog: opts.accessLog, logger: opts.logger });
+  }
 
   stats(): GatewayDownstreamStats {
     return { ...this.counters };
@@ -130,7 +143,7 @@ export class GatewayDownstream {
   }
 
   private connection(socket: net.Socket, port: number, scheme: 'http' | 'https'): DownstreamConnection {
-    return { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: socket.remoteAddress ?? '', scheme };
+    return { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: socket.remoteAddress ?? '', scheme, ...(this.opts.peer ? { peer: this.opts.peer } : {}) };
   }
 
 
@@ -200,7 +213,7 @@ export class GatewayDownstream {
     });
     server.on('secureConnection', (secure: tls.TLSSocket) => {
       secure.on('error', () => undefined);
-      const conn: DownstreamConnection = { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: secure.remoteAddress ?? '', scheme: 'https' };
+      const conn: DownstreamConnection = { host: GATEWAY_LISTENER_ADDRESS, port, peerIdentity: '', clientAddress: secure.remoteAddress ?? '', scheme: 'https', ...(this.opts.peer ? { peer: this.opts.peer } : {}) };
       if (secure.alpnProtocol === 'h2') {
         this.counters.http2++;
         this.opts.proxy.serveHttp2(secure, conn);
@@ -225,7 +238,7 @@ export class GatewayDownstream {
     if (socket.destroyed) return;
     if (verdict?.kind !== 'client-hello') {
       this.counters.l4Refused++;
-      this.logL4(socket, listener, started, { responseFlags: ResponseFlag.NoRoute, error: verdict?.kind === 'not-tls' ? `not a TLS ClientHello: ${verdict.reason}` : (why ?? 'no ClientHello') });
+      this.logL4(socket, listener, state, started, { responseFlags: ResponseFlag.NoRoute, error: verdict?.kind === 'not-tls' ? `not a TLS ClientHello: ${verdict.reason}` : (why ?? 'no ClientHello') }, undefined);
       socket.destroy();
       return;
     }
@@ -235,9 +248,11 @@ export class GatewayDownstream {
   /** Route → backend → endpoint → dial → relay (`head` first), with one access-log line. */
   private async forwardL4(socket: net.Socket, head: Buffer, listener: CompiledListener, state: WaypointState, serverName: string | undefined, started: number): Promise<void> {
     const sni = serverName !== undefined ? { authority: serverName } : {};
+    // What is known so far of where the connection goes, for the refusal's metrics.
+    const target: { endpoint: Endpoint | undefined; serviceKey: string | undefined; opened: boolean } = { endpoint: undefined, serviceKey: undefined, opened: false };
     const refuse = (fields: Partial<AccessRecord>): void => {
       this.counters.l4Refused++;
-      this.logL4(socket, listener, started, { ...sni, ...fields });
+      this.logL4(socket, listener, state, started, { ...sni, ...fields }, target);
       socket.destroy();
     };
     const route = l4RouteFor(listener, serverName);
@@ -245,9 +260,11 @@ export class GatewayDownstream {
     const backend = pickL4Backend(route, this.opts.random);
     const runtime = backend && state.clusters.get(backend.cluster);
     const routed = { route: route.route.name, ...(backend ? { cluster: backend.cluster } : {}) };
+    target.serviceKey = runtime?.cluster.service;
     const picked = runtime?.balancer.pick();
     if (!runtime || !picked) return refuse({ ...routed, responseFlags: ResponseFlag.NoHealthyUpstream });
     const endpoint = picked.endpoint;
+    target.endpoint = endpoint;
     const release = admitTcp(runtime.breaker);
     if (!release) return refuse({ ...routed, upstreamHost: picked.key, responseFlags: ResponseFlag.UpstreamOverflow });
     let upstream: Duplex;
@@ -264,14 +281,23 @@ export class GatewayDownstream {
       return;
     }
     this.counters.l4++;
+    this.telemetry.streamOpened({ config: state.config, peer: this.opts.peer, serviceKey: target.serviceKey, endpoint, port: listener.listener.port });
     if (head.length > 0) upstream.write(head);
     const result = await relay(socket, upstream);
     release();
-    this.logL4(socket, listener, started, { ...sni, ...routed, upstreamHost: picked.key, responseFlags: '-', ...(result.error ? { error: result.error.message } : {}) });
+    this.logL4(
+      socket,
+      listener,
+      state,
+      started,
+      { ...sni, ...routed, upstreamHost: picked.key, responseFlags: '-', bytesReceived: result.aToB + head.length, bytesSent: result.bToA, ...(result.error ? { error: result.error.message } : {}) },
+      { ...target, opened: true },
+    );
   }
 
-  private logL4(socket: net.Socket, listener: CompiledListener, started: number, fields: Partial<AccessRecord>): void {
-    writeAccessLog(this.opts.accessLog, {
+  /** One L4 connection ended (`opened`: counted as opened when established) or was refused. */
+  private logL4(socket: net.Socket, listener: CompiledListener, state: WaypointState, started: number, fields: Partial<AccessRecord>, o: { endpoint: Endpoint | undefined; serviceKey: string | undefined; opened: boolean } | undefined): void {
+    const record: AccessRecord = {
       protocol: 'TCP',
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
       responseFlags: '-',
@@ -279,6 +305,7 @@ export class GatewayDownstream {
       clientAddress: socket.remoteAddress ?? '',
       destination: `${GATEWAY_LISTENER_ADDRESS}:${listener.listener.port}`,
       ...fields,
-    });
+    };
+    this.telemetry.streamClosed(record, { config: state.config, peer: this.opts.peer, serviceKey: o?.serviceKey, endpoint: o?.endpoint, port: listener.listener.port }, o?.opened ?? false);
   }
 }

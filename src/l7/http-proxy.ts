@@ -33,7 +33,10 @@
  *   that is not gRPC goes upstream as HTTP/1.1: browsers pick h2 by ALPN, applications mostly
  *   speak HTTP/1.1 only. In the mesh (waypoints) the client's protocol is the application's.
  * - Mirrors never delay or fail the main request (pipeline/mirror-requests.ts).
- * - One access-log line per request (tries, authz decision, audit and JWT principal included).
+ * - One access-log line per request (tries, authz decision, audit and JWT principal included),
+ *   the Istio metrics and the end of the request's trace, all in finish() (pipeline/proxy-telemetry.ts).
+ * - Tracing (when configured): a trace per request, a CLIENT span per try whose headers replace
+ *   the incoming W3C / B3 trace headers upstream (pipeline/trace-hook.ts); off, they pass through.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -41,9 +44,10 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { describeError } from '../errors/amesh-error.js';
 import { relay } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
-import { writeAccessLog, type AccessRecord } from './access-log.js';
+import type { AccessRecord } from './access-log.js';
 import type { AuthzOutcome } from './authz/engine.js';
 import type { EndpointState } from './balancer.js';
+import type { Endpoint } from './config.js';
 import { addForwardingHeaders } from './filters/forwarding.js';
 import { applyHeaderMutations, type MutableHeaders } from './filters/header-mutation.js';
 import { isUpgradeRequest, stripHopByHop } from './filters/hop-by-hop.js';
@@ -59,11 +63,13 @@ import { RequestBody } from './pipeline/request-body.js';
 import { relayBody } from './pipeline/relay-body.js';
 import { forwardedHeaders } from './pipeline/forwarded-headers.js';
 import { Cancellation } from './pipeline/cancellation.js';
+import { ProxyTelemetry } from './pipeline/proxy-telemetry.js';
+import { setTryHeaders, traceIdOf, type RequestTraceHook, type TryTrace } from './pipeline/trace-hook.js';
 import { cancellableDelay, runTries, type TryHandle, type TryLoopResult } from './pipeline/try-loop.js';
 import { requestHashKey } from './resilience/consistent-hash.js';
 import { decideFault, FAULT_ABORT_BODY } from './resilience/fault.js';
-import { RETRY_BODY_LIMIT_BYTES, type TryFailure } from './resilience/retry.js';
-import { RESPONSE_FLAGS_HEADER, ResponseFlag } from './response-flags.js';
+import { grpcStatusOf, RETRY_BODY_LIMIT_BYTES, type TryFailure } from './resilience/retry.js';
+import { grpcStatusFor, RESPONSE_FLAGS_HEADER, ResponseFlag } from './response-flags.js';
 import { routeRequest, splitTarget, type CompiledPort, type RouteDecision } from './router.js';
 import { isConnectFailure, type UpstreamPools } from './upstream.js';
 import { portFor, type ClusterRuntime, type WaypointState } from './waypoint-state.js';
@@ -78,6 +84,8 @@ export interface HttpProxyOptions {
   /** Weighted choices, fault draws, retry back-off jitter. Default Math.random. */
   random?: () => number;
   mirrorLimits?: MirrorLimits;
+  /** Metrics, access-log gating and tracing; default: access log only, role waypoint. */
+  telemetry?: ProxyTelemetry;
 }
 
 export interface HttpProxyStats {
@@ -91,10 +99,27 @@ type ForwardDecision = Extract<RouteDecision, { kind: 'forward' }>;
 type Headers = http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
 type Allowed = Extract<AuthzOutcome, { allowed: true }>;
 
-/** One request's bookkeeping for its access-log line. */
+/** One request's bookkeeping for its access-log line, metrics and trace. */
 class Exchange {
   /** Response flags so far; created with the first (most requests have none). */
   flags: Set<string> | undefined;
+  /** The state the request was routed with (its config's Telemetry gates the log line). */
+  state: WaypointState | undefined;
+  /** `namespace/hostname`: the dialled service port's, then the cluster's. */
+  serviceKey: string | undefined;
+  /** The endpoint of the latest try. */
+  endpoint: Endpoint | undefined;
+  grpc = false;
+  grpcStatus: number | undefined;
+  /** The gRPC try whose trailers carry grpc-status. */
+  grpcTry: Http2Try | undefined;
+  requestBytes = 0;
+  /** The streamed response body's counter (relayBody), else the local reply's size. */
+  responseBody: { bytes: number } | undefined;
+  responseBytes = 0;
+  trace: RequestTraceHook | undefined;
+  lastTry: TryTrace | undefined;
+  lastTryStatus: number | undefined;
 
   constructor(
     readonly conn: DownstreamConnection,
@@ -136,8 +161,10 @@ interface Downstream<H extends TryHandle> extends Responder {
   onGone(callback: () => void): void;
   /** Starts one try; `feed` sends the request body into it. */
   start(endpoint: EndpointState, feed: ((sink: Writable) => void) | undefined): H;
-  /** Streams `handle`'s response; `settle` once it completed or failed. */
-  commit(handle: H, extraHeaders: MutableHeaders | undefined, settle: (status: number | undefined, error?: string) => void, flag: (f: string) => void): void;
+  /** Sets the next try's trace headers (replacing the incoming ones) on the upstream request. */
+  traceHeaders(headers: Readonly<Record<string, string>>): void;
+  /** Streams `handle`'s response; `settle` once it completed or failed. Returns the body's byte counter. */
+  commit(handle: H, extraHeaders: MutableHeaders | undefined, settle: (status: number | undefined, error?: string) => void, flag: (f: string) => void): { bytes: number } | undefined;
   /** The response started and must be cut (route timeout): reset the downstream. Returns the status to log. */
   reset(): number | undefined;
 }
@@ -217,9 +244,11 @@ export class HttpProxy {
   private readonly liveSessions = new Set<http2.ServerHttp2Session>();
   private counters = { requests: 0, active: 0 };
   private readonly localReplies: Record<string, number> = {};
+  private readonly telemetry: ProxyTelemetry;
 
   constructor(private readonly opts: HttpProxyOptions) {
     this.random = opts.random ?? Math.random;
+    this.telemetry = opts.telemetry ?? new ProxyTelemetry({ role: 'waypoint', accessLog: opts.accessLog, logger: opts.logger });
     this.mirrors = new MirrorBudget(opts.mirrorLimits ?? DEFAULT_MIRROR_LIMITS);
     // No request timeout of Node's own: long uploads and streams are legitimate; routes set theirs.
     this.h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, headersTimeout: 60_000 });
@@ -308,7 +337,7 @@ export class HttpProxy {
 
   // ---- shared -----------------------------------------------------------------------------
 
-  private begin(conn: DownstreamConnection, protocol: AccessRecord['protocol'], method: string, authority: string, path: string): Exchange {
+  private begin(conn: DownstreamConnection, protocol: AccessRecord['protocol'], method: string, authority: string, path: string, headers: Headers): Exchange {
     this.counters.requests++;
     this.counters.active++;
     const record: AccessRecord = {
@@ -322,18 +351,41 @@ export class HttpProxy {
       clientAddress: conn.clientAddress,
       destination: '', // filled in by finish(): only the log line needs it
     };
-    return new Exchange(conn, record, performance.now());
+    const ex = new Exchange(conn, record, performance.now());
+    const tracing = this.telemetry.tracing;
+    if (tracing) {
+      ex.trace = tracing.startRequest(headers as Record<string, string | string[] | undefined>, {
+        method,
+        authority,
+        path,
+        protocol: protocol === 'upgrade' ? 'HTTP/1.1' : protocol,
+        peerIdentity: conn.peerIdentity,
+        clientAddress: conn.clientAddress,
+        role: this.telemetry.role,
+      });
+      if (ex.trace?.traceId) record.traceId = ex.trace.traceId;
+    }
+    return ex;
   }
 
   private finish(ex: Exchange, status: number | undefined, error?: string): void {
     this.counters.active = Math.max(0, this.counters.active - 1);
-    ex.record.durationMs = Math.round((performance.now() - ex.started) * 1000) / 1000;
-    if (status !== undefined) ex.record.status = status;
-    if (ex.flags !== undefined) ex.record.responseFlags = [...ex.flags].join(',');
+    const record = ex.record;
+    record.durationMs = Math.round((performance.now() - ex.started) * 1000) / 1000;
+    if (status !== undefined) record.status = status;
+    if (ex.flags !== undefined) record.responseFlags = [...ex.flags].join(',');
     const conn = ex.conn;
-    ex.record.destination = conn.host.includes(':') ? `[${conn.host}]:${conn.port}` : `${conn.host}:${conn.port}`;
-    if (error) ex.record.error = error;
-    writeAccessLog(this.opts.accessLog, ex.record);
+    record.destination = conn.host.includes(':') ? `[${conn.host}]:${conn.port}` : `${conn.host}:${conn.port}`;
+    if (error) record.error = error;
+    record.bytesReceived = ex.requestBytes;
+    record.bytesSent = ex.responseBody ? ex.responseBody.bytes : ex.responseBytes;
+    let grpcStatus = ex.grpcStatus;
+    if (ex.grpcTry && grpcStatus === undefined) grpcStatus = grpcStatusOf((ex.grpcTry.trailers ?? {}) as Record<string, string | string[]>) ?? grpcStatusOf(ex.grpcTry.head ?? {});
+    if (ex.trace) {
+      ex.lastTry?.end(status ?? ex.lastTryStatus, error);
+      ex.trace.end({ ...(status !== undefined ? { status } : {}), responseFlags: record.responseFlags, ...(record.route !== undefined ? { route: record.route } : {}), ...(error ? { error } : {}) });
+    }
+    this.telemetry.request(record, { config: ex.state?.config, peer: conn.peer, serviceKey: ex.serviceKey, endpoint: ex.endpoint, grpc: ex.grpc, grpcStatus, port: conn.port });
   }
 
   private countLocal(key: string): void {
@@ -344,14 +396,24 @@ export class HttpProxy {
   private local(down: Responder, ex: Exchange, r: LocalReply): void {
     if (r.flag !== undefined) ex.flag(r.flag);
     this.countLocal(r.flag ?? String(r.status));
+    this.noteLocalReply(ex, r);
     this.finish(ex, down.reply(r));
   }
 
-  private decide(conn: DownstreamConnection, method: string, target: string, headers: Headers, authority: string): Routed | undefined {
+  /** A local reply's body size and, to a gRPC client, its grpc-status (a trailers-only answer has no body). */
+  private noteLocalReply(ex: Exchange, r: LocalReply): void {
+    if (ex.grpc) ex.grpcStatus = r.grpcStatus ?? grpcStatusFor(r.status);
+    else ex.responseBytes = Buffer.byteLength(r.body);
+  }
+
+  private decide(ex: Exchange, method: string, target: string, headers: Headers, authority: string): Routed | undefined {
     const state = this.opts.state();
     if (!state) return undefined;
+    ex.state = state;
+    const conn = ex.conn;
     const port = portFor(state, conn.host, conn.port);
     if (!port) return undefined;
+    ex.serviceKey = port.service.key;
     const { path, query } = splitTarget(target);
     return { state, port, path, query, decision: routeRequest(port, { method, path, query, headers, authority }, this.random) };
   }
@@ -416,6 +478,7 @@ export class HttpProxy {
     ex.record.cluster = d.cluster;
     const runtime: ClusterRuntime | undefined = r.state.clusters.get(d.cluster);
     if (!runtime) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
+    ex.serviceKey = runtime.cluster.service;
 
     let done = false;
     let timer: NodeJS.Timeout | undefined;
@@ -435,6 +498,7 @@ export class HttpProxy {
       if (done) return;
       if (reply.flag !== undefined) ex.flag(reply.flag);
       this.countLocal(reply.flag ?? String(reply.status));
+      this.noteLocalReply(ex, reply);
       settle(down.reply(reply));
     };
     if (down.gone()) {
@@ -493,11 +557,15 @@ export class HttpProxy {
     let feed: ((sink: Writable) => void) | undefined;
     let canReplay = (): boolean => true;
     if (source && policy) {
-      const body = new RequestBody(source, RETRY_BODY_LIMIT_BYTES);
+      const body = new RequestBody(source, RETRY_BODY_LIMIT_BYTES, ex);
       feed = (sink) => body.attach(sink);
       canReplay = () => body.replayable;
     } else if (source) {
-      feed = (sink) => void source.pipe(sink);
+      feed = (sink) => {
+        // Counted alongside pipe's own listener (both are added in this tick: no chunk is missed).
+        source.on('data', (chunk: Buffer) => (ex.requestBytes += chunk.length));
+        source.pipe(sink);
+      };
       canReplay = () => false;
     }
 
@@ -510,9 +578,22 @@ export class HttpProxy {
       signal: stop,
       start: (endpoint, index) => {
         ex.record.upstreamHost = endpoint.key;
+        ex.endpoint = endpoint.endpoint;
         // Recorded as tries start: a route timeout may log the request while one is in flight.
         if (index > 0) ex.record.attempts = index + 1;
-        return down.start(endpoint, feed);
+        const tryTrace = ex.trace?.startTry({ cluster: d.cluster, endpoint: endpoint.key });
+        if (!tryTrace) return down.start(endpoint, feed);
+        ex.lastTry?.end(ex.lastTryStatus);
+        ex.lastTry = tryTrace;
+        ex.lastTryStatus = undefined;
+        ex.record.traceId ??= traceIdOf(tryTrace.headers);
+        down.traceHeaders(tryTrace.headers);
+        const handle = down.start(endpoint, feed);
+        void handle.result.then((t) => {
+          if (t.kind === 'response') ex.lastTryStatus = t.status;
+          else tryTrace.end(undefined, t.failure);
+        });
+        return handle;
       },
     });
     if (done) {
@@ -533,7 +614,8 @@ export class HttpProxy {
         return answer(failureReply(result.failure));
       case 'response':
         committed = { handle: result.handle, endpoint: result.endpoint };
-        return down.commit(result.handle, extraHeaders, settle, (f) => ex.flag(f));
+        ex.responseBody = down.commit(result.handle, extraHeaders, settle, (f) => ex.flag(f));
+        return;
     }
   }
 
@@ -544,8 +626,8 @@ export class HttpProxy {
     const method = req.method ?? 'GET';
     const authority = req.headers.host ?? `${conn.host}:${conn.port}`;
     const target = req.url ?? '/';
-    const ex = this.begin(conn, 'HTTP/1.1', method, authority, target);
-    const routed = this.decide(conn, method, target, req.headers, authority);
+    const ex = this.begin(conn, 'HTTP/1.1', method, authority, target, req.headers);
+    const routed = this.decide(ex, method, target, req.headers, authority);
     if (!routed) return this.local(this.http1Responder(res), ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
@@ -592,6 +674,7 @@ export class HttpProxy {
       protocol: 'http1',
       grpc: false,
       body,
+      traceHeaders: (h) => setTryHeaders(headers, h),
       gone: () => res.destroyed,
       onGone: (callback) => {
         res.once('close', () => {
@@ -611,10 +694,11 @@ export class HttpProxy {
         const status = upRes.statusCode ?? 502;
         if (res.destroyed) {
           upRes.destroy();
-          return settle(undefined);
+          settle(undefined);
+          return undefined;
         }
         res.writeHead(status, this.responseHeaders(upRes.headers, d, extra) as http.OutgoingHttpHeaders);
-        relayBody(upRes, res);
+        const counted = relayBody(upRes, res);
         upRes.once('error', () => res.destroy());
         upRes.once('aborted', () => {
           flag(ResponseFlag.UpstreamConnectionTermination);
@@ -627,6 +711,7 @@ export class HttpProxy {
           res.destroy();
           settle(status, describeError(err).split('\n')[0]);
         });
+        return counted;
       },
       reset: () => {
         res.destroy();
@@ -643,11 +728,12 @@ export class HttpProxy {
     const method = req.method ?? 'GET';
     const authority = req.headers.host ?? `${conn.host}:${conn.port}`;
     const target = req.url ?? '/';
-    const ex = this.begin(conn, 'upgrade', method, authority, target);
-    const routed = this.decide(conn, method, target, req.headers, authority);
+    const ex = this.begin(conn, 'upgrade', method, authority, target, req.headers);
+    const routed = this.decide(ex, method, target, req.headers, authority);
     const reply = (r: LocalReply): void => {
       if (r.flag !== undefined) ex.flag(r.flag);
       this.countLocal(r.flag ?? String(r.status));
+      this.noteLocalReply(ex, r);
       let extra = '';
       for (const [name, value] of Object.entries(r.headers ?? {})) extra += `${name}: ${String(value)}\r\n`;
       const flagHeader = r.flag !== undefined ? `${RESPONSE_FLAGS_HEADER}: ${r.flag}\r\n` : '';
@@ -664,11 +750,19 @@ export class HttpProxy {
     if (d.kind !== 'forward') return reply(NO_HEALTHY_UPSTREAM);
     ex.record.cluster = d.cluster;
     const runtime = routed.state.clusters.get(d.cluster);
+    if (runtime) ex.serviceKey = runtime.cluster.service;
     const endpoint = runtime?.balancer.pick();
     if (!runtime || !endpoint) return reply(NO_HEALTHY_UPSTREAM);
     ex.record.upstreamHost = endpoint.key;
+    ex.endpoint = endpoint.endpoint;
     const headers = this.upstreamHeaders(req.headers, d, ex, isUpgradeRequest(req.headers as MutableHeaders), outcome);
     headers.host = d.authority;
+    const tryTrace = ex.trace?.startTry({ cluster: d.cluster, endpoint: endpoint.key });
+    if (tryTrace) {
+      ex.lastTry = tryTrace;
+      ex.record.traceId ??= traceIdOf(tryTrace.headers);
+      setTryHeaders(headers, tryTrace.headers);
+    }
     runtime.balancer.started(endpoint);
     let done = false;
     const settle = (status: number | undefined, error?: string): void => {
@@ -693,7 +787,11 @@ export class HttpProxy {
       socket.write(rawHead(upRes.statusCode ?? 101, resHeaders));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
-      void relay(socket, upSocket).then((r) => settle(upRes.statusCode ?? 101, r.error ? r.error.message : undefined));
+      void relay(socket, upSocket).then((r) => {
+        ex.requestBytes = r.aToB + head.length;
+        ex.responseBytes = r.bToA + upHead.length;
+        settle(upRes.statusCode ?? 101, r.error ? r.error.message : undefined);
+      });
     });
     upstream.on('response', (upRes) => {
       // The upstream declined the upgrade: pass its answer on and close.
@@ -702,6 +800,7 @@ export class HttpProxy {
       const resHeaders = this.responseHeaders(upRes.headers, d, undefined);
       resHeaders.connection = 'close';
       socket.write(rawHead(status, resHeaders));
+      upRes.on('data', (chunk: Buffer) => (ex.responseBytes += chunk.length));
       upRes.pipe(socket);
       upRes.once('end', () => settle(status));
     });
@@ -727,9 +826,10 @@ export class HttpProxy {
     const authority = headerString(headers[':authority']) ?? headerString(headers.host) ?? `${conn.host}:${conn.port}`;
     const target = headerString(headers[':path']) ?? '/';
     const grpc = isGrpc(headers);
-    const ex = this.begin(conn, 'HTTP/2', method, authority, target);
+    const ex = this.begin(conn, 'HTTP/2', method, authority, target, headers);
+    ex.grpc = grpc;
     const down = this.http2Responder(stream, grpc);
-    const routed = this.decide(conn, method, target, headers, authority);
+    const routed = this.decide(ex, method, target, headers, authority);
     if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
     if (d.kind !== 'no-route') ex.record.route = d.route;
@@ -757,7 +857,7 @@ export class HttpProxy {
           return this.forward(this.http2ToHttp1Forwarding(stream, routed, d, method, upstreamHeaders), ex, routed, d, headers);
         }
         const out: http2.OutgoingHttpHeaders = { ...(upstreamHeaders as http2.OutgoingHttpHeaders), ':method': method, ':path': d.path, ':authority': d.authority, ':scheme': 'http' };
-        return this.forward(this.http2Forwarding(stream, grpc, routed, d, out), ex, routed, d, headers);
+        return this.forward(this.http2Forwarding(stream, grpc, routed, d, out, ex), ex, routed, d, headers);
       }
     }
   }
@@ -773,6 +873,7 @@ export class HttpProxy {
       protocol: 'http1',
       grpc: false,
       body: stream.endAfterHeaders ? undefined : stream,
+      traceHeaders: (h) => setTryHeaders(headers, h),
       gone: () => stream.destroyed || stream.closed,
       onGone: (callback) => {
         stream.once('close', callback);
@@ -784,7 +885,8 @@ export class HttpProxy {
         const status = upRes.statusCode ?? 502;
         if (stream.destroyed) {
           upRes.destroy();
-          return settle(undefined);
+          settle(undefined);
+          return undefined;
         }
         const cut = (error: string): void => {
           flag(ResponseFlag.UpstreamConnectionTermination);
@@ -797,7 +899,7 @@ export class HttpProxy {
         const resHeaders = this.responseHeaders(upRes.headers, d, extra) as http2.OutgoingHttpHeaders;
         resHeaders[':status'] = status;
         stream.respond(resHeaders);
-        relayBody(upRes, stream);
+        return relayBody(upRes, stream);
       },
       reset: () => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -806,13 +908,14 @@ export class HttpProxy {
     };
   }
 
-  private http2Forwarding(stream: http2.ServerHttp2Stream, grpc: boolean, routed: Routed, d: ForwardDecision, headers: http2.OutgoingHttpHeaders): Downstream<Http2Try> {
+  private http2Forwarding(stream: http2.ServerHttp2Stream, grpc: boolean, routed: Routed, d: ForwardDecision, headers: http2.OutgoingHttpHeaders, ex: Exchange): Downstream<Http2Try> {
     const pool = routed.state.clusters.get(d.cluster)?.cluster.connectionPool;
     return {
       reply: (r) => replyHttp2(stream, grpc, r),
       protocol: 'http2',
       grpc,
       body: stream.endAfterHeaders ? undefined : stream,
+      traceHeaders: (h) => setTryHeaders(headers, h),
       gone: () => stream.destroyed || stream.closed,
       onGone: (callback) => {
         stream.once('close', callback);
@@ -821,9 +924,11 @@ export class HttpProxy {
       commit: (t, extra, settle, flag) => {
         const up = t.stream as http2.ClientHttp2Stream;
         const status = Number((t.head ?? {})[':status']);
+        if (grpc) ex.grpcTry = t;
         if (stream.destroyed) {
           up.close(http2.constants.NGHTTP2_CANCEL);
-          return settle(undefined);
+          settle(undefined);
+          return undefined;
         }
         const resHeaders = this.responseHeaders(t.head ?? {}, d, extra) as http2.OutgoingHttpHeaders;
         resHeaders[':status'] = status;
@@ -836,7 +941,7 @@ export class HttpProxy {
         });
         if (up.endAfterHeaders) {
           stream.respond(resHeaders, { endStream: true });
-          return;
+          return undefined;
         }
         stream.respond(resHeaders, { waitForTrailers: true });
         stream.on('wantTrailers', () => {
@@ -846,7 +951,10 @@ export class HttpProxy {
             stream.close();
           }
         });
+        const counted = { bytes: 0 };
+        up.on('data', (chunk: Buffer) => (counted.bytes += chunk.length));
         up.pipe(stream);
+        return counted;
       },
       reset: () => {
         stream.close(http2.constants.NGHTTP2_CANCEL);

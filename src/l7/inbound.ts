@@ -18,6 +18,11 @@
  * 401 (as ztunnel does) or, once answered, the stream is reset; logged with flag `RBAC` and the
  * deciding policy. The cluster's circuit breaker counts the stream as a connection
  * (`maxConnections`; beyond → refused/reset, flag `UO`).
+ *
+ * Telemetry: the peer's source_* labels are built once per CONNECT from its identity and the
+ * CONNECT `baggage` header (DownstreamConnection.peer); L4 streams report istio_tcp_* (opened when
+ * established, closed with the bytes each way; a refused one opened and closed with its flag) and
+ * one access-log line, through the same ProxyTelemetry as the HTTP requests.
  */
 import type { Duplex } from 'node:stream';
 import { describeError } from '../errors/amesh-error.js';
@@ -25,14 +30,17 @@ import { parseForwardedFor } from '../hbone/headers.js';
 import type { HboneConnectRequest, HboneConnectResult } from '../hbone/server.js';
 import { relay } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
-import { writeAccessLog } from './access-log.js';
+import type { AccessRecord } from './access-log.js';
 import { endpointKey } from './balancer.js';
 import type { Endpoint } from './config.js';
 import { duplexPair, type PairEnd } from './duplex-pair.js';
 import type { AuthzOutcome } from './authz/engine.js';
 import type { HttpProxy } from './http-proxy.js';
+import { peerFromBaggage } from './l7-metrics.js';
 import type { DownstreamConnection } from './pipeline/downstream-connection.js';
+import { ProxyTelemetry } from './pipeline/proxy-telemetry.js';
 import { requestAttributes } from './pipeline/request-attributes.js';
+import { countStreamBytes } from './pipeline/stream-bytes.js';
 import { admitTcp } from './pipeline/tcp-admission.js';
 import { ResponseFlag } from './response-flags.js';
 import { MAX_SNIFF_BYTES, sniffProtocol, type SniffResult } from './sniff.js';
@@ -40,8 +48,6 @@ import type { UpstreamDialer } from './upstream.js';
 import { portFor, type WaypointState } from './waypoint-state.js';
 
 export const DEFAULT_SNIFF_TIMEOUT_MS = 200;
-
-const NO_ENDPOINT: Endpoint = { address: '-', port: 0, identity: '', hbone: false };
 
 export interface WaypointInboundOptions {
   state: () => WaypointState | undefined;
@@ -51,6 +57,8 @@ export interface WaypointInboundOptions {
   accessLog: Logger;
   /** AUTO ports: silence after which a connection is opaque TCP. Default 200 ms. */
   sniffTimeoutMs?: number;
+  /** Metrics and access-log gating (the HttpProxy's); default: access log only. */
+  telemetry?: ProxyTelemetry;
 }
 
 export interface InboundStats {
@@ -67,8 +75,11 @@ type Denied = Extract<AuthzOutcome, { allowed: false }>;
 
 export class WaypointInbound {
   private readonly counters: InboundStats = { connections: 0, http1: 0, http2: 0, tcp: 0, refused: 0, denied: 0 };
+  private readonly telemetry: ProxyTelemetry;
 
-  constructor(private readonly opts: WaypointInboundOptions) {}
+  constructor(private readonly opts: WaypointInboundOptions) {
+    this.telemetry = opts.telemetry ?? new ProxyTelemetry({ role: 'waypoint', accessLog: opts.accessLog, logger: opts.logger });
+  }
 
   stats(): InboundStats {
     return { ...this.counters };
@@ -80,7 +91,7 @@ export class WaypointInbound {
     const { host, port } = req.authority;
     if (!state) return this.refuse(req, 'no waypoint configuration yet');
     const forwarded = parseForwardedFor(req.forwarded);
-    const conn: DownstreamConnection = { host, port, peerIdentity: req.peerIdentity, clientAddress: forwarded?.address ?? req.peerAddress };
+    const conn: DownstreamConnection = { host, port, peerIdentity: req.peerIdentity, clientAddress: forwarded?.address ?? req.peerAddress, peer: peerFromBaggage(req.peerIdentity, req.baggage) };
     const servicePort = portFor(state, host, port);
     if (!servicePort) {
       const endpoint = state.endpoints.get(endpointKey({ address: host, port }));
@@ -110,27 +121,30 @@ export class WaypointInbound {
 
   private async passthroughNow(state: WaypointState, conn: DownstreamConnection, service: string, endpoint: Endpoint, cluster: string): Promise<HboneConnectResult> {
     const started = performance.now();
+    const refused = (flags: string, error?: string, authz?: string): void => this.logTcp(state, conn, endpoint, cluster, started, { flags, opened: false, ...(error ? { error } : {}), ...(authz ? { authz } : {}) });
     const denied = await this.authorizeTcp(state, conn, service);
     if (denied) {
-      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
+      refused(ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
       return { status: 401, reason: denied.body };
     }
     const release = this.admitTcp(state, cluster);
     if (!release) {
-      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.UpstreamOverflow);
+      refused(ResponseFlag.UpstreamOverflow);
       return { status: 503, reason: `upstream overflow in ${cluster}` };
     }
     try {
       const upstream = await this.opts.dialer.connect(endpoint);
       this.counters.tcp++;
+      const bytes = countStreamBytes(upstream);
+      this.telemetry.streamOpened(this.streamFacts(state, conn, endpoint, cluster));
       upstream.once('close', () => {
         release();
-        this.logTcp(conn, endpoint, cluster, started, '-');
+        this.logTcp(state, conn, endpoint, cluster, started, { flags: '-', opened: true, received: bytes.received(), sent: bytes.sent() });
       });
       return { status: 200, upstream };
     } catch (err) {
       release();
-      this.logTcp(conn, endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
+      refused(ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
       return { status: 503, reason: `upstream connect to ${endpointKey(endpoint)} failed: ${describeError(err).split('\n')[0]}` };
     }
   }
@@ -149,19 +163,34 @@ export class WaypointInbound {
     return admitTcp(state.clusters.get(cluster)?.breaker);
   }
 
-  private logTcp(conn: DownstreamConnection, endpoint: Endpoint, cluster: string, started: number, flags: string, error?: string, authz?: string): void {
-    writeAccessLog(this.opts.accessLog, {
+  private streamFacts(state: WaypointState | undefined, conn: DownstreamConnection, endpoint: Endpoint | undefined, cluster: string): Parameters<ProxyTelemetry['streamOpened']>[0] {
+    return { config: state?.config, peer: conn.peer, serviceKey: state ? (state.clusters.get(cluster)?.cluster.service ?? portFor(state, conn.host, conn.port)?.service.key) : undefined, endpoint, port: conn.port };
+  }
+
+  /** One L4 stream ended (`opened`: it was counted as opened when established) or was refused. */
+  private logTcp(
+    state: WaypointState | undefined,
+    conn: DownstreamConnection,
+    endpoint: Endpoint | undefined,
+    cluster: string,
+    started: number,
+    o: { flags: string; opened: boolean; error?: string | undefined; authz?: string; received?: number; sent?: number },
+  ): void {
+    const record: AccessRecord = {
       protocol: 'TCP',
       cluster,
-      upstreamHost: endpointKey(endpoint),
+      upstreamHost: endpoint ? endpointKey(endpoint) : '-',
       durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-      responseFlags: flags,
+      responseFlags: o.flags,
       sourceIdentity: conn.peerIdentity,
       clientAddress: conn.clientAddress,
       destination: `${conn.host}:${conn.port}`,
-      ...(error ? { error } : {}),
-      ...(authz ? { authz } : {}),
-    });
+      bytesReceived: o.received ?? 0,
+      bytesSent: o.sent ?? 0,
+      ...(o.error ? { error: o.error } : {}),
+      ...(o.authz ? { authz: o.authz } : {}),
+    };
+    this.telemetry.streamClosed(record, this.streamFacts(state, conn, endpoint, cluster), o.opened);
   }
 
   private async dispatch(inner: PairEnd, conn: DownstreamConnection, silenceMs: number | undefined): Promise<void> {
@@ -182,37 +211,33 @@ export class WaypointInbound {
     const endpoint = state?.clusters.get(cluster)?.balancer.pick();
     const started = performance.now();
     if (!state || !endpoint) {
-      this.logTcp(conn, NO_ENDPOINT, cluster, started, ResponseFlag.NoHealthyUpstream);
+      this.logTcp(state, conn, undefined, cluster, started, { flags: ResponseFlag.NoHealthyUpstream, opened: false });
       inner.destroy();
       return;
     }
+    const refuse = (flags: string, error?: string, authz?: string): void => {
+      this.logTcp(state, conn, endpoint.endpoint, cluster, started, { flags, opened: false, ...(error ? { error } : {}), ...(authz ? { authz } : {}) });
+      inner.destroy();
+    };
     const denied = await this.authorizeTcp(state, conn, servicePort?.service.key ?? '');
-    if (denied) {
-      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
-      inner.destroy();
-      return;
-    }
+    if (denied) return refuse(ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
     const release = this.admitTcp(state, cluster);
-    if (!release) {
-      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.UpstreamOverflow);
-      inner.destroy();
-      return;
-    }
+    if (!release) return refuse(ResponseFlag.UpstreamOverflow);
     let upstream: Duplex;
     try {
       upstream = await this.opts.dialer.connect(endpoint.endpoint);
     } catch (err) {
       release();
-      this.logTcp(conn, endpoint.endpoint, cluster, started, ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
-      inner.destroy();
-      return;
+      return refuse(ResponseFlag.UpstreamConnectionFailure, describeError(err).split('\n')[0]);
     }
     this.counters.tcp++;
+    this.telemetry.streamOpened(this.streamFacts(state, conn, endpoint.endpoint, cluster));
     // Bytes read before the peer's EOF could not be put back: send them first.
-    if (ended && head.length > 0) upstream.write(head);
+    const early = ended ? head.length : 0;
+    if (early > 0) upstream.write(head);
     const result = await relay(inner, upstream);
     release();
-    this.logTcp(conn, endpoint.endpoint, cluster, started, '-', result.error?.message);
+    this.logTcp(state, conn, endpoint.endpoint, cluster, started, { flags: '-', opened: true, error: result.error?.message, received: result.aToB + early, sent: result.bToA });
   }
 }
 

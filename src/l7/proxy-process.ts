@@ -1,12 +1,17 @@
 /**
  * Lifecycle pieces the two L7 proxy processes (src/waypoint/app.ts, src/gateway/app.ts) share:
  * building with a certificate source that is closed again when construction fails, the admin
- * servers with their readiness document, and what a config-applied log line counts.
+ * servers with their readiness document, what a config-applied log line counts, and the
+ * telemetry (Istio metrics on the admin registry, access-log gating, tracing) one process owns.
  */
 import { AdminServers } from '../node-agent/admin.js';
 import type { CertificateProvider } from '../identity/certificate-provider.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { TracingSettings } from '../telemetry/telemetry-config.js';
 import type { WaypointConfig } from './config.js';
+import { L7Metrics } from './l7-metrics.js';
+import { ProxyTelemetry, type ProxyRole } from './pipeline/proxy-telemetry.js';
+import type { TracingHook } from './pipeline/trace-hook.js';
 import { openCertificateSource, type CertificateSource } from './mesh-upstream.js';
 import type { ProxySettings } from './proxy-settings.js';
 
@@ -57,4 +62,30 @@ export function proxyAdminServers(o: ProxyAdminOptions): AdminServers {
 /** Routes over every service port of a config (log lines). */
 export function routeCount(config: WaypointConfig): number {
   return config.services.reduce((n, sv) => n + sv.ports.reduce((m, p) => m + p.routes.length, 0), 0);
+}
+
+/** What a proxy process needs of its tracer (src/telemetry/tracing.ts ProxyTracing). */
+export interface ProxyTracer extends TracingHook {
+  /** Applied with every config (`config.telemetry?.tracing`); undefined turns tracing off. */
+  configure(settings: TracingSettings | undefined): void;
+  /** Flushes queued spans (shutdown). */
+  close(): Promise<void>;
+}
+
+/** The metrics and telemetry of one proxy process: `reporter` waypoint, or source at an ingress gateway. */
+export function proxyTelemetry(o: { role: ProxyRole; admin: AdminServers; accessLog: Logger; logger: Logger; clusterId: string; tracing?: ProxyTracer | undefined }): { telemetry: ProxyTelemetry; metrics: L7Metrics } {
+  const metrics = new L7Metrics(o.admin.registry, { reporter: o.role === 'waypoint' ? 'waypoint' : 'source' });
+  const telemetry = new ProxyTelemetry({ role: o.role, accessLog: o.accessLog, logger: o.logger, metrics, clusterId: o.clusterId, ...(o.tracing ? { tracing: o.tracing } : {}) });
+  return { telemetry, metrics };
+}
+
+/** The telemetry part of a config dump: what the applied Telemetry says and what the metrics folded. */
+export function telemetryDump(config: WaypointConfig | undefined, metrics: L7Metrics, tracer: ProxyTracer | undefined): unknown {
+  return {
+    accessLogging: config?.telemetry?.accessLogging ?? { enabled: true },
+    tracing: config?.telemetry?.tracing ?? null,
+    tracer: tracer ? 'on' : 'not built',
+    sources: config?.telemetry?.sources ?? [],
+    metricsFolded: Object.fromEntries(metrics.folded),
+  };
 }

@@ -11,6 +11,9 @@
  *        controller is away (the last good config keeps being served).
  * config: every config is compiled (routes, balancers) before it is swapped in atomically; a
  *        config that cannot be compiled is refused (NACK) and the previous one stays.
+ * telemetry: Istio metrics (`reporter="waypoint"`) on the metrics port, the access log gated by
+ *        the config's Telemetry, tracing configured from it on every applied config (one tracer
+ *        per process, flushed on close).
  * drain: readiness off, listeners closed, GOAWAY on HBONE and HTTP/2, in-flight requests get up
  *        to the drain timeout.
  */
@@ -27,7 +30,8 @@ import { HttpProxy } from '../l7/http-proxy.js';
 import { WaypointInbound } from '../l7/inbound.js';
 import { listenOnAddresses } from '../l7/listen.js';
 import { authzDepsFor, MeshUpstream, type CertificateSource } from '../l7/mesh-upstream.js';
-import { buildWithCertificates, proxyAdminServers, routeCount } from '../l7/proxy-process.js';
+import type { L7Metrics } from '../l7/l7-metrics.js';
+import { buildWithCertificates, proxyAdminServers, proxyTelemetry, routeCount, telemetryDump, type ProxyTracer } from '../l7/proxy-process.js';
 import type { UpstreamPools } from '../l7/upstream.js';
 import { dumpClusters } from '../l7/state-dump.js';
 import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypoint-state.js';
@@ -52,6 +56,8 @@ export interface WaypointOptions {
   accessLog?: Logger;
   /** Tests: how RequestAuthentication `jwksUri` documents are fetched (default: HTTP(S) GET). */
   fetchJwks?: (uri: string) => Promise<string>;
+  /** The tracer (configured from each config's Telemetry); default none. */
+  tracing?: ProxyTracer;
 }
 
 export interface WaypointPorts {
@@ -75,6 +81,8 @@ export class WaypointProxy {
   private readonly inbound: WaypointInbound;
   private readonly hbone: HboneServer;
   private readonly admin: AdminServers;
+  private readonly metrics: L7Metrics;
+  private readonly tracing: ProxyTracer | undefined;
   private readonly source: WaypointConfigSource | undefined;
   private readonly servers: net.Server[] = [];
   /** One for the process: the JWKS cache hangs off it and outlives every config. */
@@ -98,15 +106,6 @@ export class WaypointProxy {
     this.pools = this.upstream.pools;
     const dialer = this.upstream.dialer;
     const accessLog = opts.accessLog ?? logger.child({ component: 'access' });
-    this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, ...(opts.random ? { random: opts.random } : {}) });
-    this.inbound = new WaypointInbound({ state: () => this.state, proxy: this.proxy, dialer, logger: logger.child({ component: 'inbound' }), accessLog, sniffTimeoutMs: s.sniffTimeoutMs });
-    this.hbone = new HboneServer({
-      trustDomains: () => [s.trustDomain],
-      // Whatever address was dialled: the waypoint serves as itself.
-      secureContextFor: () => this.certificates.secureContext(this.identity),
-      onConnect: (req) => this.inbound.onConnect(req),
-      logger: logger.child({ component: 'hbone' }),
-    });
     this.admin = proxyAdminServers({
       role: 'waypoint',
       name: `${s.podNamespace}/${s.waypointName}`,
@@ -118,6 +117,18 @@ export class WaypointProxy {
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
+    });
+    this.tracing = opts.tracing;
+    const { telemetry, metrics } = proxyTelemetry({ role: 'waypoint', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
+    this.metrics = metrics;
+    this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, telemetry, ...(opts.random ? { random: opts.random } : {}) });
+    this.inbound = new WaypointInbound({ state: () => this.state, proxy: this.proxy, dialer, logger: logger.child({ component: 'inbound' }), accessLog, telemetry, sniffTimeoutMs: s.sniffTimeoutMs });
+    this.hbone = new HboneServer({
+      trustDomains: () => [s.trustDomain],
+      // Whatever address was dialled: the waypoint serves as itself.
+      secureContextFor: () => this.certificates.secureContext(this.identity),
+      onConnect: (req) => this.inbound.onConnect(req),
+      logger: logger.child({ component: 'hbone' }),
     });
     if (opts.xds !== false) {
       this.source = openProxyConfigSource({
@@ -165,6 +176,7 @@ export class WaypointProxy {
       this.lastConfigError = describeError(err).split('\n')[0];
       throw err;
     }
+    this.tracing?.configure(config.telemetry?.tracing);
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this waypoint’s certificate');
     logger.info(
       { version: this.version, xdsVersion: version, services: config.services.length, clusters: config.clusters.length, routes: routeCount(config) },
@@ -215,6 +227,7 @@ export class WaypointProxy {
       clusters: dumpClusters(state),
       pools: { upstream: this.pools.stats(), hbone: this.hbonePool.stats() },
       listeners: { hbone: this.hbone.stats(), inbound: this.inbound.stats(), http: this.proxy.stats() },
+      telemetry: telemetryDump(state?.config, this.metrics, this.tracing),
       certificates: this.certificates.snapshot(),
     };
   }
@@ -235,6 +248,6 @@ export class WaypointProxy {
     this.hbone.close();
     this.upstream.close();
     this.certificateSource.close();
-    await this.admin.close();
+    await Promise.all([this.admin.close(), this.tracing?.close()]);
   }
 }

@@ -1,3 +1,5 @@
+import type { PeerLabels } from '../l7-metrics.js';
+
 /** Who is on the other end of one tunnelled connection, and what it dialled. */
 export interface DownstreamConnection {
   /** The service VIP (or address) and port from the CONNECT `:authority`. */
@@ -13,4 +15,9 @@ export interface DownstreamConnection {
    * Absent (waypoints): the request's own `x-forwarded-proto` / `:scheme` is trusted.
    */
   scheme?: 'http' | 'https';
+  /**
+   * The source_* metric labels, built once per connection: at a waypoint from the peer's
+   * identity and the CONNECT `baggage`; at a gateway the gateway's own. Absent → `unknown`.
+   */
+  peer?: PeerLabels;
 }

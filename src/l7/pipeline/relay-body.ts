@@ -7,10 +7,12 @@
  * - `src` ending ends `dest`; an error or abort of `src` does not (the caller resets `dest`).
  * - A `dest` that is gone (destroyed) stops taking chunks: `src` stays paused, as after pipe's
  *   unpipe; the caller aborts the upstream when the downstream goes away.
+ * - Returns a counter of the bytes passed on so far (the access log's and metrics' response size).
  */
 import type { Readable, Writable } from 'node:stream';
 
-export function relayBody(src: Readable, dest: Writable): void {
+export function relayBody(src: Readable, dest: Writable): { bytes: number } {
+  const counted = { bytes: 0 };
   const onDrain = (): void => {
     if (!dest.destroyed) src.resume();
   };
@@ -19,6 +21,7 @@ export function relayBody(src: Readable, dest: Writable): void {
       src.pause();
       return;
     }
+    counted.bytes += chunk.length;
     if (!dest.write(chunk)) {
       src.pause();
       dest.once('drain', onDrain);
@@ -28,4 +31,5 @@ export function relayBody(src: Readable, dest: Writable): void {
     if (!dest.destroyed) dest.end();
   });
   if (src.isPaused()) src.resume();
+  return counted;
 }

@@ -6,6 +6,7 @@
  *
  * Back-pressure: the source pauses while the current sink's buffer is full and between tries (no
  * sink), so at most `limit` bytes plus one sink's high-water mark are held here.
+ * Every byte read from the source is added to `counter.requestBytes` (once, however many tries).
  */
 import type { Readable, Writable } from 'node:stream';
 
@@ -20,6 +21,7 @@ export class RequestBody {
   constructor(
     private readonly source: Readable,
     private readonly limit: number,
+    private readonly counter: { requestBytes: number } = { requestBytes: 0 },
   ) {}
 
   /** Can a new try still get the whole body? */
@@ -62,6 +64,7 @@ export class RequestBody {
   };
 
   private readonly onData = (chunk: Buffer): void => {
+    this.counter.requestBytes += chunk.length;
     if (!this.overflowed) {
       if (this.kept + chunk.length > this.limit) {
         this.overflowed = true;
