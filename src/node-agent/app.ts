@@ -27,7 +27,7 @@ import { loadNativeBinding } from '../native/index.js';
 import type { NativeBinding } from '../native/types.js';
 import { systemCommands, type CommandRunner } from '../os/command.js';
 import { decisionLogFields } from '../policy/l4-authorization.js';
-import type { Logger } from '../telemetry/logger.js';
+import { logLevels, type Logger } from '../telemetry/logger.js';
 import { AdminServers } from './admin.js';
 import { RedirectionManager } from './capture/redirection-manager.js';
 import { ipv6Available } from './capture/interfaces.js';
@@ -42,6 +42,9 @@ import { LocalFileStateSource } from './state/local-file-state-source.js';
 import { MeshState } from './state/mesh-state.js';
 import type { StateSource } from './state/state-source.js';
 import type { MeshSnapshot } from './state/types.js';
+import { buildConfigDump } from './telemetry/config-dump.js';
+import { L4Telemetry } from './telemetry/l4-telemetry.js';
+import { registerInternals } from './telemetry/internals.js';
 import { XdsStateSource, type XdsCredentials } from './xds/xds-state-source.js';
 
 export interface NodeAgentOptions {
@@ -136,6 +139,7 @@ function openXdsSource(opts: NodeAgentOptions, certificates: CertificateSource):
     trustDomain: config.trustDomain,
     uplinks: config.uplinks,
     logger: logger.child({ component: 'xds' }),
+    telemetry: true,
   });
 }
 
@@ -228,12 +232,29 @@ export class NodeAgent {
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.(),
       logger,
+      denials: () => ({ capacity: this.l4.denials.capacity, total: this.l4.denials.total, denials: this.l4.denials.list() }),
+    });
+    // L4 istio_tcp_* metrics on the admin registry, access-log gating by Telemetry, the denial ring.
+    this.l4 = new L4Telemetry({ registry: this.admin.registry, clusterId: config.clusterId, logger: logger.child({ component: 'access' }), telemetry: () => (this.source instanceof XdsStateSource ? this.source.telemetry() : new Map()) });
+    ctx.telemetry = this.l4;
+    registerInternals(this.admin.registry, {
+      bpfReasons: () => this.capture.reasonCounters(),
+      pool: () => this.pool.stats(),
+      hboneServer: () => this.inbound.server.stats(),
+      connections: () => ({ live: this.connections.size, inbound: this.connections.inboundSize }),
+      ...(source instanceof XdsStateSource ? { xds: () => source.status() } : {}),
+      certificates: () => this.certificates.snapshot(),
+      enrolledPods: () => this.state.enrolledOnNode(this.source.node).length,
     });
   }
 
   private readonly proxyContext: ProxyContext;
+  /** L4 metrics, access-log gating and the recent denials (`l4.denials`, served at /debug/denials). */
+  readonly l4: L4Telemetry;
 
   static async build(opts: NodeAgentOptions): Promise<NodeAgent> {
+    // Before any component logger exists, so /logging reaches all of them (createLogger does it too).
+    logLevels(opts.logger);
     const file = await openLocalFile(opts);
     const certificates = await openCertificateSource(opts.config, file?.localConfig, opts.logger);
     let source: StateSource | undefined;
@@ -374,6 +395,8 @@ export class NodeAgent {
         },
         'policy: connection closed by policy change',
       );
+      const fields = verdict.decision ? decisionLogFields(verdict.decision) : { policy: '(none)', rule: '(none)' };
+      this.l4.denials.record({ direction: 'inbound', src: c.sourceIp, dst: `${c.destinationIp}:${c.destinationPort}`, sourceIdentity: c.sourceIdentity, destinationWorkload: a.workloadUid, ...fields, reason: `closed by a policy change: ${verdict.reason}` });
     }
   }
 
@@ -386,24 +409,24 @@ export class NodeAgent {
     return this.source.reload();
   }
 
+  /** ztunnel's shape (workloads, services, policies, certificates) plus amesh's own keys. */
   configDump(): unknown {
-    const s = this.state.snapshot;
     const source = this.source;
     const lastConfigError = source instanceof LocalFileStateSource ? source.lastConfigError : undefined;
-    return {
-      node: source.node,
-      version: this.state.version,
-      stateSource: source.kind,
-      ...(lastConfigError ? { lastConfigError } : {}),
-      ...(source instanceof XdsStateSource ? { xds: source.status() } : {}),
-      workloads: s.workloads,
-      services: s.services,
-      policies: s.policies,
-      ca: this.caStatus(),
+    return buildConfigDump({
+      snapshot: this.state.snapshot,
       certificates: this.certificates.snapshot(),
-      capture: this.capture.status(),
-      connections: { live: this.connections.size, inbound: this.connections.inboundSize, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
-    };
+      extras: {
+        node: source.node,
+        version: this.state.version,
+        stateSource: source.kind,
+        ...(lastConfigError ? { lastConfigError } : {}),
+        ...(source instanceof XdsStateSource ? { xds: source.status(), telemetry: Object.fromEntries(source.telemetry()) } : {}),
+        ca: this.caStatus(),
+        capture: this.capture.status(),
+        connections: { live: this.connections.size, inbound: this.connections.inboundSize, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },
+      },
+    });
   }
 
   async drain(): Promise<void> {
