@@ -14,8 +14,12 @@
  *
  * The OpenTelemetry propagators do the parsing (@opentelemetry/core, @opentelemetry/propagator-b3):
  * the formats' corner cases (version 00 vs future versions, 64-bit B3 ids, `d` debug) are theirs.
+ * Writing is formatting only, and the proxy writes on every try: `traceHeadersFor` formats the
+ * span context of a span the proxy itself just started (valid by construction) in one object
+ * literal, instead of three propagators each re-validating the ids with regular expressions
+ * (≈ 3× cheaper). A unit test holds it equal to the propagators' `injectTraceHeaders`.
  */
-import { ROOT_CONTEXT, defaultTextMapGetter, isSpanContextValid, trace, type Context, type TextMapGetter } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, defaultTextMapGetter, isSpanContextValid, trace, type Context, type SpanContext, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 
@@ -56,7 +60,23 @@ export function extractTraceContext(headers: HeaderMap): Context {
   return ROOT_CONTEXT;
 }
 
-/** The headers that make the next hop a child of the span in `context` (empty when it has none). */
+/** The headers that make the next hop a child of `span`, a span context this proxy generated. */
+export function traceHeadersFor(span: SpanContext): Record<string, string> {
+  const { traceId, spanId } = span;
+  const sampled = (span.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED;
+  const headers: Record<string, string> = {
+    traceparent: `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`,
+    b3: `${traceId}-${spanId}-${sampled ? '1' : '0'}`,
+    'x-b3-traceid': traceId,
+    'x-b3-spanid': spanId,
+    'x-b3-sampled': sampled ? '1' : '0',
+  };
+  const state = span.traceState?.serialize();
+  if (state) headers.tracestate = state;
+  return headers;
+}
+
+/** The propagators' own output for the span in `context` (empty when it has none): the reference `traceHeadersFor` is tested against. */
 export function injectTraceHeaders(context: Context): Record<string, string> {
   const out: Record<string, string> = {};
   w3c.inject(context, out, setter);

@@ -27,7 +27,7 @@ import type { TracingSettings } from './telemetry-config.js';
 import type { Logger } from './logger.js';
 import { clientSpanAttributes, clientSpanName, endAttributes, serverSpanAttributes, serverSpanName, spanStatus, type ProxyIdentity } from './trace-attributes.js';
 import { otlpHttpExporter, ReportingExporter, type ExporterFactory } from './trace-exporter.js';
-import { extractTraceContext, injectTraceHeaders, type HeaderMap } from './trace-propagation.js';
+import { extractTraceContext, traceHeadersFor, type HeaderMap } from './trace-propagation.js';
 import { PercentageSampler, proxySampler } from './trace-sampler.js';
 
 export { TRACE_HEADER_NAMES } from './trace-propagation.js';
@@ -110,18 +110,20 @@ export class ProxyTracing {
   ): RequestTrace | undefined {
     const pipeline = this.pipeline;
     if (!pipeline) return undefined;
-    const userAgent = headers['user-agent'];
-    const requestId = headers['x-request-id'];
-    const attributes = serverSpanAttributes(
-      {
-        ...a,
-        ...(typeof userAgent === 'string' ? { userAgent } : {}),
-        ...(typeof requestId === 'string' ? { requestId } : {}),
-      },
-      this.proxy,
-      this.customTags,
-    );
-    const server = pipeline.tracer.startSpan(serverSpanName(a), { kind: SpanKind.SERVER, attributes }, extractTraceContext(headers));
+    const server = pipeline.tracer.startSpan(serverSpanName(a), { kind: SpanKind.SERVER }, extractTraceContext(headers));
+    // Attributes only for spans that are recorded: most requests are not sampled, and the
+    // samplers here do not look at attributes.
+    if (server.isRecording()) {
+      const userAgent = headers['user-agent'];
+      const requestId = headers['x-request-id'];
+      server.setAttributes(
+        serverSpanAttributes(
+          { ...a, ...(typeof userAgent === 'string' ? { userAgent } : {}), ...(typeof requestId === 'string' ? { requestId } : {}) },
+          this.proxy,
+          this.customTags,
+        ),
+      );
+    }
     return new ProxyRequestTrace(pipeline.tracer, server, a, this.proxy, this.customTags);
   }
 
@@ -174,9 +176,9 @@ class ProxyRequestTrace implements RequestTrace {
   }
 
   startTry(a: { cluster: string; endpoint: string }): { headers: Record<string, string>; end(status?: number, error?: string): void } {
-    const attributes = clientSpanAttributes({ ...a, ...this.request }, this.proxy, this.customTags);
-    const span = this.tracer.startSpan(clientSpanName(a.cluster), { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, this.server));
-    const headers = injectTraceHeaders(trace.setSpan(ROOT_CONTEXT, span));
+    const span = this.tracer.startSpan(clientSpanName(a.cluster), { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, this.server));
+    if (span.isRecording()) span.setAttributes(clientSpanAttributes({ ...a, ...this.request }, this.proxy, this.customTags));
+    const headers = traceHeadersFor(span.spanContext());
     let ended = false;
     return {
       headers,

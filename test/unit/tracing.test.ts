@@ -8,8 +8,8 @@
 //   - span names and attributes (Envoy's tags, custom tags, status, error);
 //   - a failing exporter: requests unaffected, failures logged once per interval.
 import { Writable } from 'node:stream';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace as otelTrace } from '@opentelemetry/api';
+import { ExportResultCode, TraceState, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import type { TracingSettings } from '../../src/telemetry/telemetry-config.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { clientSpanName, serverSpanName } from '../../src/telemetry/trace-attributes.js';
 import { ReportingExporter } from '../../src/telemetry/trace-exporter.js';
+import { injectTraceHeaders, traceHeadersFor } from '../../src/telemetry/trace-propagation.js';
 import { ProxyTracing, TRACE_HEADER_NAMES } from '../../src/telemetry/tracing.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 
@@ -180,6 +181,20 @@ describe('ProxyTracing: propagation', () => {
     const clients = c.spans.filter((s) => s.span.kind === SpanKind.CLIENT).map((s) => s.span);
     expect(clients.map((s) => s.spanContext().spanId).sort()).toEqual([a.spanId, b.spanId].sort());
     for (const client of clients) expect(client.parentSpanContext?.spanId).toBe(server?.spanContext().spanId);
+  });
+});
+
+describe('traceHeadersFor (the fast writer) equals the OpenTelemetry propagators\' output', () => {
+  it.each([
+    ['sampled', TraceFlags.SAMPLED, undefined],
+    ['not sampled', TraceFlags.NONE, undefined],
+    ['sampled with tracestate', TraceFlags.SAMPLED, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7'],
+    ['not sampled with tracestate', TraceFlags.NONE, 'vendor=x'],
+  ])('%s', (_name, traceFlags, state) => {
+    const span = { traceId: TRACE_ID, spanId: PARENT_ID, traceFlags, isRemote: false, ...(state ? { traceState: new TraceState(state) } : {}) };
+    const reference = injectTraceHeaders(otelTrace.setSpanContext(ROOT_CONTEXT, span));
+    expect(Object.keys(reference).length).toBeGreaterThanOrEqual(5);
+    expect(traceHeadersFor(span)).toEqual(reference);
   });
 });
 
