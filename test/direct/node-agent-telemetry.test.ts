@@ -26,7 +26,7 @@ import { ResourceStore } from '../../src/controller/xds/resource-store.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { NodeAgent } from '../../src/node-agent/app.js';
 import type { Authorization, Workload } from '../../src/node-agent/state/types.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { silentLogger, type Logger } from '../../src/telemetry/logger.js';
 import { TELEMETRY_TYPE_URL, type NamespaceTelemetry } from '../../src/telemetry/telemetry-config.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeAuthorization, encodeWorkloadAddress } from '../../src/xds/codec.js';
 import { encodeTelemetry } from '../../src/xds/telemetry-codec.js';
@@ -47,7 +47,7 @@ interface LogLine {
   [key: string]: unknown;
 }
 
-function logSink(): { lines: LogLine[]; logger: ReturnType<typeof pino> } {
+function logSink(): { lines: LogLine[]; logger: Logger } {
   const lines: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {

@@ -33,7 +33,7 @@ function harness(withTelemetry: boolean) {
     },
   });
   source.start(async (s) => void states.push(s));
-  return { source, states, options: () => options!, update: async (u: DeltaUpdate) => new Map(await options!.onUpdate(u)) };
+  return { source, states, options: () => options!, update: async (u: DeltaUpdate) => new Map((await options!.onUpdate(u)) ?? []) };
 }
 
 describe('node agent xDS: Telemetry', () => {
