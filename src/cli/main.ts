@@ -25,6 +25,7 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   'ztunnel-config': async () => (await import('./ztunnel-config.js')).registerZtunnelConfig,
   dashboard: async () => (await import('./dashboard.js')).registerDashboard,
   'proxy-status': async () => (await import('./proxy-status.js')).registerProxyStatus,
+  diagnose: async () => (await import('./diagnose.js')).registerDiagnose,
 };
 
 const program = new Command();

@@ -7,29 +7,15 @@
  * are shown; the command fails only when none could be read.
  * Cluster and sandbox are found as inspect/cluster-access.ts says (--kubeconfig, --dir).
  */
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { AmeshError } from '../errors/amesh-error.js';
 import { openClusterAccess } from './inspect/cluster-access.js';
-import { readConfigDump } from './inspect/config-dump-view.js';
+import { readAgentDump } from './inspect/agent-dump.js';
 import { KUBE_OPTIONS_HELP, parseOutput, structuredText, type OutputFormat } from './inspect/output.js';
-import { AGENT_ADMIN_PORT, podName, selectAgents } from './inspect/mesh-pods.js';
+import { selectAgents } from './inspect/mesh-pods.js';
 import type { PodHttp } from './inspect/pod-http.js';
 import { formatShort, structured, ZTUNNEL_CONFIG_KINDS, type AgentDump, type ZtunnelConfigKind } from './inspect/ztunnel-config-format.js';
-
-/** One agent's dump; errors name the agent. */
-export async function readAgentDump(podHttp: PodHttp, agent: V1Pod, timeoutMs = 10_000): Promise<AgentDump> {
-  const r = await podHttp.get(agent, AGENT_ADMIN_PORT, '/config_dump', { timeoutMs });
-  if (r.status !== 200) throw new AmeshError('AMESH_COMMAND_FAILED', `node agent ${podName(agent)}: /config_dump answered HTTP ${r.status}: ${r.body.slice(0, 200)}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(r.body);
-  } catch (err) {
-    throw new AmeshError('AMESH_COMMAND_FAILED', `node agent ${podName(agent)}: /config_dump is not JSON`, { cause: err });
-  }
-  const view = readConfigDump(json);
-  return { node: agent.spec?.nodeName ?? view.node, view };
-}
 
 export function registerZtunnelConfig(program: Command): void {
   const root = program.command('ztunnel-config').description("the node agents' view of the mesh, like istioctl ztunnel-config: workloads, services, policies, certificates, connections");
