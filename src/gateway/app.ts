@@ -37,6 +37,7 @@ import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypo
 import type { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
+import { ProxyTracing } from '../telemetry/tracing.js';
 import { openProxyConfigSource, type WaypointConfigSource } from '../waypoint/config-source.js';
 import { GatewayDownstream } from './downstream.js';
 import { buildListenerPlan, SecureContextCache, type ListenerPlan } from './listener-plan.js';
@@ -60,7 +61,7 @@ export interface GatewayOptions {
   random?: () => number;
   /** Tests: how RequestAuthentication `jwksUri` documents are fetched (default: HTTP(S) GET). */
   fetchJwks?: (uri: string) => Promise<string>;
-  /** The tracer (configured from each config's Telemetry); default none. */
+  /** The tracer (configured from each config's Telemetry); default a ProxyTracing (OTLP/HTTP). */
   tracing?: ProxyTracer;
 }
 
@@ -90,7 +91,7 @@ export class GatewayProxy {
   private readonly contexts = new SecureContextCache();
   private readonly admin: AdminServers;
   private readonly metrics: L7Metrics;
-  private readonly tracing: ProxyTracer | undefined;
+  private readonly tracing: ProxyTracer;
   private readonly source: WaypointConfigSource | undefined;
   private readonly authzDeps: AuthzDeps;
   private readonly live = new Set<net.Socket>();
@@ -123,7 +124,8 @@ export class GatewayProxy {
       quit: () => this.quitRequested?.(),
       logger,
     });
-    this.tracing = opts.tracing;
+    // One tracer per process, off until a config's Telemetry turns it on (Istio's service.name for a proxy: <name>.<namespace>).
+    this.tracing = opts.tracing ?? new ProxyTracing({ serviceName: `${s.gatewayName}.${s.podNamespace}`, serviceNamespace: s.podNamespace, logger: logger.child({ component: 'tracing' }) });
     const { telemetry, metrics } = proxyTelemetry({ role: 'gateway', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
     this.metrics = metrics;
     const peer = selfPeer({ principal: this.identityUri, workload: s.gatewayName, namespace: s.podNamespace, cluster: s.clusterId });
@@ -191,7 +193,7 @@ export class GatewayProxy {
       this.lastConfigError = describeError(err).split('\n')[0];
       throw err;
     }
-    this.tracing?.configure(config.telemetry?.tracing);
+    this.tracing.configure(config.telemetry?.tracing);
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this gateway’s certificate');
     logger.info(
       { version: this.version, xdsVersion: version, listeners: (config.listeners ?? []).map((l) => `${l.protocol}/${l.port}`), clusters: config.clusters.length, routes: routeCount(config) },
@@ -294,6 +296,6 @@ export class GatewayProxy {
     for (const socket of this.live) socket.destroy();
     this.upstream.close();
     this.certificateSource.close();
-    await Promise.all([this.admin.close(), this.tracing?.close()]);
+    await Promise.all([this.admin.close(), this.tracing.close()]);
   }
 }

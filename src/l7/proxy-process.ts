@@ -70,6 +70,8 @@ export interface ProxyTracer extends TracingHook {
   configure(settings: TracingSettings | undefined): void;
   /** Flushes queued spans (shutdown). */
   close(): Promise<void>;
+  /** Whether spans are produced now. */
+  readonly enabled?: boolean;
 }
 
 /** The metrics and telemetry of one proxy process: `reporter` waypoint, or source at an ingress gateway. */
@@ -80,11 +82,11 @@ export function proxyTelemetry(o: { role: ProxyRole; admin: AdminServers; access
 }
 
 /** The telemetry part of a config dump: what the applied Telemetry says and what the metrics folded. */
-export function telemetryDump(config: WaypointConfig | undefined, metrics: L7Metrics, tracer: ProxyTracer | undefined): unknown {
+export function telemetryDump(config: WaypointConfig | undefined, metrics: L7Metrics, tracer: ProxyTracer): unknown {
   return {
     accessLogging: config?.telemetry?.accessLogging ?? { enabled: true },
     tracing: config?.telemetry?.tracing ?? null,
-    tracer: tracer ? 'on' : 'not built',
+    tracingActive: tracer.enabled ?? config?.telemetry?.tracing !== undefined,
     sources: config?.telemetry?.sources ?? [],
     metricsFolded: Object.fromEntries(metrics.folded),
   };

@@ -38,6 +38,7 @@ import { buildWaypointState, poolTargets, type WaypointState } from '../l7/waypo
 import type { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
+import { ProxyTracing } from '../telemetry/tracing.js';
 import { openProxyConfigSource, type WaypointConfigSource } from './config-source.js';
 import { waypointIdentity, waypointIdentityUri, waypointResourceName, type WaypointSettings } from './settings.js';
 
@@ -56,7 +57,7 @@ export interface WaypointOptions {
   accessLog?: Logger;
   /** Tests: how RequestAuthentication `jwksUri` documents are fetched (default: HTTP(S) GET). */
   fetchJwks?: (uri: string) => Promise<string>;
-  /** The tracer (configured from each config's Telemetry); default none. */
+  /** The tracer (configured from each config's Telemetry); default a ProxyTracing (OTLP/HTTP). */
   tracing?: ProxyTracer;
 }
 
@@ -82,7 +83,7 @@ export class WaypointProxy {
   private readonly hbone: HboneServer;
   private readonly admin: AdminServers;
   private readonly metrics: L7Metrics;
-  private readonly tracing: ProxyTracer | undefined;
+  private readonly tracing: ProxyTracer;
   private readonly source: WaypointConfigSource | undefined;
   private readonly servers: net.Server[] = [];
   /** One for the process: the JWKS cache hangs off it and outlives every config. */
@@ -118,7 +119,8 @@ export class WaypointProxy {
       quit: () => this.quitRequested?.(),
       logger,
     });
-    this.tracing = opts.tracing;
+    // One tracer per process, off until a config's Telemetry turns it on (Istio's service.name for a proxy: <name>.<namespace>).
+    this.tracing = opts.tracing ?? new ProxyTracing({ serviceName: `${s.waypointName}.${s.podNamespace}`, serviceNamespace: s.podNamespace, logger: logger.child({ component: 'tracing' }) });
     const { telemetry, metrics } = proxyTelemetry({ role: 'waypoint', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
     this.metrics = metrics;
     this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, telemetry, ...(opts.random ? { random: opts.random } : {}) });
@@ -176,7 +178,7 @@ export class WaypointProxy {
       this.lastConfigError = describeError(err).split('\n')[0];
       throw err;
     }
-    this.tracing?.configure(config.telemetry?.tracing);
+    this.tracing.configure(config.telemetry?.tracing);
     if (config.identity && config.identity !== this.identityUri) logger.warn({ configIdentity: config.identity, identity: this.identityUri }, 'the config names another identity than this waypoint’s certificate');
     logger.info(
       { version: this.version, xdsVersion: version, services: config.services.length, clusters: config.clusters.length, routes: routeCount(config) },
@@ -248,6 +250,6 @@ export class WaypointProxy {
     this.hbone.close();
     this.upstream.close();
     this.certificateSource.close();
-    await Promise.all([this.admin.close(), this.tracing?.close()]);
+    await Promise.all([this.admin.close(), this.tracing.close()]);
   }
 }

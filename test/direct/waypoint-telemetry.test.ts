@@ -21,10 +21,11 @@ import { buildBaggage } from '../../src/hbone/headers.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import type { Cluster, Endpoint, EndpointMeta, WaypointConfig } from '../../src/l7/config.js';
 import type { ProxyTracer } from '../../src/l7/proxy-process.js';
-import type { TraceRequestInfo } from '../../src/l7/pipeline/trace-hook.js';
+import { TRACE_HEADERS, type TraceRequestInfo } from '../../src/l7/pipeline/trace-hook.js';
 import { socketLike } from '../../src/l7/upstream.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { TelemetrySettings, TracingSettings } from '../../src/telemetry/telemetry-config.js';
+import { TRACE_HEADER_NAMES } from '../../src/telemetry/tracing.js';
 import { WaypointProxy } from '../../src/waypoint/app.js';
 import { readWaypointSettings } from '../../src/waypoint/settings.js';
 import { eventually } from '../helpers/eventually.js';
@@ -433,5 +434,7 @@ describe('waypoint telemetry', () => {
     const before = f.seen.length;
     expect((await request(f, '/untraced', { traceparent: incoming })).status).toBe(200);
     expect(f.seen.slice(before).at(-1)?.headers.traceparent).toBe(incoming);
+    // The engine's list of replaced headers is the tracer's.
+    expect([...TRACE_HEADERS].sort()).toEqual([...TRACE_HEADER_NAMES].sort());
   });
 });
