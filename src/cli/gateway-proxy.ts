@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { GatewayProxy } from '../gateway/app.js';
 import { readGatewaySettings } from '../gateway/settings.js';
 import { createLogger } from '../telemetry/logger.js';
+import { ProxyTracing } from '../telemetry/tracing.js';
 import { createAccessLogger } from '../waypoint/access-logger.js';
 import { exitOnSignals } from './graceful-exit.js';
 
@@ -19,7 +20,9 @@ export function registerGatewayProxy(program: Command): void {
       const settings = readGatewaySettings(process.env);
       const logger = createLogger(settings.logLevel, 'amesh-gateway');
       const access = createAccessLogger(settings.logLevel);
-      const gateway = await GatewayProxy.build({ settings, logger, accessLog: access.logger });
+      // Spans only once a config names a tracing provider (Telemetry); service.name as Istio's: <name>.<namespace>.
+      const tracing = new ProxyTracing({ serviceName: `${settings.gatewayName}.${settings.podNamespace}`, serviceNamespace: settings.podNamespace, logger: logger.child({ component: 'tracing' }) });
+      const gateway = await GatewayProxy.build({ settings, logger, accessLog: access.logger, tracing });
       const stop = exitOnSignals({
         logger,
         graceMs: settings.drainTimeoutMs + 5000,

@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { createLogger } from '../telemetry/logger.js';
+import { ProxyTracing } from '../telemetry/tracing.js';
 import { createAccessLogger } from '../waypoint/access-logger.js';
 import { WaypointProxy } from '../waypoint/app.js';
 import { readWaypointSettings } from '../waypoint/settings.js';
@@ -19,7 +20,9 @@ export function registerWaypointProxy(program: Command): void {
       const settings = readWaypointSettings(process.env);
       const logger = createLogger(settings.logLevel, 'amesh-waypoint');
       const access = createAccessLogger(settings.logLevel);
-      const waypoint = await WaypointProxy.build({ settings, logger, accessLog: access.logger });
+      // Spans only once a config names a tracing provider (Telemetry); service.name as Istio's: <name>.<namespace>.
+      const tracing = new ProxyTracing({ serviceName: `${settings.waypointName}.${settings.podNamespace}`, serviceNamespace: settings.podNamespace, logger: logger.child({ component: 'tracing' }) });
+      const waypoint = await WaypointProxy.build({ settings, logger, accessLog: access.logger, tracing });
       const stop = exitOnSignals({
         logger,
         graceMs: settings.drainTimeoutMs + 5000,
