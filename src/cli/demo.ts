@@ -3,8 +3,11 @@
  * its DaemonSet manifest), deploys the sample app from samples/demo/, shows plaintext traffic,
  * enrols the namespace with Istio's label — no pod restarts — and shows the same request now
  * crossing the mesh as HBONE mutual TLS, with the evidence: the node agent's access log names the
- * client's SPIFFE identity, and a packet capture between the nodes sees only port 15008. Last,
- * an ingress Gateway (samples/gateway/) opens the frontend to a client outside the cluster.
+ * client's SPIFFE identity, and a packet capture between the nodes sees only port 15008. Then
+ * an ingress Gateway (samples/gateway/) opens the frontend to a client outside the cluster. Last,
+ * what the mesh saw without instrumenting the app: a node agent's L4 metrics, and — behind a
+ * waypoint with the 90/10 canary of samples/waypoint/ — the waypoint's request count per version.
+ * Every wait is bounded; a metric that is not there is reported, not waited for.
  */
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -16,6 +19,7 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, type KubeConfig,
 import type { Command } from 'commander';
 import { AmeshError } from '../errors/amesh-error.js';
 import { applyObjects, readManifests, REPO_ROOT } from '../sandbox/install.js';
+import { applyWaypoint } from './waypoint.js';
 import { kubeConfigFor, sandboxUp } from '../sandbox/lifecycle.js';
 import { podExecTarget, containerLogPath } from '../sandbox/pod-access.js';
 import { planClusterNetwork } from '../sandbox/network/cluster-network.js';
@@ -23,7 +27,9 @@ import { sandboxDir, sandboxPaths } from '../sandbox/state.js';
 
 const DEMO_MANIFEST = join(REPO_ROOT, 'samples', 'demo', 'demo.yaml');
 const GATEWAY_MANIFEST = join(REPO_ROOT, 'samples', 'gateway', 'demo-gateway.yaml');
-const TOTAL = 7;
+const CANARY_MANIFESTS = ['destination-rule.yaml', 'canary-virtual-service.yaml'].map((f) => join(REPO_ROOT, 'samples', 'waypoint', f));
+const CANARY_REQUESTS = 200;
+const TOTAL = 8;
 
 function step(n: number, text: string): void {
   console.log(`\n[${n}/${TOTAL}] ${text}`);
@@ -102,6 +108,30 @@ async function waitDeployments(kc: KubeConfig, namespace: string): Promise<void>
   });
 }
 
+interface MetricLine {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of one metric in a Prometheus text page (labels without escapes: ours have none that matter here). */
+function metricLines(text: string, name: string): MetricLine[] {
+  const out: MetricLine[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const close = line.lastIndexOf('}');
+    const labels: Record<string, string> = {};
+    for (const m of line.slice(name.length + 1, close).matchAll(/(\w+)="([^"]*)"/g)) labels[m[1] ?? ''] = m[2] ?? '';
+    out.push({ labels, value: Number(line.slice(close + 1).trim()) });
+  }
+  return out;
+}
+
+/** `/metrics` on :15020 inside a network namespace (a node's for agents, a pod's for a waypoint); '' when it cannot be read. */
+async function scrape(prefix: string[]): Promise<string> {
+  const r = await run([...prefix, 'curl', '-s', '--max-time', '3', 'http://127.0.0.1:15020/metrics'], {}, 8_000);
+  return r.code === 0 ? r.stdout : '';
+}
+
 export function registerDemo(program: Command): void {
   program
     .command('demo')
@@ -143,8 +173,8 @@ export function registerDemo(program: Command): void {
       await until('every node agent to enrol the demo pods', 15_000, async () => {
         for (const node of plan.nodes) {
           const dump = await run(['nsenter', `--net=${node.netnsPath}`, '--', 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], {}, 5_000);
-          const workloads = (JSON.parse(dump.stdout || '{}') as { workloads?: Array<{ name?: string; namespace?: string; tunnelProtocol?: string }> }).workloads ?? [];
-          const enrolled = new Set(workloads.filter((w) => w.namespace === 'demo' && w.tunnelProtocol === 'HBONE').map((w) => w.name));
+          const workloads = (JSON.parse(dump.stdout || '{}') as { workloads?: Array<{ name?: string; namespace?: string; protocol?: string }> }).workloads ?? [];
+          const enrolled = new Set(workloads.filter((w) => w.namespace === 'demo' && w.protocol === 'HBONE').map((w) => w.name));
           if (!demoPods.every((name) => enrolled.has(name))) return undefined;
         }
         return true;
@@ -220,13 +250,56 @@ export function registerDemo(program: Command): void {
       });
       console.log(`  outside the cluster: curl http://${address}/ → ${edge.stdout.trim()}   (gateway → frontend pod over HBONE)`);
 
-      step(7, 'try it yourself');
+      step(7, 'observability: what the mesh measured, without touching the app');
+      const l4 = (await Promise.all(plan.nodes.map(async (n) => ({ node: n.name, text: await scrape(['nsenter', `--net=${n.netnsPath}`, '--']) })))).flatMap(({ node, text }) =>
+        metricLines(text, 'istio_tcp_connections_opened_total')
+          .filter((m) => m.labels.reporter === 'destination' && m.labels.source_workload === 'client')
+          .map((m) => ({ node, ...m })),
+      );
+      if (l4.length === 0) console.log('  (no istio_tcp_connections_opened_total from the client on the agents\' :15020/metrics)');
+      for (const m of l4.slice(0, 3)) {
+        console.log(`  ${m.node} agent: istio_tcp_connections_opened_total{source_workload="client", source_principal="${m.labels.source_principal}", destination_workload="${m.labels.destination_workload}", destination_principal="${m.labels.destination_principal}"} ${m.value}`);
+      }
+      console.log('  amesh waypoint apply -n demo --enroll-namespace --wait; kubectl apply -f samples/waypoint/destination-rule.yaml -f samples/waypoint/canary-virtual-service.yaml   (90 % v1, 10 % v2)');
+      await applyWaypoint(kc, { namespace: 'demo', enrollNamespace: true, overwrite: true, wait: true, timeoutMs: 120_000 }, (line) => console.log(`  ${line}`));
+      for (const file of CANARY_MANIFESTS) for (const r of await applyObjects(kc, await readManifests(file))) console.log(`  ${r.object.kind?.toLowerCase()}/${r.object.metadata?.name} ${r.outcome}`);
+      const [waypoint] = (await core.listNamespacedPod({ namespace: 'demo', labelSelector: 'gateway.networking.k8s.io/gateway-name=waypoint' })).items.filter((p) => p.status?.phase === 'Running');
+      if (!waypoint) throw new AmeshError('AMESH_SANDBOX_FAILED', 'the demo waypoint pod is not running', { hint: 'kubectl get pods -n demo -l gateway.networking.k8s.io/gateway-name=waypoint' });
+      const waypointTarget = await podExecTarget({ stateDir: sandboxPaths(dir).kubelet, pod: waypoint });
+      // In force when the waypoint's own config has the VirtualService's route (its admin /config_dump).
+      await until('the canary route at the waypoint', 30_000, async () => {
+        const dump = await run([...waypointTarget.prefix, 'curl', '-s', '--max-time', '3', 'http://127.0.0.1:15000/config_dump'], {}, 8_000);
+        return dump.stdout.includes('VirtualService/demo/backend') ? true : undefined;
+      });
+      const perVersion = (text: string): Record<string, number> => {
+        const out: Record<string, number> = {};
+        for (const m of metricLines(text, 'istio_requests_total').filter((x) => x.labels.response_code === '200' && x.labels.destination_service_name === 'backend')) {
+          const version = m.labels.destination_version ?? 'unknown';
+          out[version] = (out[version] ?? 0) + m.value;
+        }
+        return out;
+      };
+      const countedBefore = perVersion(await scrape(waypointTarget.prefix));
+      const canary = await execIn(dir, client, ['curl', '-s', '--max-time', '60', `http://backend.demo/?[1-${CANARY_REQUESTS}]`], 70_000);
+      const answered = { v1: (canary.stdout.match(/Version: 1\./g) ?? []).length, v2: (canary.stdout.match(/Version: 2\./g) ?? []).length };
+      const countedAfter = perVersion(await scrape(waypointTarget.prefix));
+      const counted = Object.fromEntries(Object.entries(countedAfter).map(([v, n]) => [v, n - (countedBefore[v] ?? 0)]));
+      console.log(`  ${CANARY_REQUESTS} requests client → backend.demo: the client got v1 ${answered.v1}, v2 ${answered.v2}`);
+      console.log(
+        `  waypoint ${waypoint.metadata?.name}: istio_requests_total{response_code="200", destination_service_name="backend"} grew by ${Object.entries(counted)
+          .sort()
+          .map(([v, n]) => `${n} for destination_version="${v}"`)
+          .join(', ') || 'nothing (no metrics on :15020?)'}`,
+      );
+
+      step(8, 'try it yourself');
       console.log(`  export KUBECONFIG=${up.kubeconfig}
   kubectl get pods -A -o wide
   amesh sandbox exec demo/${client.metadata?.name} -- curl -s http://backend.demo
   amesh sandbox logs amesh-system/${agents[0]?.metadata?.name ?? 'amesh-node-xxxxx'}     # access log: identities of both ends
   amesh sandbox exec --outside -- curl -s http://${address}/                # through the ingress gateway (host: see \`amesh sandbox status\`)
   less docs/ingress.md                                                       # HTTPS, the Istio Gateway API, the nginx example
+  amesh proxy-status; amesh dashboard                                        # who is in sync; the live service graph (docs/observability.md)
   kubectl label namespace demo istio.io/dataplane-mode-                     # back to plaintext, again without restarts
   amesh sandbox down                                                         # removes everything`);
     });
