@@ -15,6 +15,8 @@ export interface ControllerConfig {
   caPort: number;
   /** Readiness (`GET /healthz/ready`): root loaded, pods synced, CA listening. */
   readinessPort: number;
+  /** Monitoring HTTP: `/metrics`, `/debug/syncz` (proxy sync status), `/ready`; 0 = any free port. */
+  monitoringPort: number;
   trustDomain: string;
   /** Lifetime of a workload certificate when the request names none (or 0). */
   certDefaultTtlSeconds: number;
@@ -68,6 +70,8 @@ const SETTINGS = {
   caPort: { env: 'AMESH_CA_PORT', default: CA_PORT, parse: int(0, 65535) },
   // Istio's readiness port; the Deployment's probe points at it.
   readinessPort: { env: 'AMESH_READINESS_PORT', default: 15021, parse: int(0, 65535) },
+  // istiod's monitoring port (its /metrics and /debug/syncz live there too).
+  monitoringPort: { env: 'AMESH_CONTROLLER_MONITORING_PORT', default: 15014, parse: int(0, 65535) },
   trustDomain: { env: 'AMESH_TRUST_DOMAIN', default: 'cluster.local', parse: trustDomain },
   // Istio's default workload certificate lifetime (24 h); agents rotate at half of it.
   certDefaultTtlSeconds: { env: 'AMESH_CERT_DEFAULT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },

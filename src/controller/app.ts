@@ -7,14 +7,17 @@
  * delta ADS server, the waypoint and ingress gateway deployers (sharing one set of managed-object
  * caches), the status writers, and the gRPC server they share (15012, as istiod).
  * Waypoint and ingress gateway configs are translated together (WaypointPublisher); each
- * publication drives route/Istio-Gateway status and the ingress deployer.
+ * publication drives route/Istio-Gateway status and the ingress deployer, and computes telemetry
+ * (TelemetryPublisher: Telemetry objects + mesh config → node agents' TELEMETRY_TYPE_URL resources,
+ * each config's `telemetry`, Telemetry status).
  * start: readiness endpoint first (so probes see 503, not a refused connection), then root →
  * pods → bundle → mesh synced and published → CA + xDS listening. A root that cannot be loaded
  * fails start with the reason. xDS only listens once the first full mesh is in the store: a
  * restarted controller must never answer a reconnecting agent with an empty or partial mesh (the
  * agent would drop what it serves).
  * Ready (`GET /healthz/ready` on 15021) = root loaded ∧ pod cache synced ∧ mesh synced ∧ CA/xDS
- * listening.
+ * listening. The monitoring server (15014: /metrics, /debug/syncz, /ready) starts with the
+ * readiness endpoint; a port it cannot get is logged, not fatal.
  * Pod annotations (`ambient.istio.io/redirection`) follow the agents' ACKs: `enabled` once the
  * agent on the pod's node has ACKed (= applied, capture included) the pod's current HBONE entry.
  * A root change (rotation, plug-in CA edited) re-publishes the bundle and re-issues the CA's
@@ -51,6 +54,12 @@ import { WAYPOINT_CONFIG_TYPE_URL } from '../l7/config.js';
 import { RouteStatusWriter } from './status/route-status.js';
 import { isWaypointGateway, type GatewayObject } from './translate/waypoint-binding.js';
 import { WaypointPublisher } from './xds/waypoint-publisher.js';
+import { TelemetryPublisher } from './xds/telemetry-publisher.js';
+import { TelemetryStatusWriter } from './status/telemetry-status.js';
+import { TELEMETRY_TYPE_URL } from '../telemetry/telemetry-config.js';
+import { ControllerMetrics } from './monitoring/controller-metrics.js';
+import { MonitoringServer } from './monitoring/monitoring-server.js';
+import { syncStatus } from './xds/sync-status.js';
 import { CA_PORT } from '../identity/ca-proto.js';
 
 /** Agents' requests (initial_resource_versions of a large mesh) outgrow a CSR. */
@@ -112,6 +121,11 @@ export class ControllerApp {
   readonly #waypointStatus: WaypointStatusWriter;
   readonly #routeStatus: RouteStatusWriter;
   readonly #waypointConfigs: WaypointPublisher;
+  readonly #telemetry: TelemetryPublisher;
+  readonly #telemetryStatus: TelemetryStatusWriter;
+  readonly metrics: ControllerMetrics;
+  #monitoring: MonitoringServer | undefined;
+  #monitoringPort: number | undefined;
   #redirectionTimer: NodeJS.Timeout | undefined;
   /** Nodes whose agent has ACKed since this controller started. */
   readonly #answeredNodes = new Set<string>();
@@ -149,11 +163,12 @@ export class ControllerApp {
       authenticate:
         opts.adsAuthenticator ??
         tokenAuthenticator({ reviewer: this.#reviewer, trustedNodeAgents: [...config.trustedNodeAgents], waypointResource: (caller) => this.#waypointResource(caller), log: opts.log }),
-      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, WAYPOINT_CONFIG_TYPE_URL],
+      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, WAYPOINT_CONFIG_TYPE_URL, TELEMETRY_TYPE_URL],
       log: opts.log.child({ component: 'xds' }),
       debounceMs: config.xdsDebounceMs,
       maxDelayMs: config.xdsMaxDelayMs,
     });
+    this.metrics = new ControllerMetrics(this.ads);
     this.#redirection = new PodRedirectionWriter({ kubeConfig, log: opts.log, capturedByAgent: (uid) => this.#capturedByAgent(uid) });
     this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace, clusterDomain: config.clusterDomain });
     this.#managed = new ManagedObjects({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
@@ -163,6 +178,13 @@ export class ControllerApp {
     this.#gatewayClasses = new GatewayClasses({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
     this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
     this.#routeStatus = new RouteStatusWriter({ kubeConfig, log: opts.log, clusterDomain: config.clusterDomain });
+    this.#telemetryStatus = new TelemetryStatusWriter({ kubeConfig, log: opts.log });
+    this.#telemetry = new TelemetryPublisher({
+      store: this.store,
+      log: opts.log.child({ component: 'telemetry-publisher' }),
+      rootNamespace: config.rootNamespace,
+      onPublished: (telemetries, status) => this.#telemetryStatus.reconcile(telemetries, status),
+    });
     this.#waypointConfigs = new WaypointPublisher({
       mesh: this.mesh,
       store: this.store,
@@ -171,6 +193,7 @@ export class ControllerApp {
       clusterDomain: config.clusterDomain,
       rootNamespace: config.rootNamespace,
       ingress: { translate: computeIngress, controllerNamespace: config.namespace },
+      telemetry: (view, proxies) => this.#telemetry.publish(view, proxies),
       onPublished: (_stats, status, ingress) => {
         const view = this.mesh.view();
         this.#routeStatus.reconcile(view, status, ingress?.status);
@@ -199,11 +222,11 @@ export class ControllerApp {
    * A waypoint runs as the ServiceAccount named like its Gateway (`<ns>/<sa>` → `<ns>/<gateway>`),
    * an ingress gateway as the one named like its deployment (`<ns>/<deployment>`, its xDS resource).
    */
-  #waypointResource(caller: string): string | undefined {
+  #waypointResource(caller: string): { name: string; role: 'waypoint' | 'gateway' } | undefined {
     const [namespace, name] = caller.split('/');
     const gateway = (this.mesh.view().gateways ?? []).find((g) => g.metadata.namespace === namespace && g.metadata.name === name);
-    if (gateway && isWaypointGateway(gateway as GatewayObject)) return caller;
-    return this.#waypointConfigs.ingress()?.deployments.has(caller) ? caller : undefined;
+    if (gateway && isWaypointGateway(gateway as GatewayObject)) return { name: caller, role: 'waypoint' };
+    return this.#waypointConfigs.ingress()?.deployments.has(caller) ? { name: caller, role: 'gateway' } : undefined;
   }
 
   /**
@@ -238,11 +261,21 @@ export class ControllerApp {
   }
 
   /** Starts everything; resolves when the CA is listening (pods may still be syncing). */
-  async start(): Promise<{ caPort: number; readinessPort: number }> {
+  async start(): Promise<{ caPort: number; readinessPort: number; monitoringPort?: number }> {
     const { config } = this.#opts;
     const host = this.#opts.listenHost ?? '0.0.0.0';
     this.#readinessPort = await this.#listenReadiness(host, config.readinessPort);
     this.#log.info({ port: this.#readinessPort }, 'readiness endpoint listening');
+    this.#monitoring = new MonitoringServer({
+      host,
+      port: config.monitoringPort,
+      registry: this.metrics.registry,
+      syncz: () => syncStatus(this.ads.connections()),
+      readiness: () => this.readiness(),
+      log: this.#log,
+    });
+    this.#monitoringPort = await this.#monitoring.listen();
+    if (this.#monitoringPort !== undefined) this.#log.info({ port: this.#monitoringPort }, 'monitoring endpoint listening (/metrics, /debug/syncz, /ready)');
 
     this.#log.info({ namespace: config.namespace }, 'loading the CA root');
     await this.roots.start();
@@ -283,8 +316,8 @@ export class ControllerApp {
       this.publisher.bundleChanged();
       void this.#renewServingCertificate();
     });
-    this.#log.info({ caPort: this.#caPort, readinessPort: this.#readinessPort }, 'controller started');
-    return { caPort: this.#caPort, readinessPort: this.#readinessPort };
+    this.#log.info({ caPort: this.#caPort, readinessPort: this.#readinessPort, monitoringPort: this.#monitoringPort }, 'controller started');
+    return { caPort: this.#caPort, readinessPort: this.#readinessPort, ...(this.#monitoringPort !== undefined ? { monitoringPort: this.#monitoringPort } : {}) };
   }
 
   readiness(): ControllerReadiness {
@@ -321,9 +354,11 @@ export class ControllerApp {
     await this.#gatewayClasses.stop();
     this.#waypointStatus.stop();
     this.#routeStatus.stop();
+    this.#telemetryStatus.stop();
     await this.mesh.stop();
     await this.pods.stop();
     await this.roots.stop();
+    await this.#monitoring?.close();
     if (this.#readiness) {
       const closed = once(this.#readiness, 'close');
       this.#readiness.close();
@@ -337,7 +372,7 @@ export class ControllerApp {
     const server = http.createServer((req, res) => {
       const readiness = req.url?.startsWith('/healthz/ready') ? this.readiness() : undefined;
       // Which agents are connected, what they ACKed or NACKed, and the last publication.
-      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), waypoints: this.#waypointConfigs.last(), connections: this.ads.connections() } : undefined;
+      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), waypoints: this.#waypointConfigs.last(), telemetry: this.#telemetry.last(), connections: this.ads.connections() } : undefined;
       const text = JSON.stringify(readiness ?? xds ?? { error: `no such path ${req.url ?? ''}; try /healthz/ready or /debug/xds` });
       res.writeHead(readiness ? (readiness.ready ? 200 : 503) : xds ? 200 : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);

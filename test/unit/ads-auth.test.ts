@@ -9,11 +9,11 @@ const waypoints = (caller: string): string | undefined => (caller === 'demo/wayp
 
 describe('decideAdsCaller', () => {
   it('admits a trusted node agent with no scope, carrying the node its token is bound to', () => {
-    expect(decideAdsCaller(token('amesh-system/amesh-node', { 'authentication.kubernetes.io/node-name': ['n1'] }), TRUSTED, waypoints)).toEqual({ ok: true, caller: 'amesh-system/amesh-node', boundNode: 'n1' });
+    expect(decideAdsCaller(token('amesh-system/amesh-node', { 'authentication.kubernetes.io/node-name': ['n1'] }), TRUSTED, waypoints)).toEqual({ ok: true, caller: 'amesh-system/amesh-node', boundNode: 'n1', role: 'node-agent' });
   });
 
   it('admits a waypoint to its own WaypointConfig only', () => {
-    expect(decideAdsCaller(token('demo/waypoint'), TRUSTED, waypoints)).toEqual({ ok: true, caller: 'demo/waypoint', scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: ['demo/waypoint'] } });
+    expect(decideAdsCaller(token('demo/waypoint'), TRUSTED, waypoints)).toEqual({ ok: true, caller: 'demo/waypoint', role: 'waypoint', scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: ['demo/waypoint'] } });
   });
 
   it.each([
@@ -24,6 +24,15 @@ describe('decideAdsCaller', () => {
     const result = decideAdsCaller(reviewed, TRUSTED, waypoints);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.code).toBe(code);
+  });
+
+  it('admits an ingress gateway with the gateway role', () => {
+    expect(decideAdsCaller(token('amesh-system/amesh-ingressgateway'), TRUSTED, () => ({ name: 'amesh-system/amesh-ingressgateway', role: 'gateway' }))).toEqual({
+      ok: true,
+      caller: 'amesh-system/amesh-ingressgateway',
+      role: 'gateway',
+      scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: ['amesh-system/amesh-ingressgateway'] },
+    });
   });
 
   it('refuses a waypoint account when no waypoint lookup is configured', () => expect(decideAdsCaller(token('demo/waypoint'), TRUSTED).ok).toBe(false));

@@ -10,6 +10,7 @@ describe('readControllerConfig', () => {
       logLevel: 'info',
       caPort: 15012,
       readinessPort: 15021,
+      monitoringPort: 15014,
       trustDomain: 'cluster.local',
       certDefaultTtlSeconds: 86_400,
       certMaxTtlSeconds: 86_400,

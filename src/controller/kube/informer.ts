@@ -62,6 +62,8 @@ export const RESOURCES = {
   secrets: { group: '', version: 'v1', plural: 'secrets' },
   destinationRules: { group: 'networking.istio.io', version: 'v1', plural: 'destinationrules' },
   deployments: { group: 'apps', version: 'v1', plural: 'deployments' },
+  telemetries: { group: 'telemetry.istio.io', version: 'v1', plural: 'telemetries' },
+  configMaps: { group: '', version: 'v1', plural: 'configmaps' },
 } as const satisfies Record<string, ResourceKind>;
 
 export const DEFAULT_BACKOFF_INITIAL_MS = 100;

@@ -62,6 +62,10 @@ export interface MeshView {
   istioGateways?: readonly KubeObjectLike[];
   /** Secrets (ingress TLS certificates). Their data must never be logged. */
   secrets?: readonly KubeObjectLike[];
+  /** telemetry.istio.io Telemetries (translate/telemetry.ts). */
+  telemetries?: readonly KubeObjectLike[];
+  /** The mesh config: ConfigMap `istio` of the root namespace (at most one; translate/mesh-config.ts). */
+  meshConfigMaps?: readonly KubeObjectLike[];
 }
 
 /** Any Kubernetes object as read from the API (plain JSON). */

@@ -1,7 +1,8 @@
 /**
  * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods,
  * Services, PeerAuthentications, AuthorizationPolicies, RequestAuthentications, Gateway API and
- * Istio routing objects, Istio Gateways and Secrets for ingress) and the resources computed from them
+ * Istio routing objects, Istio Gateways and Secrets for ingress, Telemetries and the mesh config
+ * ConfigMap `istio` of the root namespace) and the resources computed from them
  * (compute-mesh-resources.ts).
  *
  * Contract: `onChange` listeners are called synchronously for every watched change — not
@@ -19,7 +20,8 @@ import type { PeerAuthenticationObject } from '../translate/peer-authentication.
 import type { RequestAuthenticationObject } from '../translate/request-authentication.js';
 import type { ServiceObject } from '../translate/service.js';
 import { meshInputsChanged } from './relevant-change.js';
-import { computeMeshResources, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+import { computeMeshResources, MESH_ROOT_NAMESPACE, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+import { MESH_CONFIG_MAP_NAME } from '../translate/mesh-config.js';
 
 export { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
 
@@ -49,6 +51,8 @@ type Kinds = {
   destinationRules: KubeObjectLike;
   istioGateways: KubeObjectLike;
   secrets: KubeObjectLike;
+  telemetries: KubeObjectLike;
+  meshConfigMaps: KubeObjectLike;
 };
 
 const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
@@ -68,6 +72,8 @@ const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   destinationRules: RESOURCES.destinationRules,
   istioGateways: RESOURCES.istioGateways,
   secrets: RESOURCES.secrets,
+  telemetries: RESOURCES.telemetries,
+  meshConfigMaps: RESOURCES.configMaps,
 };
 
 /**
@@ -94,8 +100,12 @@ export class MeshIndex {
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.rootNamespace ? { rootNamespace: opts.rootNamespace } : {}),
     };
+    // Only the mesh config ConfigMap (every namespace holds istio-ca-root-cert; those are not read).
+    const rootNamespace = opts.rootNamespace ?? MESH_ROOT_NAMESPACE;
+    const fieldSelectors: Partial<Record<keyof Kinds, string>> = { meshConfigMaps: `metadata.namespace=${rootNamespace},metadata.name=${MESH_CONFIG_MAP_NAME}` };
     const make = <K extends keyof Kinds>(kind: K): Informer<Kinds[K] & InformerObject> => {
-      const informer = new Informer<Kinds[K] & InformerObject>({ kubeConfig: opts.kubeConfig, resource: WATCHED[kind], log: opts.log, ...opts.informer });
+      const fieldSelector = fieldSelectors[kind];
+      const informer = new Informer<Kinds[K] & InformerObject>({ kubeConfig: opts.kubeConfig, resource: WATCHED[kind], log: opts.log, ...(fieldSelector ? { fieldSelector } : {}), ...opts.informer });
       informer.onChange((change) => {
         if (change.type === 'update' && !meshInputsChanged(kind, change.previous, change.object)) return;
         this.#changed();
@@ -119,6 +129,8 @@ export class MeshIndex {
       destinationRules: make('destinationRules'),
       istioGateways: make('istioGateways'),
       secrets: make('secrets'),
+      telemetries: make('telemetries'),
+      meshConfigMaps: make('meshConfigMaps'),
     };
   }
 
@@ -163,6 +175,8 @@ export class MeshIndex {
       destinationRules: this.#informers.destinationRules.list(),
       istioGateways: this.#informers.istioGateways.list(),
       secrets: this.#informers.secrets.list(),
+      telemetries: this.#informers.telemetries.list(),
+      meshConfigMaps: this.#informers.meshConfigMaps.list(),
     };
   }
 

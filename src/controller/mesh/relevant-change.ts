@@ -6,9 +6,10 @@
  * routes and Gateways. Each write comes back as an update event; recomputing and re-encoding the
  * whole mesh for it fed a loop that kept a core busy for tens of seconds after every start at
  * 2 000 pods (bench:xds). Only the fields read by the translators count:
- * - Pods: uid, labels, deletion, node, host network, service account, container ports, phase,
+ * - Pods: uid, labels, owner references, deletion, node, host network, service account, container ports, phase,
  *   IPs and the Ready condition — not annotations, not other status.
- * - Secrets: type and data (ingress certificates); they have no spec.
+ * - Secrets: type and data (ingress certificates); they have no spec. ConfigMaps (the mesh
+ *   config): data.
  * - Everything else: labels, annotations and spec — never status or bookkeeping metadata.
  * Adds and deletes always count.
  */
@@ -17,6 +18,8 @@ interface Meta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   deletionTimestamp?: string;
+  /** Pods: the workload name (translate/workload.ts podWorkloadName). */
+  ownerReferences?: unknown;
 }
 
 interface AnyObject {
@@ -44,6 +47,7 @@ function podInputs(pod: PodLike): string {
   return JSON.stringify([
     m.uid,
     m.labels ?? {},
+    m.ownerReferences ?? [],
     m.deletionTimestamp ?? null,
     s.nodeName,
     s.hostNetwork ?? false,
@@ -69,6 +73,6 @@ function secretInputs(secret: SecretLike): string {
 export function meshInputsChanged(kind: string, previous: unknown, object: unknown): boolean {
   if (previous === undefined) return true;
   if (kind === 'pods') return podInputs(previous as PodLike) !== podInputs(object as PodLike);
-  if (kind === 'secrets') return secretInputs(previous as SecretLike) !== secretInputs(object as SecretLike);
+  if (kind === 'secrets' || kind === 'meshConfigMaps') return secretInputs(previous as SecretLike) !== secretInputs(object as SecretLike);
   return objectInputs(previous as AnyObject) !== objectInputs(object as AnyObject);
 }

@@ -26,15 +26,27 @@ export interface AdsScope {
   names: readonly string[];
 }
 
+/** What kind of proxy a stream serves (proxy-status, the connected-proxies metric). */
+export type AdsRole = 'node-agent' | 'waypoint' | 'gateway';
+
 export type AdsAuthResult =
-  | { ok: true; /** `<namespace>/<serviceAccount>` */ caller: string; /** the node a node-bound token names */ boundNode?: string; /** absent = everything */ scope?: AdsScope }
+  | {
+      ok: true;
+      /** `<namespace>/<serviceAccount>` */ caller: string;
+      /** the node a node-bound token names */ boundNode?: string;
+      /** absent = everything */ scope?: AdsScope;
+      /** absent = node-agent (an authenticator that does not tell) */ role?: AdsRole;
+    }
   | { ok: false; code: grpc.status; reason: string };
 
 /** Authenticates the caller of one stream from its call metadata. Rejects only on bugs. */
 export type AdsAuthenticator = (metadata: grpc.Metadata) => Promise<AdsAuthResult>;
 
-/** `<namespace>/<serviceAccount>` → the `<namespace>/<name>` WaypointConfig it may read, if it is a waypoint's or an ingress gateway's. */
-export type WaypointResourceOf = (caller: string) => string | undefined;
+/**
+ * `<namespace>/<serviceAccount>` → the `<namespace>/<name>` WaypointConfig it may read, if it is a
+ * waypoint's or an ingress gateway's (a bare name = a waypoint's).
+ */
+export type WaypointResourceOf = (caller: string) => string | { name: string; role: 'waypoint' | 'gateway' } | undefined;
 
 export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonly string[], waypointResource?: WaypointResourceOf): AdsAuthResult {
   if (!token.authenticated) return { ok: false, code: grpc.status.UNAUTHENTICATED, reason: token.error ?? 'the token is not authenticated' };
@@ -42,12 +54,13 @@ export function decideAdsCaller(token: ReviewedToken, trustedNodeAgents: readonl
   if (!match) return { ok: false, code: grpc.status.UNAUTHENTICATED, reason: `${JSON.stringify(token.username ?? '')} is not a service account` };
   const caller = `${match[1]}/${match[2]}`;
   if (!trustedNodeAgents.includes(caller)) {
-    const waypoint = waypointResource?.(caller);
-    if (waypoint) return { ok: true, caller, scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: [waypoint] } };
+    const found = waypointResource?.(caller);
+    const waypoint = typeof found === 'string' ? { name: found, role: 'waypoint' as const } : found;
+    if (waypoint) return { ok: true, caller, role: waypoint.role, scope: { typeUrls: [WAYPOINT_CONFIG_TYPE_URL], names: [waypoint.name] } };
     return { ok: false, code: grpc.status.PERMISSION_DENIED, reason: `${caller} is neither a trusted node agent nor a waypoint or ingress gateway and may not read mesh configuration` };
   }
   const boundNode = token.extra?.[EXTRA_NODE_NAME]?.[0];
-  return boundNode ? { ok: true, caller, boundNode } : { ok: true, caller };
+  return boundNode ? { ok: true, caller, boundNode, role: 'node-agent' } : { ok: true, caller, role: 'node-agent' };
 }
 
 export interface TokenAuthenticatorOptions {

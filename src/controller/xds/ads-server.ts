@@ -25,6 +25,12 @@
  *   the store's state when it goes out. A slow client never builds a queue of stale pushes. (The
  *   ACK, not grpc-js' write callback, is the signal: the callback fires once HTTP/2 has buffered
  *   the data, whether or not the peer reads it.)
+ * - Sync state (`connections()`, the controller's /debug/syncz): per stream its caller, role
+ *   (node-agent / waypoint / gateway, from the authenticator), pod (node metadata NAME/NAMESPACE,
+ *   else the `<type>~<ip>~<pod>.<ns>~…` node id), and per type the last response sent (nonce,
+ *   resources in it), the last ACKed nonce and the last NACK; a type is SYNCED when every response
+ *   sent is answered and nothing waits to be pushed, STALE while something does, NACKED from a
+ *   NACK until the next ACK. `push` events (type URL, resources, removed) feed the push counter.
  */
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
@@ -32,7 +38,7 @@ import { describeError } from '../../errors/amesh-error.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../xds/codec.js';
 import { adsServiceDefinition, structStrings, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type ResourceMessage } from '../../xds/delta-messages.js';
-import type { AdsAuthenticator, AdsScope } from './ads-auth.js';
+import type { AdsAuthenticator, AdsRole, AdsScope } from './ads-auth.js';
 import { planPush, rejectedNames } from './delta-plan.js';
 import type { ResourceStore } from './resource-store.js';
 
@@ -61,9 +67,19 @@ export interface AdsNack {
   nonce: string;
 }
 
+/** SYNCED: everything sent was answered; STALE: a response or a change awaits; NACKED: the last answer was a NACK. */
+export type AdsSyncState = 'SYNCED' | 'STALE' | 'NACKED';
+
 export interface AdsTypeStatus {
+  /** The last response sent: its nonce, when, and how many resources (upserts + removals) it carried. */
+  sentNonce?: string;
+  sentAt?: Date;
+  sentResources?: number;
   ackedNonce?: string;
   lastNack?: AdsNack;
+  /** Set by a NACK, cleared by the next ACK. */
+  nacked?: AdsNack;
+  sync: AdsSyncState;
   /** A response is unacknowledged or a change is waiting to be pushed. */
   pending: boolean;
   responses: number;
@@ -80,6 +96,9 @@ export interface AdsConnection {
   nodeName?: string;
   /** `<namespace>/<serviceAccount>` of the authenticated caller. */
   caller: string;
+  role: AdsRole;
+  /** `<namespace>/<name>` of the proxy's pod, when its node metadata or id tells. */
+  pod?: string;
   peer: string;
   connectedAt: Date;
   typeUrls: Record<string, AdsTypeStatus>;
@@ -89,6 +108,7 @@ export interface AdsConnection {
 export type AckListener = (nodeName: string, typeUrl: string, ackedVersions: ReadonlyMap<string, string>) => void;
 export type NackListener = (nodeName: string, typeUrl: string, nack: AdsNack) => void;
 export type DisconnectListener = (nodeName: string) => void;
+export type PushListener = (typeUrl: string, resources: number, removed: number) => void;
 
 interface Outstanding {
   versions: Map<string, string>;
@@ -142,7 +162,8 @@ export class AdsServer extends EventEmitter {
   override on(event: 'ack', listener: AckListener): this;
   override on(event: 'nack', listener: NackListener): this;
   override on(event: 'disconnect', listener: DisconnectListener): this;
-  override on(event: string, listener: AckListener | NackListener | DisconnectListener): this {
+  override on(event: 'push', listener: PushListener): this;
+  override on(event: string, listener: AckListener | NackListener | DisconnectListener | PushListener): this {
     return super.on(event, listener as Parameters<EventEmitter['on']>[1]);
   }
 
@@ -209,7 +230,7 @@ export class AdsServer extends EventEmitter {
         if (!result.ok) {
           this.log.warn({ peer: stream.peer, code: grpc.status[result.code], reason: result.reason }, 'ADS stream refused');
           stream.end(result.code, result.reason);
-        } else stream.start(result.caller, result.boundNode, result.scope);
+        } else stream.start(result.caller, result.boundNode, result.scope, result.role ?? 'node-agent');
       });
   }
 }
@@ -231,6 +252,8 @@ class AdsStream {
   node: string | undefined;
   nodeName: string | undefined;
   private caller = '';
+  private role: AdsRole = 'node-agent';
+  private pod: string | undefined;
   private boundNode: string | undefined;
   private scope: AdsScope | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
@@ -253,9 +276,10 @@ class AdsStream {
     call.on('close', () => this.closed());
   }
 
-  start(caller: string, boundNode: string | undefined, scope?: AdsScope): void {
+  start(caller: string, boundNode: string | undefined, scope: AdsScope | undefined, role: AdsRole): void {
     if (this.ended) return;
     this.caller = caller;
+    this.role = role;
     this.boundNode = boundNode;
     this.scope = scope;
     this.call.on('data', (request: DeltaDiscoveryRequest) => {
@@ -276,9 +300,20 @@ class AdsStream {
   info(): AdsConnection {
     const typeUrls: Record<string, AdsTypeStatus> = {};
     for (const [typeUrl, sub] of this.subscriptions) {
-      typeUrls[typeUrl] = { ...sub.status, pending: sub.awaiting !== undefined || sub.dirty || sub.first, resources: sub.held.size };
+      const pending = sub.awaiting !== undefined || sub.dirty || sub.first;
+      typeUrls[typeUrl] = { ...sub.status, pending, sync: sub.status.nacked ? 'NACKED' : pending ? 'STALE' : 'SYNCED', resources: sub.held.size };
     }
-    return { id: this.id, node: this.node ?? '', ...(this.nodeName ? { nodeName: this.nodeName } : {}), caller: this.caller, peer: this.peer, connectedAt: this.connectedAt, typeUrls };
+    return {
+      id: this.id,
+      node: this.node ?? '',
+      ...(this.nodeName ? { nodeName: this.nodeName } : {}),
+      caller: this.caller,
+      role: this.role,
+      ...(this.pod ? { pod: this.pod } : {}),
+      peer: this.peer,
+      connectedAt: this.connectedAt,
+      typeUrls,
+    };
   }
 
   /** The store changed these types: push what differs, now or when the current write completes. */
@@ -320,6 +355,7 @@ class AdsStream {
       }
       this.node = request.node.id;
       this.nodeName = nodeName || undefined;
+      this.pod = podOf(request.node.id, structStrings(request.node.metadata));
       this.ctx.log.info({ node: this.node, nodeName: this.nodeName, caller: this.caller, peer: this.peer }, 'ADS stream opened');
     }
     const typeUrl = request.typeUrl;
@@ -348,7 +384,7 @@ class AdsStream {
         awaiting: undefined,
         dirty: true,
         first: true,
-        status: { pending: true, responses: 0, nacks: 0, resources: 0 },
+        status: { pending: true, sync: 'STALE', responses: 0, nacks: 0, resources: 0 },
       };
       this.subscriptions.set(typeUrl, sub);
     } else if (request.resourceNamesSubscribe.length > 0 || request.resourceNamesUnsubscribe.length > 0) {
@@ -375,6 +411,7 @@ class AdsStream {
     if (error && (error.code !== 0 || error.message)) {
       const nack: AdsNack = { message: error.message, at: new Date(this.ctx.now()), nonce };
       sub.status.lastNack = nack;
+      sub.status.nacked = nack;
       sub.status.nacks++;
       this.ctx.log.warn({ node: this.node, nodeName: this.nodeName, typeUrl, nonce, code: error.code, message: error.message }, 'ADS response rejected (NACK)');
       if (outstanding) {
@@ -385,6 +422,7 @@ class AdsStream {
       this.ctx.emit('nack', nodeName, typeUrl, nack);
     } else {
       sub.status.ackedNonce = nonce;
+      delete sub.status.nacked;
       if (outstanding) this.applyAcked(sub, outstanding);
     }
     if (outstanding && this.ctx.listening('ack')) this.ctx.emit('ack', nodeName, typeUrl, new Map(sub.acked));
@@ -422,6 +460,10 @@ class AdsStream {
       sub.awaiting = nonce;
       if (sub.outstanding.size > MAX_OUTSTANDING) sub.outstanding.delete(sub.outstanding.keys().next().value as string);
       sub.status.responses++;
+      sub.status.sentNonce = nonce;
+      sub.status.sentAt = new Date(this.ctx.now());
+      sub.status.sentResources = resources.length + plan.remove.length;
+      if (this.ctx.listening('push')) this.ctx.emit('push', typeUrl, resources.length, plan.remove.length);
       this.ctx.log.debug({ node: this.node, typeUrl, nonce, resources: resources.length, removed: plan.remove.length }, 'ADS push');
       this.writing = true;
       this.call.write({ systemVersionInfo: '', resources, typeUrl, nonce, removedResources: plan.remove }, () => {
@@ -431,6 +473,18 @@ class AdsStream {
       return;
     }
   }
+}
+
+/**
+ * The proxy's pod `<namespace>/<name>`: Istio node metadata NAME + NAMESPACE, else the node id
+ * `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>` (ztunnel's and the waypoints').
+ */
+export function podOf(nodeId: string, metadata: Readonly<Record<string, string>>): string | undefined {
+  if (metadata.NAME && metadata.NAMESPACE) return `${metadata.NAMESPACE}/${metadata.NAME}`;
+  const podPart = nodeId.split('~')[2];
+  const dot = podPart?.lastIndexOf('.') ?? -1;
+  if (!podPart || dot <= 0 || dot === podPart.length - 1) return undefined;
+  return `${podPart.slice(dot + 1)}/${podPart.slice(0, dot)}`;
 }
 
 /** Puts the ADS service on a gRPC server (the CA's, port 15012, as istiod does). */

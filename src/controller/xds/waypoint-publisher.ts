@@ -19,6 +19,11 @@
  * are handed back the next round, as for waypoints. A translator that throws (a bug) keeps the previous ingress result
  * — configs and deployments alike, so the default ingress gateway is never deleted for it. A name
  * both a waypoint and an ingress gateway claim keeps the waypoint's config, with a warning.
+ *
+ * Telemetry (when a `telemetry` hook is given, telemetry-publisher.ts): each round hands it the
+ * proxies being published — waypoints (their Gateway's name) and ingress gateways (their Gateway
+ * API Gateway, or none for the default one, with their pod labels) — and puts what it returns into
+ * each config's `telemetry`.
  */
 import { CoalescedFollower } from './coalesced-follower.js';
 import { describeError } from '../../errors/amesh-error.js';
@@ -28,7 +33,11 @@ import type { MeshResources, MeshView } from '../mesh/compute-mesh-resources.js'
 import type { IngressOptions } from '../translate/ingress-config.js';
 import type { IngressResult } from '../translate/ingress-model.js';
 import type { ConditionSpec } from '../status/policy-status.js';
+import type { TelemetryProxy } from '../translate/telemetry.js';
 import { computeWaypointConfigs, type LastValid } from '../translate/waypoint-config.js';
+import { WAYPOINT_POD_GATEWAY_LABEL } from '../translate/waypoint-policies.js';
+import type { TelemetrySettings } from '../../telemetry/telemetry-config.js';
+import type { WaypointConfig } from '../../l7/config.js';
 import type { MeshSource } from './mesh-publisher.js';
 import type { ResourceStore } from './resource-store.js';
 
@@ -62,6 +71,8 @@ export interface WaypointPublisherOptions {
   coalesceMs?: number;
   /** Ingress gateways: the translator, and where the default ingress gateway runs. */
   ingress?: { translate: IngressTranslator; controllerNamespace?: string };
+  /** Telemetry settings per proxy key (TelemetryPublisher.publish); absent = configs carry none. */
+  telemetry?: (view: MeshView, proxies: readonly TelemetryProxy[]) => ReadonlyMap<string, TelemetrySettings>;
   /**
    * Called after each publication with the routing objects' conditions (for route-status.ts) and,
    * with `ingress`, the ingress result (for the ingress deployer and status).
@@ -126,10 +137,22 @@ export class WaypointPublisher {
     let kept = 0;
     let routes = 0;
     let clusters = 0;
-    const configs = [...result.configs];
+    let configs: Array<[string, WaypointConfig]> = [...result.configs];
+    const proxies: TelemetryProxy[] = [...result.configs.values()].map((c) => ({ key: `${c.namespace}/${c.name}`, namespace: c.namespace, gateway: c.name, podLabels: { [WAYPOINT_POD_GATEWAY_LABEL]: c.name } }));
     for (const [name, config] of ingress?.configs ?? []) {
       if (result.configs.has(name)) log.warn({ gateway: name }, 'an ingress gateway and a waypoint share this name; the waypoint keeps it');
-      else configs.push([name, config]);
+      else {
+        configs.push([name, config]);
+        const deployment = ingress?.deployments.get(name);
+        proxies.push({ key: name, namespace: config.namespace, ...(deployment?.source.kind === 'Gateway' ? { gateway: deployment.source.name } : {}), podLabels: deployment?.labels ?? {} });
+      }
+    }
+    if (this.#opts.telemetry) {
+      const settings = this.#opts.telemetry(mesh.view(), proxies);
+      configs = configs.map(([name, config]) => {
+        const telemetry = settings.get(name);
+        return [name, telemetry ? { ...config, telemetry } : config];
+      });
     }
     for (const [name, config] of configs) {
       try {

@@ -57,6 +57,7 @@ const BUILTINS: BuiltinSpec[] = [
   { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'PeerAuthentication', plural: 'peerauthentications', shortNames: ['pa'], status: true, categories: ['istio-io', 'security-istio-io'] },
   { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', shortNames: ['ap'], status: true, categories: ['istio-io', 'security-istio-io'] },
   { group: 'security.istio.io', versions: ISTIO_SECURITY, kind: 'RequestAuthentication', plural: 'requestauthentications', shortNames: ['ra'], status: true, categories: ['istio-io', 'security-istio-io'] },
+  { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], kind: 'Telemetry', plural: 'telemetries', shortNames: ['telemetry'], status: true, categories: ['istio-io', 'telemetry-istio-io'] },
 ];
 
 export function apiVersionOf(group: string, version: string): string {
