@@ -9,7 +9,8 @@
 //    response_flags DENY on both sides, the access log line and the denial ring name the policy.
 //    A same-node connection is reported by the one agent twice (source and destination).
 // 2. One agent fed over xDS with Telemetry resources: logging off for the pod's namespace stops its
-//    lines, a filter keeps only refusals, removing the Telemetry brings the lines back.
+//    lines, a filter keeps only refusals and policy-change closes (recorded in the denial ring too),
+//    removing the Telemetry brings the lines back.
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -307,6 +308,10 @@ describe('node agent L4 telemetry', () => {
     expect(access(log1.lines).at(-1)).toMatchObject({ direction: 'outbound', error: 'refused', response_flags: 'DENY', reason: expect.stringContaining('401') });
     expect(agent2.l4.denials.list()[0]).toMatchObject({ direction: 'inbound', sourceIdentity: CLIENT_URI, destinationWorkload: 'Kubernetes//Pod/shop/server-v2-1', dst: `127.0.0.2:${serverPort}`, policy: 'shop/deny-client', rule: expect.stringMatching(/^0: /) });
     expect(agent1.l4.denials.list()[0]).toMatchObject({ direction: 'outbound', sourceIdentity: CLIENT_URI, policy: '(at the destination)' });
+    // The ring as the admin port serves it.
+    const served = (await (await fetch(`http://127.0.0.1:${ports2.admin}/debug/denials`)).json()) as { total: number; denials: Array<Record<string, unknown>> };
+    expect(served.total).toBe(1);
+    expect(served.denials[0]).toMatchObject({ policy: 'shop/deny-client', sourceIdentity: CLIENT_URI, reason: expect.any(String), time: expect.any(String) });
   });
 
   it('follows Telemetry from xDS: logging off for the pod’s namespace stops its lines, a filter keeps refusals only, removal restores them', async () => {
@@ -391,7 +396,7 @@ describe('node agent L4 telemetry', () => {
     expect(access()).toHaveLength(1);
 
     // --- A filter: refusals only. An allowed connection logs nothing, bob's denial is logged with its policy.
-    const errorsOnly: NamespaceTelemetry = { namespace: 'demo', settings: { accessLogging: { enabled: true, filter: 'response.flags != "-"' }, sources: ['demo/errors-only'] } };
+    const errorsOnly: NamespaceTelemetry = { namespace: 'demo', settings: { accessLogging: { enabled: true, filter: 'response.flags != "-" || connection.error.startsWith("closed by a policy change")' }, sources: ['demo/errors-only'] } };
     store.upsert(TELEMETRY_TYPE_URL, 'demo', encodeTelemetry(errorsOnly));
     await acked('the filter arrived');
     await exchange('alice');
@@ -401,10 +406,28 @@ describe('node agent L4 telemetry', () => {
     expect(access()[1]).toMatchObject({ msg: 'connection refused', 'src.identity': 'spiffe://cluster.local/ns/demo/sa/bob', policy: 'demo/deny-bob', response_flags: 'DENY' });
     expect(agent.l4.denials.list()[0]).toMatchObject({ policy: 'demo/deny-bob', sourceIdentity: 'spiffe://cluster.local/ns/demo/sa/bob' });
 
+    // --- A live connection a policy change now denies: closed, and recorded in the ring as such.
+    const carol: Duplex = await pool.connect({ sourceIdentity: workload('demo', 'carol'), expectedIdentities: [SERVER], nextHop: { host: '127.0.0.1', port: ports.hbone }, authority: `127.0.0.1:${serverPort}`, headers: {} });
+    carol.on('error', () => undefined);
+    const carolClosed = new Promise<void>((resolve) => carol.once('close', () => resolve()));
+    await eventually(async () => expect(sampleSum(await scrape(ports.metrics), 'istio_tcp_connections_opened_total', { source_principal: 'spiffe://cluster.local/ns/demo/sa/carol' })).toBe(1), { timeoutMs: 5000, description: 'carol’s connection admitted' });
+    const denyCarol: Authorization = { ...denyBob, name: 'deny-carol', rules: [{ clauses: [{ matches: [{ principals: [{ exact: 'cluster.local/ns/demo/sa/carol' }] }] }] }] };
+    store.upsert(AUTHORIZATION_TYPE_URL, 'demo/deny-carol', encodeAuthorization(denyCarol));
+    await within(carolClosed, 5000, 'carol’s connection closed by the policy change');
+    await eventually(() => expect(agent.l4.denials.list()[0]).toMatchObject({ policy: 'demo/deny-carol', sourceIdentity: 'spiffe://cluster.local/ns/demo/sa/carol', reason: expect.stringContaining('closed by a policy change') }), {
+      timeoutMs: 5000,
+      description: 'the policy-change close recorded',
+    });
+    closedSoFar++;
+    await eventually(async () => expect(sampleSum(await scrape(ports.metrics), 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: '-' })).toBe(closedSoFar), { timeoutMs: 5000, description: 'carol’s connection counted closed' });
+    // The filter's second half lets its line through, with the reason.
+    expect(access()).toHaveLength(3);
+    expect(access()[2]).toMatchObject({ msg: 'connection complete', 'src.identity': 'spiffe://cluster.local/ns/demo/sa/carol', error: expect.stringMatching(/^closed by a policy change: .*deny-carol/) });
+
     // --- Telemetry removed: back to the default.
     store.remove(TELEMETRY_TYPE_URL, 'demo');
     await eventually(() => expect(log.lines.some((l) => l.msg === 'xds: telemetry applied' && (l.namespaces as string[]).length === 0)).toBe(true), { timeoutMs: 5000, description: 'the Telemetry removed' });
     await exchange('alice');
-    expect(access()).toHaveLength(3);
+    expect(access()).toHaveLength(4);
   });
 });

@@ -17,6 +17,8 @@ export interface InboundAttributes {
   connection: L4Connection;
   /** uid of the local workload the connection was admitted to. */
   workloadUid: string;
+  /** The connection's telemetry, told why when a re-check closes it (its access-log line carries the reason). */
+  telemetry?: { closedBy(reason: string): void };
 }
 
 export type RecheckVerdict = { keep: true } | { keep: false; reason: string; decision?: L4Decision };

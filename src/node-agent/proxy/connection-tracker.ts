@@ -62,6 +62,7 @@ export class ConnectionTracker {
       const verdict = decide(attributes);
       if (verdict.keep) continue;
       closed.push({ attributes, verdict });
+      attributes.telemetry?.closedBy(verdict.reason);
       reset(socket);
     }
     return closed;

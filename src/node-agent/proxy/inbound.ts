@@ -65,6 +65,7 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
   const attributes: InboundAttributes = {
     connection: { sourceIdentity: a.sourceIdentity, sourceIp: a.sourceIp, destinationIp: a.target.ip, destinationPort: a.target.port },
     workloadUid: decision.workload.uid,
+    telemetry: a.conn,
   };
   const policy = evaluateL4(state.policiesFor(decision.workload), attributes.connection);
   if (policy.dryRunWouldDeny) ctx.logger.info({ dryRun: policy.dryRunWouldDeny, src: a.sourceIp }, 'policy: dry-run policy would deny');

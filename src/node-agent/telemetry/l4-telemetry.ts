@@ -122,6 +122,7 @@ export class L4Connection {
   private ended = false;
   private meter: L4Meter | undefined;
   private labels: LabelSet<TcpLabel> | undefined;
+  private closeError: string | undefined;
   source: Workload | undefined;
   sourceIdentity: string | null | undefined;
   destination: Workload | undefined;
@@ -211,6 +212,11 @@ export class L4Connection {
     this.meter = this.t.metrics.open(this.labelSet(RESPONSE_FLAGS.none), read);
   }
 
+  /** A policy change is closing the live connection: its line says so. */
+  closedBy(reason: string): void {
+    this.closeError = `closed by a policy change: ${reason}`;
+  }
+
   /** The relay ended: closed with the exact totals, one log line. */
   finished(bytes: L4Bytes, error?: string): void {
     if (this.ended) return;
@@ -220,7 +226,8 @@ export class L4Connection {
     // The local pod's view: outbound it sent the request, inbound the response.
     e.bytes_sent = this.reporter === 'source' ? bytes.received : bytes.sent;
     e.bytes_recv = this.reporter === 'source' ? bytes.sent : bytes.received;
-    if (error) e.error = error;
+    const why = this.closeError ?? error;
+    if (why) e.error = why;
     this.write('connection complete', RESPONSE_FLAGS.none);
   }
 
