@@ -27,6 +27,8 @@ export const AGENT_NAMESPACE = 'amesh-system';
 export const AGENT_SELECTOR = 'app=amesh-node';
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 const COMPONENT_LABEL = 'app.kubernetes.io/component';
+/** Generous: in the sandbox each GET starts a process inside the pod's network namespace. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
 
 export interface MetricsSource {
   target: ScrapeTarget;
@@ -56,7 +58,14 @@ export function urlSource(spec: string): MetricsSource {
   return {
     target: { id: url, role: 'unknown', ...(workload ? { workload } : {}) },
     async fetch(timeoutMs) {
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'text/plain' } });
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'text/plain' } });
+      } catch (err) {
+        // undici says only "fetch failed"; the reason (ECONNREFUSED, a timeout) is its cause.
+        const cause = (err as Error).cause as { code?: string; message?: string } | undefined;
+        throw new Error(`GET ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { cause: err });
+      }
       const body = await res.text();
       if (res.status !== 200) throw new Error(`HTTP ${res.status} from ${url}`);
       return body;
@@ -101,7 +110,7 @@ export interface ScraperOptions {
   sources: () => Promise<MetricsSource[]>;
   onRound: (results: ScrapeResult[]) => void;
   intervalMs: number;
-  /** Per target (default: the interval, at most 10 s). */
+  /** Per target (default DEFAULT_TIMEOUT_MS; rounds never overlap, so a slow target delays the next round, never doubles it). */
   timeoutMs?: number;
   now?: () => number;
   /** A round whose target list could not be made (the Kubernetes API is down). */
@@ -117,7 +126,7 @@ export class Scraper {
 
   constructor(private readonly o: ScraperOptions) {
     this.now = o.now ?? Date.now;
-    this.timeoutMs = o.timeoutMs ?? Math.min(o.intervalMs, 10_000);
+    this.timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   /** Scrapes now, then every interval until stop(). */
