@@ -92,13 +92,15 @@ describe('l4Labels', () => {
     expect(plaintext).toMatchObject({ source_workload: 'client', source_principal: 'unknown', connection_security_policy: 'none' });
   });
 
-  it('falls back to the pod name without workloadName and to unknown without canonical labels', () => {
+  it('falls back to the pod name without workloadName and to Istio’s defaults without canonical labels', () => {
     const bare: Workload = { ...client, workloadName: undefined, canonicalName: undefined, canonicalRevision: undefined } as unknown as Workload;
     delete (bare as Partial<Workload>).workloadName;
     expect(l4Labels({ reporter: 'source', source: bare, mtls: false, responseFlags: RESPONSE_FLAGS.noRoute }, defaults)).toMatchObject({
       source_workload: 'client-7d9f-abcde',
-      source_app: 'unknown',
-      source_version: 'unknown',
+      source_app: 'client-7d9f-abcde',
+      source_canonical_service: 'client-7d9f-abcde',
+      source_version: 'latest',
+      source_canonical_revision: 'latest',
       destination_workload: 'unknown',
       destination_principal: 'unknown',
       response_flags: 'NR',

@@ -7,8 +7,8 @@
  *   in-process — a same-node connection is reported twice, once per side, as ztunnel does).
  * - Workload labels from the mesh state: `*_workload` = workloadName (the Deployment's name, else
  *   the pod's), `*_workload_namespace`, `*_app` and `*_canonical_service` = canonicalName,
- *   `*_version` and `*_canonical_revision` = canonicalRevision, `*_cluster` = the workload's
- *   clusterId else the agent's. `*_principal` = the SPIFFE identity `spiffe://td/ns/N/sa/SA`: the
+ *   `*_version` and `*_canonical_revision` = canonicalRevision (absent: Istio's defaults, the
+ *   workload name and `latest`), `*_cluster` = the workload's clusterId else the agent's. `*_principal` = the SPIFFE identity `spiffe://td/ns/N/sa/SA`: the
  *   peer certificate's for inbound sources, the state's otherwise. An unknown peer keeps every
  *   label `unknown` (fillLabels).
  * - `destination_service` = the addressed Service's hostname (+ `_name`, `_namespace`); traffic
@@ -64,13 +64,9 @@ export function spiffeIdentity(w: Workload, trustDomain: string): string {
 
 function workloadLabels(w: Workload | undefined, d: LabelDefaults): { workload?: string; namespace?: string; app?: string; version?: string; cluster?: string } {
   if (!w) return {};
-  return {
-    workload: w.workloadName || w.name,
-    namespace: w.namespace,
-    ...(w.canonicalName ? { app: w.canonicalName } : {}),
-    ...(w.canonicalRevision ? { version: w.canonicalRevision } : {}),
-    cluster: w.clusterId || d.clusterId,
-  };
+  const workload = w.workloadName || w.name;
+  // Istio's defaults when the canonical labels are absent: the workload name and `latest`.
+  return { workload, namespace: w.namespace, app: w.canonicalName || workload, version: w.canonicalRevision || 'latest', cluster: w.clusterId || d.clusterId };
 }
 
 export function l4Labels(f: L4Facts, d: LabelDefaults): LabelSet<TcpLabel> {
