@@ -413,7 +413,8 @@ export class HttpProxy {
     const conn = ex.conn;
     const port = portFor(state, conn.host, conn.port);
     if (!port) return undefined;
-    ex.serviceKey = port.service.key;
+    // In the mesh the dialled port is a service's; at the edge it is the gateway's listener, not a destination.
+    if (conn.scheme === undefined) ex.serviceKey = port.service.key;
     const { path, query } = splitTarget(target);
     return { state, port, path, query, decision: routeRequest(port, { method, path, query, headers, authority }, this.random) };
   }

@@ -10,16 +10,20 @@
 //     logs everything again;
 //   - tracing hook points: a configured tracer gets a span per request and try, its headers replace
 //     the caller's traceparent upstream, and the access log has the trace id.
+// And the ingress gateway's side: reporter="source" with the gateway as the source, a plain
+// upstream is connection_security_policy "none", 404 NR counted, a TCP route's istio_tcp_*.
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { Writable, type Duplex } from 'node:stream';
 import { pino } from 'pino';
+import { GatewayProxy } from '../../src/gateway/app.js';
+import { readGatewaySettings } from '../../src/gateway/settings.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBaggage } from '../../src/hbone/headers.js';
 import { HbonePool } from '../../src/hbone/pool.js';
-import type { Cluster, Endpoint, EndpointMeta, WaypointConfig } from '../../src/l7/config.js';
+import { GATEWAY_LISTENER_ADDRESS, type Cluster, type Endpoint, type EndpointMeta, type WaypointConfig } from '../../src/l7/config.js';
 import type { ProxyTracer } from '../../src/l7/proxy-process.js';
 import { TRACE_HEADERS, type TraceRequestInfo } from '../../src/l7/pipeline/trace-hook.js';
 import { socketLike } from '../../src/l7/upstream.js';
@@ -436,5 +440,108 @@ describe('waypoint telemetry', () => {
     expect(f.seen.slice(before).at(-1)?.headers.traceparent).toBe(incoming);
     // The engine's list of replaced headers is the tracer's.
     expect([...TRACE_HEADERS].sort()).toEqual([...TRACE_HEADER_NAMES].sort());
+  });
+});
+
+describe('gateway telemetry', () => {
+  const GATEWAY_URI = 'spiffe://cluster.local/ns/istio-ingress/sa/edge-gateway-istio';
+  let gateway: GatewayProxy;
+  let metricsPort: number;
+  const logs: Line[] = [];
+  const cleanups: Array<() => unknown> = [];
+
+  beforeAll(async () => {
+    const ca = await createTestCa();
+    const app = backend('edge', []);
+    const echo = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+    const [pApp, pEcho] = await Promise.all([listen(app), listen(echo)]);
+    cleanups.push(
+      () => app.closeAllConnections(),
+      () => new Promise<void>((resolve) => app.close(() => resolve())),
+      () => new Promise<void>((resolve) => echo.close(() => resolve())),
+    );
+    const ep = (port: number, workloadName: string): Endpoint => ({ address: '127.0.0.1', port, identity: '', hbone: false, meta: { workloadName, namespace: 'shop', canonicalName: workloadName, canonicalRevision: 'v1' } });
+    const config: WaypointConfig = {
+      namespace: 'istio-ingress',
+      name: 'edge-gateway-istio',
+      identity: GATEWAY_URI,
+      kind: 'gateway',
+      listeners: [
+        { name: 'Gateway/istio-ingress/edge/http', port: 80, protocol: 'HTTP' },
+        { name: 'Gateway/istio-ingress/edge/tcp', port: 9000, protocol: 'TCP', l4Routes: [{ name: 'TCPRoute/shop/echo#0', backends: [{ cluster: 'echo', weight: 1 }] }] },
+      ],
+      services: [
+        {
+          key: 'istio-ingress/edge',
+          namespace: 'istio-ingress',
+          hostname: 'edge-gateway-istio.istio-ingress.svc.cluster.local',
+          addresses: [GATEWAY_LISTENER_ADDRESS],
+          ports: [{ port: 80, protocol: 'HTTP', defaultCluster: '', routes: [{ name: 'HTTPRoute/shop/web#0', matches: [{ authority: { kind: 'exact', value: 'shop.example.com' } }], action: { kind: 'forward', backends: [{ cluster: 'web', weight: 1 }] } }] }],
+        },
+      ],
+      clusters: [
+        { name: 'web', service: 'shop/web.shop.svc.cluster.local', port: 80, lb: 'ROUND_ROBIN', endpoints: [ep(pApp, 'web-v1')] },
+        { name: 'echo', service: 'shop/echo.shop.svc.cluster.local', port: 9000, lb: 'ROUND_ROBIN', endpoints: [ep(pEcho, 'echo')] },
+      ],
+    };
+    const settings = readGatewaySettings(
+      {
+        AMESH_GATEWAY_NAME: 'edge-gateway-istio',
+        POD_NAMESPACE: 'istio-ingress',
+        AMESH_LISTEN_ADDRESS4: '127.0.0.1',
+        AMESH_LISTEN_ADDRESS6: 'none',
+        AMESH_READINESS_PORT: '0',
+        AMESH_ADMIN_PORT: '0',
+        AMESH_METRICS_PORT: '0',
+        AMESH_DRAIN_TIMEOUT_MS: '200',
+      },
+      { requireControlPlane: false },
+    );
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Line);
+        done();
+      },
+    });
+    gateway = await GatewayProxy.build({ settings, logger: pino({ level: 'info' }, sink), certificateProvider: ca.provider, xds: false, listenPort: () => 0, random: seededRandom(5) });
+    cleanups.push(() => gateway.close());
+    gateway.applyConfig(config);
+    metricsPort = (await gateway.run()).metrics;
+    await gateway.whenListening();
+  });
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  const get = (host: string, path: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gateway.listenerPort(80), path, headers: { host, connection: 'close' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('reports as the source, itself the source workload; plain upstreams are not mTLS; L4 routes count istio_tcp_*', async () => {
+    expect(await get('shop.example.com', '/cart')).toBe(200);
+    expect(await get('shop.example.com', '/cart')).toBe(200);
+    expect(await get('nowhere.example.com', '/')).toBe(404);
+    const echo = net.connect(gateway.listenerPort(9000)!, '127.0.0.1');
+    echo.end('ping');
+    echo.resume();
+    await once(echo, 'close');
+    const source = { reporter: 'source', source_workload: 'edge-gateway-istio', source_workload_namespace: 'istio-ingress', source_principal: GATEWAY_URI, source_canonical_service: 'edge-gateway-istio' };
+    await eventually(
+      async () => {
+        const text = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+        expect(total(text, 'istio_requests_total', { ...source, response_code: '200', destination_service: 'web.shop.svc.cluster.local', destination_workload: 'web-v1', connection_security_policy: 'none', request_protocol: 'http' })).toBe(2);
+        expect(total(text, 'istio_requests_total', { ...source, response_code: '404', response_flags: 'NR', destination_service: 'unknown' })).toBe(1);
+        expect(total(text, 'istio_tcp_connections_closed_total', { ...source, destination_workload: 'echo', request_protocol: 'tcp' })).toBe(1);
+        expect(total(text, 'istio_tcp_received_bytes_total', { ...source, destination_workload: 'echo' })).toBe(4);
+      },
+      { timeoutMs: 3000, description: 'the gateway metrics' },
+    );
+    expect(logs.find((l) => l.component === 'access' && l.path === '/cart')).toMatchObject({ response_code: 200, 'dst.service': 'web.shop.svc.cluster.local', upstream_cluster: 'web', 'src.addr': '127.0.0.1' });
   });
 });
