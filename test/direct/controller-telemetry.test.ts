@@ -177,6 +177,22 @@ describe('controller: Endpoint.meta, Telemetry and the mesh config', () => {
     expect(syncz.find((e) => e.pod === 'amesh-system/amesh-node-t1')).toMatchObject({ node: 'n1', role: 'node-agent', types: { [TELEMETRY_TYPE_URL]: { resources: 2, status: 'SYNCED' } } });
   });
 
+  it('an ingress gateway (Gateway API, class istio) gets the Telemetry that targets its Gateway', async () => {
+    create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'edge', namespace: 'demo' }, spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } });
+    create({ apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', metadata: { name: 'edge-logs', namespace: 'demo' }, spec: { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' }], accessLogging: [{ disabled: true }] } });
+    await eventually(() => {
+      const r = app.store.get(WAYPOINT_CONFIG_TYPE_URL, 'demo/edge-istio');
+      const config = r ? decodeWaypointConfig(r.bytes) : undefined;
+      expect(config?.kind).toBe('gateway');
+      expect(config?.telemetry?.accessLogging.enabled).toBe(false);
+      expect(config?.telemetry?.sources.at(-1)).toBe('demo/edge-logs');
+      // The waypoint is not the target: its access log stays on.
+      expect(waypointConfig()?.telemetry?.accessLogging.enabled).toBe(true);
+    }, { ...WAIT, description: 'the ingress gateway config with its telemetry' });
+    await eventually(() => expect(conditions('edge-logs').Accepted).toMatchObject({ status: 'True', message: 'applied by Gateway demo/edge (proxy demo/edge-istio)' }), { ...WAIT, description: 'edge-logs status' });
+    h.store.delete('telemetry.istio.io/v1', 'Telemetry', 'demo', 'edge-logs');
+  });
+
   it('recomputes when the mesh config changes: a new provider port reaches node agents and the waypoint', async () => {
     const cm = h.store.get<KubeObject & { data?: Record<string, string> }>('v1', 'ConfigMap', ROOT, 'istio');
     h.store.update({ ...(cm as KubeObject), data: { mesh: meshYaml(4319) } });

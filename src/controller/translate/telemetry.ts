@@ -314,7 +314,8 @@ export function computeTelemetry(input: TelemetryInput): TelemetryResult {
       if (t.scope.kind === 'targets') return proxy.gateway !== undefined && t.scope.gateways.includes(proxy.gateway);
       return t.scope.kind === 'selector' && proxy.podLabels !== undefined && selectorMatches(t.scope.labels, proxy.podLabels);
     });
-    for (const t of narrow) t.applied.add(`${t.scope.kind === 'targets' ? 'Gateway' : 'proxy'} ${proxy.key}`);
+    const gateway = `${proxy.namespace}/${proxy.gateway ?? ''}`;
+    for (const t of narrow) t.applied.add(t.scope.kind === 'targets' ? `Gateway ${gateway}${gateway === proxy.key ? '' : ` (proxy ${proxy.key})`}` : `proxy ${proxy.key}`);
     const wide = chainFor(proxy.namespace);
     proxies.set(proxy.key, settingsOf(wide, narrow));
   }
