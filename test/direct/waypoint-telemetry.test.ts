@@ -25,6 +25,7 @@ import { buildBaggage } from '../../src/hbone/headers.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { GATEWAY_LISTENER_ADDRESS, type Cluster, type Endpoint, type EndpointMeta, type WaypointConfig } from '../../src/l7/config.js';
 import type { ProxyTracer } from '../../src/l7/proxy-process.js';
+import { countStreamBytes } from '../../src/l7/pipeline/stream-bytes.js';
 import { TRACE_HEADERS, type TraceRequestInfo } from '../../src/l7/pipeline/trace-hook.js';
 import { socketLike } from '../../src/l7/upstream.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
@@ -543,5 +544,43 @@ describe('gateway telemetry', () => {
       { timeoutMs: 3000, description: 'the gateway metrics' },
     );
     expect(logs.find((l) => l.component === 'access' && l.path === '/cart')).toMatchObject({ response_code: 200, 'dst.service': 'web.shop.svc.cluster.local', upstream_cluster: 'web', 'src.addr': '127.0.0.1' });
+  });
+});
+
+describe('byte counts of a stream relayed by someone else (pipeline/stream-bytes.ts)', () => {
+  it('an HTTP/2 stream (as an HBONE CONNECT upstream): bytes written into it and bytes it delivered', async () => {
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.on('data', (c: Buffer) => stream.write(Buffer.concat([c, c])));
+      stream.on('end', () => stream.end('!'));
+    });
+    const port = await listen(server as unknown as net.Server);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/' });
+      const bytes = countStreamBytes(stream);
+      stream.write('hello');
+      stream.end(Buffer.from('abc'));
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      await once(stream, 'end');
+      expect(Buffer.concat(chunks).length).toBe(17); // each chunk echoed twice, then '!'
+      expect({ received: bytes.received(), sent: bytes.sent() }).toEqual({ received: 8, sent: 17 });
+    } finally {
+      session.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+  it('a TCP socket: its own counters', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    const port = await listen(echo);
+    const socket = net.connect(port, '127.0.0.1');
+    const bytes = countStreamBytes(socket);
+    socket.end('twelve bytes');
+    socket.resume();
+    await once(socket, 'close');
+    expect({ received: bytes.received(), sent: bytes.sent() }).toEqual({ received: 12, sent: 12 });
+    await new Promise<void>((resolve) => echo.close(() => resolve()));
   });
 });
