@@ -16,7 +16,7 @@ function fake(over: Partial<InternalsSource> = {}): InternalsSource & { bpf: Rec
       { identity: 'spiffe://cluster.local/ns/demo/sa/a', state: 'Available', notAfter: '2030-01-01T01:00:00.000Z', chain: [], roots: [], failures: 0 },
       { identity: 'spiffe://cluster.local/ns/demo/sa/b', state: 'Initializing', chain: [], roots: [], failures: 0 },
     ] as CertificateSnapshot[],
-    bpfReasons() {
+    bpfReasons(): Record<string, number> | undefined {
       return s.bpf;
     },
     pool: () => ({ connections: 2, dialing: 1, streams: 7, dials: 9, keys: [] }),
