@@ -151,6 +151,7 @@ export async function gatherFacts(kubeConfig: KubeConfig, podHttp: PodHttp, ref:
         };
       }),
     peerAuthentications: peerAuthentications.filter(applies).map((p) => ({ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', mode: p.spec?.mtls?.mode ?? '' })),
+    existingAuthorizationPolicies: authorizationPolicies.map((p) => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`),
     authorizationPolicies: authorizationPolicies.filter(applies).map((p) => ({ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', action: p.spec?.action ?? 'ALLOW', scope: scopeOf(p) })),
     controller: { running: controllerPods.items.filter(isRunning).length, total: controllerPods.items.length },
   };

@@ -138,6 +138,17 @@ describe('diagnose rules', () => {
     expect(diagnose(f).healthy).toBe(false);
   });
 
+  it('a denial by a policy deleted since is history (info), not a problem', () => {
+    const f = facts((x) => {
+      x.agent!.denials = [denial()];
+      x.existingAuthorizationPolicies = ['demo/other'];
+    });
+    expect(diagnose(f).healthy).toBe(true);
+    expect(finding(f, 'denied-by-deleted-policy')?.what).toMatch(/denied by AuthorizationPolicy demo\/deny-client, which no longer exists/);
+    f.existingAuthorizationPolicies = ['demo/deny-client'];
+    expect(codes(f)).toEqual(['denied-by-policy']);
+  });
+
   it('a namespace-wide service-only waypoint is information, not a problem', () => {
     const f = facts((x) => {
       x.namespaceLabels['istio.io/use-waypoint'] = 'waypoint';

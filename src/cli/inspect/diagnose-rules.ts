@@ -59,6 +59,8 @@ export interface DiagnoseFacts {
   /** PeerAuthentications / AuthorizationPolicies that apply to the pod (selector, namespace-wide or root). */
   peerAuthentications: Array<{ namespace: string; name: string; mode: string }>;
   authorizationPolicies: Array<{ namespace: string; name: string; action: string; scope: string }>;
+  /** `namespace/name` of every AuthorizationPolicy that exists now (the pod's and the root namespace): a denial by one since deleted is history. */
+  existingAuthorizationPolicies?: string[];
   /** Controller pods: running / total. */
   controller: { running: number; total: number };
   /** The node agent on the pod's node: absent when none runs there. */
@@ -318,6 +320,15 @@ function denialFindings(f: DiagnoseFacts): Finding[] {
     const named = g.policy && g.policy !== '(none)';
     const [policyNs, policyName] = named && g.policy.includes('/') ? g.policy.split('/') : [f.pod.namespace, g.policy];
     const from = g.sources.slice(0, 3).join(', ') + (g.sources.length > 3 ? ` and ${g.sources.length - 3} more` : '');
+    const deleted = named && f.existingAuthorizationPolicies !== undefined && g.policy.includes('/') && !f.existingAuthorizationPolicies.includes(g.policy);
+    if (deleted) {
+      return {
+        severity: 'info' as const,
+        code: 'denied-by-deleted-policy',
+        what: `${g.count} connection${g.count === 1 ? '' : 's'} ${inbound ? `to this pod from ${from}` : `from this pod to ${g.last.dst}`} ${g.count === 1 ? 'was' : 'were'} denied by AuthorizationPolicy ${g.policy}, which no longer exists; last at ${g.last.time}`,
+        fix: '',
+      };
+    }
     return {
       severity: 'error' as const,
       code: named ? 'denied-by-policy' : 'connection-refused',
