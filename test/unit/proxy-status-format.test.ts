@@ -32,6 +32,7 @@ describe('proxy-status', () => {
     expect(typeState({ sent: '2', acked: '1' })).toBe('STALE');
     expect(typeState({ sent: '2', acked: '2', nacked: 'bad' })).toBe('NACKED');
     expect(typeState({})).toBe('STALE');
+    expect(typeState({ sent: '2', acked: '1', status: 'SYNCED' })).toBe('SYNCED');
   });
   it('short type names', () => {
     expect([ADDRESS, AUTHZ, WAYPOINT, TELEMETRY].map(shortTypeName)).toEqual(['ADDRESS', 'AUTHORIZATION', 'WAYPOINT', 'TELEMETRY']);

@@ -40,7 +40,9 @@ type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
 const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
 
-export function typeState(t: { sent?: unknown; acked?: unknown; nacked?: unknown }): SyncState {
+export function typeState(t: { sent?: unknown; acked?: unknown; nacked?: unknown; status?: unknown }): SyncState {
+  // The controller's own verdict when it gives one; else derived the same way.
+  if (t.status === 'SYNCED' || t.status === 'STALE' || t.status === 'NACKED') return t.status;
   if (typeof t.nacked === 'string' && t.nacked !== '') return 'NACKED';
   const sent = str(t.sent);
   return sent !== '' && sent === str(t.acked) ? 'SYNCED' : 'STALE';
