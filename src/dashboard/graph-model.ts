@@ -24,8 +24,9 @@
  * - Errors: HTTP responses ≥ 400 or 0 (no response); TCP connections whose response_flags is
  *   not `-`. mTLS: the share of traffic with connection_security_policy="mutual_tls"; an edge has
  *   a padlock only when all of it is.
- * - Idle edges (known series, no traffic in the window) stay, with rate 0, so the graph does not
- *   flicker between scrapes.
+ * - An edge that carried traffic while the dashboard watched stays, at rate 0, for `idleMs`
+ *   (default 5 min) after its last traffic, so the graph does not flicker between scrapes; traffic
+ *   older than the dashboard (counters that never move) draws nothing — Kiali hides idle edges too.
  */
 import { histogramQuantile, histogramSeries, labelKey, type HistogramBucket, type Labels, type MetricFamily } from './prometheus-text.js';
 
@@ -140,6 +141,8 @@ export interface GraphModelOptions {
   historyPoints?: number;
   /** Waypoint workloads known from Kubernetes (Gateways of class istio-waypoint), `ns/name`. */
   waypoints?: Iterable<string>;
+  /** How long an edge stays after its last traffic (default 5 min). */
+  idleMs?: number;
 }
 
 const REQUESTS = 'istio_requests_total';
@@ -448,6 +451,9 @@ function bucketsOf(map: Map<number, number>): HistogramBucket[] {
 export class GraphModel {
   private readonly windowMs: number;
   private readonly historyPoints: number;
+  private readonly idleMs: number;
+  /** Flow identity → time of its last traffic. */
+  private readonly lastActive = new Map<string, number>();
   private waypoints: Set<string>;
   private readonly targets = new Map<string, TargetState>();
   private readonly history = new Map<string, SignalPoint[]>();
@@ -457,6 +463,7 @@ export class GraphModel {
   constructor(o: GraphModelOptions = {}) {
     this.windowMs = o.windowMs ?? 30_000;
     this.historyPoints = o.historyPoints ?? 360;
+    this.idleMs = o.idleMs ?? 300_000;
     this.waypoints = new Set(o.waypoints ?? []);
   }
 
@@ -527,6 +534,12 @@ export class GraphModel {
       if (f.protocol === 'http') return true;
       if (httpEnds.has(flowIdentity(f))) return false;
       return !l7Waypoints.has(workloadId(f.sourceNs, f.sourceName)) && !l7Waypoints.has(workloadId(f.destNs, f.destName));
+    });
+    flows = flows.filter((f) => {
+      const id = `${f.reporter}\u0000${flowIdentity(f)}`;
+      if (f.rate > 0 || f.bytesIn > 0 || f.bytesOut > 0) this.lastActive.set(id, timeMs);
+      const last = this.lastActive.get(id);
+      return last !== undefined && timeMs - last <= this.idleMs;
     });
 
     const gateways = new Set<string>();

@@ -164,23 +164,35 @@ describe('GraphModel', () => {
     expect(g2.nodes.find((n) => n.id === 'workload:default/waypoint')?.kind).toBe('waypoint');
   });
 
-  it('keeps idle edges at 0 with their padlock, handles counter resets and new series, and windows rates', () => {
-    const model = new GraphModel({ windowMs: 20_000 });
+  it('keeps recently busy edges at 0 with their padlock, hides edges idle too long or never busy, handles counter resets and new series', () => {
+    const model = new GraphModel({ windowMs: 10_000, idleMs: 25_000 });
     const t = (ms: number, c: Parameters<typeof agentText>[0]): ScrapeResult => scrape(AGENT, ms, agentText(c));
-    model.ingest([t(0, { toWaypoint: 0, toV1: 0, toV2: 0, db: 10, dbBytes: 0 })]);
+    const dbEdge = (g: { edges: GraphEdge[] }): GraphEdge => edge(g.edges, 'service:db.data.svc.cluster.local', 'workload:data/db', 'tcp');
+    model.ingest([t(0, { toWaypoint: 0, toV1: 0, toV2: 0, db: 5, dbBytes: 0 })]);
     let g = model.ingest([t(10_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 10, dbBytes: 0 })]);
-    const idle = edge(g.edges, 'service:db.data.svc.cluster.local', 'workload:data/db', 'tcp');
+    expect(dbEdge(g).rate).toBeCloseTo(0.5);
+    // Series that exist but never moved while watched (the waypoint hops here) draw nothing.
+    expect(g.edges.filter((e) => e.protocol === 'tcp').map((e) => e.id)).toEqual(['tcp:service:db.data.svc.cluster.local->workload:data/db', 'tcp:workload:default/backend-v1->service:db.data.svc.cluster.local']);
+    g = model.ingest([t(20_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 10, dbBytes: 0 })]);
+    const idle = dbEdge(g);
     expect(idle.rate).toBe(0);
     expect(idle.mtls).toBe('mutual_tls');
     expect(idle.label).toBe('0.0 conn/s 🔒');
-    // Agent restarted: the counter went down to 3 → 3 new connections over the 20 s window.
-    g = model.ingest([t(20_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0 })]);
-    expect(edge(g.edges, 'service:db.data.svc.cluster.local', 'workload:data/db', 'tcp').rate).toBeCloseTo(3 / 20);
-    // A series that appears between scrapes counts from zero; some plaintext makes the edge partial.
-    g = model.ingest([t(30_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0, dbPlain: 2 })]);
-    const mixed = edge(g.edges, 'service:db.data.svc.cluster.local', 'workload:data/db', 'tcp');
-    expect(mixed.mtls).toBe('partial');
-    expect(mixed.label.includes('🔒')).toBe(false);
+    // Agent restarted: the counter went down to 3 → 3 new connections in the 10 s window.
+    g = model.ingest([t(30_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0 })]);
+    expect(dbEdge(g).rate).toBeCloseTo(0.3);
+    // A series that appears between scrapes counts from zero; the window's traffic was all plaintext.
+    g = model.ingest([t(40_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0, dbPlain: 2 })]);
+    expect(dbEdge(g).rate).toBeCloseTo(0.2);
+    expect(dbEdge(g).mtls).toBe('none');
+    expect(dbEdge(g).label.includes('🔒')).toBe(false);
+    // Idle, its series mixed: partial.
+    g = model.ingest([t(50_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0, dbPlain: 2 })]);
+    expect(dbEdge(g).mtls).toBe('partial');
+    // Idle for longer than idleMs: gone, with its nodes.
+    g = model.ingest([t(70_000, { toWaypoint: 0, toV1: 0, toV2: 0, db: 3, dbBytes: 0, dbPlain: 2 })]);
+    expect(g.edges).toEqual([]);
+    expect(g.nodes).toEqual([]);
   });
 
   it('falls back to the source reporter when the destination agent failed to scrape', () => {
