@@ -45,7 +45,8 @@ export interface NamespaceSummary {
   /** The namespace's istio.io/dataplane-mode label (undefined: not set). */
   dataplaneMode: string | undefined;
   useWaypoint: string | undefined;
-  pods: { total: number; enrolled: number; redirected: number };
+  /** Pods (not finished); enrolled by label; `ambient.istio.io/redirection` enabled / pending as the controller wrote it. */
+  pods: { total: number; enrolled: number; redirected: number; pending: number };
   waypoints: Array<{ name: string; for: string; programmed: string }>;
   authorizationPolicies: Array<{ name: string; action: string; scope: string }>;
   peerAuthentications: Array<{ name: string; mode: string }>;
@@ -66,7 +67,7 @@ export function summariseNamespaces(inv: NamespaceInventory): NamespaceSummary[]
       name,
       dataplaneMode: n.metadata.labels?.[DATAPLANE_MODE_LABEL],
       useWaypoint: n.metadata.labels?.[USE_WAYPOINT_LABEL],
-      pods: { total: 0, enrolled: 0, redirected: 0 },
+      pods: { total: 0, enrolled: 0, redirected: 0, pending: 0 },
       waypoints: [],
       authorizationPolicies: [],
       peerAuthentications: [],
@@ -78,7 +79,9 @@ export function summariseNamespaces(inv: NamespaceInventory): NamespaceSummary[]
     if (!s || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
     s.pods.total++;
     if (enrolmentOf(pod, nsObjects.get(s.name)).enrolled) s.pods.enrolled++;
-    if ((pod.metadata as Meta).annotations?.[REDIRECTION_ANNOTATION] === 'enabled') s.pods.redirected++;
+    const redirection = (pod.metadata as Meta).annotations?.[REDIRECTION_ANNOTATION];
+    if (redirection === 'enabled') s.pods.redirected++;
+    else if (redirection === 'pending') s.pods.pending++;
   }
   for (const g of inv.gateways) {
     const s = of(g.metadata.namespace);

@@ -102,7 +102,7 @@ describe('namespace summary', () => {
       name: 'demo',
       dataplaneMode: 'ambient',
       useWaypoint: 'waypoint',
-      pods: { total: 3, enrolled: 2, redirected: 1 },
+      pods: { total: 3, enrolled: 2, redirected: 1, pending: 0 },
       waypoints: [
         { name: 'sa-waypoint', for: 'workload', programmed: 'Unknown' },
         { name: 'waypoint', for: 'service', programmed: 'True' },
@@ -113,7 +113,7 @@ describe('namespace summary', () => {
       ],
       peerAuthentications: [],
     });
-    expect(plain).toMatchObject({ dataplaneMode: undefined, pods: { total: 1, enrolled: 1, redirected: 0 }, peerAuthentications: [{ name: 'strict', mode: 'STRICT' }] });
+    expect(plain).toMatchObject({ dataplaneMode: undefined, pods: { total: 1, enrolled: 1, redirected: 0, pending: 0 }, peerAuthentications: [{ name: 'strict', mode: 'STRICT' }] });
     expect(waypointWorkloads(inv.gateways)).toEqual(['demo/waypoint', 'demo/sa-waypoint']);
   });
 });

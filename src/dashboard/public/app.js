@@ -264,7 +264,7 @@
       height: 120,
       cursor: { drag: { x: false, y: false } },
       legend: { show: true, live: false },
-      scales: { x: { time: true }, ...(pct ? { pct: { range: (_u, _min, max) => [0, Math.min(100, Math.max(5, Math.ceil(max * 1.2)))] } } : {}) },
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] }, ...(pct ? { pct: { range: (_u, _min, max) => [0, Math.min(100, Math.max(5, Math.ceil(max * 1.2)))] } } : {}) },
       axes: [
         { ...axis, size: 28 },
         { ...axis, size: 44 },
@@ -356,6 +356,11 @@
   }
 
   // ---- namespaces ------------------------------------------------------------------------------
+  function podsCell(p) {
+    const redirection = [p.redirected ? `${p.redirected} redirected` : '', p.pending ? `${p.pending} pending` : ''].filter(Boolean).join(', ');
+    return el('span', {}, `${p.enrolled} / ${p.total} enrolled`, redirection ? el('span', { class: 'names' }, ` · ${redirection}`) : null);
+  }
+
   function renderNamespaces(res) {
     const body = $('#namespaces tbody');
     $('#namespaces-note').textContent = res.available ? '' : `Kubernetes API: ${res.error || 'unavailable'}`;
@@ -371,7 +376,7 @@
           { 'data-namespace': n.name },
           el('td', {}, n.name),
           el('td', {}, el('span', { class: `pill ${n.dataplaneMode === 'ambient' ? 'ambient' : ''}` }, n.dataplaneMode || 'not enrolled')),
-          el('td', {}, n.pods.total ? `${n.pods.redirected} / ${n.pods.total}${n.pods.enrolled !== n.pods.redirected ? ` (${n.pods.enrolled} enrolled)` : ''}` : '–'),
+          el('td', {}, n.pods.total ? podsCell(n.pods) : '–'),
           el('td', {}, names(n.waypoints, (w) => `${w.name} (for ${w.for}${w.programmed === 'True' ? '' : `, programmed ${w.programmed}`})`)),
           el('td', {}, n.useWaypoint || '–'),
           el('td', {}, names(n.authorizationPolicies, (p) => `${p.name} (${p.action})`)),
