@@ -24,7 +24,7 @@ const record = (over: Partial<AccessRecord> = {}): AccessRecord => ({
   ...over,
 });
 
-const config = (accessLogging?: { enabled: boolean; filter?: string }): WaypointConfig => ({ namespace: 'shop', name: 'waypoint', services: [], clusters: [], ...(accessLogging ? { telemetry: { accessLogging, sources: [] } } : {}) });
+const config = (accessLogging?: { enabled: boolean; filter?: string }): WaypointConfig => ({ namespace: 'shop', name: 'waypoint', identity: 'spiffe://cluster.local/ns/shop/sa/waypoint', services: [], clusters: [], ...(accessLogging ? { telemetry: { accessLogging, sources: [] } } : {}) });
 
 describe('access line', () => {
   it('has Istio / Envoy field names beside the record’s own', () => {
