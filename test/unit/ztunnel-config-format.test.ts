@@ -153,6 +153,22 @@ describe('short tables', () => {
     expect(formatShort('services', dumps())).toMatch(/demo\s+backend\s+10\.96\.0\.4\s+None\s+0\/1/);
     expect(formatShort('policies', dumps())).toMatch(/^NAMESPACE\s+POLICY NAME\s+ACTION\s+SCOPE\ndemo\s+allow-frontend\s+Allow\s+WorkloadSelector\ndemo\s+deny-all\s+DENY\s+NAMESPACE\n$/);
   });
+  it('a waypoint given by address is shown by the name of the Service with that VIP', () => {
+    const d: AgentDump[] = [
+      {
+        node: 'w1',
+        view: readConfigDump({
+          workloads: [{ uid: 'a', name: 'a', namespace: 'demo', workloadIps: ['10.0.0.1'], protocol: 'HBONE', waypoint: { destination: '/10.96.0.5', hboneMtlsPort: 15008 } }],
+          services: [
+            { name: 'waypoint', namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local', vips: ['/10.96.0.5'], endpoints: {} },
+            { name: 'backend', namespace: 'demo', hostname: 'backend.demo.svc.cluster.local', vips: ['/10.96.0.4'], endpoints: {}, waypoint: { destination: '/10.96.0.5', hboneMtlsPort: 15008 } },
+          ],
+        }),
+      },
+    ];
+    expect(formatShort('workloads', d)).toMatch(/demo\s+a\s+10\.0\.0\.1\s+-\s+demo\/waypoint\s+HBONE/);
+    expect(formatShort('services', d)).toMatch(/demo\s+backend\s+10\.96\.0\.4\s+demo\/waypoint\s+0\/0/);
+  });
   it('certificates: istioctl columns, a NODE column with several agents, the failure reason below', () => {
     const one = formatCertificates(dumps().slice(1));
     expect(one.split('\n')[0]).toMatch(/^CERTIFICATE NAME\s+TYPE\s+STATUS\s+VALID CERT\s+SERIAL NUMBER\s+NOT AFTER\s+NOT BEFORE$/);

@@ -113,12 +113,23 @@ export function formatConnections(dumps: readonly AgentDump[], o: FormatOptions 
   return renderTable(showNode ? ['NODE', ...headers] : headers, rows.map(({ node, row }) => (showNode ? [node, ...cells(row)] : cells(row))));
 }
 
+/** A waypoint given by address (ztunnel's `network/ip` destination) shown by the name of the Service owning that VIP, as istioctl does. */
+export function waypointNames(dumps: readonly AgentDump[]): (waypoint: string) => string {
+  const byVip = new Map<string, string>();
+  for (const s of mergedServices(dumps)) for (const vip of s.vips) byVip.set(vip, `${s.namespace}/${s.name}`);
+  return (waypoint) => byVip.get(waypoint) ?? waypoint;
+}
+
 export function formatShort(kind: ZtunnelConfigKind, dumps: readonly AgentDump[], o: FormatOptions = {}): string {
   switch (kind) {
-    case 'workloads':
-      return formatWorkloads(mergedWorkloads(dumps, o));
-    case 'services':
-      return formatServices(mergedServices(dumps, o));
+    case 'workloads': {
+      const name = waypointNames(dumps);
+      return formatWorkloads(mergedWorkloads(dumps, o).map((w) => ({ ...w, waypoint: name(w.waypoint) })));
+    }
+    case 'services': {
+      const name = waypointNames(dumps);
+      return formatServices(mergedServices(dumps, o).map((s) => ({ ...s, waypoint: name(s.waypoint) })));
+    }
     case 'policies':
       return formatPolicies(mergedPolicies(dumps, o));
     case 'certificates':
