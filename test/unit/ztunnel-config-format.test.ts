@@ -177,6 +177,10 @@ describe('short tables', () => {
     expect(all).toMatch(/w1\s+spiffe:\/\/cluster.local\/ns\/demo\/sa\/backend-sa\s+-\s+Unavailable\s+false/);
     expect(all).toContain('w1: spiffe://cluster.local/ns/demo/sa/backend-sa: AMESH_CA_UNAVAILABLE');
   });
+  it('connections: direction from the agent listener when the entry does not say', () => {
+    const v = readConfigDump({ connections: { liveConnections: [{ local: '10.0.0.2:15008', remote: '10.0.0.9:5000', state: 'open' }, { local: '10.0.0.2:15001', remote: '10.0.0.3:4000' }, { type: 'Http2Stream' }] } });
+    expect(v.connections.map((c) => c.direction)).toEqual(['inbound', 'outbound', '']);
+  });
   it('connections', () => {
     expect(formatConnections(dumps().slice(0, 1))).toMatch(/demo\/backend-1\s+inbound\s+10\.244\.1\.3:8080\s+10\.244\.1\.4:40000\s+spiffe:\S+\s+open/);
     expect(formatConnections(dumps(), { namespace: 'other' }).trim().split('\n')).toHaveLength(1);

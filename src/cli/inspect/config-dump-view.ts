@@ -227,6 +227,14 @@ function certificateRows(v: unknown, now: number): CertificateRow[] {
   return [{ identity, type: '', state, valid: false, serial: '', notAfter: '', notBefore: '', error }];
 }
 
+/** The agent's listeners (DESIGN §3): 15008 HBONE inbound, 15006 plaintext inbound, 15001 outbound; '' when unknown. */
+function directionOf(local: string, workloadUid: string): string {
+  const port = local.slice(local.lastIndexOf(':') + 1);
+  if (port === '15008' || port === '15006' || workloadUid) return 'inbound';
+  if (port === '15001') return 'outbound';
+  return '';
+}
+
 function connectionRows(v: unknown, workloads: readonly WorkloadRow[]): ConnectionRow[] {
   const c = obj(v);
   const list = Array.isArray(v) ? v : arr(c.liveConnections ?? c.connections ?? c.list);
@@ -236,7 +244,7 @@ function connectionRows(v: unknown, workloads: readonly WorkloadRow[]): Connecti
     const uid = str(x.workload ?? x.workloadUid);
     return {
       workload: names.get(uid) ?? uid,
-      direction: str(x.direction) || (uid ? 'inbound' : 'outbound'),
+      direction: str(x.direction) || directionOf(str(x.local ?? x.localAddress), uid),
       local: str(x.local ?? x.localAddress) || str(x.type),
       remote: str(x.remote ?? x.remoteAddress),
       identity: str(x.identity ?? x.sourceIdentity),
