@@ -22,6 +22,11 @@ describe('meshInputsChanged', () => {
     ['service spec', 'services', svc, { ...svc, spec: { ...svc.spec, ports: [{ port: 81 }] } }, true],
     ['secret data (certificate rotation)', 'secrets', { metadata: { uid: 'k1' }, type: 'kubernetes.io/tls', data: { 'tls.crt': 'YQ==' } }, { metadata: { uid: 'k1' }, type: 'kubernetes.io/tls', data: { 'tls.crt': 'Yg==' } }, true],
     ['secret bookkeeping only', 'secrets', { metadata: { uid: 'k1', resourceVersion: '1' }, data: { a: 'YQ==' } }, { metadata: { uid: 'k1', resourceVersion: '2' }, data: { a: 'YQ==' } }, false],
+    ['pod adopted by a ReplicaSet (its workload name)', 'pods', pod, { ...pod, metadata: { ...pod.metadata, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-5d4f', controller: true }] } }, true],
+    ['mesh config ConfigMap data', 'meshConfigMaps', { metadata: { uid: 'c1' }, data: { mesh: 'a: 1' } }, { metadata: { uid: 'c1' }, data: { mesh: 'a: 2' } }, true],
+    ['mesh config ConfigMap bookkeeping only', 'meshConfigMaps', { metadata: { uid: 'c1', resourceVersion: '1' }, data: { mesh: 'a: 1' } }, { metadata: { uid: 'c1', resourceVersion: '2' }, data: { mesh: 'a: 1' } }, false],
+    ['Telemetry status written by the controller', 'telemetries', svc, { ...svc, status: { conditions: [{ type: 'Accepted' }] } }, false],
+    ['Telemetry spec', 'telemetries', svc, { ...svc, spec: { tracing: [{}] } }, true],
     ['gateway annotation', 'gateways', svc, { ...svc, metadata: { ...svc.metadata, annotations: { 'amesh.io/for-service-account': 'sa' } } }, true],
   ])('%s → %s', (_name, kind, previous, object, expected) => expect(meshInputsChanged(kind, previous, object)).toBe(expected));
 
