@@ -15,7 +15,8 @@
  *   `waypoint` if it reported the flow, else `destination`, else `source` (L4: the destination's
  *   node agent, falling back to the source's when the destination is outside the mesh or its
  *   agent was not scraped).
- * - L7 beats L4: a TCP flow is dropped when an HTTP flow has the same endpoints, and the L4 hops
+ * - L7 beats L4: a TCP flow is dropped when an HTTP flow has the same endpoints (or the same
+ *   source and destination workloads: a gateway dials endpoints, so its L4 side names no service), and the L4 hops
  *   to and from a waypoint that reports L7 metrics itself are folded into its HTTP edges
  *   (edge.via names the waypoint) — Kiali does the same.
  * - Edges go source → service → destination workload when the destination service is known
@@ -529,10 +530,13 @@ export class GraphModel {
 
   private build(all: Flow[], l7Waypoints: Set<string>, timeMs: number, windowSeconds: number): GraphSnapshot {
     let flows = chooseReporters(all);
-    const httpEnds = new Set(flows.filter((f) => f.protocol === 'http').map((f) => flowIdentity({ ...f, protocol: 'tcp' })));
+    const http = flows.filter((f) => f.protocol === 'http');
+    const httpEnds = new Set(http.map((f) => flowIdentity({ ...f, protocol: 'tcp' })));
+    // The same workloads with the service unknown on the L4 side (a gateway dials endpoints itself).
+    const httpPairs = new Set(http.filter((f) => isKnown(f.destName)).map((f) => `${f.sourceNs}/${f.sourceName}\u0000${f.destNs}/${f.destName}`));
     flows = flows.filter((f) => {
       if (f.protocol === 'http') return true;
-      if (httpEnds.has(flowIdentity(f))) return false;
+      if (httpEnds.has(flowIdentity(f)) || httpPairs.has(`${f.sourceNs}/${f.sourceName}\u0000${f.destNs}/${f.destName}`)) return false;
       return !l7Waypoints.has(workloadId(f.sourceNs, f.sourceName)) && !l7Waypoints.has(workloadId(f.destNs, f.destName));
     });
     flows = flows.filter((f) => {

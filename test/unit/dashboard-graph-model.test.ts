@@ -195,6 +195,24 @@ describe('GraphModel', () => {
     expect(g.nodes).toEqual([]);
   });
 
+  it('drops the L4 side of HTTP traffic between the same workloads even when L4 names no service (a gateway dials endpoints)', () => {
+    const gateway: ScrapeTarget = { id: 'gw', role: 'gateway', workload: { namespace: 'demo', name: 'gw' } };
+    const agent: ScrapeTarget = { id: 'agent', role: 'agent' };
+    const l7 = (n: number): string =>
+      `istio_requests_total{reporter="source",source_workload="gw",source_workload_namespace="demo",destination_service="frontend.demo.svc.cluster.local",destination_service_name="frontend",destination_service_namespace="demo",destination_workload="frontend",destination_workload_namespace="demo",response_code="200",connection_security_policy="mutual_tls"} ${n}`;
+    const l4 = (n: number): string =>
+      `istio_tcp_connections_opened_total{reporter="destination",source_workload="gw",source_workload_namespace="demo",destination_service="unknown",destination_workload="frontend",destination_workload_namespace="demo",response_flags="-",connection_security_policy="mutual_tls"} ${n}\nistio_tcp_connections_opened_total{reporter="destination",source_workload="gw",source_workload_namespace="demo",destination_service="unknown",destination_workload="db",destination_workload_namespace="demo",response_flags="-",connection_security_policy="mutual_tls"} ${n}`;
+    const model = new GraphModel();
+    model.ingest([scrape(gateway, 0, l7(0)), scrape(agent, 0, l4(0))]);
+    const g = model.ingest([scrape(gateway, 10_000, l7(50)), scrape(agent, 10_000, l4(2))]);
+    expect(g.edges.map((e) => `${e.protocol} ${e.source} -> ${e.target}`)).toEqual([
+      'http service:frontend.demo.svc.cluster.local -> workload:demo/frontend',
+      'http workload:demo/gw -> service:frontend.demo.svc.cluster.local',
+      'tcp workload:demo/gw -> workload:demo/db',
+    ]);
+    expect(g.nodes.find((n) => n.id === 'workload:demo/gw')?.kind).toBe('gateway');
+  });
+
   it('falls back to the source reporter when the destination agent failed to scrape', () => {
     const src: ScrapeTarget = { id: 'agent-a', role: 'agent' };
     const dst: ScrapeTarget = { id: 'agent-b', role: 'agent' };
