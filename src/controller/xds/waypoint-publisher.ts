@@ -23,7 +23,7 @@
  * Telemetry (when a `telemetry` hook is given, telemetry-publisher.ts): each round hands it the
  * proxies being published — waypoints (their Gateway's name) and ingress gateways (their Gateway
  * API Gateway, or none for the default one, with their pod labels) — and puts what it returns into
- * each config's `telemetry`.
+ * each config's `telemetry`. A hook that throws (a bug) leaves the previous settings in place.
  */
 import { CoalescedFollower } from './coalesced-follower.js';
 import { describeError } from '../../errors/amesh-error.js';
@@ -85,6 +85,8 @@ export class WaypointPublisher {
   #lastValid: ReadonlyMap<string, LastValid> = new Map();
   #status: ReadonlyMap<string, ConditionSpec[]> = new Map();
   #ingress: IngressResult | undefined;
+  /** The last telemetry settings computed (kept when a computation fails). */
+  #telemetry: ReadonlyMap<string, TelemetrySettings> = new Map();
   readonly #follower: CoalescedFollower;
   #last: WaypointPublicationStats | undefined;
 
@@ -148,7 +150,13 @@ export class WaypointPublisher {
       }
     }
     if (this.#opts.telemetry) {
-      const settings = this.#opts.telemetry(mesh.view(), proxies);
+      let settings = this.#telemetry;
+      try {
+        settings = this.#opts.telemetry(mesh.view(), proxies);
+        this.#telemetry = settings;
+      } catch (err) {
+        log.error({ err: describeError(err) }, 'cannot compute telemetry settings; waypoints and gateways keep the previous ones');
+      }
       configs = configs.map(([name, config]) => {
         const telemetry = settings.get(name);
         return [name, telemetry ? { ...config, telemetry } : config];
