@@ -21,7 +21,8 @@ declare -A NEED=(
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done
-for hdr in /usr/include/bpf/libbpf.h:libbpf-dev /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev; do
+# headers, and the emoji font the dashboard's padlock needs in headless chromium
+for hdr in /usr/include/bpf/libbpf.h:libbpf-dev /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
   [ -e "${hdr%%:*}" ] || missing+=("${hdr##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
