@@ -22,7 +22,7 @@ function fake(over: Partial<InternalsSource> = {}): InternalsSource & { bpf: Rec
     pool: () => ({ connections: 2, dialing: 1, streams: 7, dials: 9, keys: [] }),
     hboneServer: () => ({ sessions: 3, handshaking: 0, streams: 4, acceptedStreams: 40, refusedStreams: 2, rejectedConnections: 1 }),
     connections: () => ({ live: 6, inbound: 4 }),
-    certificates: () => s.certs,
+    certificates: (): CertificateSnapshot[] => s.certs,
     enrolledPods: () => 3,
     now: () => NOW,
     ...over,
