@@ -122,6 +122,20 @@ describe('proxy sync status (/debug/syncz) and controller metrics', () => {
     return { store, ads, proxy, get, syncz, setReady: (r: boolean) => (ready = r) };
   }
 
+  it("a waypoint on the agent's node (same NODE_NAME, newer stream) does not hide what the agent ACKed (pod redirection)", async () => {
+    const { store, ads, proxy } = await setup();
+    const agent = proxy('agent', { id: 'ztunnel~10.0.0.9~amesh-node-x1.amesh-system~amesh-system.svc.cluster.local', metadata: { NODE_NAME: 'node-1', NAMESPACE: 'amesh-system', NAME: 'amesh-node-x1' } });
+    agent.subscribe(ADDRESS_TYPE_URL);
+    await eventually(() => expect(agent.received).toHaveLength(1), WAIT);
+    agent.ack(ADDRESS_TYPE_URL);
+    await eventually(() => expect(ads.ackedVersion('node-1', ADDRESS_TYPE_URL, 'uid-1')).toBe(store.get(ADDRESS_TYPE_URL, 'uid-1')?.version), WAIT);
+    const waypoint = proxy('waypoint', { id: 'waypoint~10.0.0.51~waypoint-def.demo~demo.svc.cluster.local', metadata: { NAMESPACE: 'demo', NODE_NAME: 'node-1' } });
+    waypoint.subscribe(WAYPOINT_CONFIG_TYPE_URL, ['demo/waypoint']);
+    await eventually(() => expect(waypoint.received).toHaveLength(1), WAIT);
+    waypoint.ack(WAYPOINT_CONFIG_TYPE_URL);
+    expect(ads.ackedVersion('node-1', ADDRESS_TYPE_URL, 'uid-1')).toBe(store.get(ADDRESS_TYPE_URL, 'uid-1')?.version);
+  });
+
   it('follows a node agent through STALE → SYNCED → STALE (a push) → NACKED → SYNCED, and a waypoint alongside', async () => {
     const { store, proxy, syncz, get } = await setup();
     const agent = proxy('agent', { id: 'ztunnel~10.0.0.9~amesh-node-x1.amesh-system~amesh-system.svc.cluster.local', metadata: { NODE_NAME: 'node-1', NAMESPACE: 'amesh-system', NAME: 'amesh-node-x1' } });

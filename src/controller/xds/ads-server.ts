@@ -171,10 +171,14 @@ export class AdsServer extends EventEmitter {
     return [...this.streams].filter((s) => s.node !== undefined).map((s) => s.info());
   }
 
-  /** The version of `name` the agent on `nodeName` (its latest stream) has ACKed. */
+  /**
+   * The version of `name` the node agent on `nodeName` (its latest stream) has ACKed. Only
+   * node-agent streams count: a waypoint or gateway pod sends its node's NODE_NAME too, and its
+   * stream (newer, without Address resources) must not hide what the agent holds.
+   */
   ackedVersion(nodeName: string, typeUrl: string, name: string): string | undefined {
     let latest: AdsStream | undefined;
-    for (const s of this.streams) if (s.nodeName === nodeName && (!latest || s.connectedAt >= latest.connectedAt)) latest = s;
+    for (const s of this.streams) if (s.nodeName === nodeName && s.role === 'node-agent' && (!latest || s.connectedAt >= latest.connectedAt)) latest = s;
     return latest?.acked(typeUrl)?.get(name);
   }
 
@@ -252,7 +256,7 @@ class AdsStream {
   node: string | undefined;
   nodeName: string | undefined;
   private caller = '';
-  private role: AdsRole = 'node-agent';
+  role: AdsRole = 'node-agent';
   private pod: string | undefined;
   private boundNode: string | undefined;
   private scope: AdsScope | undefined;
