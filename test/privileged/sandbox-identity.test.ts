@@ -36,6 +36,8 @@ interface CertificateDump {
   serial?: string;
   notBefore?: string;
   notAfter?: string;
+  /** ztunnel's shape: the leaf first; `pem` is the base64 of the PEM text. */
+  certChain?: Array<{ pem: string }>;
 }
 
 describe.skipIf(!guard.run)('workload identity from the controller CA (privileged sandbox, slow)', () => {
@@ -257,7 +259,7 @@ describe.skipIf(!guard.run)('workload identity from the controller CA (privilege
         const leaf = presentedLeaf(nodes[0] ?? '', podIp('echo'));
         if (!issuedUnder(leaf, newRoot)) throw new Error('echo still presents a leaf of the old root');
         const client = certificateOf(nodes[0] ?? '', 'client-sa');
-        const clientLeaf = new X509Certificate((client as { chain?: string[] } | undefined)?.chain?.[0] ?? '');
+        const clientLeaf = new X509Certificate(Buffer.from(client?.certChain?.[0]?.pem ?? '', 'base64').toString('utf8'));
         if (!issuedUnder(clientLeaf, newRoot)) throw new Error('client-sa still holds a leaf of the old root');
       },
       { timeoutMs: 180_000, intervalMs: 2000, description: 'both ends reissued under the new root, traffic flowing' },
