@@ -12,9 +12,9 @@
  *   the translators build objects in a fixed order), so the store's byte hash is a stable version.
  * - Decoding returns the schema's output: unknown fields are refused, not dropped.
  */
-import { AmeshError } from '../errors/amesh-error.js';
 import type { WaypointConfig } from '../l7/config.js';
-import { describeConfigIssues, waypointConfigSchema } from '../l7/config-schema.js';
+import { waypointConfigSchema } from '../l7/config-schema.js';
+import { jsonEnvelopeCodec } from './json-envelope.js';
 import { xdsProto } from './proto.js';
 
 export { WAYPOINT_CONFIG_TYPE_URL } from '../l7/config.js';
@@ -26,31 +26,12 @@ export function waypointConfigResourceName(c: Pick<WaypointConfig, 'namespace' |
   return `${c.namespace}/${c.name}`;
 }
 
-function validate(value: unknown): WaypointConfig {
-  const parsed = waypointConfigSchema.safeParse(value);
-  if (!parsed.success) throw new AmeshError('AMESH_XDS_INVALID_RESOURCE', describeConfigIssues(parsed.error, ROOT).join('; '));
-  return parsed.data;
-}
+const codec = jsonEnvelopeCodec<WaypointConfig>({ type: () => xdsProto().waypointConfig, message: 'amesh.l7.v1.WaypointConfig', schema: waypointConfigSchema, root: ROOT });
 
 export function encodeWaypointConfig(c: WaypointConfig): Uint8Array {
-  const valid = validate(c);
-  const type = xdsProto().waypointConfig;
-  return type.encode(type.create({ json: JSON.stringify(valid) })).finish();
+  return codec.encode(c);
 }
 
 export function decodeWaypointConfig(bytes: Uint8Array): WaypointConfig {
-  const type = xdsProto().waypointConfig;
-  let json: unknown;
-  try {
-    json = (type.toObject(type.decode(bytes), { defaults: true }) as { json: string }).json;
-  } catch (err) {
-    throw new AmeshError('AMESH_XDS_INVALID_RESOURCE', `${ROOT}: not a valid amesh.l7.v1.WaypointConfig: ${(err as Error).message}`, { cause: err });
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(json as string);
-  } catch (err) {
-    throw new AmeshError('AMESH_XDS_INVALID_RESOURCE', `${ROOT}.json: not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  return validate(value);
+  return codec.decode(bytes);
 }
