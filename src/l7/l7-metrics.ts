@@ -27,7 +27,7 @@
 import type { Metric, Registry } from 'prom-client';
 import { parseBaggage } from '../hbone/headers.js';
 import { parseSpiffeUri } from '../identity/spiffe.js';
-import { fillLabels, HTTP_LABELS, SeriesGuard, TCP_LABELS, type HttpLabel, type LabelSet, type TcpLabel } from '../telemetry/istio-labels.js';
+import { DESTINATION_LABELS, fillLabels, HTTP_LABELS, SeriesGuard, SOURCE_LABELS, TCP_LABELS, type DestinationLabel, type HttpLabel, type LabelSet, type SourceLabel, type TcpLabel } from '../telemetry/istio-labels.js';
 import type { Endpoint } from './config.js';
 
 /** Envoy's default histogram bounds (source/common/stats/histogram_impl.cc), Istio's for all istio_* histograms. */
@@ -35,8 +35,6 @@ export const HISTOGRAM_BUCKETS: readonly number[] = [0.5, 1, 5, 10, 25, 50, 100,
 
 export type Reporter = 'waypoint' | 'source';
 
-type SourceLabel = Extract<TcpLabel, `source_${string}`>;
-type DestinationLabel = Extract<TcpLabel, `destination_${string}`>;
 /** The source_* labels of one downstream peer (one object per connection, or the gateway's one). */
 export type PeerLabels = Readonly<Record<SourceLabel, string>>;
 /** The destination_* labels of one (cluster, endpoint), or of a service when no endpoint was chosen. */
@@ -46,26 +44,11 @@ export const UNKNOWN_PEER: PeerLabels = Object.freeze(peerLabels({}));
 export const UNKNOWN_DESTINATION: DestinationLabels = Object.freeze(destinationLabels({}));
 
 function peerLabels(p: Partial<Record<SourceLabel, string | undefined>>): PeerLabels {
-  return fillLabels(['source_workload', 'source_workload_namespace', 'source_principal', 'source_app', 'source_version', 'source_canonical_service', 'source_canonical_revision', 'source_cluster'] as const, p);
+  return fillLabels(SOURCE_LABELS, p);
 }
 
 function destinationLabels(p: Partial<Record<DestinationLabel, string | undefined>>): DestinationLabels {
-  return fillLabels(
-    [
-      'destination_service',
-      'destination_service_namespace',
-      'destination_service_name',
-      'destination_workload',
-      'destination_workload_namespace',
-      'destination_principal',
-      'destination_app',
-      'destination_version',
-      'destination_canonical_service',
-      'destination_canonical_revision',
-      'destination_cluster',
-    ] as const,
-    p,
-  );
+  return fillLabels(DESTINATION_LABELS, p);
 }
 
 /** Baggage keys that are not the workload's own `k8s.<type>.name`. */

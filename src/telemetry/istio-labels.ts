@@ -43,6 +43,13 @@ export const TCP_LABELS = [
 export const HTTP_LABELS = [...TCP_LABELS, 'response_code', 'grpc_response_status'] as const;
 
 export type TcpLabel = (typeof TCP_LABELS)[number];
+export type SourceLabel = Extract<TcpLabel, `source_${string}`>;
+export type DestinationLabel = Extract<TcpLabel, `destination_${string}`>;
+
+/** The `source_*` labels, in TCP_LABELS order (what one downstream peer determines). */
+export const SOURCE_LABELS: readonly SourceLabel[] = TCP_LABELS.filter((l): l is SourceLabel => l.startsWith('source_'));
+/** The `destination_*` labels, in TCP_LABELS order (what one upstream endpoint determines). */
+export const DESTINATION_LABELS: readonly DestinationLabel[] = TCP_LABELS.filter((l): l is DestinationLabel => l.startsWith('destination_'));
 export type HttpLabel = (typeof HTTP_LABELS)[number];
 export type LabelSet<L extends string> = Record<L, string>;
 
