@@ -22,6 +22,8 @@ const guard = requireRoot('agent bpf metrics', { tools: ['ip', 'nsenter', 'tc', 
 const IP = { a: '10.244.1.2', b: '10.244.1.3' } as const;
 const ECHO_PORT = 9001;
 
+// Skipped only when not root AND AMESH_ALLOW_UNPRIVILEGED_SKIP=1 (the reason is printed); otherwise
+// requireRoot fails the file (test/helpers/privileged.ts), so CI as root always runs it.
 describe.skipIf(!guard.run)('agent /metrics: BPF per-reason counters from the pinned map (privileged)', () => {
   const prefix = `amb-${randomBytes(2).toString('hex')}`;
   let dir = '';
