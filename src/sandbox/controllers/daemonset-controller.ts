@@ -10,20 +10,30 @@
  * - duplicates on a node and pods on ineligible nodes (misscheduled) are deleted;
  * - a Failed pod is replaced, but only once it is FAILED_POD_BACKOFF_MS old, so a pod that
  *   fails immediately does not make the controller spin;
- * - RollingUpdate (maxUnavailable, default 1): old-template pods that are not available go at
- *   once; available ones are deleted (and replaced in the same step) only while fewer than
- *   maxUnavailable eligible nodes lack an available pod — i.e. the next old pod goes once the
- *   previous replacement is ready. OnDelete leaves old pods alone.
+ * - RollingUpdate without surge (maxSurge 0, the default; maxUnavailable, default 1):
+ *   old-template pods that are not available go at once; available ones are deleted (and
+ *   replaced in the same step) only while fewer than maxUnavailable eligible nodes lack an
+ *   available pod — i.e. the next old pod goes once the previous replacement is ready.
+ * - RollingUpdate with surge (maxSurge > 0, int or percent of the eligible nodes rounded up;
+ *   maxUnavailable is then not used, as in Kubernetes' `rollingUpdate` surge path): a node with an
+ *   available old pod gets a new pod BESIDE it — at most maxSurge such nodes at a time, counting
+ *   nodes whose new pod is not available yet — and the old pod is deleted once the new one is
+ *   available (Ready for minReadySeconds); an old pod that is not available gets its new pod at
+ *   once, without using the surge budget, and is deleted when it is not Ready. A node keeps at
+ *   most the oldest new and the oldest old pod; any other live pod is deleted.
+ *   Status counts the oldest pod of each node, so `updatedNumberScheduled` only reaches
+ *   `desiredNumberScheduled` once the old pods are gone (what `kubectl rollout status` waits for).
+ * - OnDelete leaves old pods alone.
  */
 import type { Logger } from 'pino';
 import { ApiError, type ClusterStore } from '../apiserver/types.js';
 import type { ControllerDefinition, ReconcileOutcome } from './controller-runner.js';
 import type { EventRecorder } from './events.js';
 import { resolveIntOrPercent } from './int-or-percent.js';
-import { API, type DaemonSet, type DaemonSetStatus, type Node, type Pod, type Toleration } from './kube-types.js';
+import { API, type DaemonSet, type DaemonSetStatus, type IntOrPercent, type Node, type Pod, type Toleration } from './kube-types.js';
 import { controllerRef, isControlledBy, isDeleting, objectKey, splitKey } from './owner-references.js';
 import { podFromTemplate } from './pod-template.js';
-import { creationTime, isPodAvailable, isPodReady } from './pod-state.js';
+import { creationTime, isPodAvailable, isPodReady, podCondition } from './pod-state.js';
 import { TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE, effectiveTaints, untoleratedTaint } from './taints.js';
 import { sameJson, templateHash } from './template-hash.js';
 
@@ -61,6 +71,27 @@ export function nodeShouldRunDaemonPod(ds: DaemonSet, node: Node): boolean {
   return untoleratedTaint(effectiveTaints(node), daemonPodTolerations(ds)) === undefined;
 }
 
+/** `spec.updateStrategy.rollingUpdate` with maxSurge (apps/v1 DaemonSetSpec). */
+interface RollingUpdateDaemonSet {
+  maxUnavailable?: IntOrPercent;
+  maxSurge?: IntOrPercent;
+}
+
+/** maxSurge resolved against the eligible node count; 0 for OnDelete. */
+export function daemonSetMaxSurge(ds: DaemonSet, desired: number): number {
+  if (ds.spec?.updateStrategy?.type === 'OnDelete') return 0;
+  const rollingUpdate: RollingUpdateDaemonSet | undefined = ds.spec?.updateStrategy?.rollingUpdate;
+  return resolveIntOrPercent(rollingUpdate?.maxSurge, 0, desired, true);
+}
+
+/** Milliseconds until a Ready pod becomes available, or undefined when it is not Ready or already available. */
+function untilAvailable(pod: Pod, minReadySeconds: number, now: number): number | undefined {
+  const ready = podCondition(pod, 'Ready');
+  if (ready?.status !== 'True' || minReadySeconds <= 0 || !ready.lastTransitionTime) return undefined;
+  const due = Date.parse(ready.lastTransitionTime) + minReadySeconds * 1000;
+  return Number.isFinite(due) && due > now ? due - now : undefined;
+}
+
 export function reconcileDaemonSet(ds: DaemonSet, nodes: Node[], namespacePods: Pod[], now: number): DaemonSetPlan {
   const hash = templateHash(ds.spec?.template ?? {});
   const minReadySeconds = ds.spec?.minReadySeconds ?? 0;
@@ -71,13 +102,21 @@ export function reconcileDaemonSet(ds: DaemonSet, nodes: Node[], namespacePods: 
     byNode.set(nodeName, [...(byNode.get(nodeName) ?? []), pod]);
   }
   const isCurrent = (pod: Pod) => pod.metadata.labels?.[REVISION_HASH_LABEL] === hash;
+  const available = (pod: Pod) => isPodAvailable(pod, minReadySeconds, now);
   const create: Array<{ nodeName: string }> = [];
   const remove: Pod[] = [];
   let requeueAfterMs: number | undefined;
-  const eligible = new Map<string, Pod | undefined>();
+  const requeue = (ms: number | undefined) => {
+    if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, ms);
+  };
+  const sortedNodes = [...nodes].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  const desired = sortedNodes.filter((node) => nodeShouldRunDaemonPod(ds, node)).length;
+  const maxSurge = isDeleting(ds) ? 0 : daemonSetMaxSurge(ds, desired);
+  /** Per eligible node, the pods kept after the per-node pass (surge: up to one old and one new). */
+  const eligible = new Map<string, { current?: Pod; old?: Pod }>();
   let misscheduled = 0;
 
-  for (const node of [...nodes].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))) {
+  for (const node of sortedNodes) {
     const nodeName = node.metadata.name ?? '';
     const pods = byNode.get(nodeName) ?? [];
     const live = pods.filter((pod) => !isDeleting(pod) && pod.status?.phase !== 'Failed' && pod.status?.phase !== 'Succeeded');
@@ -93,41 +132,73 @@ export function reconcileDaemonSet(ds: DaemonSet, nodes: Node[], namespacePods: 
       if (due <= now) remove.push(pod);
       else {
         waitingOnFailed = true;
-        requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, due - now);
+        requeue(due - now);
       }
+    }
+    const byAge = [...live].sort((a, b) => creationTime(a) - creationTime(b));
+    if (maxSurge > 0) {
+      // Surge: keep the oldest new and the oldest old pod; the old one goes once it is not
+      // Ready or the new one is available (Kubernetes' podsShouldBeOnNode with surge).
+      const current = byAge.find(isCurrent);
+      let old = byAge.find((pod) => !isCurrent(pod));
+      remove.push(...live.filter((pod) => pod !== current && pod !== old));
+      if (current && old) {
+        if (!isPodReady(old) || available(current)) {
+          remove.push(old);
+          old = undefined;
+        } else requeue(untilAvailable(current, minReadySeconds, now));
+      }
+      if (!current && !old && !waitingOnFailed && !isDeleting(ds)) create.push({ nodeName });
+      eligible.set(nodeName, { ...(current ? { current } : {}), ...(old ? { old } : {}) });
+      continue;
     }
     // Keep one pod per node: the current template's if any, else the oldest.
-    const keep = [...live].sort((a, b) => Number(isCurrent(b)) - Number(isCurrent(a)) || creationTime(a) - creationTime(b))[0];
+    const keep = [...byAge].sort((a, b) => Number(isCurrent(b)) - Number(isCurrent(a)))[0];
     remove.push(...live.filter((pod) => pod !== keep));
     if (!keep && !waitingOnFailed && !isDeleting(ds)) create.push({ nodeName });
-    eligible.set(nodeName, keep);
+    eligible.set(nodeName, keep ? (isCurrent(keep) ? { current: keep } : { old: keep }) : {});
   }
 
-  const desired = eligible.size;
   if (ds.spec?.updateStrategy?.type !== 'OnDelete' && !isDeleting(ds)) {
-    const maxUnavailable = Math.max(1, resolveIntOrPercent(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable, 1, desired, true));
-    let unavailable = [...eligible.values()].filter((pod) => !pod || !isPodAvailable(pod, minReadySeconds, now)).length;
-    const outdated = [...eligible.entries()].filter((entry): entry is [string, Pod] => entry[1] !== undefined && !isCurrent(entry[1]));
-    for (const [nodeName, pod] of outdated) {
-      const available = isPodAvailable(pod, minReadySeconds, now);
-      if (available) {
-        if (unavailable >= maxUnavailable) continue;
-        unavailable++;
+    if (maxSurge > 0) {
+      // Nodes still waiting for their new pod to become available use up the surge budget.
+      let surging = 0;
+      const candidates: string[] = [];
+      for (const [nodeName, { current, old }] of eligible) {
+        if (!old) continue;
+        if (current) surging++;
+        else if (!available(old)) create.push({ nodeName });
+        else candidates.push(nodeName);
       }
-      remove.push(pod);
-      create.push({ nodeName });
+      for (const nodeName of candidates.slice(0, Math.max(0, maxSurge - surging))) create.push({ nodeName });
+    } else {
+      const maxUnavailable = Math.max(1, resolveIntOrPercent(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable, 1, desired, true));
+      let unavailable = [...eligible.values()].filter(({ current, old }) => {
+        const pod = current ?? old;
+        return !pod || !available(pod);
+      }).length;
+      for (const [nodeName, { old }] of eligible) {
+        if (!old) continue;
+        if (available(old)) {
+          if (unavailable >= maxUnavailable) continue;
+          unavailable++;
+        }
+        remove.push(old);
+        create.push({ nodeName });
+      }
     }
   }
 
-  const scheduled = [...eligible.values()].filter((pod): pod is Pod => pod !== undefined);
+  // Each node counts with its oldest pod (the old one while a surge pod runs beside it).
+  const scheduled = [...eligible.values()].map(({ current, old }) => old ?? current).filter((pod): pod is Pod => pod !== undefined);
   const status: DaemonSetStatus = {
     ...ds.status,
     desiredNumberScheduled: desired,
     currentNumberScheduled: scheduled.length,
     numberMisscheduled: misscheduled,
     numberReady: scheduled.filter(isPodReady).length,
-    numberAvailable: scheduled.filter((pod) => isPodAvailable(pod, minReadySeconds, now)).length,
-    numberUnavailable: desired - scheduled.filter((pod) => isPodAvailable(pod, minReadySeconds, now)).length,
+    numberAvailable: scheduled.filter(available).length,
+    numberUnavailable: desired - scheduled.filter(available).length,
     updatedNumberScheduled: scheduled.filter(isCurrent).length,
     observedGeneration: ds.metadata.generation ?? 1,
   };
