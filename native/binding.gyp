@@ -1,4 +1,5 @@
-# The amesh native addon: a thin node-addon-api layer over libbpf and a few socket syscalls.
+# The amesh native addon: a thin node-addon-api layer over libbpf and a few socket syscalls
+# (incl. SCM_RIGHTS fd passing for the agent hand-off).
 # Links the system libbpf (libbpf-dev), which needs libelf and zlib. C++ exceptions are on
 # (NAPI_CPP_EXCEPTIONS): a failing syscall throws a Napi::Error carrying errno/code/syscall.
 {
@@ -12,7 +13,8 @@
         "src/bpf_map.cc",
         "src/bpf_prog.cc",
         "src/tc.cc",
-        "src/sockets.cc"
+        "src/sockets.cc",
+        "src/handoff.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -27,6 +27,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"getSocketMark", GetSocketMark},
       {"closeFd", CloseFd},
       {"ifNameToIndex", IfNameToIndex},
+      {"unixConnect", UnixConnect},
+      {"unixListen", UnixListen},
+      {"sendFds", SendFds},
+      {"recvFds", RecvFds},
+      {"peerCredentials", PeerCredentials},
   };
   for (const auto& f : functions) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
   return exports;

@@ -95,5 +95,11 @@ Napi::Value CreateOutboundSocket(const Napi::CallbackInfo& info);
 Napi::Value GetSocketMark(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
 Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
+// handoff.cc
+Napi::Value UnixConnect(const Napi::CallbackInfo& info);
+Napi::Value UnixListen(const Napi::CallbackInfo& info);
+Napi::Value SendFds(const Napi::CallbackInfo& info);
+Napi::Value RecvFds(const Napi::CallbackInfo& info);
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 
 }  // namespace amesh

@@ -39,7 +39,7 @@ export function registerNodeAgent(program: Command): void {
       }
       const agent = await NodeAgent.build({ config, ...(opts.localConfig ? { localConfigPath: opts.localConfig } : {}), logger });
       const stop = exitOnSignals({ logger, graceMs: config.drainTimeoutMs + 5000, close: () => agent.close() });
-      void agent.quitSignal().then(() => stop('/quitquitquit'));
+      void agent.quitSignal().then((why) => stop(why));
       await agent.run();
     });
 }

@@ -38,6 +38,13 @@ export interface AgentConfig {
   /** Connect to local pods from the original client's IP (as Istio's ztunnel does). */
   preserveSourceIp: boolean;
   drainTimeoutMs: number;
+  /**
+   * The listener hand-off socket (docs/upgrade.md): '@name' is abstract (per network namespace),
+   * else a path; 'off' disables. Default 'auto': '@amesh-node-handoff' when capturing, off with
+   * AMESH_CAPTURE_MODE=none (tests and ad-hoc agents that share a namespace must not take over
+   * each other's ports).
+   */
+  handoffSocket: string;
   certTtlSeconds: number;
   /** Extra destinations never captured, besides node IPs and link-local. */
   extraExemptCidrs: string[];
@@ -94,6 +101,12 @@ const trustDomain = (raw: string, env: string): string => {
   if (!isValidTrustDomain(raw.trim())) invalid(env, raw, 'a SPIFFE trust domain (lower-case letters, digits, dots, dashes, underscores)');
   return raw.trim();
 };
+const handoffSocket = (raw: string, env: string): string => {
+  const v = raw.trim();
+  if (v === 'auto' || v === 'off') return v;
+  if (v.length < 2 || v.length > 107 || !(v.startsWith('@') || v.startsWith('/')) || v.includes('\0')) invalid(env, raw, "'auto', 'off', '@abstract-name' or an absolute path (at most 107 characters)");
+  return v;
+};
 const optionalList = (raw: string): string[] | undefined => {
   const items = list(raw);
   return items.length ? items : undefined;
@@ -127,6 +140,7 @@ const SETTINGS = {
   // Apps, logs and NetworkPolicies keep seeing the real client, as with Istio ambient.
   preserveSourceIp: { env: 'AMESH_PRESERVE_SOURCE_IP', default: true, parse: bool },
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
+  handoffSocket: { env: 'AMESH_HANDOFF_SOCKET', default: 'auto', parse: handoffSocket },
   // Istio's default workload certificate lifetime.
   certTtlSeconds: { env: 'AMESH_CERT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },
   extraExemptCidrs: { env: 'AMESH_EXEMPT_CIDRS', default: [] as string[], parse: list },

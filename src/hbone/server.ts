@@ -221,7 +221,7 @@ export class HboneServer {
     }
     const peerIdentity = peerIdentityIn(tlsSocket, trustDomains);
     if (!peerIdentity) return refuse(`client certificate has no SPIFFE identity in trust domains ${trustDomains.join(', ')}`);
-    if (this.draining || this.closed) return refuse('server is draining');
+    if (this.closed) return refuse('server is closed');
     this.settle(conn);
     const { socket } = conn;
     this.nextSession = {
@@ -259,7 +259,16 @@ export class HboneServer {
     });
     session.on('error', (err) => this.opts.logger.debug({ err: err.message, peer: info.peerIdentity }, 'hbone: session error'));
     session.once('close', () => this.sessions.delete(session));
-    if (this.draining) session.close();
+    if (this.draining) {
+      // Established while draining (its TLS handshake began before): GOAWAY after the peer's
+      // first stream (it dialled for one; refusing it would fail that connection) or 1 s.
+      const timer = setTimeout(() => session.close(), 1000);
+      timer.unref();
+      session.once('stream', () => {
+        clearTimeout(timer);
+        session.close();
+      });
+    }
   }
 
   private async onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
@@ -320,10 +329,15 @@ export class HboneServer {
     return { sessions: this.sessions.size, handshaking: this.handshaking.size, streams: this.streams.size, ...this.counters };
   }
 
-  /** Stop accepting, GOAWAY every session, wait (bounded) for open streams to finish. */
+  /**
+   * Stop accepting, GOAWAY every session, wait (bounded) for open streams to finish. Peers
+   * retire a connection on GOAWAY and dial a new one for their next stream (HbonePool), which
+   * after an agent hand-off lands on the new agent. Connections still in their TLS handshake
+   * complete and are GOAWAYed after their first stream (onSession): the peer dialled them for
+   * a stream, and refusing them would fail it.
+   */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
-    for (const conn of [...this.handshaking]) this.reject(conn, 'server is draining');
     const closing = [...this.sessions.keys()].map(
       (session) =>
         new Promise<void>((resolve) => {

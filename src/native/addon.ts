@@ -45,6 +45,12 @@ function buf(name: string, value: unknown, size?: number): asserts value is Buff
   if (size !== undefined && value.length !== size) throw new RangeError(`${name} must be ${size} bytes, got ${value.length}`);
 }
 
+function unixPath(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length < 2 || value.length > 107 || value.slice(1).includes('\0')) {
+    throw new TypeError(`unix socket path must be 2..107 characters ('@name' for an abstract socket), got ${JSON.stringify(value)}`);
+  }
+}
+
 function family(value: unknown): asserts value is 4 | 6 {
   if (value !== 4 && value !== 6) throw new RangeError(`family must be 4 or 6, got ${String(value)}`);
 }
@@ -156,7 +162,46 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
       }
       return raw.ifNameToIndex(name);
     },
+    unixConnect(socketPath) {
+      unixPath(socketPath);
+      return present(raw, 'unixConnect')(socketPath);
+    },
+    unixListen(socketPath, backlog) {
+      unixPath(socketPath);
+      int('backlog', backlog, 1, 65535);
+      return present(raw, 'unixListen')(socketPath, backlog);
+    },
+    sendFds(fd, fds, data) {
+      fdArg('fd', fd);
+      if (!Array.isArray(fds) || fds.length > 64) throw new RangeError('sendFds: fds must be an array of at most 64 fds');
+      fds.forEach((f, i) => fdArg(`fds[${i}]`, f));
+      buf('data', data);
+      if (data.length === 0) throw new RangeError('sendFds: data must not be empty');
+      return present(raw, 'sendFds')(fd, fds, data);
+    },
+    recvFds(fd, maxBytes) {
+      fdArg('fd', fd);
+      int('maxBytes', maxBytes, 1, 1 << 20);
+      return present(raw, 'recvFds')(fd, maxBytes);
+    },
+    peerCredentials(fd) {
+      fdArg('fd', fd);
+      return present(raw, 'peerCredentials')(fd);
+    },
   };
+}
+
+/**
+ * A function added to the addon after its first release: an addon built from older sources
+ * lacks it, which is a stale build (AMESH_NATIVE_UNAVAILABLE with the rebuild hint), not a
+ * programming error.
+ */
+function present<K extends keyof NativeBinding>(raw: NativeBinding, name: K): NativeBinding[K] {
+  const fn = raw[name] as unknown;
+  if (typeof fn !== 'function') {
+    throw new AmeshError('AMESH_NATIVE_UNAVAILABLE', `the native addon has no ${name}(): it was built from older sources`, { hint: `rebuild it: ${BUILD_HINT}` });
+  }
+  return (fn as (...args: unknown[]) => unknown).bind(raw) as NativeBinding[K];
 }
 
 let cached: NativeBinding | undefined;

@@ -278,6 +278,22 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
       if (index === undefined) throw sysError('if_nametoindex', 'ENODEV', name);
       return index;
     },
+    // The fake has no unix sockets: nobody answers a hand-off, so an agent binds fresh.
+    unixConnect(socketPath) {
+      throw sysError('connect', 'ECONNREFUSED', socketPath);
+    },
+    unixListen(socketPath) {
+      throw sysError('bind', 'EPERM', socketPath);
+    },
+    sendFds(fd) {
+      throw sysError('sendmsg', 'ENOTSOCK', `fd ${fd}`);
+    },
+    recvFds(fd) {
+      throw sysError('recvmsg', 'ENOTSOCK', `fd ${fd}`);
+    },
+    peerCredentials(fd) {
+      throw sysError('getsockopt', 'ENOTSOCK', `fd ${fd}`);
+    },
   };
   return binding;
 }

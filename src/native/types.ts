@@ -98,4 +98,37 @@ export interface NativeBinding {
   closeFd(fd: number): void;
   /** if_nametoindex */
   ifNameToIndex(name: string): number;
+
+  // --- fd passing (the node agent's listener hand-off) ---
+  /**
+   * socket(AF_UNIX, SOCK_STREAM) + connect. A leading '@' names an abstract socket (scoped by
+   * network namespace). Returns a connected, non-blocking, close-on-exec fd; throws with code
+   * ECONNREFUSED when nobody listens.
+   */
+  unixConnect(path: string): number;
+  /**
+   * socket(AF_UNIX, SOCK_STREAM) + bind + listen, exact-length names ('@name' abstract): a
+   * non-blocking, close-on-exec fd for net.Server#listen({ fd }). EADDRINUSE when taken.
+   */
+  unixListen(path: string, backlog: number): number;
+  /** One sendmsg of `data` with `fds` attached (SCM_RIGHTS); the caller's fds stay open. Non-blocking. */
+  sendFds(fd: number, fds: number[], data: Buffer): number;
+  /**
+   * One non-blocking recvmsg (MSG_CMSG_CLOEXEC): null when nothing is queued yet; `data` empty
+   * and no fds when the peer closed. The received fds belong to the caller.
+   */
+  recvFds(fd: number, maxBytes: number): ReceivedFds | null;
+  /** SO_PEERCRED of a connected unix socket. */
+  peerCredentials(fd: number): PeerCredentials;
+}
+
+export interface ReceivedFds {
+  data: Buffer;
+  fds: number[];
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
 }

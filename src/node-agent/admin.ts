@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AmeshError } from '../errors/amesh-error.js';
 import { LOG_LEVELS, logLevels, type Logger, type LogLevels } from '../telemetry/logger.js';
+import { handleFd, type HandedListener } from './handoff/handoff.js';
 
 export interface AdminHandlers {
   ready(): { ready: boolean; [key: string]: unknown };
@@ -31,9 +32,14 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The admin listeners by hand-off name (docs/upgrade.md). */
+export type AdminListenerName = 'readiness' | 'admin' | 'metrics';
+
 export class AdminServers {
   readonly registry = new Registry();
-  private readonly servers: http.Server[] = [];
+  private readonly servers: Array<{ name: AdminListenerName; server: http.Server; port: number }> = [];
+  /** Inherited listeners not served yet (see start's `inherited`, serveInherited). */
+  private readonly pending: Array<{ server: http.Server; fd: number }> = [];
 
   private readonly levels: LogLevels;
 
@@ -42,27 +48,42 @@ export class AdminServers {
     this.levels = logLevels(handlers.logger);
   }
 
-  private async serve(host: string, port: number, handler: http.RequestListener): Promise<number> {
+  private async serve(name: AdminListenerName, host: string, port: number, handler: http.RequestListener): Promise<number> {
     const server = http.createServer(handler);
+    const handed = this.inherited?.(name);
+    if (handed) {
+      // Served by serveInherited() once the agent is ready; the old agent answers until then.
+      this.pending.push({ server, fd: handed.fd });
+      this.servers.push({ name, server, port: handed.port });
+      return handed.port;
+    }
     server.listen({ host, port });
     try {
       await once(server, 'listening');
     } catch (err) {
       throw new AmeshError('AMESH_PORT_IN_USE', `cannot listen on ${host}:${port}`, { cause: err, hint: 'is another agent running in this network namespace?' });
     }
-    this.servers.push(server);
-    return (server.address() as AddressInfo).port;
+    const bound = (server.address() as AddressInfo).port;
+    this.servers.push({ name, server, port: bound });
+    return bound;
   }
 
-  async start(ports: { readiness: number; admin: number; metrics: number }): Promise<{ readiness: number; admin: number; metrics: number }> {
+  private inherited: ((name: AdminListenerName) => HandedListener | undefined) | undefined;
+
+  /**
+   * Listens on the ports, or — for the names `inherited` returns a listener for (an old agent's
+   * socket, docs/upgrade.md) — prepares to serve those, which serveInherited() then starts.
+   */
+  async start(ports: { readiness: number; admin: number; metrics: number }, inherited?: (name: AdminListenerName) => HandedListener | undefined): Promise<{ readiness: number; admin: number; metrics: number }> {
+    this.inherited = inherited;
     const h = this.handlers;
-    const readiness = await this.serve('0.0.0.0', ports.readiness, (req, res) => {
+    const readiness = await this.serve('readiness', '0.0.0.0', ports.readiness, (req, res) => {
       if (req.url?.startsWith('/healthz/ready')) {
         const r = h.ready();
         json(res, r.ready ? 200 : 503, r);
       } else json(res, 404, { error: `no such path ${req.url}; try /healthz/ready` });
     });
-    const admin = await this.serve('127.0.0.1', ports.admin, (req, res) => {
+    const admin = await this.serve('admin', '127.0.0.1', ports.admin, (req, res) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname === '/config_dump') json(res, 200, h.configDump());
       else if (url.pathname === '/quitquitquit' && req.method === 'POST') {
@@ -80,7 +101,7 @@ export class AdminServers {
       } else if (url.pathname === '/debug/denials' && h.denials) json(res, 200, h.denials());
       else json(res, 404, { error: `no such path ${url.pathname}; try /config_dump, /logging[?level=…]${h.denials ? ', /debug/denials' : ''}, POST /quitquitquit` });
     });
-    const metrics = await this.serve('0.0.0.0', ports.metrics, (req, res) => {
+    const metrics = await this.serve('metrics', '0.0.0.0', ports.metrics, (req, res) => {
       if (req.url?.startsWith('/metrics')) {
         this.registry.metrics().then(
           (text) => {
@@ -94,7 +115,43 @@ export class AdminServers {
     return { readiness, admin, metrics };
   }
 
+  /** Starts serving the inherited listeners start() prepared; returns how many. */
+  async serveInherited(): Promise<number> {
+    const pending = this.pending.splice(0);
+    await Promise.all(
+      pending.map(async ({ server, fd }) => {
+        server.listen({ fd });
+        await once(server, 'listening');
+      }),
+    );
+    return pending.length;
+  }
+
+  /** The listening sockets, for a new agent taking over (docs/upgrade.md). */
+  listeners(): HandedListener[] {
+    return this.servers.filter((s) => s.server.listening).map((s) => ({ name: s.name, port: s.port, fd: handleFd(s.server) }));
+  }
+
+  /** Stops accepting (a new agent may hold the same sockets); open requests finish. */
+  stopAccepting(): void {
+    for (const { server } of this.servers) if (server.listening) server.close();
+  }
+
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); s.closeAllConnections(); })));
+    await Promise.all(
+      this.servers.map(
+        ({ server }) =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) {
+              server.closeAllConnections();
+              return resolve();
+            }
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    // Inherited but never served (closed before ready): the process exits next, the fds with it.
+    this.pending.length = 0;
   }
 }

@@ -11,8 +11,12 @@
  *        against it (and closed if now denied), then capture and certificates follow.
  * drain: readiness off, stop accepting, GOAWAY tunnels, wait for live connections up to the
  *        drain timeout. Capture stays installed so enrolled pods fail closed while we are away.
+ * hand-off (docs/upgrade.md): a starting agent first asks a running one (handoff/handoff.ts)
+ *        for its listening sockets, gets ready, serves them and tells the old one to drain —
+ *        no port is ever unserved, no queued connection dropped.
  */
 import net from 'node:net';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { AgentConfig } from '../config/agent-config.js';
 import type { LocalConfig } from '../config/local-config.js';
@@ -29,6 +33,7 @@ import { systemCommands, type CommandRunner } from '../os/command.js';
 import { decisionLogFields } from '../policy/l4-authorization.js';
 import { logLevels, type Logger } from '../telemetry/logger.js';
 import { AdminServers } from './admin.js';
+import { DEFAULT_HANDOFF_SOCKET, HANDOFF_LISTENER, HandoffServer, handleFd, requestHandoff, type HandedListener, type InheritedListeners } from './handoff/handoff.js';
 import { RedirectionManager } from './capture/redirection-manager.js';
 import { ipv6Available } from './capture/interfaces.js';
 import { recheckInbound } from './proxy/connection-recheck.js';
@@ -168,7 +173,11 @@ export class NodeAgent {
   /** The first state has reached capture (file: at start; xDS: at the first full state). */
   private stateApplied = false;
   private applyChain: Promise<void> = Promise.resolve();
-  private quitRequested: (() => void) | undefined;
+  private quitRequested: ((why: string) => void) | undefined;
+  /** The proxy listeners by hand-off name ('outbound/4', 'hbone/6', …) and port. */
+  private readonly listenerInfo: Array<{ name: string; server: net.Server; port: number }> = [];
+  private handoffServer: HandoffServer | undefined;
+  private drainDone: Promise<void> | undefined;
   ports: ListeningPorts | undefined;
 
   private constructor(
@@ -227,10 +236,11 @@ export class NodeAgent {
         captureMode: this.capture.mode,
         ca: this.caStatus(),
         certificates: this.certificateCounts(),
+        pid: process.pid,
         ...(this.draining ? { draining: true } : {}),
       }),
       configDump: () => this.configDump(),
-      quit: () => this.quitRequested?.(),
+      quit: () => this.quitRequested?.('/quitquitquit'),
       logger,
       denials: () => ({ capacity: this.l4.denials.capacity, total: this.l4.denials.total, denials: this.l4.denials.list() }),
     });
@@ -279,25 +289,72 @@ export class NodeAgent {
     return { available: all.filter((c) => c.state === 'Available').length, total: all.length };
   }
 
-  /** Resolves when someone asked the agent to quit (POST /quitquitquit). */
-  quitSignal(): Promise<void> {
+  /**
+   * Resolves with the reason when the agent should quit: POST /quitquitquit, or a newer agent
+   * took over its listeners (then it is already draining).
+   */
+  quitSignal(): Promise<string> {
     return new Promise((resolve) => (this.quitRequested = resolve));
   }
 
+  /** The hand-off socket, or undefined when the hand-off is off (AMESH_HANDOFF_SOCKET). */
+  private handoffSocketPath(): string | undefined {
+    const { handoffSocket, captureMode } = this.opts.config;
+    if (handoffSocket === 'off') return undefined;
+    if (handoffSocket === 'auto') return captureMode === 'none' ? undefined : DEFAULT_HANDOFF_SOCKET;
+    return handoffSocket;
+  }
+
   async run(): Promise<ListeningPorts> {
+    const { logger } = this.opts;
+    const native = this.opts.native ?? loadNativeBinding;
+    const handoffLog = logger.child({ component: 'handoff' });
+    const socketPath = this.handoffSocketPath();
+    // An old agent's listening sockets, if one runs in this network namespace.
+    const inherited = socketPath ? await requestHandoff(native(), socketPath, handoffLog) : undefined;
+    if (inherited) handoffLog.info({ oldPid: inherited.pid, listeners: inherited.count }, 'hand-off: received the listeners of the running agent; serving them once ready');
+    try {
+      return await this.runWith(inherited, socketPath);
+    } catch (err) {
+      inherited?.close();
+      throw err;
+    }
+  }
+
+  private async runWith(inherited: InheritedListeners | undefined, socketPath: string | undefined): Promise<ListeningPorts> {
     const { config, logger } = this.opts;
+    const handoffLog = logger.child({ component: 'handoff' });
+    const native = this.opts.native ?? loadNativeBinding;
+    /** An inherited listener for `name`, if the old agent had it on the port we want. */
+    const take = (name: string, port: number): HandedListener | undefined => {
+      const handed = inherited?.take(name);
+      if (handed && port !== 0 && handed.port !== port) {
+        handoffLog.warn({ listener: name, oldPort: handed.port, port }, 'hand-off: the old agent listened on another port; binding fresh');
+        native().closeFd(handed.fd);
+        return undefined;
+      }
+      return handed;
+    };
+    const pendingListens: Array<() => Promise<void>> = [];
     const families = config.captureMode === 'none' || !(await ipv6Available(this.opts.commands ?? systemCommands)) ? [4] : [4, 6];
     const listen = async (port: number, onSocket: (s: net.Socket) => void, name: string): Promise<number> => {
       let bound = port;
       for (const family of families) {
-        const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-          if (this.draining) {
-            socket.resetAndDestroy();
-            return;
-          }
-          onSocket(socket);
-        });
+        // A connection accepted while draining is still served: the listener closes as drain
+        // starts, and one already accepted would otherwise be lost.
+        const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onSocket);
         server.on('error', (err) => logger.error({ err: describeError(err), listener: name }, 'listener error'));
+        const handed = take(`${name}/${family}`, bound);
+        if (handed) {
+          pendingListens.push(async () => {
+            server.listen({ fd: handed.fd });
+            await once(server, 'listening');
+          });
+          this.servers.push(server);
+          this.listenerInfo.push({ name: `${name}/${family}`, server, port: handed.port });
+          bound = handed.port;
+          continue;
+        }
         const address = family === 4 ? config.listenAddress4 : config.listenAddress6;
         try {
           await this.sockets.listen(server, address, bound);
@@ -310,6 +367,7 @@ export class NodeAgent {
         }
         this.servers.push(server);
         bound = (server.address() as net.AddressInfo).port;
+        this.listenerInfo.push({ name: `${name}/${family}`, server, port: bound });
       }
       return bound;
     };
@@ -320,7 +378,7 @@ export class NodeAgent {
       this.connections.add(s);
       this.inbound.handleSocket(s);
     }, 'hbone');
-    const adminPorts = await this.admin.start({ readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort });
+    const adminPorts = await this.admin.start({ readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort }, inherited ? (name) => take(name, { readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort }[name]) : undefined);
 
     await this.capture.start();
     // xDS starts empty: applying that to capture would unenrol every pod (which then leaks
@@ -330,6 +388,18 @@ export class NodeAgent {
       this.stateApplied = true;
     }
     this.source.start((snapshot) => this.setState(snapshot));
+    if (inherited) await this.takeOver(inherited, pendingListens);
+    if (socketPath) {
+      this.handoffServer = new HandoffServer({
+        native: native(),
+        socketPath,
+        logger: handoffLog,
+        listeners: () => this.handoffListeners(),
+        onDrain: (peerPid) => this.handOver(peerPid),
+      });
+      await this.handoffServer.start(inherited?.take(HANDOFF_LISTENER)?.fd);
+    }
+    inherited?.close();
     // Ready once listeners, capture and a complete state are in place — certificates are
     // prefetched but not awaited, in both modes: a CA outage must not hold back a rollout or
     // restart loop, and a connection without a certificate fails fast with AMESH_CERT_FAILED
@@ -339,6 +409,47 @@ export class NodeAgent {
     const running = { node: this.source.node, stateSource: this.source.kind, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus() };
     logger.info(running, this.source.isReady() ? 'node agent ready' : 'node agent running; ready after the first full xDS state');
     return this.ports;
+  }
+
+  /**
+   * The new agent's half of the hand-off: wait until this agent could serve (state applied,
+   * xDS ready — the old one serves meanwhile, so there is no deadline), serve the inherited
+   * sockets, then ask the old agent to drain.
+   */
+  private async takeOver(inherited: InheritedListeners, pendingListens: Array<() => Promise<void>>): Promise<void> {
+    const log = this.opts.logger.child({ component: 'handoff' });
+    const started = Date.now();
+    let nextLog = started + 10_000;
+    while (!(this.source.isReady() && this.stateApplied)) {
+      if (Date.now() > nextLog) {
+        log.info({ oldPid: inherited.pid, waitedMs: Date.now() - started }, 'hand-off: still waiting for a complete mesh state; the old agent keeps serving');
+        nextLog += 10_000;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [adminListeners] = await Promise.all([this.admin.serveInherited(), ...pendingListens.map((l) => l())]);
+    const listeners = pendingListens.length + adminListeners;
+    try {
+      const answer = await inherited.askDrain(10_000);
+      log.info({ oldPid: inherited.pid, listeners, oldLiveConnections: answer.live, waitedMs: Date.now() - started }, `hand-off: took over ${listeners} listeners from pid ${inherited.pid}; it drains ${answer.live} connections`);
+    } catch (err) {
+      // Both serve the same sockets until the old one exits (e.g. on its SIGTERM): no loss.
+      log.error({ err: describeError(err), oldPid: inherited.pid }, 'hand-off: serving the listeners, but the old agent did not confirm its drain');
+    }
+  }
+
+  /** Every listening socket, for a newer agent (the hand-off socket is added by HandoffServer). */
+  private handoffListeners(): HandedListener[] {
+    return [...this.listenerInfo.filter((l) => l.server.listening).map((l) => ({ name: l.name, port: l.port, fd: handleFd(l.server) })), ...this.admin.listeners()];
+  }
+
+  /** The old agent's half: a newer agent serves our sockets now; stop accepting, drain, exit. */
+  private handOver(peerPid: number): number {
+    const live = this.connections.size;
+    this.opts.logger.info({ newPid: peerPid, live, timeoutMs: this.opts.config.drainTimeoutMs }, `hand-off: pid ${peerPid} took over our listeners; draining ${live} connections`);
+    this.stopAccepting();
+    this.quitRequested?.(`hand-off to pid ${peerPid}`);
+    return live;
   }
 
   private internalError(where: string, err: unknown): void {
@@ -429,15 +540,36 @@ export class NodeAgent {
     });
   }
 
-  async drain(): Promise<void> {
+  /**
+   * Readiness off and no new connections: closes this process's copies of the listening
+   * sockets. A newer agent that took them over holds its own descriptors of the same sockets,
+   * so their accept queues survive (close(2) of one descriptor never resets a socket another
+   * process holds); without one, captured SYNs find no listener and are dropped — fail closed,
+   * the clients' SYN retries reach the next agent.
+   */
+  private stopAccepting(): void {
     if (this.draining) return;
-    const { logger, config } = this.opts;
     this.draining = true;
+    for (const s of this.servers) if (s.listening) s.close();
+    this.admin.stopAccepting();
+    this.handoffServer?.stop();
+  }
+
+  drain(): Promise<void> {
+    this.drainDone ??= this.drainOnce();
+    return this.drainDone;
+  }
+
+  private async drainOnce(): Promise<void> {
+    const { logger, config } = this.opts;
+    const started = Date.now();
+    this.stopAccepting();
     logger.info({ live: this.connections.size, timeoutMs: config.drainTimeoutMs }, 'draining');
-    for (const s of this.servers) s.close();
     // The source stops too: the agent keeps serving the state it has until it exits.
     await Promise.all([this.source.close(), this.inbound.server.drain(config.drainTimeoutMs), this.pool.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
-    if (this.connections.size) logger.warn({ remaining: this.connections.size }, 'drain timeout: closing remaining connections');
+    const left = this.connections.size;
+    if (left) logger.warn({ remaining: left, drainMs: Date.now() - started }, `drain timeout after ${Date.now() - started} ms: closing ${left} remaining connections`);
+    else logger.info({ drainMs: Date.now() - started }, `drained in ${Date.now() - started} ms with 0 connections left`);
   }
 
   async close(): Promise<void> {
