@@ -22,9 +22,26 @@ export interface CaptureStatus {
   counters?: Record<string, number>;
 }
 
+/** What kind of kernel object a repair touched (a label of the repair counter). */
+export type CaptureRepairKind = 'routing-rule' | 'routing-route' | 'map-entry' | 'tc-filter' | 'interface' | 'nft-table' | 'nft-chain' | 'nft-set';
+
+/**
+ * One difference between the kernel and the desired capture, found before `apply` fixes it:
+ * which object (named so an operator can find it with ip/tc/bpftool/nft), what was wrong, and
+ * what apply does about it.
+ */
+export interface CaptureRepair {
+  kind: CaptureRepairKind;
+  object: string;
+  problem: string;
+  action: string;
+}
+
 export interface CaptureBackend {
   readonly mode: CaptureModeName;
   apply(targets: CaptureTargets): Promise<void>;
+  /** Compare the kernel with `targets` without changing anything; `apply(targets)` then repairs each difference. */
+  inspect?(targets: CaptureTargets): Promise<CaptureRepair[]>;
   status(): CaptureStatus;
   /** Packets per reason code name (eBPF: the `amesh_reasons` map); absent when the backend counts none (nftables). Throws when unreadable. */
   reasonCounters?(): Record<string, number>;

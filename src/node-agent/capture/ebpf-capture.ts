@@ -19,11 +19,13 @@ import {
   POD_FLAG_ENROLLED,
   REASON_COUNTER_SIZE,
   REASON_NAMES,
+  decodeAddressKey,
+  decodeLpmKey,
   encodeAddressKey,
   encodeLpmKey,
   encodeRodata,
 } from './bpf-contract.js';
-import type { CaptureBackend, CapturePorts, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
 import type { CommandRunner } from '../../os/command.js';
 import { listLinks } from './interfaces.js';
 import { AmeshError } from '../../errors/amesh-error.js';
@@ -43,7 +45,7 @@ export interface EbpfCaptureOptions {
   failOpen: boolean;
   ports: CapturePorts;
   /** Post-DNAT capture of the same enrolled pods (see the header); applied on every apply. */
-  serviceDnat: Pick<CaptureBackend, 'apply' | 'uninstall'>;
+  serviceDnat: Pick<CaptureBackend, 'apply' | 'uninstall' | 'inspect'>;
 }
 
 function u32(n: number): Buffer {
@@ -140,6 +142,49 @@ export class EbpfCapture implements CaptureBackend {
     }
   }
 
+  /**
+   * The differences between the kernel and `targets`, changing nothing: pinned map entries
+   * missing or stale, our tc filter missing on a wanted interface or left on an unwanted one, a
+   * wanted interface that does not exist, and the post-DNAT nftables table. A filter running an
+   * earlier run's program is not a difference (every start replaces it with the new load).
+   */
+  async inspect(targets: CaptureTargets): Promise<CaptureRepair[]> {
+    const { native, pinRoot } = this.opts;
+    const repairs: CaptureRepair[] = [];
+    const mapDiff = (name: string, wanted: string[], encode: (v: string) => Buffer, decode: (b: Buffer) => string): void => {
+      const m = this.map(name);
+      const present = new Set(native.mapKeys(m.fd, m.keySize).map((k) => k.toString('hex')));
+      const desired = new Map(wanted.map((v) => [encode(v).toString('hex'), v]));
+      for (const [key, value] of desired) {
+        if (!present.has(key)) repairs.push({ kind: 'map-entry', object: `${pinRoot}/${name} entry ${value}`, problem: 'missing', action: 'added' });
+      }
+      for (const key of present) {
+        if (!desired.has(key)) repairs.push({ kind: 'map-entry', object: `${pinRoot}/${name} entry ${safeDecode(decode, key)}`, problem: 'stale (not wanted any more)', action: 'deleted' });
+      }
+    };
+    mapDiff(BPF_MAP_NAMES.exempt, targets.exemptCidrs, encodeLpmKey, decodeLpmKey);
+    mapDiff(BPF_MAP_NAMES.pods, targets.enrolledIps, encodeAddressKey, decodeAddressKey);
+    const wanted = new Set(targets.interfaces);
+    for (const name of wanted) {
+      let ifindex: number;
+      try {
+        ifindex = native.ifNameToIndex(name);
+      } catch {
+        repairs.push({ kind: 'interface', object: `interface ${name}`, problem: 'wanted but absent', action: 'not captured until it appears (the link watcher re-applies then)' });
+        continue;
+      }
+      if (!hasOurFilter(native, ifindex)) {
+        repairs.push({ kind: 'tc-filter', object: `tc ingress filter handle 0x${TC_HANDLE.toString(16)} pref ${TC_PRIORITY} on ${name} (ifindex ${ifindex})`, problem: 'missing', action: 'attached' });
+      }
+    }
+    for (const link of await listLinks(this.opts.commands)) {
+      if (wanted.has(link.name) || link.name === 'lo' || !hasOurFilter(native, link.ifindex)) continue;
+      repairs.push({ kind: 'tc-filter', object: `tc ingress filter handle 0x${TC_HANDLE.toString(16)} pref ${TC_PRIORITY} on ${link.name} (ifindex ${link.ifindex})`, problem: 'on an interface not captured any more', action: 'detached' });
+    }
+    repairs.push(...((await this.opts.serviceDnat.inspect?.(targets)) ?? []));
+    return repairs;
+  }
+
   /** Make a pinned map hold exactly `desired` (hex key → value), deleting stale keys. */
   private syncMap(name: string, desired: Map<string, Buffer>): void {
     const { native } = this.opts;
@@ -194,6 +239,14 @@ export async function uninstallEbpfLeftovers(native: NativeBinding, commands: Co
     if (hasOurFilter(native, link.ifindex)) native.tcDetachIngress(link.ifindex, TC_HANDLE, TC_PRIORITY);
   }
   await rm(pinRoot, { recursive: true, force: true });
+}
+
+function safeDecode(decode: (b: Buffer) => string, hexKey: string): string {
+  try {
+    return decode(Buffer.from(hexKey, 'hex'));
+  } catch {
+    return `0x${hexKey}`;
+  }
 }
 
 /** True when our filter is on the interface; an interface without clsact has none. */

@@ -22,7 +22,7 @@
 import { isIP } from 'node:net';
 import type { CommandRunner } from '../../os/command.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { CaptureBackend, CapturePorts, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
 
 export const NFT_TABLE = 'amesh';
 
@@ -126,6 +126,60 @@ export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions, 
   return lines.filter((l) => !l.endsWith('tcp')).join('\n');
 }
 
+/** Pure: chain name → number of rules in a rendered ruleset (the `type … hook` line is not a rule). */
+export function renderedChainRules(ruleset: string): Map<string, number> {
+  const chains = new Map<string, number>();
+  let current: string | undefined;
+  for (const line of ruleset.split('\n')) {
+    const open = /^ {2}chain (\S+) \{$/.exec(line);
+    if (open?.[1]) {
+      current = open[1];
+      chains.set(current, 0);
+    } else if (line === '  }') current = undefined;
+    else if (current && line.startsWith('    ') && !line.trimStart().startsWith('type ')) chains.set(current, (chains.get(current) ?? 0) + 1);
+  }
+  return chains;
+}
+
+interface NftJsonItem {
+  chain?: { table?: string; name?: string };
+  rule?: { table?: string; chain?: string };
+  set?: { table?: string; name?: string; elem?: unknown[] };
+}
+
+/**
+ * Pure: what differs between `nft -j list table inet amesh` output (undefined: no such table) and
+ * the ruleset `apply` would load: the table, each chain and its rule count, the enrolled sets.
+ */
+export function diffNftTable(listed: string | undefined, ruleset: string, enrolledIps: string[]): CaptureRepair[] {
+  const table = `nftables table inet ${NFT_TABLE}`;
+  if (listed === undefined) return [{ kind: 'nft-table', object: table, problem: 'missing', action: 'created (one nft -f transaction)' }];
+  const items = ((JSON.parse(listed) as { nftables?: NftJsonItem[] }).nftables ?? []).filter((i) => (i.chain ?? i.rule ?? i.set)?.table === NFT_TABLE);
+  const repairs: CaptureRepair[] = [];
+  const rules = new Map<string, number>();
+  for (const item of items) {
+    if (item.chain?.name) rules.set(item.chain.name, rules.get(item.chain.name) ?? 0);
+    if (item.rule?.chain) rules.set(item.rule.chain, (rules.get(item.rule.chain) ?? 0) + 1);
+  }
+  for (const [chain, want] of renderedChainRules(ruleset)) {
+    const have = rules.get(chain);
+    if (have === undefined) repairs.push({ kind: 'nft-chain', object: `${table} chain ${chain}`, problem: 'missing', action: 'table replaced' });
+    else if (have !== want) repairs.push({ kind: 'nft-chain', object: `${table} chain ${chain}`, problem: `${have} rules instead of ${want}`, action: 'table replaced' });
+  }
+  for (const [name, family] of [['enrolled4', 4], ['enrolled6', 6]] as const) {
+    const set = items.find((i) => i.set?.name === name)?.set;
+    const have = new Set((set?.elem ?? []).filter((e): e is string => typeof e === 'string'));
+    const want = enrolledIps.filter((ip) => isIP(ip) === family);
+    const missing = want.filter((ip) => !have.has(ip));
+    const stale = [...have].filter((ip) => !want.includes(ip));
+    if (!set) repairs.push({ kind: 'nft-set', object: `${table} set ${name}`, problem: 'missing', action: 'table replaced' });
+    else if (missing.length || stale.length) {
+      repairs.push({ kind: 'nft-set', object: `${table} set ${name}`, problem: [missing.length ? `lacks ${missing.join(', ')}` : '', stale.length ? `has stale ${stale.join(', ')}` : ''].filter(Boolean).join('; '), action: 'table replaced' });
+    }
+  }
+  return repairs;
+}
+
 export class NftCapture implements CaptureBackend {
   readonly mode = 'nftables' as const;
   private last: CaptureTargets = { enrolledIps: [], interfaces: [], exemptCidrs: [] };
@@ -141,6 +195,11 @@ export class NftCapture implements CaptureBackend {
     await this.commands.run('nft', ['-f', '-'], { input: renderNftRuleset(targets, this.options, this.scope) });
     if (this.scope === 'all' && targets.interfaces.join() !== this.last.interfaces.join()) this.logger.info({ interfaces: targets.interfaces }, 'capture: nftables TPROXY rules applied');
     this.last = targets;
+  }
+
+  async inspect(targets: CaptureTargets): Promise<CaptureRepair[]> {
+    const { stdout, code } = await this.commands.run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true });
+    return diffNftTable(code === 0 ? stdout : undefined, renderNftRuleset(targets, this.options, this.scope), targets.enrolledIps);
   }
 
   status(): CaptureStatus {

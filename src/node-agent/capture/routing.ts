@@ -5,6 +5,7 @@
  * Idempotent in both directions.
  */
 import type { CommandRunner } from '../../os/command.js';
+import type { CaptureRepair } from './capture-backend.js';
 
 export interface RoutingSpec {
   mark: number;
@@ -23,6 +24,28 @@ async function hasRule(cmd: CommandRunner, family: '-4' | '-6', spec: RoutingSpe
   const { stdout } = await cmd.run('ip', ['-j', family, 'rule', 'show', 'priority', String(spec.priority)], { allowFailure: true });
   const rules = stdout.trim() ? (JSON.parse(stdout) as Array<{ table?: string; fwmark?: string }>) : [];
   return rules.some((r) => r.table === String(spec.table));
+}
+
+/** True when the table routes every address of the family locally via lo. */
+async function hasLocalRoute(cmd: CommandRunner, family: '-4' | '-6', spec: RoutingSpec): Promise<boolean> {
+  const { stdout } = await cmd.run('ip', ['-j', family, 'route', 'show', 'table', String(spec.table)], { allowFailure: true });
+  const routes = stdout.trim() ? (JSON.parse(stdout) as Array<{ type?: string; dst?: string; dev?: string }>) : [];
+  return routes.some((r) => r.type === 'local' && r.dev === 'lo' && (r.dst === 'default' || r.dst === '0.0.0.0/0' || r.dst === '::/0'));
+}
+
+/** What `installRouting` would have to add (nothing changed here). */
+export async function inspectRouting(cmd: CommandRunner, spec: RoutingSpec, families: Array<4 | 6>): Promise<CaptureRepair[]> {
+  const repairs: CaptureRepair[] = [];
+  for (const f of families) {
+    const family = f === 4 ? '-4' : '-6';
+    if (!(await hasRule(cmd, family, spec))) {
+      repairs.push({ kind: 'routing-rule', object: `ip ${family} rule fwmark ${hex(spec.mark)}/${hex(spec.mask)} lookup ${spec.table} priority ${spec.priority}`, problem: 'missing', action: 'added' });
+    }
+    if (!(await hasLocalRoute(cmd, family, spec))) {
+      repairs.push({ kind: 'routing-route', object: `ip ${family} route local ${f === 4 ? '0.0.0.0/0' : '::/0'} dev lo table ${spec.table}`, problem: 'missing', action: 'added' });
+    }
+  }
+  return repairs;
 }
 
 export async function installRouting(cmd: CommandRunner, spec: RoutingSpec, families: Array<4 | 6>): Promise<void> {
