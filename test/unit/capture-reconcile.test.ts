@@ -13,6 +13,7 @@ import { watchLinks, type LinkWatcher, type LinkWatcherOptions } from '../../src
 import { diffNftTable, renderNftRuleset, renderedChainRules, type NftRulesetOptions } from '../../src/node-agent/capture/nft-capture.js';
 import { RedirectionManager } from '../../src/node-agent/capture/redirection-manager.js';
 import { inspectRouting } from '../../src/node-agent/capture/routing.js';
+import { routeDevices } from '../../src/node-agent/capture/interfaces.js';
 import type { CommandRunner } from '../../src/os/command.js';
 import { MeshState } from '../../src/node-agent/state/mesh-state.js';
 import type { Workload } from '../../src/node-agent/state/types.js';
@@ -43,16 +44,19 @@ interface FakeKernel {
   localRoutes: Set<string>;
   /** Pod /32 routes: ip → device. */
   podRoutes: Map<string, string>;
-  nft: { ruleset?: string; dropRule?: string };
+  nft: { ruleset?: string; dropRule?: string; applies: number };
+  /** Commands run, as 'cmd args…'. */
+  ran: string[];
 }
 
 function fakeKernel(): FakeKernel {
   const native = createFakeNativeBinding();
-  const kernel: FakeKernel = { native, commands: undefined as unknown as CommandRunner, rules: new Set(), localRoutes: new Set(), podRoutes: new Map(), nft: {} };
+  const kernel: FakeKernel = { native, commands: undefined as unknown as CommandRunner, rules: new Set(), localRoutes: new Set(), podRoutes: new Map(), nft: { applies: 0 }, ran: [] };
   const ok = (stdout = '') => ({ stdout, stderr: '', code: 0 });
   kernel.commands = {
     async run(command, args, options) {
       const line = args.join(' ');
+      kernel.ran.push(`${command} ${line}`);
       if (command === 'ip') {
         if (line === '-j -6 addr show dev lo') return ok('[]');
         if (line === '-j addr show') return ok(JSON.stringify([{ addr_info: [{ local: '10.250.0.1', scope: 'global' }] }]));
@@ -65,6 +69,7 @@ function fakeKernel(): FakeKernel {
         if (m) return ok(JSON.stringify(kernel.localRoutes.has(m[1] ?? '') ? [{ type: 'local', dst: 'default', dev: 'lo', scope: 'host' }] : []));
         m = /^(-[46]) route replace local /.exec(line);
         if (m) return (kernel.localRoutes.add(m[1] ?? ''), ok());
+        if (line === '-j -4 route show') return ok(JSON.stringify([...kernel.podRoutes].map(([dst, dev]) => ({ dst, dev, scope: 'link' }))));
         m = /^-j route get (\S+)$/.exec(line);
         if (m) {
           const dev = kernel.podRoutes.get(m[1] ?? '');
@@ -79,6 +84,7 @@ function fakeKernel(): FakeKernel {
           return ok(nftJson(shown));
         }
         if (line === '-f -') {
+          kernel.nft.applies++;
           kernel.nft.ruleset = options?.input ?? '';
           kernel.nft.dropRule = undefined;
           return ok();
@@ -251,11 +257,17 @@ describe('capture after a link change', () => {
     kernel.native.addInterface('vp-a', 11);
     expect(hasFilter(kernel.native, 'vp-a')).toBe(false);
     const watcher = watchers[0] as FakeWatcher;
+    const nftApplies = kernel.nft.applies;
+    kernel.ran.length = 0;
     watcher.opts.onChange('11: vp-a@if2: <BROADCAST,MULTICAST,UP>');
     watcher.opts.onChange('10.244.1.2 dev vp-a scope link');
     await expect.poll(() => hasFilter(kernel.native, 'vp-a'), { timeout: 2_000, interval: 5 }).toBe(true);
     await expect.poll(() => m.repairs().linkPasses, { timeout: 2_000, interval: 5 }).toBe(1);
     expect(m.repairs().repairs).toEqual([{ trigger: 'link', kind: 'tc-filter', count: 1 }]);
+    // two events, one pass; it neither lists nor reloads the nft table (enrolment did not change)
+    expect(kernel.nft.applies).toBe(nftApplies);
+    expect(kernel.ran.filter((c) => c.startsWith('nft '))).toEqual([]);
+    expect(kernel.ran.filter((c) => c.includes('route show'))).toHaveLength(1);
     const line = lines.find((l) => l.msg.startsWith('capture: after a link change'));
     expect(line?.fields).toMatchObject({ kind: 'tc-filter', action: 'attached', object: expect.stringContaining('vp-a (ifindex 11)') });
     await m.close();
@@ -294,6 +306,25 @@ describe('pure diffs', () => {
       { kind: 'nft-chain', object: 'nftables table inet amesh chain prerouting', problem: 'missing', action: 'table replaced' },
       { kind: 'nft-set', object: 'nftables table inet amesh set enrolled4', problem: 'lacks 10.244.1.3; has stale 10.244.1.99', action: 'table replaced' },
     ]);
+  });
+
+  it('routeDevices: host routes from one listing, `ip route get` only for the rest', async () => {
+    const kernel = fakeKernel();
+    kernel.podRoutes.set('10.244.1.2', 'vp-a');
+    const ran: string[] = [];
+    const commands: CommandRunner = {
+      run: (command, args, options) => {
+        ran.push(args.join(' '));
+        if (args.join(' ') === '-j route get 10.244.1.7') return Promise.resolve({ stdout: JSON.stringify([{ dst: '10.244.1.7', dev: 'vp-x' }]), stderr: '', code: 0 });
+        return kernel.commands.run(command, args, options);
+      },
+    };
+    const devices = await routeDevices(commands, ['10.244.1.2', '10.244.1.7', '10.244.1.8']);
+    expect([...devices]).toEqual([
+      ['10.244.1.2', 'vp-a'],
+      ['10.244.1.7', 'vp-x'],
+    ]);
+    expect(ran).toEqual(['-j -4 route show', '-j route get 10.244.1.7', '-j route get 10.244.1.8']);
   });
 
   it('inspectRouting names the missing rule and local route per family', async () => {

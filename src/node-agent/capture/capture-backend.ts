@@ -37,11 +37,23 @@ export interface CaptureRepair {
   action: string;
 }
 
+export interface InspectOptions {
+  nftables?: boolean;
+}
+
+export interface ApplyOptions {
+  /** Only links or routes changed since the last apply (a link pass): work that does not depend on interfaces may be skipped when its inputs did not change. */
+  linkPass?: boolean;
+}
+
 export interface CaptureBackend {
   readonly mode: CaptureModeName;
-  apply(targets: CaptureTargets): Promise<void>;
-  /** Compare the kernel with `targets` without changing anything; `apply(targets)` then repairs each difference. */
-  inspect?(targets: CaptureTargets): Promise<CaptureRepair[]>;
+  apply(targets: CaptureTargets, options?: ApplyOptions): Promise<void>;
+  /**
+   * Compare the kernel with `targets` without changing anything; `apply(targets)` then repairs
+   * each difference. `nftables: false` skips the nft listing (a link pass only needs interfaces).
+   */
+  inspect?(targets: CaptureTargets, options?: InspectOptions): Promise<CaptureRepair[]>;
   status(): CaptureStatus;
   /** Packets per reason code name (eBPF: the `amesh_reasons` map); absent when the backend counts none (nftables). Throws when unreadable. */
   reasonCounters?(): Record<string, number>;

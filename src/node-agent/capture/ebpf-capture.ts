@@ -25,7 +25,7 @@ import {
   encodeLpmKey,
   encodeRodata,
 } from './bpf-contract.js';
-import type { CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { ApplyOptions, CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets, InspectOptions } from './capture-backend.js';
 import type { CommandRunner } from '../../os/command.js';
 import { listLinks } from './interfaces.js';
 import { AmeshError } from '../../errors/amesh-error.js';
@@ -59,6 +59,8 @@ export class EbpfCapture implements CaptureBackend {
   private object: LoadedBpfObject | undefined;
   private attached = new Set<string>();
   private enrolledCount = 0;
+  /** Enrolled IPs and exempt prefixes of the last successful post-DNAT apply. */
+  private serviceDnatApplied: string | undefined;
 
   private constructor(private readonly opts: EbpfCaptureOptions) {}
 
@@ -100,7 +102,7 @@ export class EbpfCapture implements CaptureBackend {
     this.attached.add(ifname);
   }
 
-  async apply(targets: CaptureTargets): Promise<void> {
+  async apply(targets: CaptureTargets, options: ApplyOptions = {}): Promise<void> {
     const { native, logger } = this.opts;
     // 1. Exempt prefixes first, so a new pod entry never captures node-local traffic.
     this.syncMap(BPF_MAP_NAMES.exempt, new Map(targets.exemptCidrs.map((c) => [encodeLpmKey(c).toString('hex'), u32(1)])));
@@ -131,9 +133,14 @@ export class EbpfCapture implements CaptureBackend {
     // 4. Enrolled pods last: by now listeners and filters are in place.
     this.syncMap(BPF_MAP_NAMES.pods, new Map(targets.enrolledIps.map((ip) => [encodeAddressKey(ip).toString('hex'), u32(POD_FLAG_ENROLLED)])));
     this.enrolledCount = targets.enrolledIps.length;
-    // 5. The same pods behind a Service DNAT, which the program cannot see.
+    // 5. The same pods behind a Service DNAT, which the program cannot see. Its rules do not
+    //    depend on the interfaces, so a link pass (a veth recreated) skips the nft transaction
+    //    when enrolment and exemptions are what the last successful one installed.
+    const dnatKey = JSON.stringify([targets.enrolledIps, targets.exemptCidrs]);
+    if (options.linkPass && dnatKey === this.serviceDnatApplied) return;
     try {
       await this.opts.serviceDnat.apply(targets);
+      this.serviceDnatApplied = dnatKey;
     } catch (err) {
       throw new AmeshError('AMESH_CAPTURE_FAILED', 'cannot install the nftables rules that capture Service (DNAT) traffic to enrolled pods', {
         cause: err,
@@ -148,7 +155,7 @@ export class EbpfCapture implements CaptureBackend {
    * wanted interface that does not exist, and the post-DNAT nftables table. A filter running an
    * earlier run's program is not a difference (every start replaces it with the new load).
    */
-  async inspect(targets: CaptureTargets): Promise<CaptureRepair[]> {
+  async inspect(targets: CaptureTargets, options: InspectOptions = {}): Promise<CaptureRepair[]> {
     const { native, pinRoot } = this.opts;
     const repairs: CaptureRepair[] = [];
     const mapDiff = (name: string, wanted: string[], encode: (v: string) => Buffer, decode: (b: Buffer) => string): void => {
@@ -181,7 +188,7 @@ export class EbpfCapture implements CaptureBackend {
       if (wanted.has(link.name) || link.name === 'lo' || !hasOurFilter(native, link.ifindex)) continue;
       repairs.push({ kind: 'tc-filter', object: `tc ingress filter handle 0x${TC_HANDLE.toString(16)} pref ${TC_PRIORITY} on ${link.name} (ifindex ${link.ifindex})`, problem: 'on an interface not captured any more', action: 'detached' });
     }
-    repairs.push(...((await this.opts.serviceDnat.inspect?.(targets)) ?? []));
+    repairs.push(...((await this.opts.serviceDnat.inspect?.(targets, options)) ?? []));
     return repairs;
   }
 

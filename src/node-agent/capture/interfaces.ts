@@ -26,6 +26,31 @@ export async function routeDevice(cmd: CommandRunner, ip: string): Promise<strin
   return r?.dev && r.type !== 'local' ? r.dev : null;
 }
 
+/**
+ * The devices of many pod IPs at once: one `ip -j route show` per family finds the CNI's host
+ * routes (`<podIP> dev <veth>`, /32 or /128, main table); only IPs without such a route cost an
+ * `ip route get` each. Missing from the result: no route (as `routeDevice` returning null).
+ */
+export async function routeDevices(cmd: CommandRunner, ips: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const hostRoutes = new Map<string, string>();
+  for (const family of ['-4', '-6'] as const) {
+    if (!ips.some((ip) => (family === '-6') === ip.includes(':'))) continue;
+    const { stdout, code } = await cmd.run('ip', ['-j', family, 'route', 'show'], { allowFailure: true });
+    if (code !== 0 || !stdout.trim()) continue;
+    for (const r of JSON.parse(stdout) as Array<{ dst?: string; dev?: string; type?: string }>) {
+      if (!r.dst || !r.dev || (r.type && r.type !== 'unicast')) continue;
+      const host = r.dst.replace(/\/(32|128)$/, '');
+      if (!host.includes('/')) hostRoutes.set(host, r.dev);
+    }
+  }
+  for (const ip of ips) {
+    const dev = hostRoutes.get(ip) ?? (await routeDevice(cmd, ip));
+    if (dev) out.set(ip, dev);
+  }
+  return out;
+}
+
 /** Every address configured on the node (its own IPs: never captured as destinations). */
 export async function nodeAddresses(cmd: CommandRunner): Promise<string[]> {
   const { stdout } = await cmd.run('ip', ['-j', 'addr', 'show']);

@@ -22,7 +22,7 @@
 import { isIP } from 'node:net';
 import type { CommandRunner } from '../../os/command.js';
 import type { Logger } from '../../telemetry/logger.js';
-import type { CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets, InspectOptions } from './capture-backend.js';
 
 export const NFT_TABLE = 'amesh';
 
@@ -197,7 +197,8 @@ export class NftCapture implements CaptureBackend {
     this.last = targets;
   }
 
-  async inspect(targets: CaptureTargets): Promise<CaptureRepair[]> {
+  async inspect(targets: CaptureTargets, options: InspectOptions = {}): Promise<CaptureRepair[]> {
+    if (options.nftables === false) return [];
     const { stdout, code } = await this.commands.run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE], { allowFailure: true });
     return diffNftTable(code === 0 ? stdout : undefined, renderNftRuleset(targets, this.options, this.scope), targets.enrolledIps);
   }

@@ -27,7 +27,7 @@ import { bpfObjectPath } from './bpf-contract.js';
 import { existsSync } from 'node:fs';
 import type { CaptureBackend, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
 import { EbpfCapture, uninstallEbpfLeftovers } from './ebpf-capture.js';
-import { ipv6Available, listLinks, nodeAddresses, routeDevice } from './interfaces.js';
+import { ipv6Available, listLinks, nodeAddresses, routeDevices } from './interfaces.js';
 import { NFT_TABLE, NftCapture, uninstallNftLeftovers, type NftRulesetOptions } from './nft-capture.js';
 import { watchLinks, type LinkWatcher, type LinkWatcherOptions } from './link-watcher.js';
 import { inspectRouting, installRouting, removeRouting, type RoutingSpec } from './routing.js';
@@ -201,8 +201,8 @@ export class RedirectionManager {
     const backend = this.backend;
     if (!backend || this.closed) return undefined;
     const targets = await this.targets(state);
-    const repairs = trigger && backend.inspect ? await backend.inspect(targets) : [];
-    await backend.apply(targets);
+    const repairs = trigger && backend.inspect ? await backend.inspect(targets, { nftables: trigger === 'start' }) : [];
+    await backend.apply(targets, { linkPass: trigger === 'link' });
     if (trigger === 'start') {
       const all = [...this.startupRepairs, ...repairs];
       if (this.earlierRun) this.report('start', repairs);
@@ -282,9 +282,10 @@ export class RedirectionManager {
     const { node, commands, config, logger } = this.deps;
     const local = state.workloadsOnNode(node);
     const podInterfaces = new Set<string>();
+    const devices = await routeDevices(commands, local.flatMap((w) => w.addresses));
     for (const w of local) {
       for (const ip of w.addresses) {
-        const dev = await routeDevice(commands, ip);
+        const dev = devices.get(ip);
         if (dev) podInterfaces.add(dev);
         else logger.warn({ workload: w.uid, ip }, 'capture: no route to local pod; it is not captured until its veth appears');
       }

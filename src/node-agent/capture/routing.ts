@@ -28,8 +28,9 @@ async function hasRule(cmd: CommandRunner, family: '-4' | '-6', spec: RoutingSpe
 
 /** True when the table routes every address of the family locally via lo. */
 async function hasLocalRoute(cmd: CommandRunner, family: '-4' | '-6', spec: RoutingSpec): Promise<boolean> {
-  const { stdout } = await cmd.run('ip', ['-j', family, 'route', 'show', 'table', String(spec.table)], { allowFailure: true });
-  const routes = stdout.trim() ? (JSON.parse(stdout) as Array<{ type?: string; dst?: string; dev?: string }>) : [];
+  // A table that does not exist yet fails (code 2) after printing "[".
+  const { stdout, code } = await cmd.run('ip', ['-j', family, 'route', 'show', 'table', String(spec.table)], { allowFailure: true });
+  const routes = code === 0 && stdout.trim() ? (JSON.parse(stdout) as Array<{ type?: string; dst?: string; dev?: string }>) : [];
   return routes.some((r) => r.type === 'local' && r.dev === 'lo' && (r.dst === 'default' || r.dst === '0.0.0.0/0' || r.dst === '::/0'));
 }
 
