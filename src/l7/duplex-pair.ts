@@ -47,6 +47,19 @@ export class PairEnd extends Duplex {
     else other.pendingWrite = callback;
   }
 
+  /**
+   * Corked writes (Node's HTTP servers cork a response's head and body until the next tick)
+   * reach the other end as ONE chunk: relayed into an HBONE stream that is one DATA frame and
+   * one TLS record instead of one per write (a 1 KiB response was two of each).
+   */
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: (err?: Error | null) => void): void {
+    let length = 0;
+    for (const c of chunks) length += c.chunk.length;
+    const first = chunks[0];
+    const joined = chunks.length === 1 && first ? first.chunk : Buffer.concat(chunks.map((c) => c.chunk), length);
+    this._write(joined, first?.encoding ?? 'latin1', callback);
+  }
+
   override _final(callback: (err?: Error | null) => void): void {
     if (!this.other.destroyed) this.other.push(null);
     callback();

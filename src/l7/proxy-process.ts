@@ -2,8 +2,10 @@
  * Lifecycle pieces the two L7 proxy processes (src/waypoint/app.ts, src/gateway/app.ts) share:
  * building with a certificate source that is closed again when construction fails, the admin
  * servers with their readiness document, what a config-applied log line counts, and the
- * telemetry (Istio metrics on the admin registry, access-log gating, tracing) one process owns.
+ * telemetry (Istio metrics on the admin registry, access-log gating, tracing) one process owns,
+ * and the process's garbage-collector setting (`tuneProxyHeap`).
  */
+import v8 from 'node:v8';
 import { AdminServers } from '../node-agent/admin.js';
 import type { CertificateProvider } from '../identity/certificate-provider.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -15,8 +17,24 @@ import type { TracingHook } from './pipeline/trace-hook.js';
 import { openCertificateSource, type CertificateSource } from './mesh-upstream.js';
 import type { ProxySettings } from './proxy-settings.js';
 
+/**
+ * Turns V8's allocation-site pretenuring off for the proxy process. Under load (many requests in
+ * flight at a young collection) V8 decides that the request path's allocation sites make
+ * long-lived objects and allocates them straight in the old generation from then on; they are
+ * not (they live one request), so afterwards, at any rate, every request left ~7 KB in the old
+ * generation: young collections grew the heap by ~2.4 MB each and became slow (the old→young
+ * pointers they must scan), and full collections came every ~20 s. Measured on the waypoint bench
+ * at 1000 req/s after a max-rate run: young collections 5–14 ms → 1.7–2.0 ms, heap flat instead of
+ * +2.4 MB per collection; in-process, GC time in 8 s at 1000 req/s 356–545 ms → 79–160 ms.
+ * Idempotent; safe at run time (V8 reads the flag at each collection; Node 20 and 24).
+ */
+export function tuneProxyHeap(): void {
+  v8.setFlagsFromString('--no-allocation-site-pretenuring');
+}
+
 /** Opens the certificate source, then constructs the proxy; the source is closed if that throws. */
 export async function buildWithCertificates<T>(settings: Readonly<ProxySettings>, logger: Logger, role: string, provider: CertificateProvider | undefined, construct: (source: CertificateSource) => T): Promise<T> {
+  tuneProxyHeap();
   const certificates = await openCertificateSource(settings, logger, role, provider);
   try {
     return construct(certificates);

@@ -32,6 +32,19 @@ describe('duplexPair', () => {
     expect(done).toBeGreaterThan(90);
   });
 
+  it('hands corked writes (an HTTP head and its body) to the other end as one chunk', async () => {
+    const [a, b] = duplexPair();
+    const chunks: string[] = [];
+    b.on('data', (c: Buffer) => chunks.push(c.toString()));
+    a.cork();
+    a.write('HTTP/1.1 200 OK\r\n\r\n');
+    a.write(Buffer.from('body'));
+    process.nextTick(() => a.uncork());
+    a.end();
+    await once(b, 'end');
+    expect(chunks).toEqual(['HTTP/1.1 200 OK\r\n\r\nbody']);
+  });
+
   it('destroying one side destroys the other with a premature-close error', async () => {
     const [a, b] = duplexPair();
     const err = once(b, 'error');
