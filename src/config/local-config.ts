@@ -66,6 +66,7 @@ export const workloadSchema = z
     status: z.enum(['HEALTHY', 'UNHEALTHY']).optional(),
     clusterId: z.string().optional(),
     capacity: z.number().int().min(0).max(0xffffffff).optional(),
+    locality: z.object({ region: z.string().optional(), zone: z.string().optional(), subzone: z.string().optional() }).strict().optional(),
   })
   .strict();
 

@@ -101,6 +101,7 @@ export function encodeWorkloadAddress(w: Workload): Uint8Array {
     authorizationPolicies: w.authorizationPolicies,
     status: w.status,
     clusterId: w.clusterId,
+    locality: w.locality === undefined ? undefined : { region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone },
     capacity: w.capacity === undefined ? undefined : { value: w.capacity },
   };
   return encodeMessage(xdsProto().address, { workload });
@@ -263,6 +264,14 @@ function decodeWorkload(raw: Raw): Workload {
   optional(w, 'authorizationPolicies', list(raw, 'authorizationPolicies').map(String));
   w.status = strictEnum(raw, 'status', WORKLOAD_STATUSES, path);
   optional(w, 'clusterId', str(raw, 'clusterId'));
+  const locality = sub(raw, 'locality');
+  if (locality) {
+    const l: NonNullable<Workload['locality']> = {};
+    optional(l, 'region', str(locality, 'region'));
+    optional(l, 'zone', str(locality, 'zone'));
+    optional(l, 'subzone', str(locality, 'subzone'));
+    if (Object.keys(l).length) w.locality = l;
+  }
   const capacity = sub(raw, 'capacity');
   if (capacity) w.capacity = typeof capacity.value === 'number' ? capacity.value : 0;
   return w;

@@ -7,6 +7,13 @@ const pod = {
   status: { phase: 'Running', podIP: '10.0.0.1', conditions: [{ type: 'Ready', status: 'True' }, { type: 'Initialized', status: 'True' }] },
 };
 const svc = { metadata: { uid: 's1', name: 's', labels: {}, annotations: {} }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] }, status: {} };
+const node = { metadata: { uid: 'n1', name: 'n1', resourceVersion: '1', labels: { 'topology.kubernetes.io/zone': 'z1', 'kubernetes.io/hostname': 'n1' }, annotations: {} }, spec: {}, status: { conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: 't1' }] } };
+const slice = {
+  metadata: { uid: 'e1', name: 'db-1', namespace: 'demo', resourceVersion: '1', labels: { 'kubernetes.io/service-name': 'db' } },
+  addressType: 'IPv4',
+  endpoints: [{ addresses: ['10.0.0.9'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'n1' }],
+  ports: [{ name: '', port: 6432, protocol: 'TCP' }],
+};
 
 describe('meshInputsChanged', () => {
   it.each([
@@ -28,6 +35,17 @@ describe('meshInputsChanged', () => {
     ['Telemetry status written by the controller', 'telemetries', svc, { ...svc, status: { conditions: [{ type: 'Accepted' }] } }, false],
     ['Telemetry spec', 'telemetries', svc, { ...svc, spec: { tracing: [{}] } }, true],
     ['gateway annotation', 'gateways', svc, { ...svc, metadata: { ...svc.metadata, annotations: { 'amesh.io/for-service-account': 'sa' } } }, true],
+    ['node heartbeat (status only)', 'nodes', node, { ...node, metadata: { ...node.metadata, resourceVersion: '2' }, status: { conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: 't2' }] } }, false],
+    ['node label other than topology', 'nodes', node, { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, 'kubernetes.io/hostname': 'x' } } }, false],
+    ['node annotation', 'nodes', node, { ...node, metadata: { ...node.metadata, annotations: { 'node.alpha.kubernetes.io/ttl': '0' } } }, false],
+    ['node zone label', 'nodes', node, { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, 'topology.kubernetes.io/zone': 'z2' } } }, true],
+    ['node subzone label added', 'nodes', node, { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, 'topology.istio.io/subzone': 's' } } }, true],
+    ['slice serving/terminating only', 'endpointSlices', slice, { ...slice, endpoints: [{ ...slice.endpoints[0]!, conditions: { ready: true, serving: false, terminating: true } }] }, false],
+    ['slice endpoint nodeName only', 'endpointSlices', slice, { ...slice, endpoints: [{ ...slice.endpoints[0]!, nodeName: 'n2' }] }, false],
+    ['slice address', 'endpointSlices', slice, { ...slice, endpoints: [{ ...slice.endpoints[0]!, addresses: ['10.0.0.10'] }] }, true],
+    ['slice readiness', 'endpointSlices', slice, { ...slice, endpoints: [{ ...slice.endpoints[0]!, conditions: { ready: false } }] }, true],
+    ['slice port', 'endpointSlices', slice, { ...slice, ports: [{ name: '', port: 6433, protocol: 'TCP' }] }, true],
+    ['slice service label', 'endpointSlices', slice, { ...slice, metadata: { ...slice.metadata, labels: { 'kubernetes.io/service-name': 'db2' } } }, true],
   ])('%s → %s', (_name, kind, previous, object, expected) => expect(meshInputsChanged(kind, previous, object)).toBe(expected));
 
   it('counts an add (no previous object)', () => expect(meshInputsChanged('pods', undefined, pod)).toBe(true));

@@ -222,7 +222,7 @@ describe('decoding bytes written elsewhere', () => {
     expect(decodeAuthorization(raw('authorization', { name: 'p', namespace: 'ns' }))).toEqual({ name: 'p', namespace: 'ns', scope: 'GLOBAL', action: 'ALLOW', rules: [] });
   });
 
-  it('an unknown app protocol or workload type decodes as absent; fields we do not model are skipped', () => {
+  it('an unknown app protocol or workload type decodes as absent; fields we do not model (network gateway) are skipped', () => {
     const bytes = raw('address', {
       workload: {
         uid: 'u',
@@ -237,8 +237,20 @@ describe('decoding bytes written elsewhere', () => {
     const decoded = decodeAddress(bytes);
     expect(decoded).toEqual({
       kind: 'workload',
-      workload: { uid: 'u', name: 'n', namespace: 'ns', addresses: [], tunnelProtocol: 'NONE', serviceAccount: '', status: 'HEALTHY', services: { 'ns/s.ns.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 80 }] } } },
+      workload: { uid: 'u', name: 'n', namespace: 'ns', addresses: [], tunnelProtocol: 'NONE', serviceAccount: '', status: 'HEALTHY', services: { 'ns/s.ns.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 80 }] } }, locality: { zone: 'z' } },
     });
+  });
+
+  it('a locality round-trips part by part; an all-empty one decodes as absent', () => {
+    const base: Workload = { uid: 'u1', name: 'a', namespace: 'demo', addresses: ['10.244.0.1'], tunnelProtocol: 'HBONE', serviceAccount: 'default', services: {} };
+    const full = decodeAddress(encodeWorkloadAddress({ ...base, locality: { region: 'eu-west', zone: 'eu-west-1a', subzone: 'rack.7' } }));
+    expect(full.kind === 'workload' && full.workload.locality).toEqual({ region: 'eu-west', zone: 'eu-west-1a', subzone: 'rack.7' });
+    const zoneOnly = decodeAddress(encodeWorkloadAddress({ ...base, locality: { zone: 'z1' } }));
+    expect(zoneOnly.kind === 'workload' && zoneOnly.workload.locality).toEqual({ zone: 'z1' });
+    const empty = decodeAddress(raw('address', { workload: { uid: 'u', name: 'n', namespace: 'ns', locality: {} } }));
+    expect(empty.kind === 'workload' && 'locality' in empty.workload).toBe(false);
+    const checked = checkAddressResource(base.uid, encodeWorkloadAddress({ ...base, locality: { region: 'r' } }), 'cluster.local');
+    expect(checked.ok && checked.value.kind === 'workload' && checked.value.workload.locality).toEqual({ region: 'r' });
   });
 });
 

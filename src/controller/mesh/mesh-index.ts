@@ -1,26 +1,38 @@
 /**
- * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods,
- * Services, PeerAuthentications, AuthorizationPolicies, RequestAuthentications, Gateway API and
- * Istio routing objects, Istio Gateways and Secrets for ingress, Telemetries and the mesh config
- * ConfigMap `istio` of the root namespace) and the resources computed from them
+ * The controller's live view of the mesh: one informer per input kind (Namespaces, Pods, Nodes,
+ * Services, EndpointSlices, PeerAuthentications, AuthorizationPolicies, RequestAuthentications,
+ * Gateway API and Istio routing objects, Istio Gateways and Secrets for ingress, Telemetries and
+ * the mesh config ConfigMap `istio` of the root namespace) and the resources computed from them
  * (compute-mesh-resources.ts).
  *
- * Contract: `onChange` listeners are called synchronously for every watched change — not
- * debounced; the xDS layer debounces and diffs. `resources()` recomputes lazily, at most once per
- * batch of changes, and returns the same object until the next change (callers must not mutate
- * it). `synced()` is true once every informer has listed once (a kind whose CRD is missing counts
- * as synced and empty).
+ * ServiceAccounts are not watched: a Workload names its pod's `spec.serviceAccountName`, which
+ * the API server only admits for an account that exists, and an identity is issued for a pod's
+ * token (the CA reviews it), not for an account object — nothing the mesh serves is computed
+ * from a ServiceAccount. (The waypoint deployer creates and watches the ones it owns.)
+ *
+ * Contract: `onChange` listeners are called synchronously for every watched change that can
+ * matter — not debounced; the xDS layer debounces and diffs. `resources()` recomputes lazily, at
+ * most once per batch of changes, and returns the same object until the next change (callers
+ * must not mutate it, nor any Workload, Service or Authorization in it: an unchanged one is the
+ * same object from one computation to the next, which the publisher relies on). A batch of only
+ * Pod and Node changes re-translates only the pods concerned (those changed, those on a changed
+ * Node) when it can (`updateMeshResources`); any other change recomputes everything. An
+ * EndpointSlice counts only for a selector-less Service (the others take their members from their
+ * selector). `synced()` is true once every informer has listed once (a kind whose CRD is missing
+ * counts as synced and empty).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../telemetry/logger.js';
-import { Informer, RESOURCES, type InformerObject, type InformerOptions, type ResourceKind } from '../kube/informer.js';
+import { Informer, objectKey, RESOURCES, type InformerChange, type InformerObject, type InformerOptions, type ResourceKind } from '../kube/informer.js';
+import { sliceServiceKey, usesEndpointSlices, type EndpointSliceObject } from '../translate/endpoint-slice.js';
+import type { NodeObject } from '../translate/locality.js';
 import type { AuthorizationPolicyObject } from '../translate/authorization-policy.js';
 import type { NamespaceObject, PodObject } from '../translate/enrolment.js';
 import type { PeerAuthenticationObject } from '../translate/peer-authentication.js';
 import type { RequestAuthenticationObject } from '../translate/request-authentication.js';
 import type { ServiceObject } from '../translate/service.js';
 import { meshInputsChanged } from './relevant-change.js';
-import { computeMeshResources, MESH_ROOT_NAMESPACE, type KubeObjectLike, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
+import { computeMesh, MESH_ROOT_NAMESPACE, updateMeshResources, type KubeObjectLike, type MeshComputation, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
 import { MESH_CONFIG_MAP_NAME } from '../translate/mesh-config.js';
 
 export { computeMeshResources, MESH_ROOT_NAMESPACE, type MeshOptions, type MeshResources, type MeshView } from './compute-mesh-resources.js';
@@ -37,7 +49,9 @@ export interface MeshIndexOptions extends MeshOptions {
 type Kinds = {
   namespaces: NamespaceObject;
   pods: PodObject;
+  nodes: NodeObject;
   services: ServiceObject;
+  endpointSlices: EndpointSliceObject;
   peerAuthentications: PeerAuthenticationObject;
   authorizationPolicies: AuthorizationPolicyObject;
   requestAuthentications: RequestAuthenticationObject;
@@ -58,7 +72,9 @@ type Kinds = {
 const WATCHED: { [K in keyof Kinds]: ResourceKind } = {
   namespaces: RESOURCES.namespaces,
   pods: RESOURCES.pods,
+  nodes: RESOURCES.nodes,
   services: RESOURCES.services,
+  endpointSlices: RESOURCES.endpointSlices,
   peerAuthentications: RESOURCES.peerAuthentications,
   authorizationPolicies: RESOURCES.authorizationPolicies,
   requestAuthentications: RESOURCES.requestAuthentications,
@@ -91,7 +107,12 @@ export class MeshIndex {
   readonly #options: MeshOptions;
   readonly #log: Logger;
   readonly #listeners = new Set<() => void>();
-  #cached: MeshResources | undefined;
+  /** The last computation; stale when `#full` or `#dirtyPods` say so. */
+  #computation: MeshComputation | undefined;
+  /** A change since the last computation that only a full recomputation covers. */
+  #full = true;
+  /** Keys (`namespace/name`) of pods to re-translate: changed, or on a changed Node. */
+  readonly #dirtyPods = new Set<string>();
 
   constructor(opts: MeshIndexOptions) {
     this.#log = opts.log.child({ component: 'mesh-index' });
@@ -108,14 +129,16 @@ export class MeshIndex {
       const informer = new Informer<Kinds[K] & InformerObject>({ kubeConfig: opts.kubeConfig, resource: WATCHED[kind], log: opts.log, ...(fieldSelector ? { fieldSelector } : {}), ...opts.informer });
       informer.onChange((change) => {
         if (change.type === 'update' && !meshInputsChanged(kind, change.previous, change.object)) return;
-        this.#changed();
+        this.#changed(kind, change);
       });
       return informer;
     };
     this.#informers = {
       namespaces: make('namespaces'),
       pods: make('pods'),
+      nodes: make('nodes'),
       services: make('services'),
+      endpointSlices: make('endpointSlices'),
       peerAuthentications: make('peerAuthentications'),
       authorizationPolicies: make('authorizationPolicies'),
       requestAuthentications: make('requestAuthentications'),
@@ -177,24 +200,52 @@ export class MeshIndex {
       secrets: this.#informers.secrets.list(),
       telemetries: this.#informers.telemetries.list(),
       meshConfigMaps: this.#informers.meshConfigMaps.list(),
+      nodes: this.#informers.nodes.list(),
+      endpointSlices: this.#informers.endpointSlices.list(),
     };
   }
 
   resources(): MeshResources {
-    if (!this.#cached) {
-      const started = performance.now();
-      this.#cached = computeMeshResources(this.view(), this.#options);
-      this.#log.debug({ workloads: this.#cached.workloads.size, services: this.#cached.services.size, authorizations: this.#cached.authorizations.size, ms: Math.round(performance.now() - started) }, 'mesh resources computed');
+    const previous = this.#computation;
+    if (previous && !this.#full && this.#dirtyPods.size === 0) return previous.resources;
+    const started = performance.now();
+    let computation: MeshComputation | undefined;
+    let mode = 'full';
+    if (previous && !this.#full) {
+      const pods = this.#informers.pods;
+      const changed = new Map([...this.#dirtyPods].map((key) => [key, pods.get(key)] as const));
+      const nodes = new Map(this.#informers.nodes.list().map((n) => [n.metadata.name ?? '', n] as const));
+      computation = updateMeshResources(previous, changed, nodes);
+      mode = computation ? `${changed.size} pods` : 'full (pods could not be updated alone)';
     }
-    return this.#cached;
+    computation ??= computeMesh(this.view(), this.#options);
+    this.#computation = computation;
+    this.#full = false;
+    this.#dirtyPods.clear();
+    const r = computation.resources;
+    this.#log.debug({ mode, workloads: r.workloads.size, services: r.services.size, authorizations: r.authorizations.size, ms: Math.round((performance.now() - started) * 10) / 10 }, 'mesh resources computed');
+    return r;
   }
 
   namespace(name: string): NamespaceObject | undefined {
     return this.#informers.namespaces.get(name);
   }
 
-  #changed(): void {
-    this.#cached = undefined;
+  #changed<K extends keyof Kinds>(kind: K, change: InformerChange<Kinds[K] & InformerObject>): void {
+    if (kind === 'pods') this.#dirtyPods.add(objectKey(change.object));
+    else if (kind === 'nodes') {
+      const node = change.object.metadata?.name;
+      for (const pod of this.#informers.pods.list()) if (pod.spec?.nodeName === node) this.#dirtyPods.add(objectKey(pod));
+    } else if (kind === 'endpointSlices') {
+      // Only a selector-less Service's slices are read; the rest need no recomputation at all.
+      const keys = [sliceServiceKey(change.object as EndpointSliceObject), change.previous && sliceServiceKey(change.previous as EndpointSliceObject)];
+      const relevant = keys.some((key) => {
+        const service = key ? this.#informers.services.get(key) : undefined;
+        return service !== undefined && usesEndpointSlices(service);
+      });
+      if (!relevant) return;
+      this.#full = true;
+    } else this.#full = true;
     for (const listener of this.#listeners) {
       try {
         listener();

@@ -10,9 +10,16 @@
  *   IPs and the Ready condition — not annotations, not other status.
  * - Secrets: type and data (ingress certificates); they have no spec. ConfigMaps (the mesh
  *   config): data.
+ * - Nodes: only the topology labels locality is read from (translate/locality.ts) — a Node's
+ *   status (heartbeats), annotations and other labels change often and matter to no Workload.
+ * - EndpointSlices: the Service they belong to, the address type, the addresses with their ready
+ *   condition, and the ports (translate/endpoint-slice.ts) — not the other conditions or hints.
  * - Everything else: labels, annotations and spec — never status or bookkeeping metadata.
  * Adds and deletes always count.
  */
+import { SERVICE_NAME_LABEL, type EndpointSliceObject } from '../translate/endpoint-slice.js';
+import { NODE_LOCALITY_LABELS } from '../translate/locality.js';
+
 interface Meta {
   uid?: string;
   labels?: Record<string, string>;
@@ -70,8 +77,24 @@ function secretInputs(secret: SecretLike): string {
   return JSON.stringify([m.uid, m.labels ?? {}, m.deletionTimestamp ?? null, secret.type ?? null, secret.data ?? {}]);
 }
 
+function nodeInputs(node: AnyObject): string {
+  const labels = node.metadata?.labels ?? {};
+  return JSON.stringify(NODE_LOCALITY_LABELS.map((l) => labels[l] ?? null));
+}
+
+function sliceInputs(slice: EndpointSliceObject): string {
+  return JSON.stringify([
+    slice.metadata.labels?.[SERVICE_NAME_LABEL] ?? null,
+    slice.addressType ?? null,
+    (slice.endpoints ?? []).map((e) => [e.addresses ?? [], e.conditions?.ready ?? null]),
+    slice.ports ?? [],
+  ]);
+}
+
 export function meshInputsChanged(kind: string, previous: unknown, object: unknown): boolean {
   if (previous === undefined) return true;
+  if (kind === 'nodes') return nodeInputs(previous as AnyObject) !== nodeInputs(object as AnyObject);
+  if (kind === 'endpointSlices') return sliceInputs(previous as EndpointSliceObject) !== sliceInputs(object as EndpointSliceObject);
   if (kind === 'pods') return podInputs(previous as PodLike) !== podInputs(object as PodLike);
   if (kind === 'secrets' || kind === 'meshConfigMaps') return secretInputs(previous as SecretLike) !== secretInputs(object as SecretLike);
   return objectInputs(previous as AnyObject) !== objectInputs(object as AnyObject);

@@ -11,10 +11,16 @@
  * controller and omit not-ready pods, yet a not-ready pod must still be listed UNHEALTHY so
  * agents do not balance to it but do recognise it), and readiness is the pod's own Ready
  * condition — the same bit the endpoints controller copies into `endpoints[].conditions.ready`.
- * Selector-less Services (manually managed EndpointSlices) therefore get no members here.
+ * Selector-less Services (manually managed EndpointSlices) take their members from those slices
+ * (translate/endpoint-slice.ts): a slice address a pod holds puts that pod's Workload in the
+ * Service (`WorkloadContext.sliceServices`), with the port numbers the slice states.
+ *
+ * Locality: the pod's `topology.istio.io/locality` label, else its node's topology labels
+ * (translate/locality.ts).
  */
 import type { PortList, Workload } from '../../node-agent/state/types.js';
 import { isEnrolled, type NamespaceObject, type PodObject } from './enrolment.js';
+import { workloadLocality, type NodeObject } from './locality.js';
 import { DEFAULT_CLUSTER_DOMAIN, isTcp, serviceHostname, serviceKey, type ServiceObject, type ServicePortSpec } from './service.js';
 
 export const CANONICAL_NAME_LABELS = ['service.istio.io/canonical-name', 'app.kubernetes.io/name', 'app'] as const;
@@ -32,6 +38,10 @@ export interface WorkloadContext {
   clusterDomain?: string;
   /** `namespace/name` of the WORKLOAD_SELECTOR authorizations that apply to the pod. */
   authorizationPolicies?: readonly string[];
+  /** The pod's Node (`spec.nodeName`), when known: its topology labels give the locality. */
+  node?: NodeObject;
+  /** Selector-less Services whose EndpointSlices list one of the pod's addresses (endpoint-slice.ts), ports resolved. */
+  sliceServices?: Readonly<Record<string, PortList>>;
 }
 
 export function isListedPod(pod: PodObject): boolean {
@@ -126,6 +136,11 @@ export function translateWorkload(pod: PodObject, context: WorkloadContext): Pod
   const canonicalName = firstLabel(labels, CANONICAL_NAME_LABELS);
   const canonicalRevision = firstLabel(labels, CANONICAL_REVISION_LABELS);
   const policies = [...(context.authorizationPolicies ?? [])].sort();
+  const locality = workloadLocality(pod, context.node);
+  const services = serviceMembership(pod, context.services, context.clusterDomain);
+  if (context.sliceServices) {
+    for (const key of Object.keys(context.sliceServices).sort()) services[key] ??= { ports: [...(context.sliceServices[key]?.ports ?? [])] };
+  }
   return {
     uid: pod.metadata.uid ?? `${namespace}/${name}`,
     name,
@@ -140,7 +155,8 @@ export function translateWorkload(pod: PodObject, context: WorkloadContext): Pod
     ...(canonicalName ? { canonicalName } : {}),
     ...(canonicalRevision ? { canonicalRevision } : {}),
     status: podReady(pod) ? 'HEALTHY' : 'UNHEALTHY',
-    services: serviceMembership(pod, context.services, context.clusterDomain),
+    services,
     ...(policies.length ? { authorizationPolicies: policies } : {}),
+    ...(locality ? { locality } : {}),
   };
 }

@@ -53,11 +53,14 @@ export class MeshPublisher {
   readonly #follower: CoalescedFollower;
   #last: PublicationStats | undefined;
   /**
-   * name → the resource's JSON and its encoding, from the last publication: at 2 000 pods,
-   * stringifying is ~4× cheaper than encoding and hashing again, and an unchanged resource keeps
-   * the same buffer (the store then skips hashing it too).
+   * name → the resource, its JSON and its encoding, from the last publication. The mesh hands
+   * back the very same object for a resource an incremental update did not touch
+   * (mesh-index.ts): that is known unchanged without even stringifying it. Otherwise (a full
+   * recomputation makes new objects) the JSON decides: at 2 000 pods stringifying is ~4× cheaper
+   * than encoding and hashing again. Either way an unchanged resource keeps the same buffer (the
+   * store then skips hashing it too).
    */
-  #encoded = new Map<string, { json: string; bytes: Uint8Array }>();
+  #encoded = new Map<string, { item: unknown; json: string; bytes: Uint8Array }>();
 
   constructor(opts: MeshPublisherOptions) {
     this.#opts = opts;
@@ -89,14 +92,19 @@ export class MeshPublisher {
     const { mesh, store, log } = this.#opts;
     const resources = mesh.resources();
     let skipped = 0;
-    const cache = new Map<string, { json: string; bytes: Uint8Array }>();
+    const cache = new Map<string, { item: unknown; json: string; bytes: Uint8Array }>();
     const encode = <T>(items: Iterable<T>, name: (item: T) => string, bytes: (item: T) => Uint8Array, into: Map<string, Uint8Array>): void => {
       for (const item of items) {
         const key = name(item);
         try {
-          const json = JSON.stringify(item);
           const known = this.#encoded.get(key);
-          const entry = known?.json === json ? known : { json, bytes: bytes(item) };
+          if (known?.item === item) {
+            cache.set(key, known);
+            into.set(key, known.bytes);
+            continue;
+          }
+          const json = JSON.stringify(item);
+          const entry = known?.json === json ? { item, json, bytes: known.bytes } : { item, json, bytes: bytes(item) };
           cache.set(key, entry);
           into.set(key, entry.bytes);
         } catch (err) {

@@ -26,6 +26,13 @@ export interface GatewayAddress {
   hboneMtlsPort: number;
 }
 
+/** istio.workload.Locality; an empty part is left out. */
+export interface Locality {
+  region?: string;
+  zone?: string;
+  subzone?: string;
+}
+
 export interface Workload {
   uid: string;
   name: string;
@@ -48,6 +55,8 @@ export interface Workload {
   clusterId?: string;
   /** Relative weight when load-balancing a service across endpoints (ztunnel: absent = 1). */
   capacity?: number;
+  /** Where the workload runs (istio.workload.Locality): the pod's locality label, else its node's topology labels. */
+  locality?: Locality;
   /** The waypoint that handles traffic addressed to this workload (waypoint-for workload|all). */
   waypoint?: GatewayAddress;
 }
