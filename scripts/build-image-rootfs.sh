@@ -3,9 +3,9 @@
 # smoke-runs it with Node 24 (the images' Node):
 #   scripts/build-image-rootfs.sh node|controller|waypoint OUTDIR
 # OUTDIR/app gets what images/<image>/Dockerfile copies into /app: package.json, bin/, proto/,
-# dist/src/ (compiled here), production node_modules (`npm ci --omit=dev`), and for the node image
-# the eBPF object and the native addon built from source in a scratch copy (the working tree's
-# bpf/build and native/build are not touched), for the controller the waypoint templates.
+# daemonset/, waypoint/, dist/src/ (compiled here), production node_modules (`npm ci --omit=dev`),
+# and for the node image the eBPF object and the native addon built from source in a scratch copy
+# (the working tree's bpf/build and native/build are not touched).
 # It does not produce the Debian layer (apt packages) or image metadata: that needs an engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,9 +44,8 @@ cp package.json package-lock.json "$APP/"
 npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefix "$APP" >"$scratch/npm.log" 2>&1 || { cat "$scratch/npm.log" >&2; fail "npm ci --omit=dev failed"; }
 rm "$APP/package-lock.json"
 
-step "[3/5] package files (bin, proto$([ "$IMAGE" = controller ] && echo ', waypoint templates'))"
-cp -a bin proto "$APP/"
-[ "$IMAGE" = controller ] && cp -a waypoint "$APP/"
+step "[3/5] package files (bin, proto, daemonset, waypoint)"
+cp -a bin proto daemonset waypoint "$APP/"
 
 if [ "$IMAGE" = node ]; then
   step "[4/5] eBPF object and native addon, built from source in a scratch copy"
@@ -77,7 +76,7 @@ grep -q "$CMD" "$scratch/help.txt" || fail "amesh --help does not list $CMD"
 run "$APP/bin/amesh.js" "$CMD" --help >/dev/null || fail "amesh $CMD --help failed under Node $version"
 echo "    amesh --help and amesh $CMD --help ran under Node $version"
 if grep -qE '^ +version( |$)' "$scratch/help.txt"; then
-  run "$APP/bin/amesh.js" version --client 2>/dev/null || run "$APP/bin/amesh.js" version || fail "amesh version failed"
+  run "$APP/bin/amesh.js" version --client | sed 's/^/    /' || fail "amesh version --client failed under Node $version"
 fi
 if [ "$IMAGE" = node ]; then
   run -e 'const m = require(process.argv[1]); if (typeof m.loadObject !== "function") throw new Error("no loadObject"); console.log("    native addon loads under Node " + process.version + " (" + Object.keys(m).length + " functions)")' \

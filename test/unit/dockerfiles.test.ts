@@ -150,7 +150,7 @@ describe.each(Object.entries(IMAGES))('images/%s/Dockerfile', (_key, spec) => {
   it('ships the package root the CLI needs and production node_modules only', () => {
     const targets = copies(runtime).flatMap((c) => c.sources.map((source) => copyTarget(source, c.destination, '/app')));
     expect(workdirOf(runtime)).toBe('/app');
-    for (const path of ['/app/package.json', '/app/bin', '/app/proto', '/app/dist/src', '/app/node_modules']) expect(targets).toContain(path);
+    for (const path of ['/app/package.json', '/app/bin', '/app/proto', '/app/daemonset', '/app/waypoint', '/app/dist/src', '/app/node_modules']) expect(targets).toContain(path);
     const modules = copies(runtime).find((c) => c.destination.replace(/^\.\//, '') === 'node_modules');
     const depsStage = dockerfile.stages.find((s) => s.name === modules?.flags.from);
     expect(runs(depsStage!)).toMatch(/\bnpm ci\b[^\n]*--omit=dev/);
