@@ -188,7 +188,8 @@ export class HbonePool {
         this.retire(conn);
       });
       session.once('goaway', () => this.retire(conn));
-      if (conn.dead || this.draining) session.close();
+      // Retired or draining while dialling: the reserved slots still get their streams.
+      if ((conn.dead || this.draining) && conn.streams === 0) session.close();
       this.opts.logger.debug({ peer, connection: conn.id, key }, 'hbone: connection established');
       return session;
     })();
@@ -201,6 +202,12 @@ export class HbonePool {
 
   private release(conn: PooledConnection): void {
     conn.streams = Math.max(0, conn.streams - 1);
+    if (conn.dead && conn.streams === 0) {
+      // Retired while this slot was reserved (see retire): close now that it is done.
+      const session = conn.session;
+      if (session && !session.closed && !session.destroyed) session.close();
+      return;
+    }
     if (conn.streams > 0 || conn.dead || conn.idleTimer) return;
     conn.idleTimer = setTimeout(() => {
       conn.idleTimer = undefined;
@@ -212,7 +219,13 @@ export class HbonePool {
     conn.idleTimer.unref();
   }
 
-  /** Takes a connection out of the pool; open streams finish (GOAWAY), no new ones start. */
+  /**
+   * Takes a connection out of the pool; open streams finish, no new ones start. The session is
+   * closed once no stream slot is reserved: a slot reserved by connect() whose CONNECT is not
+   * sent yet (its dial still in flight, e.g. when drain() retires everything) would otherwise
+   * be refused (NGHTTP2_REFUSED_STREAM) — a failed connection during an agent hand-off.
+   * release() closes it when the last slot is given back.
+   */
   private retire(conn: PooledConnection): void {
     if (conn.idleTimer) {
       clearTimeout(conn.idleTimer);
@@ -228,7 +241,7 @@ export class HbonePool {
       }
     }
     const session = conn.session;
-    if (session && !session.closed && !session.destroyed) session.close();
+    if (session && conn.streams === 0 && !session.closed && !session.destroyed) session.close();
   }
 
   private all(): PooledConnection[] {
