@@ -26,6 +26,11 @@ const FAMILIES: Record<string, () => Promise<Register>> = {
   dashboard: async () => (await import('./dashboard.js')).registerDashboard,
   'proxy-status': async () => (await import('./proxy-status.js')).registerProxyStatus,
   diagnose: async () => (await import('./diagnose.js')).registerDiagnose,
+  install: async () => (await import('./install.js')).registerInstall,
+  uninstall: async () => (await import('./uninstall.js')).registerUninstall,
+  precheck: async () => (await import('./precheck.js')).registerPrecheck,
+  namespace: async () => (await import('./namespace.js')).registerNamespace,
+  version: async () => (await import('./version.js')).registerVersion,
 };
 
 const program = new Command();

@@ -4,7 +4,8 @@
  * up:   host checks → PKI → network (fabric, nodes, outside client) → daemon inside the fabric
  *       netns, handed the host-loopback listener as fd 3 and a host netns handle as fd 4 (for
  *       LoadBalancer host ports) → API ready → nodes Ready → amesh installed through
- *       its manifests → node agents Ready. Idempotent: a running sandbox is only checked.
+ *       `installAmesh` (src/install/install.ts, what `amesh install` runs) → controller and node
+ *       agents rolled out. Idempotent: a running sandbox is only checked.
  * down: daemon SIGTERM (it stops every pod with its grace period) → leftover processes we
  *       recorded (by pid + start time) → network namespaces, /etc/netns entries, pinned BPF
  *       objects and mesh config files of our nodes → the state directory (unless --keep).
@@ -16,10 +17,12 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AmeshError } from '../errors/amesh-error.js';
 import { createServingCertificates } from './apiserver/serving-cert.js';
-import { applyObjects, INSTALL_MANIFESTS, readManifests, REPO_ROOT } from './install.js';
+import { installAmesh, waitServed, type InstallOptions, type InstallResult } from '../install/install.js';
+import type { InstallValues } from '../install/render.js';
+import { applyObjects, readManifests, REPO_ROOT, SANDBOX_API_SHIMS, SANDBOX_INSTALL_VALUES } from './install.js';
 import { readRecordedPids } from './kubelet/kubelet.js';
 import { ClusterNetwork, planClusterNetwork, removeClusterNetwork } from './network/cluster-network.js';
 import {
@@ -54,6 +57,8 @@ export interface UpOptions {
   apiPort?: number;
   /** Skip installing amesh (the API server, kubelets and network only). */
   install?: boolean;
+  /** Install values (`--set`); default SANDBOX_INSTALL_VALUES (daemonset/ as written, minus the PDB). */
+  values?: Readonly<InstallValues>;
   progress?: Progress;
 }
 
@@ -194,7 +199,7 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
   if (existing && daemonAlive(existing)) {
     progress(`sandbox ${existing.name} is already running (daemon pid ${existing.daemonPid}); checking it`);
     const kc = kubeConfigFor(dir);
-    await waitReady(kc, existing, options.install !== false, progress, paths.daemonLog);
+    await waitReady(kc, existing, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? SANDBOX_INSTALL_VALUES);
     return { state: existing, kubeconfig: paths.kubeconfig, alreadyRunning: true };
   }
 
@@ -247,7 +252,7 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
 
   const kc = kubeConfigFor(dir);
   try {
-    await waitReady(kc, state, options.install !== false, progress, paths.daemonLog);
+    await waitReady(kc, state, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? SANDBOX_INSTALL_VALUES);
   } catch (err) {
     const log = await tail(paths.daemonLog, 20);
     throw new AmeshError('AMESH_SANDBOX_FAILED', `the sandbox did not become ready${log ? `; last daemon log lines:\n${log}` : ''}`, {
@@ -258,9 +263,9 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
   return { state, kubeconfig: paths.kubeconfig, alreadyRunning: false };
 }
 
-async function waitReady(kc: KubeConfig, state: SandboxState, install: boolean, progress: Progress, daemonLog: string): Promise<void> {
+async function waitReady(kc: KubeConfig, state: SandboxState, install: boolean, progress: Progress, paths: { dir: string; daemonLog: string }, values: Readonly<InstallValues>): Promise<void> {
+  const { dir, daemonLog } = paths;
   const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
   const daemonGone = (): AmeshError | undefined =>
     daemonAlive(state) ? undefined : new AmeshError('AMESH_SANDBOX_FAILED', `the sandbox daemon (pid ${state.daemonPid}) exited; see ${daemonLog}`);
   await until(
@@ -282,54 +287,22 @@ async function waitReady(kc: KubeConfig, state: SandboxState, install: boolean, 
     return ready.length >= state.nodes.length ? true : undefined;
   }, daemonGone);
   if (!install) return;
-  progress('installing amesh through its manifests (daemonset/amesh-node.yaml)');
-  for (const file of INSTALL_MANIFESTS) {
-    const results = await applyObjects(kc, await readManifests(file));
-    for (const r of results) progress(`  ${r.object.kind?.toLowerCase()}/${r.object.metadata?.name} ${r.outcome}`);
-  }
-  shown = '';
-  await until(
-    'the amesh controller to be available',
-    READY_TIMEOUT_MS,
-    async () => {
-      const deployment = await apps.readNamespacedDeployment({ name: 'amesh-controller', namespace: 'amesh-system' });
-      const available = deployment.status?.availableReplicas ?? 0;
-      const line = `controller available: ${available}/${deployment.spec?.replicas ?? 1}`;
-      if (line !== shown) progress((shown = line));
-      return available >= (deployment.spec?.replicas ?? 1) ? true : undefined;
-    },
-    daemonGone,
-  ).catch(async (err: unknown) => {
-    const pods = await core.listNamespacedPod({ namespace: 'amesh-system', labelSelector: 'app=amesh-controller' }).catch(() => undefined);
-    const why = pods?.items.map((p) => `${p.metadata?.name}: ${p.status?.phase} ${p.status?.containerStatuses?.map((c) => c.state?.waiting?.message ?? c.state?.terminated?.reason ?? '').join(' ') ?? ''}`).join('; ');
-    throw new AmeshError('AMESH_SANDBOX_FAILED', `the amesh controller did not become available${why ? `: ${why}` : ''}`, {
-      cause: err,
-      hint: 'see `amesh sandbox logs amesh-system/amesh-controller`',
-    });
-  });
-  shown = '';
-  await until(
-    'the amesh node agents to be Ready',
-    READY_TIMEOUT_MS,
-    async () => {
-      const ds = await apps.readNamespacedDaemonSet({ name: 'amesh-node', namespace: 'amesh-system' });
-      const desired = ds.status?.desiredNumberScheduled ?? 0;
-      const ready = ds.status?.numberReady ?? 0;
-      const line = `node agents Ready: ${ready}/${state.nodes.length}`;
-      if (line !== shown) progress((shown = line));
-      return desired >= state.nodes.length && ready >= state.nodes.length ? true : undefined;
-    },
-    daemonGone,
-  ).catch(async (err: unknown) => {
-    const pods = await core.listNamespacedPod({ namespace: 'amesh-system' }).catch(() => undefined);
-    const why = pods?.items
-      .map((p) => `${p.metadata?.name} on ${p.spec?.nodeName}: ${p.status?.phase} ${p.status?.containerStatuses?.map((c) => c.state?.waiting?.message ?? c.state?.terminated?.reason ?? '').join(' ') ?? ''}`)
-      .join('; ');
-    throw new AmeshError('AMESH_SANDBOX_FAILED', `the amesh node agents did not become ready${why ? `: ${why}` : ''}`, {
-      cause: err,
-      hint: 'see `amesh sandbox logs amesh-system/<pod>`',
-    });
-  });
+  progress('installing amesh through its manifests (daemonset/, as `amesh install` applies them)');
+  await installIntoSandbox(kc, values, progress, { timeoutMs: 2 * READY_TIMEOUT_MS, sandboxDir: dir, fatal: daemonGone });
+}
+
+/**
+ * amesh into a sandbox: the stand-in CRDs for the kinds its API server does not serve (RBAC, see
+ * src/sandbox/install.ts), then `installAmesh` — the same function `amesh install` runs, so the
+ * sandbox proves the manifests a real cluster gets. `amesh install` against a sandbox calls this.
+ */
+export async function installIntoSandbox(kc: KubeConfig, values: Readonly<InstallValues>, progress: Progress, options: InstallOptions): Promise<InstallResult> {
+  const shims = await readManifests(SANDBOX_API_SHIMS);
+  const results = await applyObjects(kc, shims);
+  const changed = results.filter((r) => r.outcome !== 'unchanged').length;
+  if (changed) progress(`  sandbox: ${changed} stand-in CRD(s) for RBAC applied (the sandbox API server does not serve rbac.authorization.k8s.io)`);
+  await waitServed(kc, shims);
+  return installAmesh(kc, values, progress, options);
 }
 
 export interface DownOptions {
