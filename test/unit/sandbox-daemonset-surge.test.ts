@@ -97,6 +97,15 @@ describe('reconcileDaemonSet with maxSurge', () => {
     expect(names(late.delete)).toEqual(names(old));
   });
 
+  it('asks to be called again when a Ready pod becomes available, so numberAvailable does not go stale', () => {
+    const slow = daemonSet('v2', { maxSurge: 1, maxUnavailable: 0 }, 10);
+    const plan = reconcileDaemonSet(slow, [node('n1'), node('n2')], [daemon(slow, 'n1', { readyAgoMs: 60_000 }), daemon(slow, 'n2', { readyAgoMs: 3_000 })], NOW);
+    expect(plan.status).toMatchObject({ numberReady: 2, numberAvailable: 1 });
+    expect(plan.requeueAfterMs).toBe(7_000);
+    const settled = reconcileDaemonSet(slow, [node('n1'), node('n2')], [daemon(slow, 'n1', { readyAgoMs: 60_000 }), daemon(slow, 'n2', { readyAgoMs: 60_000 })], NOW);
+    expect(settled.requeueAfterMs).toBeUndefined();
+  });
+
   it('surges onto up to maxSurge nodes at once (percent)', () => {
     const wide = daemonSet('v2', { maxSurge: '50%', maxUnavailable: 0 });
     const four = [...three, node('n4')];

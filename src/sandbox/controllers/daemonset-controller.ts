@@ -191,6 +191,9 @@ export function reconcileDaemonSet(ds: DaemonSet, nodes: Node[], namespacePods: 
 
   // Each node counts with its oldest pod (the old one while a surge pod runs beside it).
   const scheduled = [...eligible.values()].map(({ current, old }) => old ?? current).filter((pod): pod is Pod => pod !== undefined);
+  // A Ready pod becomes available minReadySeconds later with no event to say so: come back
+  // then, or numberAvailable (and a rollout waiting on it) stays stale.
+  for (const pod of scheduled) requeue(untilAvailable(pod, minReadySeconds, now));
   const status: DaemonSetStatus = {
     ...ds.status,
     desiredNumberScheduled: desired,
