@@ -84,5 +84,14 @@ if [ "$IMAGE" = node ]; then
   machine=$(od -An -j18 -N2 -tu2 "$APP/bpf/build/capture.bpf.o" | tr -d ' ')
   [ "$machine" = 247 ] || fail "capture.bpf.o is not an eBPF ELF object (e_machine $machine, want 247)"
   echo "    capture.bpf.o is an eBPF ELF object"
+  if [ "$(id -u)" -eq 0 ]; then
+    # The image's own addon and object, for real: load, pin and attach in a throw-away netns.
+    run "$APP/bin/amesh.js" precheck --no-cluster -o json >"$scratch/precheck.json" || true
+    probe=$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const c = r.checks.find((x) => x.id === "bpf-features"); console.log(`${c.status} ${c.message}`)' "$scratch/precheck.json") ||
+      fail "amesh precheck printed no report: $(cat "$scratch/precheck.json")"
+    case "$probe" in PASS*) echo "    eBPF probe with the tree's addon and object: $probe" ;; *) fail "eBPF probe with the tree's addon and object: $probe" ;; esac
+  else
+    echo "    (not root: the eBPF load/attach probe of amesh precheck was not run)"
+  fi
 fi
 step "done in $((SECONDS - started)) s: $(du -sh "$APP" | cut -f1) in $APP ($(find "$APP" -type f | wc -l) files); run it like the image: node $APP/bin/amesh.js $CMD"
