@@ -264,6 +264,8 @@ describe('capture after a link change', () => {
     await expect.poll(() => hasFilter(kernel.native, 'vp-a'), { timeout: 2_000, interval: 5 }).toBe(true);
     await expect.poll(() => m.repairs().linkPasses, { timeout: 2_000, interval: 5 }).toBe(1);
     expect(m.repairs().repairs).toEqual([{ trigger: 'link', kind: 'tc-filter', count: 1 }]);
+    // /config_dump's capture section carries the same counts
+    expect(m.status().reconcile).toMatchObject({ repairs: [{ trigger: 'link', kind: 'tc-filter', count: 1 }], linkPasses: 1, watcher: 'monitor' });
     // two events, one pass; it neither lists nor reloads the nft table (enrolment did not change)
     expect(kernel.nft.applies).toBe(nftApplies);
     expect(kernel.ran.filter((c) => c.startsWith('nft '))).toEqual([]);

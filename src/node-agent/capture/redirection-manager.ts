@@ -298,9 +298,10 @@ export class RedirectionManager {
     return targets;
   }
 
-  status(): CaptureStatus & { fallbackReason?: string } {
+  /** What /config_dump shows as `capture`: the backend's status, the fallback reason, and (once capture runs) the reconcile counts. */
+  status(): CaptureStatus & { fallbackReason?: string; reconcile?: ReturnType<RedirectionManager['repairs']> } {
     const base = this.backend?.status() ?? { mode: 'none' as const, interfaces: [], enrolled: 0 };
-    return this.fallbackReason ? { ...base, fallbackReason: this.fallbackReason } : base;
+    return { ...base, ...(this.fallbackReason ? { fallbackReason: this.fallbackReason } : {}), ...(this.backend ? { reconcile: this.repairs() } : {}) };
   }
 
   /** Packets per reason from the capture program (eBPF); undefined in nftables mode or without capture. */
