@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds amesh's container images and loads them into a kind cluster:
-#   scripts/kind-load.sh [--cluster NAME] [--tag TAG] [--builder docker|podman|buildah]
+#   scripts/kind-load.sh [--cluster NAME] [--tag TAG] [--hub HUB] [--builder docker|podman|buildah]
 # Needs a container engine (docker with a running daemon, podman or buildah) and kind. The image
 # names are the ones the manifests and the controller use (daemonset/*.yaml, waypoint/*.yaml);
-# then `amesh install --set image.pullPolicy=Never` (or IfNotPresent, the default) uses them.
+# then `amesh install` (image.pullPolicy IfNotPresent, the default) uses them; --hub X names them
+# X/node-agent… for `amesh install --set image.hub=X`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +17,16 @@ IMAGES=(
 
 CLUSTER=kind
 TAG=$(node -p 'require("./package.json").version')
+HUB=amesh
 BUILDER=""
 usage() {
-  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case "$1" in
     --cluster) CLUSTER=${2:?--cluster needs a name}; shift 2 ;;
     --tag) TAG=${2:?--tag needs a value}; shift 2 ;;
+    --hub) HUB=${2:?--hub needs a registry/prefix}; shift 2 ;;
     --builder) BUILDER=${2:?--builder needs docker, podman or buildah}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "kind-load: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -60,6 +63,8 @@ kind get clusters 2>/dev/null | grep -qx "$CLUSTER" || fail "no kind cluster nam
 built=()
 for entry in "${IMAGES[@]}"; do
   read -r dockerfile first others <<<"$entry"
+  first=${first/#amesh\//$HUB/}
+  others=${others//amesh\//$HUB/}
   tags=(-t "$first:$TAG")
   for name in $others; do tags+=(-t "$name:$TAG"); done
   step "building $first:$TAG ${others:+(also ${others// /, }) }from $dockerfile with $BUILDER"

@@ -91,6 +91,19 @@ describe('scripts/kind-load.sh', () => {
     expect(r.stdout).toContain('==> done: 4 images in kind cluster mesh');
   });
 
+  it('names the images after --hub and --tag (for amesh install --set image.hub=… image.tag=…)', () => {
+    stub('docker');
+    stub('kind', '[ "$1 $2" = "get clusters" ] && echo kind; exit 0');
+    const r = run(KIND_LOAD, '--hub', 'localhost:5001/mesh', '--tag', 'dev');
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls().filter((c) => c.startsWith('docker build')).map((c) => c.split(' -t ').slice(1).join(' ').replace(/ \.$/, ''))).toEqual([
+      'localhost:5001/mesh/node-agent:dev',
+      'localhost:5001/mesh/controller:dev',
+      'localhost:5001/mesh/waypoint:dev localhost:5001/mesh/gateway:dev',
+    ]);
+    expect(calls().filter((c) => c.startsWith('kind load'))).toHaveLength(4);
+  });
+
   it('stops at the first failed build', () => {
     stub('docker', '[ "$1" = build ] && exit 3; exit 0');
     stub('kind', '[ "$1 $2" = "get clusters" ] && echo kind; exit 0');
