@@ -72,6 +72,24 @@ interface NodeSnapshot {
   pins: string;
 }
 
+/**
+ * Waits until the node's network has settled: no IPv6 address still tentative (duplicate address
+ * detection takes a second or two after a veth appears; until it ends, the address and its local
+ * route are missing — seen as a diff on a pod veth's fe80:: route when the snapshot came early).
+ */
+async function settled(node: string): Promise<void> {
+  await eventually(() => expect(inNode(node, 'ip', '-6', 'addr', 'show', 'tentative').trim(), `${node}: tentative IPv6 addresses`).toBe(''), {
+    timeoutMs: 15_000,
+    intervalMs: 250,
+    description: `${node}: IPv6 duplicate address detection finished`,
+  });
+}
+
+async function snapshotSettled(node: string): Promise<NodeSnapshot> {
+  await settled(node);
+  return snapshot(node);
+}
+
 function snapshot(node: string): NodeSnapshot {
   // Interface names only: ifindex and per-packet statistics are not state anyone installed.
   const links = inNode(node, 'ip', '-o', 'link', 'show')
@@ -138,7 +156,7 @@ describe.skipIf(!guard.run)('amesh install → enrol → amesh uninstall leaves 
   }, 90_000);
 
   it('install, enrol (capture really installed), uninstall: routes, rules, tc, nft and bpffs are as before', async () => {
-    const before = Object.fromEntries(nodes.map((n) => [n, snapshot(n)]));
+    const before = Object.fromEntries(await Promise.all(nodes.map(async (n) => [n, await snapshotSettled(n)] as const)));
     for (const n of nodes) {
       expect(before[n]?.pins, `${n} has no amesh pins before install`).toBe('(absent)');
       expect(before[n]?.nft, `${n} has no amesh nft table before install`).not.toMatch(/table inet amesh/);
@@ -180,6 +198,6 @@ describe.skipIf(!guard.run)('amesh install → enrol → amesh uninstall leaves 
 
     console.log(`install + rollout ${installS.toFixed(1)} s, uninstall (agents drained, ${nodes.length} nodes cleaned, API verified) ${uninstallS.toFixed(1)} s`);
     // The kernel: exactly as before, node by node (toEqual prints the difference).
-    for (const n of nodes) expect({ node: n, ...snapshot(n) }).toEqual({ node: n, ...before[n] });
+    for (const n of nodes) expect({ node: n, ...(await snapshotSettled(n)) }).toEqual({ node: n, ...before[n] });
   }, 330_000);
 });
