@@ -95,3 +95,22 @@ export function versionSplit(probes: readonly Probe[]): string {
 export function failedProbes(probes: readonly Probe[], from: number, needVersion = true): string[] {
   return probes.filter((p) => p.code !== '200' || (needVersion && p.version === '-')).map((p) => `${p.at - from} ms: HTTP ${p.code}, curl exit ${p.exit} after ${p.ms} ms`);
 }
+
+/**
+ * The amesh CLI (`bin/amesh.js args…`) without blocking the event loop: a long `--wait` through
+ * spawnSync starves vitest's worker RPC ("Timeout calling onTaskUpdate") on a busy machine.
+ */
+export function ameshAsync(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 180_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [AMESH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}

@@ -18,7 +18,7 @@ import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { sandboxCli } from '../helpers/sandbox-cli.js';
-import { failedProbes, probeLoop as timedRequests, versionSplit, type Background, type Probe } from '../helpers/sandbox-probes.js';
+import { ameshAsync, failedProbes, probeLoop as timedRequests, versionSplit, type Background, type Probe } from '../helpers/sandbox-probes.js';
 
 const guard = requireRoot('sandbox issue #6 close-out (waypoint lifecycle)', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
@@ -108,7 +108,7 @@ describe.skipIf(!guard.run)('issue #6 close-out: waypoint lifecycle figures (pri
       },
       { timeoutMs: 90_000, intervalMs: 1000, description: 'demo running in the mesh' },
     );
-    const r = amesh('waypoint', 'apply', '-n', 'demo', '--enroll-namespace', '--wait', '--timeout', '120s');
+    const r = await ameshAsync(env(), ['waypoint', 'apply', '-n', 'demo', '--enroll-namespace', '--wait', '--timeout', '120s']);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
   }, 240_000);
 
@@ -117,14 +117,14 @@ describe.skipIf(!guard.run)('issue #6 close-out: waypoint lifecycle figures (pri
   }, 120_000);
 
   it('`amesh waypoint delete` under load: no request fails; traffic is L4 only soon after', async () => {
-    kubectlOk('apply', '-f', join(SAMPLES, 'header-virtual-service.yaml'));
+    kubectlOk('apply', '-f', join(SAMPLES, 'destination-rule.yaml'), '-f', join(SAMPLES, 'header-virtual-service.yaml'));
     await eventually(() => expect(versions(20, ['user-group: beta-tester'])).toMatchObject({ v1: 0, v2: 20 }), { timeoutMs: 15_000, intervalMs: 500, description: 'header route in force' });
     const stop = join(dir, 'stop-delete');
     const loop = probeLoop(60, 'user-group: beta-tester', stop);
     await loop.started;
     await new Promise((r) => setTimeout(r, 2000));
     const deleteStart = Date.now();
-    const del = amesh('waypoint', 'delete', '-n', 'demo', '--all');
+    const del = await ameshAsync(env(), ['waypoint', 'delete', '-n', 'demo', '--all']);
     const deleteDone = Date.now();
     expect(del.status, del.stderr).toBe(0);
     // Until the waypoint's pod is gone, and a few seconds more.
@@ -168,7 +168,7 @@ describe.skipIf(!guard.run)('issue #6 close-out: waypoint lifecycle figures (pri
 
   it('a per-service-account waypoint carries exactly backend-sa’s traffic: N requests to backend are N access-log lines, frontend and httpbin none', async () => {
     kubectlOk('apply', '-f', join(SAMPLES, 'rewrite-http-route.yaml'));
-    const r = amesh('waypoint', 'apply', '-n', 'demo', '--service-account', 'backend-sa', '--wait', '--timeout', '90s');
+    const r = await ameshAsync(env(), ['waypoint', 'apply', '-n', 'demo', '--service-account', 'backend-sa', '--wait', '--timeout', '90s']);
     expect(r.status, `${r.stdout}\n${r.stderr}\n${diagnostics('backend-sa-waypoint')}`).toBe(0);
     await eventually(() => expect(versions(20, ['user-group: beta-tester'])).toMatchObject({ v1: 0, v2: 20 }), { timeoutMs: 20_000, intervalMs: 500, description: 'backend (backend-sa) through its waypoint' });
     const pod = waypointPod('backend-sa-waypoint');

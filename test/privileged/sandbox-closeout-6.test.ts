@@ -21,7 +21,7 @@ import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { sandboxCli } from '../helpers/sandbox-cli.js';
-import { failedProbes, loopWhile, probeLoop as timedRequests, shInPod, versionSplit, type Background, type Probe } from '../helpers/sandbox-probes.js';
+import { ameshAsync, failedProbes, loopWhile, probeLoop as timedRequests, shInPod, versionSplit, type Background, type Probe } from '../helpers/sandbox-probes.js';
 
 const guard = requireRoot('sandbox issue #6 close-out', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
@@ -46,7 +46,7 @@ const backendRoutes = (v1: number, v2: number): string =>
 describe.skipIf(!guard.run)('issue #6 close-out figures (privileged sandbox)', () => {
   const name = `aw${Math.random().toString(16).slice(2, 5)}`;
   let dir = '';
-  const { env, kubectlOk, apply, amesh, exec } = sandboxCli(() => dir);
+  const { env, kubectlOk, apply, exec } = sandboxCli(() => dir);
 
   const shAsync = (ref: string, script: string, timeoutMs: number): Background<{ stdout: string; stderr: string }> => shInPod(dir, env(), ref, script, timeoutMs);
   /** A request to backend.demo on a new connection every ~50 ms (plus curl's time) from demo/client. */
@@ -102,7 +102,7 @@ describe.skipIf(!guard.run)('issue #6 close-out figures (privileged sandbox)', (
       },
       { timeoutMs: 90_000, intervalMs: 1000, description: 'demo running in the mesh' },
     );
-    const r = amesh('waypoint', 'apply', '-n', 'demo', '--enroll-namespace', '--wait', '--timeout', '120s');
+    const r = await ameshAsync(env(), ['waypoint', 'apply', '-n', 'demo', '--enroll-namespace', '--wait', '--timeout', '120s']);
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
   }, 240_000);
 
