@@ -7,9 +7,10 @@
  *      127.0.0.1), until /healthz/ready answers 200 and its root is published;
  *   3. `agents` node agents (XdsStateSource, each on a worker thread, xds-scale-agent.ts) on
  *      different nodes, started together: full push = start() → first full state applied;
- *   4. once the cluster is quiet, `changes` pod label flips (`istio.io/dataplane-mode: none` and
- *      back), each timed from the store write until every agent applied the Workload's new
- *      tunnel protocol;
+ *   4. once the cluster is quiet (every pod on an agent's node annotated `enabled` by the
+ *      controller, no API write for a second, no push pending), `changes` pod label flips
+ *      (`istio.io/dataplane-mode: none` and back), each timed from the store write until every
+ *      agent applied the Workload's new tunnel protocol;
  *   5. the controller's VmRSS / VmHWM (/proc/<pid>/status) after 3 and after 4.
  *
  * Every wait is bounded by `timeoutMs`. Whatever happens, the agents, the controller (by pid,
@@ -20,7 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -29,6 +30,7 @@ import { readControllerConfig } from '../src/config/controller-config.js';
 import { controllerDnsNames } from '../src/controller/ca/root-store.js';
 import { TRUST_BUNDLE_CONFIGMAP, TRUST_BUNDLE_KEY } from '../src/controller/ca/trust-bundle-publisher.js';
 import { DEFAULT_DEBOUNCE_MS } from '../src/controller/xds/ads-server.js';
+import { REDIRECTION_ANNOTATION } from '../src/controller/status/redirection.js';
 import { REPO_ROOT } from '../src/sandbox/install.js';
 import type { KubeObject } from '../src/sandbox/apiserver/types.js';
 import { clockTicksPerSecond, parseProcStat } from './proc-stat.js';
@@ -273,6 +275,7 @@ export async function runXdsScale(o: XdsScaleOptions): Promise<XdsScaleResult> {
   for (const file of [controllerEntry, agentEntry]) if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build:ts\` first`);
 
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg();
   const notes: string[] = [];
   const hz = await clockTicksPerSecond();
   const dir = await mkdtemp(join(tmpdir(), 'amesh-bench-xds-'));
@@ -373,8 +376,12 @@ export async function runXdsScale(o: XdsScaleOptions): Promise<XdsScaleResult> {
     let lastVersion = bench.store.currentResourceVersion();
     let quietSince = now();
     let publicationMs: number | undefined;
+    // Every pod on an agent's node ends `enabled` once its agent ACKed (all bench namespaces are ambient).
+    const podsOnAgentNodes = bench.pods.filter((p) => agentNodes.includes(p.node)).length;
+    const enabledPods = (): number =>
+      bench.store.list('v1', 'Pod').items.filter((p) => agentNodes.includes(String((p.spec as { nodeName?: string } | undefined)?.nodeName)) && p.metadata.annotations?.[REDIRECTION_ANNOTATION] === 'enabled').length;
     await until(
-      'a quiet cluster (no writes, no xDS push pending)',
+      'a quiet cluster (every agent-node pod annotated enabled, no writes, no xDS push pending)',
       timeoutMs,
       async () => {
         const version = bench.store.currentResourceVersion();
@@ -384,6 +391,9 @@ export async function runXdsScale(o: XdsScaleOptions): Promise<XdsScaleResult> {
           return undefined;
         }
         if (now() - quietSince < QUIET_MS) return undefined;
+        // A loaded machine slows the controller's annotation writes enough to leave quiet
+        // seconds between them: quiet alone could start the changes while they still run.
+        if (enabledPods() < podsOnAgentNodes) return undefined;
         const debug = (await getJson<DebugXds>(`${readinessUrl}/debug/xds`)).body;
         const connected = debug?.connections?.filter((c) => agentNodes.includes(c.nodeName ?? '')) ?? [];
         const pending = connected.some((c) => Object.values(c.typeUrls ?? {}).some((t) => t.pending));
@@ -434,6 +444,7 @@ export async function runXdsScale(o: XdsScaleOptions): Promise<XdsScaleResult> {
       if (seq + 1 < o.changes) await delay(gapMs);
     }
     const afterChanges = await sampleProcess(ctl.pid, hz);
+    const loadAfterChanges = loadavg();
 
     // 6. Clean up (also in finally, for the error paths) and judge.
     progress.step('stopping the agents, the controller and the API server');
@@ -453,7 +464,13 @@ export async function runXdsScale(o: XdsScaleOptions): Promise<XdsScaleResult> {
         xdsDebounceIsDefault: config.xdsDebounceMs === DEFAULT_DEBOUNCE_MS,
         agentPath: 'XdsStateSource (DeltaXdsClient, TLS + bearer token, decode + checks), one worker thread per agent, apply = record time',
       },
-      environment: { node: process.version, kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? 'unknown' },
+      environment: {
+        node: process.version,
+        kernel: release(),
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        loadAverage: { atStart: loadAtStart.map(round), afterChanges: loadAfterChanges.map(round) },
+      },
       expected: bench.expected,
       controller: {
         pid: ctl.pid,

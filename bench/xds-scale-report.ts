@@ -43,7 +43,7 @@ export interface IncrementalChange {
   arrivedMs: number[];
   /** The slowest agent: the change's latency. */
   maxMs: number;
-  /** The controller's last mesh publication (translate + encode of the whole mesh), from /debug/xds. */
+  /** The controller's last mesh publication (translate + encode; only the changed pods for a pod change), from /debug/xds. */
   publicationMs?: number;
 }
 
@@ -78,7 +78,14 @@ export interface XdsScaleResult {
     /** Where the agents run and which agent code path they use. */
     agentPath: string;
   };
-  environment: { node: string; kernel: string; cpus: number; cpuModel: string };
+  environment: {
+    node: string;
+    kernel: string;
+    cpus: number;
+    cpuModel: string;
+    /** 1-, 5- and 15-minute load averages before the cluster started and after the changes (a shared machine's contention). */
+    loadAverage?: { atStart: number[]; afterChanges: number[] };
+  };
   expected: { workloads: number; services: number };
   controller: {
     /** The child process (stopped by the time the result is returned). */
@@ -87,7 +94,7 @@ export interface XdsScaleResult {
     startupMs: number;
     /** utime + stime of the controller process per phase. */
     cpuSeconds: { startup: number; fullPush: number; settle: number; changes: number };
-    /** The first publication after the full push settled (translate + encode of the whole mesh). */
+    /** The last publication once the full push settled (translate + encode of the whole mesh at start-up). */
     publicationMs?: number;
     /**
      * After the full push the controller writes the agents' pods' redirection annotations; each
@@ -145,10 +152,15 @@ export function judgeTargets(r: Pick<XdsScaleResult, 'fullPush' | 'incremental' 
 export function markdownReport(r: XdsScaleResult): string {
   const s = r.settings;
   const debounce = `${s.xdsDebounceMs} ms${s.xdsDebounceIsDefault ? ' (the default)' : ' (NOT the default 100 ms)'}`;
+  const load = r.environment.loadAverage;
+  const loads = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' / ');
+  const publications = r.incremental.changes.map((c) => c.publicationMs).filter((v): v is number => v !== undefined);
   const lines = [
     `## xDS scale: ${s.pods} pods, ${s.services} services, ${s.agents} agents — ${r.startedAt}`,
     '',
-    `Node ${r.environment.node}, kernel ${r.environment.kernel}, ${r.environment.cpus} × ${r.environment.cpuModel}. ` +
+    `Node ${r.environment.node}, kernel ${r.environment.kernel}, ${r.environment.cpus} × ${r.environment.cpuModel}` +
+      (load ? ` (load average 1 / 5 / 15 min: ${loads(load.atStart)} at the start, ${loads(load.afterChanges)} after the changes)` : '') +
+      '. ' +
       `Sandbox API server in the bench process, controller as a child process, each agent an XdsStateSource on its own worker thread (TLS + token). ` +
       `The controller's xDS debounce, ${debounce}, is inside every incremental latency.`,
     '',
@@ -163,7 +175,8 @@ export function markdownReport(r: XdsScaleResult): string {
     ),
     '',
     `Incremental: first change after start-up ${ms(r.incremental.changes[0]?.maxMs ?? Number.NaN)}, the others p95 ${ms(percentile(r.incremental.changes.slice(1).map((c) => c.maxMs), 95))}; ` +
-      `store write → response at the client p50 ${ms(r.incremental.arrivedP50Ms)}; controller publication (translate + encode of the whole mesh) ${ms(r.controller.publicationMs ?? Number.NaN)}. ` +
+      `store write → response at the client p50 ${ms(r.incremental.arrivedP50Ms)}; controller publication after start-up (the whole mesh) ${ms(r.controller.publicationMs ?? Number.NaN)}, ` +
+      `per pod change (translate + encode of what changed) p50 ${ms(percentile(publications, 50))}, max ${ms(publications.length ? Math.max(...publications) : Number.NaN)}. ` +
       `Controller start-up ${ms(r.controller.startupMs)}; after the full pushes it made ${r.controller.settle.writes} API writes (redirection annotations) over ${ms(r.controller.settle.ms)}. ` +
       `Controller CPU seconds: start-up ${r.controller.cpuSeconds.startup.toFixed(2)}, full pushes ${r.controller.cpuSeconds.fullPush.toFixed(2)}, ` +
       `settling ${r.controller.cpuSeconds.settle.toFixed(2)}, changes ${r.controller.cpuSeconds.changes.toFixed(2)}. ` +

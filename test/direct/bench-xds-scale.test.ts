@@ -71,6 +71,10 @@ describe('xDS scale bench harness', () => {
     const markdown = markdownReport(result);
     expect(markdown).toContain('| full push to an agent (slowest of 2) |');
     expect(markdown).toContain('< 200 ms (max)');
+    expect(markdown).toMatch(/per pod change \(translate \+ encode of what changed\) p50 \d/);
+    expect(result.environment.loadAverage?.atStart).toHaveLength(3);
+    expect(result.environment.loadAverage?.afterChanges).toHaveLength(3);
+    expect(markdown).toContain('load average 1 / 5 / 15 min');
     expect(lines.some((l) => l.startsWith('controller'))).toBe(true);
 
     // Nothing left behind: the controller child was stopped by pid.
