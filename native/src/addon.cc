@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"createTransparentListener", CreateTransparentListener},
       {"createOutboundSocket", CreateOutboundSocket},
       {"getSocketMark", GetSocketMark},
+      {"setSocketMark", SetSocketMark},
       {"closeFd", CloseFd},
       {"ifNameToIndex", IfNameToIndex},
       {"unixConnect", UnixConnect},

@@ -93,6 +93,7 @@ Napi::Value TcQueryIngress(const Napi::CallbackInfo& info);
 Napi::Value CreateTransparentListener(const Napi::CallbackInfo& info);
 Napi::Value CreateOutboundSocket(const Napi::CallbackInfo& info);
 Napi::Value GetSocketMark(const Napi::CallbackInfo& info);
+Napi::Value SetSocketMark(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
 Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
 // handoff.cc

@@ -143,6 +143,17 @@ Napi::Value GetSocketMark(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, mark);
 }
 
+// setSocketMark(fd, mark): SO_MARK on an existing socket (the agent unmarks its listeners
+// before closing them, so the capture program stops assigning SYNs to them first).
+Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "setSocketMark", "fd");
+  uint32_t mark = ArgUint32(info, 1, "setSocketMark", "mark");
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+    ThrowErrno(env, errno, "setsockopt", "fd " + std::to_string(fd) + ", SO_MARK = " + Hex(mark));
+  return env.Undefined();
+}
+
 // closeFd(fd)
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

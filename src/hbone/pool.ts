@@ -11,7 +11,8 @@
  *   forgotten, so the next call dials afresh.
  * - A connection with no streams is closed after `idleTimeoutMs` (5 min). Sessions that close,
  *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
- *   session died before answering is retried once on a fresh connection.
+ *   session died before answering, or that the peer refused unprocessed (REFUSED_STREAM, as
+ *   under GOAWAY), is retried (twice at most) on a fresh connection.
  * - `drain()` refuses new streams and lets open ones finish (GOAWAY); `close()` destroys all.
  * - Certificate rotation: a connection is reused only while the source identity's current
  *   SecureContext is the one it was dialled with. After a rotation (or a trust-bundle change)
@@ -120,9 +121,12 @@ export class HbonePool {
         return stream;
       } catch (err) {
         this.release(conn);
-        const sessionDied = !(err instanceof HboneRefusedError) && (session.closed || session.destroyed || conn.dead);
+        // REFUSED_STREAM: the peer did not process the stream (RFC 9113 §8.7) — e.g. it sent
+        // GOAWAY (an agent hand-off drains the old one) while our CONNECT was on the wire.
+        const unprocessed = streamRefused(err);
+        const sessionDied = !(err instanceof HboneRefusedError) && (session.closed || session.destroyed || conn.dead || unprocessed);
         if (sessionDied) this.retire(conn);
-        if (sessionDied && attempt === 0 && !this.draining) continue;
+        if (sessionDied && attempt < 2 && !this.draining) continue;
         throw err;
       }
     }
@@ -282,6 +286,13 @@ export class HbonePool {
     }
     for (const session of this.live) session.destroy();
   }
+}
+
+/** An RST_STREAM with REFUSED_STREAM (openConnectStream wraps Node's stream error as `cause`). */
+function streamRefused(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; message?: string; rstCode?: number } } | undefined)?.cause;
+  if (!cause) return false;
+  return cause.rstCode === 7 || (cause.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(cause.message ?? ''));
 }
 
 /** Plain TCP connect with a deadline (no socket marks: tests and capture-less runs). */

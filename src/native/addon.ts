@@ -152,6 +152,11 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
       fdArg('fd', fd);
       return raw.getSocketMark(fd);
     },
+    setSocketMark(fd, mark) {
+      fdArg('fd', fd);
+      u32Arg('mark', mark);
+      present(raw, 'setSocketMark')(fd, mark);
+    },
     closeFd(fd) {
       fdArg('fd', fd);
       raw.closeFd(fd);

@@ -270,6 +270,9 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     getSocketMark(fd) {
       return socketOf(fd, 'getsockopt').mark;
     },
+    setSocketMark(fd, mark) {
+      socketOf(fd, 'setsockopt').mark = mark;
+    },
     closeFd(fd) {
       if (!state.fds.delete(fd)) throw sysError('close', 'EBADF', `fd ${fd}`);
     },

@@ -94,6 +94,8 @@ export interface NativeBinding {
   createOutboundSocket(family: 4 | 6, mark: number, bindAddress: string | null): number;
   /** getsockopt(SO_MARK) */
   getSocketMark(fd: number): number;
+  /** setsockopt(SO_MARK) on an existing socket. */
+  setSocketMark(fd: number, mark: number): void;
   /** close(2), for fds never handed to Node. */
   closeFd(fd: number): void;
   /** if_nametoindex */

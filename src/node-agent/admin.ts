@@ -146,8 +146,15 @@ export class AdminServers {
               server.closeAllConnections();
               return resolve();
             }
-            server.close(() => resolve());
-            server.closeAllConnections();
+            // Requests in progress finish (a probe accepted just before a hand-off gets its
+            // answer); idle keep-alive connections close now, the rest after 1 s at most.
+            const force = setTimeout(() => server.closeAllConnections(), 1000);
+            force.unref();
+            server.close(() => {
+              clearTimeout(force);
+              resolve();
+            });
+            server.closeIdleConnections();
           }),
       ),
     );

@@ -148,6 +148,9 @@ function openXdsSource(opts: NodeAgentOptions, certificates: CertificateSource):
   });
 }
 
+/** How long unmarked listeners keep accepting what was queued before they close (drain). */
+const UNMARKED_ACCEPT_MS = 200;
+
 export interface ListeningPorts {
   outbound: number;
   inboundPlaintext: number;
@@ -178,6 +181,8 @@ export class NodeAgent {
   private readonly listenerInfo: Array<{ name: string; server: net.Server; port: number }> = [];
   private handoffServer: HandoffServer | undefined;
   private drainDone: Promise<void> | undefined;
+  /** A newer agent took over our listeners (we drain for it). */
+  private handedOver = false;
   ports: ListeningPorts | undefined;
 
   private constructor(
@@ -229,7 +234,9 @@ export class NodeAgent {
     });
     this.admin = new AdminServers({
       ready: () => ({
-        ready: this.ready && !this.draining && this.source.isReady() && this.stateApplied,
+        // After a hand-off the node is served by the newer agent: a probe the old one accepted
+        // just before says so rather than failing.
+        ready: this.ready && (!this.draining || this.handedOver) && this.source.isReady() && this.stateApplied,
         node,
         stateSource: this.source.kind,
         ...(this.source instanceof XdsStateSource ? { xds: { connected: this.source.status().connected, ready: this.source.isReady() } } : {}),
@@ -445,6 +452,7 @@ export class NodeAgent {
 
   /** The old agent's half: a newer agent serves our sockets now; stop accepting, drain, exit. */
   private handOver(peerPid: number): number {
+    this.handedOver = true;
     const live = this.connections.size;
     this.opts.logger.info({ newPid: peerPid, live, timeoutMs: this.opts.config.drainTimeoutMs }, `hand-off: pid ${peerPid} took over our listeners; draining ${live} connections`);
     this.stopAccepting();
@@ -560,13 +568,42 @@ export class NodeAgent {
     return this.drainDone;
   }
 
+  /**
+   * Before closing the listeners with nobody to take them over (SIGTERM, no overlap): closing a
+   * listening socket resets the connections in its accept queue. So first unmark the
+   * transparent listeners — the capture program then drops new SYNs for them (fail closed; the
+   * clients retry and reach the next agent) — and accept what is already queued for a moment.
+   * Not when a newer agent holds the same sockets (taken over or being offered): it keeps the
+   * queue, and the mark is its too.
+   */
+  private async unmarkListeners(): Promise<void> {
+    const { config, logger } = this.opts;
+    if (this.draining || config.captureMode === 'none' || this.handoffServer?.offerPending) return;
+    const native = (this.opts.native ?? loadNativeBinding)();
+    let unmarked = 0;
+    for (const l of this.listenerInfo) {
+      if (!l.server.listening) continue;
+      try {
+        native.setSocketMark(handleFd(l.server), 0);
+        unmarked++;
+      } catch (err) {
+        logger.warn({ err: describeError(err), listener: l.name }, 'cannot unmark a listener before closing it; connections queued on it may be reset');
+      }
+    }
+    if (unmarked) await new Promise((resolve) => setTimeout(resolve, UNMARKED_ACCEPT_MS));
+  }
+
   private async drainOnce(): Promise<void> {
     const { logger, config } = this.opts;
     const started = Date.now();
+    await this.unmarkListeners();
     this.stopAccepting();
     logger.info({ live: this.connections.size, timeoutMs: config.drainTimeoutMs }, 'draining');
     // The source stops too: the agent keeps serving the state it has until it exits.
-    await Promise.all([this.source.close(), this.inbound.server.drain(config.drainTimeoutMs), this.pool.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
+    // The outbound pool is not drained (pool.drain refuses new streams): a connection accepted
+    // just before the listeners closed still needs its stream. Its sessions end in close(),
+    // after every tracked connection did.
+    await Promise.all([this.source.close(), this.inbound.server.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
     const left = this.connections.size;
     if (left) logger.warn({ remaining: left, drainMs: Date.now() - started }, `drain timeout after ${Date.now() - started} ms: closing ${left} remaining connections`);
     else logger.info({ drainMs: Date.now() - started }, `drained in ${Date.now() - started} ms with 0 connections left`);

@@ -201,6 +201,8 @@ export class HandoffServer {
   private server: net.Server | undefined;
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Agents that received our listeners and are still connected (getting ready). */
+  private offered = 0;
 
   constructor(private readonly opts: HandoffServerOptions) {}
 
@@ -281,6 +283,8 @@ export class HandoffServer {
         Buffer.from(`${JSON.stringify(payload)}\n`),
       );
       logger.info({ peerPid: peer.pid, listeners: listeners.map((l) => l.name) }, 'hand-off: offered our listeners to a new agent');
+      this.offered++;
+      socket.once('close', () => this.offered--);
     } catch (err) {
       logger.error({ err: describeError(err), socket: socketPath }, 'hand-off: cannot offer the listeners');
       socket.destroy();
@@ -293,6 +297,11 @@ export class HandoffServer {
       const live = this.opts.onDrain(peerPid);
       socket.end(`${JSON.stringify({ op: 'draining', pid: process.pid, live })}\n`);
     });
+  }
+
+  /** True while an agent that received our listeners is connected: it holds the sockets too. */
+  get offerPending(): boolean {
+    return this.offered > 0;
   }
 
   /** Stops offering (closes our copy of the socket; a new agent may hold another). */
