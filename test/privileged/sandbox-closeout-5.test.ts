@@ -242,19 +242,32 @@ describe.skipIf(!guard.run)('issue #5 close-out figures (privileged sandbox)', (
     await new Promise((r) => setTimeout(r, 1500));
     await writeFile(stop, '');
     const { probes } = await loop.done;
-    const outage = probes.filter((p) => p.at > killed && p.at + p.ms < reconnectedAt);
+    // The first mesh state each agent applied after the kill came from the restarted controller: the outage ends at
+    // the earlier one (the readiness endpoint's xds.connected turns true later).
+    const appliedAfterKill = agentRecords().filter((r) => r.msg === 'mesh state applied' && (r.time ?? 0) > killed);
+    const backAt = Math.min(...agentPods().map((pod) => appliedAfterKill.find((r) => r.pod === pod)?.time ?? Infinity));
+    const outage = probes.filter((p) => p.at > killed && p.at + p.ms < Math.min(backAt, reconnectedAt));
     const refusedOutage = failedProbes(outage, killed);
-    const firstRefused = probes.find((p) => p.at >= reconnectedAt && p.code !== '200');
+    const firstRefused = probes.find((p) => p.at + p.ms >= Math.min(backAt, reconnectedAt) && p.code !== '200');
     const servedAfterPolicy = probes.filter((p) => p.at >= policyAt && p.code === '200');
     const servedAfterEnforced = firstRefused ? probes.filter((p) => p.at > firstRefused.at && p.code === '200') : [];
     const { out } = await stream;
     const restarts = kubectlOk('get', 'pods', '-n', 'amesh-system', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount} {end}');
     console.log(
-      `controller SIGKILL: agents saw it gone after ${disconnectedAt - killed} ms; reconnected ${reconnectedAt - killed} ms after the kill; ` +
+      `controller SIGKILL: agents saw it gone after ${disconnectedAt - killed} ms; first mesh state from the restarted controller applied ${backAt - killed} ms after the kill, both agents' readiness xds.connected again at ${reconnectedAt - killed} ms; ` +
         `the DENY applied during the outage (${appliedAt - killed} ms after the kill) was in both agents' config ${policyAt - reconnectedAt} ms after they reconnected; ` +
-        `first refused request started ${firstRefused ? firstRefused.at - reconnectedAt : 'never'} ms after the reconnect (${servedAfterPolicy.length} requests started after the policy was in the config were still served, ${servedAfterEnforced.length} after the first refusal); ` +
+        `first refused request ended ${firstRefused ? firstRefused.at + firstRefused.ms - backAt : 'never'} ms after that first state (${servedAfterPolicy.length} requests started after the policy was in the config were still served, ${servedAfterEnforced.length} after the first refusal); ` +
         `during the outage ${outage.length} new connections, ${refusedOutage.length} failed${refusedOutage.length ? ` (${refusedOutage.join('; ')})` : ''}; ${out.trim().split('\n').length}/${lines} stream lines; restart counts: ${restarts.trim()}`,
     );
+    if (refusedOutage.length) {
+      // What the agents applied and logged meanwhile (times in ms after the kill).
+      const records = agentRecords().filter((r) => (r.time ?? 0) >= killed && (r.time ?? 0) <= reconnectedAt + 3000 && r.msg !== undefined && r.direction === undefined);
+      console.log(
+        `agent log records from the kill until 3 s after the reconnect:\n${records
+          .map((r) => `${(r.time ?? 0) - killed} ms ${r.pod}: ${JSON.stringify({ ...r, pod: undefined, time: undefined }).slice(0, 400)}`)
+          .join('\n')}`,
+      );
+    }
     expect(outage.length, 'requests while the controller was down').toBeGreaterThanOrEqual(5);
     expect(refusedOutage, 'new connections during the outage (agents keep their last state)').toEqual([]);
     expect(firstRefused, 'the DENY made during the outage is enforced after the restart').toBeDefined();
