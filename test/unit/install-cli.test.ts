@@ -3,11 +3,14 @@
  * dry-run output, the install plan against a cluster's facts, rollout-progress formatting, the
  * node-cleanup DaemonSet and its progress, enrolment progress, version summaries. No cluster.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { confirm, nextSteps, parseTimeout, registerInstall } from '../../src/cli/install.js';
+import { confirm, nextSteps, openCluster, parseTimeout, registerInstall } from '../../src/cli/install.js';
 import { capturePods } from '../../src/cli/namespace.js';
 import { registerUninstall } from '../../src/cli/uninstall.js';
 import { isAmeshError } from '../../src/errors/amesh-error.js';
@@ -113,6 +116,24 @@ describe('amesh install: arguments and --dry-run', () => {
     const r = await runCli(registerUninstall, ['uninstall', '-y', '--keep-crds', '--timeout', 'never']);
     expect(isAmeshError(r.error, 'AMESH_CONFIG_INVALID')).toBe(true);
     expect(String((r.error as Error).message)).toMatch(/--timeout never/);
+  });
+
+  it('--context picks a context of the kubeconfig; an unknown one is an error listing the contexts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amesh-install-cli-'));
+    try {
+      const file = join(dir, 'kubeconfig');
+      const cluster = (name: string, port: number): string => `- name: ${name}\n  cluster: {server: 'https://10.0.0.1:${port}'}`;
+      const context = (name: string): string => `- name: ${name}\n  context: {cluster: ${name}, user: u}`;
+      writeFileSync(file, `apiVersion: v1\nkind: Config\nclusters:\n${cluster('a', 6443)}\n${cluster('b', 7443)}\ncontexts:\n${context('a')}\n${context('b')}\ncurrent-context: a\nusers:\n- name: u\n  user: {token: t}\n`);
+      expect((await openCluster({ kubeconfig: file })).description).toBe('context a (https://10.0.0.1:6443)');
+      const b = await openCluster({ kubeconfig: file, context: 'b' });
+      expect(b.description).toBe('context b (https://10.0.0.1:7443)');
+      expect(b.kubeConfig.getCurrentCluster()?.server).toBe('https://10.0.0.1:7443');
+      expect(b.sandboxDir).toBeUndefined();
+      await expect(openCluster({ kubeconfig: file, context: 'c' })).rejects.toThrow(/no context "c"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the next steps name enrolment, a waypoint and precheck (with --dir for a sandbox)', () => {
