@@ -176,6 +176,6 @@ print({
     intact: long.filter((c) => c.closedCleanly && c.mismatchAt < 0 && c.sentHash.digest('hex') === c.receivedHash.digest('hex')).length,
     problems: long.filter((c) => !c.closedCleanly || c.mismatchAt >= 0).map((c) => ({ id: c.id, error: c.error, sent: c.sent, received: c.received, mismatchAt: c.mismatchAt, ended: Boolean(c.ended), closedAt: c.closedAt ? c.closedAt - started : null })),
   },
-  probes: { attempts: probes.attempts, ok: probes.ok, failures: probes.failures, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted.at(-1) ?? null, slowest: [...probes.latencies].sort((a, b) => b.ms - a.ms).slice(0, 5) },
+  probes: { attempts: probes.attempts, ok: probes.ok, failures: probes.failures, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: sorted.at(-1) ?? null, slowest: [...probes.latencies].sort((a, b) => b.ms - a.ms).slice(0, 5), latencies: probes.latencies },
 });
 process.exit(0);
