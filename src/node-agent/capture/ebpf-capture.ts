@@ -243,9 +243,22 @@ export class EbpfCapture implements CaptureBackend {
 /** Remove what an eBPF capture of this node left, without loading the program. */
 export async function uninstallEbpfLeftovers(native: NativeBinding, commands: CommandRunner, pinRoot: string): Promise<void> {
   for (const link of await listLinks(commands)) {
-    if (hasOurFilter(native, link.ifindex)) native.tcDetachIngress(link.ifindex, TC_HANDLE, TC_PRIORITY);
+    if (!hasOurFilter(native, link.ifindex)) continue;
+    native.tcDetachIngress(link.ifindex, TC_HANDLE, TC_PRIORITY);
+    await removeEmptyClsact(commands, link.name);
   }
   await rm(pinRoot, { recursive: true, force: true });
+}
+
+/**
+ * Uninstall leaves the node as it was before install: the clsact qdisc our attach created goes too.
+ * Which qdisc we created is not recorded across processes, so the rule is: remove clsact only when,
+ * after our filter is gone, neither direction holds any filter — a clsact another tool uses (it has
+ * filters) is never touched (DESIGN §2: never destroy a clsact qdisc you did not create).
+ */
+async function removeEmptyClsact(commands: CommandRunner, link: string): Promise<void> {
+  const shown = await Promise.all(['ingress', 'egress'].map((direction) => commands.run('tc', ['filter', 'show', 'dev', link, direction], { allowFailure: true })));
+  if (shown.every((r) => r.code === 0 && r.stdout.trim() === '')) await commands.run('tc', ['qdisc', 'del', 'dev', link, 'clsact'], { allowFailure: true });
 }
 
 function safeDecode(decode: (b: Buffer) => string, hexKey: string): string {
