@@ -196,6 +196,14 @@ describe.skipIf(!guard.run)('node agent hand-off: upgrade and restart without dr
   it(
     'every byte arrived intact, no reset, every new connection succeeded over HBONE; the old agents drained and exited',
     check(async () => {
+      // At least 14 s of streaming, however fast the hand-offs went (≥ 10 s of full rate below).
+      await eventually(
+        () => {
+          const t = loadLines().filter((l) => l.event === 'progress').at(-1)?.t as number | undefined;
+          if (!t || t < 14_000) throw new Error(`streamed for ${t ?? 0} ms`);
+        },
+        { timeoutMs: 20_000, intervalMs: 200, description: '14 s of streaming' },
+      );
       await writeFile(join(dir, 'stop'), '');
       const result = (await eventually(
         () => {
