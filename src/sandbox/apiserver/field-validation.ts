@@ -35,6 +35,10 @@ const TOP_LEVEL: Record<string, string[]> = {
     'reportingInstance',
   ],
   'discovery.k8s.io/EndpointSlice': [...COMMON, 'addressType', 'endpoints', 'ports'],
+  'rbac.authorization.k8s.io/ClusterRole': [...COMMON, 'rules', 'aggregationRule'],
+  'rbac.authorization.k8s.io/Role': [...COMMON, 'rules'],
+  'rbac.authorization.k8s.io/ClusterRoleBinding': [...COMMON, 'subjects', 'roleRef'],
+  'rbac.authorization.k8s.io/RoleBinding': [...COMMON, 'subjects', 'roleRef'],
 };
 
 const OBJECT_META = new Set([

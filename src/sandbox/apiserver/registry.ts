@@ -42,6 +42,14 @@ const BUILTINS: BuiltinSpec[] = [
   { group: 'apps', versions: ['v1'], kind: 'DaemonSet', plural: 'daemonsets', shortNames: ['ds'], status: true, categories: ALL },
   { group: 'discovery.k8s.io', versions: ['v1'], kind: 'EndpointSlice', plural: 'endpointslices' },
   { group: 'coordination.k8s.io', versions: ['v1'], kind: 'Lease', plural: 'leases' },
+  // Stored, not enforced: the sandbox authorizes every authenticated caller, and nothing
+  // evicts pods, so RBAC objects and disruption budgets are kept (validated, listed, watched,
+  // applied) exactly as written but never consulted.
+  { group: 'rbac.authorization.k8s.io', versions: ['v1'], kind: 'ClusterRole', plural: 'clusterroles', namespaced: false },
+  { group: 'rbac.authorization.k8s.io', versions: ['v1'], kind: 'ClusterRoleBinding', plural: 'clusterrolebindings', namespaced: false },
+  { group: 'rbac.authorization.k8s.io', versions: ['v1'], kind: 'Role', plural: 'roles' },
+  { group: 'rbac.authorization.k8s.io', versions: ['v1'], kind: 'RoleBinding', plural: 'rolebindings' },
+  { group: 'policy', versions: ['v1'], kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', shortNames: ['pdb'], status: true },
   { group: 'authentication.k8s.io', versions: ['v1'], kind: 'TokenReview', plural: 'tokenreviews', namespaced: false, verbs: ['create'] },
   { group: 'apiextensions.k8s.io', versions: ['v1'], kind: 'CustomResourceDefinition', plural: 'customresourcedefinitions', shortNames: ['crd', 'crds'], namespaced: false, status: true, categories: ['api-extensions'] },
   { group: 'gateway.networking.k8s.io', versions: ['v1'], kind: 'GatewayClass', plural: 'gatewayclasses', shortNames: ['gc'], namespaced: false, status: true, categories: ['gateway-api'] },

@@ -127,7 +127,53 @@ const images = (spec: Get) => (o: KubeObject) => containersOf(spec)(o).map((c) =
 const containerNames = (spec: Get) => (o: KubeObject) => containersOf(spec)(o).map((c) => c.name ?? '').join(',') || '<none>';
 const templateSpec = path('spec', 'template', 'spec');
 
+interface RbacSubject {
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+const subjectsOf = (kind: string, withNamespace = false) => (o: KubeObject) =>
+  ((path('subjects')(o) as RbacSubject[] | undefined) ?? [])
+    .filter((s) => s.kind === kind)
+    .map((s) => (withNamespace ? `${s.namespace ?? ''}/${s.name ?? ''}` : (s.name ?? '')))
+    .join(', ');
+const createdAt = (o: KubeObject): string => str(path('metadata', 'creationTimestamp'), '<unknown>')(o);
+const ROLE_PRINTER: Printer = {
+  columns: [
+    ['Name', 0, name],
+    ['Created At', 0, createdAt],
+  ],
+};
+const BINDING_PRINTER: Printer = {
+  columns: [
+    ['Name', 0, name],
+    ['Role', 0, (o) => `${String(path('roleRef', 'kind')(o) ?? '')}/${String(path('roleRef', 'name')(o) ?? '')}`],
+    ['Age', 0, age],
+    ['Users', 1, subjectsOf('User')],
+    ['Groups', 1, subjectsOf('Group')],
+    ['ServiceAccounts', 1, subjectsOf('ServiceAccount', true)],
+  ],
+};
+/** An int-or-percent PDB field as kubectl prints it (N/A when unset). */
+const intOrPercent = (get: Get) => (o: KubeObject) => {
+  const v = get(o);
+  return typeof v === 'number' || (typeof v === 'string' && v !== '') ? String(v) : 'N/A';
+};
+
 const PRINTERS: Record<string, Printer> = {
+  'rbac.authorization.k8s.io/ClusterRole': ROLE_PRINTER,
+  'rbac.authorization.k8s.io/Role': ROLE_PRINTER,
+  'rbac.authorization.k8s.io/ClusterRoleBinding': BINDING_PRINTER,
+  'rbac.authorization.k8s.io/RoleBinding': BINDING_PRINTER,
+  'policy/PodDisruptionBudget': {
+    columns: [
+      ['Name', 0, name],
+      ['Min Available', 0, intOrPercent(path('spec', 'minAvailable'))],
+      ['Max Unavailable', 0, intOrPercent(path('spec', 'maxUnavailable'))],
+      ['Allowed Disruptions', 0, num(path('status', 'disruptionsAllowed'))],
+      ['Age', 0, age],
+    ],
+  },
   '/Pod': {
     columns: [
       ['Name', 0, name],
@@ -283,7 +329,7 @@ export function toTable(group: string, kind: string, objects: KubeObject[], opti
   const printer = PRINTERS[`${group}/${kind}`] ?? DEFAULT_PRINTER;
   const columnDefinitions: TableColumn[] = printer.columns.map(([columnName, priority]) => ({
     name: columnName,
-    type: columnName === 'Restarts' || columnName === 'Desired' || columnName === 'Current' ? 'integer' : 'string',
+    type: columnName === 'Restarts' || columnName === 'Desired' || columnName === 'Current' || columnName === 'Allowed Disruptions' ? 'integer' : 'string',
     format: columnName === 'Name' ? 'name' : '',
     description: DESCRIPTIONS[columnName] ?? columnName,
     priority,

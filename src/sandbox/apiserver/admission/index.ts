@@ -18,6 +18,7 @@ import { FieldErrors } from './field-errors.js';
 import { validateObjectMeta, type NameRule } from './metadata.js';
 import { dns1035Label, dns1123Label, dns1123Subdomain } from './names.js';
 import { admitPodCreate, admitPodUpdate } from './pod.js';
+import { admitPodDisruptionBudget, admitRbac, RBAC_GROUP, RBAC_KINDS, type RbacKind } from './rbac-policy.js';
 import { admitServiceCreate, admitServiceUpdate } from './service.js';
 import { admitEndpointSlice, admitNamespace } from './simple-kinds.js';
 import { WORKLOAD_KINDS, admitWorkload, type WorkloadKind } from './workloads.js';
@@ -91,6 +92,10 @@ export function admit(object: KubeObject, ctx: AdmissionContext): KubeObject {
     admitWorkload(type.kind as WorkloadKind, out, old, errors);
   } else if (type.group === 'discovery.k8s.io' && type.kind === 'EndpointSlice') {
     admitEndpointSlice(out, errors);
+  } else if (type.group === RBAC_GROUP && (RBAC_KINDS as readonly string[]).includes(type.kind)) {
+    admitRbac(type.kind as RbacKind, out, old, errors);
+  } else if (type.group === 'policy' && type.kind === 'PodDisruptionBudget') {
+    admitPodDisruptionBudget(out, errors);
   } else if (type.group === 'apiextensions.k8s.io' && type.kind === 'CustomResourceDefinition') {
     admitCustomResourceDefinition(out, errors);
   }
