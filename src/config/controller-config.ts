@@ -4,6 +4,8 @@
  * the variable. Same shape as agent-config.ts (ztunnel's config.rs pattern).
  */
 import { DEFAULT_TRUSTED_NODE_AGENTS } from '../controller/ca/types.js';
+import { DEFAULT_GATEWAY_IMAGE } from '../controller/gateway/ingress-render.js';
+import { DEFAULT_WAYPOINT_IMAGE } from '../controller/waypoint/render.js';
 import { AmeshError } from '../errors/amesh-error.js';
 import { intSetting, invalidSetting, oneOfSetting, readSettings, type Setting } from './env-settings.js';
 import { CA_PORT } from '../identity/ca-proto.js';
@@ -40,6 +42,10 @@ export interface ControllerConfig {
   xdsMaxDelayMs: number;
   /** Restart a watch that has delivered nothing (no event, no bookmark) for this long. */
   watchStallMs: number;
+  /** Image of the waypoint Deployments the controller creates (one per waypoint Gateway). */
+  waypointImage: string;
+  /** Image of the ingress gateway Deployments the controller creates. */
+  gatewayImage: string;
 }
 
 const invalid = invalidSetting;
@@ -62,6 +68,13 @@ const serviceAccountList = (raw: string, env: string): string[] => {
     if (extra !== undefined || !ns || !sa || !DNS_LABEL.test(ns)) invalid(env, raw, `a comma-separated list of <namespace>/<serviceAccount> (bad entry ${JSON.stringify(item)})`);
   }
   return items;
+};
+
+// An image reference as Kubernetes takes it: [registry[:port]/]path[:tag][@sha256:digest].
+const IMAGE_REFERENCE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d{1,5})?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const imageReference = (raw: string, env: string): string => {
+  if (!IMAGE_REFERENCE.test(raw)) invalid(env, raw, 'an image reference such as amesh/waypoint:0.1.0 or registry.example.com:5000/amesh/waypoint:1.2');
+  return raw;
 };
 
 const SETTINGS = {
@@ -95,6 +108,11 @@ const SETTINGS = {
   // API servers send a BOOKMARK at least every minute or so to watchers that ask for them; five
   // minutes of silence means a half-dead connection, not a quiet cluster.
   watchStallMs: { env: 'AMESH_WATCH_STALL_MS', default: 300_000, parse: int(1000, 3_600_000) },
+  // The images the controller puts into the Deployments it renders from waypoint/waypoint.yaml
+  // and waypoint/gateway.yaml. `amesh install --set image.hub=…,image.tag=…` sets both in the
+  // controller's Deployment (src/install/render.ts), so every amesh image comes from one place.
+  waypointImage: { env: 'AMESH_WAYPOINT_IMAGE', default: DEFAULT_WAYPOINT_IMAGE, parse: imageReference },
+  gatewayImage: { env: 'AMESH_GATEWAY_IMAGE', default: DEFAULT_GATEWAY_IMAGE, parse: imageReference },
 } satisfies { [K in keyof ControllerConfig]: Setting<ControllerConfig[K]> };
 
 export function controllerSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {

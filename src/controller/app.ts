@@ -173,8 +173,8 @@ export class ControllerApp {
     this.#policyStatus = new PolicyStatusWriter({ kubeConfig, log: opts.log, rootNamespace: config.rootNamespace, clusterDomain: config.clusterDomain });
     this.#managed = new ManagedObjects({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
     const caAddress = `amesh-controller.${config.namespace}.svc:${CA_PORT}`;
-    this.#waypoints = new WaypointDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, clusterDomain: config.clusterDomain, caAddress, objects: this.#managed });
-    this.#ingress = new IngressDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, caAddress, objects: this.#managed });
+    this.#waypoints = new WaypointDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, clusterDomain: config.clusterDomain, caAddress, image: config.waypointImage, objects: this.#managed });
+    this.#ingress = new IngressDeployer({ kubeConfig, log: opts.log, trustDomain: config.trustDomain, caAddress, image: config.gatewayImage, objects: this.#managed });
     this.#gatewayClasses = new GatewayClasses({ kubeConfig, log: opts.log, informer: { stallWindowMs: config.watchStallMs } });
     this.#waypointStatus = new WaypointStatusWriter({ kubeConfig, log: opts.log });
     this.#routeStatus = new RouteStatusWriter({ kubeConfig, log: opts.log, clusterDomain: config.clusterDomain });

@@ -94,7 +94,7 @@ const quantity = { accepts: 'a Kubernetes quantity, e.g. 250m, 1, 128Mi, 2Gi', p
 /** Every `--set` key: its description, what it accepts, and its parser. */
 export const VALUE_SPECS: { readonly [K in Key]: ValueSpec<K> } = {
   'image.hub': {
-    description: 'registry and prefix of the amesh images (<hub>/node-agent, <hub>/controller)',
+    description: 'registry and prefix of the amesh images (<hub>/node-agent, <hub>/controller, and <hub>/waypoint, <hub>/gateway that the controller deploys)',
     accepts: 'a registry path such as amesh, ghcr.io/amesh or localhost:5000/amesh (no trailing /)',
     parse: matching(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d{1,5})?(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$/),
   },
@@ -177,7 +177,10 @@ function kustomizationFiles(dir: string): string[] {
   try {
     doc = (parse(readFileSync(path, 'utf8')) ?? {}) as Kustomization;
   } catch (err) {
-    throw new AmeshError('AMESH_CONFIG_INVALID', `cannot read the install manifest list ${path}: ${(err as Error).message}`, { cause: err });
+    throw new AmeshError('AMESH_CONFIG_INVALID', `cannot read the install manifest list ${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: `amesh install renders the manifests in ${DAEMONSET_DIR}: run it from an amesh checkout or release (not from an image that carries only the compiled CLI)`,
+    });
   }
   const extra = Object.keys(doc).filter((k) => !KUSTOMIZATION_FIELDS.has(k));
   if (extra.length) {
@@ -269,13 +272,29 @@ function setEnv(container: Container, name: string, value: string): void {
   } else env.push({ name, value });
 }
 
+/** `<hub>/<name>:<tag>`: an amesh image under the values' hub and tag. */
+export function ameshImage(values: Readonly<Pick<InstallValues, 'image.hub' | 'image.tag'>>, name: string): string {
+  return `${values['image.hub']}/${name}:${values['image.tag']}`;
+}
+
+/** The controller settings naming the images of what it deploys, and those images' names. */
+const CONTROLLER_DEPLOYED_IMAGES = [
+  ['AMESH_WAYPOINT_IMAGE', 'waypoint'],
+  ['AMESH_GATEWAY_IMAGE', 'gateway'],
+] as const;
+
 function applyToContainer(container: Container, role: 'agent' | 'controller' | undefined, values: Readonly<InstallValues>): void {
   const image = AMESH_IMAGE.exec(container.image ?? '');
   if (!image) return;
-  container.image = `${values['image.hub']}/${image[1]}:${values['image.tag']}`;
+  container.image = ameshImage(values, image[1] ?? '');
   container.imagePullPolicy = values['image.pullPolicy'];
   setEnv(container, 'AMESH_LOG_LEVEL', values.logLevel);
   if (role === 'agent') setEnv(container, 'AMESH_CAPTURE_MODE', values.captureMode);
+  if (role === 'controller') {
+    // The controller renders waypoint and ingress gateway Deployments: their images follow the
+    // same hub and tag (AMESH_WAYPOINT_IMAGE / AMESH_GATEWAY_IMAGE, src/config/controller-config.ts).
+    for (const [env, name] of CONTROLLER_DEPLOYED_IMAGES) setEnv(container, env, ameshImage(values, name));
+  }
   if (role) {
     const resources = (container.resources ??= {});
     resources.requests = { ...resources.requests, cpu: values[`${role}.resources.requests.cpu`], memory: values[`${role}.resources.requests.memory`] };

@@ -23,6 +23,8 @@ describe('readControllerConfig', () => {
       xdsDebounceMs: 50,
       xdsMaxDelayMs: 1000,
       watchStallMs: 300_000,
+      waypointImage: 'amesh/waypoint:0.1.0',
+      gatewayImage: 'amesh/gateway:0.1.0',
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.trustedNodeAgents)).toBe(true);
@@ -64,6 +66,10 @@ describe('readControllerConfig', () => {
     [{ AMESH_TRUSTED_NODE_AGENTS: 'a/b/c' }, 'AMESH_TRUSTED_NODE_AGENTS'],
     [{ AMESH_LOG_LEVEL: 'loud' }, 'AMESH_LOG_LEVEL'],
     [{ AMESH_TYPO: '1' }, 'AMESH_TYPO'],
+    [{ AMESH_WAYPOINT_IMAGE: 'amesh/waypoint:' }, 'AMESH_WAYPOINT_IMAGE'],
+    [{ AMESH_WAYPOINT_IMAGE: 'Amesh/Waypoint' }, 'AMESH_WAYPOINT_IMAGE'],
+    [{ AMESH_GATEWAY_IMAGE: 'amesh/gateway 1.0' }, 'AMESH_GATEWAY_IMAGE'],
+    [{ AMESH_GATEWAY_IMAGE: 'https://registry/amesh/gateway' }, 'AMESH_GATEWAY_IMAGE'],
   ])('rejects %j naming the setting', (env, name) => {
     let caught: unknown;
     try {
@@ -73,6 +79,13 @@ describe('readControllerConfig', () => {
     }
     expect(isAmeshError(caught, 'AMESH_CONFIG_INVALID')).toBe(true);
     expect((caught as Error).message).toContain(name);
+  });
+
+  it('takes the images of deployed waypoints and gateways (registry with port, tag or digest)', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const c = readControllerConfig({ AMESH_WAYPOINT_IMAGE: 'localhost:5000/mesh/waypoint:1.2.3', AMESH_GATEWAY_IMAGE: `ghcr.io/amesh/gateway@${digest}` });
+    expect(c).toMatchObject({ waypointImage: 'localhost:5000/mesh/waypoint:1.2.3', gatewayImage: `ghcr.io/amesh/gateway@${digest}` });
+    expect(readControllerConfig({ AMESH_WAYPOINT_IMAGE: 'waypoint' }).waypointImage).toBe('waypoint');
   });
 
   it('ignores AMESH_* variables of the tooling', () => {

@@ -13,7 +13,10 @@ import { AmeshError } from '../../src/errors/amesh-error.js';
 import { readManifests } from '../../src/install/apply.js';
 import { DAEMONSET_DIR } from '../../src/install/paths.js';
 import { applyValues, DEFAULT_VALUES, describeValues, installManifestFiles, isCrd, parseSetFlags, renderInstall, toYaml, VALUE_KEYS } from '../../src/install/render.js';
-import { INSTALL_MANIFESTS, SANDBOX_API_SHIMS, SANDBOX_INSTALL_VALUES } from '../../src/sandbox/install.js';
+import { readControllerConfig } from '../../src/config/controller-config.js';
+import { DEFAULT_GATEWAY_IMAGE } from '../../src/controller/gateway/ingress-render.js';
+import { DEFAULT_WAYPOINT_IMAGE } from '../../src/controller/waypoint/render.js';
+import { SANDBOX_API_SHIMS, SANDBOX_INSTALL_VALUES } from '../../src/sandbox/install.js';
 import { RESOURCES } from '../../src/controller/kube/informer.js';
 
 interface Probe {
@@ -56,6 +59,8 @@ const agent = (objects: KubernetesObject[]): Workload => find(objects, 'DaemonSe
 const controller = (objects: KubernetesObject[]): Workload => find(objects, 'Deployment', 'amesh-controller') as Workload;
 const container = (w: Workload): Container => w.spec.template.spec.containers[0] as Container;
 const env = (c: Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
+/** The container's literal env values, as the process would see them. */
+const settingsOf = (c: Container): NodeJS.ProcessEnv => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
 const key = (o: KubernetesObject): string => `${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
 
 /** API groups of the types the controller watches that every cluster serves. */
@@ -75,9 +80,11 @@ describe('installManifestFiles', () => {
     expect(top.resources[0]).toBe('crds');
   });
 
-  it('is what the sandbox installs, after the RBAC stand-ins and without the PDB it cannot store', () => {
-    expect(INSTALL_MANIFESTS[0]).toBe(SANDBOX_API_SHIMS);
-    expect(INSTALL_MANIFESTS.slice(1)).toEqual(installManifestFiles().filter((f) => basename(f) !== 'amesh-controller-pdb.yaml'));
+  it('is what the sandbox installs too: its API server serves RBAC and policy/v1, so nothing is bridged or left out', async () => {
+    expect(SANDBOX_INSTALL_VALUES).toEqual(DEFAULT_VALUES);
+    // The former stand-in CRDs are gone; the file stays empty until the sandbox stops applying it.
+    expect(await readManifests(SANDBOX_API_SHIMS)).toEqual([]);
+    expect(installManifestFiles().map((f) => basename(f))).toContain('amesh-controller-pdb.yaml');
   });
 });
 
@@ -174,6 +181,13 @@ describe('the controller Deployment', async () => {
     expect(c.resources?.limits?.cpu).toBeUndefined();
   });
 
+  it('tells the controller the waypoint and gateway images, which default to its own defaults', () => {
+    expect(env(c, 'AMESH_WAYPOINT_IMAGE')).toBe(DEFAULT_WAYPOINT_IMAGE);
+    expect(env(c, 'AMESH_GATEWAY_IMAGE')).toBe(DEFAULT_GATEWAY_IMAGE);
+    // Every AMESH_* variable of the Deployment is a controller setting it accepts (unknown ones fail start-up).
+    expect(readControllerConfig(settingsOf(c))).toMatchObject({ waypointImage: DEFAULT_WAYPOINT_IMAGE, gatewayImage: DEFAULT_GATEWAY_IMAGE, logLevel: 'info' });
+  });
+
   it('has a PodDisruptionBudget that never blocks a drain of its single replica', () => {
     const pdb = find(objects, 'PodDisruptionBudget', 'amesh-controller') as KubernetesObject & { spec: { maxUnavailable?: number; minAvailable?: number } };
     expect(pdb.spec.maxUnavailable).toBe(1);
@@ -200,6 +214,10 @@ describe('renderInstall with --set values', () => {
     expect([env(a, 'AMESH_LOG_LEVEL'), env(c, 'AMESH_LOG_LEVEL')]).toEqual(['debug', 'debug']);
     expect(env(a, 'AMESH_CAPTURE_MODE')).toBe('nftables');
     expect(env(c, 'AMESH_CAPTURE_MODE')).toBeUndefined();
+    // What the controller deploys follows the same hub and tag.
+    expect([env(c, 'AMESH_WAYPOINT_IMAGE'), env(c, 'AMESH_GATEWAY_IMAGE')]).toEqual(['localhost:5000/mesh/waypoint:1.2.3', 'localhost:5000/mesh/gateway:1.2.3']);
+    expect(readControllerConfig(settingsOf(c))).toMatchObject({ waypointImage: 'localhost:5000/mesh/waypoint:1.2.3', gatewayImage: 'localhost:5000/mesh/gateway:1.2.3' });
+    expect(env(a, 'AMESH_WAYPOINT_IMAGE')).toBeUndefined();
     expect(a.resources).toEqual({ requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '1Gi' } });
     expect(c.resources?.limits).toEqual({ memory: '3Gi' });
 
@@ -213,9 +231,10 @@ describe('renderInstall with --set values', () => {
     const noCrds = await renderInstall(parseSetFlags(['crds.install=false']));
     expect(noCrds.some(isCrd)).toBe(false);
     expect(noCrds.map((o) => o.kind)).toContain('DaemonSet');
-    const sandbox = await renderInstall(SANDBOX_INSTALL_VALUES);
-    expect(sandbox.some((o) => o.kind === 'PodDisruptionBudget')).toBe(false);
-    expect(sandbox.some(isCrd)).toBe(true);
+    const noPdb = await renderInstall(parseSetFlags(['controller.podDisruptionBudget=false']));
+    expect(noPdb.some((o) => o.kind === 'PodDisruptionBudget')).toBe(false);
+    expect(noPdb.some(isCrd)).toBe(true);
+    expect((await renderInstall()).some((o) => o.kind === 'PodDisruptionBudget')).toBe(true);
   });
 
   it('does not change its input objects', () => {
