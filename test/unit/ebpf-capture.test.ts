@@ -6,13 +6,27 @@ import type { CommandRunner } from '../../src/os/command.js';
 import type { CaptureTargets } from '../../src/node-agent/capture/capture-backend.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 
-/** `ip -j -d link show` answered from the fake's interface table. */
-function fakeIp(native: FakeNativeBinding): CommandRunner {
+/** What uninstall did with clsact qdiscs, and filters of other tools it must leave alone. */
+interface TcLog {
+  /** Interface → filter lines another tool has on it (what `tc filter show` prints). */
+  foreignFilters: Map<string, string>;
+  qdiscsDeleted: string[];
+}
+
+/** `ip -j -d link show` answered from the fake's interface table; `tc` from `tc`. */
+function fakeIp(native: FakeNativeBinding, tc: TcLog = { foreignFilters: new Map(), qdiscsDeleted: [] }): CommandRunner {
   return {
     async run(command, args) {
       if (command === 'ip' && args.join(' ') === '-j -d link show') {
         const links = [...native.state.interfaces].map(([ifname, ifindex]) => ({ ifname, ifindex }));
         return { stdout: JSON.stringify(links), stderr: '', code: 0 };
+      }
+      if (command === 'tc' && args[0] === 'filter' && args[1] === 'show' && args[2] === 'dev' && args[3]) {
+        return { stdout: args[4] === 'ingress' ? (tc.foreignFilters.get(args[3]) ?? '') : '', stderr: '', code: 0 };
+      }
+      if (command === 'tc' && args.join(' ') === `qdisc del dev ${args[3]} clsact`) {
+        tc.qdiscsDeleted.push(args[3]!);
+        return { stdout: '', stderr: '', code: 0 };
       }
       throw new Error(`unexpected command ${command} ${args.join(' ')}`);
     },
@@ -26,7 +40,7 @@ interface ServiceDnatLog {
   fail?: Error;
 }
 
-function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1', log: ServiceDnatLog = { applied: [], uninstalled: 0 }): EbpfCapture {
+function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1', log: ServiceDnatLog = { applied: [], uninstalled: 0 }, tc?: TcLog): EbpfCapture {
   return EbpfCapture.load({
     serviceDnat: {
       async apply(targets) {
@@ -38,7 +52,7 @@ function load(native: FakeNativeBinding, pinRoot = '/sys/fs/bpf/amesh/v1/node1',
       },
     },
     native,
-    commands: fakeIp(native),
+    commands: fakeIp(native, tc),
     logger: silentLogger,
     objectPath: '/x/capture.bpf.o',
     pinRoot,
@@ -110,5 +124,19 @@ describe('EbpfCapture.apply', () => {
     expect(native.state.filters.size).toBe(0);
     expect(log.uninstalled).toBe(1);
     expect(native.state.objects.size).toBe(0);
+  });
+
+  it('uninstall removes the clsact qdisc it attached to, unless another tool still has filters there', async () => {
+    const native = createFakeNativeBinding();
+    native.addInterface('up0');
+    native.addInterface('vp-a');
+    native.addInterface('lo-untouched');
+    const tc: TcLog = { foreignFilters: new Map([['vp-a', 'filter protocol all pref 1 bpf chip 1 handle 0x1 cilium_from_container']]), qdiscsDeleted: [] };
+    const capture = load(native, '/tmp/amesh-unit-test-no-such-pin-root', undefined, tc);
+    await capture.apply({ enrolledIps: ['10.244.1.2'], interfaces: ['up0', 'vp-a'], exemptCidrs: [] });
+    await capture.uninstall();
+    expect(native.state.filters.size).toBe(0);
+    // up0: only our filter was there → clsact goes; vp-a: a foreign filter remains → kept; an interface we never attached to is not looked at.
+    expect(tc.qdiscsDeleted).toEqual(['up0']);
   });
 });
