@@ -25,10 +25,10 @@ export function registerWaypointProxy(program: Command): void {
       const waypoint = await WaypointProxy.build({ settings, logger, accessLog: access.logger, tracing });
       const stop = exitOnSignals({
         logger,
-        graceMs: settings.drainTimeoutMs + 5000,
+        graceMs: settings.drainNoticeMs + settings.drainTimeoutMs + 5000,
         close: async () => {
           try {
-            await waypoint.close();
+            await waypoint.close({ notice: true });
           } finally {
             access.close();
           }

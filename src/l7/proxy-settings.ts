@@ -38,6 +38,8 @@ export interface ProxySettings {
   connectTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
   drainTimeoutMs: number;
+  /** After SIGTERM, keep accepting new connections up to this long while senders still arrive (drain-notice.ts); 0 = close listeners at once. */
+  drainNoticeMs: number;
   /** RequestAuthentication `jwksUri` fetches: whole-exchange deadline. */
   jwksFetchTimeoutMs: number;
   /** How long a fetched JWKS is used before it is fetched again. */
@@ -108,6 +110,8 @@ export const PROXY_SETTINGS = {
   upstreamIdleTimeoutMs: { env: 'AMESH_UPSTREAM_IDLE_TIMEOUT_MS', default: 30_000, parse: intSetting(100, 3_600_000) },
   // Kubernetes' default grace period is 30 s; leave room for the kubelet's own kill.
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: intSetting(0, 3_600_000) },
+  // Node agents stop sending to a deleted or rolled waypoint only once they applied the controller's push (1–10 s on a loaded node); Istio's terminationDrainDuration is 5 s.
+  drainNoticeMs: { env: 'AMESH_DRAIN_NOTICE_MS', default: 10_000, parse: intSetting(0, 600_000) },
   // An in-cluster key server answers in milliseconds; requests needing the keys wait for it.
   jwksFetchTimeoutMs: { env: 'AMESH_JWKS_FETCH_TIMEOUT_MS', default: 5000, parse: intSetting(100, 60_000) },
   // istiod refreshes JWKS every 20 min (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL); rotated keys are also picked up on an unknown kid.

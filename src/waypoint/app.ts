@@ -39,6 +39,7 @@ import type { AdminServers } from '../node-agent/admin.js';
 import type { XdsCredentials } from '../node-agent/xds/xds-state-source.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ProxyTracing } from '../telemetry/tracing.js';
+import { drainNotice } from '../l7/drain-notice.js';
 import { openProxyConfigSource, type WaypointConfigSource } from './config-source.js';
 import { waypointIdentity, waypointIdentityUri, waypointResourceName, type WaypointSettings } from './settings.js';
 
@@ -89,6 +90,8 @@ export class WaypointProxy {
   /** One for the process: the JWKS cache hangs off it and outlives every config. */
   private readonly authzDeps: AuthzDeps;
   private draining = false;
+  /** Listeners refuse new connections (after the drain notice). */
+  private closingListeners = false;
   private running = false;
   private quitRequested: (() => void) | undefined;
   ports: WaypointPorts | undefined;
@@ -206,7 +209,7 @@ export class WaypointProxy {
       port: s.hbonePort,
       create: () =>
         net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-          if (this.draining) return void socket.destroy();
+          if (this.closingListeners) return void socket.destroy();
           this.hbone.handleConnection(socket);
         }),
       what: 'HBONE',
@@ -234,18 +237,28 @@ export class WaypointProxy {
     };
   }
 
-  async drain(): Promise<void> {
+  /**
+   * `notice` (SIGTERM): first keep serving new connections while node agents still send them
+   * (drain-notice.ts), so deleting or rolling a waypoint resets nothing; then close listeners.
+   */
+  async drain(opts: { notice?: boolean } = {}): Promise<void> {
     if (this.draining) return;
     const { settings: s, logger } = this.opts;
     this.draining = true;
+    if (opts.notice && s.drainNoticeMs > 0) {
+      logger.info({ maxMs: s.drainNoticeMs }, 'draining: readiness off, still accepting while node agents move away');
+      const notice = await drainNotice({ accepted: () => this.hbone.stats().acceptedStreams, minMs: Math.min(2000, s.drainNoticeMs), quietMs: 1000, maxMs: s.drainNoticeMs });
+      logger.info(notice, 'draining: drain notice over');
+    }
+    this.closingListeners = true;
     logger.info({ timeoutMs: s.drainTimeoutMs }, 'draining');
     for (const server of this.servers) server.close();
     this.proxy.drain();
     await Promise.all([this.source?.close(), this.hbone.drain(s.drainTimeoutMs), this.upstream.drain(s.drainTimeoutMs)]);
   }
 
-  async close(): Promise<void> {
-    await this.drain();
+  async close(opts: { notice?: boolean } = {}): Promise<void> {
+    await this.drain(opts);
     this.proxy.close();
     this.hbone.close();
     this.upstream.close();
