@@ -120,10 +120,8 @@ export function registerInstall(program: Command): void {
         return;
       }
       const cluster = await openCluster(o);
-      // A sandbox cannot store a PodDisruptionBudget: its defaults leave it out (src/sandbox/install.ts).
       const sandbox = cluster.sandboxDir !== undefined ? await import('../sandbox/lifecycle.js') : undefined;
-      const base = sandbox ? (await import('../sandbox/install.js')).SANDBOX_INSTALL_VALUES : undefined;
-      const values = parseSetFlags(o.set, base);
+      const values = parseSetFlags(o.set);
       await confirm(`install amesh (images ${values['image.hub']}/*:${values['image.tag']}) into ${cluster.description}?`, o.yes);
       const started = Date.now();
       console.log(`• installing amesh into ${cluster.description}`);

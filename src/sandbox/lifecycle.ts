@@ -20,9 +20,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { AmeshError } from '../errors/amesh-error.js';
 import { createServingCertificates } from './apiserver/serving-cert.js';
-import { installAmesh, waitServed, type InstallOptions, type InstallResult } from '../install/install.js';
-import type { InstallValues } from '../install/render.js';
-import { applyObjects, readManifests, REPO_ROOT, SANDBOX_API_SHIMS, SANDBOX_INSTALL_VALUES } from './install.js';
+import { installAmesh, type InstallOptions, type InstallResult } from '../install/install.js';
+import { DEFAULT_VALUES, type InstallValues } from '../install/render.js';
+import { REPO_ROOT } from './install.js';
 import { readRecordedPids } from './kubelet/kubelet.js';
 import { ClusterNetwork, planClusterNetwork, removeClusterNetwork } from './network/cluster-network.js';
 import {
@@ -57,7 +57,7 @@ export interface UpOptions {
   apiPort?: number;
   /** Skip installing amesh (the API server, kubelets and network only). */
   install?: boolean;
-  /** Install values (`--set`); default SANDBOX_INSTALL_VALUES (daemonset/ as written, minus the PDB). */
+  /** Install values (`--set`); default DEFAULT_VALUES (daemonset/ as written). */
   values?: Readonly<InstallValues>;
   progress?: Progress;
 }
@@ -199,7 +199,7 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
   if (existing && daemonAlive(existing)) {
     progress(`sandbox ${existing.name} is already running (daemon pid ${existing.daemonPid}); checking it`);
     const kc = kubeConfigFor(dir);
-    await waitReady(kc, existing, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? SANDBOX_INSTALL_VALUES);
+    await waitReady(kc, existing, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? DEFAULT_VALUES);
     return { state: existing, kubeconfig: paths.kubeconfig, alreadyRunning: true };
   }
 
@@ -252,7 +252,7 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
 
   const kc = kubeConfigFor(dir);
   try {
-    await waitReady(kc, state, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? SANDBOX_INSTALL_VALUES);
+    await waitReady(kc, state, options.install !== false, progress, { dir, daemonLog: paths.daemonLog }, options.values ?? DEFAULT_VALUES);
   } catch (err) {
     const log = await tail(paths.daemonLog, 20);
     throw new AmeshError('AMESH_SANDBOX_FAILED', `the sandbox did not become ready${log ? `; last daemon log lines:\n${log}` : ''}`, {
@@ -292,16 +292,10 @@ async function waitReady(kc: KubeConfig, state: SandboxState, install: boolean, 
 }
 
 /**
- * amesh into a sandbox: the stand-in CRDs for the kinds its API server does not serve (RBAC, see
- * src/sandbox/install.ts), then `installAmesh` — the same function `amesh install` runs, so the
- * sandbox proves the manifests a real cluster gets. `amesh install` against a sandbox calls this.
+ * amesh into a sandbox: `installAmesh` — the same function `amesh install` runs, so the sandbox
+ * proves the manifests a real cluster gets. `amesh install` against a sandbox calls this.
  */
 export async function installIntoSandbox(kc: KubeConfig, values: Readonly<InstallValues>, progress: Progress, options: InstallOptions): Promise<InstallResult> {
-  const shims = await readManifests(SANDBOX_API_SHIMS);
-  const results = await applyObjects(kc, shims);
-  const changed = results.filter((r) => r.outcome !== 'unchanged').length;
-  if (changed) progress(`  sandbox: ${changed} stand-in CRD(s) for RBAC applied (the sandbox API server does not serve rbac.authorization.k8s.io)`);
-  await waitServed(kc, shims);
   return installAmesh(kc, values, progress, options);
 }
 
