@@ -324,12 +324,21 @@ export class RedirectionManager {
   static async uninstall(deps: RedirectionDeps): Promise<void> {
     const { commands, config } = deps;
     // Enrolment goes first: removing the pinned maps (with the filters) stops capture.
+    let ebpfFailure: unknown;
     try {
       await uninstallEbpfLeftovers(deps.native(), commands, config.bpfPinRoot);
     } catch (err) {
+      ebpfFailure = err;
       deps.logger.warn({ err: describeError(err) }, 'uninstall: eBPF cleanup incomplete');
     }
     await uninstallNftLeftovers(commands);
     await removeRouting(commands, routingSpec(config));
+    // The rest is done; still fail, so `amesh uninstall` (its cleanup DaemonSet) names this node.
+    if (ebpfFailure !== undefined) {
+      throw new AmeshError('AMESH_CAPTURE_FAILED', `eBPF cleanup incomplete: ${describeError(ebpfFailure)}`, {
+        cause: ebpfFailure,
+        hint: `tc filters or pins under ${config.bpfPinRoot} may remain; check \`tc filter show dev <if> ingress\` and remove them, then run \`amesh node-agent --uninstall\` again`,
+      });
+    }
   }
 }
