@@ -45,6 +45,18 @@ export interface AgentConfig {
    * each other's ports).
    */
   handoffSocket: string;
+  /**
+   * On SIGTERM, how long the agent keeps serving (listeners and hand-off socket open, readiness
+   * 503) for a successor to take over before it drains alone. Counted within the drain
+   * deadline: at most half of drainTimeoutMs is used (docs/upgrade.md).
+   */
+  successorWaitMs: number;
+  /**
+   * After handing its listeners to a newer agent and draining: 'exit', or 'wait' for SIGTERM
+   * (in a pod: an exit would make the kubelet restart the container, which would take the
+   * listeners back). 'auto': 'wait' when POD_NAME is set.
+   */
+  afterHandoff: 'auto' | 'exit' | 'wait';
   certTtlSeconds: number;
   /** Extra destinations never captured, besides node IPs and link-local. */
   extraExemptCidrs: string[];
@@ -141,6 +153,9 @@ const SETTINGS = {
   preserveSourceIp: { env: 'AMESH_PRESERVE_SOURCE_IP', default: true, parse: bool },
   drainTimeoutMs: { env: 'AMESH_DRAIN_TIMEOUT_MS', default: 20_000, parse: int(0, 3_600_000) },
   handoffSocket: { env: 'AMESH_HANDOFF_SOCKET', default: 'auto', parse: handoffSocket },
+  // A DaemonSet replacement pod starts within seconds of the old one being marked deleting.
+  successorWaitMs: { env: 'AMESH_SUCCESSOR_WAIT_MS', default: 10_000, parse: int(0, 3_600_000) },
+  afterHandoff: { env: 'AMESH_AFTER_HANDOFF', default: 'auto', parse: oneOf(['auto', 'exit', 'wait'] as const) },
   // Istio's default workload certificate lifetime.
   certTtlSeconds: { env: 'AMESH_CERT_TTL_SECONDS', default: 86_400, parse: int(60, 31_536_000) },
   extraExemptCidrs: { env: 'AMESH_EXEMPT_CIDRS', default: [] as string[], parse: list },

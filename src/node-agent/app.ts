@@ -150,6 +150,8 @@ function openXdsSource(opts: NodeAgentOptions, certificates: CertificateSource):
 
 /** How long unmarked listeners keep accepting what was queued before they close (drain). */
 const UNMARKED_ACCEPT_MS = 200;
+/** How long a connection accepted before the first complete state waits for it. */
+const STATE_WAIT_MS = 15_000;
 
 export interface ListeningPorts {
   outbound: number;
@@ -183,6 +185,9 @@ export class NodeAgent {
   private drainDone: Promise<void> | undefined;
   /** A newer agent took over our listeners (we drain for it). */
   private handedOver = false;
+  /** SIGTERM (or /quitquitquit) arrived: serving on, readiness 503, waiting for a successor. */
+  private terminating = false;
+  private successorTookOver: (() => void) | undefined;
   ports: ListeningPorts | undefined;
 
   private constructor(
@@ -236,7 +241,10 @@ export class NodeAgent {
       ready: () => ({
         // After a hand-off the node is served by the newer agent: a probe the old one accepted
         // just before says so rather than failing.
-        ready: this.ready && (!this.draining || this.handedOver) && this.source.isReady() && this.stateApplied,
+        // Not ready once terminating (waiting for a successor): the agent is hostNetwork, so the
+        // kubelet's probe of the NEW agent pod reaches us, and must not find that pod Ready
+        // before its own agent serves (docs/upgrade.md, "Readiness with hostNetwork").
+        ready: this.ready && (!this.draining || this.handedOver) && (this.handedOver || !this.terminating) && this.source.isReady() && this.stateApplied,
         node,
         stateSource: this.source.kind,
         ...(this.source instanceof XdsStateSource ? { xds: { connected: this.source.status().connected, ready: this.source.isReady() } } : {}),
@@ -245,6 +253,8 @@ export class NodeAgent {
         certificates: this.certificateCounts(),
         pid: process.pid,
         ...(this.draining ? { draining: true } : {}),
+        ...(this.terminating && !this.draining ? { waitingForSuccessor: true } : {}),
+        ...(this.handoffServer?.offerPending && !this.handedOver ? { successorGettingReady: true } : {}),
       }),
       configDump: () => this.configDump(),
       quit: () => this.quitRequested?.('/quitquitquit'),
@@ -362,6 +372,11 @@ export class NodeAgent {
           bound = handed.port;
           continue;
         }
+        // A fresh bind serves before the first complete state: hold accepted connections
+        // (paused) until it is there, so none is rejected for an unknown pod or sent out
+        // unmeshed (pauseOnConnect keeps their data in the kernel meanwhile).
+        server.removeAllListeners('connection');
+        server.on('connection', (s: net.Socket) => this.whenStateComplete(s, onSocket));
         const address = family === 4 ? config.listenAddress4 : config.listenAddress6;
         try {
           await this.sockets.listen(server, address, bound);
@@ -445,6 +460,26 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * Runs `handle` once the agent has a complete state (at once when it has). Waits at most
+   * STATE_WAIT_MS; after that the connection is handled with what there is (and, for a pod
+   * the agent does not know yet, rejected — fail closed).
+   */
+  private whenStateComplete(socket: net.Socket, handle: (s: net.Socket) => void): void {
+    if (this.source.isReady() && this.stateApplied) return handle(socket);
+    const started = Date.now();
+    const poll = (): void => {
+      if ((this.source.isReady() && this.stateApplied) || Date.now() - started > STATE_WAIT_MS) {
+        this.heldConnections--;
+        handle(socket);
+      } else setTimeout(poll, 20);
+    };
+    if (this.heldConnections++ === 0) this.opts.logger.info({ waitMs: STATE_WAIT_MS }, 'connections accepted before the first complete mesh state are held until it arrives');
+    setTimeout(poll, 20);
+  }
+
+  private heldConnections = 0;
+
   /** Every listening socket, for a newer agent (the hand-off socket is added by HandoffServer). */
   private handoffListeners(): HandedListener[] {
     return [...this.listenerInfo.filter((l) => l.server.listening).map((l) => ({ name: l.name, port: l.port, fd: handleFd(l.server) })), ...this.admin.listeners()];
@@ -456,8 +491,45 @@ export class NodeAgent {
     const live = this.connections.size;
     this.opts.logger.info({ newPid: peerPid, live, timeoutMs: this.opts.config.drainTimeoutMs }, `hand-off: pid ${peerPid} took over our listeners; draining ${live} connections`);
     this.stopAccepting();
-    this.quitRequested?.(`hand-off to pid ${peerPid}`);
+    if (this.successorTookOver) this.successorTookOver();
+    else if (this.waitsAfterHandoff()) {
+      // In a pod the kubelet would restart us on exit, and the restarted agent would take the
+      // listeners back: drain, then wait for the SIGTERM of the pod's deletion.
+      void this.drain().then(() => this.opts.logger.info({ newPid: peerPid }, 'hand-off: drained; waiting for SIGTERM (the pod is replaced by the new agent’s pod)'));
+    } else this.quitRequested?.(`hand-off to pid ${peerPid}`);
     return live;
+  }
+
+  private waitsAfterHandoff(): boolean {
+    const { afterHandoff, podName } = this.opts.config;
+    return afterHandoff === 'wait' || (afterHandoff === 'auto' && podName !== '');
+  }
+
+  /**
+   * SIGTERM: keep serving — listeners and the hand-off socket open, readiness 503 — until a
+   * newer agent takes over (then drain for it, as in a hand-off) or the successor wait ends
+   * (then drain alone). The wait is the first part of the drain deadline: at most half of it,
+   * so the pod's grace period (≥ drain timeout + 5 s) still covers everything. Returns how long
+   * it waited.
+   */
+  private async awaitSuccessor(): Promise<number> {
+    const { config, logger } = this.opts;
+    const server = this.handoffServer;
+    const waitMs = Math.min(config.successorWaitMs, Math.floor(config.drainTimeoutMs / 2));
+    if (this.handedOver || this.draining || !server || waitMs <= 0) return 0;
+    const started = Date.now();
+    logger.info({ waitMs, live: this.connections.size }, `terminating: serving on for up to ${waitMs} ms so a new agent can take over our listeners`);
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.successorTookOver = resolve;
+      timer = setTimeout(resolve, waitMs);
+    });
+    clearTimeout(timer);
+    this.successorTookOver = undefined;
+    const waited = Date.now() - started;
+    if (this.handedOver) logger.info({ waitedMs: waited }, `terminating: a new agent took over after ${waited} ms; draining for it`);
+    else logger.warn({ waitedMs: waited, successorGettingReady: server.offerPending }, `terminating: no new agent took over within ${waited} ms; draining alone (new connections stall until an agent listens again)`);
+    return waited;
   }
 
   private internalError(where: string, err: unknown): void {
@@ -596,20 +668,23 @@ export class NodeAgent {
   private async drainOnce(): Promise<void> {
     const { logger, config } = this.opts;
     const started = Date.now();
+    const waited = this.terminating ? await this.awaitSuccessor() : 0;
+    const timeoutMs = Math.max(0, config.drainTimeoutMs - waited);
     await this.unmarkListeners();
     this.stopAccepting();
-    logger.info({ live: this.connections.size, timeoutMs: config.drainTimeoutMs }, 'draining');
+    logger.info({ live: this.connections.size, timeoutMs }, 'draining');
     // The source stops too: the agent keeps serving the state it has until it exits.
     // The outbound pool is not drained (pool.drain refuses new streams): a connection accepted
     // just before the listeners closed still needs its stream. Its sessions end in close(),
     // after every tracked connection did.
-    await Promise.all([this.source.close(), this.inbound.server.drain(config.drainTimeoutMs), this.connections.idle(config.drainTimeoutMs)]);
+    await Promise.all([this.source.close(), this.inbound.server.drain(timeoutMs), this.connections.idle(timeoutMs)]);
     const left = this.connections.size;
     if (left) logger.warn({ remaining: left, drainMs: Date.now() - started }, `drain timeout after ${Date.now() - started} ms: closing ${left} remaining connections`);
     else logger.info({ drainMs: Date.now() - started }, `drained in ${Date.now() - started} ms with 0 connections left`);
   }
 
   async close(): Promise<void> {
+    this.terminating = true;
     await this.drain();
     this.connections.destroyAll();
     this.inbound.server.close();

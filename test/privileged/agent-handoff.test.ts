@@ -266,19 +266,24 @@ describe.skipIf(!guard.run)('node agent hand-off: upgrade and restart without dr
       )) as number;
       await new Promise((r) => setTimeout(r, 1_000));
       /** Per node: when (ms on the probe loop's clock) no agent listened: SIGTERM → the new agent's listeners. */
-      const gaps: Record<string, { from: number; to: number; stopMs: number; startMs: number }> = {};
+      const gaps: Record<string, { from: number; to: number; stopMs: number; startMs: number; successorWaitMs: number }> = {};
       for (const node of ['node2', 'node1'] as const) {
         const old = current(node);
         const t0 = Date.now();
         const exit = await old.stop(30_000);
         expect(exit, `${node} SIGTERM exit\n${old.logTail()}`).toEqual({ code: 0, signal: null });
         const stopped = Date.now();
+        // On SIGTERM the agent serves on for AMESH_SUCCESSOR_WAIT_MS (a new agent could take
+        // over); nobody came, so it drained alone from then on: the gap starts there.
+        const alone = logged(old, /^terminating: no new agent took over within \d+ ms; draining alone/);
+        expect(alone, `${node}: the old agent waited for a successor, then drained alone\n${old.logTail()}`).toBeDefined();
+        const aloneAt = (alone?.time as number) ?? t0;
         const next = startGeneration(node);
         await next.waitReady(40_000);
         expect(logged(next, /^hand-off: no running agent answered/), `${node}: nobody to take over from`).toBeDefined();
         // The agent binds its listeners at the start of run(), logged just before capture starts.
         const bound = (logged(next, /^hand-off: no running agent answered/)?.time as number) ?? Date.now();
-        gaps[node] = { from: t0 - startedEpochMs, to: bound - startedEpochMs, stopMs: stopped - t0, startMs: bound - stopped };
+        gaps[node] = { from: aloneAt - startedEpochMs, to: bound - startedEpochMs, stopMs: stopped - aloneAt, startMs: bound - stopped, successorWaitMs: aloneAt - t0 };
         await new Promise((r) => setTimeout(r, 2_000));
       }
       await writeFile(join(dir, 'stop-sigterm'), '');

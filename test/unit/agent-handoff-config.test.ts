@@ -21,6 +21,15 @@ describe('agent hand-off settings', () => {
     }
   });
 
+  it('AMESH_SUCCESSOR_WAIT_MS (default 10 s) and AMESH_AFTER_HANDOFF (auto|exit|wait)', () => {
+    const defaults = readAgentConfig({}, 'n1');
+    expect(defaults.successorWaitMs).toBe(10_000);
+    expect(defaults.afterHandoff).toBe('auto');
+    expect(readAgentConfig({ AMESH_SUCCESSOR_WAIT_MS: '0', AMESH_AFTER_HANDOFF: 'exit' }, 'n1')).toMatchObject({ successorWaitMs: 0, afterHandoff: 'exit' });
+    expect(() => readAgentConfig({ AMESH_SUCCESSOR_WAIT_MS: '-1' }, 'n1')).toThrow(/AMESH_SUCCESSOR_WAIT_MS/);
+    expect(() => readAgentConfig({ AMESH_AFTER_HANDOFF: 'linger' }, 'n1')).toThrow(/AMESH_AFTER_HANDOFF/);
+  });
+
   it('binds fresh when no agent answers', async () => {
     expect(await requestHandoff(createFakeNativeBinding(), DEFAULT_HANDOFF_SOCKET, silentLogger)).toBeUndefined();
   });
