@@ -5,7 +5,8 @@
  * 1. `kubectl rollout restart daemonset/amesh-node` upgrades the agents (RollingUpdate maxSurge 1,
  *    maxUnavailable 0: the new agent pod starts BESIDE the old one on the same node, takes over
  *    its listening sockets over @amesh-node-handoff, and the old one drains), and
- * 2. `kubectl delete pod` restarts the client node's agent.
+ * 2. `kubectl delete pod` restarts the client node's agent (the old agent serves on after its
+ *    SIGTERM until the DaemonSet's replacement takes its listeners over: also a hand-off).
  * Each time: every byte of every stream comes back (tests/helpers/mesh-streams.mjs compares each
  * byte with what was sent at that offset), no stream is reset or cut short, a new connection
  * every 250 ms succeeds throughout, and on both nodes' uplinks no packet carries the plaintext
@@ -130,6 +131,21 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
           .map((l) => `${pod}: ${l.slice(0, 400)}`);
       })
       .join('\n');
+
+  /** The agent pod's log line matching `pattern` (parsed), if any. */
+  const agentLog = (pod: string, pattern: RegExp): Record<string, unknown> | undefined => {
+    const text = cli.amesh('sandbox', 'logs', '--dir', dir, `amesh-system/${pod}`).stdout ?? '';
+    const line = text.split('\n').find((l) => l.startsWith('{') && pattern.test(l));
+    return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+  };
+
+  /** The new agent took the old one's listeners over @amesh-node-handoff (not a fresh bind). */
+  const expectHandOff = (pod: string, what: string): void => {
+    const took = agentLog(pod, /hand-off: took over \d+ listeners from pid/);
+    console.log(`${what}: ${pod}: ${String(took?.msg ?? 'NO HAND-OFF')} (${String(took?.waitedMs ?? '?')} ms after it connected)`);
+    expect(took, `${what}: ${pod} took over the old agent's listeners\n${agentLogSummary([pod])}`).toBeDefined();
+    expect(agentLog(pod, /hand-off: no running agent answered|already shutting down; binding fresh/), `${what}: ${pod} bound fresh`).toBeUndefined();
+  };
 
   const expectWhole = (run: { result?: StreamsResult; out: string; err: string }, what: string): StreamsResult => {
     const tail = `${run.out.split('\n').slice(-4).join('\n')}\n${run.err.slice(-1500)}`;
@@ -264,6 +280,7 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
       expect(counts[`${node}/hbone`]).toBeGreaterThan(0);
     }
     expect(code, rolloutOut).toBe(0);
+    for (const pod of after.filter((p) => !p.deleting)) expectHandOff(pod.name, `upgrade on ${pod.node}`);
     expect([...sideBySide].sort()).toEqual([...nodes].sort());
     expect(after.filter((p) => !p.deleting)).toHaveLength(2);
     expect(after.some((p) => before.some((b) => b.name === p.name) && !p.deleting)).toBe(false);
@@ -296,6 +313,9 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
     console.log(`restart uplink packets: ${JSON.stringify(counts)}`);
     if (!run.result?.ok) console.log(`agent logs (restart):\n${agentLogSummary(agentPods().map((p) => p.name).concat(victim?.name ?? []))}`);
     expectWhole(run, 'restart');
+    // kubectl delete pod: the old agent served on after its SIGTERM until the replacement took over.
+    const replacement = agentPods().find((p) => p.node === nodes[0] && p.name !== victim?.name && !p.deleting);
+    expectHandOff(replacement?.name ?? '', 'restart');
     for (const node of nodes) {
       expect(counts[`${node}/plain`], `plaintext port ${PORT} on ${node}'s uplink`).toBe(0);
       expect(counts[`${node}/hbone`]).toBeGreaterThan(0);
