@@ -132,9 +132,16 @@ export class AdminServers {
     return this.servers.filter((s) => s.server.listening).map((s) => ({ name: s.name, port: s.port, fd: handleFd(s.server) }));
   }
 
+  /** Servers stopAccepting() closed whose last connection has not ended yet. */
+  private readonly closing = new Set<http.Server>();
+
   /** Stops accepting (a new agent may hold the same sockets); open requests finish. */
   stopAccepting(): void {
-    for (const { server } of this.servers) if (server.listening) server.close();
+    for (const { server } of this.servers) {
+      if (!server.listening) continue;
+      this.closing.add(server);
+      server.close(() => this.closing.delete(server));
+    }
   }
 
   async close(): Promise<void> {
@@ -142,18 +149,22 @@ export class AdminServers {
       this.servers.map(
         ({ server }) =>
           new Promise<void>((resolve) => {
-            if (!server.listening) {
-              server.closeAllConnections();
-              return resolve();
-            }
             // Requests in progress finish (a probe accepted just before a hand-off gets its
-            // answer); idle keep-alive connections close now, the rest after 1 s at most.
-            const force = setTimeout(() => server.closeAllConnections(), 1000);
-            force.unref();
-            server.close(() => {
+            // answer — also when stopAccepting() already closed the listener); idle keep-alive
+            // connections close now, the rest after 1 s at most.
+            const done = (): void => {
               clearTimeout(force);
               resolve();
-            });
+            };
+            const force = setTimeout(() => server.closeAllConnections(), 1000);
+            force.unref();
+            if (server.listening) server.close(done);
+            else if (this.closing.has(server)) server.once('close', done);
+            else {
+              server.closeAllConnections();
+              done();
+              return;
+            }
             server.closeIdleConnections();
           }),
       ),
