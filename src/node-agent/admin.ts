@@ -1,12 +1,17 @@
 /**
  * The agent's HTTP endpoints: readiness (15021, `GET /healthz/ready`), admin on localhost
- * (15000: `/config_dump`, `/logging`, `/debug/denials`, `POST /quitquitquit`) and Prometheus
+ * (15000: `/config_dump`, `/logging`, `/debug/denials`, `POST /debug/gc`, `POST /quitquitquit`) and Prometheus
  * metrics (15020, `/metrics`). Each is its own server so a slow scrape never delays readiness.
  * Waypoints and gateways use the same servers (src/l7/proxy-process.ts).
  *
  * `/logging` (GET or POST, as Envoy/ztunnel): without `level` it shows the default level and each
  * component's; `level=debug` sets all, `level=xds:debug,access:off` sets components (see
  * LogLevels). A bad level or component is a 400 naming it and the valid ones; nothing changes.
+ *
+ * `POST /debug/gc` runs a full garbage collection and answers the heap and RSS before and after,
+ * so memory can be read without garbage (the benchmarks' memory scenario). It needs V8's gc(),
+ * which exists only under `--expose-gc` (NODE_OPTIONS=--expose-gc); otherwise it is a 501 saying
+ * so. The admin server listens on loopback only.
  */
 import http from 'node:http';
 import { once } from 'node:events';
@@ -24,6 +29,20 @@ export interface AdminHandlers {
   logger: Logger;
   /** Recent policy denials for `GET /debug/denials`; absent: 404 (the proxy keeps none). */
   denials?: () => unknown;
+  /** Full GC for `POST /debug/gc`; absent: V8's `gc` when the process runs with --expose-gc. */
+  gc?: () => void;
+}
+
+function collectGarbage(res: http.ServerResponse, gc: (() => void) | undefined): void {
+  if (!gc) {
+    return json(res, 501, { error: 'garbage collection is not exposed in this process', hint: 'start it with --expose-gc (NODE_OPTIONS=--expose-gc) to use POST /debug/gc' });
+  }
+  const before = process.memoryUsage();
+  const started = process.hrtime.bigint();
+  gc();
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const after = process.memoryUsage();
+  json(res, 200, { collected: true, ms, heapUsedBefore: before.heapUsed, heapUsedAfter: after.heapUsed, rssBefore: before.rss, rssAfter: after.rss });
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
@@ -99,7 +118,8 @@ export class AdminServers {
           json(res, 400, { error: err.message, hint: err.hint, validLevels: LOG_LEVELS, components: [...this.levels.components()].sort() });
         }
       } else if (url.pathname === '/debug/denials' && h.denials) json(res, 200, h.denials());
-      else json(res, 404, { error: `no such path ${url.pathname}; try /config_dump, /logging[?level=…]${h.denials ? ', /debug/denials' : ''}, POST /quitquitquit` });
+      else if (url.pathname === '/debug/gc' && req.method === 'POST') collectGarbage(res, h.gc ?? (globalThis as { gc?: () => void }).gc);
+      else json(res, 404, { error: `no such path ${url.pathname}; try /config_dump, /logging[?level=…]${h.denials ? ', /debug/denials' : ''}, POST /debug/gc, POST /quitquitquit` });
     });
     const metrics = await this.serve('metrics', '0.0.0.0', ports.metrics, (req, res) => {
       if (req.url?.startsWith('/metrics')) {
