@@ -16,6 +16,7 @@
  * - String values: `*` → presence, `prefix*` → prefix, `*suffix` → suffix, else exact.
  */
 import type { AddressMatch, Authorization, Clause, Match, PolicyScope, Rule, StringMatch } from '../../node-agent/state/types.js';
+import { contained } from './contain.js';
 
 // Istio's root namespace is istiod's own (istio-system); ours is the controller's (AMESH_ROOT_NAMESPACE).
 export const DEFAULT_ROOT_NAMESPACE = 'amesh-system';
@@ -180,9 +181,23 @@ function conditionMatch(condition: { key?: string; values?: string[]; notValues?
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function translateRule(rule: RuleSpec, index: number): RuleResult {
   const r: RuleResult = { clauses: [], l7: [], invalid: [] };
   const base = `spec.rules[${index}]`;
+  // A list field that is no list, or an entry that is no object, would otherwise drop out of
+  // the rule silently — and an emptied rule matches everything (an ALLOW would allow all).
+  for (const [field, list, inner] of [['from', rule.from, 'source'], ['to', rule.to, 'operation'], ['when', rule.when, undefined]] as const) {
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list)) r.invalid.push(`${base}.${field}: not a list`);
+    else
+      list.forEach((entry: unknown, i) => {
+        const value = inner && isObject(entry) ? entry[inner] : entry;
+        if (!isObject(entry) || !isObject(value)) r.invalid.push(`${base}.${field}[${i}]${inner ? `.${inner}` : ''}: not an object`);
+      });
+  }
+  if (r.invalid.length > 0) return r;
   const from = rule.from ?? [];
   if (from.length > 0) r.clauses.push({ matches: from.map((f, i) => sourceMatch(f.source ?? {}, `${base}.from[${i}].source`, r)) });
   const to = rule.to ?? [];
@@ -211,8 +226,16 @@ export function translateAuthorizationPolicy(policy: AuthorizationPolicyObject, 
   const hasSelector = Object.keys(spec.selector?.matchLabels ?? {}).length > 0;
   const scope: PolicyScope = hasSelector ? 'WORKLOAD_SELECTOR' : namespace === rootNamespace ? 'GLOBAL' : 'NAMESPACE';
   const rules: Rule[] = [];
+  if (spec.rules !== undefined && spec.rules !== null && !Array.isArray(spec.rules)) {
+    // Unreadable rules fail closed: an ALLOW policy allows nothing, a DENY policy denies everything.
+    warnings.push(`spec.rules: not a list; ${action === 'ALLOW' ? 'the policy allows nothing' : 'the policy denies all traffic in its scope'}`);
+    return { authorization: { name, namespace, scope, action, rules: action === 'ALLOW' ? [] : [{ clauses: [] }] }, warnings };
+  }
   (spec.rules ?? []).forEach((rule, i) => {
-    const r = translateRule(rule ?? {}, i);
+    const r = contained(
+      () => translateRule(rule ?? {}, i),
+      (reason): RuleResult => ({ clauses: [], l7: [], invalid: [`spec.rules[${i}]: ${reason}`] }),
+    );
     warnings.push(...r.invalid);
     if (r.invalid.length > 0) {
       // A value we cannot read must not widen or narrow the policy silently: drop an ALLOW rule

@@ -31,6 +31,7 @@
 import type { ConnectionPool, HashPolicy, LoadBalancerPolicy, OutlierDetection } from '../../l7/config.js';
 import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import { hostMatches, issue, parseDurationMs, resolveHost, type HostRule, type LoadBalancerSettings, type PolicySet, type RouteIssue, type SubsetInfo, type TrafficPolicyLevel } from './route-model.js';
+import { contained } from './contain.js';
 
 export const DEFAULT_LOAD_BALANCER: LoadBalancerPolicy = 'LEAST_REQUEST';
 
@@ -291,7 +292,12 @@ export function destinationRuleName(dr: KubeObjectLike): string {
   return `${dr.metadata.namespace ?? 'default'}/${dr.metadata.name ?? ''}`;
 }
 
+/** translateDestinationRule, a throw on a value of the wrong type contained to this object (contain.ts). */
 export function translateDestinationRule(dr: DestinationRuleObject, clusterDomain: string): DestinationRuleTranslation {
+  return contained(() => translateDestinationRuleUnchecked(dr, clusterDomain), (reason) => ({ rule: { rule: `${dr.metadata.namespace ?? 'default'}/${dr.metadata.name ?? ''}`, subsets: new Map() }, issues: [issue('InvalidSpec', 'spec', reason)], warnings: [] }));
+}
+
+function translateDestinationRuleUnchecked(dr: DestinationRuleObject, clusterDomain: string): DestinationRuleTranslation {
   const namespace = dr.metadata.namespace ?? 'default';
   const spec = dr.spec ?? {};
   const f = new Findings();

@@ -27,7 +27,8 @@ import {
   type RouteOrder,
   type RouteTarget,
 } from './http-route.js';
-import { regexCompiles, type RouteContext, type Translation } from './route-model.js';
+import { emptyTranslation, issue, regexCompiles, type RouteContext, type Translation } from './route-model.js';
+import { contained } from './contain.js';
 
 export interface GrpcRouteMatchSpec {
   method?: { type?: string; service?: string; method?: string };
@@ -94,7 +95,12 @@ function ruleParts(rule: GrpcRouteRuleSpec, path: string, namespace: string, ctx
   return parts;
 }
 
+/** translateGrpcRoute, a throw on a value of the wrong type contained to this object (contain.ts). */
 export function translateGrpcRoute(route: GrpcRouteObject, ctx: RouteContext, targets: readonly RouteTarget[]): Translation & { entries: OrderedEntry[] } {
+  return contained(() => translateGrpcRouteUnchecked(route, ctx, targets), (reason) => ({ ...emptyTranslation(), entries: [], issues: [issue('InvalidSpec', 'spec', reason)] }));
+}
+
+function translateGrpcRouteUnchecked(route: GrpcRouteObject, ctx: RouteContext, targets: readonly RouteTarget[]): Translation & { entries: OrderedEntry[] } {
   const namespace = route.metadata.namespace ?? 'default';
   const routeName = `GRPCRoute/${namespace}/${route.metadata.name ?? ''}`;
   const out = new GatewayCollector();

@@ -49,7 +49,9 @@ import {
   type RouteIssue,
   type RouteService,
   type Translation,
+  emptyTranslation,
 } from './route-model.js';
+import { contained } from './contain.js';
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
@@ -129,8 +131,13 @@ export type RouteParent =
   | { kind: 'Service'; index: number; ref: ParentRef; namespace: string; name: string; hostname: string; port?: number }
   | { kind: 'Gateway'; index: number; ref: ParentRef; namespace: string; name: string };
 
-/** Which mesh parents a route names; `issues` name refs we understand but cannot honour. */
+/** routeParents, a throw on a value of the wrong type contained to this object (contain.ts). */
 export function routeParents(route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } }, clusterDomain: string): { parents: RouteParent[]; issues: RouteIssue[] } {
+  return contained(() => routeParentsUnchecked(route, clusterDomain), (reason) => ({ parents: [], issues: [issue('InvalidSpec', 'spec.parentRefs', reason)] }));
+}
+
+/** Which mesh parents a route names; `issues` name refs we understand but cannot honour. */
+function routeParentsUnchecked(route: KubeObjectLike & { spec?: { parentRefs?: ParentRef[] } }, clusterDomain: string): { parents: RouteParent[]; issues: RouteIssue[] } {
   const own = route.metadata.namespace ?? 'default';
   const parents: RouteParent[] = [];
   const issues: RouteIssue[] = [];
@@ -521,11 +528,16 @@ function buildRoute(name: string, parts: RuleParts, matchPlan: MatchPlan): HttpR
   };
 }
 
+/** translateHttpRoute, a throw on a value of the wrong type contained to this object (contain.ts). */
+export function translateHttpRoute(route: HttpRouteObject, ctx: RouteContext, targets: readonly RouteTarget[]): Translation & { entries: OrderedEntry[] } {
+  return contained(() => translateHttpRouteUnchecked(route, ctx, targets), (reason) => ({ ...emptyTranslation(), entries: [], issues: [issue('InvalidSpec', 'spec', reason)] }));
+}
+
 /**
  * Route entries for each target (every port of the service, or the parentRef's port), each with
  * its precedence `order`. With no targets the route is only validated.
  */
-export function translateHttpRoute(route: HttpRouteObject, ctx: RouteContext, targets: readonly RouteTarget[]): Translation & { entries: OrderedEntry[] } {
+function translateHttpRouteUnchecked(route: HttpRouteObject, ctx: RouteContext, targets: readonly RouteTarget[]): Translation & { entries: OrderedEntry[] } {
   const namespace = route.metadata.namespace ?? 'default';
   const routeName = `HTTPRoute/${namespace}/${route.metadata.name ?? ''}`;
   const out = new GatewayCollector();

@@ -18,7 +18,8 @@ import type { KubeObjectLike } from '../mesh/compute-mesh-resources.js';
 import { GatewayCollector, weightedBackends, type BackendRef, type ParentRef } from './http-route.js';
 import { normaliseHost } from './ingress-hosts.js';
 import { lastValidOf, objectKey, type FrontEndContext } from './ingress-plan.js';
-import type { ClusterRef, RouteIssue } from './route-model.js';
+import { issue, type ClusterRef, type RouteIssue } from './route-model.js';
+import { contained } from './contain.js';
 
 export type L4RouteKind = 'TLSRoute' | 'TCPRoute';
 
@@ -55,7 +56,12 @@ const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 const SPEC_FIELDS: Record<L4RouteKind, ReadonlySet<string>> = { TLSRoute: new Set(['parentRefs', 'hostnames', 'rules']), TCPRoute: new Set(['parentRefs', 'rules']) };
 const RULE_FIELDS = new Set(['name', 'backendRefs']);
 
+/** translate, a throw on a value of the wrong type contained to this object (contain.ts). */
 function translate(kind: L4RouteKind, route: L4RouteObject, ctx: FrontEndContext): Omit<L4RouteTranslation, 'fallback'> {
+  return contained(() => translateUnchecked(kind, route, ctx), (reason) => ({ kind, rules: [], clusters: [], issues: [issue('InvalidSpec', 'spec', reason)], warnings: [], hostnames: [], badHostnames: [] }));
+}
+
+function translateUnchecked(kind: L4RouteKind, route: L4RouteObject, ctx: FrontEndContext): Omit<L4RouteTranslation, 'fallback'> {
   const namespace = route.metadata.namespace ?? 'default';
   const spec = route.spec ?? {};
   const out = new GatewayCollector();

@@ -22,6 +22,7 @@ import type { L7Condition, L7Operation, L7Policy, L7Rule, L7Source } from '../..
 import { parseCidr } from '../../l7/authz/matchers.js';
 import { conditionKey } from '../../l7/authz/policy.js';
 import type { AuthorizationPolicyObject } from './authorization-policy.js';
+import { contained } from './contain.js';
 import { WAYPOINT_CLASSES } from './waypoint-binding.js';
 
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
@@ -51,11 +52,16 @@ export function hasTargetRefs(spec: TargetedSpec | null | undefined): boolean {
   return Boolean(spec?.targetRef) || (spec?.targetRefs?.length ?? 0) > 0;
 }
 
+/** policyTargets, a throw on a value of the wrong type contained to this object (contain.ts). */
+export function policyTargets(spec: TargetedSpec | null | undefined, namespace: string, rootNamespace: string): { targets: PolicyTarget[]; warnings: string[] } {
+  return contained(() => policyTargetsUnchecked(spec, namespace, rootNamespace), (reason) => ({ targets: [], warnings: [`spec.targetRefs / spec.selector: ${reason}; the policy attaches nowhere`] }));
+}
+
 /**
  * The targets of a policy's `targetRefs`/`targetRef`, or its selector when it has none; each
  * reference that cannot be used comes back as a warning naming its field.
  */
-export function policyTargets(spec: TargetedSpec | null | undefined, namespace: string, rootNamespace: string): { targets: PolicyTarget[]; warnings: string[] } {
+function policyTargetsUnchecked(spec: TargetedSpec | null | undefined, namespace: string, rootNamespace: string): { targets: PolicyTarget[]; warnings: string[] } {
   const targets: PolicyTarget[] = [];
   const warnings: string[] = [];
   const refs: Array<{ ref: unknown; field: string }> = [];
@@ -211,9 +217,20 @@ export function translateL7AuthorizationPolicy(object: AuthorizationPolicyObject
     return { targets, warnings };
   }
   const rules: L7Rule[] = [];
+  if (spec.rules !== undefined && spec.rules !== null && !Array.isArray(spec.rules)) {
+    // Unreadable rules fail closed: an ALLOW policy allows nothing, a DENY policy denies everything.
+    warnings.push(`spec.rules: not a list; ${action === 'DENY' ? 'the policy denies all traffic it applies to' : 'the policy matches nothing'}`);
+    return { policy: { name: `${namespace}/${name}`, action, rules: action === 'DENY' ? [{}] : [] }, targets, warnings };
+  }
   (spec.rules ?? []).forEach((r, i) => {
     const issues: RuleIssues = { invalid: [], notes: [] };
-    const translated = rule(r ?? {}, i, issues);
+    const translated = contained(
+      () => rule(r ?? {}, i, issues),
+      (reason): L7Rule => {
+        issues.invalid.push(`spec.rules[${i}]: ${reason}`);
+        return {};
+      },
+    );
     warnings.push(...issues.notes, ...issues.invalid);
     if (issues.invalid.length > 0 && action !== 'DENY') {
       warnings.push(`spec.rules[${i}]: dropped (an ${action} rule with values the waypoint cannot check matches nothing)`);

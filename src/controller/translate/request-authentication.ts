@@ -16,6 +16,7 @@
  */
 import type { JwtRule } from '../../l7/config.js';
 import { policyTargets, type PolicyTarget } from './l7-authorization-policy.js';
+import { contained } from './contain.js';
 
 export interface JwtRuleSpec {
   issuer?: string;
@@ -121,7 +122,12 @@ function translateRule(spec: JwtRuleSpec, field: string, policy: string, warning
   return rule;
 }
 
+/** translateRequestAuthentication, a throw on a value of the wrong type contained to this object (contain.ts). */
 export function translateRequestAuthentication(object: RequestAuthenticationObject, rootNamespace: string): RequestAuthenticationTranslation {
+  return contained(() => translateRequestAuthenticationUnchecked(object, rootNamespace), (reason) => ({ rules: [], targets: [], warnings: [`spec: ${reason}; no JWT rule of this object is enforced`] }));
+}
+
+function translateRequestAuthenticationUnchecked(object: RequestAuthenticationObject, rootNamespace: string): RequestAuthenticationTranslation {
   const namespace = object.metadata.namespace ?? 'default';
   const policy = `${namespace}/${object.metadata.name ?? ''}`;
   const spec = object.spec ?? {};

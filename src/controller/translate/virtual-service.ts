@@ -54,6 +54,7 @@ import {
   type RouteService,
   type Translation,
 } from './route-model.js';
+import { contained, listOf } from './contain.js';
 
 type Json = Record<string, unknown>;
 
@@ -144,13 +145,16 @@ export const MESH_GATEWAY = 'mesh';
 
 export function isMeshVirtualService(vs: VirtualServiceObject): boolean {
   const gateways = vs.spec?.gateways;
-  return !gateways || gateways.length === 0 || gateways.includes(MESH_GATEWAY);
+  // Not a list (a CRD keeps any value): read as absent, so the mesh translation reports the object.
+  return !Array.isArray(gateways) || gateways.length === 0 || gateways.includes(MESH_GATEWAY);
 }
 
 /** The resolved `hosts` (hostnames or wildcard patterns), in order. */
 export function virtualServiceHosts(vs: VirtualServiceObject, clusterDomain: string): string[] {
   const ns = vs.metadata.namespace ?? 'default';
-  return (vs.spec?.hosts ?? []).filter((h) => h.trim()).map((h) => resolveHost(h, ns, clusterDomain));
+  return listOf(vs.spec?.hosts)
+    .filter((h) => typeof h === 'string' && h.trim())
+    .map((h) => resolveHost(h, ns, clusterDomain));
 }
 
 const MATCH_FIELDS = new Set(['name', 'uri', 'method', 'authority', 'headers', 'withoutHeaders', 'queryParams', 'port', 'gateways', 'statPrefix']);
@@ -495,11 +499,16 @@ export function translateRule(vsName: string, rule: IstioHttpRoute, i: number, c
   return matches.map((m) => base(`${name}.${m.index}`, [withPrefix(m.match)], rewriteFor(m.match)));
 }
 
+/** translateVirtualService, a throw on a value of the wrong type contained to this object (contain.ts). */
+export function translateVirtualService(vs: VirtualServiceObject, ctx: RouteContext): Translation & { services: RouteService[] } {
+  return contained(() => translateVirtualServiceUnchecked(vs, ctx), (reason) => ({ ...emptyTranslation(), services: [], issues: [issue('InvalidSpec', 'spec', reason)] }));
+}
+
 /**
  * Translate for every service `hosts` covers (from `ctx.services`), every port of each. The
  * caller decides which of these services the VirtualService is in effect for.
  */
-export function translateVirtualService(vs: VirtualServiceObject, ctx: RouteContext): Translation & { services: RouteService[] } {
+function translateVirtualServiceUnchecked(vs: VirtualServiceObject, ctx: RouteContext): Translation & { services: RouteService[] } {
   const namespace = vs.metadata.namespace ?? 'default';
   const vsName = `${namespace}/${vs.metadata.name ?? ''}`;
   const spec = vs.spec ?? {};

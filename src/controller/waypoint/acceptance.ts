@@ -17,6 +17,7 @@
  * - some listener is `{port: 15008, protocol: HBONE}` (else ListenersNotValid); other listeners
  *   are named in the Accepted message as ignored.
  */
+import { contained } from '../translate/contain.js';
 import { FOR_SERVICE_ACCOUNT_ANNOTATION, WAYPOINT_FOR_LABEL, WAYPOINT_HBONE_PORT, type GatewayObject } from '../translate/waypoint-binding.js';
 
 export const WAYPOINT_FOR_VALUES = ['service', 'workload', 'all', 'none'] as const;
@@ -30,7 +31,12 @@ function isHbone(listener: { port?: number; protocol?: string }): boolean {
   return listener.port === WAYPOINT_HBONE_PORT && listener.protocol === 'HBONE';
 }
 
+/** waypointAcceptance, a throw on a value of the wrong type contained to this object (contain.ts). */
 export function waypointAcceptance(gateway: GatewayObject): Acceptance {
+  return contained(() => waypointAcceptanceUnchecked(gateway), (reason) => ({ accepted: false, reason: 'ListenersNotValid', message: `spec.listeners: ${reason}; the waypoint is not deployed` }));
+}
+
+function waypointAcceptanceUnchecked(gateway: GatewayObject): Acceptance {
   const forValue = gateway.metadata.labels?.[WAYPOINT_FOR_LABEL];
   if (forValue !== undefined && !(WAYPOINT_FOR_VALUES as readonly string[]).includes(forValue)) {
     return { accepted: false, reason: 'InvalidParameters', message: `label ${WAYPOINT_FOR_LABEL}=${JSON.stringify(forValue)} is not one of ${WAYPOINT_FOR_VALUES.join(', ')}; the waypoint is not deployed` };
