@@ -8,7 +8,10 @@ import { readFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parseHaproxyVersion } from './comparators/haproxy.js';
+import { parseNginxVersion } from './comparators/nginx.js';
 import { REPO_DIR } from './testbed.js';
+import { wrkVersion } from './waypoint-load.js';
 
 /** "3.12" from `iperf3 --version` ("iperf 3.12 (cJSON 1.7.15)"). */
 export function parseIperf3Version(text: string): string | undefined {
@@ -34,9 +37,29 @@ async function output(command: string, args: string[]): Promise<string> {
   }
 }
 
-export async function toolVersions(): Promise<{ iperf3: string; stunnel: string }> {
-  const [iperf3, stunnel] = await Promise.all([output('iperf3', ['--version']), output('stunnel', ['-version'])]);
-  return { iperf3: parseIperf3Version(iperf3) ?? 'not found', stunnel: parseStunnelVersion(stunnel) ?? 'not found' };
+export interface ToolVersions {
+  iperf3: string;
+  stunnel: string;
+  haproxy: string;
+  nginx: string;
+  wrk: string;
+}
+
+export async function toolVersions(): Promise<ToolVersions> {
+  const [iperf3, stunnel, haproxy, nginx, wrk] = await Promise.all([
+    output('iperf3', ['--version']),
+    output('stunnel', ['-version']),
+    output('haproxy', ['-v']),
+    output('nginx', ['-v']),
+    wrkVersion(),
+  ]);
+  return {
+    iperf3: parseIperf3Version(iperf3) ?? 'not found',
+    stunnel: parseStunnelVersion(stunnel) ?? 'not found',
+    haproxy: parseHaproxyVersion(haproxy) ?? 'not found',
+    nginx: parseNginxVersion(nginx) ?? 'not found',
+    wrk: wrk ?? 'not found',
+  };
 }
 
 export async function ameshVersion(): Promise<string> {

@@ -4,8 +4,9 @@
  */
 import { PATH_NAMES, type BenchSettings, type PathName } from './results.js';
 
-export type ScenarioName = 'throughput' | 'latency';
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'latency'];
+/** BENCHMARKS.md scenarios 1–6 (7, capture overhead, is a table derived from latency and connrate). */
+export type ScenarioName = 'throughput' | 'latency' | 'maxrate' | 'connrate' | 'memory' | 'l7';
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'latency', 'maxrate', 'connrate', 'memory', 'l7'];
 export const CAPTURE_MODES = ['auto', 'ebpf', 'nftables'] as const;
 export type CaptureModeOption = (typeof CAPTURE_MODES)[number];
 
@@ -21,9 +22,15 @@ export interface RawOptions {
   warmup?: string;
   rate?: string;
   connections?: string;
+  maxrateDuration?: string;
+  connrateDuration?: string;
+  memoryConnections?: string;
+  l7Duration?: string;
   captureMode?: string;
   out?: string;
   keepTemp?: boolean;
+  /** commander's --no-install: false when given. */
+  install?: boolean;
 }
 
 export interface RunSettings extends BenchSettings {
@@ -41,8 +48,15 @@ export class BenchUsageError extends Error {
   }
 }
 
-const FULL = { runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, warmupSeconds: 2, connections: [4, 16] };
-const QUICK = { runs: 1, throughputSeconds: 2, streams: [1], latencySeconds: 2, warmupSeconds: 0.5, connections: [4] };
+const FULL = {
+  runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, warmupSeconds: 2, connections: [4, 16],
+  maxRateSeconds: 10, connRateSeconds: 10, memoryConnections: [1000, 10_000], l7Seconds: 10,
+};
+// About a minute for every path and scenario: enough to prove each one produces numbers.
+const QUICK = {
+  runs: 1, throughputSeconds: 1, streams: [1], latencySeconds: 1, warmupSeconds: 0.2, connections: [4],
+  maxRateSeconds: 1, connRateSeconds: 1, memoryConnections: [100], l7Seconds: 1,
+};
 
 function number(flag: string, raw: string, opts: { integer?: boolean; min: number; max: number }): number {
   const n = Number(raw);
@@ -56,7 +70,7 @@ function list<T extends string>(flag: string, raw: string, allowed: readonly T[]
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = items.filter((i) => !(allowed as readonly string[]).includes(i));
   if (items.length === 0 || bad.length > 0) throw new BenchUsageError(`${flag} ${raw}: expected a comma-separated list of ${allowed.join(', ')}`);
-  // Keep the canonical order so tables always read direct, stunnel, amesh.
+  // Keep the canonical order so tables always read direct, comparators, amesh.
   return allowed.filter((a) => items.includes(a));
 }
 
@@ -84,6 +98,12 @@ export function resolveSettings(raw: RawOptions): Readonly<RunSettings> {
     rate: raw.rate === undefined ? 1000 : number('--rate', raw.rate, { integer: true, min: 1, max: 100_000 }),
     connections: raw.connections === undefined ? d.connections : numbers('--connections', raw.connections, 1024),
     responseBytes: 1024,
+    maxRateSeconds: raw.maxrateDuration === undefined ? d.maxRateSeconds : number('--maxrate-duration', raw.maxrateDuration, { integer: true, min: 1, max: 600 }),
+    maxRateConnections: 16,
+    connRateSeconds: raw.connrateDuration === undefined ? d.connRateSeconds : number('--connrate-duration', raw.connrateDuration, { integer: true, min: 1, max: 600 }),
+    connRateConcurrency: 4,
+    memoryConnections: raw.memoryConnections === undefined ? d.memoryConnections : numbers('--memory-connections', raw.memoryConnections, 20_000),
+    l7Seconds: raw.l7Duration === undefined ? d.l7Seconds : number('--l7-duration', raw.l7Duration, { integer: true, min: 1, max: 600 }),
     captureMode,
     outDir: raw.out,
     keepTemp: raw.keepTemp === true,

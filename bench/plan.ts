@@ -1,10 +1,10 @@
 /**
- * The ordered list of measurements. Paths are interleaved run by run (direct, stunnel, amesh,
+ * The ordered list of measurements. Paths are interleaved run by run (direct, comparators, amesh,
  * then the next run) and the order rotates each run, so slow drift of a shared machine — other
  * jobs starting, thermal limits — spreads over all paths instead of biasing the one measured last.
  */
 import type { RunSettings } from './options.js';
-import type { PathName } from './results.js';
+import { METRIC_SCENARIOS, type MetricScenario, type PathName } from './results.js';
 
 export interface ThroughputTask {
   scenario: 'throughput';
@@ -21,7 +21,14 @@ export interface LatencyTask {
   run: number;
 }
 
-export type Task = ThroughputTask | LatencyTask;
+/** One run of a scenario with no parameters of its own (B's scenario modules read the settings). */
+export interface MetricTask {
+  scenario: MetricScenario;
+  path: PathName;
+  run: number;
+}
+
+export type Task = ThroughputTask | LatencyTask | MetricTask;
 
 /** `items` rotated left by `by`. */
 export function rotate<T>(items: readonly T[], by: number): T[] {
@@ -48,11 +55,29 @@ export function buildPlan(s: Pick<RunSettings, 'scenarios' | 'paths' | 'runs' | 
       }
     }
   }
+  for (const scenario of METRIC_SCENARIOS) {
+    if (!s.scenarios.includes(scenario)) continue;
+    const paths = pathsOf(scenario, s.paths);
+    for (let run = 1; run <= s.runs; run++) {
+      for (const path of rotate(paths, run - 1)) tasks.push({ scenario, path, run });
+    }
+  }
   return tasks;
 }
 
+/** The paths a scenario measures: memory is the proxies' RSS, and the direct path has no proxy. */
+export function pathsOf(scenario: string, paths: readonly PathName[]): PathName[] {
+  return scenario === 'memory' ? paths.filter((p) => p !== 'direct') : [...paths];
+}
+
+const METRIC_TASK_NAMES: Readonly<Record<MetricScenario, string>> = {
+  maxrate: 'maximum request rate (wrk, closed loop)',
+  connrate: 'connection setup rate',
+  memory: 'memory with held connections',
+};
+
 export function describeTask(t: Task, runs: number): string {
-  return t.scenario === 'throughput'
-    ? `${t.path} iperf3 -P${t.streams}${t.reverse ? ' -R' : ''} run ${t.run}/${runs}`
-    : `${t.path} latency ${t.connections} connections run ${t.run}/${runs}`;
+  if (t.scenario === 'throughput') return `${t.path} iperf3 -P${t.streams}${t.reverse ? ' -R' : ''} run ${t.run}/${runs}`;
+  if (t.scenario === 'latency') return `${t.path} latency ${t.connections} connections run ${t.run}/${runs}`;
+  return `${t.path} ${METRIC_TASK_NAMES[t.scenario]} run ${t.run}/${runs}`;
 }

@@ -3,9 +3,19 @@
  * table can be recomputed), the environment they were measured in, and the summary tables.
  */
 
-export type PathName = 'direct' | 'stunnel' | 'amesh';
-export const PATH_NAMES: readonly PathName[] = ['direct', 'stunnel', 'amesh'];
-export const PATH_LABELS: Readonly<Record<PathName, string>> = { direct: 'direct', stunnel: 'stunnel pair', amesh: 'amesh' };
+/** In table order: the baseline, the comparators, then amesh with each capture mode. */
+export type PathName = 'direct' | 'stunnel' | 'haproxy' | 'nginx' | 'amesh' | 'amesh-nft';
+export const PATH_NAMES: readonly PathName[] = ['direct', 'stunnel', 'haproxy', 'nginx', 'amesh', 'amesh-nft'];
+export const PATH_LABELS: Readonly<Record<PathName, string>> = {
+  direct: 'direct',
+  stunnel: 'stunnel pair',
+  haproxy: 'haproxy pair',
+  nginx: 'nginx stream pair',
+  amesh: 'amesh',
+  'amesh-nft': 'amesh (nftables)',
+};
+/** The TLS proxy pairs amesh is compared with ("best comparator" is the best of these). */
+export const COMPARATORS: readonly PathName[] = ['stunnel', 'haproxy', 'nginx'];
 
 /** One iperf3 run. Value fields are absent when the run failed (`error` says why). */
 export interface ThroughputSample {
@@ -48,17 +58,37 @@ export interface LatencySample {
   error?: string;
 }
 
+/**
+ * One run of a scenario whose numbers are a flat set of named metrics (maxrate, connrate,
+ * memory — bench/scenarios/*). `values` is absent when the run failed (`error` says why).
+ */
+export interface MetricSample {
+  path: PathName;
+  run: number;
+  values?: Record<string, number>;
+  error?: string;
+}
+
+/** Scenarios whose samples are MetricSamples, keyed as in BenchResults. */
+export type MetricScenario = 'maxrate' | 'connrate' | 'memory';
+export const METRIC_SCENARIOS: readonly MetricScenario[] = ['maxrate', 'connrate', 'memory'];
+
 export interface BenchEnvironment {
   node: string;
   openssl: string;
   kernel: string;
   iperf3: string;
   stunnel: string;
+  haproxy: string;
+  nginx: string;
+  wrk: string;
   amesh: string;
   cpus: string;
   clockTicksPerSecond: number;
-  /** As reported by the agents' readiness endpoint. */
+  /** As reported by the readiness endpoint of the amesh path's agents. */
   captureMode: string;
+  /** Same, for the amesh-nft path's agents (started with AMESH_CAPTURE_MODE=nftables). */
+  captureModeNft: string;
   /** HBONE_H2_SETTINGS exported by src/hbone, or "unknown". */
   h2Settings: unknown;
   /** Negotiated by the stunnel pair, from its log. */
@@ -79,6 +109,16 @@ export interface BenchSettings {
   rate: number;
   connections: number[];
   responseBytes: number;
+  /** Scenario 3: closed-loop seconds and connections (wrk). */
+  maxRateSeconds: number;
+  maxRateConnections: number;
+  /** Scenario 4: seconds per connection-rate run and concurrent connects. */
+  connRateSeconds: number;
+  connRateConcurrency: number;
+  /** Scenario 5: held-connection counts (RSS is also read idle, before any). */
+  memoryConnections: number[];
+  /** Scenario 6: seconds per L7 measurement (the waypoint bench's max-rate and latency runs). */
+  l7Seconds: number;
 }
 
 export interface BenchResults {
@@ -89,5 +129,19 @@ export interface BenchResults {
   environment: BenchEnvironment;
   throughput: ThroughputSample[];
   latency: LatencySample[];
+  maxrate: MetricSample[];
+  connrate: MetricSample[];
+  memory: MetricSample[];
+  /** Scenario 6: the waypoint bench's own result document (bench/waypoint-harness.ts), when it ran. */
+  l7?: L7Result;
   notes: string[];
+}
+
+/** What `npm run bench` keeps of the waypoint bench's run (scenario 6). */
+export interface L7Result {
+  /** The waypoint bench's JSON document as it wrote it. */
+  document?: unknown;
+  /** Its Markdown report. */
+  markdown?: string;
+  error?: string;
 }

@@ -1,19 +1,23 @@
 /**
- * The measured world: two simulated nodes (network namespaces joined by an uplink) and four pods,
- * the backends in the server pods, and the proxies of each path:
+ * The measured world: simulated nodes (network namespaces joined by an uplink) and pods, the
+ * backends in the server pods, and the proxies of each path:
  *
- *   path     client pod (node1)         server pod (node2)        proxies
- *   direct   cplain 10.244.1.3   ──▶   splain 10.244.2.3         none
- *   stunnel  cplain → 127.0.0.1 stunnel ══ TLS ══▶ stunnel in splain → 127.0.0.1   2 × stunnel
- *   amesh    cmesh 10.244.1.2    ──▶   smesh 10.244.2.2          2 × node agent (eBPF capture, HBONE)
+ *   path       client pod                        server pod                 proxies
+ *   direct     cplain 10.244.1.3   ──▶           splain 10.244.2.3          none
+ *   stunnel    cplain → 127.0.0.1 stunnel ══ mTLS ══▶ stunnel in splain → 127.0.0.1   2 × stunnel
+ *   haproxy    cplain → 127.0.0.1 haproxy ══ mTLS ══▶ haproxy in splain → 127.0.0.1   2 × haproxy (mode tcp, nbthread 1)
+ *   nginx      cplain → 127.0.0.1 nginx   ══ mTLS ══▶ nginx in splain → 127.0.0.1     2 × nginx stream (1 worker)
+ *   amesh      cmesh 10.244.1.2 (node1) ──▶ smesh 10.244.2.2 (node2)       2 × node agent (eBPF capture, HBONE)
+ *   amesh-nft  cnft 10.244.3.2 (node3)  ──▶ snft 10.244.4.2 (node4)        2 × node agent (nftables capture, HBONE)
  *
- * The direct and stunnel pods are unenrolled (`tunnelProtocol: NONE`), so the agents, which run
- * for the whole benchmark, never capture their traffic. Every resource is registered with the
- * CleanupStack the moment it exists.
+ * cplain and cmesh are on node1, splain and smesh on node2; amesh-nft has two nodes of its own so
+ * both capture modes run side by side in one benchmark. The direct and comparator pods are
+ * unenrolled (`tunnelProtocol: NONE`), so the agents, which run for the whole benchmark, never
+ * capture their traffic. Every resource is registered with the CleanupStack the moment it exists.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -22,6 +26,8 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createTopology, type SpawnedProcess, type Topology } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
+import { haproxyPairConfig, type PairTunnel } from './comparators/haproxy-pair.js';
+import { nginxPairConfig } from './comparators/nginx-pair.js';
 import { negotiatedTls, startStunnelPair, type StunnelPair } from './comparators/stunnel.js';
 import type { RunSettings } from './options.js';
 import type { Progress } from './progress.js';
@@ -37,22 +43,53 @@ export const LOAD_CLIENT = join(BENCH_DIR, 'load', 'open-loop-client.js');
 
 export const IPERF_PORT = 5201;
 export const HTTP_PORT = 8080;
-/** stunnel client listens on 127.0.0.1:<client>; the server on <server> and forwards to the backend. */
-const STUNNEL_TUNNELS = [
-  { name: 'iperf3', clientPort: 25201, serverPort: 35201, targetPort: IPERF_PORT },
-  { name: 'http', clientPort: 28080, serverPort: 38080, targetPort: HTTP_PORT },
-] as const;
+/** Scenario 5's connection-holding server in the server pods (= HOLD_PORT of scenarios/memory.ts); proxied like the others. */
+export const HOLD_PORT = 9090;
 
-const NODES = [
+type ComparatorPath = 'stunnel' | 'haproxy' | 'nginx';
+type MeshPath = 'amesh' | 'amesh-nft';
+
+/** Each comparator's client listens on 127.0.0.1:<client>; its server on <server> and forwards to the backend. */
+function tunnels(offset: number): PairTunnel[] {
+  return [
+    { name: 'iperf3', clientPort: 25201 + offset, serverPort: 35201 + offset, targetPort: IPERF_PORT },
+    { name: 'http', clientPort: 28080 + offset, serverPort: 38080 + offset, targetPort: HTTP_PORT },
+    { name: 'hold', clientPort: 29090 + offset, serverPort: 39090 + offset, targetPort: HOLD_PORT },
+  ];
+}
+const TUNNELS: Readonly<Record<ComparatorPath, PairTunnel[]>> = { stunnel: tunnels(0), haproxy: tunnels(1), nginx: tunnels(2) };
+/**
+ * haproxy's maxconn and nginx's worker_connections: each proxied connection takes two sockets, and
+ * neither may raise its descriptor limit past the hard limit it inherits (containers often cap it
+ * at 20 000, so scenario 5's 10 000 held connections may not fit there — the run says so).
+ */
+async function maxProxiedConnections(): Promise<number> {
+  let hard = 1_048_576;
+  try {
+    const { stdout } = await promisify(execFile)('sh', ['-c', 'ulimit -Hn']);
+    if (/^\d+$/.test(stdout.trim())) hard = Number(stdout.trim());
+  } catch {
+    // keep the kernel's default ceiling
+  }
+  return Math.max(100, Math.min(22_000, Math.floor((hard - 200) / 2)));
+}
+
+const ALL_NODES = [
   { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
   { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
+  { name: 'node3', uplinkIp: '10.250.0.3', podCidr: '10.244.3.0/24' },
+  { name: 'node4', uplinkIp: '10.250.0.4', podCidr: '10.244.4.0/24' },
 ] as const;
-const PODS = [
+const ALL_PODS = [
   { name: 'cmesh', node: 'node1', ip: '10.244.1.2', enrolled: true, serviceAccount: 'client' },
   { name: 'smesh', node: 'node2', ip: '10.244.2.2', enrolled: true, serviceAccount: 'server' },
   { name: 'cplain', node: 'node1', ip: '10.244.1.3', enrolled: false, serviceAccount: 'plain-client' },
   { name: 'splain', node: 'node2', ip: '10.244.2.3', enrolled: false, serviceAccount: 'plain-server' },
+  { name: 'cnft', node: 'node3', ip: '10.244.3.2', enrolled: true, serviceAccount: 'client' },
+  { name: 'snft', node: 'node4', ip: '10.244.4.2', enrolled: true, serviceAccount: 'server' },
 ] as const;
+/** The nodes (client's first) whose agents carry each amesh path. */
+const MESH_NODES: Readonly<Record<MeshPath, readonly [string, string]>> = { amesh: ['node1', 'node2'], 'amesh-nft': ['node3', 'node4'] };
 
 /** Where a path's traffic starts and ends. */
 export interface PathEndpoints {
@@ -62,13 +99,32 @@ export interface PathEndpoints {
   host: string;
   iperfPort: number;
   httpPort: number;
+  /** Reaches HOLD_PORT in the server pod. */
+  holdPort: number;
 }
 
-const ENDPOINTS: Record<PathName, PathEndpoints> = {
-  direct: { clientPod: 'cplain', serverPod: 'splain', host: '10.244.2.3', iperfPort: IPERF_PORT, httpPort: HTTP_PORT },
-  stunnel: { clientPod: 'cplain', serverPod: 'splain', host: '127.0.0.1', iperfPort: STUNNEL_TUNNELS[0].clientPort, httpPort: STUNNEL_TUNNELS[1].clientPort },
-  amesh: { clientPod: 'cmesh', serverPod: 'smesh', host: '10.244.2.2', iperfPort: IPERF_PORT, httpPort: HTTP_PORT },
+const plain = (host: string, clientPod: string, serverPod: string): PathEndpoints => ({ clientPod, serverPod, host, iperfPort: IPERF_PORT, httpPort: HTTP_PORT, holdPort: HOLD_PORT });
+const paired = (path: ComparatorPath): PathEndpoints => {
+  const [iperf, http, hold] = TUNNELS[path];
+  return { clientPod: 'cplain', serverPod: 'splain', host: '127.0.0.1', iperfPort: iperf!.clientPort, httpPort: http!.clientPort, holdPort: hold!.clientPort };
 };
+const ENDPOINTS: Readonly<Record<PathName, PathEndpoints>> = {
+  direct: plain('10.244.2.3', 'cplain', 'splain'),
+  stunnel: paired('stunnel'),
+  haproxy: paired('haproxy'),
+  nginx: paired('nginx'),
+  amesh: plain('10.244.2.2', 'cmesh', 'smesh'),
+  'amesh-nft': plain('10.244.4.2', 'cnft', 'snft'),
+};
+
+/** Nodes and pods the selected paths need: node3/node4 and their pods only with amesh-nft. */
+export function topologyFor(paths: readonly PathName[]): { nodes: (typeof ALL_NODES)[number][]; pods: (typeof ALL_PODS)[number][] } {
+  const nft = paths.includes('amesh-nft');
+  return {
+    nodes: ALL_NODES.filter((n) => nft || (n.name !== 'node3' && n.name !== 'node4')),
+    pods: ALL_PODS.filter((p) => nft || (p.name !== 'cnft' && p.name !== 'snft')),
+  };
+}
 
 export class TestbedError extends Error {
   readonly code = 'BENCH_TESTBED';
@@ -111,16 +167,25 @@ const exited = (p: SpawnedProcess): string | undefined => {
 
 export class Testbed {
   private stunnel: StunnelPair | undefined;
-  private readonly agents: SpawnedProcess[] = [];
-  /** Reported by the agents' readiness endpoint. */
-  captureMode = 'n/a';
+  private readonly pairs = new Map<'haproxy' | 'nginx', SpawnedProcess[]>();
+  private readonly agents = new Map<MeshPath, SpawnedProcess[]>();
+  /** Reported by the agents' readiness endpoints, per amesh path. */
+  readonly captureModes: Partial<Record<MeshPath, string>> = {};
   stunnelTls = 'n/a';
+  /** The connection limit the haproxy and nginx pairs were configured with (bounded by the descriptor limit). */
+  readonly maxConnections: Partial<Record<'haproxy' | 'nginx', number>> = {};
 
   private constructor(
     readonly topology: Topology,
     readonly dir: string,
     readonly prefix: string,
+    private readonly pods: readonly (typeof ALL_PODS)[number][],
   ) {}
+
+  /** The amesh (eBPF) path's capture mode, as its agents report it. */
+  get captureMode(): string {
+    return this.captureModes.amesh ?? 'n/a';
+  }
 
   endpoints(path: PathName): PathEndpoints {
     return ENDPOINTS[path];
@@ -129,8 +194,14 @@ export class Testbed {
   /** Pids of the proxy processes of a path (their whole process trees are measured). */
   proxyPids(path: PathName): number[] {
     if (path === 'stunnel') return this.stunnel ? [this.stunnel.client.pid, this.stunnel.server.pid] : [];
-    if (path === 'amesh') return this.agents.map((a) => a.pid);
+    if (path === 'haproxy' || path === 'nginx') return (this.pairs.get(path) ?? []).map((p) => p.pid);
+    if (path === 'amesh' || path === 'amesh-nft') return (this.agents.get(path) ?? []).map((a) => a.pid);
     return [];
+  }
+
+  /** The node namespaces whose agents carry an amesh path (client's node first); empty for the others. */
+  agentNodes(path: PathName): string[] {
+    return path === 'amesh' || path === 'amesh-nft' ? [...MESH_NODES[path]] : [];
   }
 
   /** Waits until something listens on TCP `port` inside `pod`. */
@@ -157,20 +228,22 @@ export class Testbed {
       else await rm(dir, { recursive: true, force: true });
     });
     const uses = (p: PathName): boolean => settings.paths.includes(p);
+    const { nodes, pods } = topologyFor(settings.paths);
 
     const prefix = await freePrefix();
-    progress.step(`creating network namespaces ${prefix}-{node1,node2,cmesh,smesh,cplain,splain}`);
+    progress.step(`creating network namespaces ${prefix}-{${[...nodes, ...pods].map((n) => n.name).join(',')}}`);
     const topology = await createTopology({
       prefix,
-      nodes: NODES.map((n) => ({ ...n })),
-      pods: PODS.map(({ name, node, ip }) => ({ name, node, ip })),
+      nodes: nodes.map((n) => ({ ...n })),
+      pods: pods.map(({ name, node, ip }) => ({ name, node, ip })),
     });
     cleanup.push(`delete namespaces ${prefix}-*`, () => topology.destroy());
-    const bed = new Testbed(topology, dir, prefix);
+    const bed = new Testbed(topology, dir, prefix, pods);
 
-    if (uses('stunnel') || uses('amesh')) {
-      progress.step('creating the mesh CA and stunnel certificates (amesh ca create / issue, ECDSA P-256)');
-      await bed.createCertificates(uses('stunnel'));
+    const comparators = (['stunnel', 'haproxy', 'nginx'] as const).filter(uses);
+    if (settings.paths.some((p) => p !== 'direct')) {
+      progress.step('creating the mesh CA and the comparators\' certificates (amesh ca create / issue, ECDSA P-256)');
+      await bed.createCertificates(comparators.length > 0);
     }
 
     progress.step('starting the HTTP backends (1 KB responses) in the server pods');
@@ -180,18 +253,26 @@ export class Testbed {
       progress.step('starting the stunnel pair (mutual TLS 1.3, verifyChain + verifyPeer)');
       await bed.startStunnel(cleanup);
     }
-    if (uses('amesh')) {
-      progress.step(`starting two amesh node agents${settings.captureMode ? ` (capture mode ${settings.captureMode})` : ''}`);
-      await bed.startAgents(settings, cleanup, progress);
-      progress.step('checking that the amesh path is captured and tunnelled (HBONE on :15008)');
-      await bed.checkMeshPath();
+    for (const path of ['haproxy', 'nginx'] as const) {
+      if (!uses(path)) continue;
+      progress.step(path === 'haproxy' ? 'starting the haproxy pair (mode tcp, mutual TLS 1.3, nbthread 1)' : 'starting the nginx stream pair (proxy_ssl + ssl_verify_client, TLS 1.3, 1 worker)');
+      await bed.startPair(path, cleanup);
+    }
+    for (const path of ['amesh', 'amesh-nft'] as const) {
+      if (!uses(path)) continue;
+      const mode = path === 'amesh-nft' ? 'nftables' : settings.captureMode;
+      progress.step(`starting the amesh node agents on ${MESH_NODES[path].join(' and ')}${mode ? ` (capture mode ${mode})` : ''}`);
+      await bed.startAgents(path, mode, cleanup, progress);
+      progress.step(`checking that the ${path} path is captured and tunnelled (HBONE on :15008)`);
+      await bed.checkMeshPath(path);
     }
     return bed;
   }
 
   static setupSteps(settings: Pick<RunSettings, 'paths'>): number {
     const uses = (p: PathName): boolean => settings.paths.includes(p);
-    return 2 + (uses('stunnel') || uses('amesh') ? 1 : 0) + (uses('stunnel') ? 1 : 0) + (uses('amesh') ? 2 : 0);
+    const count = (paths: PathName[]): number => paths.filter(uses).length;
+    return 2 + (settings.paths.some((p) => p !== 'direct') ? 1 : 0) + count(['stunnel', 'haproxy', 'nginx']) + 2 * count(['amesh', 'amesh-nft']);
   }
 
   private async amesh(args: string[]): Promise<void> {
@@ -203,9 +284,10 @@ export class Testbed {
     }
   }
 
-  private async createCertificates(forStunnel: boolean): Promise<void> {
+  /** The comparators share one client and one server identity (stunnel-{client,server}-id). */
+  private async createCertificates(forComparators: boolean): Promise<void> {
     await this.amesh(['ca', 'create', '--dir', join(this.dir, 'ca')]);
-    if (!forStunnel) return;
+    if (!forComparators) return;
     for (const role of ['client', 'server']) {
       await this.amesh(['ca', 'issue', '--ca-dir', join(this.dir, 'ca'), '--spiffe-id', `spiffe://cluster.local/ns/bench/sa/stunnel-${role}`, '--out', join(this.dir, `stunnel-${role}-id`)]);
     }
@@ -222,6 +304,16 @@ export class Testbed {
     }
   }
 
+  /** One request through the whole path proves its (mutual TLS) setup before anything is measured. */
+  private async probe(path: PathName): Promise<string> {
+    const { clientPod, host, httpPort } = ENDPOINTS[path];
+    const { stdout } = await this.topology.exec(clientPod, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://${host}:${httpPort}/`], {
+      timeoutMs: 10_000,
+      allowFailure: true,
+    });
+    return stdout.trim();
+  }
+
   private async startStunnel(cleanup: CleanupStack): Promise<void> {
     const { clientPod, serverPod } = ENDPOINTS.stunnel;
     const pair = await startStunnelPair({
@@ -232,24 +324,68 @@ export class Testbed {
       serverIp: this.topology.podIp(serverPod),
       client: { dir: join(this.dir, 'stunnel-client-id') },
       server: { dir: join(this.dir, 'stunnel-server-id') },
-      tunnels: STUNNEL_TUNNELS,
+      tunnels: TUNNELS.stunnel,
     });
     this.stunnel = pair;
     cleanup.push('stop the stunnel pair', () => Promise.all([pair.client.stop(), pair.server.stop()]));
     const why = async (err: unknown): Promise<never> => {
       throw new TestbedError(`the stunnel pair did not start:\n${await tail(join(this.dir, 'stunnel-server.out'))}\n${await tail(join(this.dir, 'stunnel-client.out'))}`, { cause: err });
     };
-    for (const t of STUNNEL_TUNNELS) {
+    for (const t of TUNNELS.stunnel) {
       await this.waitForListener(serverPod, t.serverPort, 10_000, pair.server).catch(why);
       await this.waitForListener(clientPod, t.clientPort, 10_000, pair.client).catch(why);
     }
-    // One request through the whole pair proves the mutual TLS setup before anything is measured.
-    const { stdout } = await this.topology.exec(clientPod, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://127.0.0.1:${ENDPOINTS.stunnel.httpPort}/`], {
-      timeoutMs: 10_000,
-      allowFailure: true,
-    });
-    if (stdout.trim() !== '200') await why(new Error(`a request through the stunnel pair returned ${stdout.trim() || 'nothing'}`));
+    const code = await this.probe('stunnel');
+    if (code !== '200') await why(new Error(`a request through the stunnel pair returned ${code || 'nothing'}`));
     this.stunnelTls = negotiatedTls(await readFile(pair.clientLog, 'utf8').catch(() => '')) ?? 'unknown';
+  }
+
+  /** The haproxy or nginx pair: configs from comparators/{haproxy,nginx}-pair.ts, same identities as stunnel. */
+  private async startPair(path: 'haproxy' | 'nginx', cleanup: CleanupStack): Promise<void> {
+    const { clientPod, serverPod } = ENDPOINTS[path];
+    const serverIp = this.topology.podIp(serverPod);
+    const started: SpawnedProcess[] = [];
+    this.pairs.set(path, started);
+    const logs: string[] = [];
+    const maxConnections = await maxProxiedConnections();
+    for (const role of ['server', 'client'] as const) {
+      const id = join(this.dir, `stunnel-${role}-id`);
+      const workDir = join(this.dir, `${path}-${role}`);
+      await mkdir(workDir, { recursive: true });
+      const log = join(workDir, 'out.log');
+      logs.push(log);
+      let argv: string[];
+      if (path === 'haproxy') {
+        const crtFile = join(workDir, 'crt.pem');
+        await writeFile(crtFile, `${await readFile(join(id, 'cert.pem'), 'utf8')}\n${await readFile(join(id, 'key.pem'), 'utf8')}`);
+        const config = join(workDir, 'haproxy.cfg');
+        await writeFile(config, haproxyPairConfig({ role, crtFile, caFile: join(id, 'root.pem'), serverIp, tunnels: TUNNELS.haproxy, maxConnections }));
+        argv = ['haproxy', '-db', '-f', config];
+      } else {
+        const config = join(workDir, 'nginx.conf');
+        await writeFile(
+          config,
+          nginxPairConfig({ role, dir: workDir, certFile: join(id, 'cert.pem'), keyFile: join(id, 'key.pem'), caFile: join(id, 'root.pem'), serverIp, tunnels: TUNNELS.nginx, maxConnections }),
+        );
+        argv = ['nginx', '-p', workDir, '-e', join(workDir, 'nginx-error.log'), '-c', config];
+      }
+      const proc = this.topology.spawn(role === 'server' ? serverPod : clientPod, argv, { stdoutFile: log, stderrFile: log });
+      started.push(proc);
+      cleanup.push(`stop the ${path} ${role}`, () => proc.stop(3_000));
+    }
+    const [server, client] = started as [SpawnedProcess, SpawnedProcess];
+    this.maxConnections[path] = maxConnections;
+    const why = async (err: unknown): Promise<never> => {
+      const errorLogs = path === 'nginx' ? ['server', 'client'].map((r) => join(this.dir, `nginx-${r}`, 'nginx-error.log')) : [];
+      const text = await Promise.all([...logs, ...errorLogs].map(async (l) => `${l}:\n${await tail(l)}`));
+      throw new TestbedError(`the ${path} pair did not start: ${err instanceof Error ? err.message : String(err)}\n${text.join('\n')}`, { cause: err });
+    };
+    for (const t of TUNNELS[path]) {
+      await this.waitForListener(serverPod, t.serverPort, 10_000, server).catch(why);
+      await this.waitForListener(clientPod, t.clientPort, 10_000, client).catch(why);
+    }
+    const code = await this.probe(path);
+    if (code !== '200') await why(new Error(`a request through the ${path} pair returned ${code || 'nothing'}`));
   }
 
   private meshConfig(node: string): Record<string, unknown> {
@@ -258,7 +394,7 @@ export class Testbed {
       trustDomain: 'cluster.local',
       ca: { certFile: join(this.dir, 'ca', 'ca.pem'), keyFile: join(this.dir, 'ca', 'ca-key.pem') },
       uplinks: ['up0'],
-      workloads: PODS.map((p) => ({
+      workloads: this.pods.map((p) => ({
         uid: `bench/${p.name}`,
         name: p.name,
         namespace: 'bench',
@@ -276,8 +412,10 @@ export class Testbed {
     return `/sys/fs/bpf/amesh/v1/${this.prefix}-${node}`;
   }
 
-  private async startAgents(settings: RunSettings, cleanup: CleanupStack, progress: Progress): Promise<void> {
-    for (const { name: node } of NODES) {
+  private async startAgents(path: MeshPath, captureMode: string | undefined, cleanup: CleanupStack, progress: Progress): Promise<void> {
+    const agents: SpawnedProcess[] = [];
+    this.agents.set(path, agents);
+    for (const node of MESH_NODES[path]) {
       const config = join(this.dir, `mesh-${node}.yaml`);
       await writeFile(config, stringify(this.meshConfig(node)));
       const pinRoot = this.pinRoot(node);
@@ -285,7 +423,7 @@ export class Testbed {
         AMESH_BPF_PIN_ROOT: pinRoot,
         // Stop promptly at cleanup; the default (20 s) is for Kubernetes' grace period.
         AMESH_DRAIN_TIMEOUT_MS: '2000',
-        ...(settings.captureMode ? { AMESH_CAPTURE_MODE: settings.captureMode } : {}),
+        ...(captureMode ? { AMESH_CAPTURE_MODE: captureMode } : {}),
       };
       cleanup.push(`remove pinned BPF maps ${pinRoot}`, () => rm(pinRoot, { recursive: true, force: true }));
       cleanup.push(`uninstall capture on ${node}`, async () => {
@@ -294,12 +432,17 @@ export class Testbed {
         });
       });
       const log = join(this.dir, `agent-${node}.log`);
-      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], { env, stdoutFile: log, stderrFile: log });
-      this.agents.push(agent);
+      // --expose-gc: scenario 5 forces a collection (POST /debug/gc on the admin port) before reading RSS.
+      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], {
+        env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
+        stdoutFile: log,
+        stderrFile: log,
+      });
+      agents.push(agent);
       cleanup.push(`stop the node agent on ${node}`, () => agent.stop(5_000));
     }
-    for (const [i, { name: node }] of NODES.entries()) {
-      const agent = this.agents[i]!;
+    for (const [i, node] of MESH_NODES[path].entries()) {
+      const agent = agents[i]!;
       const ready = await until(
         `the node agent on ${node} to be ready (GET :15021/healthz/ready)`,
         30_000,
@@ -313,24 +456,25 @@ export class Testbed {
         throw new TestbedError(`${err instanceof Error ? err.message : String(err)}\nlast lines of ${node}'s agent log:\n${await tail(join(this.dir, `agent-${node}.log`))}`);
       });
       progress.info(`${node}: ready, capture mode ${ready.captureMode ?? 'unknown'}`);
-      this.captureMode = ready.captureMode ?? 'unknown';
+      this.captureModes[path] = ready.captureMode ?? 'unknown';
+    }
+    if (captureMode && captureMode !== 'auto' && this.captureModes[path] !== captureMode) {
+      throw new TestbedError(`the ${path} agents report capture mode ${this.captureModes[path]}, not the ${captureMode} they were started with`);
     }
   }
 
   /** Without this check a broken capture would silently benchmark plain routing as "amesh". */
-  private async checkMeshPath(): Promise<void> {
-    const { clientPod, host, httpPort } = ENDPOINTS.amesh;
-    const { stdout } = await this.topology.exec(clientPod, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://${host}:${httpPort}/`], {
-      timeoutMs: 10_000,
-      allowFailure: true,
-    });
-    if (stdout.trim() !== '200') {
-      const logs = await Promise.all(NODES.map(async ({ name }) => `${name}:\n${await tail(join(this.dir, `agent-${name}.log`), 4)}`));
-      throw new TestbedError(`a request from the enrolled client pod to ${host}:${httpPort} through amesh returned ${stdout.trim() || 'nothing'} (curl); last agent log lines:\n${logs.join('\n')}`);
+  private async checkMeshPath(path: MeshPath): Promise<void> {
+    const { host, httpPort } = ENDPOINTS[path];
+    const [clientNode, serverNode] = MESH_NODES[path];
+    const code = await this.probe(path);
+    if (code !== '200') {
+      const logs = await Promise.all(MESH_NODES[path].map(async (name) => `${name}:\n${await tail(join(this.dir, `agent-${name}.log`), 4)}`));
+      throw new TestbedError(`a request from the enrolled client pod to ${host}:${httpPort} through ${path} returned ${code || 'nothing'} (curl); last agent log lines:\n${logs.join('\n')}`);
     }
-    const tunnels = await this.topology.exec('node1', ['ss', '-Htn', 'state', 'established', 'dport', '=', ':15008'], { timeoutMs: 5000 });
+    const tunnels = await this.topology.exec(clientNode, ['ss', '-Htn', 'state', 'established', 'dport', '=', ':15008'], { timeoutMs: 5000 });
     if (!tunnels.stdout.trim()) {
-      throw new TestbedError('the enrolled client reached the server, but node1 holds no HBONE connection to :15008 — the traffic was not captured; amesh numbers would be plain routing');
+      throw new TestbedError(`the enrolled client reached the server, but ${clientNode} holds no HBONE connection to ${serverNode}:15008 — the traffic was not captured; ${path} numbers would be plain routing`);
     }
   }
 }

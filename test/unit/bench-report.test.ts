@@ -8,7 +8,7 @@ import { connectionFor, dueOffsetMs, parseOpenLoopReport } from '../../bench/loa
 import { resolveSettings } from '../../bench/options.js';
 import { buildPlan, rotate } from '../../bench/plan.js';
 import { CpuMeter, parseProcStat, treeCpuTicks, type ProcStat } from '../../bench/proc-stat.js';
-import { buildTables, formatNumber, formatRatio, formatSummary, harnessHealthy, renderMarkdown, renderTable } from '../../bench/report.js';
+import { buildTables, formatNumber, formatRatio, formatSummary, harnessHealthy, renderMarkdown, renderTable, VS_BEST, VS_DIRECT } from '../../bench/report.js';
 import type { BenchResults, LatencySample, ThroughputSample } from '../../bench/results.js';
 import { median, pairedDifferences, ratio, summarize } from '../../bench/stats.js';
 
@@ -128,17 +128,20 @@ describe('open-loop load generator', () => {
 describe('settings and plan', () => {
   it('uses the full defaults', () => {
     const s = resolveSettings({});
-    expect(s).toMatchObject({ quick: false, runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, rate: 1000, connections: [4, 16], paths: ['direct', 'stunnel', 'amesh'] });
+    expect(s).toMatchObject({ quick: false, runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, rate: 1000, connections: [4, 16], paths: ['direct', 'stunnel', 'haproxy', 'nginx', 'amesh', 'amesh-nft'] });
+    expect(s).toMatchObject({ maxRateSeconds: 10, connRateSeconds: 10, memoryConnections: [1000, 10_000], l7Seconds: 10 });
   });
 
   it('--quick shrinks the defaults, explicit flags still win', () => {
-    expect(resolveSettings({ quick: true })).toMatchObject({ runs: 1, throughputSeconds: 2, streams: [1], latencySeconds: 2, connections: [4] });
+    expect(resolveSettings({ quick: true })).toMatchObject({ runs: 1, throughputSeconds: 1, streams: [1], latencySeconds: 1, connections: [4], memoryConnections: [100], l7Seconds: 1 });
     expect(resolveSettings({ quick: true, runs: '2', paths: 'amesh,direct' })).toMatchObject({ runs: 2, paths: ['direct', 'amesh'] });
   });
 
   it('rejects bad values naming the flag', () => {
     expect(() => resolveSettings({ runs: '0' })).toThrow(/--runs 0/);
-    expect(() => resolveSettings({ paths: 'direct,haproxy' })).toThrow(/--paths/);
+    expect(() => resolveSettings({ paths: 'direct,envoy' })).toThrow(/--paths/);
+    expect(() => resolveSettings({ scenarios: 'latency,l8' })).toThrow(/--scenarios/);
+    expect(() => resolveSettings({ memoryConnections: '0' })).toThrow(/--memory-connections/);
     expect(() => resolveSettings({ streams: '1,x' })).toThrow(/--streams/);
     expect(() => resolveSettings({ captureMode: 'tproxy' })).toThrow(/--capture-mode/);
   });
@@ -199,10 +202,13 @@ describe('report', () => {
     schema: 1,
     startedAt: '2026-01-01T00:00:00.000Z',
     finishedAt: '2026-01-01T00:10:00.000Z',
-    settings: { quick: false, runs: 3, paths: ['direct', 'stunnel', 'amesh'], throughputSeconds: 10, streams: [1], directions: ['forward'], latencySeconds: 30, warmupSeconds: 2, rate: 1000, connections: [4], responseBytes: 1024 },
+    settings: {
+      quick: false, runs: 3, paths: ['direct', 'stunnel', 'amesh'], throughputSeconds: 10, streams: [1], directions: ['forward'], latencySeconds: 30, warmupSeconds: 2, rate: 1000, connections: [4], responseBytes: 1024,
+      maxRateSeconds: 10, maxRateConnections: 16, connRateSeconds: 10, connRateConcurrency: 4, memoryConnections: [1000], l7Seconds: 10,
+    },
     environment: {
-      node: 'v20', openssl: '3.0', kernel: '6.18', iperf3: '3.12', stunnel: '5.68', amesh: '0.1.0', cpus: '2 × x', clockTicksPerSecond: 100,
-      captureMode: 'ebpf', h2Settings: { streamWindowBytes: 4194304 }, stunnelTls: 'TLSv1.3', loadAverageStart: [0, 0, 0], loadAverageEnd: [0, 0, 0],
+      node: 'v20', openssl: '3.0', kernel: '6.18', iperf3: '3.12', stunnel: '5.68', haproxy: '2.6', nginx: '1.22', wrk: '4.1', amesh: '0.1.0', cpus: '2 × x', clockTicksPerSecond: 100,
+      captureMode: 'ebpf', captureModeNft: 'n/a', h2Settings: { streamWindowBytes: 4194304 }, stunnelTls: 'TLSv1.3', loadAverageStart: [0, 0, 0], loadAverageEnd: [0, 0, 0],
     },
     throughput: [tp('direct', 1, 30), tp('direct', 2, 20), tp('direct', 3, 25), tp('stunnel', 1, 4, 2), tp('stunnel', 2, 4, 2), tp('stunnel', 3, 4, 2), tp('amesh', 1, 3, 3), tp('amesh', 2, 3, 3), tp('amesh', 3, 2, 4)],
     latency: [
@@ -210,21 +216,26 @@ describe('report', () => {
       lat('stunnel', 1, 0.2, 0.8, 0.15), lat('stunnel', 2, 0.3, 0.9, 0.15), lat('stunnel', 3, 0.2, 0.8, 0.15),
       lat('amesh', 1, 0.3, 1.0, 0.3), lat('amesh', 2, 0.4, 1.1, 0.3), lat('amesh', 3, 0.3, 1.5, 0.3),
     ],
+    maxrate: [],
+    connrate: [],
+    memory: [],
     notes: ['a note'],
   };
   const tables = buildTables(results);
   const table = (id: string) => tables.find((t) => t.id === id)!;
 
-  it('computes amesh ÷ direct and amesh ÷ stunnel on medians', () => {
+  it('computes amesh ÷ direct and amesh ÷ best comparator on medians', () => {
     const row = table('throughput-gbps').rows[0]!;
     expect(row.label).toBe('-P1 client→server');
     expect(row.cells.direct?.median).toBe(25);
-    expect(row.vsDirect).toBeCloseTo(3 / 25);
-    expect(row.vsStunnel).toBeCloseTo(3 / 4);
+    expect(row.ratios[VS_DIRECT]).toBeCloseTo(3 / 25);
+    expect(row.ratios[VS_BEST]).toBeCloseTo(3 / 4);
+    expect(row.bestComparator).toBe('stunnel');
     const cpu = table('throughput-cpu-per-gb');
     expect(cpu.columns).toEqual(['stunnel', 'amesh']);
-    expect(cpu.rows[0]!.vsStunnel).toBeCloseTo(1.5);
-    expect(cpu.rows[0]!.vsDirect).toBeUndefined();
+    expect(cpu.ratioColumns).toEqual([VS_BEST]);
+    expect(cpu.rows[0]!.ratios[VS_BEST]).toBeCloseTo(1.5);
+    expect(cpu.rows[0]!.ratios[VS_DIRECT]).toBeUndefined();
   });
 
   it('computes added latency run by run against direct', () => {
@@ -235,21 +246,23 @@ describe('report', () => {
     expect(p99.cells.amesh?.min).toBeCloseTo(0.5);
     expect(p99.cells.amesh?.max).toBeCloseTo(1.0);
     expect(p99.cells.stunnel?.median).toBeCloseTo(0.3);
-    expect(p99.vsStunnel).toBeCloseTo(0.5 / 0.3);
+    expect(p99.ratios[VS_BEST]).toBeCloseTo(0.5 / 0.3);
     expect(table('latency-cores-per-1000rps').rows[0]!.cells.amesh?.median).toBe(0.3);
   });
 
   it('renders one Markdown table per metric with both ratio columns', () => {
     const md = renderTable(table('throughput-gbps'));
-    expect(md).toContain('| test | direct | stunnel pair | amesh | amesh ÷ direct | amesh ÷ stunnel |');
-    expect(md).toContain('| -P1 client→server | 25.0 [20.0–30.0] | 4.00 [4.00–4.00] | 3.00 [2.00–3.00] | 0.12× | 0.75× |');
-    expect(renderTable(table('throughput-cpu-per-gb'))).toContain('| test | stunnel pair | amesh | amesh ÷ stunnel |\n');
+    expect(md).toContain('| test | direct | stunnel pair | amesh | amesh ÷ direct | amesh ÷ best comparator |');
+    expect(md).toContain('| -P1 client→server | 25.0 [20.0–30.0] | 4.00 [4.00–4.00] | 3.00 [2.00–3.00] | 0.12× | 0.75× (stunnel) |');
+    expect(renderTable(table('throughput-cpu-per-gb'))).toContain('| test | stunnel pair | amesh | amesh ÷ best comparator |\n');
     const full = renderMarkdown(results, tables);
-    expect(full).toContain('| capture mode | ebpf |');
+    expect(full).toContain('| capture mode (amesh / amesh-nft) | ebpf / n/a |');
     expect(full).toContain('"streamWindowBytes":4194304');
     expect(full).toContain('## 2. Latency at 1000 req/s');
     expect(full).not.toContain('## Failures');
-    expect(harnessHealthy(results)).toBe(true);
+    expect(full).toContain('## Ratios: amesh ÷ direct and amesh ÷ best comparator (medians)');
+    expect(full).toContain('| Throughput (Gbit/s): -P1 client→server | higher | 3.00 | 0.12× | 0.75× (stunnel) |');
+    expect(harnessHealthy(results, ['throughput', 'latency'])).toBe(true);
   });
 
   it('lists failed runs and failed requests, and marks the harness unhealthy', () => {
