@@ -54,6 +54,8 @@ import { isUpgradeRequest, stripHopByHop } from './filters/hop-by-hop.js';
 import { DEFAULT_MIRROR_LIMITS, MirrorBudget, type MirrorLimits } from './filters/mirror.js';
 import { buildRedirect } from './filters/redirect.js';
 import type { DownstreamConnection } from './pipeline/downstream-connection.js';
+import { bodilessRequestHead } from './http1-client/request-head.js';
+import { Http1LeanTry } from './pipeline/http1-lean-try.js';
 import { Http1Try } from './pipeline/http1-try.js';
 import { Http2Try } from './pipeline/http2-try.js';
 import { replyHttp1, replyHttp2, type LocalReply } from './pipeline/local-reply.js';
@@ -71,7 +73,7 @@ import { decideFault, FAULT_ABORT_BODY } from './resilience/fault.js';
 import { grpcStatusOf, RETRY_BODY_LIMIT_BYTES, type TryFailure } from './resilience/retry.js';
 import { grpcStatusFor, RESPONSE_FLAGS_HEADER, ResponseFlag } from './response-flags.js';
 import { routeRequest, splitTarget, type CompiledPort, type RouteDecision } from './router.js';
-import { isConnectFailure, type UpstreamPools } from './upstream.js';
+import { isConnectFailure, type PoolSettings, type UpstreamPools } from './upstream.js';
 import { portFor, type ClusterRuntime, type WaypointState } from './waypoint-state.js';
 
 export type { DownstreamConnection } from './pipeline/downstream-connection.js';
@@ -98,6 +100,10 @@ export interface HttpProxyStats {
 type ForwardDecision = Extract<RouteDecision, { kind: 'forward' }>;
 type Headers = http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
 type Allowed = Extract<AuthzOutcome, { allowed: true }>;
+/** An HTTP/1.1 try: the lean client's (bodiless requests) or Node's http.request. */
+type AnyHttp1Try = Http1Try | Http1LeanTry;
+/** What the forwarding uses of either try's response (IncomingMessage or LeanResponse). */
+type Http1Response = Readable & { statusCode?: number | undefined; headers: http.IncomingHttpHeaders };
 
 /** One request's bookkeeping for its access-log line, metrics and trace. */
 class Exchange {
@@ -663,7 +669,7 @@ export class HttpProxy {
     };
   }
 
-  private http1Forwarding(req: http.IncomingMessage, res: http.ServerResponse, routed: Routed, d: ForwardDecision, headers: MutableHeaders): Downstream<Http1Try> {
+  private http1Forwarding(req: http.IncomingMessage, res: http.ServerResponse, routed: Routed, d: ForwardDecision, headers: MutableHeaders): Downstream<AnyHttp1Try> {
     const method = req.method ?? 'GET';
     const body = hasBody(req.headers) ? req : undefined;
     let mirrored = d.mirrors.length === 0;
@@ -688,10 +694,10 @@ export class HttpProxy {
           mirrored = true;
           sendMirrors({ pools: this.opts.pools, budget: this.mirrors, logger: this.opts.logger, random: this.random }, routed.state, { mirrors: d.mirrors, method, path: d.path, authority: d.authority, headers }, body);
         }
-        return new Http1Try({ agent: this.opts.pools.agentFor(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool), endpoint: endpoint.endpoint, method, path: d.path, headers, ...(feed ? { feed } : {}) });
+        return this.http1Try(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool, method, d.path, headers, feed);
       },
       commit: (t, extra, settle, flag) => {
-        const upRes = t.response as http.IncomingMessage;
+        const upRes = t.response as Http1Response;
         const status = upRes.statusCode ?? 502;
         if (res.destroyed) {
           upRes.destroy();
@@ -719,6 +725,16 @@ export class HttpProxy {
         return res.statusCode;
       },
     };
+  }
+
+  /**
+   * One HTTP/1.1 try: a bodiless request whose head Node would accept goes on the lean client
+   * (one write, llhttp, no ClientRequest / Agent / IncomingMessage); the rest on http.request.
+   */
+  private http1Try(endpoint: Endpoint, settings: PoolSettings | undefined, method: string, path: string, headers: MutableHeaders, feed: ((sink: Writable) => void) | undefined): AnyHttp1Try {
+    const head = feed ? undefined : bodilessRequestHead(method, path, headers);
+    if (head !== undefined) return new Http1LeanTry({ pool: this.opts.pools.http1PoolFor(endpoint, settings), method, head });
+    return new Http1Try({ agent: this.opts.pools.agentFor(endpoint, settings), endpoint, method, path, headers, ...(feed ? { feed } : {}) });
   }
 
   // ---- Upgrade (WebSocket) ----------------------------------------------------------------
@@ -868,7 +884,7 @@ export class HttpProxy {
   }
 
   /** An HTTP/2 request at the edge forwarded as HTTP/1.1 (pooled keep-alive connections), its answer sent back as HTTP/2. */
-  private http2ToHttp1Forwarding(stream: http2.ServerHttp2Stream, routed: Routed, d: ForwardDecision, method: string, headers: MutableHeaders): Downstream<Http1Try> {
+  private http2ToHttp1Forwarding(stream: http2.ServerHttp2Stream, routed: Routed, d: ForwardDecision, method: string, headers: MutableHeaders): Downstream<AnyHttp1Try> {
     return {
       reply: (r) => replyHttp2(stream, false, r),
       protocol: 'http1',
@@ -879,10 +895,9 @@ export class HttpProxy {
       onGone: (callback) => {
         stream.once('close', callback);
       },
-      start: (endpoint, feed) =>
-        new Http1Try({ agent: this.opts.pools.agentFor(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool), endpoint: endpoint.endpoint, method, path: d.path, headers, ...(feed ? { feed } : {}) }),
+      start: (endpoint, feed) => this.http1Try(endpoint.endpoint, routed.state.clusters.get(d.cluster)?.cluster.connectionPool, method, d.path, headers, feed),
       commit: (t, extra, settle, flag) => {
-        const upRes = t.response as http.IncomingMessage;
+        const upRes = t.response as Http1Response;
         const status = upRes.statusCode ?? 502;
         if (stream.destroyed) {
           upRes.destroy();

@@ -5,6 +5,9 @@
  *   <endpoint>:<port>` (mesh endpoints) or plain TCP sockets (`hbone: false`); the dialer is
  *   mesh-upstream.ts's. Idle connections are reused LIFO and closed after
  *   `idleTimeoutMs` (or the server's `Keep-Alive: timeout` hint, which Node's Agent honours).
+ *   Bodiless requests (most of them) take the lean client instead (`http1PoolFor`,
+ *   http1-client/): its own keep-alive connections per endpoint with the same guarantees and
+ *   the same stats; requests with bodies, upgrades and mirrors stay on the Agent.
  * - HTTP/2 (h2c, gRPC): one `http2` client session per endpoint over such a stream, shared by
  *   all requests (streams are multiplexed; nghttp2 queues beyond the peer's concurrency limit).
  *   A session that closes, errors or gets GOAWAY is forgotten; the next request dials anew.
@@ -30,6 +33,7 @@ import { AmeshError } from '../errors/amesh-error.js';
 import type { Logger } from '../telemetry/logger.js';
 import { endpointKey } from './balancer.js';
 import type { ConnectionPool, Endpoint } from './config.js';
+import { Http1ConnectionPool } from './http1-client/pool.js';
 
 export interface UpstreamDialer {
   /** A connected byte stream to the endpoint's target port: HBONE tunnel or TCP, per `endpoint.hbone`. */
@@ -80,6 +84,8 @@ interface EndpointPool {
   endpoint: Endpoint;
   settings: PoolSettings;
   agent: TunnelAgent;
+  /** The lean client's connections (bodiless requests); created on first use. */
+  http1?: Http1ConnectionPool;
   h2?: Promise<http2.ClientHttp2Session>;
   /** Left the pools (retain/close): a cached lookup must not hand it out any more. */
   retired?: boolean;
@@ -287,6 +293,31 @@ export class UpstreamPools {
   }
 
   /**
+   * The lean HTTP/1.1 client's keep-alive connections to `endpoint` (http1-client/), shaped by
+   * its cluster's `settings` like `agentFor`'s and counted in the same stats.
+   */
+  http1PoolFor(endpoint: Endpoint, settings?: PoolSettings): Http1ConnectionPool {
+    const pool = this.pool(endpoint, settings);
+    return (pool.http1 ??= new Http1ConnectionPool({
+      dial: () =>
+        dialWithin(this.opts.dialer, pool.endpoint, pool.settings.connectTimeoutMs).then(
+          (stream) => {
+            pool.stats.http1Connects++;
+            return socketLike(stream);
+          },
+          (err: Error) => {
+            pool.stats.connectFailures++;
+            throw markConnectFailure(err);
+          },
+        ),
+      maxIdle: this.opts.maxFreeSockets ?? 256,
+      idleTimeoutMs: () => pool.settings.idleTimeoutMs ?? this.idleTimeoutMs,
+      maxRequestsPerConnection: pool.settings.maxRequestsPerConnection,
+      onRetired: () => pool.stats.http1Retired++,
+    }));
+  }
+
+  /**
    * A live HTTP/2 session to `endpoint` (prior knowledge, cleartext inside the tunnel), shaped by
    * its cluster's `settings`. Each call counts as one stream towards maxRequestsPerConnection:
    * call it once per request and open the stream right away.
@@ -387,6 +418,7 @@ export class UpstreamPools {
       this.pools.delete(key);
       pool.retired = true;
       retireAgent(pool.agent);
+      pool.http1?.retire();
       pool.h2Session?.close();
       void pool.h2?.then(
         (s) => s.close(),
@@ -401,8 +433,8 @@ export class UpstreamPools {
       hbone: p.endpoint.hbone,
       ...(Object.keys(p.settings).length > 0 ? { settings: { ...p.settings } } : {}),
       http1Connects: p.stats.http1Connects,
-      http1Active: countSockets(p.agent.sockets),
-      http1Idle: countSockets(p.agent.freeSockets),
+      http1Active: countSockets(p.agent.sockets) + (p.http1?.active ?? 0),
+      http1Idle: countSockets(p.agent.freeSockets) + (p.http1?.idleCount ?? 0),
       http2Connects: p.stats.http2Connects,
       http2Live: Boolean(p.h2Session && !p.h2Session.closed && !p.h2Session.destroyed),
       connectFailures: p.stats.connectFailures,
@@ -417,6 +449,7 @@ export class UpstreamPools {
     for (const pool of this.pools.values()) {
       pool.retired = true;
       pool.agent.destroy();
+      pool.http1?.destroy();
       pool.h2Session?.destroy();
       void pool.h2?.then(
         (s) => s.destroy(),
