@@ -1,5 +1,7 @@
 /**
- * One HTTP/1.1 try: a request on the endpoint's keep-alive pool (upstream.ts), settled by the
+ * One HTTP/1.1 try on Node's http.request: requests with a body, or whose head only Node may
+ * judge (bodiless ones take the lean client, http1-lean-try.ts). A request on the endpoint's
+ * keep-alive Agent (upstream.ts), settled by the
  * response head or by the failure before it. After the head the caller owns the response; an
  * error after that goes to `onLateError` (the caller resets the downstream).
  *
