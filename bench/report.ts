@@ -94,15 +94,23 @@ function ameshRatios(columns: readonly PathName[]): string[] {
   return [...(columns.includes('direct') ? [VS_DIRECT] : []), ...(columns.some((p) => COMPARATORS.includes(p)) ? [VS_BEST] : [])];
 }
 
+/**
+ * `a ÷ b` on medians, only when both are positive: a ratio of differences that can be negative
+ * (added latency on a noisy machine) or of zeros (error counts) says nothing.
+ */
+function positiveRatio(a: Summary | undefined, b: Summary | undefined): number | undefined {
+  return a && b && a.median > 0 && b.median > 0 ? ratio(a, b) : undefined;
+}
+
 function row(label: string, cells: Partial<Record<PathName, Summary>>, better: Better, rowBetter?: Better): MetricRow {
   const r: MetricRow = { label, cells, ratios: {} };
   if (rowBetter) r.better = rowBetter;
-  const vsDirect = ratio(cells.amesh, cells.direct);
+  const vsDirect = positiveRatio(cells.amesh, cells.direct);
   if (vsDirect !== undefined) r.ratios[VS_DIRECT] = vsDirect;
   const best = bestComparator(cells, rowBetter ?? better);
   if (best) {
     r.bestComparator = best;
-    const vsBest = ratio(cells.amesh, cells[best]);
+    const vsBest = positiveRatio(cells.amesh, cells[best]);
     if (vsBest !== undefined) r.ratios[VS_BEST] = vsBest;
   }
   return r;
@@ -254,7 +262,7 @@ function captureTable(results: BenchResults): MetricTable[] {
   const capture = (label: string, cells: Partial<Record<PathName, Summary>>, better: Better): MetricRow => {
     const r: MetricRow = { label, better, cells, ratios: {} };
     const add = (title: string, a: PathName, b: PathName): void => {
-      const x = ratio(cells[a], cells[b]);
+      const x = positiveRatio(cells[a], cells[b]);
       if (x !== undefined) r.ratios[title] = x;
     };
     add('amesh ÷ direct', 'amesh', 'direct');

@@ -129,6 +129,15 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     expect(bestComparator({ amesh: summarize([1])! }, 'lower')).toBeUndefined();
   });
 
+  it('gives no ratio of a negative or zero median (added latency under noise, error counts)', () => {
+    const noisy = { ...results, latency: [lat('direct', 5), lat('stunnel', 2), lat('haproxy', 2), lat('nginx', 2), lat('amesh', 3), lat('amesh-nft', 4)] };
+    const added = buildTables(noisy).find((t) => t.id === 'latency-added')!.rows.find((r) => r.label === '4 connections, p99')!;
+    expect(added.cells.amesh?.median).toBeCloseTo(-2);
+    expect(added.ratios).toEqual({});
+    const zero = buildTables({ ...results, maxrate: paths.map((p) => metric(p, 1, { errors: 0 })) }).find((t) => t.id === 'maxrate')!;
+    expect(zero.rows[0]!.ratios).toEqual({});
+  });
+
   it('one table per scenario, a row per named metric, hidden context left out, unknown names marked', () => {
     const maxrate = byId('maxrate');
     expect(maxrate.rows.map((r) => r.label)).toEqual(['requests/s', 'mysteryRate (higher is better, guessed)']);
