@@ -32,7 +32,10 @@ import { clockTicksPerSecond, CpuMeter } from './proc-stat.js';
 import { Progress } from './progress.js';
 import { buildTables, formatNumber, harnessHealthy, missingMeasurements, renderMarkdown } from './report.js';
 import type { BenchEnvironment, BenchResults, L7Result, LatencySample, MetricSample, MetricScenario, ThroughputSample } from './results.js';
+import { runConnRate } from './scenarios/connrate.js';
 import { runLatency } from './scenarios/latency.js';
+import { maxRateValues, numericFields, runMaxRate } from './scenarios/maxrate.js';
+import { memoryValues, runMemory } from './scenarios/memory.js';
 import { runThroughput } from './scenarios/throughput.js';
 import { AMESH_CLI, REPO_DIR, Testbed } from './testbed.js';
 
@@ -71,18 +74,29 @@ function parseArgs(argv: string[]): RawOptions {
 /** One run of scenario 3, 4 or 5 (bench/scenarios/{maxrate,connrate,memory}.ts). */
 type MetricRunner = (task: MetricTask, bed: Testbed, settings: Readonly<RunSettings>, meter: CpuMeter) => Promise<MetricSample>;
 
-/*
- * TODO(helper B's modules): plug in runMaxRate / runConnRate / runMemory from
- * bench/scenarios/{maxrate,connrate,memory}.ts here once they are committed. Until then those
- * scenarios record a failed sample, so a run that asks for them does not pass.
- */
-const METRIC_RUNNERS: Partial<Record<MetricScenario, MetricRunner>> = {};
+/** A scenario module's sample as the generic MetricSample the report tables: its numbers by name. */
+function asMetric(sample: { path: MetricSample['path']; run: number; error?: string }, values: Record<string, number>): MetricSample {
+  return { path: sample.path, run: sample.run, ...(Object.keys(values).length > 0 ? { values } : {}), ...(sample.error ? { error: sample.error } : {}) };
+}
+
+const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
+  maxrate: async (task, bed, s, meter) => {
+    const sample = await runMaxRate(task, bed, s, meter);
+    return asMetric(sample, maxRateValues(sample));
+  },
+  connrate: async (task, bed, s, meter) => {
+    const sample = await runConnRate(task, bed, s, meter);
+    return asMetric(sample, numericFields(sample, ['run', 'concurrency']));
+  },
+  memory: async (task, bed, s, meter) => {
+    const sample = await runMemory(task, bed, s, meter);
+    return asMetric(sample, memoryValues(sample));
+  },
+};
 
 async function runMetric(task: MetricTask, bed: Testbed, settings: Readonly<RunSettings>, meter: CpuMeter): Promise<MetricSample> {
-  const runner = METRIC_RUNNERS[task.scenario];
-  if (!runner) return { path: task.path, run: task.run, error: `scenario ${task.scenario} is not wired into bench/run.ts yet` };
   try {
-    return await runner(task, bed, settings, meter);
+    return await METRIC_RUNNERS[task.scenario](task, bed, settings, meter);
   } catch (err) {
     return { path: task.path, run: task.run, error: err instanceof Error ? err.message : String(err) };
   }
