@@ -234,6 +234,19 @@ describe('lean HTTP/1.1 client: bodies', () => {
     expect((await late).message).toMatch(/closed|reset|ECONNRESET/);
   });
 
+  it('a cut body of a response nobody listens to for errors (dropped by a retry) does not throw', async () => {
+    const p = newPools();
+    const t = start(p, '/cut');
+    expect(await t.result).toMatchObject({ kind: 'response', status: 200 });
+    const res = t.response!;
+    res.resume();
+    // Plain listeners: events.once() would listen for 'error' itself.
+    const closed = new Promise((resolve) => res.once('close', resolve));
+    await new Promise((resolve) => res.once('aborted', resolve));
+    await closed;
+    expect(res.destroyed).toBe(true);
+  });
+
   it('back-pressure: a paused consumer pauses the connection; resuming reads the whole body', async () => {
     const p = newPools();
     const t = start(p, '/big');

@@ -39,7 +39,9 @@ export class LeanResponse extends Readable {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     // Dropped before its end (downstream gone, discarded): the connection cannot be reused.
     if (!this.complete) this.connection.destroy();
-    callback(err);
+    // As IncomingMessage: the error is emitted only to listeners (a response dropped by a retry
+    // or a cancellation has none; an unheard 'error' would crash the process).
+    callback(this.listenerCount('error') > 0 ? err : null);
   }
 }
 
