@@ -61,6 +61,8 @@ export interface HeldMeasurement {
   secondsToOpen: number;
   /** Proxy CPU-seconds spent while the connections were opened. */
   proxyCpuSeconds: number;
+  /** V8 heap in use after GC, summed over the Node proxies (absent without any). */
+  heapUsedKB?: number;
 }
 
 export interface MemorySample {
@@ -72,6 +74,9 @@ export interface MemorySample {
   held: HeldMeasurement[];
   /** After the last release, server side drained, after GC. */
   releasedRssKB?: number;
+  /** V8 heap in use after GC, summed over the Node proxies: idle and after the last release. */
+  idleHeapUsedKB?: number;
+  releasedHeapUsedKB?: number;
   /** Node proxies were collected before each reading (false: no Node process among the proxies). */
   collectedGarbage?: boolean;
   error?: string;
@@ -110,13 +115,16 @@ export function processTree(table: readonly ProcStat[], roots: readonly number[]
 export function memoryValues(s: MemorySample): Record<string, number> {
   const out: Record<string, number> = {};
   if (s.idleRssKB !== undefined) out.idleRssKB = s.idleRssKB;
+  if (s.idleHeapUsedKB !== undefined) out.idleHeapUsedKB = s.idleHeapUsedKB;
   for (const h of s.held) {
+    if (h.heapUsedKB !== undefined) out[`heapUsedKB@${h.connections}`] = h.heapUsedKB;
     out[`rssKB@${h.connections}`] = h.rssKB;
     out[`kbPerConnection@${h.connections}`] = h.kbPerConnection;
     out[`secondsToOpen@${h.connections}`] = h.secondsToOpen;
     out[`proxyCpuSeconds@${h.connections}`] = h.proxyCpuSeconds;
   }
   if (s.releasedRssKB !== undefined) out.releasedRssKB = s.releasedRssKB;
+  if (s.releasedHeapUsedKB !== undefined) out.releasedHeapUsedKB = s.releasedHeapUsedKB;
   return out;
 }
 
@@ -138,31 +146,44 @@ export async function treeRssKB(roots: readonly number[]): Promise<number> {
 
 /**
  * Full GC in every Node process of the trees (POST /debug/gc on its network namespace's loopback
- * admin port); false when there is none. Throws when a Node proxy does not collect.
+ * admin port); returns their summed heap in use after it (kB), or undefined when there is none.
+ * Throws when a Node proxy does not collect. The heap tells a JavaScript leak (heap stays up after
+ * release) from memory the allocator and V8 keep mapped (RSS stays up, heap does not).
  */
-async function collectGarbage(roots: readonly number[]): Promise<boolean> {
+async function collectGarbage(roots: readonly number[]): Promise<number | undefined> {
   const node = await realpath(process.execPath);
   const pids = processTree(await readProcessTable(), roots);
-  let any = false;
+  let heapKB: number | undefined;
   for (const pid of pids) {
     const exe = await realpath(`/proc/${pid}/exe`).catch(() => undefined);
     if (exe !== node) continue;
-    any = true;
     const url = `http://127.0.0.1:${AGENT_ADMIN_PORT}/debug/gc`;
     const { stdout } = await promisify(execFile)('nsenter', ['--target', String(pid), '--net', 'curl', '-s', '-X', 'POST', '--max-time', '20', '-w', '\n%{http_code}', url], { timeout: 30_000 }).catch(
       (err: unknown) => ({ stdout: `${(err as { stdout?: string }).stdout ?? ''}\n000` }),
     );
     const lines = stdout.trim().split('\n');
     const code = lines.pop();
+    const heapUsedAfter = code === '200' ? heapUsedAfterOf(lines.join('\n')) : undefined;
     if (code !== '200') {
       throw new Error(
         `POST ${url} in the network namespace of the Node proxy pid ${pid} answered ${code === '000' ? 'nothing' : code}: ${lines.join(' ').slice(0, 200)} — start the agents with NODE_OPTIONS=--expose-gc so memory is read after GC`,
       );
     }
+    heapKB = (heapKB ?? 0) + (heapUsedAfter ?? 0) / 1024;
   }
   // V8 may finish sweeping and return pages to the OS just after gc() returns.
-  if (any) await delay(500);
-  return any;
+  if (heapKB !== undefined) await delay(500);
+  return heapKB;
+}
+
+/** `heapUsedAfter` (bytes) of a POST /debug/gc answer. */
+export function heapUsedAfterOf(body: string): number | undefined {
+  try {
+    const v = (JSON.parse(body) as { heapUsedAfter?: unknown }).heapUsedAfter;
+    return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** "pid 123 (stunnel): 19998 of 20000 file descriptors open" for each process of the trees. */
@@ -243,7 +264,9 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
     const roots = bed.proxyPids(task.path);
     if (roots.length === 0) throw new Error(`the ${task.path} path has no proxy processes to measure`);
     await bed.waitForListener(ends.serverPod, HOLD_PORT, 10_000, server);
-    sample.collectedGarbage = await collectGarbage(roots);
+    const idleHeap = await collectGarbage(roots);
+    sample.collectedGarbage = idleHeap !== undefined;
+    if (idleHeap !== undefined) sample.idleHeapUsedKB = Math.round(idleHeap);
     const idle = await treeRssKB(roots);
     sample.idleRssKB = idle;
     for (const n of [...s.memoryConnections].sort((a, b) => a - b)) {
@@ -260,9 +283,9 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
         }
         // Let the proxies finish any per-connection work (handshake buffers, pool bookkeeping).
         await delay(1000);
-        await collectGarbage(roots);
+        const heap = await collectGarbage(roots);
         const rss = await treeRssKB(roots);
-        sample.held.push({ connections: n, rssKB: rss, kbPerConnection: kbPerConnection(idle, rss, n), secondsToOpen: opened.ms / 1000, proxyCpuSeconds: cpuSeconds });
+        sample.held.push({ connections: n, rssKB: rss, kbPerConnection: kbPerConnection(idle, rss, n), secondsToOpen: opened.ms / 1000, proxyCpuSeconds: cpuSeconds, ...(heap === undefined ? {} : { heapUsedKB: Math.round(heap) }) });
         client.kill('SIGTERM');
         const released = await events.next(30_000, `the hold client to release ${n} connections`);
         if (released.event === 'released' && released.closedWhileHeld > 0) {
@@ -273,7 +296,8 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
       }
       await drained(bed, ends.serverPod, 60_000);
     }
-    await collectGarbage(roots);
+    const releasedHeap = await collectGarbage(roots);
+    if (releasedHeap !== undefined) sample.releasedHeapUsedKB = Math.round(releasedHeap);
     sample.releasedRssKB = await treeRssKB(roots);
   } catch (err) {
     sample.error = err instanceof Error ? err.message : String(err);
