@@ -39,12 +39,6 @@ import { FUZZ_SEED, fuzzCounter, hostileJson, hostileString, mutations, mutate }
 const TRUST_DOMAIN = 'cluster.local';
 const ROOT = 'amesh-system';
 const counter = fuzzCounter('CRD translators');
-/**
- * computeIngress (ingress-istio.ts, ingress-gateway-api.ts) still throws on some wrong-type
- * fields; the waypoint publisher contains that (ingress gateways keep their previous configs),
- * but it is not contained per object yet. AMESH_FUZZ_INGRESS=1 includes it.
- */
-const INGRESS = process.env.AMESH_FUZZ_INGRESS === '1';
 
 /** Every sample manifest, in file order. */
 function sampleObjects(): KubeObjectLike[] {
@@ -157,15 +151,15 @@ function viewOf(objects: readonly KubeObjectLike[]): MeshView {
 }
 
 /** Everything the publishers do with a view; throws on the first broken property. */
-function runPipeline(view: MeshView, opts: { ingress: boolean }): { workloads: number; authorizations: number; configs: number } {
+function runPipeline(view: MeshView): { workloads: number; authorizations: number; configs: number } {
   const mesh = computeMesh(view, { trustDomain: TRUST_DOMAIN, rootNamespace: ROOT });
   const { resources } = mesh;
   for (const w of resources.workloads.values()) encodeWorkloadAddress(w);
   for (const s of resources.services.values()) encodeServiceAddress(s);
   for (const a of resources.authorizations.values()) encodeAuthorization(a);
   const waypoints = computeWaypointConfigs(view, resources, { trustDomain: TRUST_DOMAIN, rootNamespace: ROOT });
-  const ingress = opts.ingress ? computeIngress(view, resources, { trustDomain: TRUST_DOMAIN, waypointLastValid: waypoints.valid }).configs.values() : [];
-  const configs: WaypointConfig[] = [...waypoints.configs.values(), ...ingress];
+  const ingress = computeIngress(view, resources, { trustDomain: TRUST_DOMAIN, waypointLastValid: waypoints.valid });
+  const configs: WaypointConfig[] = [...waypoints.configs.values(), ...ingress.configs.values()];
   for (const config of configs) {
     assertValid(config);
     encodeWaypointConfig(config);
@@ -201,7 +195,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
   });
 
   it('the unmutated samples translate into real configs (the baseline the mutations start from)', () => {
-    const out = runPipeline(viewOf(seeds), { ingress: true });
+    const out = runPipeline(viewOf(seeds));
     expect(out.workloads).toBeGreaterThan(5);
     expect(out.authorizations).toBeGreaterThan(0);
     expect(out.configs).toBeGreaterThan(1);
@@ -218,7 +212,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
           kinds.add(o.kind ?? '?');
           objects[i] = mutate(o, list, ['metadata', 'apiVersion', 'kind']);
         }
-        runPipeline(viewOf(objects), { ingress: INGRESS });
+        runPipeline(viewOf(objects));
       }),
       { seed: FUZZ_SEED, numRuns: runs },
     );
@@ -238,7 +232,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
           const { o, i } = ofKind[pick % ofKind.length] as { o: KubeObjectLike; i: number };
           const objects = [...seeds];
           objects[i] = { ...o, spec } as KubeObjectLike;
-          runPipeline(viewOf(objects), { ingress: INGRESS });
+          runPipeline(viewOf(objects));
         }),
         { seed: FUZZ_SEED, numRuns: runsPerKind },
       );
@@ -259,7 +253,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
         objects[configMap] = { ...cm, data: { ...cm.data, mesh } } as KubeObjectLike;
         const s = objects[secret] as KubeObjectLike & { data: Record<string, string> };
         objects[secret] = { ...s, data: { ...s.data, [base64 ? 'tls.crt' : 'tls.key']: base64 ? Buffer.from(pem).toString('base64') : pem } } as KubeObjectLike;
-        runPipeline(viewOf(objects), { ingress: INGRESS });
+        runPipeline(viewOf(objects));
       }),
       { seed: FUZZ_SEED, numRuns: runs },
     );

@@ -49,7 +49,8 @@ import { INGRESS_GATEWAY_CLASSES, type IngressGatewayStatus, type ListenerStatus
 import { byAge, closeHost, hostRoutes, hostScopedName, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext, type ListenerProtocol } from './ingress-plan.js';
 import { translateL4Route, type L4RouteKind, type L4RouteObject, type L4Rule } from './ingress-l4-routes.js';
 import { certificateFrom } from './ingress-secrets.js';
-import type { ClusterRef, RouteIssue } from './route-model.js';
+import { contained, listOf } from './contain.js';
+import { issue, type ClusterRef, type RouteIssue } from './route-model.js';
 
 interface LabelSelector {
   matchLabels?: Record<string, string>;
@@ -411,7 +412,13 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       if (kind === 'TLSRoute' || kind === 'TCPRoute') {
         const l4 = translateL4Route(kind, route as L4RouteObject, ctx);
         t = { ...l4, entries: [], l4Rules: l4.rules };
-      } else t = translateForIngress(kind, route as GatewayRouteObject, ctx);
+      } else {
+        const r = route as GatewayRouteObject;
+        t = contained(
+          () => translateForIngress(kind, r, ctx),
+          (reason): IngressRouteTranslation => ({ kind, entries: [], l4Rules: [], clusters: [], issues: [issue('InvalidSpec', 'spec', reason)], warnings: [], hostnames: [], badHostnames: [] }),
+        );
+      }
       translations.set(key, t);
     }
     return t;
@@ -426,7 +433,7 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
       warnings.push(field === 'addresses' ? 'spec.addresses: requested addresses are not supported (the LoadBalancer Service assigns one); ignored' : `spec.${field}: not supported; ignored`);
     }
     for (const field of Object.keys(gateway.spec?.infrastructure ?? {})) if (field !== 'labels' && field !== 'annotations') warnings.push(`spec.infrastructure.${field}: not supported; ignored`);
-    const listeners: ListenerState[] = (gateway.spec?.listeners ?? []).map((spec, index) => {
+    const listeners: ListenerState[] = listOf(gateway.spec?.listeners).filter((spec) => typeof spec === 'object' && spec !== null).map((spec, index) => {
       const protocol = String(spec.protocol ?? '').toUpperCase();
       return {
         spec,
@@ -434,7 +441,7 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
         name: spec.name ?? `listener-${index}`,
         port: spec.port ?? 0,
         protocol,
-        hostname: spec.hostname && protocol !== 'TCP' ? normaliseHost(spec.hostname) : ANY_HOST,
+        hostname: spec.hostname && protocol !== 'TCP' ? normaliseHost(String(spec.hostname)) : ANY_HOST,
         refs: [],
         certificates: [],
         supportedKinds: supportedKindsOf(protocol),
@@ -443,11 +450,18 @@ export function planGatewayApiGateways(ctx: FrontEndContext): Map<string, Gatewa
         l4Entries: [],
       };
     });
-    for (const l of listeners) validateListener(l, namespace, ctx, warnings);
+    for (const l of listeners) {
+      contained(
+        () => validateListener(l, namespace, ctx, warnings),
+        (reason) => {
+          l.accepted = { reason: 'UnsupportedValue', message: `spec.listeners[${l.index}]: ${reason}` };
+        },
+      );
+    }
     findConflicts(listeners);
 
     for (const { kind, route, age } of routes) {
-      if (!route.spec?.parentRefs?.some((ref) => ref.name === name)) continue;
+      if (!listOf(route.spec?.parentRefs).some((ref) => ref?.name === name)) continue;
       const t = translationOf(kind, route);
       const outcome = attachRoute(route, t, age, gateway, listeners, ctx);
       if (outcome) ctx.status.set(`${objectKey(kind, route)}@${namespace}/${name}`, routeParentConditions(gateway, t, outcome));

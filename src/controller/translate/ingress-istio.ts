@@ -36,7 +36,8 @@ import { ANY_HOST, compareHostSpecificity, intersectHosts, normaliseHost } from 
 import { DEFAULT_INGRESS_LABELS, DEFAULT_INGRESS_NAME } from './ingress-model.js';
 import { byAge, closeHost, hostRoutes, lastValidOf, newPortPlan, noteClusterUse, objectKey, RESERVED_GATEWAY_PORTS, type DeploymentPlan, type FrontEndContext, type ListenerProtocol, type PortPlan } from './ingress-plan.js';
 import { certificateFrom } from './ingress-secrets.js';
-import { isIssue, resolveDestination, resolveHost, type ClusterRef, type RouteIssue } from './route-model.js';
+import { contained, listOf } from './contain.js';
+import { isIssue, issue, resolveDestination, resolveHost, type ClusterRef, type RouteIssue } from './route-model.js';
 import { Collector, MESH_GATEWAY, translateRule, type IstioDestination, type IstioHttpRoute, type VirtualServiceObject } from './virtual-service.js';
 
 interface IstioServerSpec {
@@ -100,8 +101,16 @@ function describeServer(server: IstioServerSpec, index: number): string {
   return `spec.servers[${index}] (${name}${server.port?.protocol ?? '?'} ${server.port?.number ?? '?'})`;
 }
 
-/** Validates one server; a ServerState when it can be served, else the problem is recorded on `g`. */
+/** planServer, a throw on a value of the wrong type contained to this object (contain.ts). */
 function planServer(g: GatewayState, server: IstioServerSpec, index: number, ctx: FrontEndContext): ServerState | undefined {
+  return contained(() => planServerUnchecked(g, server, index, ctx), (reason) => {
+    g.problems.push({ reason: 'InvalidSpec', message: `spec.servers[${index}]: ${reason}` });
+    return undefined;
+  });
+}
+
+/** Validates one server; a ServerState when it can be served, else the problem is recorded on `g`. */
+function planServerUnchecked(g: GatewayState, server: IstioServerSpec, index: number, ctx: FrontEndContext): ServerState | undefined {
   const at = `spec.servers[${index}]`;
   const label = describeServer(server, index);
   const problem = (reason: string, message: string): undefined => {
@@ -202,7 +211,9 @@ function gatewayHost(host: string, namespace: string, clusterDomain: string): st
 
 /** `gateways` entries → Gateway keys `ns/name` (mesh left out). */
 function gatewayRefs(list: readonly string[] | undefined, namespace: string): string[] {
-  return (list ?? []).filter((g) => g !== MESH_GATEWAY).map((g) => (g.includes('/') ? g : `${namespace}/${g}`));
+  return listOf(list)
+    .filter((g) => typeof g === 'string' && g !== MESH_GATEWAY)
+    .map((g) => (g.includes('/') ? g : `${namespace}/${g}`));
 }
 
 /** A rule with its match entries narrowed to `gatewayKey` (virtual-service.ts drops non-mesh `match.gateways` entries). */
@@ -244,8 +255,13 @@ function l4Backends(routes: IstioTcpRoute['route'], path: string, namespace: str
   return { backends, clusters };
 }
 
-/** Binds one VirtualService (as written, or an earlier spec) to the servers of the Gateways it names. */
+/** bindVirtualService, a throw on a value of the wrong type contained to this object (contain.ts). */
 function bindVirtualService(vs: VirtualServiceObject, gateways: ReadonlyMap<string, GatewayState>, served: readonly ServerState[], ctx: FrontEndContext): Binding {
+  return contained(() => bindVirtualServiceUnchecked(vs, gateways, served, ctx), (reason) => ({ contributions: [], issues: [issue('InvalidSpec', 'spec', reason)], warnings: [], gateways: new Set(), hosts: new Set() }));
+}
+
+/** Binds one VirtualService (as written, or an earlier spec) to the servers of the Gateways it names. */
+function bindVirtualServiceUnchecked(vs: VirtualServiceObject, gateways: ReadonlyMap<string, GatewayState>, served: readonly ServerState[], ctx: FrontEndContext): Binding {
   const namespace = vs.metadata.namespace ?? 'default';
   const vsName = `${namespace}/${vs.metadata.name ?? ''}`;
   const spec = vs.spec ?? {};
@@ -349,7 +365,7 @@ export function planIstioGateways(ctx: FrontEndContext): DeploymentPlan | undefi
   const served: ServerState[] = [];
   for (const g of states.values()) {
     if (!g.selected) continue;
-    (g.object.spec?.servers ?? []).forEach((server, index) => {
+    listOf(g.object.spec?.servers).forEach((server, index) => {
       const s = planServer(g, server, index, ctx);
       if (!s) return;
       const existing = ports.get(s.port);
