@@ -20,6 +20,8 @@ export interface L7StepSettings {
   seconds: number;
   warmupSeconds: number;
   rate: number;
+  /** Smoke run: the routing probe's minimum (20 requests per kind instead of 200). */
+  quick?: boolean;
 }
 
 /** The waypoint bench's command line for these settings. */
@@ -31,6 +33,7 @@ export function waypointArgv(s: L7StepSettings, outDir: string): string[] {
     '--warmup', String(Math.round(s.warmupSeconds)),
     '--rate', String(s.rate),
     '--out-dir', outDir,
+    ...(s.quick ? ['--probe', '20'] : []),
   ];
 }
 
