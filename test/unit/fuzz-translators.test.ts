@@ -201,7 +201,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
     expect(out.configs).toBeGreaterThan(1);
   });
 
-  it('never throws, and produces only encodable, schema-valid output, when 1–3 objects are mutated', () => {
+  it('never throws, and produces only encodable, schema-valid output, when 1–3 objects are mutated', { timeout: 60_000 }, () => {
     const runs = 400;
     let kinds = new Set<string>();
     fc.assert(
@@ -222,7 +222,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
     kinds = new Set();
   });
 
-  it('never throws when an object’s spec is replaced by arbitrary JSON, kind by kind', () => {
+  it('never throws when an object’s spec is replaced by arbitrary JSON, kind by kind', { timeout: 60_000 }, () => {
     const kinds = [...new Set(targets.map(({ o }) => o.kind ?? ''))].sort();
     const runsPerKind = 40;
     for (const kind of kinds) {
@@ -240,7 +240,7 @@ describe('CRD translators on hostile input (fast-check)', async () => {
     }
   });
 
-  it('never throws on hostile text in the mesh ConfigMap and in TLS Secrets (fields the API server does not parse)', () => {
+  it('never throws on hostile text in the mesh ConfigMap and in TLS Secrets (fields the API server does not parse)', { timeout: 60_000 }, () => {
     const configMap = seeds.findIndex((o) => o.kind === 'ConfigMap');
     const secret = seeds.findIndex((o) => o.kind === 'Secret' && o.metadata.name === 'frontend-credential');
     expect(configMap).toBeGreaterThanOrEqual(0);

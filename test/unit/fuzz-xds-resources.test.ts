@@ -82,7 +82,7 @@ describe('node agent xDS resources on hostile bytes (fast-check)', () => {
     expect(waypointConfigs.length).toBeGreaterThan(0);
   });
 
-  it('random bytes: a reason, never a throw', () => {
+  it('random bytes: a reason, never a throw', { timeout: 60_000 }, () => {
     const runs = 1000;
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.string({ maxLength: 40 }), (bytes, name) => {
@@ -93,7 +93,7 @@ describe('node agent xDS resources on hostile bytes (fast-check)', () => {
     counter.add('random bytes x 3 resource types', runs);
   });
 
-  it('corrupted valid resources: checked without a throw; what is accepted builds a MeshState', () => {
+  it('corrupted valid resources: checked without a throw; what is accepted builds a MeshState', { timeout: 60_000 }, () => {
     const runs = 1000;
     fc.assert(
       fc.property(fc.array(corrupted(addresses.map((a) => a.bytes)), { maxLength: 4 }), fc.array(corrupted(authorizations.map((a) => a.bytes)), { maxLength: 3 }), corrupted([telemetry.bytes]), (addr, authz, tel) => {
@@ -116,7 +116,7 @@ describe('node agent xDS resources on hostile bytes (fast-check)', () => {
     counter.add('corrupted Address/Authorization/Telemetry bytes (flip, truncate, append)', runs);
   });
 
-  it('mutated objects re-encoded (wrong types, missing fields, hostile strings): checked without a throw; what is accepted builds a MeshState', () => {
+  it('mutated objects re-encoded (wrong types, missing fields, hostile strings): checked without a throw; what is accepted builds a MeshState', { timeout: 60_000 }, () => {
     const runs = 600;
     let accepted = 0;
     let encoded = 0;
@@ -144,7 +144,7 @@ describe('node agent xDS resources on hostile bytes (fast-check)', () => {
 });
 
 describe('waypoint / gateway config decoder on hostile bytes (fast-check)', () => {
-  it('decodes or refuses with an error; an accepted config builds a route table', () => {
+  it('decodes or refuses with an error; an accepted config builds a route table', { timeout: 60_000 }, () => {
     const runs = 500;
     let accepted = 0;
     fc.assert(
