@@ -225,6 +225,9 @@ export const METRIC_INFO: Readonly<Record<string, { label: string; better: Bette
   releasedRssKB: { label: 'RSS after release (KB)', better: 'lower' },
   rssKB: { label: 'RSS (KB)', better: 'lower' },
   kbPerConnection: { label: 'KB per held connection', better: 'lower' },
+  idleHeapUsedKB: { label: 'V8 heap in use idle (KB, Node proxies)', better: 'lower' },
+  heapUsedKB: { label: 'V8 heap in use (KB, Node proxies)', better: 'lower' },
+  releasedHeapUsedKB: { label: 'V8 heap in use after release (KB, Node proxies)', better: 'lower' },
   secondsToOpen: { label: 'seconds to open', better: 'lower', hidden: true },
 };
 

@@ -150,6 +150,7 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     expect(memory.columns).not.toContain('direct');
     expect(memory.rows.map((r) => r.label)).toEqual(['RSS idle (KB)', 'KB per held connection, 100 held connections']);
     expect(memory.rows[1]!.bestComparator).toBe('stunnel');
+    expect(metricInfo('heapUsedKB@100').guessed).toBeUndefined();
     expect(metricInfo('kbPerConnection@1000')).toEqual({ label: 'KB per held connection, 1000 held connections', better: 'lower' });
   });
 
