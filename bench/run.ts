@@ -256,7 +256,7 @@ async function main(): Promise<number> {
   if (l7) {
     // After the testbed is gone: the waypoint bench runs on loopback and should not share the cores with idle agents.
     progress.step(`scenario 6: the waypoint bench (node ${WAYPOINT_BENCH}, ${settings.l7Seconds} s per measurement)`);
-    l7Child = startL7Step({ seconds: settings.l7Seconds, warmupSeconds: settings.quick ? 0 : settings.warmupSeconds, rate: settings.rate, quick: settings.quick }, (line) => progress.info(line));
+    l7Child = startL7Step({ seconds: settings.l7Seconds, warmupSeconds: settings.quick ? 0 : settings.warmupSeconds, rate: settings.rate }, (line) => progress.info(line));
     l7Result = await l7Child.result;
     l7Child = undefined;
     if (interrupted) return 130;
