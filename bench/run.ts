@@ -79,6 +79,9 @@ function asMetric(sample: { path: MetricSample['path']; run: number; error?: str
   return { path: sample.path, run: sample.run, ...(Object.keys(values).length > 0 ? { values } : {}), ...(sample.error ? { error: sample.error } : {}) };
 }
 
+/** What a scenario could not measure on this machine (e.g. held connections beyond a descriptor limit), for the notes. */
+const notMeasured = new Set<string>();
+
 const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
   maxrate: async (task, bed, s, meter) => {
     const sample = await runMaxRate(task, bed, s, meter);
@@ -90,6 +93,7 @@ const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
   },
   memory: async (task, bed, s, meter) => {
     const sample = await runMemory(task, bed, s, meter);
+    for (const why of sample.notMeasured ?? []) notMeasured.add(why);
     return asMetric(sample, memoryValues(sample));
   },
 };
@@ -290,7 +294,7 @@ async function main(): Promise<number> {
     latency,
     ...metrics,
     ...(l7Result ? { l7: l7Result } : {}),
-    notes: notes(settings, environment),
+    notes: [...notes(settings, environment), ...notMeasured],
   };
   const tables = buildTables(results);
   const markdown = renderMarkdown(results, tables);

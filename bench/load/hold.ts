@@ -34,13 +34,16 @@ export function parseHoldEvent(line: string): HoldEvent | undefined {
   return undefined;
 }
 
-/** The soft "Max open files" limit from a /proc/<pid>/limits text; Infinity for "unlimited". */
-export function parseOpenFilesLimit(limits: string): number | undefined {
+/**
+ * The "Max open files" limit from a /proc/<pid>/limits text — the soft one, or with `which` =
+ * 'hard' the ceiling a process may raise its soft limit to; Infinity for "unlimited".
+ */
+export function parseOpenFilesLimit(limits: string, which: 'soft' | 'hard' = 'soft'): number | undefined {
   const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
-  const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-  if (soft === undefined) return undefined;
-  if (soft === 'unlimited') return Infinity;
-  const n = Number(soft);
+  const value = line?.slice('Max open files'.length).trim().split(/\s+/)[which === 'soft' ? 0 : 1];
+  if (value === undefined) return undefined;
+  if (value === 'unlimited') return Infinity;
+  const n = Number(value);
   return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 

@@ -22,7 +22,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { parseHoldEvent, parseOpenFilesLimit, type HoldEvent } from '../load/hold.js';
+import { FD_HEADROOM, parseHoldEvent, parseOpenFilesLimit, type HoldEvent } from '../load/hold.js';
 import { readProcessTable, type CpuMeter, type ProcStat } from '../proc-stat.js';
 import type { PathName } from '../results.js';
 import type { SpawnedProcess } from '../../src/sandbox/network/topology.js';
@@ -79,6 +79,11 @@ export interface MemorySample {
   releasedHeapUsedKB?: number;
   /** Node proxies were collected before each reading (false: no Node process among the proxies). */
   collectedGarbage?: boolean;
+  /**
+   * Held-connection counts this path cannot reach on this machine, with why: a relay process
+   * holds two descriptors per connection, more than its hard open-files limit allows.
+   */
+  notMeasured?: string[];
   error?: string;
 }
 
@@ -199,6 +204,29 @@ async function fdUsage(roots: readonly number[]): Promise<string> {
   return out.join('; ');
 }
 
+/**
+ * Descriptors one held connection costs each proxy process: a TCP relay pair (stunnel, haproxy,
+ * nginx) holds the accepted socket and its upstream in the same process; an amesh agent holds the
+ * captured socket while the tunnels share a few pooled HBONE connections.
+ */
+export function descriptorsPerConnection(path: PathName): number {
+  return path === 'amesh' || path === 'amesh-nft' ? 1 : 2;
+}
+
+/**
+ * Why `connections` held connections cannot be measured on `path` (undefined when they can): the
+ * lowest hard open-files limit among the proxy processes is below what they need. No process may
+ * raise its limit past the hard one (a container's limit binds root too).
+ */
+export async function descriptorShortfall(path: PathName, roots: readonly number[], connections: number): Promise<string | undefined> {
+  const pids = processTree(await readProcessTable(), roots);
+  let lowest = Infinity;
+  for (const pid of pids) lowest = Math.min(lowest, parseOpenFilesLimit((await readText(`/proc/${pid}/limits`)) ?? '', 'hard') ?? Infinity);
+  const needed = connections * descriptorsPerConnection(path) + FD_HEADROOM;
+  if (needed <= lowest) return undefined;
+  return `${connections} held connections not measured on ${path}: its relay needs ${descriptorsPerConnection(path)} descriptors per connection (${needed} with headroom) but the proxies' hard open-files limit is ${lowest} here (raise \`ulimit -Hn\` where the bench runs)`;
+}
+
 /** The hold client's events, in order. */
 class EventReader {
   private readonly events: HoldEvent[] = [];
@@ -270,6 +298,11 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
     const idle = await treeRssKB(roots);
     sample.idleRssKB = idle;
     for (const n of [...s.memoryConnections].sort((a, b) => a - b)) {
+      const shortfall = await descriptorShortfall(task.path, roots, n);
+      if (shortfall) {
+        (sample.notMeasured ??= []).push(shortfall);
+        continue;
+      }
       const timeoutMs = openTimeoutMs(n);
       const clientLog = join(bed.dir, `hold-client-${task.path}-${n}.log`);
       const argv = [process.execPath, HOLD_CLIENT, '--host', ends.host, '--port', String(ends.holdPort), '--connections', String(n), '--concurrency', String(HOLD_CONCURRENCY), '--timeout-ms', String(timeoutMs), '--stall-ms', String(HOLD_STALL_MS)];

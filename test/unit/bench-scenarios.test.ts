@@ -7,7 +7,7 @@ import { parseWrkOutput, wrkArgv, wrkErrors, WrkOutputError } from '../../bench/
 import type { ProcStat } from '../../bench/proc-stat.js';
 import { parseSnmpTcp, tunnelConnectionsPerConnection } from '../../bench/scenarios/connrate.js';
 import { numericFields, proxyEfficiency } from '../../bench/scenarios/maxrate.js';
-import { heapUsedAfterOf, kbPerConnection, memoryValues, openTimeoutMs, parseVmRssKB, processTree } from '../../bench/scenarios/memory.js';
+import { descriptorsPerConnection, heapUsedAfterOf, kbPerConnection, memoryValues, openTimeoutMs, parseVmRssKB, processTree } from '../../bench/scenarios/memory.js';
 
 const WRK_STDOUT = `Running 5s test @ http://10.244.2.3:8080/
   1 threads and 16 connections
@@ -135,5 +135,18 @@ describe('memory', () => {
     expect(parseOpenFilesLimit(limits('20000'))).toBe(20_000);
     expect(parseOpenFilesLimit(limits('unlimited'))).toBe(Infinity);
     expect(parseOpenFilesLimit('Limit Soft Hard\n')).toBeUndefined();
+  });
+
+  it('reads the hard open-files limit, the ceiling for held connections', () => {
+    const limits = ['Limit                     Soft Limit           Hard Limit           Units', 'Max open files            1024                 20000                files'].join('\n');
+    expect(parseOpenFilesLimit(limits, 'hard')).toBe(20_000);
+    expect(parseOpenFilesLimit(limits)).toBe(1024);
+  });
+
+  it('counts two descriptors per held connection for a relay pair, one for an amesh agent', () => {
+    expect(descriptorsPerConnection('haproxy')).toBe(2);
+    expect(descriptorsPerConnection('stunnel')).toBe(2);
+    expect(descriptorsPerConnection('amesh')).toBe(1);
+    expect(descriptorsPerConnection('amesh-nft')).toBe(1);
   });
 });
