@@ -21,8 +21,8 @@ declare -A NEED=(
 )
 missing=()
 for tool in "${!NEED[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}"); done
-# headers, and the emoji font the dashboard's padlock needs in headless chromium
-for hdr in /usr/include/bpf/libbpf.h:libbpf-dev /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
+# the nginx stream module (the bench's nginx mTLS pair), headers, and the emoji font the dashboard's padlock needs in headless chromium
+for hdr in /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream /usr/include/bpf/libbpf.h:libbpf-dev /usr/include/libelf.h:libelf-dev /usr/include/zlib.h:zlib1g-dev /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
   [ -e "${hdr%%:*}" ] || missing+=("${hdr##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
