@@ -5,7 +5,8 @@
  * Invariants:
  * - Half-close propagates: when one side ends its writing (FIN / END_STREAM), the other side's
  *   writable is ended, and the reverse direction keeps flowing until it ends too.
- * - Backpressure: a side stops reading while the other side's write buffer is full.
+ * - Backpressure: a side stops reading while the other side's write buffer holds
+ *   RELAY_BUFFER_BYTES (128 KiB) or more, until it drained.
  * - Paused sockets (listeners with `pauseOnConnect`) are resumed: relay owns the reading.
  * - An error or an abrupt close on either side tears down both sides; the first error is
  *   reported. A plain TCP peer is reset (RST) so the client sees the failure, as ztunnel does.
@@ -54,6 +55,43 @@ function abort(stream: Duplex): void {
   stream.destroy();
 }
 
+/**
+ * Bytes a relay direction queues in the destination's writable buffer before it stops reading
+ * its source: the bound on memory per direction (plus one chunk) when the reader is slow.
+ */
+export const RELAY_BUFFER_BYTES = 128 * 1024;
+
+/**
+ * For a plain TCP destination: the first chunk of an event-loop turn is written at once (no
+ * added latency); later chunks of the same turn are corked and leave in ONE writev when the
+ * turn ends. An HTTP/2 stream delivers a read of its TLS socket as several 16 KiB chunks
+ * (one per TLS record) in one turn: without this, each became its own write(2) — on
+ * loopback/veth a syscall that also runs the receiver's TCP stack. HTTP/2 streams and TLS
+ * sockets batch their own writes. Corked bytes count in `writableLength`, so a batch is
+ * bounded by RELAY_BUFFER_BYTES like any other queued data.
+ */
+function writeBatcher(dst: Duplex): (() => void) | undefined {
+  if (!(dst instanceof net.Socket) || dst instanceof tls.TLSSocket) return undefined;
+  let turn = false;
+  let corked = false;
+  const endTurn = (): void => {
+    turn = false;
+    if (corked) {
+      corked = false;
+      dst.uncork();
+    }
+  };
+  return () => {
+    if (!turn) {
+      turn = true;
+      setImmediate(endTurn);
+    } else if (!corked) {
+      corked = true;
+      dst.cork();
+    }
+  };
+}
+
 export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
   return new Promise((resolve) => {
     const bytes = { aToB: 0, bToA: 0 };
@@ -89,9 +127,15 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
     };
 
     const pump = (src: Duplex, dst: Duplex, key: 'aToB' | 'bToA'): void => {
+      const batch = writeBatcher(dst);
       on(src, 'data', (chunk: Buffer) => {
         bytes[key] += chunk.length;
-        if (!dst.write(chunk)) src.pause();
+        batch?.();
+        // Node's 16 KiB high-water mark is below one 64 KiB socket read: waiting for 'drain'
+        // after every chunk costs a readStop/readStart (two epoll_ctl) per chunk, and a corked
+        // batch would end at its second 16 KiB chunk. The source waits only once RELAY_BUFFER_BYTES
+        // are queued; write()'s false has armed 'drain' by then.
+        if (!dst.write(chunk) && dst.writableLength >= RELAY_BUFFER_BYTES) src.pause();
       });
       on(dst, 'drain', () => src.resume());
       on(src, 'end', () => {
