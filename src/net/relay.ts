@@ -61,16 +61,20 @@ function abort(stream: Duplex): void {
  */
 export const RELAY_BUFFER_BYTES = 128 * 1024;
 
+/** A turn's batching starts with a chunk at least this big (a TLS record carries 16 KiB). */
+const BATCH_MIN_CHUNK_BYTES = 8 * 1024;
+
 /**
  * For a plain TCP destination: the first chunk of an event-loop turn is written at once (no
- * added latency); later chunks of the same turn are corked and leave in ONE writev when the
+ * added latency); later chunks of the same turn (when the first was a bulk-sized one, see
+ * BATCH_MIN_CHUNK_BYTES: the check costs a setImmediate per chunk) are corked and leave in ONE writev when the
  * turn ends. An HTTP/2 stream delivers a read of its TLS socket as several 16 KiB chunks
  * (one per TLS record) in one turn: without this, each became its own write(2) — on
  * loopback/veth a syscall that also runs the receiver's TCP stack. HTTP/2 streams and TLS
  * sockets batch their own writes. Corked bytes count in `writableLength`, so a batch is
  * bounded by RELAY_BUFFER_BYTES like any other queued data.
  */
-function writeBatcher(dst: Duplex): (() => void) | undefined {
+function writeBatcher(dst: Duplex): ((chunkBytes: number) => void) | undefined {
   if (!(dst instanceof net.Socket) || dst instanceof tls.TLSSocket) return undefined;
   let turn = false;
   let corked = false;
@@ -81,8 +85,10 @@ function writeBatcher(dst: Duplex): (() => void) | undefined {
       dst.uncork();
     }
   };
-  return () => {
+  return (chunkBytes: number) => {
     if (!turn) {
+      // Small chunks (requests, responses) rarely come in groups: no timer for them.
+      if (chunkBytes < BATCH_MIN_CHUNK_BYTES) return;
       turn = true;
       setImmediate(endTurn);
     } else if (!corked) {
@@ -130,7 +136,7 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
       const batch = writeBatcher(dst);
       on(src, 'data', (chunk: Buffer) => {
         bytes[key] += chunk.length;
-        batch?.();
+        batch?.(chunk.length);
         // Node's 16 KiB high-water mark is below one 64 KiB socket read: waiting for 'drain'
         // after every chunk costs a readStop/readStart (two epoll_ctl) per chunk, and a corked
         // batch would end at its second 16 KiB chunk. The source waits only once RELAY_BUFFER_BYTES
