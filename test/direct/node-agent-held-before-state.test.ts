@@ -10,17 +10,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAgentConfig } from '../../src/config/agent-config.js';
-import { addAdsService, AdsServer } from '../../src/controller/xds/ads-server.js';
+import { AdsServer } from '../../src/controller/xds/ads-server.js';
 import { ResourceStore } from '../../src/controller/xds/resource-store.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { NodeAgent } from '../../src/node-agent/app.js';
 import type { Workload } from '../../src/node-agent/state/types.js';
-import { createServingCertificates } from '../../src/sandbox/apiserver/serving-cert.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { ADDRESS_TYPE_URL, encodeWorkloadAddress } from '../../src/xds/codec.js';
+import { serveAdsOverTls } from '../helpers/ads-tls.js';
 import { startFakeCa } from '../helpers/fake-ca.js';
 import { echoServer, listen } from '../helpers/hbone.js';
 import { createTestCa, workload } from '../helpers/pki.js';
@@ -45,16 +44,9 @@ describe('node agent bound fresh, before its first state', () => {
     const store = new ResourceStore();
     store.upsert(ADDRESS_TYPE_URL, server.uid, encodeWorkloadAddress(server));
     const ads = new AdsServer({ store, log: silentLogger, debounceMs: 5, maxDelayMs: 20, authenticate: async () => ({ ok: true, caller: 'amesh-system/amesh-node' }) });
-    const grpcServer = new grpc.Server();
-    addAdsService(grpcServer, ads);
-    const serving = await createServingCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['amesh-controller.amesh-system.svc'], days: 1 });
-    const grpcPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem) }], false), (err, port) => (err ? reject(err) : resolve(port))),
-    );
-    cleanups.push(() => {
-      ads.close();
-      grpcServer.forceShutdown();
-    });
+    const served = await serveAdsOverTls(ads);
+    cleanups.push(() => served.close());
+    const grpcPort = served.port;
     // The controller is unreachable until we open the door.
     let up = false;
     const door = net.createServer((socket) => {
@@ -69,7 +61,7 @@ describe('node agent bound fresh, before its first state', () => {
     const doorPort = await listen(door);
     cleanups.push(() => void door.close());
     const rootFile = join(dir, 'root-cert.pem');
-    await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + serving.caCertPem);
+    await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + served.caCertPem);
     const echo = echoServer();
     const echoPort = await listen(echo);
     cleanups.push(() => void echo.close());

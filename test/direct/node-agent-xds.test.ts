@@ -14,18 +14,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Writable } from 'node:stream';
-import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAgentConfig } from '../../src/config/agent-config.js';
-import { addAdsService, AdsServer, type AdsNack } from '../../src/controller/xds/ads-server.js';
+import { AdsServer, type AdsNack } from '../../src/controller/xds/ads-server.js';
 import { ResourceStore } from '../../src/controller/xds/resource-store.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { NodeAgent } from '../../src/node-agent/app.js';
 import type { Authorization, Workload } from '../../src/node-agent/state/types.js';
-import { createServingCertificates } from '../../src/sandbox/apiserver/serving-cert.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeAuthorization, encodeWorkloadAddress } from '../../src/xds/codec.js';
+import { serveAdsOverTls } from '../helpers/ads-tls.js';
 import { eventually } from '../helpers/eventually.js';
 import { startFakeCa, type FakeCa } from '../helpers/fake-ca.js';
 import { echoServer, listen } from '../helpers/hbone.js';
@@ -125,20 +124,13 @@ describe('node agent with state over xDS', () => {
     });
     const nacks: AdsNack[] = [];
     ads.on('nack', (_node, _type, nack) => nacks.push(nack));
-    const grpcServer = new grpc.Server();
-    addAdsService(grpcServer, ads);
-    const serving = await createServingCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['amesh-controller.amesh-system.svc'], days: 1 });
-    const grpcPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem) }], false), (err, port) => (err ? reject(err) : resolve(port))),
-    );
-    cleanups.push(() => {
-      ads.close();
-      grpcServer.forceShutdown();
-    });
+    const served = await serveAdsOverTls(ads);
+    cleanups.push(() => served.close());
+    const grpcPort = served.port;
     const door = await frontDoor(grpcPort);
     cleanups.push(() => door.close());
     const rootFile = join(dir, 'root-cert.pem');
-    await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + serving.caCertPem);
+    await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + served.caCertPem);
 
     const echo = echoServer();
     const echoPort = await listen(echo);

@@ -20,19 +20,18 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAgentConfig } from '../../src/config/agent-config.js';
 import { translateAuthorizationPolicy } from '../../src/controller/translate/authorization-policy.js';
-import { addAdsService, AdsServer } from '../../src/controller/xds/ads-server.js';
+import { AdsServer } from '../../src/controller/xds/ads-server.js';
 import { ResourceStore } from '../../src/controller/xds/resource-store.js';
 import { HboneRefusedError } from '../../src/hbone/client.js';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { NodeAgent } from '../../src/node-agent/app.js';
 import type { Authorization, Workload } from '../../src/node-agent/state/types.js';
-import { createServingCertificates } from '../../src/sandbox/apiserver/serving-cert.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeAuthorization, encodeWorkloadAddress } from '../../src/xds/codec.js';
+import { serveAdsOverTls } from '../helpers/ads-tls.js';
 import { eventually } from '../helpers/eventually.js';
 import { startFakeCa, type FakeCa } from '../helpers/fake-ca.js';
 import { echoServer, listen } from '../helpers/hbone.js';
@@ -73,18 +72,11 @@ beforeAll(async () => {
   for (const w of [pod('server', '127.0.0.1'), pod('other', '127.0.0.2')]) store.upsert(ADDRESS_TYPE_URL, w.uid, encodeWorkloadAddress(w));
   store.upsert(AUTHORIZATION_TYPE_URL, 'demo/only-bob', encodeAuthorization(authorization as Authorization));
   const ads = new AdsServer({ store, log: pino({ level: 'silent' }), debounceMs: 5, maxDelayMs: 20, authenticate: async () => ({ ok: true, caller: 'amesh-system/amesh-node' }) });
-  const grpcServer = new grpc.Server();
-  addAdsService(grpcServer, ads);
-  const serving = await createServingCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['amesh-controller.amesh-system.svc'], days: 1 });
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certPem) }], false), (err, port) => (err ? reject(err) : resolve(port))),
-  );
-  cleanups.push(() => {
-    ads.close();
-    grpcServer.forceShutdown();
-  });
+  const served = await serveAdsOverTls(ads);
+  cleanups.push(() => served.close());
+  const grpcPort = served.port;
   const rootFile = join(dir, 'root-cert.pem');
-  await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + serving.caCertPem);
+  await writeFile(rootFile, ca.servingCaPem + meshCa.ca.certPem + served.caCertPem);
   const config = readAgentConfig({
     AMESH_CAPTURE_MODE: 'none',
     AMESH_DRAIN_TIMEOUT_MS: '100',
