@@ -11,11 +11,12 @@ import * as x509 from '@peculiar/x509';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCaServer, type CaServer } from '../../src/controller/ca/ca-server.js';
-import type { PodLocator, PodRef, SigningMaterial, TokenReviewer } from '../../src/controller/ca/types.js';
+import type { SigningMaterial, TokenReviewer } from '../../src/controller/ca/types.js';
 import { caServiceDefinition, IMPERSONATED_IDENTITY, stringStruct, type IstioCertificateRequest, type IstioCertificateResponse } from '../../src/identity/ca-proto.js';
 import { createCsr, generateCa, generateKeyPair, type CryptoKeyPairLike } from '../../src/identity/pki.js';
 import { createServingCertificates, type ServingCertificates } from '../../src/sandbox/apiserver/serving-cert.js';
 import { TokenAuthority } from '../../src/sandbox/apiserver/tokens.js';
+import { podLocator } from '../helpers/ca-pods.js';
 
 const SERVER_NAME = 'istiod.istio-system.svc';
 const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
@@ -51,16 +52,7 @@ describe('CA server (IstioCertificateService over TLS)', () => {
   let reviewFails = false;
   let keys: CryptoKeyPairLike;
 
-  const pods: PodRef[] = [
-    { namespace: 'amesh-system', name: 'amesh-node-1', serviceAccount: 'amesh-node', nodeName: 'node-1' },
-    { namespace: 'default', name: 'reviews-1', serviceAccount: 'reviews', nodeName: 'node-1' },
-    { namespace: 'default', name: 'ratings-1', serviceAccount: 'ratings', nodeName: 'node-2' },
-  ];
-  const locator: PodLocator = {
-    pod: (ns, name) => pods.find((p) => p.namespace === ns && p.name === name),
-    hasPodOnNode: (node, ns, sa) => pods.some((p) => p.nodeName === node && p.namespace === ns && p.serviceAccount === sa),
-    synced: () => true,
-  };
+  const locator = podLocator();
   const reviewer: TokenReviewer = {
     async review(token, audiences) {
       if (reviewFails) throw new Error('connect ECONNREFUSED 10.96.0.1:443');
