@@ -216,6 +216,8 @@ async function main(): Promise<number> {
   const l7 = settings.scenarios.includes('l7');
   const progress = new Progress(Testbed.setupSteps(settings) + plan.length + 1 + (l7 ? 1 : 0) + 1);
   const startedAt = new Date().toISOString();
+  // The code measured: read before the run, not after it (a commit during a long run would be named instead).
+  const amesh = await ameshVersion();
   const loadAverageStart = loadavg();
   const meter = new CpuMeter(await clockTicksPerSecond());
   const throughput: ThroughputSample[] = [];
@@ -273,7 +275,7 @@ async function main(): Promise<number> {
     openssl: process.versions.openssl ?? 'unknown',
     kernel: kernelRelease(),
     ...(await toolVersions()),
-    amesh: await ameshVersion(),
+    amesh,
     cpus: cpuDescription(),
     clockTicksPerSecond: meter.hz,
     captureMode,
