@@ -28,6 +28,7 @@ import { parseAuthority } from './headers.js';
 import { peerIdentityIn } from './peer.js';
 import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
 import { allSettledWithin } from '../net/within.js';
+import { watchForTermination } from './terminated-session.js';
 
 export interface HboneConnectRequest {
   authority: { host: string; port: number };
@@ -96,6 +97,10 @@ interface SessionInfo {
   peerPort: number;
   localAddress: string;
   localPort: number;
+  /** The TLS socket under the session (its byte counters feed the termination watch). */
+  socket: tls.TLSSocket;
+  /** CONNECT streams open on this session. */
+  streams: number;
 }
 
 export class HboneServer {
@@ -236,6 +241,8 @@ export class HboneServer {
       peerPort: socket.remotePort ?? 0,
       localAddress: conn.localAddress,
       localPort: socket.localPort ?? 0,
+      socket: tlsSocket,
+      streams: 0,
     };
     try {
       this.h2.emit('connection', tlsSocket);
@@ -256,6 +263,10 @@ export class HboneServer {
       ...(this.opts.pingIntervalMs !== undefined ? { intervalMs: this.opts.pingIntervalMs } : {}),
       ...(this.opts.pingTimeoutMs !== undefined ? { timeoutMs: this.opts.pingTimeoutMs } : {}),
       onTimeout: () => this.opts.logger.warn({ peer: info.peerIdentity, address: info.peerAddress }, 'hbone: PING timeout, closing session'),
+    });
+    watchForTermination(session, info.socket, {
+      openStreams: () => info.streams,
+      onTerminated: () => this.opts.logger.info({ peer: info.peerIdentity, address: info.peerAddress }, 'hbone: session terminated after an HTTP/2 protocol error (GOAWAY sent), closing it'),
     });
     session.on('error', (err) => this.opts.logger.debug({ err: err.message, peer: info.peerIdentity }, 'hbone: session error'));
     session.once('close', () => this.sessions.delete(session));
@@ -279,7 +290,11 @@ export class HboneServer {
       return;
     }
     this.streams.add(stream);
-    stream.once('close', () => this.streams.delete(stream));
+    info.streams++;
+    stream.once('close', () => {
+      this.streams.delete(stream);
+      info.streams--;
+    });
     const refuse = (status: 400 | 401 | 503, reason: string): void => {
       this.counters.refusedStreams++;
       this.opts.logger.info({ peer: info.peerIdentity, authority: headers[':authority'], status, reason }, 'hbone: CONNECT refused');
