@@ -2,7 +2,7 @@ import { X509Certificate, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkCsr, type AcceptedCsr } from '../../src/controller/ca/csr-check.js';
-import { createIssuer, DEFAULT_CERT_TTL_SECONDS, leafLifetimeSeconds, MIN_CERT_TTL_SECONDS } from '../../src/controller/ca/issuer.js';
+import { createIssuer, DEFAULT_CERT_TTL_SECONDS, leafBackdateMs, leafLifetimeSeconds, MIN_CERT_TTL_SECONDS } from '../../src/controller/ca/issuer.js';
 import type { SigningMaterial } from '../../src/controller/ca/types.js';
 import { isAmeshError } from '../../src/errors/amesh-error.js';
 import { createCsr, exportPrivateKeyPem, generateCa, generateKeyPair, importPrivateKeyPem, NOT_BEFORE_BACKDATE_MS, signCsr, type CaMaterial } from '../../src/identity/pki.js';
@@ -89,6 +89,15 @@ describe('createIssuer', () => {
     expect(a.notAfter.getTime()).toBe(NOW.getTime() + 7200 * 1000);
     expect(a.serial).not.toBe(b.serial);
     expect(a.serial).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('backdates a short leaf by a quarter of its lifetime at most, so half its lifetime still lies ahead', async () => {
+    const issuer = createIssuer({ material: selfSigned, now: () => NOW });
+    const leaf = new x509.X509Certificate((await issuer.issue(csr, MIN_CERT_TTL_SECONDS)).certChain[0] as string);
+    expect(leaf.notBefore.getTime()).toBe(NOW.getTime() - (MIN_CERT_TTL_SECONDS * 1000) / 4);
+    // Agents renew at half of notAfter − notBefore: 22.5 s after issue, not at once.
+    expect(leaf.notBefore.getTime() + (leaf.notAfter.getTime() - leaf.notBefore.getTime()) / 2).toBeGreaterThan(NOW.getTime());
+    expect(leafBackdateMs(3600)).toBe(NOT_BEFORE_BACKDATE_MS);
   });
 
   it('signs with an intermediate: chain [leaf, intermediate, root], each issued by the next', async () => {

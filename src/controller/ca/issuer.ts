@@ -6,8 +6,8 @@
  * two extension by extension): empty subject, issuer = the CA's subject, SAN = the SPIFFE URI only
  * (critical, because the subject is empty), KeyUsage digitalSignature|keyEncipherment (critical),
  * EKU serverAuth+clientAuth, BasicConstraints CA:FALSE (critical), AKI = the CA's key id,
- * not-before backdated NOT_BEFORE_BACKDATE_MS, 128-bit random positive serial, not-after within
- * the CA's.
+ * not-before backdated NOT_BEFORE_BACKDATE_MS (at most a quarter of the lifetime: see
+ * leafBackdateMs), 128-bit random positive serial, not-after within the CA's.
  *
  * Why not `signCsr` itself: building a certificate through @peculiar/x509's object model costs
  * about 5 ms of CPU per leaf (it serialises and re-parses every extension), which caps the CA
@@ -166,10 +166,20 @@ async function prepare(material: SigningMaterial): Promise<PreparedCa> {
   };
 }
 
+/**
+ * How far a leaf's not-before lies before its signing: NOT_BEFORE_BACKDATE_MS for clock skew, but
+ * at most a quarter of the lifetime. Agents renew at half of notAfter − notBefore; a full minute's
+ * backdate on a 60 s certificate put that point at the moment of issue, and the agents renewed in
+ * a loop (835 certificates in 20 s for one identity in the sandbox).
+ */
+export function leafBackdateMs(ttlSeconds: number): number {
+  return Math.min(NOT_BEFORE_BACKDATE_MS, (ttlSeconds * 1000) / 4);
+}
+
 function signLeaf(ca: PreparedCa, csr: AcceptedCsr, ttlSeconds: number, now: number): IssuedChain {
   const notAfter = Math.min(now + ttlSeconds * 1000, ca.notAfter);
   // Backdated for clock skew, but never before the CA itself is valid.
-  const notBefore = Math.max(now - NOT_BEFORE_BACKDATE_MS, ca.notBefore);
+  const notBefore = Math.max(now - leafBackdateMs(ttlSeconds), ca.notBefore);
   if (notAfter <= now) throw new AmeshError('AMESH_CERT_FAILED', 'the CA certificate has expired', { hint: 'rotate the mesh root CA' });
   const serial = randomSerial();
   const san = sequence(SAN_HEADER, tlv(0x04, sequence(tlv(0x86, Buffer.from(csr.spiffeUri, 'utf8')))));
