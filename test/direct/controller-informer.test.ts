@@ -115,6 +115,24 @@ describe('controller informer against the API server', () => {
     expect(Math.max(...records.filter((r) => r.msg === 'informer failed; restarting').map((r) => r.retryInMs as number))).toBeLessThanOrEqual(200);
   });
 
+  it('re-lists after 410 Gone (more writes than the event log holds while it was away), says so in its log, and loses no change', async () => {
+    h.store.create(cm('gone-before'));
+    const { inf, changes, records } = informer<ConfigMap>(CONFIG_MAPS);
+    await inf.start();
+    await inf.whenSynced();
+    const listsBefore = inf.stats().lists;
+    await h.stopServer();
+    // The event log holds 50 writes: 60 more make the informer's resourceVersion too old.
+    for (let i = 0; i < 60; i++) h.store.create(cm(`gone-bulk-${i}`));
+    h.store.delete('v1', 'ConfigMap', NS, 'gone-before');
+    await h.restartServer();
+    await eventually(() => expect(cacheState(inf)).toEqual(storeState()), { timeoutMs: 10_000, description: 'the cache to match the store after the 410' });
+    expect(inf.stats().expired).toBeGreaterThanOrEqual(1);
+    expect(inf.stats().lists).toBeGreaterThan(listsBefore);
+    expect(changes).toContain('delete gone-before');
+    expect(records.find((r) => String(r.msg).startsWith('watch expired (410 Gone'))).toMatchObject({ resource: 'configmaps/v1', reason: expect.stringContaining('too old resource version') });
+  });
+
   it('retries a failing list with backoff until it succeeds', async () => {
     let calls = 0;
     const list = async (): Promise<RawList<ConfigMap>> => {

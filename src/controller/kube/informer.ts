@@ -11,8 +11,8 @@
  * - `synced()` turns true after the first complete list and stays true across restarts (the cache
  *   is kept meanwhile: serving slightly old state beats serving none).
  * - Errors restart the watch with capped exponential backoff (100 ms → 10 s by default), resuming
- *   from the last resourceVersion (ListWatch re-lists by itself on 410 Gone). Each failure is
- *   logged with the resource and the reason.
+ *   from the last resourceVersion (ListWatch re-lists by itself on 410 Gone, which is logged).
+ *   Each failure is logged with the resource and the reason.
  * - Stall detector: a watch whose connection looks open yet has delivered nothing — no event, no
  *   bookmark (we ask for bookmarks, which kube-apiserver sends about once a minute) — for
  *   `stallWindowMs` is abandoned and replaced by a fresh list + watch. This catches half-open
@@ -117,6 +117,8 @@ export interface InformerStats {
   stalls: number;
   /** Watch lines received (events and bookmarks). */
   watchEvents: number;
+  /** Watches answered 410 Gone (re-listed by ListWatch). */
+  expired: number;
 }
 
 export function resourcePath(resource: ResourceKind): string {
@@ -218,6 +220,8 @@ interface WatchObserver {
   activity(): void;
   opened(): void;
   closed(): void;
+  /** The server no longer has the resourceVersion we resumed from (410 Gone): ListWatch re-lists. */
+  expired(message: string): void;
 }
 
 /** client-node's Watch, asking for bookmarks and telling the stall detector what it sees. */
@@ -246,6 +250,8 @@ class ObservedWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true },
       (phase, apiObj, watchObj) => {
         this.observer.activity();
+        const status = apiObj as { code?: unknown; message?: unknown } | undefined;
+        if (phase === 'ERROR' && status?.code === 410) this.observer.expired(typeof status.message === 'string' ? status.message : 'Gone');
         callback(phase, apiObj, watchObj);
       },
       (err) => {
@@ -279,7 +285,7 @@ export class Informer<T extends InformerObject> {
   #stallTimer: NodeJS.Timeout | undefined;
   #watchOpen = false;
   #lastActivity = 0;
-  readonly #stats: InformerStats = { lists: 0, restarts: 0, stalls: 0, watchEvents: 0 };
+  readonly #stats: InformerStats = { lists: 0, restarts: 0, stalls: 0, watchEvents: 0, expired: 0 };
 
   constructor(opts: InformerOptions<T>) {
     this.#opts = opts;
@@ -369,6 +375,11 @@ export class Informer<T extends InformerObject> {
       },
       closed: () => {
         if (generation === this.#generation) this.#watchOpen = false;
+      },
+      expired: (message) => {
+        if (generation !== this.#generation) return;
+        this.#stats.expired++;
+        this.#log.info({ reason: message }, 'watch expired (410 Gone: the API server no longer holds our resourceVersion); re-listing');
       },
     });
     const listWatch = new ListWatch<KubernetesObject>(resourcePath(this.resource), watch, () => this.#list(generation), false, this.#opts.labelSelector, this.#opts.fieldSelector);
