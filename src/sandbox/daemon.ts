@@ -154,7 +154,7 @@ export async function runDaemon(options: DaemonOptions): Promise<RunningDaemon> 
   const tokens = await TokenAuthority.create({ keyFile: paths.serviceAccountKey });
   tokens.addStaticToken(adminToken, { username: 'sandbox-admin', uid: 'sandbox-admin', groups: ['system:masters', 'system:authenticated'] });
 
-  const store: MemoryStore = createMemoryStore({ snapshotPath: paths.snapshot, gracefulPodDeletion: true });
+  const store: MemoryStore = createMemoryStore({ snapshotPath: paths.snapshot, gracefulPodDeletion: true, ...(state.eventLogSize !== undefined ? { eventLogSize: state.eventLogSize } : {}) });
   ensureObjects(store, bootstrapObjects(), log);
 
   const server = createApiServer({

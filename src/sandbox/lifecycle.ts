@@ -59,6 +59,11 @@ export interface UpOptions {
   install?: boolean;
   /** Install values (`--set`); default DEFAULT_VALUES (daemonset/ as written). */
   values?: Readonly<InstallValues>;
+  /**
+   * Writes the API server keeps for watches to resume from (default 10 000); kept in the state
+   * across restarts. Small values make watchers re-list after 410 Gone (the fault tests).
+   */
+  eventLogSize?: number;
   progress?: Progress;
 }
 
@@ -219,7 +224,9 @@ export async function sandboxUp(options: UpOptions): Promise<UpResult> {
   await ClusterNetwork.create({ prefix: name, nodes, fabricIp: FABRIC_IP }, { log: (m: string) => progress(`  ${m}`) });
 
   const listener = await loopbackListener(options.apiPort ?? existing?.apiPort ?? 0);
-  const state: SandboxState = { version: 1, name, nodes, apiPort: listener.port, createdAt: existing?.createdAt ?? new Date().toISOString() };
+  const eventLogSize = options.eventLogSize ?? existing?.eventLogSize;
+  if (eventLogSize !== undefined && !(Number.isInteger(eventLogSize) && eventLogSize >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `eventLogSize ${eventLogSize}: expected a whole number ≥ 1`);
+  const state: SandboxState = { version: 1, name, nodes, apiPort: listener.port, createdAt: existing?.createdAt ?? new Date().toISOString(), ...(eventLogSize !== undefined ? { eventLogSize } : {}) };
   const caPem = await readFile(paths.clusterCaCert, 'utf8');
   const token = (await readFile(paths.adminToken, 'utf8')).trim();
   await writeFile(paths.kubeconfig, renderKubeconfig(name, listener.port, caPem, token), { mode: 0o600 });

@@ -41,6 +41,11 @@ export interface SandboxState {
   /** Field 22 of /proc/<pid>/stat when the daemon started. */
   daemonStartTicks?: string;
   createdAt: string;
+  /**
+   * Writes the API server remembers for watches to resume from (default 10 000, as the store's
+   * own default). Small values force watchers to re-list (410 Gone): the fault tests set it.
+   */
+  eventLogSize?: number;
 }
 
 export interface SandboxPaths {
@@ -96,6 +101,7 @@ export async function readState(dir: string): Promise<SandboxState | undefined> 
   try {
     const state = JSON.parse(text) as SandboxState;
     if (state.version !== 1 || typeof state.name !== 'string' || !Array.isArray(state.nodes)) throw new Error('unexpected shape');
+    if (state.eventLogSize !== undefined && !(Number.isInteger(state.eventLogSize) && state.eventLogSize >= 1)) throw new Error(`eventLogSize ${JSON.stringify(state.eventLogSize)} is not a whole number ≥ 1`);
     return state;
   } catch (err) {
     throw new AmeshError('AMESH_SANDBOX_FAILED', `sandbox state ${sandboxPaths(dir).state} is corrupt`, {
