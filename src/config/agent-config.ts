@@ -87,6 +87,14 @@ export interface AgentConfig {
   podName: string;
   podNamespace: string;
   podIp: string;
+  /** Concurrent proxied connections per workload and direction (source pod outbound, destination pod inbound). */
+  maxConnectionsPerWorkload: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS of the HBONE server: CONNECT streams per HTTP/2 session. */
+  hboneMaxConcurrentStreams: number;
+  /** CONNECTs waiting in the HBONE pool (dial or answer pending) per destination; beyond: fail fast. */
+  hboneMaxPendingConnects: number;
+  /** Largest CONNECT header block (HPACK-decoded, RFC 9113 §6.5.2 sizing) the HBONE server takes; beyond: 431. */
+  hboneMaxHeaderBytes: number;
 }
 
 const invalid = invalidSetting;
@@ -186,6 +194,17 @@ const SETTINGS = {
   podName: { env: 'POD_NAME', default: '', parse: str },
   podNamespace: { env: 'POD_NAMESPACE', default: '', parse: str },
   podIp: { env: 'INSTANCE_IP', default: '', parse: ip },
+  // Bounds one pod's share of the agent's sockets (two per proxied connection); above the
+  // 10 000 held connections of the soak, below the agent's file-descriptor limit.
+  maxConnectionsPerWorkload: { env: 'AMESH_MAX_CONNECTIONS_PER_WORKLOAD', default: 16_384, parse: int(1, 1_000_000) },
+  // The HBONE transport profile's value (hbone/settings.ts); pools open another connection beyond it.
+  hboneMaxConcurrentStreams: { env: 'AMESH_HBONE_MAX_CONCURRENT_STREAMS', default: 200, parse: int(1, 100_000) },
+  // A destination that leaves this many CONNECTs unanswered is not keeping up: failing fast beats
+  // queueing sockets and memory for it (Envoy's max_pending_requests default is 1024).
+  hboneMaxPendingConnects: { env: 'AMESH_HBONE_MAX_PENDING_CONNECTS', default: 1024, parse: int(1, 1_000_000) },
+  // A CONNECT carries :authority, forwarded, baggage and traceparent (well under 1 KiB); 16 KiB
+  // leaves room for long baggage and is Node's own default header limit.
+  hboneMaxHeaderBytes: { env: 'AMESH_HBONE_MAX_HEADER_BYTES', default: 16_384, parse: int(1024, 1_048_576) },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {

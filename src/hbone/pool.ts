@@ -13,6 +13,9 @@
  *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
  *   session died before answering, or that the peer refused unprocessed (REFUSED_STREAM, as
  *   under GOAWAY), is retried (twice at most) on a fresh connection.
+ * - At most `maxPendingConnects` CONNECTs per key wait for their dial or answer at once; one more
+ *   fails at once with HbonePoolOverloadedError (a destination that does not keep up must not
+ *   collect sockets and memory here).
  * - `drain()` refuses new streams and lets open ones finish (GOAWAY); `close()` destroys all.
  * - Certificate rotation: a connection is reused only while the source identity's current
  *   SecureContext is the one it was dialled with. After a rotation (or a trust-bundle change)
@@ -41,6 +44,23 @@ export interface HbonePoolOptions {
   handshakeTimeoutMs?: number;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** CONNECTs per key waiting for their dial or the peer's answer; default HBONE_H2_SETTINGS.maxPendingConnects. */
+  maxPendingConnects?: number;
+}
+
+/**
+ * Too many CONNECTs to one destination are waiting already: refused without dialling or queueing.
+ * (Code AMESH_HBONE_CONNECT_FAILED until the error codes gain AMESH_HBONE_POOL_OVERLOADED.)
+ */
+export class HbonePoolOverloadedError extends AmeshError {
+  constructor(
+    readonly peer: string,
+    readonly limit: number,
+  ) {
+    super('AMESH_HBONE_CONNECT_FAILED', `${limit} CONNECTs to ${peer} are already waiting for their connection or answer`, {
+      hint: 'the destination (or the path to it) is not keeping up; raise AMESH_HBONE_MAX_PENDING_CONNECTS if this load is expected',
+    });
+  }
 }
 
 export interface HboneConnectOptions {
@@ -82,6 +102,8 @@ export function poolKey(opts: Pick<HboneConnectOptions, 'sourceIdentity' | 'expe
 export class HbonePool {
   private readonly byKey = new Map<string, PooledConnection[]>();
   private readonly maxStreams: number;
+  private readonly maxPending: number;
+  private readonly pendingByKey = new Map<string, number>();
   private readonly idleTimeoutMs: number;
   /** Every established session until it closes, pooled or retired. */
   private readonly live = new Set<http2.ClientHttp2Session>();
@@ -94,6 +116,8 @@ export class HbonePool {
     this.connectSocket = opts.connectSocket ?? ((host, port) => plainConnect(host, port, opts.handshakeTimeoutMs ?? HBONE_H2_SETTINGS.handshakeTimeoutMs));
     this.maxStreams = opts.maxStreamsPerConnection ?? HBONE_H2_SETTINGS.maxStreamsPerConnection;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? HBONE_H2_SETTINGS.idleTimeoutMs;
+    this.maxPending = opts.maxPendingConnects ?? HBONE_H2_SETTINGS.maxPendingConnects;
+    if (!(this.maxPending >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `maxPendingConnects ${this.maxPending}: expected at least 1`);
     if (!(this.maxStreams >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `maxStreamsPerConnection ${this.maxStreams}: expected at least 1`);
   }
 
@@ -104,6 +128,21 @@ export class HbonePool {
       throw new AmeshError('AMESH_HBONE_PEER_REJECTED', `no expected identity for ${formatAuthority(req.nextHop.host, req.nextHop.port)}`, { hint: 'the destination workload has no service account / trust domain in the mesh state' });
     }
     const key = poolKey(req);
+    const pending = this.pendingByKey.get(key) ?? 0;
+    if (pending >= this.maxPending) {
+      throw new HbonePoolOverloadedError(formatAuthority(req.nextHop.host, req.nextHop.port), this.maxPending);
+    }
+    this.pendingByKey.set(key, pending + 1);
+    try {
+      return await this.connectPending(key, req);
+    } finally {
+      const left = (this.pendingByKey.get(key) ?? 1) - 1;
+      if (left > 0) this.pendingByKey.set(key, left);
+      else this.pendingByKey.delete(key);
+    }
+  }
+
+  private async connectPending(key: string, req: HboneConnectOptions): Promise<Duplex> {
     for (let attempt = 0; ; attempt++) {
       const secureContext = await this.opts.certificates.secureContext(req.sourceIdentity);
       if (this.draining) throw new AmeshError('AMESH_SHUTTING_DOWN', 'HBONE pool is draining');
@@ -250,6 +289,11 @@ export class HbonePool {
 
   private all(): PooledConnection[] {
     return [...this.byKey.values()].flat();
+  }
+
+  /** CONNECTs waiting for their dial or answer, per key. */
+  pending(): Map<string, number> {
+    return new Map(this.pendingByKey);
   }
 
   stats(): HbonePoolStats {

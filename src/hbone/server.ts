@@ -68,6 +68,23 @@ export interface HboneServerOptions {
   handshakeTimeoutMs?: number;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS; nghttp2 refuses streams beyond it (REFUSED_STREAM). Default HBONE_H2_SETTINGS.serverMaxConcurrentStreams. */
+  maxConcurrentStreams?: number;
+  /**
+   * Largest CONNECT header list (RFC 9113 §6.5.2: name + value + 32 per field); larger is answered
+   * 431 and reported to `onOverload`. Beyond twice this nghttp2 resets the stream itself
+   * (ENHANCE_YOUR_CALM) before it reaches us. Default HBONE_H2_SETTINGS.maxHeaderListBytes.
+   */
+  maxHeaderListBytes?: number;
+  /** A CONNECT refused for a resource cap (header_size), for the overload counter and log. */
+  onOverload?: (o: HboneOverload) => void;
+}
+
+export interface HboneOverload {
+  reason: 'header_size';
+  limit: number;
+  peerIdentity: string;
+  localAddress: string;
 }
 
 export interface HboneServerStats {
@@ -112,15 +129,23 @@ export class HboneServer {
   private draining = false;
   private closed = false;
   private counters = { acceptedStreams: 0, refusedStreams: 0, rejectedConnections: 0 };
+  private readonly maxHeaderListBytes: number;
 
   constructor(private readonly opts: HboneServerOptions) {
+    this.maxHeaderListBytes = opts.maxHeaderListBytes ?? HBONE_H2_SETTINGS.maxHeaderListBytes;
     // Never listens: TLS sockets are handed to it with emit('connection').
     this.h2 = http2.createServer({
-      settings: hboneSettings('server'),
+      settings: {
+        ...hboneSettings('server'),
+        ...(opts.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: opts.maxConcurrentStreams } : {}),
+        // Node enforces this one itself (RST_STREAM, no event): twice our limit, so a block
+        // between the two gets a 431 the client can read and the refusal is counted.
+        maxHeaderListSize: this.maxHeaderListBytes * 2,
+      },
       maxSessionMemory: HBONE_H2_SETTINGS.maxSessionMemoryMb,
     });
     this.h2.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
-    this.h2.on('stream', (stream, headers) => void this.onStream(stream, headers));
+    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => void this.onStream(stream, headers, rawHeaders));
   }
 
   /** Takes ownership of an accepted TCP socket (paused or flowing). */
@@ -282,7 +307,7 @@ export class HboneServer {
     }
   }
 
-  private async onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+  private async onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): Promise<void> {
     const info = this.sessions.get(stream.session as http2.ServerHttp2Session);
     stream.on('error', () => {}); // reported through relay()/close
     if (!info) {
@@ -295,11 +320,16 @@ export class HboneServer {
       this.streams.delete(stream);
       info.streams--;
     });
-    const refuse = (status: 400 | 401 | 503, reason: string): void => {
+    const refuse = (status: 400 | 401 | 431 | 503, reason: string): void => {
       this.counters.refusedStreams++;
       this.opts.logger.info({ peer: info.peerIdentity, authority: headers[':authority'], status, reason }, 'hbone: CONNECT refused');
       if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
     };
+    const headerBytes = headerListBytes(rawHeaders);
+    if (headerBytes > this.maxHeaderListBytes) {
+      this.opts.onOverload?.({ reason: 'header_size', limit: this.maxHeaderListBytes, peerIdentity: info.peerIdentity, localAddress: info.localAddress });
+      return refuse(431, `header list of ${headerBytes} bytes is over the limit of ${this.maxHeaderListBytes} (AMESH_HBONE_MAX_HEADER_BYTES)`);
+    }
     if (headers[':method'] !== 'CONNECT') return refuse(400, `method ${String(headers[':method'])} is not CONNECT`);
     const authority = parseAuthority(headers[':authority']);
     if (!authority) return refuse(400, `bad :authority ${JSON.stringify(headers[':authority'])}`);
@@ -372,6 +402,14 @@ export class HboneServer {
     for (const session of this.sessions.keys()) session.destroy();
     this.handshaking.clear();
   }
+}
+
+/** Header list size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2). */
+function headerListBytes(rawHeaders: readonly string[] | undefined): number {
+  let n = 0;
+  if (!rawHeaders) return n;
+  for (let i = 0; i < rawHeaders.length; i++) n += Buffer.byteLength(rawHeaders[i] ?? '') + (i % 2 === 0 ? 32 : 0);
+  return n;
 }
 
 /**

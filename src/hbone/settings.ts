@@ -21,6 +21,10 @@ export const HBONE_H2_SETTINGS = Object.freeze({
   pingTimeoutMs: 20_000,
   /** Client pool: streams per connection before opening another. */
   maxStreamsPerConnection: 100,
+  /** Client pool: CONNECTs per destination waiting for a dial or an answer (AMESH_HBONE_MAX_PENDING_CONNECTS). */
+  maxPendingConnects: 1024,
+  /** Server: largest CONNECT header list taken (AMESH_HBONE_MAX_HEADER_BYTES); larger → 431. */
+  maxHeaderListBytes: 16_384,
   /** Client pool: a connection without streams is closed after this long. */
   idleTimeoutMs: 300_000,
   /** TCP connect + TLS handshake must finish within this. */

@@ -88,7 +88,14 @@ export interface HttpProxyOptions {
   mirrorLimits?: MirrorLimits;
   /** Metrics, access-log gating and tracing; default: access log only, role waypoint. */
   telemetry?: ProxyTelemetry;
+  /** Largest request header section taken; larger is answered 431. Default DEFAULT_MAX_REQUEST_HEADER_BYTES. */
+  maxRequestHeaderBytes?: number;
 }
+
+/** Envoy's default (max_request_headers_kb 60), which Istio's waypoints inherit. */
+export const DEFAULT_MAX_REQUEST_HEADER_BYTES = 60 * 1024;
+/** At most one "headers too large" warning per this long (the rest are counted in it). */
+const HEADER_WARN_INTERVAL_MS = 10_000;
 
 export interface HttpProxyStats {
   requests: number;
@@ -227,6 +234,7 @@ function failureReply(failure: TryFailure): LocalReply {
 const NO_HEALTHY_UPSTREAM: LocalReply = { status: 503, flag: ResponseFlag.NoHealthyUpstream, body: 'no healthy upstream' };
 const ROUTE_NOT_FOUND: LocalReply = { status: 404, flag: ResponseFlag.NoRoute, body: 'route not found' };
 const ROUTE_TIMEOUT: LocalReply = { status: 504, flag: ResponseFlag.UpstreamRequestTimeout, body: 'upstream request timeout' };
+const HEADERS_TOO_LARGE: LocalReply = { status: 431, body: 'request header fields too large' };
 const OVERFLOW: LocalReply = { status: 503, flag: ResponseFlag.UpstreamOverflow, body: `${RESET_BEFORE_HEADERS} overflow` };
 
 /** Request headers the proxy sets itself (host) or answered itself (expect: 100-continue). */
@@ -251,13 +259,16 @@ export class HttpProxy {
   private counters = { requests: 0, active: 0 };
   private readonly localReplies: Record<string, number> = {};
   private readonly telemetry: ProxyTelemetry;
+  private readonly maxHeaderBytes: number;
+  private headerWarning = { at: -Infinity, suppressed: 0 };
 
   constructor(private readonly opts: HttpProxyOptions) {
+    this.maxHeaderBytes = opts.maxRequestHeaderBytes ?? DEFAULT_MAX_REQUEST_HEADER_BYTES;
     this.random = opts.random ?? Math.random;
     this.telemetry = opts.telemetry ?? new ProxyTelemetry({ role: 'waypoint', accessLog: opts.accessLog, logger: opts.logger });
     this.mirrors = new MirrorBudget(opts.mirrorLimits ?? DEFAULT_MIRROR_LIMITS);
     // No request timeout of Node's own: long uploads and streams are legitimate; routes set theirs.
-    this.h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, headersTimeout: 60_000 });
+    this.h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, headersTimeout: 60_000, maxHeaderSize: this.maxHeaderBytes });
     // A client that half-closes after its request (HTTP/1.0 style, `nc -q`) still gets its
     // response: the node agent relays the FIN, and Node would otherwise abort the request.
     (this.h1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -269,18 +280,23 @@ export class HttpProxy {
     );
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.catching(this.onUpgrade(req, socket, head), () => socket.destroy()));
     this.h1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-      if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      if (err.code === 'HPE_HEADER_OVERFLOW' && socket.writable) {
+        this.headersTooLarge('HTTP/1.1');
+        socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      } else if (err.code !== 'ECONNRESET' && socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
     });
-    this.h2 = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024 } });
+    // Node resets a header list over maxHeaderListSize itself (no event, no answer): twice our
+    // limit, so a list between the two is answered 431 in onHttp2Stream and counted.
+    this.h2 = http2.createServer({ settings: { enablePush: false, initialWindowSize: 1024 * 1024, maxHeaderListSize: this.maxHeaderBytes * 2 } });
     this.h2.on('session', (session: http2.ServerHttp2Session) => {
       this.h2Sessions.set(session, this.nextH2Connection ?? NO_CONNECTION);
       this.liveSessions.add(session);
       session.once('close', () => this.liveSessions.delete(session));
       session.on('error', () => undefined);
     });
-    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
-      this.catching(this.onHttp2Stream(stream, headers), () => {
+    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
+      this.catching(this.onHttp2Stream(stream, headers, rawHeaders), () => {
         if (stream.destroyed) return;
         if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         else stream.respond({ ':status': 500, 'content-type': 'text/plain' }, { endStream: true });
@@ -392,6 +408,22 @@ export class HttpProxy {
       ex.trace.end({ ...(status !== undefined ? { status } : {}), responseFlags: record.responseFlags, ...(record.route !== undefined ? { route: record.route } : {}), ...(error ? { error } : {}) });
     }
     this.telemetry.request(record, { config: ex.state?.config, peer: conn.peer, serviceKey: ex.serviceKey, endpoint: ex.endpoint, grpc: ex.grpc, grpcStatus, port: conn.port });
+  }
+
+  /** Logs (rate-limited) a request refused for its header size; HTTP/2's is counted as a local reply, HTTP/1.1's here. */
+  private headersTooLarge(protocol: 'HTTP/1.1' | 'HTTP/2'): void {
+    if (protocol === 'HTTP/1.1') this.countLocal(String(HEADERS_TOO_LARGE.status));
+    const now = Date.now();
+    const w = this.headerWarning;
+    if (now - w.at < HEADER_WARN_INTERVAL_MS) {
+      w.suppressed++;
+      return;
+    }
+    this.opts.logger.warn(
+      { reason: 'header_size', protocol, limit: this.maxHeaderBytes, setting: 'AMESH_MAX_REQUEST_HEADER_BYTES', ...(w.suppressed ? { suppressed: w.suppressed } : {}) },
+      `overload: answered 431 to a request whose headers exceed ${this.maxHeaderBytes} bytes (raise AMESH_MAX_REQUEST_HEADER_BYTES if such headers are expected)`,
+    );
+    this.headerWarning = { at: now, suppressed: 0 };
   }
 
   private countLocal(key: string): void {
@@ -836,7 +868,7 @@ export class HttpProxy {
 
   // ---- HTTP/2 / gRPC ------------------------------------------------------------------------
 
-  private async onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
+  private async onHttp2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = []): Promise<void> {
     stream.on('error', () => undefined);
     const conn = this.h2Sessions.get(stream.session as http2.ServerHttp2Session) ?? NO_CONNECTION;
     const method = headerString(headers[':method']) ?? 'GET';
@@ -846,6 +878,10 @@ export class HttpProxy {
     const ex = this.begin(conn, 'HTTP/2', method, authority, target, headers);
     ex.grpc = grpc;
     const down = this.http2Responder(stream, grpc);
+    if (headerListBytes(rawHeaders) > this.maxHeaderBytes) {
+      this.headersTooLarge('HTTP/2');
+      return this.local(down, ex, HEADERS_TOO_LARGE);
+    }
     const routed = this.decide(ex, method, target, headers, authority);
     if (!routed) return this.local(down, ex, NO_HEALTHY_UPSTREAM);
     const d = routed.decision;
@@ -987,4 +1023,11 @@ function rawHead(status: number, headers: MutableHeaders): string {
     for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${String(v)}\r\n`;
   }
   return `${out}\r\n`;
+}
+
+/** Header list size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2: name + value + 32 per field). */
+function headerListBytes(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i++) n += Buffer.byteLength(rawHeaders[i] ?? '') + (i % 2 === 0 ? 32 : 0);
+  return n;
 }

@@ -21,7 +21,7 @@ import { RESPONSE_FLAGS, type ResponseFlag } from '../telemetry/l4-labels.js';
 import type { L4Connection } from '../telemetry/l4-telemetry.js';
 import { recheckInbound, type InboundAttributes } from './connection-recheck.js';
 import { decideInbound, type Destination } from './route.js';
-import { beginConnection, type ProxyContext } from './proxy-context.js';
+import { beginConnection, overloadOf, type ProxyContext } from './proxy-context.js';
 
 export interface InboundAdmission {
   target: Destination;
@@ -73,12 +73,23 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
     logDenial(ctx, a, decision.workload.uid, policy);
     return refuse(a, 401, RESPONSE_FLAGS.denied, policy.reason, policy);
   }
+  // The destination pod's connection cap, taken before the upstream connect and given back when
+  // the upstream closes (or admission fails below).
+  const overload = overloadOf(ctx);
+  const uid = decision.workload.uid;
+  if (!overload.inbound.tryAcquire(uid)) {
+    const limit = overload.inbound.limit;
+    overload.log.reject({ reason: 'workload_connections', direction: 'inbound', workload: uid, limit, setting: 'AMESH_MAX_CONNECTIONS_PER_WORKLOAD' });
+    return refuse(a, 503, RESPONSE_FLAGS.connectFailure, `overload: ${uid} has ${limit} inbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
+  }
   let upstream: net.Socket;
   try {
     upstream = await connectUpstream(ctx, a);
   } catch (err) {
+    overload.inbound.release(uid);
     return refuse(a, 503, RESPONSE_FLAGS.connectFailure, describeError(err).split('\n')[0] ?? 'upstream connect failed');
   }
+  upstream.once('close', () => overload.inbound.release(uid));
   // The state may have changed while we connected; a re-check only sees connections tracked
   // before the swap, so re-decide against the newest state, then track synchronously.
   const now = ctx.state();
@@ -127,6 +138,10 @@ export class InboundHbone {
       secureContextFor: (localAddress) => this.secureContextFor(localAddress),
       onConnect: (req) => this.onConnect(req),
       logger: ctx.logger,
+      maxConcurrentStreams: ctx.config.hboneMaxConcurrentStreams,
+      maxHeaderListBytes: ctx.config.hboneMaxHeaderBytes,
+      onOverload: (o) =>
+        overloadOf(ctx).log.reject({ reason: o.reason, direction: 'inbound', workload: `${o.peerIdentity} -> ${o.localAddress}`, limit: o.limit, setting: 'AMESH_HBONE_MAX_HEADER_BYTES' }),
     });
   }
 

@@ -13,13 +13,13 @@ import type { Duplex } from 'node:stream';
 import { describeError, isAmeshError } from '../../errors/amesh-error.js';
 import { HboneRefusedError } from '../../hbone/client.js';
 import { buildBaggage, buildForwarded, formatAuthority, newTraceparent } from '../../hbone/headers.js';
-import type { HboneConnectOptions } from '../../hbone/pool.js';
+import { HbonePoolOverloadedError, type HboneConnectOptions } from '../../hbone/pool.js';
 import { relay } from '../../net/relay.js';
 import type { MeshState } from '../state/mesh-state.js';
 import type { Workload } from '../state/types.js';
 import { RESPONSE_FLAGS, type ResponseFlag } from '../telemetry/l4-labels.js';
 import { admitInbound, upstreamBytes } from './inbound.js';
-import { beginConnection, type AccessLogEntry, type ProxyContext } from './proxy-context.js';
+import { beginConnection, overloadOf, type AccessLogEntry, type ProxyContext } from './proxy-context.js';
 import { decideOutbound, type OutboundRoute } from './route.js';
 
 /** The access-log line of an outbound connection: `waypoint` names the waypoint it went through. */
@@ -74,6 +74,14 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   }
   const sourceIdentity = state.identityOf(source);
   conn.setSource(source, sourceIdentity);
+  const overload = overloadOf(ctx);
+  if (!overload.outbound.tryAcquire(source.uid)) {
+    const limit = overload.outbound.limit;
+    overload.log.reject({ reason: 'workload_connections', direction: 'outbound', workload: source.uid, limit, setting: 'AMESH_MAX_CONNECTIONS_PER_WORKLOAD' });
+    refuse(RESPONSE_FLAGS.connectFailure, `overload: ${source.uid} has ${limit} outbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
+    return;
+  }
+  client.once('close', () => overload.outbound.release(source.uid));
 
   const route: OutboundRoute = decideOutbound({ state, node: ctx.node, hbonePort: ctx.config.hbonePort, source }, destination);
   if (route.kind === 'reject') {
@@ -120,6 +128,9 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
     }
   } catch (err) {
     const reason = isAmeshError(err) ? err.describe() : describeError(err);
+    if (err instanceof HbonePoolOverloadedError) {
+      overload.log.reject({ reason: 'pending_streams', direction: 'outbound', workload: `${source.uid} -> ${err.peer}`, limit: err.limit, setting: 'AMESH_HBONE_MAX_PENDING_CONNECTS' });
+    }
     // The destination's 401: its AuthorizationPolicy denied us (the policy's name is only known there).
     if (err instanceof HboneRefusedError && err.status === 401) refuse(RESPONSE_FLAGS.denied, reason, { policy: '(at the destination)', rule: '(at the destination)' });
     else refuse(RESPONSE_FLAGS.connectFailure, reason);

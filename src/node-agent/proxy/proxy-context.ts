@@ -11,6 +11,7 @@ import type { MeshState } from '../state/mesh-state.js';
 import { L4Telemetry, type AccessLogEntry, type L4Connection } from '../telemetry/l4-telemetry.js';
 import type { Reporter } from '../telemetry/l4-labels.js';
 import type { ConnectionTracker } from './connection-tracker.js';
+import { ConnectionLimiter, OverloadLog } from './overload.js';
 import type { SocketFactory } from './socket-factory.js';
 
 export type { AccessLogEntry };
@@ -31,6 +32,25 @@ export interface ProxyContext {
    * the default Telemetry (every line logged).
    */
   telemetry?: L4Telemetry;
+  /** Resource caps and their refusals (overload.ts). Absent: one per context, made on first use. */
+  overload?: Overload;
+}
+
+export interface Overload {
+  log: OverloadLog;
+  /** Connections per source pod (outbound). */
+  outbound: ConnectionLimiter;
+  /** Connections per destination pod (inbound, HBONE and in-process). */
+  inbound: ConnectionLimiter;
+}
+
+export function createOverload(config: Pick<AgentConfig, 'maxConnectionsPerWorkload'>, logger: Logger): Overload {
+  return { log: new OverloadLog(logger), outbound: new ConnectionLimiter(config.maxConnectionsPerWorkload), inbound: new ConnectionLimiter(config.maxConnectionsPerWorkload) };
+}
+
+export function overloadOf(ctx: ProxyContext): Overload {
+  ctx.overload ??= createOverload(ctx.config, ctx.logger);
+  return ctx.overload;
 }
 
 const fallbacks = new WeakMap<ProxyContext, L4Telemetry>();

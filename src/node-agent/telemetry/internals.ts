@@ -18,6 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HbonePoolStats } from '../../hbone/pool.js';
 import type { HboneServerStats } from '../../hbone/server.js';
 import type { CertificateSnapshot } from '../../identity/certificate-manager.js';
+import type { OverloadCount } from '../proxy/overload.js';
 
 /** The xDS facts internals need (XdsStateSource.status() has this shape). */
 export interface XdsInternals {
@@ -40,6 +41,8 @@ export interface InternalsSource {
   certificates(): readonly CertificateSnapshot[];
   /** Enrolled (ambient, HBONE) workloads on this node. */
   enrolledPods(): number;
+  /** Connections and streams refused by a resource cap (proxy/overload.ts), per reason and direction. */
+  overload?: () => readonly OverloadCount[];
   /** Injected for tests; default Date.now. */
   now?: () => number;
 }
@@ -107,6 +110,13 @@ export function registerInternals(registry: Registry, source: InternalsSource): 
   counter('amesh_hbone_server_streams_accepted_total', 'Inbound CONNECT streams accepted', [], () => one(source.hboneServer().acceptedStreams));
   counter('amesh_hbone_server_streams_refused_total', 'Inbound CONNECT streams refused (policy, bad target, draining)', [], () => one(source.hboneServer().refusedStreams));
   counter('amesh_hbone_server_connections_rejected_total', 'Inbound HBONE connections rejected before HTTP/2 (TLS failure, draining)', [], () => one(source.hboneServer().rejectedConnections));
+
+  counter(
+    'amesh_overload_rejections_total',
+    'Connections and CONNECT streams refused early by a resource cap, by reason (workload_connections, pending_streams, header_size) and direction; the warn log names the workload and the setting to raise',
+    ['reason', 'direction'],
+    () => source.overload?.().map((c): [Labels, number] => [{ reason: c.reason, direction: c.direction }, c.count]),
+  );
 
   gauge('amesh_connections_live', 'Proxied connections open now (all directions)', [], () => one(source.connections().live));
   gauge('amesh_inbound_connections_live', 'Inbound connections open now that policy admitted (re-checked on policy change)', [], () => one(source.connections().inbound));
