@@ -71,6 +71,8 @@ export interface HboneConnectOptions {
   /** `:authority` of the CONNECT: the destination as dialled, `ip:port` / `[v6]:port`. */
   authority: string;
   headers: ConnectHeaders;
+  /** This caller's cap on CONNECTs waiting for the key (its configuration); default the pool's maxPendingConnects. */
+  maxPending?: number;
 }
 
 export interface HbonePoolStats {
@@ -129,8 +131,9 @@ export class HbonePool {
     }
     const key = poolKey(req);
     const pending = this.pendingByKey.get(key) ?? 0;
-    if (pending >= this.maxPending) {
-      throw new HbonePoolOverloadedError(formatAuthority(req.nextHop.host, req.nextHop.port), this.maxPending);
+    const maxPending = req.maxPending ?? this.maxPending;
+    if (pending >= maxPending) {
+      throw new HbonePoolOverloadedError(formatAuthority(req.nextHop.host, req.nextHop.port), maxPending);
     }
     this.pendingByKey.set(key, pending + 1);
     try {

@@ -46,6 +46,7 @@ function tunnelRequest(ctx: ProxyContext, state: MeshState, source: Workload, cl
       }),
       traceparent: newTraceparent(),
     },
+    maxPending: ctx.config.hboneMaxPendingConnects,
   };
 }
 
