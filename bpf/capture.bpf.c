@@ -5,7 +5,7 @@
  *
  * For each TCP segment:
  *   1. a packet of a flow the node already has a socket for (the proxy's accepted or outbound
- *      side) is assigned to that socket and marked;
+ *      side) is assigned to that socket and marked (a TIME_WAIT one: marked only);
  *   2. otherwise only a pure SYN is considered; exempt destinations pass;
  *   3. an enrolled source goes to the outbound listener, an enrolled destination to the HBONE
  *      listener (dport 15008) or the inbound plaintext listener;
@@ -67,9 +67,23 @@ static __always_inline __u32 fill_tuple(struct bpf_sock_tuple *tuple, const stru
 
 /*
  * Step 1: a flow the node already holds a socket for. LISTEN is skipped (the lookup falls
- * back to listeners on daddr:dport, which says nothing about capture) and so is TIME_WAIT
- * (a new SYN may reuse the tuple). If the assign fails the mark alone still routes the
- * packet to the local stack, where the normal lookup finds the same socket.
+ * back to listeners on daddr:dport, which says nothing about capture). If the assign fails
+ * the mark alone still routes the packet to the local stack, where the normal lookup finds
+ * the same socket.
+ *
+ * TIME_WAIT is marked but not assigned, whatever the flags: the stack's own lookup hands the
+ * segment to the TIME_WAIT socket (tcp_timewait_state_process). That matters for a SYN reusing
+ * the tuple, which is common: the agent closes towards the client first when the server does,
+ * so it holds TIME_WAIT for tuples the client, which holds none, reuses at once. Assigned to the
+ * listener instead, such a SYN gets a request sock that collides with the TIME_WAIT entry in
+ * the established hash and is dropped without a trace, so the client retransmits it until the
+ * entry expires (60 s). Given to the TIME_WAIT socket, the SYN is answered with an ACK, the
+ * client's RST for it retires the entry (RFC 1337 assassination, sysctl tcp_rfc1337=0) and the
+ * client's SYN, retransmitted TCP_TIMEOUT_MIN (2 jiffies) later, finds the listener: what the
+ * nftables path does (its `socket transparent` rule matches TIME_WAIT too). The RST and any
+ * late segment of the old flow (a retransmitted FIN) need the same delivery, or they would be
+ * forwarded to the pod the TIME_WAIT socket stands in for. Counted as ASSIGN_ESTABLISHED: a
+ * reason of its own needs a larger amesh_reasons, so a new pin directory version.
  */
 static __always_inline int assign_established(struct __sk_buff *skb, const struct amesh_packet *pkt)
 {
@@ -80,11 +94,12 @@ static __always_inline int assign_established(struct __sk_buff *skb, const struc
 	sk = bpf_skc_lookup_tcp(skb, &tuple, size, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return 0;
-	if (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_TIME_WAIT) {
+	if (sk->state == BPF_TCP_LISTEN) {
 		bpf_sk_release(sk);
 		return 0;
 	}
-	bpf_sk_assign(skb, sk, 0);
+	if (sk->state != BPF_TCP_TIME_WAIT)
+		bpf_sk_assign(skb, sk, 0);
 	bpf_sk_release(sk);
 	return -AMESH_REASON_ASSIGN_ESTABLISHED;
 }
