@@ -368,11 +368,22 @@ export class ControllerApp {
     this.#log.info('controller stopped');
   }
 
+  /** typeUrl → name → version of what node agents are served (their `/config_dump` `xdsVersions` must come to equal it). */
+  #resourceVersions(): Record<string, Record<string, string>> {
+    const out: Record<string, Record<string, string>> = {};
+    for (const typeUrl of [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL]) {
+      out[typeUrl] = Object.fromEntries([...this.store.resources(typeUrl)].map(([name, r]) => [name, r.version] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return out;
+  }
+
   async #listenReadiness(host: string, port: number): Promise<number> {
     const server = http.createServer((req, res) => {
       const readiness = req.url?.startsWith('/healthz/ready') ? this.readiness() : undefined;
       // Which agents are connected, what they ACKed or NACKed, and the last publication.
-      const xds = req.url?.startsWith('/debug/xds') ? { published: this.#publisher.last(), waypoints: this.#waypointConfigs.last(), telemetry: this.#telemetry.last(), connections: this.ads.connections() } : undefined;
+      const xds = req.url?.startsWith('/debug/xds')
+        ? { published: this.#publisher.last(), waypoints: this.#waypointConfigs.last(), telemetry: this.#telemetry.last(), connections: this.ads.connections(), resources: this.#resourceVersions() }
+        : undefined;
       const text = JSON.stringify(readiness ?? xds ?? { error: `no such path ${req.url ?? ''}; try /healthz/ready or /debug/xds` });
       res.writeHead(readiness ? (readiness.ready ? 200 : 503) : xds ? 200 : 404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);

@@ -612,7 +612,7 @@ export class NodeAgent {
         version: this.state.version,
         stateSource: source.kind,
         ...(lastConfigError ? { lastConfigError } : {}),
-        ...(source instanceof XdsStateSource ? { xds: source.status(), telemetry: Object.fromEntries(source.telemetry()) } : {}),
+        ...(source instanceof XdsStateSource ? { xds: source.status(), xdsVersions: source.resourceVersions(), telemetry: Object.fromEntries(source.telemetry()) } : {}),
         ca: this.caStatus(),
         capture: this.capture.status(),
         connections: { live: this.connections.size, inbound: this.connections.inboundSize, liveConnections: this.connections.describe(), pool: this.pool.stats(), hbone: this.inbound.server.stats() },

@@ -30,6 +30,7 @@ import { createServingCertificates } from '../../src/sandbox/apiserver/serving-c
 import { TokenAuthority } from '../../src/sandbox/apiserver/tokens.js';
 import type { KubeObject } from '../../src/sandbox/apiserver/types.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../src/xds/codec.js';
 import { eventually } from '../helpers/eventually.js';
 
 const ADMIN_TOKEN = 'controller-test-admin';
@@ -204,6 +205,11 @@ describe('ControllerApp against the embedded API server', () => {
     const other = await fetch(`http://127.0.0.1:${readinessPort}/nope`, { signal: AbortSignal.timeout(2000) });
     expect(other.status).toBe(404);
     await other.body?.cancel();
+    // What the agents are served, name → version per type (the fault tests compare agents' /config_dump with it).
+    const xds = (await (await fetch(`http://127.0.0.1:${readinessPort}/debug/xds`, { signal: AbortSignal.timeout(2000) })).json()) as { resources: Record<string, Record<string, string>> };
+    for (const typeUrl of [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL]) {
+      expect(xds.resources[typeUrl], typeUrl).toEqual(Object.fromEntries([...app.store.resources(typeUrl)].map(([name, r]) => [name, r.version])));
+    }
   });
 
   it('keeps its root in amesh-system/istio-ca-secret and publishes istio-ca-root-cert in every namespace', async () => {

@@ -140,6 +140,21 @@ describe('XdsStateSource', () => {
     expect(h.source.status().resources).toEqual({ workloads: 1, services: 0, authorizations: 0 });
   });
 
+  it('reports name → version of what it holds (the controller’s /debug/xds resources shape): a refused update keeps the old version, removals drop it', async () => {
+    const h = harness();
+    const a = wl('a', '10.244.1.2');
+    const b = wl('b', '10.244.1.3');
+    const at = (r: DeltaUpdate['resources'][number], version: string): DeltaUpdate['resources'][number] => ({ ...r, version });
+    await h.update(addresses([at(workloadRes(b), 'b1'), at(workloadRes(a), 'a1')], [], true));
+    await h.update(authorizations([at(res('demo/p', encodeAuthorization(policy('p'))), 'p1')], [], true));
+    await h.update(addresses([at(workloadRes({ ...b, addresses: ['10.244.1.2'] }), 'b2')]));
+    expect(h.source.resourceVersions()).toEqual({ [ADDRESS_TYPE_URL]: { [a.uid]: 'a1', [b.uid]: 'b1' }, [AUTHORIZATION_TYPE_URL]: { 'demo/p': 'p1' } });
+    expect(Object.keys(h.source.resourceVersions()[ADDRESS_TYPE_URL] ?? {})).toEqual([a.uid, b.uid]);
+    await h.update(addresses([], [a.uid]));
+    await h.update(authorizations([at(res('demo/p', encodeAuthorization(policy('p', { action: 'ALLOW' }))), 'p2')]));
+    expect(h.source.resourceVersions()).toEqual({ [ADDRESS_TYPE_URL]: { [b.uid]: 'b1' }, [AUTHORIZATION_TYPE_URL]: { 'demo/p': 'p2' } });
+  });
+
   it('lets a pod replaced in one response reuse the address (removals first)', async () => {
     const h = harness();
     const old = wl('old', '10.244.1.9');

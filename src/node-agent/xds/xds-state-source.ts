@@ -123,6 +123,8 @@ export class XdsStateSource implements StateSource {
   /** Replaced (never mutated) on every change, so its values can key caches. */
   private telemetries: ReadonlyMap<string, NamespaceTelemetry> = new Map();
   private readonly received = new Set<string>();
+  /** typeUrl → name → version of every resource held (Address, Authorization): `/config_dump`'s `xdsVersions`. */
+  private readonly versions = new Map<string, Map<string, string>>();
   private readonly client: XdsClient;
   private chain: Promise<unknown> = Promise.resolve();
   private ready = false;
@@ -283,11 +285,28 @@ export class XdsStateSource implements StateSource {
         for (const resolve of this.readyWaiters.splice(0)) resolve();
       }
     }
+    this.recordVersions(update, rejected);
     if (rejected.size > 0) {
       this.lastNack = { typeUrl: update.typeUrl, rejected: Object.fromEntries(rejected), at: new Date().toISOString() };
       logger.warn({ typeUrl: update.typeUrl, rejected: this.lastNack.rejected }, 'xds: resources rejected (NACK)');
     }
     return rejected;
+  }
+
+  /** What the controller's versions are compared with (a rejected resource keeps the version held before). */
+  private recordVersions(update: XdsUpdate, rejected: ReadonlyMap<string, string>): void {
+    if (update.typeUrl !== ADDRESS_TYPE_URL && update.typeUrl !== AUTHORIZATION_TYPE_URL) return;
+    let held = this.versions.get(update.typeUrl);
+    if (!held) this.versions.set(update.typeUrl, (held = new Map()));
+    for (const name of update.removed) held.delete(name);
+    for (const r of update.resources) if (!rejected.has(r.name)) held.set(r.name, r.version);
+  }
+
+  /** typeUrl → name → version of the resources held, sorted by name (the controller's `/debug/xds` `resources` is the same shape). */
+  resourceVersions(): Record<string, Record<string, string>> {
+    const out: Record<string, Record<string, string>> = {};
+    for (const [typeUrl, held] of this.versions) out[typeUrl] = Object.fromEntries([...held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return out;
   }
 
   /** Telemetry: kept apart from the mesh snapshot (no state swap, no capture), used from the next connection on. */
