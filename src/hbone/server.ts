@@ -9,9 +9,13 @@
  *   roots (in the secure context) and carries a SPIFFE ID in one of `trustDomains()`; otherwise
  *   the connection is closed before any HTTP/2 byte is read. A bare TLSSocket does not enforce
  *   `rejectUnauthorized` (only tls.Server does), so the verify result is checked here.
- * - TLS handshake bounded by `handshakeTimeoutMs`; HTTP/2 PING keepalive.
+ * - TLS handshake bounded by `handshakeTimeoutMs`; HTTP/2 PING keepalive; a session nghttp2
+ *   terminated after a protocol error (GOAWAY sent, Node silent) is closed within ~1 s
+ *   (terminated-session.ts).
+ * - At most `maxConcurrentStreams` streams per session (SETTINGS; nghttp2 refuses beyond).
  * Per stream:
- * - not CONNECT → 400; bad `:authority` → 400; otherwise `onConnect` decides.
+ * - header list over `maxHeaderListBytes` → 431 (reported to `onOverload`); not CONNECT → 400;
+ *   bad `:authority` → 400; otherwise `onConnect` decides.
  * - 200 is sent only after `onConnect` returned an upstream; then bytes are relayed with
  *   half-close both ways. Any other status ends the stream; the reason is logged, not sent.
  * Lifecycle: `drain()` stops new connections, sends GOAWAY and waits for open streams;
