@@ -5,17 +5,19 @@
  * writes a line and closes, as an HTTP server does with `Connection: close`), so every captured
  * connection leaves a TIME_WAIT entry for (client IP:port → server IP:port) in the node's network
  * namespace for 60 s. A client that does not hold TIME_WAIT itself reuses its ports freely, so its
- * next SYN carries a 4-tuple the node still has in TIME_WAIT. The kernel accepts such a SYN when it
- * reaches the TIME_WAIT socket (RFC 1122 4.2.2.13 / RFC 6191, done by tcp_timewait_state_process
- * and, for TPROXY, nf_tproxy_handle_time_wait4); a SYN handed straight to the listener instead gets
- * a request sock that collides with the TIME_WAIT entry in the established hash and is dropped
- * without a trace, so the client retransmits its SYN until the entry expires.
+ * next SYN carries a 4-tuple the node still has in TIME_WAIT. Delivered to the TIME_WAIT socket
+ * (tcp_timewait_state_process), such a SYN costs one round trip: no listener owns the original
+ * destination, so the socket answers with an ACK, the client's RST retires the entry and the
+ * client's SYN, retransmitted 2 jiffies later, reaches the agent's listener. A SYN handed straight
+ * to the listener instead gets a request sock that collides with the TIME_WAIT entry in the
+ * established hash and is dropped without a trace, so the client retransmits it until the entry
+ * expires (the eBPF capture did that before d144fd0).
  *
  * Topology: node1 with pods a (client) and b (whoami server), both enrolled; node2 only for the
- * uplink. Pod a's ip_local_port_range is 100 ports, so 2 000 sequential connections reuse each
- * port about 20 times within the TIME_WAIT lifetime. Run once per capture mode; every connection
- * must succeed, and eBPF capture must not be far slower than nftables capture (a generous bound:
- * the broken eBPF path was 20–60 × slower; the machine is shared, so no tight ratio).
+ * uplink. Pod a's ip_local_port_range is 100 ports (connect() takes the 50 even ones), so 2 000
+ * sequential connections reuse each port about 40 times within the TIME_WAIT lifetime. Run once
+ * per capture mode; every connection must succeed, and eBPF capture must not be far slower than
+ * nftables capture (a generous bound: the machine is shared, so no tight ratio).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
