@@ -4,7 +4,7 @@
  * (load/soak-hold-client.ts), then, while they are held, drive the open-loop request load through
  * the agents and the waypoint (load/soak-load-client.ts) for the duration. Every interval it
  * samples RSS (/proc/<pid>/status VmRSS) and open descriptors (/proc/<pid>/fd) of both agents and
- * the waypoint and prints a progress line; at the end bench/soak-verdict.ts judges the samples.
+ * the waypoint (after a forced full GC in each, unless `gcBeforeSample` is off) and prints a progress line; at the end bench/soak-verdict.ts judges the samples.
  *
  * Bounded: every wait has a deadline (ramp, load duration + 60 s); the load client and the holder
  * bound themselves too. Everything it starts is registered with the caller's CleanupStack.
@@ -27,6 +27,8 @@ export interface SoakOptions {
   /** Keep-alive connections of the request load (not counted in `connections`). */
   loadConnections: number;
   intervalSeconds: number;
+  /** Force a full GC in each measured process before reading its RSS (POST /debug/gc). */
+  gcBeforeSample: boolean;
   /** Held connections in set-up at a time (they come up gradually). */
   holdConcurrency: number;
   limits: VerdictLimits;
@@ -59,10 +61,16 @@ export class SoakError extends Error {
   }
 }
 
-async function sampleAll(measured: ReadonlyArray<{ name: string; process: SpawnedProcess }>): Promise<Record<string, ProcessSample>> {
+const gcFailed = new Set<string>();
+
+async function sampleAll(bed: SoakTopology, gc: boolean, log: (line: string) => void): Promise<Record<string, ProcessSample>> {
   const out: Record<string, ProcessSample> = {};
-  for (const m of measured) {
+  for (const m of bed.measured) {
     if (m.process.exitStatus()) continue;
+    if (gc && !(await bed.collectGarbage(m)) && !gcFailed.has(m.name)) {
+      gcFailed.add(m.name);
+      log(`warning: POST /debug/gc failed in ${m.name}; its RSS is read with garbage in it`);
+    }
     try {
       out[m.name] = await sampleProcess(m.process.pid);
     } catch {
@@ -122,9 +130,13 @@ function waitFor<T, R>(proc: SpawnedProcess, events: T[], pick: (e: T) => R | un
 
 const mib = (kib: number): string => (kib / 1024).toFixed(0);
 
-function progressLine(t: number, rate: number, last: SoakIntervalEvent | undefined, held: number | undefined, processes: Record<string, ProcessSample>): string {
+function progressLine(t: number, rate: number, last: SoakIntervalEvent | undefined, held: number | undefined, processes: Record<string, ProcessSample>, previous: Sample | undefined, seconds: number): string {
   const load = last ? `${last.rate.toFixed(0)} req/s (target ${rate}), errors ${last.errors}${last.backlogDropped ? `, not sent ${last.backlogDropped}` : ''}, p50 ${last.p50.toFixed(1)} ms p99 ${last.p99.toFixed(1)} ms` : 'load starting';
-  const procs = Object.entries(processes).map(([name, p]) => `${name} ${mib(p.rssKib)} MiB ${p.fds} fds`);
+  const cpu = (name: string, p: ProcessSample): string => {
+    const before = previous?.processes[name]?.cpuSeconds;
+    return before === undefined || p.cpuSeconds === undefined ? '' : ` ${Math.round(((p.cpuSeconds - before) / seconds) * 100)} % CPU`;
+  };
+  const procs = Object.entries(processes).map(([name, p]) => `${name} ${mib(p.rssKib)} MiB ${p.fds} fds${cpu(name, p)}`);
   return `[${t >= 0 ? `t=${t.toFixed(0)}s` : 'ramp'}] ${load} | held ${held ?? '?'} | ${procs.join(' | ')}`;
 }
 
@@ -144,10 +156,11 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
   let held: number | undefined;
   const intervals: SoakIntervalEvent[] = [];
   const sampler = setInterval(() => {
-    void sampleAll(bed.measured).then((processes) => {
+    void sampleAll(bed, o.gcBeforeSample, o.log).then((processes) => {
       const t = clock.loadStart === undefined ? -1 : (Date.now() - clock.loadStart) / 1000;
+      const previous = samples.at(-1);
       samples.push({ t, processes });
-      o.log(progressLine(t, o.rate, clock.loadStart === undefined ? undefined : intervals.at(-1), held, processes));
+      o.log(progressLine(t, o.rate, clock.loadStart === undefined ? undefined : intervals.at(-1), held, processes, previous, o.intervalSeconds));
     });
   }, o.intervalSeconds * 1000);
   cleanup.push('stop sampling', async () => clearInterval(sampler));

@@ -44,6 +44,8 @@ export const WAYPOINT_POD = { name: 'waypoint', node: 'node3', ip: '10.244.3.2',
 export const AGENT_NODES = ['node1', 'node2'] as const;
 export const SERVICE = { name: 'backend', namespace: 'bench', hostname: 'backend.bench.svc.cluster.local', vip: '10.96.0.10', port: 80 } as const;
 const HBONE_PORT = 15008;
+/** The agents' and the waypoint's admin port (each in its own namespace). */
+const ADMIN_PORT = 15000;
 
 export class SoakTopologyError extends Error {
   readonly code = 'BENCH_SOAK_TOPOLOGY';
@@ -102,8 +104,8 @@ function freePrefix(): string {
 }
 
 export class SoakTopology {
-  /** The measured processes: both node agents and the waypoint. */
-  readonly measured: Array<{ name: string; process: SpawnedProcess }> = [];
+  /** The measured processes: both node agents and the waypoint, with the namespace each runs in. */
+  readonly measured: Array<{ name: string; ns: string; process: SpawnedProcess }> = [];
 
   private constructor(
     readonly topology: Topology,
@@ -225,10 +227,15 @@ export class SoakTopology {
         await this.topology.exec(node, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, AMESH_CLI, 'node-agent', '--local-config', config, '--uninstall'], { timeoutMs: 30_000 });
       });
       const logFile = join(this.dir, `agent-${node}.log`);
-      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], { env, stdoutFile: logFile, stderrFile: logFile });
+      // --expose-gc: the soak forces a full collection (POST /debug/gc on the admin port) before each sample.
+      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], {
+        env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
+        stdoutFile: logFile,
+        stderrFile: logFile,
+      });
       cleanup.push(`stop the node agent on ${node}`, () => agent.stop(5_000));
       agents.push(agent);
-      this.measured.push({ name: `agent-${node}`, process: agent });
+      this.measured.push({ name: `agent-${node}`, ns: node, process: agent });
     }
     for (const [i, node] of AGENT_NODES.entries()) {
       const ready = await until(
@@ -261,9 +268,9 @@ export class SoakTopology {
       leakFdsPerMinute,
     };
     const log = join(this.dir, 'waypoint.log');
-    const proc = this.topology.spawn(WAYPOINT_POD.name, [process.execPath, SOAK_WAYPOINT, JSON.stringify(options)], { stdoutFile: log, stderrFile: log });
+    const proc = this.topology.spawn(WAYPOINT_POD.name, [process.execPath, '--expose-gc', SOAK_WAYPOINT, JSON.stringify(options)], { stdoutFile: log, stderrFile: log });
     cleanup.push('stop the waypoint', () => proc.stop(3_000));
-    this.measured.push({ name: 'waypoint', process: proc });
+    this.measured.push({ name: 'waypoint', ns: WAYPOINT_POD.name, process: proc });
     await this.waitForListener(WAYPOINT_POD.name, HBONE_PORT, proc, log);
   }
 
@@ -288,6 +295,17 @@ export class SoakTopology {
     if (direct.stdout !== 'k') throw new SoakTopologyError(`the hold server ${SERVER_POD.ip}:${HOLD_PORT} did not answer through the agents (got ${JSON.stringify(direct.stdout)}); last log lines:\n${await logs()}`);
     const { stdout: after } = await this.topology.exec('node1', ['ss', '-Htn', 'state', 'established', 'dst', `${SERVER_POD.ip}:${HBONE_PORT}`], { timeoutMs: 5000 });
     if (!after.trim() && !tunnels.trim()) throw new SoakTopologyError(`the hold server answered, but node1 holds no HBONE connection to ${SERVER_POD.ip}:${HBONE_PORT} — not captured`);
+  }
+
+  /**
+   * A full garbage collection in a measured process (POST /debug/gc on its admin port, loopback
+   * of its namespace), so the next RSS sample holds no collectable garbage: without it RSS swings
+   * by tens of MiB with the collector's cycle and a short window cannot tell a leak from a
+   * sawtooth. Returns false when the collection could not be run.
+   */
+  async collectGarbage(m: { ns: string }): Promise<boolean> {
+    const { stdout } = await this.topology.exec(m.ns, ['curl', '-s', '--max-time', '5', '-X', 'POST', `http://127.0.0.1:${ADMIN_PORT}/debug/gc`], { timeoutMs: 10_000, allowFailure: true });
+    return stdout.includes('"collected": true');
   }
 
   /** Spawns a program in the client pod with its stdout as a pipe (the load clients print JSON lines). */

@@ -18,6 +18,8 @@
 export interface ProcessSample {
   rssKib: number;
   fds: number;
+  /** utime + stime so far (/proc/<pid>/stat), seconds; not judged, shows which process is saturated. */
+  cpuSeconds?: number;
 }
 
 export interface Sample {

@@ -88,7 +88,8 @@ async function main(): Promise<void> {
       AMESH_LISTEN_ADDRESS6: 'none',
       AMESH_HBONE_PORT: String(o.hbonePort),
       AMESH_READINESS_PORT: '0',
-      AMESH_ADMIN_PORT: '0',
+      // In its own namespace; the soak posts /debug/gc here before each sample (run with --expose-gc).
+      AMESH_ADMIN_PORT: '15000',
       AMESH_METRICS_PORT: '0',
       AMESH_DRAIN_TIMEOUT_MS: '500',
       AMESH_LOG_LEVEL: process.env.AMESH_LOG_LEVEL ?? 'warn',

@@ -42,6 +42,7 @@ interface CliOptions {
   injectLeakKib: number;
   injectLeakFds: number;
   keepTemp?: boolean;
+  gc: boolean;
   outDir: string;
 }
 
@@ -86,6 +87,7 @@ async function main(): Promise<number> {
     .option('--rss-slope <pct>', 'largest RSS slope after warm-up, % of RSS per minute', positive, DEFAULT_LIMITS.rssSlopePercentPerMinute)
     .option('--fd-tolerance <pct>', 'open descriptors after warm-up within ± this % of their median', positive, DEFAULT_LIMITS.fdTolerancePercent)
     .option('--min-rate-fraction <r>', 'achieved / target request rate required', fraction, DEFAULT_LIMITS.minRateFraction)
+    .option('--no-gc', 'read RSS without forcing a full GC in each measured process first (POST /debug/gc)')
     .option('--slow-reader', 'first run the slow-reader back-pressure check')
     .option('--slow-reader-mib <n>', 'MiB the slow-reader client sends', wholeNumber(1, 4096), 512)
     .option('--slow-reader-pause <s>', 'seconds the slow reader reads nothing', wholeNumber(1, 300), 20)
@@ -119,6 +121,7 @@ async function main(): Promise<number> {
         rate: o.rate,
         loadConnections: o.loadConnections,
         intervalSeconds: o.interval,
+        gcBeforeSample: o.gc,
         holdConcurrency: o.holdConcurrency,
         limits: { ...DEFAULT_LIMITS, maxErrorRatio: o.maxErrorRatio, rssSlopePercentPerMinute: o.rssSlope, fdTolerancePercent: o.fdTolerance, minRateFraction: o.minRateFraction },
         ...(o.slowReader ? { slowReader: { bytes: o.slowReaderMib * 2 ** 20, pauseSeconds: o.slowReaderPause, maxGrowthMib: o.slowReaderMaxGrowth } } : {}),
