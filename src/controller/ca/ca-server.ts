@@ -231,6 +231,11 @@ export function createCaServer(opts: CaServerOptions): CaServer {
       const extraServices = opts.extraServices ?? [];
       const s = new grpc.Server({
         'grpc.max_receive_message_length': Math.max(CA_MAX_REQUEST_BYTES, ...extraServices.map((e) => e.maxReceiveMessageBytes ?? 0)),
+        // PINGs every 10 s, answered within 5 s: a client whose connection died without a FIN or RST
+        // reaching us (killed under it, dropped by a NAT) is let go, and its xDS stream with it —
+        // without them such streams stayed in /debug/syncz as STALE for minutes (sandbox-faults-net).
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
         interceptors: [
           unhandledRefusals((code, details, peer) => {
             countRefusal(code);

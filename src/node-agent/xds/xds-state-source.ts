@@ -114,6 +114,15 @@ export function xdsNodeMetadata(n: XdsNodeIdentity): Record<string, string> {
   return { NODE_NAME: n.nodeName, NAMESPACE: n.podNamespace || 'amesh-system', CLUSTER_ID: n.clusterId, ...(n.podName ? { NAME: n.podName } : {}), ...(n.podIp ? { INSTANCE_IPS: n.podIp } : {}) };
 }
 
+/**
+ * HTTP/2 PINGs on the xDS channel every 10 s, answered within 5 s: a connection that died without
+ * its end reaching us (a socket killed under it, a NAT or firewall dropping state) is noticed and
+ * the stream reopened. Without them an agent whose connection was killed mid-push stayed
+ * "connected" to a stream the controller had already closed, and kept a stale state for over a
+ * minute (test/privileged/sandbox-faults-net.test.ts, the xDS case).
+ */
+export const XDS_KEEPALIVE = Object.freeze({ 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.keepalive_permit_without_calls': 1 });
+
 export class XdsStateSource implements StateSource {
   readonly kind = 'xds' as const;
   readonly initialIsComplete = false;
@@ -145,10 +154,11 @@ export class XdsStateSource implements StateSource {
       address: opts.address,
       credentials: tls ? meshTlsCredentials(credentials.roots) : grpc.credentials.createInsecure(),
       ...(tls ? { callCredentials: () => bearerTokenMetadata(credentials.tokenFile) } : {}),
-      // As the CA client: override only when it differs — an IP as TLS name would go out as SNI.
-      ...(tls && credentials.serverName && credentials.serverName !== host
-        ? { channelOptions: { 'grpc.ssl_target_name_override': credentials.serverName, 'grpc.default_authority': credentials.serverName } }
-        : {}),
+      channelOptions: {
+        ...XDS_KEEPALIVE,
+        // As the CA client: override only when it differs — an IP as TLS name would go out as SNI.
+        ...(tls && credentials.serverName && credentials.serverName !== host ? { 'grpc.ssl_target_name_override': credentials.serverName, 'grpc.default_authority': credentials.serverName } : {}),
+      },
       node: { id: xdsNodeId(opts.node), cluster: opts.node.clusterId, metadata: xdsNodeMetadata(opts.node) },
       typeUrls: opts.telemetry ? [...XDS_TYPE_URLS, TELEMETRY_TYPE_URL] : [...XDS_TYPE_URLS],
       onUpdate: (update) => this.handleUpdate(update),
