@@ -1,7 +1,8 @@
 /**
  * The sandbox daemon: the whole control side of the sandbox cluster in one process, started by
  * `amesh sandbox up` inside the fabric network namespace (so the API server and DNS listen on
- * sandbox addresses without any route from the host). It hosts:
+ * sandbox addresses without any route from the host), as the child of a supervisor that starts it
+ * again when it dies (daemon-supervisor.ts). It hosts:
  *
  *   API server   HTTPS on FABRIC_IP:6443 (for pods, via the `kubernetes` Service 10.96.0.1:443)
  *                and on the host-loopback listener inherited as fd 3 (for kubectl)
