@@ -8,11 +8,12 @@
  * (10 s + 20 s), and it never sees the peer's FIN. RFC 9113 §5.4.1: after a GOAWAY for an error
  * the endpoint MUST close the TCP connection.
  *
- * There is no public signal for that state, so it is probed: when the socket read bytes since the
- * last look (a terminating frame must have arrived) and the session has no open stream (nghttp2
- * closed them all when it terminated), a PING is sent. A live session writes it out at once; a
- * terminated one keeps it queued (`outboundQueueSize` > 0) with nothing being written — that
- * session is destroyed. Only stream-less sessions are probed, so a false verdict (a peer that
+ * There is no public signal for that state, so it is looked for: a terminated session keeps any
+ * frame queued (`outboundQueueSize` > 0) and writes nothing more, where a live one writes its
+ * queue out at once. Seen at two looks in a row, or at the look after a PING of ours, the session
+ * is destroyed. The PING is sent when the socket read bytes since the last look (a terminating
+ * frame must have arrived) and nothing is queued. Only sessions without an open stream count
+ * (nghttp2 closed them all when it terminated). Only stream-less sessions are probed, so a false verdict (a peer that
  * stopped reading altogether) loses no stream, and an idle session costs one extra PING per
  * keepalive round (the ack is a read).
  */
@@ -24,26 +25,38 @@ export interface TerminationWatchOptions {
   openStreams: () => number;
   /** How often to look; a terminated session is gone within about two of these. */
   intervalMs?: number;
+  /** How long a probe PING may stay unanswered (no stream open); default PROBE_ACK_TIMEOUT_MS. */
+  probeAckTimeoutMs?: number;
   /** Called once before the session is destroyed. */
   onTerminated?: () => void;
 }
 
 export const TERMINATION_CHECK_INTERVAL_MS = 500;
+/** A probe PING unanswered this long on a session without streams: the session is not reading. */
+export const PROBE_ACK_TIMEOUT_MS = 2000;
 
 /** Bytes the kernel socket has handed up (native counter, advances while nothing reads in JS). */
 function bytesRead(socket: net.Socket): number {
   return socket.bytesRead;
 }
 
-/** Bytes queued below the session and not yet written to the kernel. */
-function writeInFlight(socket: net.Socket): number {
-  const handle = (socket as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
-  return (handle?.writeQueueSize ?? 0) + socket.writableLength;
+/** Bytes the session has written through the socket so far. */
+function bytesWritten(socket: net.Socket): number {
+  return socket.bytesWritten;
 }
 
 export function watchForTermination(session: http2.Http2Session, socket: net.Socket, opts: TerminationWatchOptions): void {
-  let lastRead = bytesRead(socket);
+  // Not the current count: the session may have read (and died on) its first bytes before this
+  // watch started, so the first look always probes.
+  let lastRead = -1;
+  let lastWritten = bytesWritten(socket);
+  /** A PING of ours went out at the previous look. */
   let probing = false;
+  /** The previous look already found frames queued and nothing being written. */
+  let stalled = false;
+  /** When the unanswered probe PING was sent (0: none outstanding). */
+  let probeSentAt = 0;
+  const ackTimeoutMs = opts.probeAckTimeoutMs ?? PROBE_ACK_TIMEOUT_MS;
   const timer = setInterval(() => {
     if (session.destroyed || session.closed) {
       clearInterval(timer);
@@ -55,24 +68,36 @@ export function watchForTermination(session: http2.Http2Session, socket: net.Soc
     } catch {
       return; // socket already unbound from the session: it is closing
     }
-    if (probing) {
-      probing = false;
-      if (queued > 0 && writeInFlight(socket) === 0 && opts.openStreams() === 0) {
-        clearInterval(timer);
-        opts.onTerminated?.();
-        session.destroy();
-        return;
-      }
+    // Frames queued, nothing written since the last look, no stream: a live session writes its
+    // queue out at once (a write may also hang under it, towards a peer that is gone).
+    const written = bytesWritten(socket);
+    const stuck = queued > 0 && written === lastWritten && opts.openStreams() === 0;
+    lastWritten = written;
+    // Or: Node stopped reading (nghttp2 wants no more input, e.g. after a GOAWAY of its own with no
+    // stream left) and our probe's answer can never be read.
+    const unanswered = probeSentAt > 0 && Date.now() - probeSentAt >= ackTimeoutMs && opts.openStreams() === 0;
+    if ((stuck && (probing || stalled)) || unanswered) {
+      clearInterval(timer);
+      opts.onTerminated?.();
+      session.destroy();
+      return;
     }
+    stalled = stuck;
+    probing = false;
     const read = bytesRead(socket);
     if (read === lastRead) return;
+    // Something arrived; if nothing is queued there is nothing to watch drain: queue a PING (or
+    // try again at the next look — `lastRead` stays until a probe went out).
+    if (stuck || queued > 0 || opts.openStreams() > 0 || probeSentAt > 0) return;
     lastRead = read;
-    if (opts.openStreams() > 0 || queued > 0) return;
     try {
-      probing = session.ping(() => {});
+      probing = session.ping((err) => {
+        if (!err) probeSentAt = 0;
+      });
     } catch {
       probing = false;
     }
+    if (probing) probeSentAt = Date.now();
   }, opts.intervalMs ?? TERMINATION_CHECK_INTERVAL_MS);
   timer.unref();
   session.once('close', () => clearInterval(timer));
