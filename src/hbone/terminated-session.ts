@@ -13,9 +13,9 @@
  * queue out at once. Seen at two looks in a row, or at the look after a PING of ours, the session
  * is destroyed. The PING is sent when the socket read bytes since the last look (a terminating
  * frame must have arrived) and nothing is queued. Only sessions without an open stream count
- * (nghttp2 closed them all when it terminated). Only stream-less sessions are probed, so a false verdict (a peer that
- * stopped reading altogether) loses no stream, and an idle session costs one extra PING per
- * keepalive round (the ack is a read).
+ * (nghttp2 closed them all when it terminated). Only stream-less sessions are probed, so a false
+ * verdict (a peer that stopped reading altogether) loses no stream. The probe's own answer does not
+ * count as arrived bytes, so an idle session is probed once after its last traffic, not forever.
  */
 import type http2 from 'node:http2';
 import type net from 'node:net';
@@ -92,7 +92,11 @@ export function watchForTermination(session: http2.Http2Session, socket: net.Soc
     lastRead = read;
     try {
       probing = session.ping((err) => {
-        if (!err) probeSentAt = 0;
+        if (err) return;
+        probeSentAt = 0;
+        // The answer itself is a read: without this every answered probe would trigger the next,
+        // a PING every look for as long as the session lives idle.
+        lastRead = bytesRead(socket);
       });
     } catch {
       probing = false;

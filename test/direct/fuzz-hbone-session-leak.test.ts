@@ -8,6 +8,7 @@
  * leave healthy idle sessions alone.
  */
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,5 +72,26 @@ describe('HBONE server session after a protocol error', () => {
     second.end();
     expect(pool.stats().dials).toBe(1);
     pool.close();
+  });
+  it('probes an idle session once after its last traffic, not at every look', async () => {
+    const socket = await dialTls(f.port, await f.ca.context(CLIENT_ID));
+    const session = http2.connect(`https://127.0.0.1:${f.port}`, { createConnection: () => socket });
+    let pings = 0;
+    session.on('ping', () => pings++);
+    try {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': formatAuthority('127.0.0.1', f.upstreamPort) });
+      const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+      expect(headers[':status']).toBe(200);
+      expect(await roundTrip(stream, 'idle')).toBe('idle');
+      stream.end();
+      await eventually(() => expect(f.server.stats().streams).toBe(0), { timeoutMs: 2000 });
+      pings = 0;
+      await sleep(TERMINATION_CHECK_INTERVAL_MS * 8);
+      // One probe for the stream's last frames at most; an answered probe must not cause the next.
+      expect(pings, 'server PINGs on an idle session over 8 looks').toBeLessThanOrEqual(1);
+      expect(f.server.stats().sessions).toBe(1);
+    } finally {
+      session.destroy();
+    }
   });
 });
