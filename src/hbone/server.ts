@@ -122,6 +122,8 @@ interface SessionInfo {
   socket: tls.TLSSocket;
   /** CONNECT streams open on this session. */
   streams: number;
+  /** Streams opened plus streams closed on this session so far (the termination watch's activity clock). */
+  streamEvents: number;
 }
 
 export class HboneServer {
@@ -272,6 +274,7 @@ export class HboneServer {
       localPort: socket.localPort ?? 0,
       socket: tlsSocket,
       streams: 0,
+      streamEvents: 0,
     };
     try {
       this.h2.emit('connection', tlsSocket);
@@ -295,6 +298,7 @@ export class HboneServer {
     });
     watchForTermination(session, info.socket, {
       openStreams: () => info.streams,
+      streamEvents: () => info.streamEvents,
       onTerminated: () => this.opts.logger.info({ peer: info.peerIdentity, address: info.peerAddress }, 'hbone: session terminated after an HTTP/2 protocol error (GOAWAY sent), closing it'),
     });
     session.on('error', (err) => this.opts.logger.debug({ err: err.message, peer: info.peerIdentity }, 'hbone: session error'));
@@ -320,9 +324,11 @@ export class HboneServer {
     }
     this.streams.add(stream);
     info.streams++;
+    info.streamEvents++;
     stream.once('close', () => {
       this.streams.delete(stream);
       info.streams--;
+      info.streamEvents++;
     });
     const refuse = (status: 400 | 401 | 431 | 503, reason: string): void => {
       this.counters.refusedStreams++;

@@ -12,7 +12,7 @@
  * frame queued (`outboundQueueSize` > 0) and writes nothing more, where a live one writes its
  * queue out at once. Seen at two looks in a row, or at the look after a PING of ours, the session
  * is destroyed. The PING is sent when the socket read bytes since the last look (a terminating
- * frame must have arrived) and nothing is queued. Only sessions without an open stream count
+ * frame must have arrived) with no stream opening or closing, and nothing is queued. Only sessions without an open stream count
  * (nghttp2 closed them all when it terminated). Only stream-less sessions are probed, so a false
  * verdict (a peer that stopped reading altogether) loses no stream. The probe's own answer does not
  * count as arrived bytes, so an idle session is probed once after its last traffic, not forever.
@@ -23,6 +23,8 @@ import type net from 'node:net';
 export interface TerminationWatchOptions {
   /** Streams open on the session (the owner counts them). */
   openStreams: () => number;
+  /** Streams opened plus closed so far; bytes read along with stream activity are not probed. */
+  streamEvents?: () => number;
   /** How often to look; a terminated session is gone within about two of these. */
   intervalMs?: number;
   /** How long a probe PING may stay unanswered (no stream open); default PROBE_ACK_TIMEOUT_MS. */
@@ -56,6 +58,7 @@ export function watchForTermination(session: http2.Http2Session, socket: net.Soc
   let stalled = false;
   /** When the unanswered probe PING was sent (0: none outstanding). */
   let probeSentAt = 0;
+  let lastStreamEvents = opts.streamEvents?.() ?? 0;
   const ackTimeoutMs = opts.probeAckTimeoutMs ?? PROBE_ACK_TIMEOUT_MS;
   const timer = setInterval(() => {
     if (session.destroyed || session.closed) {
@@ -86,6 +89,16 @@ export function watchForTermination(session: http2.Http2Session, socket: net.Soc
     probing = false;
     const read = bytesRead(socket);
     if (read === lastRead) return;
+    // Bytes that came with streams opening or closing are ordinary traffic (the frames that end a
+    // stream, a WINDOW_UPDATE): not probed, so a session that just carried streams does not PING
+    // its peer. A protocol error in the same look is still caught, later: the keepalive PING
+    // then stays queued (the `stuck` check above).
+    const streamEvents = opts.streamEvents?.() ?? 0;
+    if (streamEvents !== lastStreamEvents) {
+      lastStreamEvents = streamEvents;
+      lastRead = read;
+      return;
+    }
     // Something arrived; if nothing is queued there is nothing to watch drain: queue a PING (or
     // try again at the next look — `lastRead` stays until a probe went out).
     if (stuck || queued > 0 || opts.openStreams() > 0 || probeSentAt > 0) return;
