@@ -129,7 +129,7 @@ export class GatewayProxy {
     const { telemetry, metrics } = proxyTelemetry({ role: 'gateway', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
     this.metrics = metrics;
     const peer = selfPeer({ principal: this.identityUri, workload: s.gatewayName, namespace: s.podNamespace, cluster: s.clusterId });
-    this.proxy = new HttpProxy({ state: () => this.state, pools: this.upstream.pools, logger: logger.child({ component: 'http' }), accessLog, random, telemetry });
+    this.proxy = new HttpProxy({ state: () => this.state, pools: this.upstream.pools, logger: logger.child({ component: 'http' }), accessLog, random, telemetry, maxRequestHeaderBytes: s.maxRequestHeaderBytes });
     this.downstream = new GatewayDownstream({ proxy: this.proxy, dialer: this.upstream.dialer, logger: logger.child({ component: 'downstream' }), accessLog, random, handshakeTimeoutMs: s.handshakeTimeoutMs, telemetry, peer });
     this.listeners = new GatewayListenerSet({
       listenAddress4: s.listenAddress4,

@@ -50,14 +50,13 @@ export interface HbonePoolOptions {
 
 /**
  * Too many CONNECTs to one destination are waiting already: refused without dialling or queueing.
- * (Code AMESH_HBONE_CONNECT_FAILED until the error codes gain AMESH_HBONE_POOL_OVERLOADED.)
  */
 export class HbonePoolOverloadedError extends AmeshError {
   constructor(
     readonly peer: string,
     readonly limit: number,
   ) {
-    super('AMESH_HBONE_CONNECT_FAILED', `${limit} CONNECTs to ${peer} are already waiting for their connection or answer`, {
+    super('AMESH_HBONE_POOL_OVERLOADED', `${limit} CONNECTs to ${peer} are already waiting for their connection or answer`, {
       hint: 'the destination (or the path to it) is not keeping up; raise AMESH_HBONE_MAX_PENDING_CONNECTS if this load is expected',
     });
   }

@@ -44,6 +44,8 @@ export interface ProxySettings {
   jwksFetchTimeoutMs: number;
   /** How long a fetched JWKS is used before it is fetched again. */
   jwksRefreshMs: number;
+  /** Request header block larger than this is answered 431 (HTTP/1.1 and HTTP/2). */
+  maxRequestHeaderBytes: number;
 }
 
 export const str = (raw: string): string => raw.trim();
@@ -116,6 +118,8 @@ export const PROXY_SETTINGS = {
   jwksFetchTimeoutMs: { env: 'AMESH_JWKS_FETCH_TIMEOUT_MS', default: 5000, parse: intSetting(100, 60_000) },
   // istiod refreshes JWKS every 20 min (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL); rotated keys are also picked up on an unknown kid.
   jwksRefreshMs: { env: 'AMESH_JWKS_REFRESH_MS', default: 20 * 60_000, parse: intSetting(1000, 86_400_000) },
+  // Envoy's max_request_headers_kb default (60 KiB), which Istio waypoints and gateways inherit.
+  maxRequestHeaderBytes: { env: 'AMESH_MAX_REQUEST_HEADER_BYTES', default: 61_440, parse: intSetting(1024, 1_048_576) },
 } satisfies { [K in keyof ProxySettings]: Setting<ProxySettings[K]> };
 
 const hostOf = (address: string): string => address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');

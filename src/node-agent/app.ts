@@ -41,7 +41,7 @@ import { ConnectionTracker } from './proxy/connection-tracker.js';
 import { InboundHbone } from './proxy/inbound.js';
 import { handleInboundPlaintext } from './proxy/inbound-plaintext.js';
 import { handleOutbound } from './proxy/outbound.js';
-import type { ProxyContext } from './proxy/proxy-context.js';
+import { overloadOf, type ProxyContext } from './proxy/proxy-context.js';
 import { plainSocketFactory, transparentSocketFactory, type SocketFactory } from './proxy/socket-factory.js';
 import { LocalFileStateSource } from './state/local-file-state-source.js';
 import { MeshState } from './state/mesh-state.js';
@@ -272,6 +272,7 @@ export class NodeAgent {
       ...(source instanceof XdsStateSource ? { xds: () => source.status() } : {}),
       certificates: () => this.certificates.snapshot(),
       enrolledPods: () => this.state.enrolledOnNode(this.source.node).length,
+      overload: () => overloadOf(this.proxyContext).log.totals(),
     });
   }
 

@@ -126,7 +126,7 @@ export class WaypointProxy {
     this.tracing = opts.tracing ?? new ProxyTracing({ serviceName: `${s.waypointName}.${s.podNamespace}`, serviceNamespace: s.podNamespace, logger: logger.child({ component: 'tracing' }) });
     const { telemetry, metrics } = proxyTelemetry({ role: 'waypoint', admin: this.admin, accessLog, logger: logger.child({ component: 'telemetry' }), clusterId: s.clusterId, tracing: this.tracing });
     this.metrics = metrics;
-    this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, telemetry, ...(opts.random ? { random: opts.random } : {}) });
+    this.proxy = new HttpProxy({ state: () => this.state, pools: this.pools, logger: logger.child({ component: 'http' }), accessLog, telemetry, maxRequestHeaderBytes: s.maxRequestHeaderBytes, ...(opts.random ? { random: opts.random } : {}) });
     this.inbound = new WaypointInbound({ state: () => this.state, proxy: this.proxy, dialer, logger: logger.child({ component: 'inbound' }), accessLog, telemetry, sniffTimeoutMs: s.sniffTimeoutMs });
     this.hbone = new HboneServer({
       trustDomains: () => [s.trustDomain],

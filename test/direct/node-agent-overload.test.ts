@@ -140,6 +140,10 @@ describe('per-workload connection cap', () => {
     expect(a4.echoed).toBe(false);
     expect(overloadLines('outbound')).toHaveLength(1);
     expect(totals()).toContainEqual({ reason: 'workload_connections', direction: 'outbound', count: 2 });
+    // … and served on the agent's /metrics.
+    const metrics = await (agent as unknown as { admin: { registry: { metrics(): Promise<string> } } }).admin.registry.metrics();
+    expect(metrics).toContain('amesh_overload_rejections_total{reason="workload_connections",direction="outbound"} 2');
+    expect(metrics).toContain('amesh_overload_rejections_total{reason="workload_connections",direction="inbound"} 1');
 
     // Below the cap again: b gets through once one of a's connections closed.
     a1.socket.end();

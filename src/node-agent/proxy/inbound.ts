@@ -80,7 +80,7 @@ export async function admitInbound(ctx: ProxyContext, a: InboundAdmission): Prom
   if (!overload.inbound.tryAcquire(uid)) {
     const limit = overload.inbound.limit;
     overload.log.reject({ reason: 'workload_connections', direction: 'inbound', workload: uid, limit, setting: 'AMESH_MAX_CONNECTIONS_PER_WORKLOAD' });
-    return refuse(a, 503, RESPONSE_FLAGS.connectFailure, `overload: ${uid} has ${limit} inbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
+    return refuse(a, 503, RESPONSE_FLAGS.overflow, `overload: ${uid} has ${limit} inbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
   }
   let upstream: net.Socket;
   try {

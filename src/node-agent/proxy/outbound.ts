@@ -79,7 +79,7 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   if (!overload.outbound.tryAcquire(source.uid)) {
     const limit = overload.outbound.limit;
     overload.log.reject({ reason: 'workload_connections', direction: 'outbound', workload: source.uid, limit, setting: 'AMESH_MAX_CONNECTIONS_PER_WORKLOAD' });
-    refuse(RESPONSE_FLAGS.connectFailure, `overload: ${source.uid} has ${limit} outbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
+    refuse(RESPONSE_FLAGS.overflow, `overload: ${source.uid} has ${limit} outbound connections open (AMESH_MAX_CONNECTIONS_PER_WORKLOAD)`);
     return;
   }
   client.once('close', () => overload.outbound.release(source.uid));
@@ -134,6 +134,7 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
     }
     // The destination's 401: its AuthorizationPolicy denied us (the policy's name is only known there).
     if (err instanceof HboneRefusedError && err.status === 401) refuse(RESPONSE_FLAGS.denied, reason, { policy: '(at the destination)', rule: '(at the destination)' });
+    else if (err instanceof HbonePoolOverloadedError) refuse(RESPONSE_FLAGS.overflow, reason);
     else refuse(RESPONSE_FLAGS.connectFailure, reason);
     return;
   }

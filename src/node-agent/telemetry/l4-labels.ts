@@ -19,7 +19,8 @@
  * - `response_flags` (ztunnel's values where it has one, Envoy's otherwise):
  *   `-` established; `DENY` refused by an AuthorizationPolicy (here, or — outbound — the peer's
  *   401); `CONNECT` the upstream / tunnel connect failed; `UH` no healthy endpoint or waypoint
- *   pod; `NR` no route (loop protection, no such service port, an unknown source or waypoint).
+ *   pod; `NR` no route (loop protection, no such service port, an unknown source or waypoint);
+ *   `UO` refused by a resource cap (proxy/overload.ts: connections per workload, pending CONNECTs).
  */
 import { fillLabels, TCP_LABELS, type LabelSet, type TcpLabel } from '../../telemetry/istio-labels.js';
 import type { Service, Workload } from '../state/types.js';
@@ -32,6 +33,7 @@ export const RESPONSE_FLAGS = {
   connectFailure: 'CONNECT',
   noHealthyUpstream: 'UH',
   noRoute: 'NR',
+  overflow: 'UO',
 } as const;
 export type ResponseFlag = (typeof RESPONSE_FLAGS)[keyof typeof RESPONSE_FLAGS];
 
