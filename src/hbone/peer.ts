@@ -22,3 +22,18 @@ export function peerIdentityIn(socket: tls.TLSSocket, trustDomains: readonly str
   }
   return null;
 }
+
+/**
+ * When this TLS connection stops being trustworthy: the earlier notAfter (ms since epoch) of
+ * the peer's leaf and of our own certificate presented on it; undefined when neither is known.
+ * The handshake checked validity once — an established connection outlives its certificates
+ * unless pool and server compare this with the clock before each new stream (issue #12).
+ */
+export function connectionNotAfterMs(socket: tls.TLSSocket): number | undefined {
+  const notAfter = (cert: { valid_to?: string } | null | undefined): number => {
+    const ms = cert?.valid_to ? Date.parse(cert.valid_to) : NaN;
+    return Number.isFinite(ms) ? ms : Infinity;
+  };
+  const earliest = Math.min(notAfter(socket.getPeerCertificate()), notAfter(socket.getCertificate() as { valid_to?: string } | null));
+  return Number.isFinite(earliest) ? earliest : undefined;
+}

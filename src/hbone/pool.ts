@@ -21,6 +21,10 @@
  *   SecureContext is the one it was dialled with. After a rotation (or a trust-bundle change)
  *   the old connection is retired — its open streams finish undisturbed — and new streams go
  *   on a connection made with the new certificate.
+ * - Certificate expiry: a connection is not handed out once the peer's certificate or ours on
+ *   it has expired (the handshake checked them only once; issue #12). It is retired like a
+ *   rotated one, and the next stream dials afresh — whose handshake then fails cleanly if no
+ *   valid certificate is to be had.
  */
 import type http2 from 'node:http2';
 import net from 'node:net';
@@ -33,6 +37,7 @@ import { dialHbone, HboneRefusedError, openConnectStream, type ConnectHeaders } 
 import { formatAuthority } from './headers.js';
 import { HBONE_H2_SETTINGS } from './settings.js';
 import { allSettledWithin } from '../net/within.js';
+import { connectionNotAfterMs } from './peer.js';
 
 export interface HbonePoolOptions {
   certificates: { secureContext(id: WorkloadIdentity): Promise<tls.SecureContext> };
@@ -46,6 +51,8 @@ export interface HbonePoolOptions {
   pingTimeoutMs?: number;
   /** CONNECTs per key waiting for their dial or the peer's answer; default HBONE_H2_SETTINGS.maxPendingConnects. */
   maxPendingConnects?: number;
+  /** Clock for certificate expiry (ms since epoch); default Date.now. */
+  now?: () => number;
 }
 
 /**
@@ -90,6 +97,8 @@ interface PooledConnection {
   session?: http2.ClientHttp2Session;
   /** The client certificate context it was dialled with. */
   secureContext: tls.SecureContext;
+  /** Earliest notAfter (ms) of the peer's certificate and ours on this connection, once established. */
+  notAfterMs?: number;
   /** Reserved + open streams. */
   streams: number;
   dead: boolean;
@@ -112,8 +121,10 @@ export class HbonePool {
   private dials = 0;
   private draining = false;
   private readonly connectSocket: (host: string, port: number) => Promise<net.Socket>;
+  private readonly now: () => number;
 
   constructor(private readonly opts: HbonePoolOptions) {
+    this.now = opts.now ?? Date.now;
     this.connectSocket = opts.connectSocket ?? ((host, port) => plainConnect(host, port, opts.handshakeTimeoutMs ?? HBONE_H2_SETTINGS.handshakeTimeoutMs));
     this.maxStreams = opts.maxStreamsPerConnection ?? HBONE_H2_SETTINGS.maxStreamsPerConnection;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? HBONE_H2_SETTINGS.idleTimeoutMs;
@@ -180,9 +191,14 @@ export class HbonePool {
 
   /** Reserves a stream slot on a live connection for `key`, dialling one if none has room. */
   private acquire(key: string, req: HboneConnectOptions, secureContext: tls.SecureContext): PooledConnection {
+    const now = this.now();
     for (const conn of [...(this.byKey.get(key) ?? [])]) {
-      if (!conn.dead && conn.secureContext !== secureContext) {
+      if (conn.dead) continue;
+      if (conn.secureContext !== secureContext) {
         this.opts.logger.debug({ peer: conn.peer, connection: conn.id }, 'hbone: retiring a connection made with a rotated certificate');
+        this.retire(conn);
+      } else if (conn.notAfterMs !== undefined && now >= conn.notAfterMs) {
+        this.opts.logger.info({ peer: conn.peer, connection: conn.id, notAfter: new Date(conn.notAfterMs).toISOString() }, 'hbone: retiring a connection whose certificate (ours or the peer\'s) expired');
         this.retire(conn);
       }
     }
@@ -227,6 +243,8 @@ export class HbonePool {
         ...(this.opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: this.opts.pingTimeoutMs } : {}),
       });
       conn.session = session;
+      const notAfterMs = connectionNotAfterMs(session.socket as tls.TLSSocket);
+      if (notAfterMs !== undefined) conn.notAfterMs = notAfterMs;
       this.live.add(session);
       session.once('close', () => {
         this.live.delete(session);

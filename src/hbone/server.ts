@@ -13,6 +13,12 @@
  *   terminated after a protocol error (GOAWAY sent, Node silent) is closed within ~1 s
  *   (terminated-session.ts).
  * - At most `maxConcurrentStreams` streams per session (SETTINGS; nghttp2 refuses beyond).
+ * - Certificates are checked at the handshake only, and a session outlives them: once the
+ *   client's certificate or ours on the session has expired, new CONNECTs on it are refused
+ *   with REFUSED_STREAM and the session gets GOAWAY (open streams finish). Not a 401/503: those
+ *   are final answers to the client, while REFUSED_STREAM (unprocessed, RFC 9113 §8.7) makes
+ *   HbonePool retire the connection and retry on a fresh dial, whose handshake then succeeds
+ *   with renewed certificates or fails cleanly (issue #12).
  * Per stream:
  * - header list over `maxHeaderListBytes` → 431 (reported to `onOverload`); not CONNECT → 400;
  *   bad `:authority` → 400; otherwise `onConnect` decides.
@@ -29,7 +35,7 @@ import { describeError } from '../errors/amesh-error.js';
 import { relay } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
 import { parseAuthority } from './headers.js';
-import { peerIdentityIn } from './peer.js';
+import { connectionNotAfterMs, peerIdentityIn } from './peer.js';
 import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
 import { allSettledWithin } from '../net/within.js';
 import { watchForTermination } from './terminated-session.js';
@@ -82,6 +88,8 @@ export interface HboneServerOptions {
   maxHeaderListBytes?: number;
   /** A CONNECT refused for a resource cap (header_size), for the overload counter and log. */
   onOverload?: (o: HboneOverload) => void;
+  /** Clock for certificate expiry (ms since epoch); default Date.now. */
+  now?: () => number;
 }
 
 export interface HboneOverload {
@@ -124,6 +132,8 @@ interface SessionInfo {
   streams: number;
   /** Streams opened plus streams closed on this session so far (the termination watch's activity clock). */
   streamEvents: number;
+  /** Earliest notAfter (ms) of the client's certificate and ours on this session. */
+  notAfterMs: number | undefined;
 }
 
 export class HboneServer {
@@ -136,8 +146,10 @@ export class HboneServer {
   private closed = false;
   private counters = { acceptedStreams: 0, refusedStreams: 0, rejectedConnections: 0 };
   private readonly maxHeaderListBytes: number;
+  private readonly now: () => number;
 
   constructor(private readonly opts: HboneServerOptions) {
+    this.now = opts.now ?? Date.now;
     this.maxHeaderListBytes = opts.maxHeaderListBytes ?? HBONE_H2_SETTINGS.maxHeaderListBytes;
     // Never listens: TLS sockets are handed to it with emit('connection').
     this.h2 = http2.createServer({
@@ -275,6 +287,7 @@ export class HboneServer {
       socket: tlsSocket,
       streams: 0,
       streamEvents: 0,
+      notAfterMs: connectionNotAfterMs(tlsSocket),
     };
     try {
       this.h2.emit('connection', tlsSocket);
@@ -335,6 +348,17 @@ export class HboneServer {
       this.opts.logger.info({ peer: info.peerIdentity, authority: headers[':authority'], status, reason }, 'hbone: CONNECT refused');
       if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
     };
+    if (info.notAfterMs !== undefined && this.now() >= info.notAfterMs) {
+      this.counters.refusedStreams++;
+      this.opts.logger.warn(
+        { peer: info.peerIdentity, address: info.peerAddress, authority: headers[':authority'], notAfter: new Date(info.notAfterMs).toISOString() },
+        'hbone: CONNECT refused (REFUSED_STREAM) and session closed: the client certificate or ours on this session has expired; the client must dial afresh with valid certificates',
+      );
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      const session = stream.session;
+      if (session && !session.closed && !session.destroyed) session.close();
+      return;
+    }
     const headerBytes = headerListBytes(rawHeaders);
     if (headerBytes > this.maxHeaderListBytes) {
       this.opts.onOverload?.({ reason: 'header_size', limit: this.maxHeaderListBytes, peerIdentity: info.peerIdentity, localAddress: info.localAddress });
