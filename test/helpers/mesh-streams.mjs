@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Long-lived streams and new-connection probes against an echo server, for "no byte lost, no
- * reset" checks across node-agent restarts (issue #10). Only Node built-ins; runs inside a pod's
- * network namespace (`amesh sandbox exec ns/pod -- node mesh-streams.mjs ...`).
+ * reset" checks across node-agent restarts (issue #10) and faults (issue #12). Only Node
+ * built-ins; runs inside a pod's network namespace (`amesh sandbox exec ns/pod -- node
+ * mesh-streams.mjs ...`).
  *
  *   node mesh-streams.mjs --host H --port P [--count 50] [--duration-ms 20000]
  *        [--interval-ms 100] [--chunk 512] [--probe-interval-ms 250] [--stop-file F]
@@ -10,11 +11,16 @@
  *
  * Streams: `count` connections, each writing `chunk` deterministic bytes every `interval-ms` for
  * `duration-ms`, then half-closing; every byte echoed back is compared with what was sent at that
- * offset, and a stream is complete when the server's half-close arrives after exactly all bytes.
+ * offset, and a stream is complete when the server's half-close arrives after exactly all bytes
+ * and after the client's own half-close. A stream the server ends before the client finished is
+ * not complete even when every byte so far came back (a path that closes the client gracefully
+ * instead of resetting it would otherwise pass as whole).
  * Probes: a new connection every `probe-interval-ms` (one line, echoed back within 3 s) until the
  * streams are done AND `stop-file` exists (or `timeout-ms`). Prints JSON lines: `progress` every
- * 2 s, then one `result` {ok, streams, bytes, probes}; exit 0 only when ok (every stream complete
- * with every byte, no error on any stream, no failed probe).
+ * 2 s, then one `result` {ok, streams, bytes, probes}.
+ * Result errors carry `code`: EARLY_FIN (server's FIN before the client's, bytes intact so far),
+ * SHORT (server's FIN with bytes missing), MISMATCH (a wrong byte), CLOSED, or a socket error
+ * code (ECONNRESET, …). Exit 0 only when every stream completed and every probe succeeded.
  */
 import { existsSync } from 'node:fs';
 import net from 'node:net';
@@ -57,7 +63,7 @@ function bytes(s, from, n) {
 
 const streams = [];
 function openStream(s) {
-  const st = { id: s, sent: 0, received: 0, complete: false, error: undefined, mismatchAt: undefined, connectedAt: undefined, closedAt: undefined };
+  const st = { id: s, sent: 0, received: 0, complete: false, clientEnded: false, error: undefined, mismatchAt: undefined, connectedAt: undefined, closedAt: undefined };
   streams.push(st);
   const socket = net.connect({ host, port, noDelay: true });
   let timer;
@@ -69,6 +75,7 @@ function openStream(s) {
     timer = setInterval(() => {
       if (Date.now() - started - st.connectedAt >= durationMs) {
         clearInterval(timer);
+        st.clientEnded = true;
         socket.end();
         return;
       }
@@ -89,7 +96,8 @@ function openStream(s) {
     st.received += data.length;
   });
   socket.on('end', () => {
-    if (st.received === st.sent && st.sent > 0 && st.mismatchAt === undefined && !st.error) st.complete = true;
+    if (!st.clientEnded) fail({ code: st.received === st.sent ? 'EARLY_FIN' : 'SHORT', message: `server ended after ${st.received} of ${st.sent} bytes, before the client finished` });
+    else if (st.received === st.sent && st.sent > 0 && st.mismatchAt === undefined && !st.error) st.complete = true;
     else fail({ code: 'SHORT', message: `server ended after ${st.received} of ${st.sent} bytes` });
     socket.end();
   });

@@ -12,7 +12,7 @@
  *   (a) no plaintext leak: tcpdump on both nodes' uplinks sees no packet on the app ports (80,
  *       8080, 9000) during the whole fault window — captured traffic crosses only as HBONE;
  *   (b) in-flight streams complete or fail cleanly: each one delivers every byte or is closed /
- *       reset, never a wrong byte, and all have ended within a bound (fault-streams.mjs: a
+ *       reset, never a wrong byte, and all have ended within a bound (mesh-streams.mjs: a
  *       server FIN before the client's own end is counted as a close, EARLY_FIN, not as whole);
  *   (c) service resumes without manual action: requests succeed again within a bound (the
  *       recovery time is printed);
@@ -41,7 +41,7 @@ import { seededRandom } from '../helpers/seeded-random.js';
 const guard = requireRoot('sandbox process faults (kill -9)', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'tcpdump', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
 const AMESH = join(REPO, 'bin', 'amesh.js');
-const FAULT_STREAMS = join(import.meta.dirname, '..', 'helpers', 'fault-streams.mjs');
+const FAULT_STREAMS = join(import.meta.dirname, '..', 'helpers', 'mesh-streams.mjs');
 const SEED = Number(process.env.AMESH_FAULT_SEED ?? Date.now() % 2 ** 31);
 const ECHO_PORT = 9000;
 const BACKEND_PORT = 8080;
