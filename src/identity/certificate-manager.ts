@@ -6,8 +6,12 @@
  * - One TLS SecureContext per certificate (so per identity), built when the certificate arrives
  *   and reused by every connection until the next rotation. TLS 1.3 only, AES-GCM suites, our
  *   key + chain, and the mesh roots as `ca`.
- * - Rotation at `rotateFraction` (0.5) of the lifetime. A failed fetch is retried with
- *   exponential backoff (500 ms ×2, ±20 % jitter, at most 150 s); meanwhile a still-valid
+ * - Rotation at `rotateFraction` (0.5) of the lifetime, counted from when the certificate arrived
+ *   (not from its notBefore, which the CA backdates by a minute: a 60 s certificate would
+ *   otherwise be "due" on arrival and renewed in a loop). A failed fetch is retried with
+ *   exponential backoff (500 ms ×2, ±20 % jitter, at most 150 s) — and at most a tenth of the
+ *   certificate's remaining life (of its whole life once expired), at least 1 s, so a
+ *   short-lived certificate is renewed promptly once the CA is back; meanwhile a still-valid
  *   certificate keeps being served. Without a valid certificate, callers fail fast with the last
  *   error instead of hammering the CA on every connection.
  * - Trust bundle updates (`updateTrustBundle`, the CA rotating its root) rebuild every
@@ -108,7 +112,14 @@ interface Entry {
   failures: number;
   lastError?: unknown;
   forgotten: boolean;
+  /** notAfter minus arrival of the current certificate (ms): bounds retries once it expired. */
+  lifetimeMs?: number;
 }
+
+/** Smallest retry delay the lifetime cap may impose (ms). */
+const MIN_RETRY_CAP_MS = 1000;
+/** Retry delay cap as a fraction of the remaining (or, once expired, whole) certificate life. */
+const RETRY_CAP_FRACTION = 0.1;
 
 export class CertificateManager {
   private readonly entries = new Map<string, Entry>();
@@ -251,6 +262,13 @@ export class CertificateManager {
     return now < cert.notAfter.getTime() ? cert : undefined;
   }
 
+  /** Longest retry delay the current certificate's lifetime allows (Infinity without one). */
+  private retryCap(entry: Entry): number {
+    if (!entry.cert || entry.lifetimeMs === undefined) return Infinity;
+    const remaining = entry.cert.notAfter.getTime() - this.clock();
+    return Math.max(MIN_RETRY_CAP_MS, RETRY_CAP_FRACTION * (remaining > 0 ? remaining : entry.lifetimeMs));
+  }
+
   private unavailable(entry: Entry): AmeshError {
     const last = entry.lastError;
     return new AmeshError('AMESH_CERT_FAILED', `no valid certificate for ${entry.uri}${last !== undefined ? `: ${describeError(last).split('\n')[0]}` : ''}`, {
@@ -291,14 +309,16 @@ export class CertificateManager {
         entry.serial = serialOf(cert);
         entry.failures = 0;
         entry.lastError = undefined;
-        const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
-        const renewAt = cert.notBefore.getTime() + lifetime * this.rotateFraction;
+        const notAfter = cert.notAfter.getTime();
+        const start = Math.max(cert.notBefore.getTime(), Math.min(this.clock(), notAfter));
+        entry.lifetimeMs = notAfter - start;
+        const renewAt = start + entry.lifetimeMs * this.rotateFraction;
         this.schedule(entry, renewAt - this.clock());
         this.logger.info({ identity: entry.uri, notAfter: cert.notAfter.toISOString(), renewAt: new Date(renewAt).toISOString() }, 'certificate issued');
       } catch (err) {
         entry.failures++;
         entry.lastError = err;
-        const delay = backoffDelay(entry.failures, this.backoff, this.random);
+        const delay = Math.min(backoffDelay(entry.failures, this.backoff, this.random), this.retryCap(entry));
         this.schedule(entry, delay);
         const serving = this.validCert(entry);
         this.logger.warn(
