@@ -39,13 +39,6 @@ function abort(stream: Duplex): void {
   // A CONNECT tunnel's TCP failure is RST_STREAM(CONNECT_ERROR) (RFC 7540 §8.3). A plain
   // destroy() sends NO_ERROR, and a peer with blocked writes then waits for them forever.
   if (isHttp2Stream(stream)) {
-    // close() ends the writable side first, and with nothing queued Node's _final submits
-    // END_STREAM at once, which nghttp2 sends before the RST_STREAM: the peer read a clean end
-    // and relayed a FIN before the reset arrived (issue #12). Marked as ending, the stream's
-    // close() sends the RST_STREAM alone; it is destroyed right after (settle), so no write
-    // or _final can follow.
-    const writable = (stream as unknown as { _writableState?: { ending?: boolean } })._writableState;
-    if (writable && !writable.ending) writable.ending = true;
     stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
     return;
   }
@@ -151,14 +144,7 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
         if (!dst.write(chunk) && dst.writableLength >= RELAY_BUFFER_BYTES) src.pause();
       });
       on(dst, 'drain', () => src.resume());
-      // An HTTP/2 stream also ends (push(null)) when it was closed without END_STREAM: an
-      // RST_STREAM(NO_ERROR) from the peer, or its session dying (PING timeout, socket cut).
-      // Node marks that 'aborted' first; such an end is a failure, so the other side is reset
-      // rather than given a FIN that would make a cut-short stream look complete (issue #12).
-      let aborted = false;
-      if (isHttp2Stream(src)) on(src, 'aborted', () => (aborted = true));
       on(src, 'end', () => {
-        if (aborted) return fail(Object.assign(new Error('HTTP/2 stream was closed by the peer before it ended (no END_STREAM)'), { code: 'ERR_HTTP2_STREAM_ABORTED' }));
         dst.end();
         check();
       });
