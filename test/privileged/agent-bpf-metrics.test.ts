@@ -5,70 +5,37 @@
  * (15020 in the node namespace), every reason of the BPF contract is a label, and the figures
  * agree with the capture counters in /config_dump. In nftables mode the family has no samples.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REASON_NAMES } from '../../src/node-agent/capture/bpf-contract.js';
-import { createTopology, type Topology } from '../../src/sandbox/network/topology.js';
-import { AMESH_CLI_MAIN, AgentProcess, amesh, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
+import { AgentTestbed, PAIR_IP as IP, PAIR_PODS, PAIR_WORKLOADS } from '../helpers/agent-testbed.js';
+import { AgentProcess, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
 const guard = requireRoot('agent bpf metrics', { tools: ['ip', 'nsenter', 'tc', 'nft', 'curl'] });
 
-const IP = { a: '10.244.1.2', b: '10.244.1.3' } as const;
 const ECHO_PORT = 9001;
 
 // Skipped only when not root AND AMESH_ALLOW_UNPRIVILEGED_SKIP=1 (the reason is printed); otherwise
 // requireRoot fails the file (test/helpers/privileged.ts), so CI as root always runs it.
 describe.skipIf(!guard.run)('agent /metrics: BPF per-reason counters from the pinned map (privileged)', () => {
-  const prefix = `amb-${randomBytes(2).toString('hex')}`;
-  let dir = '';
-  let topology: Topology | undefined;
+  const bed = new AgentTestbed('amb');
+  const topo = () => bed.topology;
   // One pin root for both runs: the nftables agent removes the eBPF agent's leftovers (filters, maps) at start.
-  const pinRoot = `/sys/fs/bpf/amesh/v1/${prefix}-node1`;
-
-  const topo = (): Topology => {
-    if (!topology) throw new Error('topology was not created (see beforeAll)');
-    return topology;
-  };
+  const pinRoot = bed.pinRoot('node1');
+  let configFile = '';
 
   beforeAll(async () => {
-    if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
-    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-    await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', 'cluster.local']);
-    topology = await createTopology({
-      prefix,
-      // A second (empty) node only for the uplink veth the agent attaches to.
-      nodes: [
-        { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-        { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-      ],
-      pods: [
-        { name: 'a', node: 'node1', ip: IP.a },
-        { name: 'b', node: 'node1', ip: IP.b },
-      ],
-    });
-    await startPodServer(topo(), 'b', 'echo-server', [ECHO_PORT], dir);
-    const pod = (name: string, ip: string) => ({ uid: `demo/${name}`, name, namespace: 'demo', serviceAccount: `sa-${name}`, node: 'node1', addresses: [ip], tunnelProtocol: 'HBONE' });
-    await writeFile(
-      join(dir, 'node1.json'),
-      JSON.stringify({ node: 'node1', trustDomain: 'cluster.local', ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') }, uplinks: [topo().uplinkName], workloads: [pod('a', IP.a), pod('b', IP.b)] }),
-    );
+    // node2 stays empty: it only gives node1 the uplink veth the agent attaches to.
+    await bed.setUp(PAIR_PODS);
+    await startPodServer(topo(), 'b', 'echo-server', [ECHO_PORT], bed.dir);
+    configFile = await bed.writeConfig('node1', { workloads: PAIR_WORKLOADS });
   }, 120_000);
 
-  afterAll(async () => {
-    // Processes and namespaces first, then the pinned maps, which outlive namespaces.
-    await topology?.destroy();
-    await rm(pinRoot, { recursive: true, force: true });
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => bed.tearDown());
 
   const startAgent = async (captureMode: 'ebpf' | 'nftables'): Promise<AgentProcess> => {
-    const options: AgentOptions = { node: 'node1', configFile: join(dir, 'node1.json'), pinRoot, logDir: dir, captureMode, drainTimeoutMs: 2_000 };
+    const options: AgentOptions = { node: 'node1', configFile, pinRoot, logDir: bed.dir, captureMode, drainTimeoutMs: 2_000 };
     const agent = AgentProcess.start(topo(), options);
     const ready = await agent.waitReady(30_000);
     expect(ready).toMatchObject({ ready: true, captureMode });

@@ -10,35 +10,25 @@
  *    sandbox is recreated): the program is on the new veth within 1 s of the pod's route
  *    appearing, and a's next connection is captured (the agent's access log has it).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POD_GATEWAY, createTopology, type Topology } from '../../src/sandbox/network/topology.js';
+import { POD_GATEWAY, type Topology } from '../../src/sandbox/network/topology.js';
 import { TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/capture/ebpf-capture.js';
-import { AMESH_CLI_MAIN, AgentProcess, amesh, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
+import { AgentTestbed, PAIR_IP as IP, PAIR_PODS, PAIR_WORKLOADS } from '../helpers/agent-testbed.js';
+import { AgentProcess, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
 const guard = requireRoot('agent capture reconcile and veth re-attach', { tools: ['ip', 'nsenter', 'tc', 'nft', 'bpftool'] });
 
-const IP = { a: '10.244.1.2', b: '10.244.1.3' } as const;
 const ECHO_PORT = 9001;
 const REATTACH_BUDGET_MS = 1_000;
 
 describe.skipIf(!guard.run)('agent capture: reconcile on start and re-attach after veth churn (privileged)', () => {
-  const prefix = `amr-${randomBytes(2).toString('hex')}`;
-  const pinRoot = `/sys/fs/bpf/amesh/v1/${prefix}-node1`;
-  let dir = '';
-  let topology: Topology | undefined;
+  const bed = new AgentTestbed('amr');
+  const pinRoot = bed.pinRoot('node1');
   let options: AgentOptions | undefined;
 
-  const topo = (): Topology => {
-    if (!topology) throw new Error('topology was not created (see beforeAll)');
-    return topology;
-  };
+  const topo = (): Topology => bed.topology;
   const node1 = (argv: string[]) => topo().exec('node1', argv, { timeoutMs: 10_000, allowFailure: true });
   /** Program id of our filter on `dev` (0: none). */
   const filterOn = async (dev: string): Promise<number> => {
@@ -57,34 +47,14 @@ describe.skipIf(!guard.run)('agent capture: reconcile on start and re-attach aft
   const hasNftTable = async (): Promise<boolean> => (await node1(['nft', 'list', 'table', 'inet', 'amesh'])).code === 0;
 
   beforeAll(async () => {
-    if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
-    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-    await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', 'cluster.local']);
-    topology = await createTopology({
-      prefix,
-      nodes: [
-        { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-        { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-      ],
-      pods: [
-        { name: 'a', node: 'node1', ip: IP.a },
-        { name: 'b', node: 'node1', ip: IP.b },
-      ],
-    });
-    await startPodServer(topo(), 'b', 'echo-server', [ECHO_PORT], dir);
-    const pod = (name: string, ip: string) => ({ uid: `demo/${name}`, name, namespace: 'demo', serviceAccount: `sa-${name}`, node: 'node1', addresses: [ip], tunnelProtocol: 'HBONE' });
-    const configFile = join(dir, 'node1.json');
-    await writeFile(configFile, JSON.stringify({ node: 'node1', trustDomain: 'cluster.local', ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') }, uplinks: [topo().uplinkName], workloads: [pod('a', IP.a), pod('b', IP.b)] }));
-    options = { node: 'node1', configFile, pinRoot, logDir: dir, captureMode: 'ebpf', drainTimeoutMs: 1_000 };
+    await bed.setUp(PAIR_PODS);
+    await startPodServer(topo(), 'b', 'echo-server', [ECHO_PORT], bed.dir);
+    const configFile = await bed.writeConfig('node1', { workloads: PAIR_WORKLOADS });
+    options = { node: 'node1', configFile, pinRoot, logDir: bed.dir, captureMode: 'ebpf', drainTimeoutMs: 1_000 };
   }, 120_000);
 
-  afterAll(async () => {
-    // Processes and namespaces first (the node netns takes its rules, filters and nft table with
-    // it), then the pinned maps, which outlive namespaces.
-    await topology?.destroy();
-    await rm(pinRoot, { recursive: true, force: true });
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  // The node netns takes the agent's rules, filters and nft table with it; the pinned maps outlive it.
+  afterAll(() => bed.tearDown());
 
   const startAgent = async (): Promise<AgentProcess> => {
     if (!options) throw new Error('no agent options (see beforeAll)');

@@ -19,20 +19,15 @@
  * per capture mode; every connection must succeed, and eBPF capture must not be far slower than
  * nftables capture (a generous bound: the machine is shared, so no tight ratio).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, type Topology } from '../../src/sandbox/network/topology.js';
-import { AMESH_CLI_MAIN, AgentProcess, amesh, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
+import type { Topology } from '../../src/sandbox/network/topology.js';
+import { AgentTestbed, PAIR_IP as IP, PAIR_PODS, PAIR_WORKLOADS } from '../helpers/agent-testbed.js';
+import { AgentProcess, runPodClient, startPodServer, type AgentOptions } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
 const guard = requireRoot('capture with client ports reused during TIME_WAIT', { tools: ['ip', 'nsenter', 'sysctl', 'tc', 'nft', 'ss'] });
 
-const IP = { a: '10.244.1.2', b: '10.244.1.3' } as const;
 const WHOAMI_PORT = 8080;
 const CLIENT_PORTS = { first: 40000, last: 40099 } as const;
 const CLIENT_PORT_COUNT = CLIENT_PORTS.last - CLIENT_PORTS.first + 1;
@@ -66,40 +61,19 @@ const rates = new Map<string, number>();
 
 for (const captureMode of ['ebpf', 'nftables'] as const) {
   describe.skipIf(!guard.run)(`capture (${captureMode}): client ports reused while the agent holds TIME_WAIT (privileged)`, () => {
-    const prefix = `atw-${randomBytes(2).toString('hex')}`;
-    const pinRoot = `/sys/fs/bpf/amesh/v1/${prefix}-node1`;
-    let dir = '';
-    let topology: Topology | undefined;
+    const bed = new AgentTestbed('atw');
     let agent: AgentProcess | undefined;
     let failed = false;
 
-    const topo = (): Topology => {
-      if (!topology) throw new Error('topology was not created (see beforeAll)');
-      return topology;
-    };
+    const topo = (): Topology => bed.topology;
 
     beforeAll(async () => {
-      if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
-      dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-      await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', 'cluster.local']);
-      topology = await createTopology({
-        prefix,
-        nodes: [
-          { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-          { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-        ],
-        pods: [
-          { name: 'a', node: 'node1', ip: IP.a },
-          { name: 'b', node: 'node1', ip: IP.b },
-        ],
-      });
-      await startPodServer(topo(), 'b', 'whoami-server', [WHOAMI_PORT], dir);
+      await bed.setUp(PAIR_PODS);
+      await startPodServer(topo(), 'b', 'whoami-server', [WHOAMI_PORT], bed.dir);
       const range = await topo().exec('a', ['sysctl', '-q', '-w', `net.ipv4.ip_local_port_range=${CLIENT_PORTS.first} ${CLIENT_PORTS.last}`], { timeoutMs: 10_000, allowFailure: true });
       if (range.code !== 0) throw new Error(`cannot narrow pod a's ip_local_port_range: ${range.stderr}`);
-      const pod = (name: string, ip: string) => ({ uid: `demo/${name}`, name, namespace: 'demo', serviceAccount: `sa-${name}`, node: 'node1', addresses: [ip], tunnelProtocol: 'HBONE' });
-      const configFile = join(dir, 'node1.json');
-      await writeFile(configFile, JSON.stringify({ node: 'node1', trustDomain: 'cluster.local', ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') }, uplinks: [topo().uplinkName], workloads: [pod('a', IP.a), pod('b', IP.b)] }));
-      const options: AgentOptions = { node: 'node1', configFile, pinRoot, logDir: dir, captureMode, drainTimeoutMs: 1_000 };
+      const configFile = await bed.writeConfig('node1', { workloads: PAIR_WORKLOADS });
+      const options: AgentOptions = { node: 'node1', configFile, pinRoot: bed.pinRoot('node1'), logDir: bed.dir, captureMode, drainTimeoutMs: 1_000 };
       agent = AgentProcess.start(topo(), options);
       await agent.waitReady(30_000);
       await eventually(async () => expect((await agent?.configDump())?.capture).toMatchObject({ mode: captureMode, enrolled: 2 }), { timeoutMs: 15_000, description: 'both pods enrolled' });
@@ -107,11 +81,7 @@ for (const captureMode of ['ebpf', 'nftables'] as const) {
 
     afterAll(async () => {
       if (failed && agent) console.log(agent.logTail(30));
-      await topology?.destroy();
-      await rm(pinRoot, { recursive: true, force: true });
-      if (!dir) return;
-      if (failed) console.log(`work directory kept for debugging: ${dir}`);
-      else await rm(dir, { recursive: true, force: true });
+      await bed.tearDown({ keepDir: failed, label: `time-wait reuse (${captureMode})` });
     });
 
     it(`completes ${CONNECTIONS} sequential connections from ${CLIENT_PORT_COUNT} client ports`, async ({ onTestFailed }) => {

@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -25,8 +25,9 @@ import { renderInstall } from '../../src/install/render.js';
 import { ensureBpffs } from '../../src/os/bpffs.js';
 import { systemCommands } from '../../src/os/command.js';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
-import { createTopology, type SpawnedProcess, type Topology } from '../../src/sandbox/network/topology.js';
-import { AMESH_BIN, AMESH_CLI_MAIN, amesh, runPodClient, startPodServer, tailLines } from '../helpers/agents.js';
+import type { SpawnedProcess, Topology } from '../../src/sandbox/network/topology.js';
+import { AgentTestbed, PAIR_IP as IP, PAIR_PODS, PAIR_WORKLOADS } from '../helpers/agent-testbed.js';
+import { AMESH_BIN, runPodClient, startPodServer, tailLines } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
@@ -109,21 +110,15 @@ describe.skipIf(!guard.run)('kubectl apply -k daemonset/ into a sandbox without 
 });
 
 describe.skipIf(!guard.run)('the node agent with exactly the DaemonSet’s capabilities (privileged)', () => {
-  const prefix = `imc-${randomBytes(2).toString('hex')}`;
-  const pinRoot = `/sys/fs/bpf/amesh/v1/${prefix}-node1`;
-  const IP = { a: '10.244.1.2', b: '10.244.1.3' } as const;
-  let dir = '';
-  let topology: Topology | undefined;
+  const bed = new AgentTestbed('imc');
+  const pinRoot = bed.pinRoot('node1');
   let capabilities: string[] = [];
+  let configFile = '';
   let starts = 0;
 
-  const topo = (): Topology => {
-    if (!topology) throw new Error('topology was not created (see beforeAll)');
-    return topology;
-  };
+  const topo = (): Topology => bed.topology;
 
   beforeAll(async () => {
-    if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
     const ds = (await renderInstall()).find((o) => o.kind === 'DaemonSet' && o.metadata?.name === 'amesh-node') as
       | (KubernetesObject & { spec: { template: { spec: { containers: Array<{ securityContext?: { capabilities?: { add?: string[]; drop?: string[] } } }> } } } })
       | undefined;
@@ -132,35 +127,15 @@ describe.skipIf(!guard.run)('the node agent with exactly the DaemonSet’s capab
     capabilities = caps?.add ?? [];
     expect(capabilities.length).toBeGreaterThan(0);
 
-    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
-    await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', 'cluster.local']);
-    topology = await createTopology({
-      prefix,
-      // node2 only gives node1 an uplink peer.
-      nodes: [
-        { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-        { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-      ],
-      pods: [
-        { name: 'a', node: 'node1', ip: IP.a },
-        { name: 'b', node: 'node1', ip: IP.b },
-      ],
-    });
-    await startPodServer(topo(), 'b', 'echo-server', [9001], dir);
-    const pod = (n: string, ip: string) => ({ uid: `demo/${n}`, name: n, namespace: 'demo', serviceAccount: `sa-${n}`, node: 'node1', addresses: [ip], tunnelProtocol: 'HBONE' });
-    await writeFile(
-      join(dir, 'node1.json'),
-      JSON.stringify({ node: 'node1', trustDomain: 'cluster.local', ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') }, uplinks: [topo().uplinkName], workloads: [pod('a', IP.a), pod('b', IP.b)] }),
-    );
+    // node2 only gives node1 an uplink peer.
+    await bed.setUp(PAIR_PODS);
+    await startPodServer(topo(), 'b', 'echo-server', [9001], bed.dir);
+    configFile = await bed.writeConfig('node1', { workloads: PAIR_WORKLOADS });
     // The node provides the bpffs (the DaemonSet mounts the host's); mounting one would need SYS_ADMIN.
     await ensureBpffs(systemCommands);
   }, 120_000);
 
-  afterAll(async () => {
-    await topology?.destroy();
-    await rm(pinRoot, { recursive: true, force: true });
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => bed.tearDown());
 
   /** `amesh node-agent` in node1 with the bounding set cut to `caps` (root keeps only those). */
   const startAgent = (caps: string[]): { process: SpawnedProcess; log: () => string } => {
@@ -168,8 +143,8 @@ describe.skipIf(!guard.run)('the node agent with exactly the DaemonSet’s capab
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AMESH_')) env[k] = v;
     Object.assign(env, { AMESH_BPF_PIN_ROOT: pinRoot, AMESH_CAPTURE_MODE: 'ebpf', AMESH_DRAIN_TIMEOUT_MS: '1000' });
     const bounding = ['-all', ...caps.map((c) => `+${c.toLowerCase()}`)].join(',');
-    const base = join(dir, `agent-${++starts}`);
-    const agentProcess = topo().spawn('node1', ['setpriv', `--bounding-set=${bounding}`, '--inh-caps=-all', '--no-new-privs', 'node', AMESH_BIN, 'node-agent', '--local-config', join(dir, 'node1.json')], {
+    const base = join(bed.dir, `agent-${++starts}`);
+    const agentProcess = topo().spawn('node1', ['setpriv', `--bounding-set=${bounding}`, '--inh-caps=-all', '--no-new-privs', 'node', AMESH_BIN, 'node-agent', '--local-config', configFile], {
       env,
       replaceEnv: true,
       stdoutFile: `${base}.out`,
