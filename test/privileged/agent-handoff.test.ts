@@ -21,13 +21,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopology, type SpawnedProcess, type Topology } from '../../src/sandbox/network/topology.js';
-import { AMESH_CLI_MAIN, AgentProcess, amesh, parseJsonLines, startCapture, startPodServer, writeFileAtomic, type AgentOptions, type Capture } from '../helpers/agents.js';
+import { TWO_NODES, createAgentWorkDir, destroyAgentTestbed, meshWorkload, pinRootFor, writeLocalConfig } from '../helpers/agent-testbed.js';
+import { AgentProcess, parseJsonLines, startCapture, startPodServer, type AgentOptions, type Capture } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
@@ -38,7 +38,6 @@ const IP = { a: '10.244.1.2', b: '10.244.2.2' } as const;
 const ECHO_PORT = 9001;
 const NODES = ['node1', 'node2'] as const;
 type NodeName = (typeof NODES)[number];
-const workload = (name: string, node: NodeName, ip: string) => ({ uid: `demo/${name}`, name, namespace: 'demo', serviceAccount: `sa-${name}`, node, addresses: [ip], tunnelProtocol: 'HBONE' });
 const STRICT = { name: 'strict', namespace: 'demo', scope: 'NAMESPACE', action: 'DENY', rules: [{ clauses: [{ matches: [{ notPrincipals: [{ presence: {} }] }] }] }] };
 
 interface LoadResult {
@@ -105,15 +104,10 @@ describe.skipIf(!guard.run)('node agent hand-off: upgrade and restart without dr
 
   beforeAll(async () => {
     try {
-      if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
-      dir = await mkdtemp(join(tmpdir(), `${prefix}-handoff-`));
-      await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', 'cluster.local']);
+      dir = await createAgentWorkDir(prefix, 'handoff');
       topology = await createTopology({
         prefix,
-        nodes: [
-          { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-          { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-        ],
+        nodes: [...TWO_NODES],
         pods: [
           { name: 'a', node: 'node1', ip: IP.a },
           { name: 'b', node: 'node2', ip: IP.b },
@@ -121,19 +115,10 @@ describe.skipIf(!guard.run)('node agent hand-off: upgrade and restart without dr
       });
       await startPodServer(topo(), 'b', 'echo-server', [ECHO_PORT], dir);
       for (const node of NODES) {
-        const config = {
-          node,
-          trustDomain: 'cluster.local',
-          ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') },
-          uplinks: [topo().uplinkName],
-          workloads: [workload('a', 'node1', IP.a), workload('b', 'node2', IP.b)],
-          services: [],
-          policies: [STRICT],
-        };
-        await writeFileAtomic(join(dir, `${node}.json`), JSON.stringify(config, null, 2));
+        const configFile = await writeLocalConfig(dir, topo(), node, { workloads: [meshWorkload('a', 'node1', IP.a), meshWorkload('b', 'node2', IP.b)], services: [], policies: [STRICT] });
         // The drain deadline outlasts the long-lived connections: the old agents keep them
         // until the load ends them (a shorter deadline would cut them — docs/upgrade.md).
-        options.set(node, { node, configFile: join(dir, `${node}.json`), pinRoot: `/sys/fs/bpf/amesh/v1/${prefix}-${node}`, logDir: dir, captureMode: 'ebpf', drainTimeoutMs: 100_000 });
+        options.set(node, { node, configFile, pinRoot: pinRootFor(prefix, node), logDir: dir, captureMode: 'ebpf', drainTimeoutMs: 100_000 });
       }
       await Promise.all(NODES.map((node) => startGeneration(node).waitReady(30_000)));
       uplink = await startCapture(topo(), 'node1', topo().uplinkName, join(dir, 'uplink.pcap'), ['tcp', 'and', 'not', 'port', '15008']);
@@ -145,11 +130,8 @@ describe.skipIf(!guard.run)('node agent hand-off: upgrade and restart without dr
   });
 
   afterAll(async () => {
-    await topology?.destroy();
-    for (const o of options.values()) await rm(o.pinRoot, { recursive: true, force: true });
-    if (!dir) return;
-    if (failed) console.log(`agent hand-off: work directory kept for debugging: ${dir}\n${logTails()}`);
-    else await rm(dir, { recursive: true, force: true });
+    if (failed && dir) console.log(`agent hand-off failed:\n${logTails()}`);
+    await destroyAgentTestbed({ topology, pinRoots: [...options.values()].map((o) => o.pinRoot), dir, keepDir: failed, label: 'agent hand-off' });
   });
 
   const check = (fn: () => Promise<void>) => async () => {

@@ -14,13 +14,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTopology, type SpawnedProcess, type Topology } from '../../src/sandbox/network/topology.js';
+import { TRUST_DOMAIN, TWO_NODES, createAgentWorkDir, destroyAgentTestbed, localConfig, pinRootFor } from '../helpers/agent-testbed.js';
 import {
-  AMESH_CLI_MAIN,
   AgentProcess,
   amesh,
   runPodClient,
@@ -38,7 +36,6 @@ import { requireRoot } from '../helpers/privileged.js';
 
 const guard = requireRoot('l4 datapath', { tools: ['ip', 'nsenter', 'sysctl', 'tc', 'nft', 'tcpdump', 'openssl'] });
 
-const TRUST_DOMAIN = 'cluster.local';
 const HBONE_PORT = 15008;
 const CAPTURE_MARK = '0x111';
 const VIP = '10.96.0.20';
@@ -102,15 +99,7 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
   /** Failure message: what, the observed value, and the agents' recent logs. */
   const explain = (what: string, observed: unknown): string => `${what}\nobserved: ${JSON.stringify(observed, null, 1)}\n${logTails()}`;
 
-  const meshConfig = (node: NodeName, policies: unknown[]) => ({
-    node,
-    trustDomain: TRUST_DOMAIN,
-    ca: { certFile: join(dir, 'ca', 'ca.pem'), keyFile: join(dir, 'ca', 'ca-key.pem') },
-    uplinks: [topo().uplinkName],
-    workloads: WORKLOADS,
-    services: SERVICES,
-    policies,
-  });
+  const meshConfig = (node: NodeName, policies: unknown[]) => localConfig(dir, topo(), node, { workloads: WORKLOADS, services: SERVICES, policies });
   const writeConfigs = async (policies: unknown[]): Promise<void> => {
     for (const node of NODES) await writeFileAtomic(join(dir, `${node}.json`), JSON.stringify(meshConfig(node, policies), null, 2));
   };
@@ -162,15 +151,10 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
   });
 
   const setUp = async (): Promise<void> => {
-    if (!existsSync(AMESH_CLI_MAIN)) throw new Error(`the CLI is not built (${AMESH_CLI_MAIN} is missing): run \`npm run build:ts\` first`);
-    dir = await mkdtemp(join(tmpdir(), `${prefix}-l4-`));
-    await amesh(['ca', 'create', '--dir', join(dir, 'ca'), '--trust-domain', TRUST_DOMAIN]);
+    dir = await createAgentWorkDir(prefix, 'l4');
     topology = await createTopology({
       prefix,
-      nodes: [
-        { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-        { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-      ],
+      nodes: [...TWO_NODES],
       pods: [
         { name: 'a', node: 'node1', ip: IP.a },
         { name: 'c', node: 'node1', ip: IP.c },
@@ -192,7 +176,7 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
       agentOptions.set(node, {
         node,
         configFile: join(dir, `${node}.json`),
-        pinRoot: `/sys/fs/bpf/amesh/v1/${prefix}-${node}`,
+        pinRoot: pinRootFor(prefix, node),
         logDir: dir,
         captureMode,
         drainTimeoutMs: 5_000,
@@ -229,11 +213,7 @@ for (const captureMode of CAPTURE_MODES) describe.skipIf(!guard.run)(`L4 datapat
   afterAll(async () => {
     // Processes first (by pid, via the topology), then namespaces (with their veths, tc
     // filters, ip rules and nft tables), then the pinned maps, which outlive namespaces.
-    await topology?.destroy();
-    for (const options of agentOptions.values()) await rm(options.pinRoot, { recursive: true, force: true });
-    if (!dir) return;
-    if (failed) console.log(`l4 datapath: work directory kept for debugging: ${dir}`);
-    else await rm(dir, { recursive: true, force: true });
+    await destroyAgentTestbed({ topology, pinRoots: [...agentOptions.values()].map((o) => o.pinRoot), dir, keepDir: failed, label: 'l4 datapath' });
   });
 
   it('1. carries 16 MiB intact from a to b across nodes, and 200 short connections', async () => {

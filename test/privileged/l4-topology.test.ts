@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopology, type Topology } from '../../src/sandbox/network/topology.js';
+import { TWO_NODES } from '../helpers/agent-testbed.js';
 import { runPodClient, startCapture, startPodServer, type PodServer } from '../helpers/agents.js';
 import { requireRoot } from '../helpers/privileged.js';
 
@@ -44,10 +45,7 @@ describe.skipIf(!guard.run)('sandbox topology (no agent)', () => {
     rootBefore = rootNetworkState();
     topology = await createTopology({
       prefix,
-      nodes: [
-        { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
-        { name: 'node2', uplinkIp: '10.250.0.2', podCidr: '10.244.2.0/24' },
-      ],
+      nodes: [...TWO_NODES],
       pods: [
         { name: 'a', node: 'node1', ip: '10.244.1.2' },
         { name: 'c', node: 'node1', ip: '10.244.1.3' },
