@@ -1,0 +1,110 @@
+/**
+ * `node dist/bench/agent-cpu.js`: CPU-seconds each node agent spends per 10 000 requests on the
+ * L4 HBONE path (client pod → node1 agent ══ HBONE ══▶ node2 agent → server pod, eBPF capture:
+ * the `amesh` path of bench/testbed.ts) at a fixed open-loop rate. For A/B comparisons of agent
+ * builds: run it alternately from two built trees (each tree's agent is the one it starts) and
+ * compare the per-agent figures; the load average is printed with each run because the machine
+ * is shared. `--profile-dir DIR` writes a V8 CPU profile of each agent there (agent-<pid>.cpuprofile,
+ * written when the agent exits at cleanup; open it in Chrome DevTools): Node refuses `--cpu-prof`
+ * in NODE_OPTIONS, so the agents, which inherit NODE_OPTIONS (bench/testbed.ts), get a preload that
+ * starts the inspector's profiler instead. Profiling costs CPU: don't compare profiled runs' figures.
+ *
+ * One JSON line per measured run on stdout; progress on stderr.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { wholeNumber } from './cli.js';
+import { CleanupStack } from './cleanup.js';
+import { parseOpenLoopReport } from './load/open-loop.js';
+import { resolveSettings } from './options.js';
+import { clockTicksPerSecond, CpuMeter, parseProcStat } from './proc-stat.js';
+import { Progress } from './progress.js';
+import { LOAD_CLIENT, Testbed } from './testbed.js';
+
+/** Agents are ready well within this (capture installed); the first run's load starts after it. */
+const PROFILE_DELAY_MS = 10_000;
+
+/** Preloaded into every process started with NODE_OPTIONS; profiles only node agents. */
+const PROFILER_PRELOAD = `'use strict';
+if (process.argv.includes('node-agent') && !process.argv.includes('--uninstall')) {
+  const session = new (require('node:inspector').Session)();
+  session.connect();
+  // Not from the start: the sampler's SIGPROF interrupts the kernel's BPF verifier, whose
+  // program load then fails with EAGAIN (the agent exits, or falls back to nftables capture).
+  setTimeout(() => {
+    session.post('Profiler.enable');
+    session.post('Profiler.setSamplingInterval', { interval: 200 });
+    session.post('Profiler.start');
+  }, Number(process.env.BENCH_AGENT_PROFILE_DELAY_MS)).unref();
+  // A same-thread session answers synchronously, so this completes inside 'exit'.
+  process.on('exit', () => session.post('Profiler.stop', (err, result) => {
+    if (!err) require('node:fs').writeFileSync(require('node:path').join(process.env.BENCH_AGENT_PROFILE_DIR, 'agent-' + process.pid + '.cpuprofile'), JSON.stringify(result.profile));
+  }));
+}
+`;
+
+async function main(cleanup: CleanupStack): Promise<void> {
+  const o = new Command('bench-agent-cpu')
+    .description('node agent CPU-seconds per 10 000 requests on the L4 HBONE path at a fixed rate')
+    .option('--rate <n>', 'requests per second (open loop)', wholeNumber(1, 20_000), 2000)
+    .option('--seconds <n>', 'measured seconds per run', wholeNumber(1, 600), 20)
+    .option('--connections <n>', 'keep-alive connections', wholeNumber(1, 1024), 64)
+    .option('--runs <n>', 'measured runs on one testbed', wholeNumber(1, 20), 1)
+    .option('--profile-dir <dir>', `write a V8 CPU profile of each agent, from ${PROFILE_DELAY_MS / 1000} s after its start, to this (existing) directory`)
+    .parse()
+    .opts<{ rate: number; seconds: number; connections: number; runs: number; profileDir?: string }>();
+  if (process.getuid?.() !== 0) throw new Error('the agent CPU benchmark creates network namespaces: run it as root');
+  if (o.profileDir) {
+    const dir = resolve(o.profileDir);
+    const preload = join(dir, 'agent-profiler.cjs');
+    await writeFile(preload, PROFILER_PRELOAD);
+    process.env.BENCH_AGENT_PROFILE_DIR = dir;
+    process.env.BENCH_AGENT_PROFILE_DELAY_MS = String(PROFILE_DELAY_MS);
+    process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--require ${preload}`].filter(Boolean).join(' ');
+  }
+  const settings = resolveSettings({ paths: 'amesh', scenarios: 'latency', captureMode: 'ebpf' });
+  const progress = new Progress(Testbed.setupSteps(settings) + o.runs);
+  const bed = await Testbed.start(settings, progress, cleanup);
+  const meter = new CpuMeter(await clockTicksPerSecond());
+  const ends = bed.endpoints('amesh');
+  const [client, server] = bed.proxyPids('amesh');
+  if (client === undefined || server === undefined) throw new Error('the testbed started no amesh agents');
+  for (let run = 1; run <= o.runs; run++) {
+    progress.step(`${o.rate} req/s over ${o.connections} connections for ${o.seconds} s, run ${run}/${o.runs}`);
+    const argv = [process.execPath, LOAD_CLIENT, '--host', ends.host, '--port', String(ends.httpPort), '--rate', String(o.rate), '--connections', String(o.connections), '--duration', String(o.seconds), '--warmup', '1'];
+    const load = loadavg()[0]!;
+    const userSystem = async (): Promise<number[]> =>
+      Promise.all([client, server].map(async (pid) => parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8')))).then((stats) => stats.flatMap((s) => [s?.utime ?? 0, s?.stime ?? 0]));
+    const ticksBefore = await userSystem();
+    const { result, cpuSeconds } = await meter.measureGroups({ client: [client], server: [server] }, () => bed.topology.exec(ends.clientPod, argv, { timeoutMs: (o.seconds + 40) * 1000, allowFailure: true }));
+    const ticks = (await userSystem()).map((t, i) => t - ticksBefore[i]!);
+    const report = parseOpenLoopReport(result.stdout);
+    const requests = o.connections + report.warmupRequests + report.completed + report.errors;
+    const per10k = (s: number): number => Number(((s / requests) * 10_000).toFixed(3));
+    process.stdout.write(
+      `${JSON.stringify({
+        requests,
+        errors: report.errors,
+        achievedRate: report.achievedRate,
+        p99Ms: report.latencyMs.p99,
+        clientAgentCpuPer10k: per10k(cpuSeconds.client),
+        serverAgentCpuPer10k: per10k(cpuSeconds.server),
+        /** The kernel's share of each agent's CPU time (stime / (utime + stime)): client, server. */
+        systemShare: [ticks[1]! / (ticks[0]! + ticks[1]! || 1), ticks[3]! / (ticks[2]! + ticks[3]! || 1)].map((f) => Number(f.toFixed(2))),
+        loadavgBefore: Number(load.toFixed(2)),
+        loadavgAfter: Number(loadavg()[0]!.toFixed(2)),
+      })}\n`,
+    );
+  }
+}
+
+const cleanup = new CleanupStack((line) => process.stderr.write(`${line}\n`));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup.run().then(() => process.exit(130)));
+main(cleanup)
+  .catch((err: unknown) => {
+    process.stderr.write(`bench-agent-cpu: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup.run());
