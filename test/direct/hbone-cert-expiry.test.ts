@@ -11,7 +11,6 @@
  */
 import { once } from 'node:events';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type http2 from 'node:http2';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -24,11 +23,9 @@ import { LocalCaProvider } from '../../src/identity/certificate-provider.js';
 import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
+import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping } from '../helpers/hbone.js';
+import { createTestCa, type TestCa } from '../helpers/pki.js';
 
-const SERVER = workload('backend', 'server');
-const SERVER_URI = 'spiffe://cluster.local/ns/backend/sa/server';
-const CLIENT = workload('frontend', 'client');
 const PAST_SHORT_EXPIRY_MS = 120_000;
 
 let ca: TestCa;
@@ -38,12 +35,6 @@ beforeAll(async () => {
   const provider = new LocalCaProvider({ ca: ca.ca, ttlSeconds: 60 });
   shortLived = async (id) => buildSecureContext(await provider.fetch(id));
 });
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
-}
 
 interface Bench {
   server: HboneServer;
@@ -122,12 +113,6 @@ function request(b: Bench): Parameters<HbonePool['connect']>[0] {
     authority: formatAuthority('127.0.0.1', b.echoPort),
     headers: {},
   };
-}
-
-async function ping(stream: Duplex, text = 'ping'): Promise<void> {
-  stream.write(text);
-  const [chunk] = (await once(stream, 'data')) as [Buffer];
-  expect(chunk.toString()).toBe(text);
 }
 
 describe('HbonePool and expired certificates', () => {

@@ -16,11 +16,9 @@ import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '
 import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
+import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping } from '../helpers/hbone.js';
 import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
 
-const SERVER = workload('backend', 'server');
-const SERVER_URI = 'spiffe://cluster.local/ns/backend/sa/server';
-const CLIENT = workload('frontend', 'client');
 const OTHER_CLIENT = workload('frontend', 'other');
 
 let ca: TestCa;
@@ -29,12 +27,6 @@ beforeAll(async () => {
   ca = await createTestCa();
   serverContext = await ca.context(SERVER);
 });
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
-}
 
 interface Bench {
   /** Replaceable: the listener hands every socket to the current server. */
@@ -129,13 +121,6 @@ async function startBench(): Promise<Bench> {
     await Promise.all([once(listener, 'close'), once(echo, 'close')]);
   };
   return b;
-}
-
-/** One round trip on an open tunnel: proves the stream is usable. */
-async function ping(stream: Duplex, text = 'ping'): Promise<void> {
-  stream.write(text);
-  const [chunk] = (await once(stream, 'data')) as [Buffer];
-  expect(chunk.toString()).toBe(text);
 }
 
 function closeAll(streams: Duplex[]): void {

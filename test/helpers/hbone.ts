@@ -4,7 +4,9 @@
  */
 import { once } from 'node:events';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
+import { expect } from 'vitest';
 import { HbonePool, type HbonePoolOptions } from '../../src/hbone/pool.js';
 import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '../../src/hbone/server.js';
 import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
@@ -20,6 +22,13 @@ export async function listen(server: net.Server, host = '127.0.0.1'): Promise<nu
   server.listen(0, host);
   await once(server, 'listening');
   return (server.address() as net.AddressInfo).port;
+}
+
+/** One round trip on an open tunnel (to an echo upstream): proves the stream is usable. */
+export async function ping(stream: Duplex, text = 'ping'): Promise<void> {
+  stream.write(text);
+  const [chunk] = (await once(stream, 'data')) as [Buffer];
+  expect(chunk.toString()).toBe(text);
 }
 
 /** Echoes every byte and ends after the client ended (half-close aware). */
