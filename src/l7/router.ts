@@ -66,6 +66,11 @@ export interface RouteTable {
   config: WaypointConfig;
   /** `<vip>:<port>` (IPv6 bare, no brackets) → the port's routes. */
   byAddress: ReadonlyMap<string, CompiledPort>;
+  /**
+   * The same, as port → vip → routes: the per-request lookup (`lookupPort`) needs no key string
+   * (building and hashing `<vip>:<port>` for every request cost more than the two lookups).
+   */
+  byPort: ReadonlyMap<number, ReadonlyMap<string, CompiledPort>>;
 }
 
 export type RouteDecision =
@@ -144,14 +149,25 @@ function compileRoute(route: HttpRoute, path: string): CompiledRoute {
 /** Compiles every service port; throws AMESH_XDS_INVALID_RESOURCE naming the bad field. */
 export function buildRouteTable(config: WaypointConfig): RouteTable {
   const byAddress = new Map<string, CompiledPort>();
+  const byPort = new Map<number, Map<string, CompiledPort>>();
   for (const [si, service] of config.services.entries()) {
     for (const [pi, port] of service.ports.entries()) {
       const path = `services[${si}].ports[${pi}]`;
       const compiled: CompiledPort = { service, port, routes: port.routes.map((r, ri) => compileRoute(r, `${path}.routes[${ri}]`)) };
-      for (const vip of service.addresses) byAddress.set(addressKey(vip, port.port), compiled);
+      let byVip = byPort.get(port.port);
+      if (!byVip) byPort.set(port.port, (byVip = new Map()));
+      for (const vip of service.addresses) {
+        byAddress.set(addressKey(vip, port.port), compiled);
+        byVip.set(vip, compiled);
+      }
     }
   }
-  return { config, byAddress };
+  return { config, byAddress, byPort };
+}
+
+/** The routes of `<vip>:<port>`: `byAddress.get(addressKey(vip, port))` without the key string. */
+export function lookupPort(table: RouteTable, vip: string, port: number): CompiledPort | undefined {
+  return table.byPort.get(port)?.get(vip);
 }
 
 const tables = new WeakMap<WaypointConfig, RouteTable>();

@@ -17,7 +17,7 @@ import { compileAuthz, type AuthzDeps, type CompiledAuthz } from './authz/engine
 import { ClusterBalancer, endpointKey, stableJson, type OutlierPolicy } from './balancer.js';
 import type { Cluster, Endpoint, WaypointConfig } from './config.js';
 import { CircuitBreaker } from './resilience/circuit-breaker.js';
-import { addressKey, routeTableFor, type CompiledPort, type RouteTable } from './router.js';
+import { lookupPort, routeTableFor, type CompiledPort, type RouteTable } from './router.js';
 import type { PoolTarget } from './upstream.js';
 
 export interface ClusterRuntime {
@@ -63,7 +63,7 @@ export function buildWaypointState(config: WaypointConfig, version: number, prev
 
 /** The service port a CONNECT `:authority` (`<vip>:<port>`) names, if this waypoint serves it. */
 export function portFor(state: WaypointState, host: string, port: number): CompiledPort | undefined {
-  return state.table.byAddress.get(addressKey(host, port));
+  return lookupPort(state.table, host, port);
 }
 
 /** Every endpoint of every cluster (to keep their upstream pools). */

@@ -6,16 +6,18 @@
 //   - the keep-alive race: a reused connection the server closed is replaced within the try;
 //   - an upstream cut mid-body: `aborted` on the response and the late error;
 //   - back-pressure: a paused consumer pauses the connection, resuming reads the rest;
-//   - request heads as Node writes them (bodilessRequestHead), and the cases left to Node.
+//   - request heads as Node writes them (bodilessRequestHead), and the cases left to Node;
+//   - relayBody of a response that arrived whole: written and ended at once, else streamed.
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../src/l7/config.js';
 import { headersObject } from '../../src/l7/http1-client/connection.js';
 import { bodilessRequestHead } from '../../src/l7/http1-client/request-head.js';
 import { Http1LeanTry, type LeanResponse } from '../../src/l7/pipeline/http1-lean-try.js';
+import { relayBody } from '../../src/l7/pipeline/relay-body.js';
 import { UpstreamPools, type PoolSettings, type UpstreamDialer } from '../../src/l7/upstream.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
@@ -281,5 +283,65 @@ describe('lean HTTP/1.1 client: bodies', () => {
     big.discard();
     await eventually(() => expect(p.stats()[0]).toMatchObject({ http1Active: 0 }), { timeoutMs: 3000, intervalMs: 10, description: 'big response discarded' });
     expect(big.response!.destroyed).toBe(true);
+  });
+});
+
+describe('lean HTTP/1.1 client: relaying the body downstream (relayBody)', () => {
+  /** The try's response once all of it was parsed (nothing consumed it yet). */
+  async function completeResponse(p: UpstreamPools, path: string, method = 'GET'): Promise<LeanResponse> {
+    const t = start(p, path, { method });
+    const r = await t.result;
+    if (r.kind !== 'response' || !t.response) throw new Error(`no response: ${JSON.stringify(r)}`);
+    const res = t.response;
+    await eventually(() => expect(res.complete).toBe(true), { timeoutMs: 3000, intervalMs: 5, description: `${path}: the whole response parsed` });
+    return res;
+  }
+
+  function sink(): { dest: PassThrough; text: () => string } {
+    const dest = new PassThrough();
+    const chunks: Buffer[] = [];
+    dest.on('data', (c: Buffer) => chunks.push(c));
+    return { dest, text: () => Buffer.concat(chunks).toString('latin1') };
+  }
+
+  it('a body that arrived in one chunk is written and the destination ended before relayBody returns', async () => {
+    const p = newPools();
+    const res = await completeResponse(p, '/plain');
+    const { dest, text } = sink();
+    const counted = relayBody(res, dest);
+    expect(dest.writableEnded).toBe(true);
+    expect(counted.bytes).toBe(Buffer.byteLength('ok GET /plain'));
+    await once(dest, 'end');
+    expect(text()).toBe('ok GET /plain');
+  });
+
+  it('no body (HEAD): the destination is ended at once with nothing written', async () => {
+    const p = newPools();
+    const res = await completeResponse(p, '/plain', 'HEAD');
+    const { dest, text } = sink();
+    const counted = relayBody(res, dest);
+    expect(dest.writableEnded).toBe(true);
+    expect(counted.bytes).toBe(0);
+    await once(dest, 'end');
+    expect(text()).toBe('');
+  });
+
+  it('a body of several chunks is streamed (same bytes, same count)', async () => {
+    const p = newPools();
+    const res = await completeResponse(p, '/chunked');
+    const { dest, text } = sink();
+    const counted = relayBody(res, dest);
+    expect(dest.writableEnded).toBe(false);
+    await once(dest, 'end');
+    expect(text()).toBe('one,two');
+    expect(counted.bytes).toBe(7);
+  });
+
+  it('a destroyed destination takes nothing', async () => {
+    const p = newPools();
+    const res = await completeResponse(p, '/plain');
+    const { dest } = sink();
+    dest.destroy();
+    expect(relayBody(res, dest).bytes).toBe(0);
   });
 });

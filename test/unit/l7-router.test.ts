@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpRoute, RequestMatch, WaypointConfig, WaypointPort } from '../../src/l7/config.js';
-import { authorityHost, buildRouteTable, pickWeightedIndex, routeRequest, routeTableFor, splitTarget, type RouteRequest } from '../../src/l7/router.js';
+import { authorityHost, buildRouteTable, lookupPort, pickWeightedIndex, routeRequest, routeTableFor, splitTarget, type RouteRequest } from '../../src/l7/router.js';
 
 const fwd = (cluster: string): HttpRoute['action'] => ({ kind: 'forward', backends: [{ cluster, weight: 1 }] });
 const route = (name: string, matches: RequestMatch[], extra: Partial<HttpRoute> = {}): HttpRoute => ({ name, matches, action: fwd(name), ...extra });
@@ -81,6 +81,16 @@ describe('route matching (first match wins)', () => {
   it('is served for every VIP of the service, IPv6 included', () => {
     const table = buildRouteTable(config([]));
     expect([...table.byAddress.keys()].sort()).toEqual(['10.96.0.10:80', 'fd00::10:80']);
+  });
+
+  it('lookupPort finds exactly what byAddress holds (the later service wins a shared VIP port in both)', () => {
+    const c = config([]);
+    const other = { ...c.services[0]!, key: 'demo/other.demo.svc.cluster.local', hostname: 'other.demo.svc.cluster.local', addresses: ['10.96.0.10', '10.96.0.11'], ports: [{ port: 80, protocol: 'HTTP' as const, routes: [], defaultCluster: 'other' }, { port: 8080, protocol: 'HTTP' as const, routes: [], defaultCluster: 'other' }] };
+    const table = buildRouteTable({ ...c, services: [...c.services, other] });
+    const probes: Array<[string, number]> = [['10.96.0.10', 80], ['10.96.0.11', 80], ['10.96.0.11', 8080], ['10.96.0.10', 8080], ['fd00::10', 80], ['fd00::10', 8080], ['fd00::', 1080], ['10.96.0.1', 80], ['', 80]];
+    for (const [vip, port] of probes) expect(lookupPort(table, vip, port), `${vip}:${port}`).toBe(table.byAddress.get(`${vip}:${port}`));
+    expect(lookupPort(table, '10.96.0.10', 80)?.service.key).toBe('demo/other.demo.svc.cluster.local');
+    expect(lookupPort(table, 'fd00::10', 80)?.service.key).toBe('demo/backend.demo.svc.cluster.local');
   });
 });
 

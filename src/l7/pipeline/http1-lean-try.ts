@@ -23,6 +23,8 @@ const DRAIN_LIMIT_BYTES = 64 * 1024;
 export class LeanResponse extends Readable {
   /** The connection's body ended (all of it was pushed). */
   complete = false;
+  /** Body chunks pushed so far. */
+  chunks = 0;
 
   constructor(
     readonly statusCode: number,
@@ -34,6 +36,19 @@ export class LeanResponse extends Readable {
 
   override _read(): void {
     this.connection.resume();
+  }
+
+  /**
+   * The whole body, when all of it arrived in at most one chunk and nothing read it yet (the
+   * common small response: head, body and end parsed from one read): `null` for no body, else
+   * the chunk, taken out of the stream. Undefined when the body must be streamed (relay-body.ts).
+   */
+  takeWhole(): Buffer | null | undefined {
+    if (!this.complete || this.chunks > 1 || this.readableFlowing !== null || this.destroyed) return undefined;
+    if (this.chunks === 0) return null;
+    if (this.readableLength === 0) return undefined;
+    // Paused, ended, one buffered chunk: read() hands back that very Buffer (no copy).
+    return this.read() as Buffer;
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
@@ -103,6 +118,7 @@ export class Http1LeanTry implements TryHandle, Http1ExchangeHandler {
   body(chunk: Buffer): boolean {
     const res = this.response;
     if (!res || res.destroyed) return true;
+    res.chunks++;
     return res.push(chunk);
   }
 

@@ -8,11 +8,28 @@
  * - A `dest` that is gone (destroyed) stops taking chunks: `src` stays paused, as after pipe's
  *   unpipe; the caller aborts the upstream when the downstream goes away.
  * - Returns a counter of the bytes passed on so far (the access log's and metrics' response size).
+ * - A source that already holds its whole body (`takeWhole`, the lean client's LeanResponse) is
+ *   written and ended at once: the same write and end calls, without the two ticks (flowing
+ *   resume, then 'end') a stream takes to deliver them.
  */
 import type { Readable, Writable } from 'node:stream';
 
-export function relayBody(src: Readable, dest: Writable): { bytes: number } {
+/** A source that can hand over its whole body at once: the body (`null`: none), or undefined when it must be streamed. */
+export interface WholeBodySource {
+  takeWhole(): Buffer | null | undefined;
+}
+
+export function relayBody(src: Readable & Partial<WholeBodySource>, dest: Writable): { bytes: number } {
   const counted = { bytes: 0 };
+  const whole = dest.destroyed ? undefined : src.takeWhole?.();
+  if (whole !== undefined) {
+    if (whole !== null) {
+      counted.bytes = whole.length;
+      dest.write(whole);
+    }
+    dest.end();
+    return counted;
+  }
   const onDrain = (): void => {
     if (!dest.destroyed) src.resume();
   };
