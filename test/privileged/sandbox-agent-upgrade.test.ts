@@ -16,21 +16,21 @@
  * connections stay on the old process until they end or the drain deadline.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
-import { parsePcap, POD_PROGRAMS } from '../helpers/agents.js';
+import { POD_PROGRAMS } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { sandboxCli } from '../helpers/sandbox-cli.js';
+import { MESH_STREAMS, runMeshStreams, waitStreamsFlowing, type MeshStreamsRun } from '../helpers/sandbox-mesh-streams.js';
+import { nodeUplink, startUplinkCaptures } from '../helpers/sandbox-uplinks.js';
 
 const guard = requireRoot('sandbox agent upgrade and restart', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'tcpdump', 'unshare'] });
 const REPO = join(import.meta.dirname, '..', '..');
 const AMESH = join(REPO, 'bin', 'amesh.js');
-const MESH_STREAMS = join(import.meta.dirname, '..', 'helpers', 'mesh-streams.mjs');
 const PORT = 9000;
 const STREAMS = 50;
 const STREAM_MS = 15_000;
@@ -73,51 +73,20 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
   };
 
   /** Runs mesh-streams in the client pod; resolves with its result line and output. */
-  const runStreams = (stopFile: string): { progress: () => string; done: Promise<{ result?: StreamsResult; out: string; err: string }> } => {
-    const child = spawn(process.execPath, [AMESH, 'sandbox', 'exec', '--dir', dir, 'upg/client', '--', 'node', MESH_STREAMS, '--host', serverIp, '--port', String(PORT), '--count', String(STREAMS), '--duration-ms', String(STREAM_MS), '--stop-file', stopFile, '--timeout-ms', '150000'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 170_000);
-    const done = new Promise<{ result?: StreamsResult; out: string; err: string }>((resolve) =>
-      child.on('exit', () => {
-        clearTimeout(killer);
-        const lines = out.trim().split('\n').filter((l) => l.startsWith('{'));
-        const last = lines.length ? (JSON.parse(lines[lines.length - 1] ?? '{}') as StreamsResult) : undefined;
-        resolve({ ...(last?.event === 'result' ? { result: last } : {}), out, err });
-      }),
-    );
-    return { progress: () => out, done };
-  };
+  const runStreams = (stopFile: string): MeshStreamsRun<StreamsResult> =>
+    runMeshStreams<StreamsResult>(dir, 'upg/client', ['--host', serverIp, '--port', String(PORT), '--count', String(STREAMS), '--duration-ms', String(STREAM_MS), '--stop-file', stopFile, '--timeout-ms', '150000'], 170_000);
 
-  /** tcpdump on every node's uplink for the plaintext port and for HBONE (counts only). */
-  const startCaptures = async (tag: string) => {
-    const captures = [...uplinks].flatMap(([node, iface]) =>
-      (['plain', 'hbone'] as const).map((kind) => {
-        const file = join(dir, `${tag}-${node}-${kind}.pcap`);
-        const filter = kind === 'plain' ? ['tcp', 'port', String(PORT)] : ['tcp', 'port', '15008'];
-        const child = spawn('nsenter', [`--net=/run/netns/${node}`, 'tcpdump', '-i', iface, '-w', file, '-U', '--immediate-mode', '-n', '-s', '96', '-Z', 'root', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        return { node, kind, file, child, stderr: () => stderr };
-      }),
+  /** tcpdump on every node's uplink for the plaintext port and for HBONE (counts only, per `<node>/<plain|hbone>`). */
+  const startCaptures = (tag: string) =>
+    startUplinkCaptures(
+      dir,
+      tag,
+      [...uplinks].flatMap(([node, iface]) => [
+        { key: `${node}/plain`, node, iface, filter: ['tcp', 'port', String(PORT)] },
+        { key: `${node}/hbone`, node, iface, filter: ['tcp', 'port', '15008'] },
+      ]),
+      10_000,
     );
-    await eventually(() => expect(captures.every((c) => c.stderr().includes('listening on'))).toBe(true), { timeoutMs: 10_000, intervalMs: 100, description: 'tcpdump listening on the uplinks' });
-    return {
-      stop: async (): Promise<Record<string, number>> => {
-        const counts: Record<string, number> = {};
-        for (const c of captures) {
-          c.child.kill('SIGINT');
-          await new Promise((r) => c.child.once('exit', r));
-          counts[`${c.node}/${c.kind}`] = existsSync(c.file) ? parsePcap(readFileSync(c.file)).tcp.length : -1;
-        }
-        return counts;
-      },
-    };
-  };
 
   /** Warnings, errors and hand-off/drain lines of every agent pod still known, for the failure message. */
   const agentLogSummary = (pods: string[]): string =>
@@ -160,22 +129,6 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
     return r;
   };
 
-  const waitStreamsFlowing = async (progress: () => string): Promise<void> => {
-    await eventually(
-      () => {
-        const last = progress()
-          .trim()
-          .split('\n')
-          .filter((l) => l.includes('"progress"'))
-          .at(-1);
-        const p = last ? (JSON.parse(last) as { open: number; received: number }) : undefined;
-        expect(p?.open, progress().slice(-500)).toBe(STREAMS);
-        expect(p?.received).toBeGreaterThan(0);
-      },
-      { timeoutMs: 20_000, intervalMs: 250, description: `${STREAMS} streams flowing` },
-    );
-  };
-
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'amesh-upgrade-test-'));
     await sandboxUp({ dir, name, nodes: 2 });
@@ -203,11 +156,7 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
     );
     // The uplink of each node: the interface holding its InternalIP, in the node's netns.
     for (const node of nodes) {
-      const ip = cli.kubectlOk('get', 'node', node, '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}').trim();
-      const links = JSON.parse(spawnSync('nsenter', [`--net=/run/netns/${node}`, 'ip', '-j', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout) as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
-      const iface = links.find((l) => l.addr_info?.some((a) => a.local === ip))?.ifname;
-      expect(iface, `uplink of ${node} (${ip})`).toBeDefined();
-      uplinks.set(node, iface ?? '');
+      uplinks.set(node, nodeUplink(cli, node).iface);
     }
     // Enrolled and answering through the mesh before the clock starts.
     const stop = join(dir, 'warmup.stop');
@@ -231,7 +180,7 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
     const captures = await startCaptures('upgrade');
     const stopFile = join(dir, 'upgrade.stop');
     const streams = runStreams(stopFile);
-    await waitStreamsFlowing(streams.progress);
+    await waitStreamsFlowing(streams.progress, STREAMS, 20_000);
 
     // Watch every agent pod event: a node "surges" when an old pod, Ready and not being deleted,
     // and a new pod of the same node exist at the same time.
@@ -293,7 +242,7 @@ describe.skipIf(!guard.run)('node agent upgrade and restart keep 50 mesh streams
     const captures = await startCaptures('restart');
     const stopFile = join(dir, 'restart.stop');
     const streams = runStreams(stopFile);
-    await waitStreamsFlowing(streams.progress);
+    await waitStreamsFlowing(streams.progress, STREAMS, 20_000);
 
     const t0 = Date.now();
     cli.kubectlOk('delete', 'pod', '-n', 'amesh-system', victim?.name ?? '', '--wait=false');

@@ -20,8 +20,7 @@
  *       `xdsVersions`) equal what the controller serves (`/debug/xds` `resources`) within a bound.
  * The kill moments come from a seeded PRNG: AMESH_FAULT_SEED=<n> replays a run (the seed is printed).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,17 +30,16 @@ import { podNames } from '../../src/sandbox/network/cluster-network.js';
 import { readRecordedPids } from '../../src/sandbox/kubelet/pid-record.js';
 import { readState } from '../../src/sandbox/state.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../src/xds/codec.js';
-import { parsePcap, POD_PROGRAMS } from '../helpers/agents.js';
+import { POD_PROGRAMS } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { sandboxCli } from '../helpers/sandbox-cli.js';
+import { runMeshStreams, waitStreamsFlowing, type MeshStreamsRun } from '../helpers/sandbox-mesh-streams.js';
 import { probeLoop, type Probe } from '../helpers/sandbox-probes.js';
+import { nodeUplink, startUplinkCaptures } from '../helpers/sandbox-uplinks.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 
 const guard = requireRoot('sandbox process faults (kill -9)', { tools: ['ip', 'nsenter', 'nft', 'kubectl', 'curl', 'tcpdump', 'unshare'] });
-const REPO = join(import.meta.dirname, '..', '..');
-const AMESH = join(REPO, 'bin', 'amesh.js');
-const FAULT_STREAMS = join(import.meta.dirname, '..', 'helpers', 'mesh-streams.mjs');
 const SEED = Number(process.env.AMESH_FAULT_SEED ?? Date.now() % 2 ** 31);
 const ECHO_PORT = 9000;
 const BACKEND_PORT = 8080;
@@ -143,62 +141,20 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
     return { diffs, counts: Object.entries(served).map(([t, r]) => `${t.split('.').at(-1)} ${Object.keys(r).length}`).join(', ') };
   };
 
-  /** tcpdump on both uplinks for the app ports: packets counted when stopped. */
-  const startCaptures = async (tag: string) => {
+  /** tcpdump on both uplinks for the app ports: packets counted per node when stopped. */
+  const startCaptures = (tag: string) => {
     const filter = ['tcp', 'and', '(', ...APP_PORTS.flatMap((p, i) => [...(i ? ['or'] : []), 'port', String(p)]), ')'];
-    const captures = [...uplinks].map(([node, iface]) => {
-      const file = join(dir, `${tag}-${node}.pcap`);
-      const child = spawn('nsenter', [`--net=/run/netns/${node}`, 'tcpdump', '-i', iface, '-w', file, '-U', '--immediate-mode', '-n', '-s', '96', '-Z', 'root', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      return { node, file, child, stderr: () => stderr };
-    });
-    let stopped = false;
-    const stop = async (): Promise<Record<string, number>> => {
-      const counts: Record<string, number> = {};
-      if (stopped) return counts;
-      stopped = true;
-      for (const c of captures) {
-        if (c.child.exitCode === null) {
-          c.child.kill('SIGINT');
-          await new Promise((r) => c.child.once('exit', r));
-        }
-        counts[c.node] = existsSync(c.file) ? parsePcap(readFileSync(c.file)).tcp.length : -1;
-      }
-      return counts;
-    };
-    try {
-      await eventually(() => expect(captures.every((c) => c.stderr().includes('listening on'))).toBe(true), { timeoutMs: 10_000, intervalMs: 100, description: 'tcpdump listening on both uplinks' });
-    } catch (err) {
-      await stop();
-      throw err;
-    }
-    return { stop };
+    return startUplinkCaptures(dir, tag, [...uplinks].map(([node, iface]) => ({ key: node, node, iface, filter })), 10_000);
   };
 
-  /** fault-streams in demo/client to the echo Service (through the waypoint). */
-  const runStreams = (stopFile: string): { progress: () => string; kill: () => void; done: Promise<{ result?: StreamsResult; out: string; err: string }> } => {
-    const args = ['--host', echoVip, '--port', String(ECHO_PORT), '--count', String(STREAMS), '--duration-ms', String(STREAM_MS), '--probe-interval-ms', '1000', '--stop-file', stopFile, '--timeout-ms', String(STREAMS_TIMEOUT_MS)];
-    const child = spawn(process.execPath, [AMESH, 'sandbox', 'exec', '--dir', dir, 'demo/client', '--', 'node', FAULT_STREAMS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), STREAMS_TIMEOUT_MS + 30_000);
-    const done = new Promise<{ result?: StreamsResult; out: string; err: string }>((resolve) =>
-      child.on('exit', () => {
-        clearTimeout(killer);
-        const last = out
-          .trim()
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .at(-1);
-        const parsed = last ? (JSON.parse(last) as StreamsResult) : undefined;
-        resolve({ ...(parsed?.event === 'result' ? { result: parsed } : {}), out, err });
-      }),
+  /** mesh-streams in demo/client to the echo Service (through the waypoint). */
+  const runStreams = (stopFile: string): MeshStreamsRun<StreamsResult> =>
+    runMeshStreams<StreamsResult>(
+      dir,
+      'demo/client',
+      ['--host', echoVip, '--port', String(ECHO_PORT), '--count', String(STREAMS), '--duration-ms', String(STREAM_MS), '--probe-interval-ms', '1000', '--stop-file', stopFile, '--timeout-ms', String(STREAMS_TIMEOUT_MS)],
+      STREAMS_TIMEOUT_MS + 30_000,
     );
-    return { progress: () => out, kill: () => child.kill('SIGKILL'), done };
-  };
 
   /**
    * One fault: traffic and captures start, `kill` runs at a seeded-random moment, then the
@@ -216,20 +172,7 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
       const loop = probeLoop(dir, cli.env(), 'demo/client', `http://${backendVip}/`, { seconds: 150, stopFile, gapS: 0.15 });
       streams = runStreams(stopFile);
       await loop.started;
-      const progress = streams.progress;
-      await eventually(
-        () => {
-          const last = progress()
-            .trim()
-            .split('\n')
-            .filter((l) => l.includes('"progress"'))
-            .at(-1);
-          const p = last ? (JSON.parse(last) as { open: number; received: number }) : undefined;
-          expect(p?.open, progress().slice(-500)).toBe(STREAMS);
-          expect(p?.received).toBeGreaterThan(0);
-        },
-        { timeoutMs: 30_000, intervalMs: 250, description: `${STREAMS} streams flowing` },
-      );
+      await waitStreamsFlowing(streams.progress, STREAMS, 30_000);
       const waitMs = Math.round(1_000 + random() * 4_000);
       await new Promise((r) => setTimeout(r, waitMs));
       const killAt = Date.now();
@@ -327,11 +270,7 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
     demoUids = ['client', 'backend', 'echo'].map((pod) => cli.kubectlOk('get', 'pod', '-n', 'demo', pod, '-o', 'jsonpath={.metadata.uid}').trim());
     clientNetns = podNames(name, demoUids[0] ?? '').netns;
     for (const node of nodes) {
-      const ip = cli.kubectlOk('get', 'node', node, '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}').trim();
-      const links = JSON.parse(spawnSync('nsenter', [`--net=/run/netns/${node}`, 'ip', '-j', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout) as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
-      const iface = links.find((l) => l.addr_info?.some((a) => a.local === ip))?.ifname;
-      expect(iface, `uplink of ${node} (${ip})`).toBeDefined();
-      uplinks.set(node, iface ?? '');
+      uplinks.set(node, nodeUplink(cli, node).iface);
     }
     const waypointNode = cli.kubectlOk('get', 'pods', '-n', 'demo', '-l', 'gateway.networking.k8s.io/gateway-name=waypoint', '-o', 'jsonpath={.items[0].spec.nodeName}').trim();
     console.log(`client on ${nodes[0]}, backend and echo on ${nodes[1]}, waypoint on ${waypointNode}; backend ${backendVip}:80, echo ${echoVip}:${ECHO_PORT}`);
