@@ -4,49 +4,26 @@
  * capped at a tenth of the remaining (once expired: the whole) life, at least 1 s, so the
  * certificate is renewed within seconds of the CA coming back instead of up to 150 s later.
  */
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AmeshError } from '../../src/errors/amesh-error.js';
-import { CertificateManager } from '../../src/identity/certificate-manager.js';
-import type { CertificateProvider, IssuedCertificate } from '../../src/identity/certificate-provider.js';
-import { toSpiffeUri, type WorkloadIdentity } from '../../src/identity/spiffe.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { IssuedCertificate } from '../../src/identity/certificate-provider.js';
+import { FakeCertificateProvider, certificateManagerUnderTest } from '../helpers/fake-certificates.js';
 import { createTestCa, workload } from '../helpers/pki.js';
 
 const ID = workload('default', 'reviews');
 const TTL_MS = 60_000;
 const BACKDATE_MS = 60_000;
 
-class ShortLivedProvider implements CertificateProvider {
-  calls: number[] = [];
-  failing = false;
-  constructor(private readonly template: IssuedCertificate) {}
-  async fetch(id: WorkloadIdentity): Promise<IssuedCertificate> {
-    this.calls.push(Date.now());
-    if (this.failing) throw new AmeshError('AMESH_CERT_FAILED', 'CA unreachable');
-    const now = Date.now();
-    return { ...this.template, identity: toSpiffeUri(id), notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + TTL_MS) };
-  }
-}
-
 let template: IssuedCertificate;
 beforeAll(async () => {
   template = await (await createTestCa()).issue(ID);
 });
 
-let manager: CertificateManager | undefined;
-beforeEach(() => {
-  vi.useFakeTimers({ now: new Date('2030-01-01T00:00:00Z') });
-});
-afterEach(() => {
-  manager?.close();
-  manager = undefined;
-  vi.useRealTimers();
-});
+const build = certificateManagerUnderTest();
 
 describe('CertificateManager with 60 s certificates', () => {
   it('renews half-way through the life counted from arrival, not at once (backdated notBefore)', async () => {
-    const provider = new ShortLivedProvider(template);
-    manager = new CertificateManager({ provider, logger: silentLogger, random: () => 0.5 });
+    const provider = new FakeCertificateProvider(template, { lifetimeMs: TTL_MS, backdateMs: BACKDATE_MS });
+    const manager = build(provider, { random: () => 0.5 });
     const start = Date.now();
     await manager.get(ID);
     await vi.advanceTimersByTimeAsync(TTL_MS / 2 - 1);
@@ -59,8 +36,8 @@ describe('CertificateManager with 60 s certificates', () => {
   });
 
   it('retries at most a tenth of the remaining life apart (min 1 s) and renews within 6 s of the CA coming back after expiry', async () => {
-    const provider = new ShortLivedProvider(template);
-    manager = new CertificateManager({ provider, logger: silentLogger, random: () => 0.999999 });
+    const provider = new FakeCertificateProvider(template, { lifetimeMs: TTL_MS, backdateMs: BACKDATE_MS });
+    const manager = build(provider, { random: () => 0.999999 });
     const cert = await manager.get(ID);
     provider.failing = true;
     // The CA stays away for 3 minutes after the renewal was due: the uncapped backoff would be at 64–128 s by then.
@@ -81,8 +58,8 @@ describe('CertificateManager with 60 s certificates', () => {
   });
 
   it('without a certificate yet, keeps the plain exponential backoff up to 150 s', async () => {
-    const provider = new ShortLivedProvider(template);
-    manager = new CertificateManager({ provider, logger: silentLogger, random: () => 0.5 });
+    const provider = new FakeCertificateProvider(template, { lifetimeMs: TTL_MS, backdateMs: BACKDATE_MS });
+    const manager = build(provider, { random: () => 0.5 });
     provider.failing = true;
     await manager.get(ID).catch(() => undefined);
     await vi.advanceTimersByTimeAsync(600_000);

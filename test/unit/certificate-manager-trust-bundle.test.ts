@@ -1,13 +1,13 @@
 // CertificateManager in CA mode, with fake timers: a short-lived certificate renewed at half-life,
 // jittered backoff while the CA is away, serving until expiry, forgetting, and trust bundle
 // updates rebuilding every identity's SecureContext.
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { AmeshError } from '../../src/errors/amesh-error.js';
-import { CertificateManager } from '../../src/identity/certificate-manager.js';
+import type { CertificateManager } from '../../src/identity/certificate-manager.js';
 import type { CertificateProvider, IssuedCertificate } from '../../src/identity/certificate-provider.js';
 import { parseCertificate } from '../../src/identity/pki.js';
 import { toSpiffeUri, type WorkloadIdentity } from '../../src/identity/spiffe.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { certificateManagerUnderTest } from '../helpers/fake-certificates.js';
 import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
 
 const A = workload('default', 'a');
@@ -38,19 +38,8 @@ beforeAll(async () => {
   fixtures = new Map(await Promise.all([A, B].map(async (id) => [toSpiffeUri(id), await oldCa.issue(id)] as const)));
 });
 
-let manager: CertificateManager | undefined;
-function build(provider: CertificateProvider, random = () => 0.5): CertificateManager {
-  manager = new CertificateManager({ provider, logger: silentLogger, random });
-  return manager;
-}
-beforeEach(() => {
-  vi.useFakeTimers({ now: new Date('2030-01-01T00:00:00Z') });
-});
-afterEach(() => {
-  manager?.close();
-  manager = undefined;
-  vi.useRealTimers();
-});
+const buildManager = certificateManagerUnderTest();
+const build = (provider: CertificateProvider, random = () => 0.5): CertificateManager => buildManager(provider, { random });
 
 const oldRoot = (): string => oldCa.ca.certPem;
 const newRoot = (): string => newCa.ca.certPem;

@@ -1,53 +1,18 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AmeshError, isAmeshError } from '../../src/errors/amesh-error.js';
-import { backoffDelay, CertificateManager, DEFAULT_BACKOFF } from '../../src/identity/certificate-manager.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { isAmeshError, type AmeshError } from '../../src/errors/amesh-error.js';
+import { backoffDelay, DEFAULT_BACKOFF } from '../../src/identity/certificate-manager.js';
 import type { CertificateProvider, IssuedCertificate } from '../../src/identity/certificate-provider.js';
-import { toSpiffeUri, type WorkloadIdentity } from '../../src/identity/spiffe.js';
-import { silentLogger } from '../../src/telemetry/logger.js';
+import { toSpiffeUri } from '../../src/identity/spiffe.js';
+import { FakeCertificateProvider, certificateManagerUnderTest } from '../helpers/fake-certificates.js';
 import { createTestCa, workload } from '../helpers/pki.js';
 
 const ID = workload('default', 'reviews');
-const HOUR = 3_600_000;
-const BACKDATE = 60_000;
-
-/** Real key material (so SecureContexts build), dates and failures under test control. */
-class FakeProvider implements CertificateProvider {
-  calls: number[] = [];
-  failing = false;
-  lifetimeMs = HOUR;
-  /** Resolves the next fetch only when released (for single-flight tests). */
-  gate: Promise<void> | undefined;
-
-  constructor(private readonly template: IssuedCertificate) {}
-
-  async fetch(id: WorkloadIdentity): Promise<IssuedCertificate> {
-    this.calls.push(Date.now());
-    if (this.gate) await this.gate;
-    if (this.failing) throw new AmeshError('AMESH_CERT_FAILED', 'CA unreachable');
-    const now = Date.now();
-    return { ...this.template, identity: toSpiffeUri(id), notBefore: new Date(now - BACKDATE), notAfter: new Date(now + this.lifetimeMs) };
-  }
-}
-
 let template: IssuedCertificate;
 beforeAll(async () => {
   template = await (await createTestCa()).issue(ID);
 });
 
-let manager: CertificateManager | undefined;
-function build(provider: CertificateProvider, extra: Partial<ConstructorParameters<typeof CertificateManager>[0]> = {}): CertificateManager {
-  manager = new CertificateManager({ provider, logger: silentLogger, ...extra });
-  return manager;
-}
-
-beforeEach(() => {
-  vi.useFakeTimers({ now: new Date('2030-01-01T00:00:00Z') });
-});
-afterEach(() => {
-  manager?.close();
-  manager = undefined;
-  vi.useRealTimers();
-});
+const build = certificateManagerUnderTest();
 
 async function rejection(p: Promise<unknown>): Promise<AmeshError> {
   const err = await p.then(
@@ -81,7 +46,7 @@ describe('backoffDelay', () => {
 
 describe('CertificateManager', () => {
   it('fetches once for concurrent callers (single flight) and shares one SecureContext', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     let release!: () => void;
     provider.gate = new Promise((r) => (release = r));
     const m = build(provider);
@@ -99,7 +64,7 @@ describe('CertificateManager', () => {
   });
 
   it('rotates at half of the lifetime and rebuilds the SecureContext only then', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     const first = await m.get(ID);
     const ctx1 = await m.secureContext(ID);
@@ -122,7 +87,7 @@ describe('CertificateManager', () => {
   });
 
   it('honours rotateFraction', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider, { rotateFraction: 0.8 });
     const cert = await m.get(ID);
     const renewAt = Date.now() + 0.8 * (cert.notAfter.getTime() - Date.now());
@@ -133,7 +98,7 @@ describe('CertificateManager', () => {
   });
 
   it('retries with exponential backoff (500 ms ×2, ±20 %, cap 150 s) while the CA fails', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     provider.failing = true;
     const m = build(provider);
     const err = await rejection(m.get(ID));
@@ -157,7 +122,7 @@ describe('CertificateManager', () => {
   });
 
   it('fails fast while a retry is pending, then recovers on the scheduled retry', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     provider.failing = true;
     const m = build(provider, { random: () => 0.5 });
     await rejection(m.get(ID));
@@ -173,7 +138,7 @@ describe('CertificateManager', () => {
   });
 
   it('keeps serving the still-valid certificate while renewal fails, and stops at expiry', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     const cert = await m.get(ID);
     const ctx = await m.secureContext(ID);
@@ -197,7 +162,7 @@ describe('CertificateManager', () => {
   });
 
   it('prefetches in the background, forgets on request and cancels its timers', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     m.prefetch(ID);
     m.prefetch(ID);
@@ -218,7 +183,7 @@ describe('CertificateManager', () => {
   });
 
   it('refuses invalid identities without retrying them forever', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     const bad = { trustDomain: 'cluster.local', namespace: 'a/b', serviceAccount: 'x' };
     expect((await rejection(m.get(bad))).code).toBe('AMESH_IDENTITY_INVALID');
@@ -234,7 +199,7 @@ describe('CertificateManager', () => {
   });
 
   it('stops everything on close', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     await m.get(ID);
     m.close();
@@ -243,7 +208,7 @@ describe('CertificateManager', () => {
   });
 
   it('uses injected clock and timers', async () => {
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const scheduled: number[] = [];
     const m = build(provider, {
       clock: () => Date.now(),
@@ -263,7 +228,7 @@ describe('CertificateManager', () => {
 describe('default timers', () => {
   it('are unref’d so certificates never keep the process alive', async () => {
     vi.useRealTimers();
-    const provider = new FakeProvider(template);
+    const provider = new FakeCertificateProvider(template);
     const m = build(provider);
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await m.get(ID);
