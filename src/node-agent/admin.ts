@@ -51,6 +51,14 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * Sampling period of prom-client's event-loop-lag histogram (nodejs_eventloop_lag_*). Its default,
+ * 10 ms, is a libuv timer that wakes an idle agent ≈ 155 times a second (epoll_pwait returning no
+ * events) — most of an idle agent's CPU. Every 100 ms still catches any stall long enough to matter
+ * (a stall delays the next sample by up to its length) at a tenth of the wake-ups.
+ */
+const EVENT_LOOP_MONITORING_PRECISION_MS = 100;
+
 /** The admin listeners by hand-off name (docs/upgrade.md). */
 export type AdminListenerName = 'readiness' | 'admin' | 'metrics';
 
@@ -63,7 +71,7 @@ export class AdminServers {
   private readonly levels: LogLevels;
 
   constructor(private readonly handlers: AdminHandlers) {
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION_MS });
     this.levels = logLevels(handlers.logger);
   }
 
