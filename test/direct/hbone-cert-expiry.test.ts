@@ -23,7 +23,7 @@ import { LocalCaProvider } from '../../src/identity/certificate-provider.js';
 import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping } from '../helpers/hbone.js';
+import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping, trackedEchoServer } from '../helpers/hbone.js';
 import { createTestCa, type TestCa } from '../helpers/pki.js';
 
 const PAST_SHORT_EXPIRY_MS = 120_000;
@@ -59,13 +59,7 @@ afterEach(async () => {
 
 async function startBench(opts: { serverFakeClock: boolean; serverContext: tls.SecureContext; clientContext: tls.SecureContext }): Promise<Bench> {
   const pools: HbonePool[] = [];
-  const upstreams = new Set<net.Socket>();
-  const echo = net.createServer({ allowHalfOpen: true }, (s) => {
-    upstreams.add(s);
-    s.on('close', () => upstreams.delete(s));
-    s.on('error', () => {});
-    s.pipe(s);
-  });
+  const { server: echo, destroyConnections: destroyUpstreams } = trackedEchoServer();
   const b = { accepted: 0, skewMs: 0, serverContext: opts.serverContext, clientContext: opts.clientContext } as Bench;
   b.clock = () => Date.now() + b.skewMs;
   b.server = new HboneServer({
@@ -97,7 +91,7 @@ async function startBench(opts: { serverFakeClock: boolean; serverContext: tls.S
   b.close = async () => {
     for (const p of pools) p.close();
     b.server.close();
-    for (const s of upstreams) s.destroy();
+    destroyUpstreams();
     listener.close();
     echo.close();
     await Promise.all([once(listener, 'close'), once(echo, 'close')]);

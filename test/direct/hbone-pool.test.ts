@@ -16,7 +16,7 @@ import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '
 import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
-import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping } from '../helpers/hbone.js';
+import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping, trackedEchoServer } from '../helpers/hbone.js';
 import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
 
 const OTHER_CLIENT = workload('frontend', 'other');
@@ -51,13 +51,7 @@ afterEach(async () => {
 async function startBench(): Promise<Bench> {
   const pools: HbonePool[] = [];
   const servers: HboneServer[] = [];
-  const upstreams = new Set<net.Socket>();
-  const echo = net.createServer({ allowHalfOpen: true }, (s) => {
-    upstreams.add(s);
-    s.on('close', () => upstreams.delete(s));
-    s.on('error', () => {});
-    s.pipe(s);
-  });
+  const { server: echo, destroyConnections: destroyUpstreams } = trackedEchoServer();
   const b = {} as Bench;
   b.accepted = 0;
   b.onConnect = async (req) => {
@@ -115,7 +109,7 @@ async function startBench(): Promise<Bench> {
   b.close = async () => {
     for (const p of pools) p.close();
     for (const s of servers) s.close();
-    for (const s of upstreams) s.destroy();
+    destroyUpstreams();
     listener.close();
     echo.close();
     await Promise.all([once(listener, 'close'), once(echo, 'close')]);

@@ -39,6 +39,18 @@ export function echoServer(): net.Server {
   });
 }
 
+/** An echoServer that also ends its open connections on demand (a test's close() must not wait for tunnels). */
+export function trackedEchoServer(): { server: net.Server; destroyConnections: () => void } {
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  return { server, destroyConnections: () => open.forEach((s) => s.destroy()) };
+}
+
 export interface HboneFixture {
   ca: TestCa;
   server: HboneServer;
