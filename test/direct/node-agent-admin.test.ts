@@ -7,8 +7,7 @@
 //   - /metrics carries the internals (HBONE pool/server, live connections, certificate expiry,
 //     enrolled pods) next to the process metrics.
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Writable } from 'node:stream';
@@ -21,7 +20,8 @@ import { NodeAgent, type ListeningPorts } from '../../src/node-agent/app.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
 import { echoServer, listen } from '../helpers/hbone.js';
-import { createTestCa, workload } from '../helpers/pki.js';
+import { meshCaDir } from '../helpers/mesh-ca-dir.js';
+import { workload } from '../helpers/pki.js';
 
 const PORTS_ZERO = Object.fromEntries(['OUTBOUND', 'INBOUND_PLAINTEXT', 'HBONE', 'ADMIN', 'METRICS', 'READINESS'].map((p) => [`AMESH_${p}_PORT`, '0']));
 const ALICE = workload('demo', 'alice');
@@ -42,11 +42,7 @@ describe('node agent admin: /config_dump, /debug/denials, /logging, internals on
   });
 
   it('serves the ztunnel-shaped dump, the denials, per-component levels and the internals', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'amesh-admin-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const meshCa = await createTestCa();
-    await writeFile(join(dir, 'ca.pem'), meshCa.ca.certPem);
-    await writeFile(join(dir, 'ca-key.pem'), meshCa.ca.keyPem);
+    const { dir, meshCa } = await meshCaDir('amesh-admin-', cleanups);
     const echo = echoServer();
     const echoPort = await listen(echo);
     cleanups.push(() => new Promise<void>((resolve) => echo.close(() => resolve())));

@@ -15,9 +15,8 @@
  * port accepts TCP and never answers TLS: the first connection waits in the pool, the second is
  * reset at once, counted (pending_streams) and logged.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -29,7 +28,7 @@ import { overloadOf, type ProxyContext } from '../../src/node-agent/proxy/proxy-
 import type { Workload } from '../../src/node-agent/state/types.js';
 import { eventually } from '../helpers/eventually.js';
 import { echoServer, listen } from '../helpers/hbone.js';
-import { createTestCa } from '../helpers/pki.js';
+import { meshCaDir } from '../helpers/mesh-ca-dir.js';
 
 const PORTS_ZERO = Object.fromEntries(['OUTBOUND', 'INBOUND_PLAINTEXT', 'HBONE', 'ADMIN', 'METRICS', 'READINESS'].map((p) => [`AMESH_${p}_PORT`, '0']));
 const SERVICE_HOST = 'server.shop.svc.cluster.local';
@@ -49,11 +48,7 @@ let agent: NodeAgent;
 let outboundPort: number;
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'amesh-overload-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const meshCa = await createTestCa();
-  await writeFile(join(dir, 'ca.pem'), meshCa.ca.certPem);
-  await writeFile(join(dir, 'ca-key.pem'), meshCa.ca.keyPem);
+  const { dir } = await meshCaDir('amesh-overload-', cleanups);
   const server = echoServer();
   const serverPort = await listen(server, '127.0.0.2');
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -161,11 +156,7 @@ describe('per-workload connection cap', () => {
 
 describe('pending CONNECT cap', () => {
   it('resets a connection whose destination already has the maximum of CONNECTs waiting, counts and logs it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'amesh-overload-pending-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const meshCa = await createTestCa();
-    await writeFile(join(dir, 'ca.pem'), meshCa.ca.certPem);
-    await writeFile(join(dir, 'ca-key.pem'), meshCa.ca.keyPem);
+    const { dir } = await meshCaDir('amesh-overload-pending-', cleanups);
     // The remote node's HBONE port: accepts, never answers the TLS handshake.
     const held: net.Socket[] = [];
     const blackhole = net.createServer((s) => {

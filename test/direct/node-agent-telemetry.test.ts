@@ -34,6 +34,7 @@ import { encodeTelemetry } from '../../src/xds/telemetry-codec.js';
 import { eventually } from '../helpers/eventually.js';
 import { startFakeCa } from '../helpers/fake-ca.js';
 import { listen } from '../helpers/hbone.js';
+import { meshCaDir } from '../helpers/mesh-ca-dir.js';
 import { createTestCa, workload } from '../helpers/pki.js';
 
 const PORTS_ZERO = Object.fromEntries(['OUTBOUND', 'INBOUND_PLAINTEXT', 'HBONE', 'ADMIN', 'METRICS', 'READINESS'].map((p) => [`AMESH_${p}_PORT`, '0']));
@@ -99,11 +100,7 @@ describe('node agent L4 telemetry', () => {
   });
 
   it('two agents report istio_tcp_* as source and destination with workload and principal labels; a denial is counted, logged and recorded with its policy', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'amesh-l4-telemetry-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const meshCa = await createTestCa();
-    await writeFile(join(dir, 'ca.pem'), meshCa.ca.certPem);
-    await writeFile(join(dir, 'ca-key.pem'), meshCa.ca.keyPem);
+    const { dir } = await meshCaDir('amesh-l4-telemetry-', cleanups);
 
     const server = responder();
     const serverPort = await listen(server, '127.0.0.2');
