@@ -12,20 +12,19 @@
  * warmup + duration + 15 s, after which unfinished requests count as DEADLINE errors).
  * Prints one JSON line: an OpenLoopReport, or {"ok":false,"error":…} with exit status 1.
  *
- * node:http (one keep-alive Agent with maxSockets 1 per connection) rather than a hand-written
+ * The schedule is load/open-loop-driver.ts (shared with the soak's generator). node:http (one
+ * keep-alive Agent with maxSockets 1 per connection) rather than a hand-written
  * client: at 1000 req/s its cost is small and identical for every path. Latencies are recorded in
  * an HdrHistogram (hdr-histogram-js) in microseconds.
  */
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { build, type Histogram } from 'hdr-histogram-js';
-import { connectionFor, dueOffsetMs, type OpenLoopReport, type Percentiles } from './open-loop.js';
+import { type OpenLoopReport, type Percentiles } from './open-loop.js';
+import { OpenLoop, preflight, type OpenLoopTransport } from './open-loop-driver.js';
 
 interface Options {
   host: string;
@@ -100,60 +99,45 @@ function percentiles(h: Histogram): Percentiles {
 
 const recordMs = (h: Histogram, ms: number): void => h.recordValue(Math.max(1, Math.round(ms * 1000)));
 
-interface Connection {
-  agent: Agent;
-  busy: boolean;
-  queue: number[];
-}
-
 const opts = readOptions();
 const agentOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
-const connections: Connection[] = Array.from({ length: opts.connections }, () => ({
-  agent: opts.https ? new HttpsAgent({ ...agentOptions, ...opts.https, ...(opts.https.ca ? {} : { rejectUnauthorized: false }) }) : new Agent(agentOptions),
-  busy: false,
-  queue: [],
-}));
+const agents: Agent[] = Array.from({ length: opts.connections }, () =>
+  opts.https ? new HttpsAgent({ ...agentOptions, ...opts.https, ...(opts.https.ca ? {} : { rejectUnauthorized: false }) }) : new Agent(agentOptions),
+);
 const sockets = new WeakSet<Socket>();
 let connectionsOpened = 0;
 
-/** One GET on `connection`; resolves with an error code or undefined on a complete 200. */
-function get(connection: Connection): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (code: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      resolve(code);
-    };
-    const send = (opts.https ? httpsRequest : request) as (o: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
-    const req = send({ host: opts.host, port: opts.port, path: opts.path, agent: connection.agent, ...(opts.hostHeader ? { headers: { host: opts.hostHeader } } : {}) }, (res) => {
-      const expected = Number(res.headers['content-length']);
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      res.on('end', () => settle(res.statusCode !== 200 ? `HTTP_${res.statusCode}` : bytes !== expected ? 'SHORT_BODY' : undefined));
-      res.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'RESPONSE_ERROR'));
-    });
-    req.on('socket', (socket: Socket) => {
-      if (!sockets.has(socket)) {
-        sockets.add(socket);
-        connectionsOpened++;
-        socket.setNoDelay(true);
-      }
-    });
-    req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'REQUEST_ERROR'));
-    req.end();
+/** One GET on connection `c`; `done` gets an error code, or undefined on a complete 200. */
+function get(c: number, done: (code: string | undefined) => void): void {
+  let settled = false;
+  const settle = (code: string | undefined): void => {
+    if (settled) return;
+    settled = true;
+    done(code);
+  };
+  const send = (opts.https ? httpsRequest : request) as (o: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
+  const req = send({ host: opts.host, port: opts.port, path: opts.path, agent: agents[c]!, ...(opts.hostHeader ? { headers: { host: opts.hostHeader } } : {}) }, (res) => {
+    const expected = Number(res.headers['content-length']);
+    let bytes = 0;
+    res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    res.on('end', () => settle(res.statusCode !== 200 ? `HTTP_${res.statusCode}` : bytes !== expected ? 'SHORT_BODY' : undefined));
+    res.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'RESPONSE_ERROR'));
   });
+  req.on('socket', (socket: Socket) => {
+    if (!sockets.has(socket)) {
+      sockets.add(socket);
+      connectionsOpened++;
+      socket.setNoDelay(true);
+    }
+  });
+  req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'TIMEOUT' })));
+  req.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'REQUEST_ERROR'));
+  req.end();
 }
-
-// Wakes us at each due time with sub-millisecond precision (see wake-worker.ts).
-const waker = new Worker(new URL('./wake-worker.js', import.meta.url));
-waker.on('error', (err) => fail(`the wake-up worker failed: ${err.message}`));
-await once(waker, 'online');
+const transport: OpenLoopTransport = { connections: opts.connections, send: get };
 
 // Open every connection (and, on the amesh path, the tunnel) before the clock starts.
-const preflight = await Promise.all(connections.map((c) => get(c)));
-const preflightError = preflight.find((code) => code !== undefined);
+const preflightError = await preflight(transport);
 if (preflightError) fail(`the first request on a fresh connection to ${opts.host}:${opts.port} failed: ${preflightError}`);
 
 const warmupRequests = Math.round(opts.warmup * opts.rate);
@@ -164,16 +148,41 @@ const sendLag = histogram();
 const errorKinds: Record<string, number> = {};
 let completed = 0;
 let errors = 0;
-let finished = 0;
 let lastCompletion = 0;
-let next = 0;
-const t0 = performance.now() + 5;
-const due = (index: number): number => t0 + dueOffsetMs(index, opts.rate);
-const measureStart = due(warmupRequests);
+
+const loop = await OpenLoop.start(
+  transport,
+  { rate: opts.rate, total, maxBacklog: Infinity, deadlineMs: (opts.warmup + opts.duration + 15) * 1000 },
+  {
+    due(index, lagMs) {
+      if (index >= warmupRequests) recordMs(sendLag, lagMs);
+    },
+    finished(index, code, latencyMs, now) {
+      if (index < warmupRequests) return;
+      if (code === undefined) {
+        completed++;
+        recordMs(latency, latencyMs);
+        lastCompletion = now;
+      } else {
+        errors++;
+        errorKinds[code] = (errorKinds[code] ?? 0) + 1;
+      }
+    },
+    dropped() {
+      // maxBacklog is unbounded: never called.
+    },
+    end(unsent, inFlight) {
+      // Only measured requests count; warm-up ones are all due before any measured one.
+      const measuredUnfinished = Math.min(unsent + inFlight, scheduled);
+      errors += measuredUnfinished;
+      if (measuredUnfinished > 0) errorKinds.DEADLINE = (errorKinds.DEADLINE ?? 0) + measuredUnfinished;
+      report();
+    },
+  },
+);
+const measureStart = loop.due(warmupRequests);
 
 function report(): void {
-  clearTimeout(deadline);
-  void waker.terminate();
   const window = Math.max(opts.duration, (lastCompletion - measureStart) / 1000);
   const out: OpenLoopReport = {
     ok: true,
@@ -191,53 +200,6 @@ function report(): void {
     connectionsOpened,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
-  for (const c of connections) c.agent.destroy();
+  for (const a of agents) a.destroy();
   process.exit(0);
 }
-
-function send(index: number, connection: Connection): void {
-  connection.busy = true;
-  const measured = index >= warmupRequests;
-  void get(connection).then((code) => {
-    const now = performance.now();
-    if (measured) {
-      if (code === undefined) {
-        completed++;
-        recordMs(latency, now - due(index));
-        lastCompletion = now;
-      } else {
-        errors++;
-        errorKinds[code] = (errorKinds[code] ?? 0) + 1;
-      }
-    }
-    finished++;
-    const queued = connection.queue.shift();
-    if (queued !== undefined) send(queued, connection);
-    else connection.busy = false;
-    if (finished === total) report();
-  });
-}
-
-function tick(): void {
-  const now = performance.now();
-  while (next < total && due(next) <= now) {
-    if (next >= warmupRequests) recordMs(sendLag, now - due(next));
-    const connection = connections[connectionFor(next, connections.length)]!;
-    if (connection.busy) connection.queue.push(next);
-    else send(next, connection);
-    next++;
-  }
-  if (next < total) waker.postMessage(due(next) - performance.now());
-}
-
-const deadline = setTimeout(() => {
-  const unfinished = total - finished;
-  // Only measured requests count; warm-up ones are all due before any measured one.
-  const measuredUnfinished = Math.min(unfinished, scheduled);
-  errors += measuredUnfinished;
-  if (measuredUnfinished > 0) errorKinds.DEADLINE = (errorKinds.DEADLINE ?? 0) + measuredUnfinished;
-  report();
-}, (opts.warmup + opts.duration + 15) * 1000);
-
-waker.on('message', tick);
-waker.postMessage(t0 - performance.now());

@@ -1,9 +1,13 @@
 /**
  * The soak's open-loop HTTP/1.1 load generator (`npm run soak`, bench/soak-run.ts), run inside the
- * client pod. The same model as open-loop-client.ts — request i is due at t0 + i/rate and its
- * latency is measured from that due time (no coordinated omission), spread round-robin over
- * keep-alive connections — but it runs for minutes and prints one JSON line per interval, so
- * the soak can show progress and judge the run as it goes:
+ * client pod. The same model as open-loop-client.ts (load/open-loop-driver.ts: request i is due at
+ * t0 + i/rate and its latency is measured from that due time — no coordinated omission — spread
+ * round-robin over keep-alive connections, one request in flight per connection), but on raw
+ * sockets with a pre-encoded request and a minimal response check (load/raw-http1-connection.ts,
+ * load/http1-response-parser.ts: status 200, Content-Length, the whole body), because the soak
+ * runs at thousands of requests per second on the same 2 cores as the proxies it measures and
+ * node:http cost more than the node agents. It runs for minutes and prints one JSON line per
+ * interval, so the soak can show progress and judge the run as it goes:
  *
  *   {"event":"interval","t":10.0,"sent":…,"completed":…,"errors":…,"errorKinds":{…},"backlogDropped":…,
  *    "rate":…,"p50":…,"p99":…}                         (per interval; latencies in ms)
@@ -17,16 +21,15 @@
  * --max-backlog requests queued per connection — when the path (or this generator, on a loaded
  * machine) cannot keep up, later requests are not queued without bound but counted as
  * `backlogDropped` (never sent), so the achieved rate below the target shows honestly; so are
- * requests still queued at the deadline. `errors` are requests sent that failed or got no answer.
+ * requests still queued at the deadline. `errors` are requests sent that failed or got no answer
+ * (error kinds: HTTP_<status>, the parser's and the connection's kinds, socket error codes).
+ * A connection that closes is reopened for its next request (`reconnections`).
  */
-import { once } from 'node:events';
-import { Agent, request } from 'node:http';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { build, type Histogram } from 'hdr-histogram-js';
-import { connectionFor, dueOffsetMs } from './open-loop.js';
+import { OpenLoop, preflight } from './open-loop-driver.js';
+import { encodeGet, RawHttp1Transport } from './raw-http1-connection.js';
 
 export interface SoakIntervalEvent {
   event: 'interval';
@@ -61,6 +64,8 @@ export interface SoakDoneEvent {
   p999: number;
   max: number;
   connectionsOpened: number;
+  /** Connections reopened after they closed or failed (connectionsOpened − connections). */
+  reconnections: number;
 }
 
 export type SoakLoadEvent = SoakIntervalEvent | SoakDoneEvent | { event: 'failed'; error: string };
@@ -110,80 +115,63 @@ const o = { ...parsed, maxBacklog: parsed.maxBacklog ?? Math.max(10, Math.ceil((
 const histogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 300_000_000, numberOfSignificantValueDigits: 3 });
 const ms = (us: number): number => us / 1000;
 
-interface Connection {
-  agent: Agent;
-  busy: boolean;
-  queue: number[];
-}
-const connections: Connection[] = Array.from({ length: o.connections }, () => ({ agent: new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }), busy: false, queue: [] }));
-const seen = new WeakSet<Socket>();
-let connectionsOpened = 0;
-
-/** One GET; resolves with an error code, or undefined for a 200 with its whole body. */
-function get(connection: Connection): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (code: string | undefined): void => {
-      if (!settled) {
-        settled = true;
-        resolve(code);
-      }
-    };
-    const req = request({ host: o.host, port: o.port, path: '/', agent: connection.agent }, (res) => {
-      const expected = Number(res.headers['content-length']);
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      res.on('end', () => settle(res.statusCode !== 200 ? `HTTP_${res.statusCode}` : bytes !== expected ? 'SHORT_BODY' : undefined));
-      res.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'RESPONSE_ERROR'));
-    });
-    req.on('socket', (socket: Socket) => {
-      if (!seen.has(socket)) {
-        seen.add(socket);
-        connectionsOpened++;
-        socket.setNoDelay(true);
-      }
-    });
-    req.setTimeout(o.timeoutMs, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? 'REQUEST_ERROR'));
-    req.end();
-  });
-}
-
-const waker = new Worker(new URL('./wake-worker.js', import.meta.url));
-waker.on('error', (err) => fail(`the wake-up worker failed: ${err.message}`));
-await once(waker, 'online');
-
-// Open every connection (and its tunnel) before the clock starts.
-const preflight = await Promise.all(connections.map((c) => get(c)));
-const preflightError = preflight.find((code) => code !== undefined);
+/** As node:http writes it: the port only when not 80. */
+const hostHeader = (host: string, port: number): string => {
+  const name = host.includes(':') ? `[${host}]` : host;
+  return port === 80 ? name : `${name}:${port}`;
+};
+const transport = new RawHttp1Transport({ host: o.host, port: o.port, request: encodeGet(hostHeader(o.host, o.port)), timeoutMs: o.timeoutMs }, o.connections);
+const preflightError = await preflight(transport);
 if (preflightError) fail(`the first request on a fresh connection to ${o.host}:${o.port} failed: ${preflightError}`);
 
+type Counts = { sent: number; completed: number; errors: number; backlogDropped: number; errorKinds: Record<string, number> };
+const zero = (): Counts => ({ sent: 0, completed: 0, errors: 0, backlogDropped: 0, errorKinds: {} });
 const total = Math.round(o.duration * o.rate);
 const whole = histogram();
 let slice = histogram();
-const totals = { sent: 0, completed: 0, errors: 0, backlogDropped: 0, errorKinds: {} as Record<string, number> };
-let current = { sent: 0, completed: 0, errors: 0, backlogDropped: 0, errorKinds: {} as Record<string, number> };
-let finished = 0;
-let next = 0;
+const totals = zero();
+let current = zero();
 let lastCompletion = 0;
-const t0 = performance.now() + 5;
-const due = (index: number): number => t0 + dueOffsetMs(index, o.rate);
-let sliceStart = t0;
 
-function count(field: 'sent' | 'completed' | 'errors' | 'backlogDropped', code?: string): void {
-  totals[field]++;
-  current[field]++;
+function count(field: 'sent' | 'completed' | 'errors' | 'backlogDropped', code?: string, n = 1): void {
+  totals[field] += n;
+  current[field] += n;
   if (code) {
-    totals.errorKinds[code] = (totals.errorKinds[code] ?? 0) + 1;
-    current.errorKinds[code] = (current.errorKinds[code] ?? 0) + 1;
+    totals.errorKinds[code] = (totals.errorKinds[code] ?? 0) + n;
+    current.errorKinds[code] = (current.errorKinds[code] ?? 0) + n;
   }
 }
+
+const loop = await OpenLoop.start(
+  transport,
+  { rate: o.rate, total, maxBacklog: o.maxBacklog, deadlineMs: (o.duration + 15) * 1000 },
+  {
+    sent: () => count('sent'),
+    finished(_index, code, latencyMs, now) {
+      if (code === undefined) {
+        count('completed');
+        const latencyUs = Math.max(1, Math.round(latencyMs * 1000));
+        whole.recordValue(latencyUs);
+        slice.recordValue(latencyUs);
+        lastCompletion = now;
+      } else count('errors', code);
+    },
+    dropped: () => count('backlogDropped'),
+    end(unsent, inFlight) {
+      // Only requests sent and not answered by the deadline are errors; unsent ones were the generator's backlog.
+      count('backlogDropped', undefined, unsent);
+      if (inFlight > 0) count('errors', 'DEADLINE', inFlight);
+      finish();
+    },
+  },
+);
+let sliceStart = loop.t0;
 
 function emitInterval(): void {
   const now = performance.now();
   const seconds = Math.max(0.001, (now - sliceStart) / 1000);
-  say({ event: 'interval', t: Math.round((now - t0) / 100) / 10, ...current, rate: current.completed / seconds, p50: ms(slice.getValueAtPercentile(50)), p99: ms(slice.getValueAtPercentile(99)) });
-  current = { sent: 0, completed: 0, errors: 0, backlogDropped: 0, errorKinds: {} };
+  say({ event: 'interval', t: Math.round((now - loop.t0) / 100) / 10, ...current, rate: current.completed / seconds, p50: ms(slice.getValueAtPercentile(50)), p99: ms(slice.getValueAtPercentile(99)) });
+  current = zero();
   slice.destroy();
   slice = histogram();
   sliceStart = now;
@@ -191,11 +179,11 @@ function emitInterval(): void {
 const ticker = setInterval(emitInterval, o.interval * 1000);
 
 function finish(): void {
+  loop.stop();
   clearInterval(ticker);
-  clearTimeout(deadline);
   emitInterval();
-  void waker.terminate();
-  const window = Math.max(o.duration, (lastCompletion - t0) / 1000);
+  const window = Math.max(o.duration, (lastCompletion - loop.t0) / 1000);
+  const connectionsOpened = transport.opened;
   say({
     event: 'done',
     targetRate: o.rate,
@@ -209,58 +197,10 @@ function finish(): void {
     p999: ms(whole.getValueAtPercentile(99.9)),
     max: ms(whole.maxValue),
     connectionsOpened,
+    reconnections: connectionsOpened - o.connections,
   });
-  for (const c of connections) c.agent.destroy();
+  transport.close();
   process.exit(0);
 }
 
-function send(index: number, connection: Connection): void {
-  connection.busy = true;
-  count('sent');
-  void get(connection).then((code) => {
-    const now = performance.now();
-    if (code === undefined) {
-      count('completed');
-      const latencyUs = Math.max(1, Math.round((now - due(index)) * 1000));
-      whole.recordValue(latencyUs);
-      slice.recordValue(latencyUs);
-      lastCompletion = now;
-    } else count('errors', code);
-    finished++;
-    const queued = connection.queue.shift();
-    if (queued !== undefined) send(queued, connection);
-    else connection.busy = false;
-    if (finished === total) finish();
-  });
-}
-
-function tick(): void {
-  const now = performance.now();
-  while (next < total && due(next) <= now) {
-    const connection = connections[connectionFor(next, connections.length)]!;
-    if (!connection.busy) send(next, connection);
-    else if (connection.queue.length < o.maxBacklog) connection.queue.push(next);
-    else {
-      count('backlogDropped');
-      finished++;
-    }
-    next++;
-  }
-  if (finished === total) finish();
-  else if (next < total) waker.postMessage(due(next) - performance.now());
-}
-
-const deadline = setTimeout(() => {
-  // Requests still queued here (or never due) were not sent: the generator's backlog, not the path's
-  // failures. Only those sent and not answered within the deadline are errors.
-  const queued = connections.reduce((n, c) => n + c.queue.length, 0) + (total - next);
-  const inFlight = total - finished - queued;
-  totals.backlogDropped += queued;
-  totals.errors += inFlight;
-  if (inFlight > 0) totals.errorKinds.DEADLINE = (totals.errorKinds.DEADLINE ?? 0) + inFlight;
-  finish();
-}, (o.duration + 15) * 1000);
-
 process.on('SIGTERM', finish);
-waker.on('message', tick);
-waker.postMessage(t0 - performance.now());
