@@ -1,7 +1,7 @@
 /**
  * One soak run (`npm run soak`, bench/soak.ts; the short CI version test/privileged/soak-short.test.ts):
  * build the soak topology (bench/soak-topology.ts), bring up the held connections gradually
- * (load/soak-hold-client.ts), then, while they are held, drive the open-loop request load through
+ * (load/hold-client.ts), then, while they are held, drive the open-loop request load through
  * the agents and the waypoint (load/soak-load-client.ts) for the duration. Every interval it
  * samples RSS (/proc/<pid>/status VmRSS) and open descriptors (/proc/<pid>/fd) of both agents and
  * the waypoint (after a forced full GC in each, unless `gcBeforeSample` is off) and prints a progress line; at the end bench/soak-verdict.ts judges the samples.
@@ -15,9 +15,10 @@ import type { SpawnedProcess } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
 import type { SoakDoneEvent, SoakIntervalEvent, SoakLoadEvent } from './load/soak-load-client.js';
 import { runSlowReader, type SlowReaderResult } from './soak-slow-reader.js';
-import { SERVER_POD, SERVICE, SOAK_HOLD_CLIENT, SOAK_LOAD_CLIENT, SoakTopology } from './soak-topology.js';
+import { HOLD_CLIENT, SERVER_POD, SERVICE, SOAK_LOAD_CLIENT, SoakTopology } from './soak-topology.js';
 import { judgeSoak, type ProcessSample, type Sample, type Verdict, type VerdictLimits } from './soak-verdict.js';
 import { HOLD_PORT } from './testbed.js';
+import { readProcessTable, treeCpuTicks } from './proc-stat.js';
 import { sampleProcess } from './soak-sample.js';
 
 export interface SoakOptions {
@@ -49,6 +50,8 @@ export interface SoakResult {
   load: SoakDoneEvent;
   intervals: SoakIntervalEvent[];
   samples: Sample[];
+  /** Cores used over the load window (CPU seconds / wall seconds) by the load generator, the HTTP backend, the agents and the waypoint. */
+  loadCpu?: { seconds: number; cores: Record<string, number> };
   verdict: Verdict;
   slowReader?: SlowReaderResult;
 }
@@ -155,7 +158,25 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
   const clock: { loadStart?: number } = {};
   let held: number | undefined;
   const intervals: SoakIntervalEvent[] = [];
+  /** CPU ticks of every process tree of interest at the first and the latest sample under load. */
+  const cpuMarks: Array<{ at: number; ticks: Record<string, number> }> = [];
+  const cpuRoots = (): Record<string, number[]> => ({
+    ...(generator.pid ? { generator: [generator.pid] } : {}),
+    ...(bed.httpBackend ? { backend: [bed.httpBackend.pid] } : {}),
+    ...Object.fromEntries(bed.measured.map((m) => [m.name, [m.process.pid]])),
+  });
+  const generator: { pid?: number } = {};
+  const markCpu = async (): Promise<void> => {
+    const table = await readProcessTable();
+    // After the generator exited its CPU reads 0: keep the previous mark.
+    if (!table.some((p) => p.pid === generator.pid)) return;
+    const ticks = Object.fromEntries(Object.entries(cpuRoots()).map(([name, roots]) => [name, treeCpuTicks(table, roots)]));
+    const mark = { at: Date.now(), ticks };
+    if (cpuMarks.length < 2) cpuMarks.push(mark);
+    else cpuMarks[1] = mark;
+  };
   const sampler = setInterval(() => {
+    if (clock.loadStart !== undefined && generator.pid) void markCpu().catch(() => undefined);
     void sampleAll(bed, o.gcBeforeSample, o.log).then((processes) => {
       const t = clock.loadStart === undefined ? -1 : (Date.now() - clock.loadStart) / 1000;
       const previous = samples.at(-1);
@@ -170,7 +191,10 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
   o.log(`holding ${o.connections} connections to ${SERVER_POD.ip}:${HOLD_PORT} (at most ${o.holdConcurrency} in set-up at a time)`);
   const holdEvents: Array<{ event: string; connections?: number; ms?: number; open?: number; closed?: number; error?: string; closedWhileHeld?: number }> = [];
   const holder = bed.spawnClient(
-    [node, SOAK_HOLD_CLIENT, '--host', SERVER_POD.ip, '--port', String(HOLD_PORT), '--connections', String(o.connections), '--concurrency', String(o.holdConcurrency), '--timeout-ms', String(rampMs), '--interval', String(o.intervalSeconds), '--hold-seconds', String(Math.ceil(rampMs / 1000 + o.durationSeconds + 120))],
+    [
+      ...[node, HOLD_CLIENT, '--host', SERVER_POD.ip, '--port', String(HOLD_PORT), '--connections', String(o.connections), '--concurrency', String(o.holdConcurrency)],
+      ...['--timeout-ms', String(rampMs), '--stall-ms', '30000', '--interval', String(o.intervalSeconds), '--hold-seconds', String(Math.ceil(rampMs / 1000 + o.durationSeconds + 120))],
+    ],
     'hold-client',
   );
   cleanup.push('stop the hold client', () => holder.stop(5_000));
@@ -189,6 +213,7 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     'load-client',
   );
   cleanup.push('stop the load client', () => loader.stop(5_000));
+  generator.pid = loader.pid;
   jsonLines<SoakLoadEvent>(loader, (e) => {
     loadEvents.push(e);
     if (e.event === 'interval') intervals.push(e);
@@ -219,6 +244,11 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     },
     o.limits,
   );
+  const [first, last] = cpuMarks;
+  const loadCpu =
+    first && last && last.at > first.at
+      ? { seconds: (last.at - first.at) / 1000, cores: Object.fromEntries(Object.keys(last.ticks).map((name) => [name, Math.max(0, last.ticks[name]! - (first.ticks[name] ?? 0)) / 100 / ((last.at - first.at) / 1000)])) }
+      : undefined;
   const { log: _log, ...options } = o;
   void _log;
   return {
@@ -230,6 +260,7 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     load: done,
     intervals,
     samples,
+    ...(loadCpu ? { loadCpu } : {}),
     verdict,
     ...(slowReader ? { slowReader } : {}),
   };

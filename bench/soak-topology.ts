@@ -5,7 +5,7 @@
  *
  *   client pod 10.244.1.2 (node1) ── requests to the backend VIP 10.96.0.10:80 ──▶ node1 agent
  *        ══ HBONE ══▶ waypoint pod 10.244.3.2:15008 (node3, real WaypointProxy, bench/soak-waypoint.ts)
- *        ══ HBONE ══▶ node2 agent ──▶ server pod 10.244.2.2:8080 (bench/http-server.ts)
+ *        ══ HBONE ══▶ node2 agent ──▶ server pod 10.244.2.2:8080 (nginx, 1 worker, 1 KiB: bench/soak-backend.ts)
  *   client pod ── held connections to 10.244.2.2:9090 ──▶ node1 agent ══ HBONE ══▶ node2 agent
  *        ──▶ server pod :9090 (bench/hold-server.ts)
  *
@@ -14,23 +14,20 @@
  * enrolled (as Istio's waypoints): it speaks HBONE itself. Every resource is registered with the
  * CleanupStack the moment it exists.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { stringify } from 'yaml';
 import { createTopology, type SpawnedProcess, type Topology } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
+import { soakBackendConfig } from './soak-backend.js';
 import type { SoakWaypointOptions } from './soak-waypoint.js';
-import { AMESH_CLI, BENCH_DIR, HOLD_PORT, HTTP_PORT, HTTP_SERVER } from './testbed.js';
+import { BENCH_DIR, freeNamespacePrefix, runAmesh, startNodeAgents, tail, until, waitForListener } from './mesh-setup.js';
+import { HOLD_PORT, HTTP_PORT } from './testbed.js';
 
 export const SOAK_WAYPOINT = join(BENCH_DIR, 'soak-waypoint.js');
 export const HOLD_SERVER = join(BENCH_DIR, 'hold-server.js');
 export const SOAK_LOAD_CLIENT = join(BENCH_DIR, 'load', 'soak-load-client.js');
-export const SOAK_HOLD_CLIENT = join(BENCH_DIR, 'load', 'soak-hold-client.js');
+export const HOLD_CLIENT = join(BENCH_DIR, 'load', 'hold-client.js');
 
 const NODES = [
   { name: 'node1', uplinkIp: '10.250.0.1', podCidr: '10.244.1.0/24' },
@@ -63,49 +60,14 @@ export interface SoakTopologyOptions {
   log: (line: string) => void;
 }
 
-async function tail(file: string, lines = 15): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-/** Polls `probe` every 200 ms until it returns a value; fails after `timeoutMs` or when `dead()` names a reason. */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, dead?: () => string | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const why = dead?.();
-    if (why) throw new SoakTopologyError(`${what}: ${why}`);
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await delay(200);
-  }
-  throw new SoakTopologyError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`, { cause: last });
-}
-
-const exited = (p: SpawnedProcess): string | undefined => {
-  const status = p.exitStatus();
-  return status ? `pid ${p.pid} exited (${status.signal ?? `code ${status.code}`})` : undefined;
-};
-
-/** A namespace prefix not in use (names stay within 15 characters: `aso1a2b-waypoint`). */
-function freePrefix(): string {
-  for (let i = 0; i < 20; i++) {
-    const prefix = `aso${Math.floor(Math.random() * 0xfff).toString(16).padStart(3, '0')}`;
-    if (!existsSync(`/run/netns/${prefix}-node1`)) return prefix;
-  }
-  throw new SoakTopologyError('could not find a free namespace prefix aso*');
-}
+/** A namespace prefix not in use (names stay within 15 characters: `aso1a2-waypoint`). */
+const freePrefix = (): string => freeNamespacePrefix(SoakTopologyError, 'aso', 3);
 
 export class SoakTopology {
   /** The measured processes: both node agents and the waypoint, with the namespace each runs in. */
   readonly measured: Array<{ name: string; ns: string; process: SpawnedProcess }> = [];
+  /** The HTTP backend (nginx master; its worker is a child) — its CPU is reported, not judged. */
+  httpBackend: SpawnedProcess | undefined;
 
   private constructor(
     readonly topology: Topology,
@@ -144,36 +106,28 @@ export class SoakTopology {
   }
 
   private async amesh(args: string[]): Promise<void> {
-    try {
-      await promisify(execFile)(process.execPath, [AMESH_CLI, ...args], { timeout: 30_000 });
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr?.trim();
-      throw new SoakTopologyError(`\`amesh ${args.join(' ')}\` failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
-    }
+    await runAmesh(SoakTopologyError, args);
   }
 
   private async waitForListener(ns: string, port: number, process: SpawnedProcess, log: string): Promise<void> {
-    await until(
-      `a listener on port ${port} in ${ns}`,
-      20_000,
-      async () => {
-        const { stdout } = await this.topology.exec(ns, ['ss', '-Hltn', 'sport', '=', `:${port}`], { timeoutMs: 5000 });
-        return stdout.trim() ? true : undefined;
-      },
-      () => exited(process),
-    ).catch(async (err: unknown) => {
+    await waitForListener(SoakTopologyError, this.topology, ns, port, 20_000, process).catch(async (err: unknown) => {
       throw new SoakTopologyError(`${err instanceof Error ? err.message : String(err)}\nlast lines of ${log}:\n${await tail(log)}`);
     });
   }
 
   private async startBackends(cleanup: CleanupStack): Promise<void> {
+    const nginxDir = join(this.dir, 'nginx');
+    await mkdir(nginxDir, { recursive: true });
+    const nginxConfig = join(nginxDir, 'nginx.conf');
+    await writeFile(nginxConfig, soakBackendConfig({ dir: nginxDir, port: HTTP_PORT, bytes: 1024 }));
     for (const [name, argv, port] of [
-      ['http-server', [process.execPath, HTTP_SERVER, '--port', String(HTTP_PORT), '--bytes', '1024'], HTTP_PORT],
+      ['http-server', ['nginx', '-p', nginxDir, '-e', join(nginxDir, 'nginx-error.log'), '-c', nginxConfig], HTTP_PORT],
       ['hold-server', [process.execPath, HOLD_SERVER, '--port', String(HOLD_PORT)], HOLD_PORT],
     ] as const) {
       const log = join(this.dir, `${name}.log`);
       const proc = this.topology.spawn(SERVER_POD.name, [...argv], { stdoutFile: log, stderrFile: log });
       cleanup.push(`stop the ${name}`, () => proc.stop(3_000));
+      if (name === 'http-server') this.httpBackend = proc;
       await this.waitForListener(SERVER_POD.name, port, proc, log);
     }
   }
@@ -216,42 +170,8 @@ export class SoakTopology {
   }
 
   private async startAgents(cleanup: CleanupStack, log: (line: string) => void): Promise<void> {
-    const agents: SpawnedProcess[] = [];
-    for (const node of AGENT_NODES) {
-      const config = join(this.dir, `mesh-${node}.yaml`);
-      await writeFile(config, stringify(this.meshConfig(node)));
-      const pinRoot = `/sys/fs/bpf/amesh/v1/${this.prefix}-${node}`;
-      const env: Record<string, string> = { AMESH_BPF_PIN_ROOT: pinRoot, AMESH_DRAIN_TIMEOUT_MS: '2000' };
-      cleanup.push(`remove pinned BPF maps ${pinRoot}`, () => rm(pinRoot, { recursive: true, force: true }));
-      cleanup.push(`uninstall capture on ${node}`, async () => {
-        await this.topology.exec(node, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, AMESH_CLI, 'node-agent', '--local-config', config, '--uninstall'], { timeoutMs: 30_000 });
-      });
-      const logFile = join(this.dir, `agent-${node}.log`);
-      // --expose-gc: the soak forces a full collection (POST /debug/gc on the admin port) before each sample.
-      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], {
-        env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
-        stdoutFile: logFile,
-        stderrFile: logFile,
-      });
-      cleanup.push(`stop the node agent on ${node}`, () => agent.stop(5_000));
-      agents.push(agent);
-      this.measured.push({ name: `agent-${node}`, ns: node, process: agent });
-    }
-    for (const [i, node] of AGENT_NODES.entries()) {
-      const ready = await until(
-        `the node agent on ${node} to be ready (GET :15021/healthz/ready)`,
-        30_000,
-        async () => {
-          const { stdout } = await this.topology.exec(node, ['curl', '-s', '--max-time', '1', 'http://127.0.0.1:15021/healthz/ready'], { timeoutMs: 3000, allowFailure: true });
-          const body = JSON.parse(stdout) as { ready?: boolean; captureMode?: string };
-          return body.ready === true ? body : undefined;
-        },
-        () => exited(agents[i]!),
-      ).catch(async (err: unknown) => {
-        throw new SoakTopologyError(`${err instanceof Error ? err.message : String(err)}\nlast lines of ${node}'s agent log:\n${await tail(join(this.dir, `agent-${node}.log`))}`);
-      });
-      log(`${node}: ready, capture mode ${ready.captureMode ?? 'unknown'}`);
-    }
+    const started = await startNodeAgents({ ErrorClass: SoakTopologyError, topology: this.topology, dir: this.dir, prefix: this.prefix, nodes: AGENT_NODES, config: (node) => this.meshConfig(node), cleanup, log });
+    for (const a of started) this.measured.push({ name: `agent-${a.node}`, ns: a.node, process: a.process });
   }
 
   private async startWaypoint(cleanup: CleanupStack, leakKibPerSecond: number, leakFdsPerMinute: number): Promise<void> {
@@ -281,7 +201,7 @@ export class SoakTopology {
       return stdout.trim();
     };
     const logs = async (): Promise<string> => (await Promise.all(['agent-node1', 'agent-node2', 'waypoint'].map(async (n) => `${n}:\n${await tail(join(this.dir, `${n}.log`), 5)}`))).join('\n');
-    const viaWaypoint = await until('a 200 through the waypoint', 15_000, async () => ((await curl(`http://${SERVICE.vip}:${SERVICE.port}/`)) === '200' ? true : undefined)).catch(async (err: unknown) => {
+    const viaWaypoint = await until(SoakTopologyError, 'a 200 through the waypoint', 15_000, async () => ((await curl(`http://${SERVICE.vip}:${SERVICE.port}/`)) === '200' ? true : undefined)).catch(async (err: unknown) => {
       throw new SoakTopologyError(`${err instanceof Error ? err.message : String(err)}: GET http://${SERVICE.vip}:${SERVICE.port}/ from the client pod failed; last log lines:\n${await logs()}`);
     });
     void viaWaypoint;

@@ -16,14 +16,10 @@
  * capture their traffic. Every resource is registered with the CleanupStack the moment it exists.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { stringify } from 'yaml';
 import { createTopology, type SpawnedProcess, type Topology } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
 import { haproxyPairConfig, type PairTunnel } from './comparators/haproxy-pair.js';
@@ -31,13 +27,10 @@ import { nginxPairConfig } from './comparators/nginx-pair.js';
 import { negotiatedTls, startStunnelPair, type StunnelPair } from './comparators/stunnel.js';
 import type { RunSettings } from './options.js';
 import type { Progress } from './progress.js';
+import { AMESH_CLI, BENCH_DIR, freeNamespacePrefix, REPO_DIR, runAmesh, startNodeAgents, tail, waitForListener } from './mesh-setup.js';
 import type { PathName } from './results.js';
 
-/** dist/bench when compiled; the child programs are compiled next to this file. */
-export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-/** The repository: two levels up from dist/bench, one from bench/ (tests import the sources). */
-export const REPO_DIR = ((up: string) => (basename(up) === 'dist' ? dirname(up) : up))(resolve(BENCH_DIR, '..'));
-export const AMESH_CLI = join(REPO_DIR, 'bin', 'amesh.js');
+export { AMESH_CLI, BENCH_DIR, REPO_DIR };
 export const HTTP_SERVER = join(BENCH_DIR, 'http-server.js');
 export const LOAD_CLIENT = join(BENCH_DIR, 'load', 'open-loop-client.js');
 
@@ -134,37 +127,6 @@ export class TestbedError extends Error {
   }
 }
 
-/** Polls `probe` every 100 ms until it returns a value, or fails after `timeoutMs` with the last error. */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, alive?: () => string | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const dead = alive?.();
-    if (dead) throw new TestbedError(`${what}: ${dead}`);
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await delay(100);
-  }
-  throw new TestbedError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`, { cause: last });
-}
-
-async function tail(file: string, lines = 15): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const exited = (p: SpawnedProcess): string | undefined => {
-  const status = p.exitStatus();
-  return status ? `pid ${p.pid} exited (${status.signal ?? `code ${status.code}`})` : undefined;
-};
-
 export class Testbed {
   private stunnel: StunnelPair | undefined;
   private readonly pairs = new Map<'haproxy' | 'nginx', SpawnedProcess[]>();
@@ -206,16 +168,9 @@ export class Testbed {
 
   /** Waits until something listens on TCP `port` inside `pod`. */
   async waitForListener(pod: string, port: number, timeoutMs = 10_000, process?: SpawnedProcess): Promise<void> {
-    await until(
-      `a listener on port ${port} in ${pod}`,
-      timeoutMs,
-      async () => {
-        const { stdout } = await this.topology.exec(pod, ['ss', '-Hltn', 'sport', '=', `:${port}`], { timeoutMs: 5000 });
-        return stdout.trim() ? true : undefined;
-      },
-      process ? () => exited(process) : undefined,
-    );
+    await waitForListener(TestbedError, this.topology, pod, port, timeoutMs, process);
   }
+
 
   /**
    * Builds everything the selected paths need. `step` is called before each counted setup step;
@@ -276,12 +231,7 @@ export class Testbed {
   }
 
   private async amesh(args: string[]): Promise<void> {
-    try {
-      await promisify(execFile)(process.execPath, [AMESH_CLI, ...args], { timeout: 30_000 });
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr?.trim();
-      throw new TestbedError(`\`amesh ${args.join(' ')}\` failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
-    }
+    await runAmesh(TestbedError, args);
   }
 
   /** The comparators share one client and one server identity (stunnel-{client,server}-id). */
@@ -408,56 +358,23 @@ export class Testbed {
     };
   }
 
-  private pinRoot(node: string): string {
-    return `/sys/fs/bpf/amesh/v1/${this.prefix}-${node}`;
-  }
-
   private async startAgents(path: MeshPath, captureMode: string | undefined, cleanup: CleanupStack, progress: Progress): Promise<void> {
-    const agents: SpawnedProcess[] = [];
-    this.agents.set(path, agents);
-    for (const node of MESH_NODES[path]) {
-      const config = join(this.dir, `mesh-${node}.yaml`);
-      await writeFile(config, stringify(this.meshConfig(node)));
-      const pinRoot = this.pinRoot(node);
-      const env: Record<string, string> = {
-        AMESH_BPF_PIN_ROOT: pinRoot,
-        // Stop promptly at cleanup; the default (20 s) is for Kubernetes' grace period.
-        AMESH_DRAIN_TIMEOUT_MS: '2000',
-        ...(captureMode ? { AMESH_CAPTURE_MODE: captureMode } : {}),
-      };
-      cleanup.push(`remove pinned BPF maps ${pinRoot}`, () => rm(pinRoot, { recursive: true, force: true }));
-      cleanup.push(`uninstall capture on ${node}`, async () => {
-        await this.topology.exec(node, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, AMESH_CLI, 'node-agent', '--local-config', config, '--uninstall'], {
-          timeoutMs: 30_000,
-        });
-      });
-      const log = join(this.dir, `agent-${node}.log`);
-      // --expose-gc: scenario 5 forces a collection (POST /debug/gc on the admin port) before reading RSS.
-      const agent = this.topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], {
-        env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
-        stdoutFile: log,
-        stderrFile: log,
-      });
-      agents.push(agent);
-      cleanup.push(`stop the node agent on ${node}`, () => agent.stop(5_000));
-    }
-    for (const [i, node] of MESH_NODES[path].entries()) {
-      const agent = agents[i]!;
-      const ready = await until(
-        `the node agent on ${node} to be ready (GET :15021/healthz/ready)`,
-        30_000,
-        async () => {
-          const { stdout } = await this.topology.exec(node, ['curl', '-s', '--max-time', '1', 'http://127.0.0.1:15021/healthz/ready'], { timeoutMs: 3000, allowFailure: true });
-          const body = JSON.parse(stdout) as { ready?: boolean; captureMode?: string };
-          return body.ready === true ? body : undefined;
-        },
-        () => exited(agent),
-      ).catch(async (err: unknown) => {
-        throw new TestbedError(`${err instanceof Error ? err.message : String(err)}\nlast lines of ${node}'s agent log:\n${await tail(join(this.dir, `agent-${node}.log`))}`);
-      });
-      progress.info(`${node}: ready, capture mode ${ready.captureMode ?? 'unknown'}`);
-      this.captureModes[path] = ready.captureMode ?? 'unknown';
-    }
+    const started = await startNodeAgents({
+      ErrorClass: TestbedError,
+      topology: this.topology,
+      dir: this.dir,
+      prefix: this.prefix,
+      nodes: MESH_NODES[path],
+      config: (node) => this.meshConfig(node),
+      ...(captureMode ? { captureMode } : {}),
+      cleanup,
+      log: (line) => progress.info(line),
+    });
+    this.agents.set(
+      path,
+      started.map((a) => a.process),
+    );
+    this.captureModes[path] = started.at(-1)?.captureMode ?? 'unknown';
     if (captureMode && captureMode !== 'auto' && this.captureModes[path] !== captureMode) {
       throw new TestbedError(`the ${path} agents report capture mode ${this.captureModes[path]}, not the ${captureMode} they were started with`);
     }
@@ -481,9 +398,5 @@ export class Testbed {
 
 /** A namespace prefix not in use (names must stay within 15 characters: `amb1a2b-splain`). */
 async function freePrefix(): Promise<string> {
-  for (let i = 0; i < 20; i++) {
-    const prefix = `amb${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
-    if (!existsSync(`/run/netns/${prefix}-node1`)) return prefix;
-  }
-  throw new TestbedError('could not find a free namespace prefix amb*');
+  return freeNamespacePrefix(TestbedError, 'amb', 4);
 }

@@ -1,11 +1,13 @@
 /**
- * Held-connection client of the memory scenario (5), run inside the client pod: opens N TCP
- * connections to the hold server through the path (load/hold.ts holdConnections: at most
- * --concurrency in set-up at a time, each up once the server answered its first bytes), prints
- * the events load/hold.ts describes, and holds them until SIGTERM.
+ * Held-connection client of the memory scenario (5) and of the soak (bench/soak-run.ts), run
+ * inside the client pod: opens N TCP connections to the hold server through the path
+ * (load/hold.ts holdConnections: at most --concurrency in set-up at a time, each up once the
+ * server answered its first bytes, so they come up gradually), prints the events load/hold.ts
+ * describes, and holds them until SIGTERM. With --interval (the soak) it also reports every
+ * that many seconds how many are still open: {"event":"held","open":N-C,"closed":C}.
  *
  *   node dist/bench/load/hold-client.js --host H --port P --connections N
- *        [--concurrency 200] [--timeout-ms 60000] [--stall-ms 20000] [--hold-seconds 600]
+ *        [--concurrency 200] [--timeout-ms 60000] [--stall-ms 20000] [--hold-seconds 600] [--interval S]
  *
  * Bounded: it gives up at the first connection error, after --timeout-ms, or when no connection
  * came up for --stall-ms, and releases
@@ -17,7 +19,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FD_HEADROOM, holdConnections, HoldError, parseOpenFilesLimit, type HoldEvent } from './hold.js';
 
-const say = (e: HoldEvent): void => {
+type Event = HoldEvent | { event: 'held'; open: number; closed: number };
+
+const say = (e: Event): void => {
   process.stdout.write(`${JSON.stringify(e)}\n`);
 };
 function fail(error: string, up = 0): never {
@@ -34,6 +38,7 @@ const { values } = parseArgs({
     'timeout-ms': { type: 'string', default: '60000' },
     'stall-ms': { type: 'string', default: '20000' },
     'hold-seconds': { type: 'string', default: '600' },
+    interval: { type: 'string' },
   },
 });
 const whole = (name: string, raw: string | undefined, max: number): number => {
@@ -58,7 +63,10 @@ try {
     stallMs: whole('stall-ms', values['stall-ms'], 3_600_000),
   });
   say({ event: 'up', connections: held.connections, ms: Math.round(held.ms) });
+  const interval = values.interval === undefined ? undefined : whole('interval', values.interval, 3600);
+  const ticker = interval ? setInterval(() => say({ event: 'held', open: held.connections - held.closedWhileHeld(), closed: held.closedWhileHeld() }), interval * 1000) : undefined;
   const release = (): void => {
+    clearInterval(ticker);
     say({ event: 'released', closedWhileHeld: held.release() });
     process.exit(0);
   };

@@ -23,7 +23,7 @@ import type { SoakResult } from '../../bench/soak-run.js';
 import { requireRoot } from '../helpers/privileged.js';
 
 const SOAK = join(process.cwd(), 'dist', 'bench', 'soak.js');
-const guard = requireRoot('npm run soak (short)', { tools: ['ip', 'nsenter', 'curl', 'ss'] });
+const guard = requireRoot('npm run soak (short)', { tools: ['ip', 'nsenter', 'curl', 'ss', 'nginx'] });
 const namespacesOf = (prefix: string): string[] => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-`)) : []);
 
 describe.skipIf(!guard.run)('npm run soak, short: 1 000 held connections + 500 req/s through agents and a waypoint for 60 s', () => {
