@@ -31,7 +31,9 @@ export class ControllerMetrics {
   readonly registry = new Registry();
 
   constructor(ads: AdsEvents) {
-    collectDefaultMetrics({ register: this.registry });
+    // 100 ms, not prom-client's 10 ms: that timer alone woke an idle process ~170 times a second
+    // (see EVENT_LOOP_MONITORING_PRECISION_MS in src/node-agent/admin.ts).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     new Gauge({
       name: 'amesh_xds_connected_proxies',
       help: 'ADS streams open now, by proxy role',
