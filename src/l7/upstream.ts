@@ -111,6 +111,12 @@ type CreateConnectionCallback = (err: Error | null, stream: Duplex) => void;
  * Strings are turned into Buffers before they reach an HTTP/2 stream: Node 20's Http2Stream
  * corrupts a corked write of a latin1 string (the HTTP/1.1 head) followed by Buffers (the body)
  * — the head's first bytes arrive as garbage (seen as 400s on PUT/POST through a tunnel).
+ *
+ * `destroy()` without an error closes like a socket's: a FIN (END_STREAM) first. The HTTP
+ * clients close keep-alive connections that way in normal operation (idle timeout,
+ * maxRequestsPerConnection, pool closed); an HTTP/2 stream's own destroy() sends RST_STREAM
+ * alone, which the destination agent relays as a reset of the backend's connection (issue #12:
+ * a tunnel cut short is a reset, not a FIN). With writes still queued it stays a reset.
  */
 export function socketLike<T extends Duplex>(stream: T): T {
   const s = stream as unknown as Record<string, unknown>;
@@ -121,6 +127,20 @@ export function socketLike<T extends Duplex>(stream: T): T {
     const write = stream.write.bind(stream) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
     s.write = (chunk: unknown, encoding?: unknown, cb?: unknown): boolean =>
       typeof chunk === 'string' ? write(Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'), typeof encoding === 'function' ? encoding : cb) : write(chunk, encoding, cb);
+  }
+  if ('rstCode' in stream) {
+    const h2 = stream as unknown as http2.Http2Stream;
+    const destroy = stream.destroy.bind(stream);
+    s.destroy = (err?: Error | null): T => {
+      // close(NO_ERROR) ends the writable side (END_STREAM) and sends RST_STREAM after it; the
+      // stream is destroyed once it closed. Not destroy() right after end(): while the session
+      // is writing, nghttp2 would send that RST_STREAM before the queued END_STREAM.
+      if (!err && !h2.closed && !h2.destroyed && !h2.writableEnded && h2.writableLength === 0) {
+        h2.close(http2.constants.NGHTTP2_NO_ERROR);
+        return stream;
+      }
+      return destroy(err ?? undefined);
+    };
   }
   return stream;
 }
