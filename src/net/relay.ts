@@ -10,9 +10,13 @@
  * - Paused sockets (listeners with `pauseOnConnect`) are resumed: relay owns the reading.
  * - An error or an abrupt close on either side tears down both sides; the first error is
  *   reported. A plain TCP peer is reset (RST) so the client sees the failure, as ztunnel does.
+ *   An HTTP/2 stream that ends without END_STREAM (peer RST_STREAM(NO_ERROR), its session
+ *   destroyed: PING timeout, socket cut) is such an abrupt close, not a FIN: an app without
+ *   framing would take the cut-short stream for a complete one (issue #12).
  * - The promise always resolves (never rejects), once both sides are finished or destroyed.
- *   Afterwards both streams are destroyed and relay's listeners removed, except a no-op
- *   'error' listener so a late error on a dead stream cannot crash the process.
+ *   Afterwards both streams are destroyed (a cleanly finished HTTP/2 stream by Node, once its
+ *   END_STREAM went out) and relay's listeners removed, except a no-op 'error' listener so a
+ *   late error on a dead stream cannot crash the process.
  */
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -39,6 +43,13 @@ function abort(stream: Duplex): void {
   // A CONNECT tunnel's TCP failure is RST_STREAM(CONNECT_ERROR) (RFC 7540 §8.3). A plain
   // destroy() sends NO_ERROR, and a peer with blocked writes then waits for them forever.
   if (isHttp2Stream(stream)) {
+    // close() ends the writable side first, and with nothing queued Node's _final submits
+    // END_STREAM at once, which nghttp2 flushes before the RST_STREAM: the peer would read a
+    // clean end and relay a FIN before the reset arrived (issue #12). Marked as ending, the
+    // stream's close() sends the RST_STREAM alone; settle() destroys it right after, so no
+    // write or _final can follow. (Node has no public "reset without END_STREAM" with a code.)
+    const writable = (stream as unknown as { _writableState?: { ending?: boolean } })._writableState;
+    if (writable && !writable.ending) writable.ending = true;
     stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
     return;
   }
@@ -53,6 +64,37 @@ function abort(stream: Duplex): void {
     }
   }
   stream.destroy();
+}
+
+/**
+ * How an HTTP/2 stream's readable side ended. Node ends it (push(null), then 'end') both when
+ * END_STREAM arrives and when the stream is closed without one: RST_STREAM(NO_ERROR) from the
+ * peer, the session destroyed (PING timeout, socket cut, peer gone). 'aborted' tells the second
+ * kind only while our own writable side is still open — it is documented not to fire once that
+ * side has ended, so a client that had half-closed and then lost its tunnel got a clean FIN.
+ * What does tell them apart, in Node 20 and 24 alike: END_STREAM's EOF is pushed while the
+ * stream is still open (nghttp2 reports the frame before it closes the stream), any other end
+ * is pushed by closing the stream, after `closed` is set (lib/internal/http2/core.js:
+ * onStreamClose → closeStream). So the EOF is classified at the moment it is pushed.
+ * Returns whether the end came without END_STREAM, and the undo for relay's cleanup.
+ */
+function watchEndStream(stream: http2.Http2Stream): { cut: () => boolean; undo: () => void } {
+  const readable = (stream as unknown as { _readableState?: { ended?: boolean } })._readableState;
+  // Already ended before the relay started: only 'aborted' can still tell.
+  let cut: boolean | undefined = readable?.ended ? stream.aborted : undefined;
+  const own = Object.prototype.hasOwnProperty.call(stream, 'push');
+  const push = stream.push;
+  stream.push = function (this: http2.Http2Stream, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null && cut === undefined) cut = stream.closed;
+    return push.call(this, chunk, encoding);
+  };
+  return {
+    cut: () => cut === true,
+    undo: () => {
+      if (own) stream.push = push;
+      else delete (stream as { push?: unknown }).push;
+    },
+  };
 }
 
 /**
@@ -116,6 +158,9 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
       for (const undo of cleanups) undo();
       for (const s of [a, b]) {
         s.on('error', ignore);
+        // A finished HTTP/2 stream closes by itself once its END_STREAM is sent; destroying it
+        // now could send the RST_STREAM before that END_STREAM, and the peer would read a cut.
+        if (!error && isHttp2Stream(s) && !s.closed) continue;
         s.destroy();
       }
       resolve(error ? { ...bytes, error } : { ...bytes });
@@ -144,7 +189,10 @@ export function relay(a: Duplex, b: Duplex): Promise<RelayResult> {
         if (!dst.write(chunk) && dst.writableLength >= RELAY_BUFFER_BYTES) src.pause();
       });
       on(dst, 'drain', () => src.resume());
+      const endStream = isHttp2Stream(src) ? watchEndStream(src) : undefined;
+      if (endStream) cleanups.push(endStream.undo);
       on(src, 'end', () => {
+        if (endStream?.cut()) return fail(Object.assign(new Error('HTTP/2 stream was closed before END_STREAM (peer reset it or its session died)'), { code: 'ERR_HTTP2_STREAM_CUT' }));
         dst.end();
         check();
       });

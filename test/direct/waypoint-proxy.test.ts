@@ -151,7 +151,12 @@ async function setup(): Promise<Fixture> {
   const s2 = backend('v2', v2);
   const g = grpcBackend();
   const tcpEcho = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
-  const greeter = net.createServer((s) => s.end('hello from a server-first protocol\n'));
+  // The test never ends its side of the greeter tunnel: the client pool's close() at teardown
+  // cuts it, and the agent rightly resets the greeter's connection (issue #12).
+  const greeter = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.end('hello from a server-first protocol\n');
+  });
   const mirrored: Array<{ url: string; host: string; bytes: number }> = [];
   const shadow = http.createServer((req, res) => {
     let bytes = 0;
