@@ -40,7 +40,7 @@ import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { sandboxCli } from '../helpers/sandbox-cli.js';
 import { failedProbes, probeLoop } from '../helpers/sandbox-probes.js';
-import { openStream, STREAM_SCRIPT } from '../helpers/sandbox-stream.js';
+import { openStreamReportingEnd, STREAM_SCRIPT } from '../helpers/sandbox-stream.js';
 
 const guard = requireRoot('sandbox network and state faults', { tools: ['ip', 'nsenter', 'nft', 'ss', 'kubectl', 'curl', 'busybox', 'tcpdump', 'openssl', 'unshare'] });
 const BACKEND = 'http://backend.demo/';
@@ -422,13 +422,13 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
     );
   }, 420_000);
 
-  it('link cut for 30 s: requests fail within their bound, no plaintext; service resumes by itself; the long stream survives or ends cleanly', async () => {
+  it('link cut for 30 s: requests fail within their bound, no plaintext; service resumes by itself; the long stream survives or is reset', async () => {
     const netns = `/run/netns/${nodes[0]}`;
     const peers = [uplinkIps.get(nodes[1]), podCidrs.get(nodes[1])].filter(Boolean).join(', ');
     const captures = await startPlainCaptures('link');
     const lines = 450; // 45 s of stream, across the cut
     const streamStart = Date.now();
-    const stream = openStream(dir, 'demo/nc-client', streamIp, 9000, lines);
+    const stream = openStreamReportingEnd(dir, 'demo/nc-client', streamIp, 9000, lines);
     const stop = join(dir, 'stop-link');
     const loop = probeLoop(dir, env(), 'demo/client', BACKEND, { seconds: 150, stopFile: stop, gapS: 0.15 });
     await loop.started;
@@ -459,7 +459,7 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
     await sleep(5_000);
     await writeFile(stop, '');
     const { probes } = await loop.done;
-    const { out, code } = await Promise.race([stream, sleep(120_000).then(() => ({ out: 'TIMEOUT', code: -1 }))]);
+    const { out, ending } = await Promise.race([stream, sleep(120_000).then(() => ({ out: 'TIMEOUT', ending: undefined }))]);
     const counts = await captures.stop();
     const during = probes.filter((p) => p.at >= cutAt + 500 && p.at + p.ms < restoredAt);
     const servedDuring = during.filter((p) => p.code === '200');
@@ -471,7 +471,7 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
     console.log(
       `link cut ${restoredAt - cutAt} ms: ${during.length} requests during it, ${servedDuring.length} served, slowest ${Math.max(0, ...during.map((p) => p.ms))} ms (curl exits ${[...new Set(during.map((p) => p.exit))].join('/')}); ` +
         `first request served ${recoveryMs} ms after the link came back; ${settled.length} requests from 2 s after that, ${failedProbes(settled, restoredAt).length} failed; ` +
-        `long stream: ${got.length}/${lines} lines in order=${inOrder}, nc exit ${code}, ${Date.now() - streamStart} ms after it started (${got.length === lines ? 'survived the cut' : 'ended early'}); plaintext packets on the uplinks ${JSON.stringify(counts)}`,
+        `long stream: ${got.length}/${lines} lines in order=${inOrder}, ended by ${ending ?? 'nothing seen'}, ${Date.now() - streamStart} ms after it started (${got.length === lines ? 'survived the cut' : 'ended early'}); plaintext packets on the uplinks ${JSON.stringify(counts)}`,
     );
     expect(during.length, 'requests during the cut (each waits out curl’s 3 s bound)').toBeGreaterThanOrEqual(5);
     expect(servedDuring.map((p) => p.at - cutAt), 'requests served across a cut link').toEqual([]);
@@ -482,6 +482,9 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
     expect(settled.length).toBeGreaterThanOrEqual(10);
     expect(out, 'the stream finished or ended (no hang)').not.toBe('TIMEOUT');
     expect(inOrder, `stream lines in order, none lost before the end: ${got.slice(-3).join(' | ')}`).toBe(true);
+    // A stream cut short must not look complete to an app without framing: reset, never a clean FIN.
+    if (got.length < lines) expect(ending, `how the cut-short stream ended (${got.length}/${lines} lines)`).not.toBe('fin');
+    else expect(ending, 'how the whole stream ended').toBe('fin');
   }, 300_000);
 
   it('xDS stream dropped mid-push: agents keep serving their last state, reconnect, and converge to the controller and the API server', async () => {
