@@ -64,11 +64,9 @@ export interface CompiledPort {
 
 export interface RouteTable {
   config: WaypointConfig;
-  /** `<vip>:<port>` (IPv6 bare, no brackets) → the port's routes. */
-  byAddress: ReadonlyMap<string, CompiledPort>;
   /**
-   * The same, as port → vip → routes: the per-request lookup (`lookupPort`) needs no key string
-   * (building and hashing `<vip>:<port>` for every request cost more than the two lookups).
+   * port → vip (IPv6 bare, no brackets) → the port's routes; read with `lookupPort`. Two lookups
+   * and no key string: building and hashing `<vip>:<port>` for every request cost more.
    */
   byPort: ReadonlyMap<number, ReadonlyMap<string, CompiledPort>>;
 }
@@ -95,10 +93,6 @@ export type RouteDecision =
   | { kind: 'direct-response'; route: string; status: number; body?: string; responseHeaders: HeaderMutation[] }
   | { kind: 'no-backend'; route: string }
   | { kind: 'no-route' };
-
-export function addressKey(vip: string, port: number): string {
-  return `${vip}:${port}`;
-}
 
 const invalid = (path: string, problem: string): AmeshError => new AmeshError('AMESH_XDS_INVALID_RESOURCE', `${path}: ${problem}`);
 
@@ -148,7 +142,6 @@ function compileRoute(route: HttpRoute, path: string): CompiledRoute {
 
 /** Compiles every service port; throws AMESH_XDS_INVALID_RESOURCE naming the bad field. */
 export function buildRouteTable(config: WaypointConfig): RouteTable {
-  const byAddress = new Map<string, CompiledPort>();
   const byPort = new Map<number, Map<string, CompiledPort>>();
   for (const [si, service] of config.services.entries()) {
     for (const [pi, port] of service.ports.entries()) {
@@ -156,16 +149,13 @@ export function buildRouteTable(config: WaypointConfig): RouteTable {
       const compiled: CompiledPort = { service, port, routes: port.routes.map((r, ri) => compileRoute(r, `${path}.routes[${ri}]`)) };
       let byVip = byPort.get(port.port);
       if (!byVip) byPort.set(port.port, (byVip = new Map()));
-      for (const vip of service.addresses) {
-        byAddress.set(addressKey(vip, port.port), compiled);
-        byVip.set(vip, compiled);
-      }
+      for (const vip of service.addresses) byVip.set(vip, compiled);
     }
   }
-  return { config, byAddress, byPort };
+  return { config, byPort };
 }
 
-/** The routes of `<vip>:<port>`: `byAddress.get(addressKey(vip, port))` without the key string. */
+/** The routes of `<vip>:<port>`, if a service of this table has that address and port. */
 export function lookupPort(table: RouteTable, vip: string, port: number): CompiledPort | undefined {
   return table.byPort.get(port)?.get(vip);
 }

@@ -15,7 +15,7 @@ import type { ConditionSpec } from '../../src/controller/status/policy-status.js
 import { generateCa } from '../../src/identity/pki.js';
 import { GATEWAY_LISTENER_ADDRESS, type WaypointConfig } from '../../src/l7/config.js';
 import { waypointConfigSchema } from '../../src/l7/config-schema.js';
-import { buildRouteTable, routeRequest } from '../../src/l7/router.js';
+import { buildRouteTable, lookupPort, routeRequest } from '../../src/l7/router.js';
 
 export const REPO = join(import.meta.dirname, '..', '..');
 export const TRUST_DOMAIN = 'cluster.local';
@@ -154,7 +154,7 @@ export const gatewaySample = (file: string): string => `samples/gateway/${file}`
 
 /** Where the gateway sends a request on `port` for `host` + `path`: the cluster, `301 <scheme>`, `404`, or `none` (no HTTP port). */
 export function routeOf(config: WaypointConfig, port: number, host: string, path = '/'): string {
-  const compiled = buildRouteTable(config).byAddress.get(`${GATEWAY_LISTENER_ADDRESS}:${port}`);
+  const compiled = lookupPort(buildRouteTable(config), GATEWAY_LISTENER_ADDRESS, port);
   if (!compiled) return 'none';
   const decision = routeRequest(compiled, { method: 'GET', path, query: '', headers: { host }, authority: host }, () => 0);
   if (decision.kind === 'forward') return decision.cluster;

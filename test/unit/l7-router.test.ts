@@ -20,7 +20,7 @@ const first = (): number => 0;
 
 function decide(routes: HttpRoute[], r: Partial<RouteRequest>, random: () => number = first, defaultCluster = '') {
   const table = buildRouteTable(config(routes, { defaultCluster }));
-  const port = table.byAddress.get('10.96.0.10:80');
+  const port = lookupPort(table, '10.96.0.10', 80);
   if (!port) throw new Error('no port');
   return routeRequest(port, req(r), random);
 }
@@ -80,17 +80,26 @@ describe('route matching (first match wins)', () => {
 
   it('is served for every VIP of the service, IPv6 included', () => {
     const table = buildRouteTable(config([]));
-    expect([...table.byAddress.keys()].sort()).toEqual(['10.96.0.10:80', 'fd00::10:80']);
+    const served = [...table.byPort].flatMap(([port, byVip]) => [...byVip.keys()].map((vip) => `${vip}:${port}`));
+    expect(served.sort()).toEqual(['10.96.0.10:80', 'fd00::10:80']);
   });
 
-  it('lookupPort finds exactly what byAddress holds (the later service wins a shared VIP port in both)', () => {
+  it('lookupPort finds the service of a VIP and port, and the later service wins a shared VIP port', () => {
     const c = config([]);
     const other = { ...c.services[0]!, key: 'demo/other.demo.svc.cluster.local', hostname: 'other.demo.svc.cluster.local', addresses: ['10.96.0.10', '10.96.0.11'], ports: [{ port: 80, protocol: 'HTTP' as const, routes: [], defaultCluster: 'other' }, { port: 8080, protocol: 'HTTP' as const, routes: [], defaultCluster: 'other' }] };
     const table = buildRouteTable({ ...c, services: [...c.services, other] });
-    const probes: Array<[string, number]> = [['10.96.0.10', 80], ['10.96.0.11', 80], ['10.96.0.11', 8080], ['10.96.0.10', 8080], ['fd00::10', 80], ['fd00::10', 8080], ['fd00::', 1080], ['10.96.0.1', 80], ['', 80]];
-    for (const [vip, port] of probes) expect(lookupPort(table, vip, port), `${vip}:${port}`).toBe(table.byAddress.get(`${vip}:${port}`));
-    expect(lookupPort(table, '10.96.0.10', 80)?.service.key).toBe('demo/other.demo.svc.cluster.local');
-    expect(lookupPort(table, 'fd00::10', 80)?.service.key).toBe('demo/backend.demo.svc.cluster.local');
+    const expected: Array<[string, number, string | undefined]> = [
+      ['10.96.0.10', 80, 'demo/other.demo.svc.cluster.local'],
+      ['10.96.0.11', 80, 'demo/other.demo.svc.cluster.local'],
+      ['10.96.0.11', 8080, 'demo/other.demo.svc.cluster.local'],
+      ['10.96.0.10', 8080, 'demo/other.demo.svc.cluster.local'],
+      ['fd00::10', 80, 'demo/backend.demo.svc.cluster.local'],
+      ['fd00::10', 8080, undefined],
+      ['fd00::', 1080, undefined],
+      ['10.96.0.1', 80, undefined],
+      ['', 80, undefined],
+    ];
+    for (const [vip, port, service] of expected) expect(lookupPort(table, vip, port)?.service.key, `${vip}:${port}`).toBe(service);
   });
 });
 
