@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EbpfCapture, TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/capture/ebpf-capture.js';
+import { BPF_LOAD_ATTEMPTS, EbpfCapture, loadRetryingEagain, TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/capture/ebpf-capture.js';
 import { BPF_MAP_NAMES, decodeAddressKey } from '../../src/node-agent/capture/bpf-contract.js';
 import { createFakeNativeBinding, type FakeNativeBinding } from '../../src/native/fake.js';
 import type { CommandRunner } from '../../src/os/command.js';
@@ -138,5 +138,42 @@ describe('EbpfCapture.apply', () => {
     expect(native.state.filters.size).toBe(0);
     // up0: only our filter was there → clsact goes; vp-a: a foreign filter remains → kept; an interface we never attached to is not looked at.
     expect(tc.qdiscsDeleted).toEqual(['up0']);
+  });
+});
+
+describe('loadRetryingEagain', () => {
+  const coded = (code: string): Error => Object.assign(new Error(`bpf_object__load: ${code}`), { code });
+
+  it('retries a load the verifier gave up on with EAGAIN (a signal during verification)', () => {
+    let calls = 0;
+    const value = loadRetryingEagain(() => {
+      calls++;
+      if (calls < 3) throw coded('EAGAIN');
+      return 'loaded';
+    });
+    expect(value).toBe('loaded');
+    expect(calls).toBe(3);
+  });
+
+  it('gives up after BPF_LOAD_ATTEMPTS EAGAINs with the last error', () => {
+    let calls = 0;
+    expect(() =>
+      loadRetryingEagain(() => {
+        calls++;
+        throw coded('EAGAIN');
+      }),
+    ).toThrow(/EAGAIN/);
+    expect(calls).toBe(BPF_LOAD_ATTEMPTS);
+  });
+
+  it('does not retry any other failure', () => {
+    let calls = 0;
+    expect(() =>
+      loadRetryingEagain(() => {
+        calls++;
+        throw coded('EPERM');
+      }),
+    ).toThrow(/EPERM/);
+    expect(calls).toBe(1);
   });
 });

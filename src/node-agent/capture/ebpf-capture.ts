@@ -54,6 +54,24 @@ function u32(n: number): Buffer {
   return b;
 }
 
+/**
+ * Attempts at loading the object. The verifier gives up with EAGAIN when a signal reaches the
+ * loading thread (a CPU profiler's SIGPROF, a debugger); libbpf retries that only a few times
+ * within one load, and in `auto` mode the agent would then fall back to nftables for its whole
+ * life. Any other failure is final at once.
+ */
+export const BPF_LOAD_ATTEMPTS = 4;
+
+export function loadRetryingEagain<T>(load: () => T, attempts = BPF_LOAD_ATTEMPTS): T {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return load();
+    } catch (err) {
+      if (attempt >= attempts || (err as { code?: unknown } | null)?.code !== 'EAGAIN') throw err;
+    }
+  }
+}
+
 export class EbpfCapture implements CaptureBackend {
   readonly mode = 'ebpf' as const;
   private object: LoadedBpfObject | undefined;
@@ -67,7 +85,7 @@ export class EbpfCapture implements CaptureBackend {
   /** Loads the program (reusing pinned maps). Throws when eBPF cannot be used here. */
   static load(opts: EbpfCaptureOptions): EbpfCapture {
     const capture = new EbpfCapture(opts);
-    capture.object = opts.native.loadObject({
+    capture.object = loadRetryingEagain(() => opts.native.loadObject({
       path: opts.objectPath,
       pinRoot: opts.pinRoot,
       rodata: encodeRodata({
@@ -78,7 +96,7 @@ export class EbpfCapture implements CaptureBackend {
         hbonePort: opts.ports.hbone,
         failOpen: opts.failOpen,
       }),
-    });
+    }));
     return capture;
   }
 
