@@ -26,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"createOutboundSocket", CreateOutboundSocket},
       {"getSocketMark", GetSocketMark},
       {"setSocketMark", SetSocketMark},
+      {"setSocketLinger", SetSocketLinger},
       {"closeFd", CloseFd},
       {"ifNameToIndex", IfNameToIndex},
       {"unixConnect", UnixConnect},

@@ -94,6 +94,7 @@ Napi::Value CreateTransparentListener(const Napi::CallbackInfo& info);
 Napi::Value CreateOutboundSocket(const Napi::CallbackInfo& info);
 Napi::Value GetSocketMark(const Napi::CallbackInfo& info);
 Napi::Value SetSocketMark(const Napi::CallbackInfo& info);
+Napi::Value SetSocketLinger(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);
 Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
 // handoff.cc

@@ -154,6 +154,23 @@ Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setSocketLinger(fd, seconds | null): SO_LINGER. {on, 0} makes the kernel's close of the fd a
+// RST instead of a FIN — the node agent arms the TCP sockets it relays so that its own death
+// (kill -9, OOM) resets them; null turns lingering off again before the agent's own FIN.
+Napi::Value SetSocketLinger(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "setSocketLinger", "fd");
+  struct linger value = {0, 0};
+  if (!info[1].IsNull()) {
+    value.l_onoff = 1;
+    value.l_linger = static_cast<int>(ArgUint32(info, 1, "setSocketLinger", "seconds"));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, sizeof(value)) != 0)
+    ThrowErrno(env, errno, "setsockopt",
+               "fd " + std::to_string(fd) + ", SO_LINGER = " + (value.l_onoff ? std::to_string(value.l_linger) + " s" : std::string("off")));
+  return env.Undefined();
+}
+
 // closeFd(fd)
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -157,6 +157,11 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
       u32Arg('mark', mark);
       present(raw, 'setSocketMark')(fd, mark);
     },
+    setSocketLinger(fd, seconds) {
+      fdArg('fd', fd);
+      if (seconds !== null) int('seconds', seconds, 0, 0x7fffffff);
+      present(raw, 'setSocketLinger')(fd, seconds);
+    },
     closeFd(fd) {
       fdArg('fd', fd);
       raw.closeFd(fd);

@@ -45,6 +45,8 @@ export interface FakeNativeState {
   filters: Map<string, FakeTcFilter>;
   /** Every open fd. */
   fds: Map<number, FdEntry>;
+  /** SO_LINGER set by fd (real sockets' fds too: the agent arms sockets Node made): seconds, or null for off. */
+  linger: Map<number, number | null>;
   possibleCpus: number;
 }
 
@@ -75,6 +77,7 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     pinned: new Map(),
     objects: new Map(),
     interfaces: new Map([['lo', 1]]),
+    linger: new Map(),
     clsact: new Set(),
     filters: new Map(),
     fds: new Map(),
@@ -272,6 +275,10 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     },
     setSocketMark(fd, mark) {
       socketOf(fd, 'setsockopt').mark = mark;
+    },
+    setSocketLinger(fd, seconds) {
+      checkFailure('setSocketLinger', `fd ${fd}`);
+      state.linger.set(fd, seconds);
     },
     closeFd(fd) {
       if (!state.fds.delete(fd)) throw sysError('close', 'EBADF', `fd ${fd}`);

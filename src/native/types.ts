@@ -96,6 +96,11 @@ export interface NativeBinding {
   getSocketMark(fd: number): number;
   /** setsockopt(SO_MARK) on an existing socket. */
   setSocketMark(fd: number, mark: number): void;
+  /**
+   * setsockopt(SO_LINGER): `seconds` turns lingering on with that timeout (0: the kernel's close
+   * of the fd sends a RST, not a FIN), `null` turns it off.
+   */
+  setSocketLinger(fd: number, seconds: number | null): void;
   /** close(2), for fds never handed to Node. */
   closeFd(fd: number): void;
   /** if_nametoindex */

@@ -12,6 +12,7 @@ import { beginConnection, type ProxyContext } from './proxy-context.js';
 export async function handleInboundPlaintext(ctx: ProxyContext, client: net.Socket): Promise<void> {
   const target = { ip: client.localAddress ?? '', port: client.localPort ?? 0 };
   ctx.connections.add(client);
+  ctx.sockets.resetOnCrash(client);
   const conn = beginConnection(ctx, 'destination', ctx.state().trustDomain, {
     direction: 'inbound',
     'src.addr': `${client.remoteAddress}:${client.remotePort}`,

@@ -57,6 +57,7 @@ function rejectFlags(code: Extract<OutboundRoute, { kind: 'reject' }>['code']): 
 
 export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Promise<void> {
   ctx.connections.add(client);
+  ctx.sockets.resetOnCrash(client);
   const state = ctx.state();
   const srcIp = client.remoteAddress ?? '';
   const destination = { ip: client.localAddress ?? '', port: client.localPort ?? 0 };

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { AmeshError } from '../../errors/amesh-error.js';
 import { connectOutbound } from '../../native/index.js';
 import type { NativeBinding } from '../../native/types.js';
+import { armResetOnCrash } from './reset-on-crash.js';
 
 export interface ConnectTarget {
   host: string;
@@ -19,7 +20,13 @@ export interface ConnectTarget {
 export interface SocketFactory {
   /** Listen on address:port and return the bound server (port 0 allowed). */
   listen(server: net.Server, address: string, port: number): Promise<void>;
+  /** Connects; with capture, the socket is armed so the agent's death resets it (reset-on-crash.ts). */
   connect(target: ConnectTarget, timeoutMs: number): Promise<net.Socket>;
+  /**
+   * Arms an accepted socket the agent relays so the agent's death resets it instead of ending it
+   * with a FIN (reset-on-crash.ts). Without the native addon (plain sockets): nothing.
+   */
+  resetOnCrash(socket: net.Socket): void;
 }
 
 function portInUse(address: string, port: number, cause: unknown): AmeshError {
@@ -53,6 +60,7 @@ export const plainSocketFactory: SocketFactory = {
     }
   },
   connect: plainConnect,
+  resetOnCrash() {},
 };
 
 export function transparentSocketFactory(native: NativeBinding, mark: number): SocketFactory {
@@ -78,10 +86,14 @@ export function transparentSocketFactory(native: NativeBinding, mark: number): S
           timeoutMs,
         });
         socket.setNoDelay(true);
+        armResetOnCrash(native, socket);
         return socket;
       } catch (err) {
         throw new AmeshError('AMESH_UPSTREAM_CONNECT_FAILED', `cannot connect to ${target.host}:${target.port}: ${(err as Error).message}`, { cause: err });
       }
+    },
+    resetOnCrash(socket) {
+      armResetOnCrash(native, socket);
     },
   };
 }
