@@ -14,6 +14,7 @@
  *   (b) in-flight streams complete or fail cleanly: each one delivers every byte or is closed /
  *       reset, never a wrong byte, and all have ended within a bound (mesh-streams.mjs: a
  *       server FIN before the client's own end is counted as a close, EARLY_FIN, not as whole);
+ *       where the client's agent or the waypoint died, every broken stream ended with a reset;
  *   (c) service resumes without manual action: requests succeed again within a bound (the
  *       recovery time is printed);
  *   (d) the state converges: each node agent's resources (name → version, `/config_dump`
@@ -46,6 +47,8 @@ const BACKEND_PORT = 8080;
 /** The app ports that must never cross an uplink in plaintext (the Service port and both targets). */
 const APP_PORTS = [80, BACKEND_PORT, ECHO_PORT];
 const STREAMS = 4;
+/** How a reset connection reports itself: on the next read, or on a write that met the RST first. */
+const RESET_CODES = ['ECONNRESET', 'EPIPE'];
 const STREAM_MS = 14_000;
 /** fault-streams gives up (and reports the streams still open as hung) after this. */
 const STREAMS_TIMEOUT_MS = 75_000;
@@ -162,7 +165,14 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
    */
   const fault = async (
     tag: string,
-    o: { kill: () => Promise<string>; recoveryBoundMs: number; streamsMustComplete: boolean; back?: () => Promise<void> | void },
+    o: {
+      kill: () => Promise<string>;
+      recoveryBoundMs: number;
+      streamsMustComplete: boolean;
+      /** Every stream the fault broke must end with a reset: a FIN would pass a cut-short stream off as whole. */
+      brokenStreamsReset?: boolean;
+      back?: () => Promise<void> | void;
+    },
   ): Promise<void> => {
     const stopFile = join(dir, `${tag}.stop`);
     await rm(stopFile, { force: true });
@@ -230,6 +240,7 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
       expect(result.streams.errors.filter((e) => e.code === 'MISMATCH'), `${tag}: streams that delivered wrong bytes`).toEqual([]);
       expect(result.bytes.received).toBeLessThanOrEqual(result.bytes.sent);
       if (o.streamsMustComplete) expect(result.streams.errors, `${tag}: streams broken`).toEqual([]);
+      if (o.brokenStreamsReset) expect(result.streams.errors.filter((e) => !RESET_CODES.includes(e.code)), `${tag}: broken streams that did not end with a reset`).toEqual([]);
       // (c) recovered within the bound without anyone's help, and stayed up: the last requests were served.
       expect(recoveryMs).toBeLessThanOrEqual(o.recoveryBoundMs);
       expect(
@@ -307,6 +318,8 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
       },
       recoveryBoundMs: 45_000,
       streamsMustComplete: false,
+      // The dead agent's sockets to the client are armed with SO_LINGER 0 (reset-on-crash.ts).
+      brokenStreamsReset: true,
       back: () =>
         eventually(
           async () => {
@@ -346,6 +359,8 @@ describe.skipIf(!guard.run)('process faults: kill -9 under traffic (privileged s
       },
       recoveryBoundMs: 45_000,
       streamsMustComplete: false,
+      // The client's agent sees the tunnel die without END_STREAM and resets the client (relay.ts).
+      brokenStreamsReset: true,
     });
   }, 200_000);
 
