@@ -117,3 +117,37 @@ export class CpuMeter {
     return { result, cpuSeconds };
   }
 }
+
+/** The whole machine's CPU time from /proc/stat's `cpu` line (all CPUs), in clock ticks. */
+export interface MachineCpu {
+  /** user + nice + system + irq + softirq (guest time is inside user). */
+  busy: number;
+  /** idle + iowait. */
+  idle: number;
+  /** Time the hypervisor ran someone else while this VM wanted a CPU. */
+  steal: number;
+}
+
+export function parseMachineCpu(procStat: string): MachineCpu | undefined {
+  const line = procStat.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) return undefined;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const fields = [user, nice, system, idle, iowait, irq, softirq, steal];
+  if (!fields.every((n) => Number.isInteger(n) && (n as number) >= 0)) return undefined;
+  const [u, n, s, i, w, q, sq, st] = fields as number[];
+  return { busy: u! + n! + s! + q! + sq!, idle: i! + w!, steal: st! };
+}
+
+export async function readMachineCpu(): Promise<MachineCpu | undefined> {
+  return parseMachineCpu(await readFile('/proc/stat', 'utf8').catch(() => ''));
+}
+
+/** Shares of the machine's CPU time between two readings, in percent (undefined without time). */
+export function machineCpuShares(from: MachineCpu, to: MachineCpu): { busyPercent: number; idlePercent: number; stealPercent: number } | undefined {
+  const busy = to.busy - from.busy;
+  const idle = to.idle - from.idle;
+  const steal = to.steal - from.steal;
+  const total = busy + idle + steal;
+  if (total <= 0) return undefined;
+  return { busyPercent: (100 * busy) / total, idlePercent: (100 * idle) / total, stealPercent: (100 * steal) / total };
+}

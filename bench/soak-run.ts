@@ -18,7 +18,7 @@ import { runSlowReader, type SlowReaderResult } from './soak-slow-reader.js';
 import { HOLD_CLIENT, SERVER_POD, SERVICE, SOAK_LOAD_CLIENT, SoakTopology } from './soak-topology.js';
 import { judgeSoak, type ProcessSample, type Sample, type Verdict, type VerdictLimits } from './soak-verdict.js';
 import { HOLD_PORT } from './testbed.js';
-import { readProcessTable, treeCpuTicks } from './proc-stat.js';
+import { machineCpuShares, readMachineCpu, readProcessTable, treeCpuTicks, type MachineCpu } from './proc-stat.js';
 import { sampleProcess } from './soak-sample.js';
 
 export interface SoakOptions {
@@ -52,6 +52,8 @@ export interface SoakResult {
   samples: Sample[];
   /** Cores used over the load window (CPU seconds / wall seconds) by the load generator, the HTTP backend, the agents and the waypoint. */
   loadCpu?: { seconds: number; cores: Record<string, number> };
+  /** The whole machine over the load (/proc/stat): how busy it was, and what the hypervisor took (steal). */
+  machineCpu?: { busyPercent: number; idlePercent: number; stealPercent: number };
   verdict: Verdict;
   slowReader?: SlowReaderResult;
 }
@@ -159,7 +161,9 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
   let held: number | undefined;
   const intervals: SoakIntervalEvent[] = [];
   /** CPU ticks of every process tree of interest at the first and the latest sample under load. */
-  const cpuMarks: Array<{ at: number; ticks: Record<string, number> }> = [];
+  const cpuMarks: Array<{ at: number; ticks: Record<string, number>; machine: MachineCpu | undefined }> = [];
+  /** The machine's CPU at the previous sample, for each progress line's busy/steal shares. */
+  let machineBefore: MachineCpu | undefined;
   const cpuRoots = (): Record<string, number[]> => ({
     ...(generator.pid ? { generator: [generator.pid] } : {}),
     ...(bed.httpBackend ? { backend: [bed.httpBackend.pid] } : {}),
@@ -171,17 +175,20 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     // After the generator exited its CPU reads 0: keep the previous mark.
     if (!table.some((p) => p.pid === generator.pid)) return;
     const ticks = Object.fromEntries(Object.entries(cpuRoots()).map(([name, roots]) => [name, treeCpuTicks(table, roots)]));
-    const mark = { at: Date.now(), ticks };
+    const mark = { at: Date.now(), ticks, machine: await readMachineCpu() };
     if (cpuMarks.length < 2) cpuMarks.push(mark);
     else cpuMarks[1] = mark;
   };
   const sampler = setInterval(() => {
     if (clock.loadStart !== undefined && generator.pid) void markCpu().catch(() => undefined);
-    void sampleAll(bed, o.gcBeforeSample, o.log).then((processes) => {
+    void Promise.all([sampleAll(bed, o.gcBeforeSample, o.log), readMachineCpu()]).then(([processes, machine]) => {
       const t = clock.loadStart === undefined ? -1 : (Date.now() - clock.loadStart) / 1000;
       const previous = samples.at(-1);
       samples.push({ t, processes });
-      o.log(progressLine(t, o.rate, clock.loadStart === undefined ? undefined : intervals.at(-1), held, processes, previous, o.intervalSeconds));
+      const shares = machineBefore && machine ? machineCpuShares(machineBefore, machine) : undefined;
+      machineBefore = machine;
+      const machineText = shares ? ` | machine busy ${shares.busyPercent.toFixed(0)} % steal ${shares.stealPercent.toFixed(0)} %` : '';
+      o.log(progressLine(t, o.rate, clock.loadStart === undefined ? undefined : intervals.at(-1), held, processes, previous, o.intervalSeconds) + machineText);
     });
   }, o.intervalSeconds * 1000);
   cleanup.push('stop sampling', async () => clearInterval(sampler));
@@ -249,6 +256,7 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     first && last && last.at > first.at
       ? { seconds: (last.at - first.at) / 1000, cores: Object.fromEntries(Object.keys(last.ticks).map((name) => [name, Math.max(0, last.ticks[name]! - (first.ticks[name] ?? 0)) / 100 / ((last.at - first.at) / 1000)])) }
       : undefined;
+  const machineCpu = first?.machine && last?.machine && last.at > first.at ? machineCpuShares(first.machine, last.machine) : undefined;
   const { log: _log, ...options } = o;
   void _log;
   return {
@@ -261,6 +269,7 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
     intervals,
     samples,
     ...(loadCpu ? { loadCpu } : {}),
+    ...(machineCpu ? { machineCpu } : {}),
     verdict,
     ...(slowReader ? { slowReader } : {}),
   };

@@ -68,6 +68,7 @@ export function summary(r: SoakResult): string {
     `held connections: up in ${(r.hold.upMs / 1000).toFixed(1)} s, ${r.hold.closedWhileHeld} closed while held`,
     ...r.verdict.processes.map((p) => `${p.name}: RSS ${p.meanRssMib.toFixed(0)} MiB, slope ${p.rssSlopePercentPerMinute.toFixed(2)} %/min; fds ${p.fdMin}–${p.fdMax} (median ${p.fdMedian}) over the last ${r.options.durationSeconds - r.verdict.windowStartSeconds} s`),
     ...(r.loadCpu ? [`CPU over ${r.loadCpu.seconds.toFixed(0)} s of load (cores): ${Object.entries(r.loadCpu.cores).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ')}`] : []),
+    ...(r.machineCpu ? [`machine over the load: busy ${r.machineCpu.busyPercent.toFixed(1)} %, idle ${r.machineCpu.idlePercent.toFixed(1)} %, steal ${r.machineCpu.stealPercent.toFixed(1)} % (the hypervisor's share)`] : []),
     `load average ${r.loadAverageStart.map((l) => l.toFixed(2)).join(' ')} at start, ${r.loadAverageEnd.map((l) => l.toFixed(2)).join(' ')} at end`,
   ];
   if (r.slowReader) lines.push(`slow reader: ${r.slowReader.ok ? 'ok' : 'FAILED'}, ${Object.entries(r.slowReader.agents).map(([n, a]) => `${n} +${a.growthMib.toFixed(1)} MiB`).join(', ')}`);

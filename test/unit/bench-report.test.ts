@@ -7,7 +7,7 @@ import { iperf3ClientArgv, parseIperf3Json } from '../../bench/iperf3.js';
 import { connectionFor, dueOffsetMs, parseOpenLoopReport } from '../../bench/load/open-loop.js';
 import { resolveSettings } from '../../bench/options.js';
 import { buildPlan, rotate } from '../../bench/plan.js';
-import { CpuMeter, parseProcStat, treeCpuTicks, type ProcStat } from '../../bench/proc-stat.js';
+import { CpuMeter, machineCpuShares, parseMachineCpu, parseProcStat, treeCpuTicks, type ProcStat } from '../../bench/proc-stat.js';
 import { buildTables, formatNumber, formatRatio, formatSummary, harnessHealthy, renderMarkdown, renderTable, VS_BEST, VS_DIRECT } from '../../bench/report.js';
 import type { BenchResults, LatencySample, ThroughputSample } from '../../bench/results.js';
 import { median, pairedDifferences, ratio, summarize } from '../../bench/stats.js';
@@ -276,5 +276,23 @@ describe('report', () => {
     expect(md).toContain('amesh iperf3 -P1 client→server run 4: iperf3 failed: boom');
     expect(md).toContain('3 failed requests {"TIMEOUT":3}');
     expect(harnessHealthy(broken)).toBe(false);
+  });
+});
+
+describe('machine CPU from /proc/stat', () => {
+  const stat = (user: number, idle: number, steal: number): string =>
+    `cpu  ${user} 0 ${user / 2} ${idle} 0 0 ${user / 10} ${steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1 2\n`;
+
+  it('reads the all-CPU line and splits busy, idle and steal', () => {
+    expect(parseMachineCpu(stat(100, 400, 20))).toEqual({ busy: 160, idle: 400, steal: 20 });
+    expect(parseMachineCpu('intr 1 2\n')).toBeUndefined();
+    expect(parseMachineCpu('cpu  1 2 x 4 5 6 7 8\n')).toBeUndefined();
+  });
+
+  it('gives the shares between two readings', () => {
+    const a = { busy: 100, idle: 100, steal: 0 };
+    const shares = machineCpuShares(a, { busy: 190, idle: 100, steal: 10 });
+    expect(shares).toEqual({ busyPercent: 90, idlePercent: 0, stealPercent: 10 });
+    expect(machineCpuShares(a, a)).toBeUndefined();
   });
 });
