@@ -11,20 +11,28 @@ function socketWithFd(fd: number): net.Socket {
 }
 
 describe('armResetOnCrash', () => {
-  it('sets linger 0 when armed and turns it off before the socket’s own end()', () => {
+  it('sets linger 0 when armed and turns it off once the socket’s own FIN is out (finish)', () => {
     const native = createFakeNativeBinding();
     const socket = socketWithFd(41);
     const calls: Array<number | null> = [];
     const spy = { setSocketLinger: (fd: number, s: number | null) => (calls.push(s), native.setSocketLinger(fd, s)) };
     expect(armResetOnCrash(spy, socket)).toBe(true);
     expect(native.state.linger.get(41)).toBe(0);
-    (socket as unknown as { _handle: null })._handle = null;
-    // end() on a never-connected socket: only the disarm matters here.
-    socket.on('error', () => undefined);
-    socket.end();
+    // What Node emits after end()'s shutdown completed, before it closes the descriptor.
+    socket.emit('finish');
     expect(calls).toEqual([0, null]);
     expect(native.state.linger.get(41)).toBeNull();
     socket.destroy();
+  });
+
+  it('shares one finish listener among the sockets of a binding', () => {
+    const native = createFakeNativeBinding();
+    const [a, b] = [socketWithFd(5), socketWithFd(6)];
+    armResetOnCrash(native, a);
+    armResetOnCrash(native, b);
+    expect(a.listeners('finish').at(-1)).toBe(b.listeners('finish').at(-1));
+    a.destroy();
+    b.destroy();
   });
 
   it('leaves a socket without a descriptor alone', () => {
@@ -35,22 +43,23 @@ describe('armResetOnCrash', () => {
     socket.destroy();
   });
 
-  it('reports false and keeps end() untouched when the kernel refuses the option', () => {
+  it('reports false and adds no listener when the kernel refuses the option', () => {
     const native = createFakeNativeBinding();
     native.failNext('setSocketLinger', 'EBADF');
     const socket = socketWithFd(7);
-    const end = socket.end;
+    const listeners = socket.listenerCount('finish');
     expect(armResetOnCrash(native, socket)).toBe(false);
-    expect(socket.end).toBe(end);
+    expect(socket.listenerCount('finish')).toBe(listeners);
     socket.destroy();
   });
 
-  it('does not touch the descriptor of a destroyed socket at end()', () => {
+  it('does not touch a socket whose descriptor is gone at finish', () => {
     const native = createFakeNativeBinding();
     const socket = socketWithFd(9);
     expect(armResetOnCrash(native, socket)).toBe(true);
-    socket.destroy();
-    socket.end();
+    (socket as unknown as { _handle: null })._handle = null;
+    socket.emit('finish');
     expect(native.state.linger.get(9)).toBe(0);
+    socket.destroy();
   });
 });
