@@ -121,7 +121,6 @@ export class L4Connection {
   private readonly start = process.hrtime.bigint();
   private ended = false;
   private meter: L4Meter | undefined;
-  private labels: LabelSet<TcpLabel> | undefined;
   private closeError: string | undefined;
   source: Workload | undefined;
   sourceIdentity: string | null | undefined;
@@ -171,8 +170,13 @@ export class L4Connection {
     return this.reporter === 'source' ? this.source : this.destination;
   }
 
+  /**
+   * Built once, at the outcome (refused or established), and not kept: the metrics' series table
+   * holds one label set per series, and a held connection carrying its own (two dozen strings in
+   * a dictionary-mode object, ~1 KB) was the largest JavaScript object per connection.
+   */
   private labelSet(flags: ResponseFlag): LabelSet<TcpLabel> {
-    return (this.labels ??= l4Labels(
+    return l4Labels(
       {
         reporter: this.reporter,
         source: this.source,
@@ -184,7 +188,7 @@ export class L4Connection {
         responseFlags: flags,
       },
       { trustDomain: this.trustDomain, clusterId: this.t.clusterId },
-    ));
+    );
   }
 
   /** Nothing was relayed: counted opened + closed with `flags`, logged, a denial / route refusal recorded. */
