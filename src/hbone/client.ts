@@ -16,6 +16,8 @@ import { AmeshError } from '../errors/amesh-error.js';
 import { spiffeIdsOf } from './peer.js';
 import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
 
+const ignoreError = (): void => {};
+
 /** A non-200 answer to CONNECT. */
 export class HboneRefusedError extends AmeshError {
   constructor(
@@ -161,11 +163,13 @@ export function openConnectStream(session: http2.ClientHttp2Session, authority: 
       const status = Number(h[':status']);
       if (status === 200) {
         // Until the caller relays it, a reset must not crash the process; relay() sees it anyway.
-        stream.on('error', () => {});
+        // Module-level: a closure made here would keep this call's context (the request headers,
+        // the promise's callbacks) alive for as long as the stream lives.
+        stream.on('error', ignoreError);
         resolve(stream);
         return;
       }
-      stream.on('error', () => {});
+      stream.on('error', ignoreError);
       stream.close(http2.constants.NGHTTP2_CANCEL);
       reject(new HboneRefusedError(status, authority, peer));
     };

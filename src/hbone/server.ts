@@ -40,6 +40,8 @@ import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, sta
 import { allSettledWithin } from '../net/within.js';
 import { watchForTermination } from './terminated-session.js';
 
+const ignoreError = (): void => {};
+
 export interface HboneConnectRequest {
   authority: { host: string; port: number };
   /** The client's SPIFFE URI (verified). */
@@ -330,19 +332,14 @@ export class HboneServer {
 
   private async onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): Promise<void> {
     const info = this.sessions.get(stream.session as http2.ServerHttp2Session);
-    stream.on('error', () => {}); // reported through relay()/close
+    // Module-level, like track(): a closure made here would keep this call's context — the
+    // request's headers and raw headers, ~1 KB — alive for as long as the stream lives.
+    stream.on('error', ignoreError); // reported through relay()/close
     if (!info) {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
-    this.streams.add(stream);
-    info.streams++;
-    info.streamEvents++;
-    stream.once('close', () => {
-      this.streams.delete(stream);
-      info.streams--;
-      info.streamEvents++;
-    });
+    this.track(stream, info);
     const refuse = (status: 400 | 401 | 431 | 503, reason: string): void => {
       this.counters.refusedStreams++;
       this.opts.logger.info({ peer: info.peerIdentity, authority: headers[':authority'], status, reason }, 'hbone: CONNECT refused');
@@ -401,7 +398,21 @@ export class HboneServer {
     }
     this.counters.acceptedStreams++;
     stream.respond({ ':status': 200 });
-    await relay(stream, upstream);
+    // Not awaited: a suspended onStream would hold its frame (headers, closures) until the
+    // connection ends. relay() never rejects and cleans up both streams itself.
+    void relay(stream, upstream);
+  }
+
+  /** Counts the stream in its session and the server until it closes. */
+  private track(stream: http2.ServerHttp2Stream, info: SessionInfo): void {
+    this.streams.add(stream);
+    info.streams++;
+    info.streamEvents++;
+    stream.once('close', () => {
+      this.streams.delete(stream);
+      info.streams--;
+      info.streamEvents++;
+    });
   }
 
   stats(): HboneServerStats {
