@@ -140,6 +140,7 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
     return;
   }
   conn.established(() => ({ received: client.bytesRead, sent: client.bytesWritten }));
-  const r = await relay(client, upstream);
-  conn.finished({ received: r.aToB, sent: r.bToA }, r.error?.message);
+  // Returned, not awaited: a suspended handleOutbound would keep its whole frame (route, state,
+  // log entry, the tunnel request) for as long as the connection is held.
+  return relay(client, upstream).then((r) => conn.finished({ received: r.aToB, sent: r.bToA }, r.error?.message));
 }
