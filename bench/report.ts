@@ -227,6 +227,8 @@ export const METRIC_INFO: Readonly<Record<string, { label: string; better: Bette
   kbPerConnection: { label: 'KB per held connection', better: 'lower' },
   idleHeapUsedKB: { label: 'V8 heap in use idle (KB, Node proxies)', better: 'lower' },
   heapUsedKB: { label: 'V8 heap in use (KB, Node proxies)', better: 'lower' },
+  idleHeapCommittedKB: { label: 'V8 heap committed idle (KB, Node proxies)', better: 'lower' },
+  heapCommittedKB: { label: 'V8 heap committed (KB, Node proxies)', better: 'lower' },
   releasedHeapUsedKB: { label: 'V8 heap in use after release (KB, Node proxies)', better: 'lower' },
   secondsToOpen: { label: 'seconds to open', better: 'lower', hidden: true },
 };

@@ -92,6 +92,8 @@ const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
     return asMetric(sample, numericFields(sample, ['run', 'concurrency']));
   },
   memory: async (task, bed, s, meter) => {
+    // Fresh agents per run: memory is not returned after a release, so a reused agent would start from a raised baseline.
+    await bed.restartAgents(task.path);
     const sample = await runMemory(task, bed, s, meter);
     for (const why of sample.notMeasured ?? []) notMeasured.add(why);
     return asMetric(sample, memoryValues(sample));

@@ -6,7 +6,8 @@
  * garbage collection of the Node proxies (POST /debug/gc on the agents' loopback admin port; the
  * agents run with --expose-gc). KB per connection = (RSS with N − RSS idle) / N.
  *
- * Each N is opened by a fresh client after the previous one released its connections and the
+ * Before the idle reading the path carries a short burst of requests (WARMUP_SECONDS). Each N is
+ * opened by a fresh client after the previous one released its connections and the
  * server side drained, so the N are independent measurements against the same idle baseline.
  * RSS after the last release is recorded too: memory an allocator keeps is not a leak, but it
  * is what a node carries after a burst.
@@ -27,12 +28,22 @@ import { readProcessTable, type CpuMeter, type ProcStat } from '../proc-stat.js'
 import type { PathName } from '../results.js';
 import type { SpawnedProcess } from '../../src/sandbox/network/topology.js';
 import { BENCH_DIR, HOLD_PORT, type Testbed } from '../testbed.js';
-import type { PathRun } from './maxrate.js';
+import { runWrk, type PathRun } from './maxrate.js';
 
 export const HOLD_SERVER = join(BENCH_DIR, 'hold-server.js');
 export const HOLD_CLIENT = join(BENCH_DIR, 'load', 'hold-client.js');
 /** The node agent's admin port (loopback in the node's namespace), where POST /debug/gc is served. */
 export const AGENT_ADMIN_PORT = 15000;
+/**
+ * Before the idle reading every path carries WARMUP_SECONDS of closed-loop requests (wrk over
+ * WARMUP_CONNECTIONS keep-alive connections, closed before the reading): the baseline is then a
+ * proxy that has served traffic — its code compiled, its TLS contexts and amesh's pooled HBONE
+ * connection made, and V8's young generation (2 × 16 MiB semi-spaces per Node process, resident
+ * only once allocation has cycled through them) touched — not a process fresh from start. Without
+ * it the first held count carries that fixed ~25 MB per agent as if each connection cost it.
+ */
+export const WARMUP_SECONDS = 3;
+export const WARMUP_CONNECTIONS = 16;
 /** Connections being set up at a time by the hold client. */
 export const HOLD_CONCURRENCY = 200;
 
@@ -63,6 +74,8 @@ export interface HeldMeasurement {
   proxyCpuSeconds: number;
   /** V8 heap in use after GC, summed over the Node proxies (absent without any). */
   heapUsedKB?: number;
+  /** V8 heap committed after GC, summed over the Node proxies (absent without any). */
+  heapCommittedKB?: number;
 }
 
 export interface MemorySample {
@@ -77,6 +90,8 @@ export interface MemorySample {
   /** V8 heap in use after GC, summed over the Node proxies: idle and after the last release. */
   idleHeapUsedKB?: number;
   releasedHeapUsedKB?: number;
+  /** V8 heap committed after GC, summed over the Node proxies, idle. */
+  idleHeapCommittedKB?: number;
   /** Node proxies were collected before each reading (false: no Node process among the proxies). */
   collectedGarbage?: boolean;
   /**
@@ -121,8 +136,10 @@ export function memoryValues(s: MemorySample): Record<string, number> {
   const out: Record<string, number> = {};
   if (s.idleRssKB !== undefined) out.idleRssKB = s.idleRssKB;
   if (s.idleHeapUsedKB !== undefined) out.idleHeapUsedKB = s.idleHeapUsedKB;
+  if (s.idleHeapCommittedKB !== undefined) out.idleHeapCommittedKB = s.idleHeapCommittedKB;
   for (const h of s.held) {
     if (h.heapUsedKB !== undefined) out[`heapUsedKB@${h.connections}`] = h.heapUsedKB;
+    if (h.heapCommittedKB !== undefined) out[`heapCommittedKB@${h.connections}`] = h.heapCommittedKB;
     out[`rssKB@${h.connections}`] = h.rssKB;
     out[`kbPerConnection@${h.connections}`] = h.kbPerConnection;
     out[`secondsToOpen@${h.connections}`] = h.secondsToOpen;
@@ -155,10 +172,10 @@ export async function treeRssKB(roots: readonly number[]): Promise<number> {
  * Throws when a Node proxy does not collect. The heap tells a JavaScript leak (heap stays up after
  * release) from memory the allocator and V8 keep mapped (RSS stays up, heap does not).
  */
-async function collectGarbage(roots: readonly number[]): Promise<number | undefined> {
+async function collectGarbage(roots: readonly number[]): Promise<HeapReading | undefined> {
   const node = await realpath(process.execPath);
   const pids = processTree(await readProcessTable(), roots);
-  let heapKB: number | undefined;
+  let heap: HeapReading | undefined;
   for (const pid of pids) {
     const exe = await realpath(`/proc/${pid}/exe`).catch(() => undefined);
     if (exe !== node) continue;
@@ -168,24 +185,33 @@ async function collectGarbage(roots: readonly number[]): Promise<number | undefi
     );
     const lines = stdout.trim().split('\n');
     const code = lines.pop();
-    const heapUsedAfter = code === '200' ? heapUsedAfterOf(lines.join('\n')) : undefined;
+    const after = code === '200' ? heapAfterOf(lines.join('\n')) : undefined;
     if (code !== '200') {
       throw new Error(
         `POST ${url} in the network namespace of the Node proxy pid ${pid} answered ${code === '000' ? 'nothing' : code}: ${lines.join(' ').slice(0, 200)} — start the agents with NODE_OPTIONS=--expose-gc so memory is read after GC`,
       );
     }
-    heapKB = (heapKB ?? 0) + (heapUsedAfter ?? 0) / 1024;
+    heap = { usedKB: (heap?.usedKB ?? 0) + (after?.used ?? 0) / 1024, committedKB: (heap?.committedKB ?? 0) + (after?.total ?? 0) / 1024 };
   }
   // V8 may finish sweeping and return pages to the OS just after gc() returns.
-  if (heapKB !== undefined) await delay(500);
-  return heapKB;
+  if (heap !== undefined) await delay(500);
+  return heap;
 }
 
-/** `heapUsedAfter` (bytes) of a POST /debug/gc answer. */
-export function heapUsedAfterOf(body: string): number | undefined {
+/** V8 heap of the Node proxies after GC, summed: in use, and committed (what V8 holds from the OS). */
+interface HeapReading {
+  usedKB: number;
+  committedKB: number;
+}
+
+/** `heapUsedAfter` and `heapTotalAfter` (bytes) of a POST /debug/gc answer. */
+export function heapAfterOf(body: string): { used?: number; total?: number } | undefined {
   try {
-    const v = (JSON.parse(body) as { heapUsedAfter?: unknown }).heapUsedAfter;
-    return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+    const parsed = JSON.parse(body) as { heapUsedAfter?: unknown; heapTotalAfter?: unknown };
+    const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+    const used = num(parsed.heapUsedAfter);
+    const total = num(parsed.heapTotalAfter);
+    return { ...(used === undefined ? {} : { used }), ...(total === undefined ? {} : { total }) };
   } catch {
     return undefined;
   }
@@ -282,6 +308,40 @@ async function drained(bed: MemoryBed, pod: string, timeoutMs: number): Promise<
   }
 }
 
+/**
+ * Opens `n` connections through the path with a fresh hold client, reads the proxies' heap and
+ * RSS after GC while they are held, releases them and waits until the server side drained.
+ */
+async function holdAndRelease(path: PathName, bed: MemoryBed, roots: readonly number[], meter: CpuMeter, n: number): Promise<{ heap: HeapReading | undefined; rssKB: number; secondsToOpen: number; proxyCpuSeconds: number }> {
+  const ends = bed.endpoints(path);
+  const timeoutMs = openTimeoutMs(n);
+  const clientLog = join(bed.dir, `hold-client-${path}-${n}.log`);
+  const argv = [process.execPath, HOLD_CLIENT, '--host', ends.host, '--port', String(ends.holdPort), '--connections', String(n), '--concurrency', String(HOLD_CONCURRENCY), '--timeout-ms', String(timeoutMs), '--stall-ms', String(HOLD_STALL_MS)];
+  const client = bed.topology.spawn(ends.clientPod, argv, { stderrFile: clientLog });
+  let measured: { heap: HeapReading | undefined; rssKB: number; secondsToOpen: number; proxyCpuSeconds: number };
+  try {
+    const events = new EventReader(client.stdout!);
+    const { result: opened, cpuSeconds } = await meter.measure(roots, () => events.next(timeoutMs + 15_000, `${n} connections to come up`));
+    if (opened.event !== 'up') {
+      const why = opened.event === 'failed' ? opened.error : `unexpected event ${opened.event}`;
+      throw new Error(`holding ${n} connections through ${path} failed: ${why} (proxies: ${await fdUsage(roots)})`);
+    }
+    // Let the proxies finish any per-connection work (handshake buffers, pool bookkeeping).
+    await delay(1000);
+    const heap = await collectGarbage(roots);
+    measured = { heap, rssKB: await treeRssKB(roots), secondsToOpen: opened.ms / 1000, proxyCpuSeconds: cpuSeconds };
+    client.kill('SIGTERM');
+    const released = await events.next(30_000, `the hold client to release ${n} connections`);
+    if (released.event === 'released' && released.closedWhileHeld > 0) {
+      throw new Error(`${released.closedWhileHeld} of ${n} connections closed while held (an idle timeout on the ${path} path?)`);
+    }
+  } finally {
+    await client.stop(5_000);
+  }
+  await drained(bed, ends.serverPod, 60_000);
+  return measured;
+}
+
 export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings, meter: CpuMeter): Promise<MemorySample> {
   const sample: MemorySample = { path: task.path, run: task.run, held: [] };
   const ends = bed.endpoints(task.path);
@@ -292,9 +352,13 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
     const roots = bed.proxyPids(task.path);
     if (roots.length === 0) throw new Error(`the ${task.path} path has no proxy processes to measure`);
     await bed.waitForListener(ends.serverPod, HOLD_PORT, 10_000, server);
+    await runWrk(task, bed, meter, { connections: WARMUP_CONNECTIONS, seconds: WARMUP_SECONDS });
     const idleHeap = await collectGarbage(roots);
     sample.collectedGarbage = idleHeap !== undefined;
-    if (idleHeap !== undefined) sample.idleHeapUsedKB = Math.round(idleHeap);
+    if (idleHeap !== undefined) {
+      sample.idleHeapUsedKB = Math.round(idleHeap.usedKB);
+      sample.idleHeapCommittedKB = Math.round(idleHeap.committedKB);
+    }
     const idle = await treeRssKB(roots);
     sample.idleRssKB = idle;
     for (const n of [...s.memoryConnections].sort((a, b) => a - b)) {
@@ -303,34 +367,12 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
         (sample.notMeasured ??= []).push(shortfall);
         continue;
       }
-      const timeoutMs = openTimeoutMs(n);
-      const clientLog = join(bed.dir, `hold-client-${task.path}-${n}.log`);
-      const argv = [process.execPath, HOLD_CLIENT, '--host', ends.host, '--port', String(ends.holdPort), '--connections', String(n), '--concurrency', String(HOLD_CONCURRENCY), '--timeout-ms', String(timeoutMs), '--stall-ms', String(HOLD_STALL_MS)];
-      const client = bed.topology.spawn(ends.clientPod, argv, { stderrFile: clientLog });
-      try {
-        const events = new EventReader(client.stdout!);
-        const { result: opened, cpuSeconds } = await meter.measure(roots, () => events.next(timeoutMs + 15_000, `${n} connections to come up`));
-        if (opened.event !== 'up') {
-          const why = opened.event === 'failed' ? opened.error : `unexpected event ${opened.event}`;
-          throw new Error(`holding ${n} connections through ${task.path} failed: ${why} (proxies: ${await fdUsage(roots)})`);
-        }
-        // Let the proxies finish any per-connection work (handshake buffers, pool bookkeeping).
-        await delay(1000);
-        const heap = await collectGarbage(roots);
-        const rss = await treeRssKB(roots);
-        sample.held.push({ connections: n, rssKB: rss, kbPerConnection: kbPerConnection(idle, rss, n), secondsToOpen: opened.ms / 1000, proxyCpuSeconds: cpuSeconds, ...(heap === undefined ? {} : { heapUsedKB: Math.round(heap) }) });
-        client.kill('SIGTERM');
-        const released = await events.next(30_000, `the hold client to release ${n} connections`);
-        if (released.event === 'released' && released.closedWhileHeld > 0) {
-          throw new Error(`${released.closedWhileHeld} of ${n} connections closed while held (an idle timeout on the ${task.path} path?)`);
-        }
-      } finally {
-        await client.stop(5_000);
-      }
-      await drained(bed, ends.serverPod, 60_000);
+      const { heap, rssKB, secondsToOpen, proxyCpuSeconds } = await holdAndRelease(task.path, bed, roots, meter, n);
+      const heapKB = heap === undefined ? {} : { heapUsedKB: Math.round(heap.usedKB), heapCommittedKB: Math.round(heap.committedKB) };
+      sample.held.push({ connections: n, rssKB, kbPerConnection: kbPerConnection(idle, rssKB, n), secondsToOpen, proxyCpuSeconds, ...heapKB });
     }
     const releasedHeap = await collectGarbage(roots);
-    if (releasedHeap !== undefined) sample.releasedHeapUsedKB = Math.round(releasedHeap);
+    if (releasedHeap !== undefined) sample.releasedHeapUsedKB = Math.round(releasedHeap.usedKB);
     sample.releasedRssKB = await treeRssKB(roots);
   } catch (err) {
     sample.error = err instanceof Error ? err.message : String(err);

@@ -16,6 +16,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AmeshError } from '../errors/amesh-error.js';
 import { LOG_LEVELS, logLevels, type Logger, type LogLevels } from '../telemetry/logger.js';
@@ -42,7 +43,10 @@ function collectGarbage(res: http.ServerResponse, gc: (() => void) | undefined):
   gc();
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const after = process.memoryUsage();
-  json(res, 200, { collected: true, ms, heapUsedBefore: before.heapUsed, heapUsedAfter: after.heapUsed, rssBefore: before.rss, rssAfter: after.rss });
+  // heapTotal is what V8 has committed (a young generation grown by a burst of allocation stays
+  // committed after a full GC); spaces says which space holds it.
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
+  json(res, 200, { collected: true, ms, heapUsedBefore: before.heapUsed, heapUsedAfter: after.heapUsed, heapTotalAfter: after.heapTotal, rssBefore: before.rss, rssAfter: after.rss, spaces });
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {

@@ -1,5 +1,6 @@
-// POST /debug/gc on the agent's admin server (loopback): a full GC when the process exposes
-// V8's gc() (--expose-gc) or the handlers bring one, a 501 naming the flag otherwise; only POST.
+// POST /debug/gc on the agent's admin server (loopback): a full GC (heap used, committed and per
+// space after it) when the process exposes V8's gc() (--expose-gc) or the handlers bring one, a
+// 501 naming the flag otherwise; only POST.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminServers } from '../../src/node-agent/admin.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
@@ -26,7 +27,11 @@ describe('agent admin: POST /debug/gc', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body.collected).toBe(true);
-    for (const key of ['heapUsedBefore', 'heapUsedAfter', 'rssBefore', 'rssAfter', 'ms']) expect(typeof body[key]).toBe('number');
+    for (const key of ['heapUsedBefore', 'heapUsedAfter', 'heapTotalAfter', 'rssBefore', 'rssAfter', 'ms']) expect(typeof body[key]).toBe('number');
+    // Committed by space, so a reader can tell a grown young generation from old-space growth.
+    const spaces = body.spaces as Record<string, { size: number; used: number }>;
+    expect(spaces.new_space?.size).toBeGreaterThan(0);
+    expect(spaces.old_space?.used).toBeGreaterThan(0);
     expect(collections).toBe(1);
     // A GET neither collects nor pretends to.
     expect((await fetch(`${url}/debug/gc`)).status).toBe(404);

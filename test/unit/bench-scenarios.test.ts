@@ -7,7 +7,7 @@ import { parseWrkOutput, wrkArgv, wrkErrors, WrkOutputError } from '../../bench/
 import type { ProcStat } from '../../bench/proc-stat.js';
 import { parseSnmpTcp, tunnelConnectionsPerConnection } from '../../bench/scenarios/connrate.js';
 import { numericFields, proxyEfficiency } from '../../bench/scenarios/maxrate.js';
-import { descriptorsPerConnection, heapUsedAfterOf, kbPerConnection, memoryValues, openTimeoutMs, parseVmRssKB, processTree } from '../../bench/scenarios/memory.js';
+import { descriptorsPerConnection, heapAfterOf, kbPerConnection, memoryValues, openTimeoutMs, parseVmRssKB, processTree } from '../../bench/scenarios/memory.js';
 
 const WRK_STDOUT = `Running 5s test @ http://10.244.2.3:8080/
   1 threads and 16 connections
@@ -105,14 +105,15 @@ describe('memory', () => {
 
   it('names the numbers per held-connection count', () => {
     expect(
-      memoryValues({ path: 'amesh', run: 1, idleRssKB: 100, idleHeapUsedKB: 20, held: [{ connections: 1000, rssKB: 130, kbPerConnection: 0.03, secondsToOpen: 2, proxyCpuSeconds: 1, heapUsedKB: 25 }], releasedRssKB: 110, releasedHeapUsedKB: 21 }),
-    ).toEqual({ idleRssKB: 100, idleHeapUsedKB: 20, 'heapUsedKB@1000': 25, releasedHeapUsedKB: 21, 'rssKB@1000': 130, 'kbPerConnection@1000': 0.03, 'secondsToOpen@1000': 2, 'proxyCpuSeconds@1000': 1, releasedRssKB: 110 });
+      memoryValues({ path: 'amesh', run: 1, idleRssKB: 100, idleHeapUsedKB: 20, idleHeapCommittedKB: 30, held: [{ connections: 1000, rssKB: 130, kbPerConnection: 0.03, secondsToOpen: 2, proxyCpuSeconds: 1, heapUsedKB: 25, heapCommittedKB: 40 }], releasedRssKB: 110, releasedHeapUsedKB: 21 }),
+    ).toEqual({ idleRssKB: 100, idleHeapUsedKB: 20, idleHeapCommittedKB: 30, 'heapUsedKB@1000': 25, 'heapCommittedKB@1000': 40, releasedHeapUsedKB: 21, 'rssKB@1000': 130, 'kbPerConnection@1000': 0.03, 'secondsToOpen@1000': 2, 'proxyCpuSeconds@1000': 1, releasedRssKB: 110 });
   });
 
   it('reads the heap in use after GC from the agent’s answer', () => {
-    expect(heapUsedAfterOf('{"collected":true,"heapUsedAfter":2048,"rssAfter":1}')).toBe(2048);
-    expect(heapUsedAfterOf('{"error":"x"}')).toBeUndefined();
-    expect(heapUsedAfterOf('<html>')).toBeUndefined();
+    expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048,"heapTotalAfter":4096,"rssAfter":1}')).toEqual({ used: 2048, total: 4096 });
+    expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048}')).toEqual({ used: 2048 });
+    expect(heapAfterOf('{"error":"x"}')).toEqual({});
+    expect(heapAfterOf('<html>')).toBeUndefined();
   });
 
   it('allows a slow TLS pair time to open many connections, bounded', () => {
