@@ -24,6 +24,7 @@ export interface RawOptions {
   connections?: string;
   maxrateDuration?: string;
   connrateDuration?: string;
+  connrateConcurrency?: string;
   memoryConnections?: string;
   l7Duration?: string;
   captureMode?: string;
@@ -50,12 +51,12 @@ export class BenchUsageError extends Error {
 
 const FULL = {
   runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, warmupSeconds: 2, connections: [4, 16],
-  maxRateSeconds: 10, connRateSeconds: 10, memoryConnections: [1000, 10_000], l7Seconds: 10,
+  maxRateSeconds: 10, connRateSeconds: 10, connRateConcurrency: [4, 16], memoryConnections: [1000, 10_000], l7Seconds: 10,
 };
 // About a minute for every path and scenario: enough to prove each one produces numbers.
 const QUICK = {
   runs: 1, throughputSeconds: 1, streams: [1], latencySeconds: 1, warmupSeconds: 0.2, connections: [4],
-  maxRateSeconds: 1, connRateSeconds: 1, memoryConnections: [100], l7Seconds: 1,
+  maxRateSeconds: 1, connRateSeconds: 1, connRateConcurrency: [4], memoryConnections: [100], l7Seconds: 1,
 };
 
 function number(flag: string, raw: string, opts: { integer?: boolean; min: number; max: number }): number {
@@ -101,7 +102,7 @@ export function resolveSettings(raw: RawOptions): Readonly<RunSettings> {
     maxRateSeconds: raw.maxrateDuration === undefined ? d.maxRateSeconds : number('--maxrate-duration', raw.maxrateDuration, { integer: true, min: 1, max: 600 }),
     maxRateConnections: 16,
     connRateSeconds: raw.connrateDuration === undefined ? d.connRateSeconds : number('--connrate-duration', raw.connrateDuration, { integer: true, min: 1, max: 600 }),
-    connRateConcurrency: 4,
+    connRateConcurrency: raw.connrateConcurrency === undefined ? d.connRateConcurrency : numbers('--connrate-concurrency', raw.connrateConcurrency, 256),
     memoryConnections: raw.memoryConnections === undefined ? d.memoryConnections : numbers('--memory-connections', raw.memoryConnections, 20_000),
     l7Seconds: raw.l7Duration === undefined ? d.l7Seconds : number('--l7-duration', raw.l7Duration, { integer: true, min: 1, max: 600 }),
     captureMode,

@@ -236,7 +236,8 @@ export const METRIC_INFO: Readonly<Record<string, { label: string; better: Bette
 export function metricInfo(key: string): { label: string; better: Better; hidden?: true; guessed?: true } {
   const [name = key, count] = key.split('@');
   const known = METRIC_INFO[name];
-  const suffix = count === undefined ? '' : `, ${count} held connections`;
+  // `@1000`: held connections (memory); `@c16`: connections in flight (connection rate).
+  const suffix = count === undefined ? '' : count.startsWith('c') ? `, ${count.slice(1)} concurrent` : `, ${count} held connections`;
   if (known) return { ...known, label: `${known.label}${suffix}` };
   return { label: key, better: /rate|persecond|rps|gbps|throughput|handshakes/i.test(key) ? 'higher' : 'lower', guessed: true };
 }
@@ -430,7 +431,7 @@ export function renderMarkdown(results: BenchResults, tables: readonly MetricTab
     `- paths: ${s.paths.map((p) => PATH_LABELS[p]).join(', ')}; runs per measurement: ${s.runs}`,
     `- bulk: iperf3 ${s.throughputSeconds} s, ${s.streams.map((n) => `-P${n}`).join(' and ')}, ${s.directions.join(' and ')}`,
     `- latency: ${s.rate} req/s open loop, ${s.responseBytes}-byte HTTP/1.1 responses over ${s.connections.join(' and ')} keep-alive connections, ${s.latencySeconds} s (+${s.warmupSeconds} s warm-up, not recorded)`,
-    `- maximum rate: ${s.maxRateSeconds} s closed loop over ${s.maxRateConnections} connections; connection rate: ${s.connRateSeconds} s, ${s.connRateConcurrency} concurrent; memory: ${s.memoryConnections.join(' and ')} held connections; L7: ${s.l7Seconds} s per measurement`,
+    `- maximum rate: ${s.maxRateSeconds} s closed loop over ${s.maxRateConnections} connections; connection rate: ${s.connRateSeconds} s, ${s.connRateConcurrency.join(' and ')} concurrent; memory: ${s.memoryConnections.join(' and ')} held connections; L7: ${s.l7Seconds} s per measurement`,
     `- load average at start ${e.loadAverageStart.map((l) => l.toFixed(2)).join(' ')}, at end ${e.loadAverageEnd.map((l) => l.toFixed(2)).join(' ')}`,
     '',
     '| component | version |',

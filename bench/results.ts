@@ -114,7 +114,8 @@ export interface BenchSettings {
   maxRateConnections: number;
   /** Scenario 4: seconds per connection-rate run and concurrent connects. */
   connRateSeconds: number;
-  connRateConcurrency: number;
+  /** Connections in flight, one measurement each. */
+  connRateConcurrency: number[];
   /** Scenario 5: held-connection counts (RSS is also read idle, before any). */
   memoryConnections: number[];
   /** Scenario 6: seconds per L7 measurement (the waypoint bench's max-rate and latency runs). */

@@ -59,6 +59,7 @@ function parseArgs(argv: string[]): RawOptions {
     .option('--connections <list>', 'keep-alive connections of the latency scenario [4,16]')
     .option('--maxrate-duration <s>', 'closed-loop seconds per maximum-rate run [10]')
     .option('--connrate-duration <s>', 'seconds per connection-rate run [10]')
+    .option('--connrate-concurrency <list>', 'connections in flight in the connection-rate scenario, one measurement each [4,16]')
     .option('--memory-connections <list>', 'held connections of the memory scenario [1000,10000]')
     .option('--l7-duration <s>', 'seconds per L7 (waypoint) measurement [10]')
     .option('--capture-mode <mode>', `AMESH_CAPTURE_MODE for the amesh path's agents (${CAPTURE_MODES.join(', ')}) [the agent's default]; amesh-nft always uses nftables`)
@@ -88,8 +89,15 @@ const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
     return asMetric(sample, maxRateValues(sample));
   },
   connrate: async (task, bed, s, meter) => {
-    const sample = await runConnRate(task, bed, s, meter);
-    return asMetric(sample, numericFields(sample, ['run', 'concurrency']));
+    // One wrk run per concurrency; each value is named by it (connectionsPerSecond@c16).
+    const values: Record<string, number> = {};
+    const errors: string[] = [];
+    for (const concurrency of s.connRateConcurrency) {
+      const sample = await runConnRate(task, bed, { connRateSeconds: s.connRateSeconds, connRateConcurrency: concurrency }, meter);
+      for (const [k, v] of Object.entries(numericFields(sample, ['run', 'concurrency']))) values[`${k}@c${concurrency}`] = v;
+      if (sample.error) errors.push(`${concurrency} concurrent: ${sample.error}`);
+    }
+    return asMetric({ path: task.path, run: task.run, ...(errors.length > 0 ? { error: errors.join('; ') } : {}) }, values);
   },
   memory: async (task, bed, s, meter) => {
     // Fresh agents per run: memory is not returned after a release, so a reused agent would start from a raised baseline.

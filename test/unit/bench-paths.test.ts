@@ -104,7 +104,7 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     finishedAt: '2026-01-01T00:01:00.000Z',
     settings: {
       quick: true, runs: 1, paths, throughputSeconds: 1, streams: [1], directions: ['forward'], latencySeconds: 1, warmupSeconds: 0, rate: 1000, connections: [4], responseBytes: 1024,
-      maxRateSeconds: 1, maxRateConnections: 16, connRateSeconds: 1, connRateConcurrency: 4, memoryConnections: [100], l7Seconds: 1,
+      maxRateSeconds: 1, maxRateConnections: 16, connRateSeconds: 1, connRateConcurrency: [4], memoryConnections: [100], l7Seconds: 1,
     },
     environment: {
       node: 'v20', openssl: '3.0', kernel: '6.18', iperf3: '3.12', stunnel: '5.68', haproxy: '2.6', nginx: '1.22', wrk: '4.1', amesh: '0.1.0', cpus: '2 × x', clockTicksPerSecond: 100,
@@ -151,6 +151,7 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     expect(memory.rows[1]!.bestComparator).toBe('stunnel');
     expect(metricInfo('heapUsedKB@100').guessed).toBeUndefined();
     expect(metricInfo('kbPerConnection@1000')).toEqual({ label: 'KB per held connection, 1000 held connections', better: 'lower' });
+    expect(metricInfo('connectionsPerSecond@c16')).toEqual({ label: 'new connections/s (one request each), 16 concurrent', better: 'higher' });
   });
 
   it('scenario 7 compares eBPF with nftables capture and no capture', () => {

@@ -204,7 +204,7 @@ describe('report', () => {
     finishedAt: '2026-01-01T00:10:00.000Z',
     settings: {
       quick: false, runs: 3, paths: ['direct', 'stunnel', 'amesh'], throughputSeconds: 10, streams: [1], directions: ['forward'], latencySeconds: 30, warmupSeconds: 2, rate: 1000, connections: [4], responseBytes: 1024,
-      maxRateSeconds: 10, maxRateConnections: 16, connRateSeconds: 10, connRateConcurrency: 4, memoryConnections: [1000], l7Seconds: 10,
+      maxRateSeconds: 10, maxRateConnections: 16, connRateSeconds: 10, connRateConcurrency: [4], memoryConnections: [1000], l7Seconds: 10,
     },
     environment: {
       node: 'v20', openssl: '3.0', kernel: '6.18', iperf3: '3.12', stunnel: '5.68', haproxy: '2.6', nginx: '1.22', wrk: '4.1', amesh: '0.1.0', cpus: '2 × x', clockTicksPerSecond: 100,
