@@ -9,6 +9,10 @@
  * in NODE_OPTIONS, so the agents, which inherit NODE_OPTIONS (bench/testbed.ts), get a preload that
  * starts the inspector's profiler instead. Profiling costs CPU: don't compare profiled runs' figures.
  *
+ * `--new-connections`: instead of the open-loop keep-alive load, wrk with `Connection: close`
+ * (scenario 4: a new TCP connection per request, `--connections` in flight, closed loop) — the
+ * figures are then CPU-seconds per 10 000 new connections.
+ *
  * One JSON line per measured run on stdout; progress on stderr.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -18,9 +22,11 @@ import { Command } from 'commander';
 import { wholeNumber } from './cli.js';
 import { CleanupStack } from './cleanup.js';
 import { parseOpenLoopReport } from './load/open-loop.js';
+import { wrkErrors } from './load/wrk.js';
 import { resolveSettings } from './options.js';
 import { clockTicksPerSecond, CpuMeter, parseProcStat } from './proc-stat.js';
 import { Progress } from './progress.js';
+import { runWrk } from './scenarios/maxrate.js';
 import { LOAD_CLIENT, Testbed } from './testbed.js';
 
 /** Agents are ready well within this (capture installed); the first run's load starts after it. */
@@ -52,9 +58,10 @@ async function main(cleanup: CleanupStack): Promise<void> {
     .option('--seconds <n>', 'measured seconds per run', wholeNumber(1, 600), 20)
     .option('--connections <n>', 'keep-alive connections', wholeNumber(1, 1024), 64)
     .option('--runs <n>', 'measured runs on one testbed', wholeNumber(1, 20), 1)
+    .option('--new-connections', 'a new connection per request (wrk, Connection: close, closed loop) instead of the open-loop keep-alive load')
     .option('--profile-dir <dir>', `write a V8 CPU profile of each agent, from ${PROFILE_DELAY_MS / 1000} s after its start, to this (existing) directory`)
     .parse()
-    .opts<{ rate: number; seconds: number; connections: number; runs: number; profileDir?: string }>();
+    .opts<{ rate: number; seconds: number; connections: number; runs: number; newConnections?: boolean; profileDir?: string }>();
   if (process.getuid?.() !== 0) throw new Error('the agent CPU benchmark creates network namespaces: run it as root');
   if (o.profileDir) {
     const dir = resolve(o.profileDir);
@@ -71,24 +78,31 @@ async function main(cleanup: CleanupStack): Promise<void> {
   const ends = bed.endpoints('amesh');
   const [client, server] = bed.proxyPids('amesh');
   if (client === undefined || server === undefined) throw new Error('the testbed started no amesh agents');
+  const pids = [client, server];
   for (let run = 1; run <= o.runs; run++) {
-    progress.step(`${o.rate} req/s over ${o.connections} connections for ${o.seconds} s, run ${run}/${o.runs}`);
-    const argv = [process.execPath, LOAD_CLIENT, '--host', ends.host, '--port', String(ends.httpPort), '--rate', String(o.rate), '--connections', String(o.connections), '--duration', String(o.seconds), '--warmup', '1'];
+    progress.step(o.newConnections ? `a new connection per request, ${o.connections} at a time, for ${o.seconds} s, run ${run}/${o.runs}` : `${o.rate} req/s over ${o.connections} connections for ${o.seconds} s, run ${run}/${o.runs}`);
     const load = loadavg()[0]!;
-    const userSystem = async (): Promise<number[]> =>
-      Promise.all([client, server].map(async (pid) => parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8')))).then((stats) => stats.flatMap((s) => [s?.utime ?? 0, s?.stime ?? 0]));
-    const ticksBefore = await userSystem();
-    const { result, cpuSeconds } = await meter.measureGroups({ client: [client], server: [server] }, () => bed.topology.exec(ends.clientPod, argv, { timeoutMs: (o.seconds + 40) * 1000, allowFailure: true }));
-    const ticks = (await userSystem()).map((t, i) => t - ticksBefore[i]!);
-    const report = parseOpenLoopReport(result.stdout);
-    const requests = o.connections + report.warmupRequests + report.completed + report.errors;
-    const per10k = (s: number): number => Number(((s / requests) * 10_000).toFixed(3));
+    const ticksBefore = await userSystemTicks(pids);
+    let counts: Record<string, number>;
+    let cpuSeconds: Record<'client' | 'server', number>;
+    if (o.newConnections) {
+      const measured = await meter.measureGroups({ client: [client], server: [server] }, () => runWrk({ path: 'amesh', run }, bed, meter, { connections: o.connections, seconds: o.seconds, headers: ['Connection: close'] }));
+      const { report } = measured.result;
+      cpuSeconds = measured.cpuSeconds;
+      counts = { connections: Math.max(0, report.requests - report.statusErrors), connectionsPerSecond: Number(report.requestsPerSecond.toFixed(1)), errors: wrkErrors(report) };
+    } else {
+      const argv = [process.execPath, LOAD_CLIENT, '--host', ends.host, '--port', String(ends.httpPort), '--rate', String(o.rate), '--connections', String(o.connections), '--duration', String(o.seconds), '--warmup', '1'];
+      const measured = await meter.measureGroups({ client: [client], server: [server] }, () => bed.topology.exec(ends.clientPod, argv, { timeoutMs: (o.seconds + 40) * 1000, allowFailure: true }));
+      const report = parseOpenLoopReport(measured.result.stdout);
+      cpuSeconds = measured.cpuSeconds;
+      counts = { requests: o.connections + report.warmupRequests + report.completed + report.errors, errors: report.errors, achievedRate: report.achievedRate, p99Ms: report.latencyMs.p99 };
+    }
+    const ticks = (await userSystemTicks(pids)).map((t, i) => t - ticksBefore[i]!);
+    const units = Math.max(1, counts.connections ?? counts.requests ?? 0);
+    const per10k = (seconds: number): number => Number(((seconds / units) * 10_000).toFixed(3));
     process.stdout.write(
       `${JSON.stringify({
-        requests,
-        errors: report.errors,
-        achievedRate: report.achievedRate,
-        p99Ms: report.latencyMs.p99,
+        ...counts,
         clientAgentCpuPer10k: per10k(cpuSeconds.client),
         serverAgentCpuPer10k: per10k(cpuSeconds.server),
         /** The kernel's share of each agent's CPU time (stime / (utime + stime)): client, server. */
@@ -98,6 +112,12 @@ async function main(cleanup: CleanupStack): Promise<void> {
       })}\n`,
     );
   }
+}
+
+/** utime and stime (clock ticks) of each pid, flattened: [utime0, stime0, utime1, stime1, …]. */
+async function userSystemTicks(pids: readonly number[]): Promise<number[]> {
+  const stats = await Promise.all(pids.map(async (pid) => parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'))));
+  return stats.flatMap((s) => [s?.utime ?? 0, s?.stime ?? 0]);
 }
 
 const cleanup = new CleanupStack((line) => process.stderr.write(`${line}\n`));
