@@ -63,6 +63,16 @@ describe('traceparent', () => {
     expect(newTraceparent()).not.toBe(a);
     expect(parseTraceparent(a)).toEqual({ version: '00', traceId: a.slice(3, 35), spanId: a.slice(36, 52), flags: '00' });
   });
+  it('stays well formed and distinct across refills of its random pool (4 KiB: 170 ids each)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const t = newTraceparent();
+      expect(t).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      seen.add(t.slice(3, 35));
+      seen.add(t.slice(36, 52));
+    }
+    expect(seen.size).toBe(2000);
+  });
   const bad = ['', '00-00000000000000000000000000000000-0000000000000001-00', '00-0000000000000000000000000000000a-0000000000000000-00', 'ff-0000000000000000000000000000000a-0000000000000001-00', '00-0000000000000000000000000000000A-0000000000000001-00', '00-abc-def-00', '00-0000000000000000000000000000000a-0000000000000001-00-extra'];
   for (const v of bad) it(`rejects ${JSON.stringify(v)}`, () => expect(parseTraceparent(v)).toBeNull());
   it('accepts future versions with a suffix', () => {
