@@ -196,6 +196,10 @@ function latencyTables(results: BenchResults): MetricTable[] {
     table({ ...base, id: 'latency-cores-per-1000rps', title: 'Proxy cores per 1000 req/s (both proxies, user + system)', better: 'lower', columns: proxies, rows: per((s) => s.coresPer1000Rps, proxies, 'lower') }),
     table({ ...base, id: 'latency-send-lag', title: 'Load generator scheduling lag p99 (ms; part of every latency above, on every path)', better: 'lower', columns: paths, rows: per((s) => s.sendLagP99Ms, paths, 'lower') }),
   );
+  if (samples.some((s) => s.stealPercent !== undefined)) {
+    // Context for the rows above, not a property of a path: no ratios.
+    tables.push({ ...base, id: 'latency-steal', title: 'CPU steal during the run (% of the machine’s CPU time the hypervisor gave to other guests)', better: 'lower', columns: paths, rows: per((s) => s.stealPercent, paths, 'lower'), ratioColumns: [] });
+  }
   return tables;
 }
 

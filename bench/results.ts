@@ -55,6 +55,11 @@ export interface LatencySample {
   proxyCpuSeconds?: number;
   /** Proxy CPU-seconds per 1000 requests = cores busy per 1000 req/s. */
   coresPer1000Rps?: number;
+  /**
+   * Share of the machine's CPU time (all cores, /proc/stat) the hypervisor gave to others while
+   * this VM wanted it, over the run: a latency tail with steal in it is the host's, not the path's.
+   */
+  stealPercent?: number;
   error?: string;
 }
 

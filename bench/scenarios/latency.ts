@@ -9,7 +9,7 @@
  */
 import { parseOpenLoopReport } from '../load/open-loop.js';
 import type { LatencyTask } from '../plan.js';
-import type { CpuMeter } from '../proc-stat.js';
+import { machineCpuShares, readMachineCpu, type CpuMeter } from '../proc-stat.js';
 import type { LatencySample } from '../results.js';
 import { LOAD_CLIENT, type Testbed } from '../testbed.js';
 
@@ -35,7 +35,11 @@ export async function runLatency(task: LatencyTask, bed: Testbed, s: LatencyRunS
   // The generator stops itself 15 s after its schedule; this outer bound only catches a hang.
   const timeoutMs = (s.warmupSeconds + s.latencySeconds + 30) * 1000;
   try {
+    const machineBefore = await readMachineCpu();
     const { result, cpuSeconds } = await meter.measure(bed.proxyPids(task.path), () => bed.topology.exec(ends.clientPod, argv, { timeoutMs, allowFailure: true }));
+    const machineAfter = await readMachineCpu();
+    const shares = machineBefore && machineAfter ? machineCpuShares(machineBefore, machineAfter) : undefined;
+    if (shares) sample.stealPercent = shares.stealPercent;
     if (result.timedOut) throw new Error(`the load generator did not finish within ${timeoutMs / 1000} s`);
     let report;
     try {

@@ -196,7 +196,7 @@ describe('report', () => {
     path, streams: 1, reverse: false, run, gbps, ...(cpu === undefined ? {} : { cpuSecondsPerGB: cpu }),
   });
   const lat = (path: LatencySample['path'], run: number, p50: number, p99: number, cores?: number): LatencySample => ({
-    path, connections: 4, run, targetRate: 1000, p50Ms: p50, p90Ms: p50 * 2, p99Ms: p99, achievedRate: 1000, errors: 0, sendLagP99Ms: 1, ...(cores === undefined ? {} : { coresPer1000Rps: cores }),
+    path, connections: 4, run, targetRate: 1000, p50Ms: p50, p90Ms: p50 * 2, p99Ms: p99, achievedRate: 1000, errors: 0, sendLagP99Ms: 1, stealPercent: run, ...(cores === undefined ? {} : { coresPer1000Rps: cores }),
   });
   const results: BenchResults = {
     schema: 1,
@@ -248,6 +248,10 @@ describe('report', () => {
     expect(p99.cells.stunnel?.median).toBeCloseTo(0.3);
     expect(p99.ratios[VS_BEST]).toBeCloseTo(0.5 / 0.3);
     expect(table('latency-cores-per-1000rps').rows[0]!.cells.amesh?.median).toBe(0.3);
+    // Steal is the machine's, shown per path beside the latencies, never as an amesh ratio.
+    const steal = table('latency-steal');
+    expect(steal.rows[0]!.cells.amesh?.max).toBe(3);
+    expect(steal.ratioColumns).toEqual([]);
   });
 
   it('renders one Markdown table per metric with both ratio columns', () => {
