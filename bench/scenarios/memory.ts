@@ -352,7 +352,8 @@ export async function runMemory(task: PathRun, bed: MemoryBed, s: MemorySettings
     const roots = bed.proxyPids(task.path);
     if (roots.length === 0) throw new Error(`the ${task.path} path has no proxy processes to measure`);
     await bed.waitForListener(ends.serverPod, HOLD_PORT, 10_000, server);
-    await runWrk(task, bed, meter, { connections: WARMUP_CONNECTIONS, seconds: WARMUP_SECONDS });
+    const warmup = await runWrk(task, bed, meter, { connections: WARMUP_CONNECTIONS, seconds: WARMUP_SECONDS });
+    if (warmup.report.requests - warmup.report.statusErrors <= 0) throw new Error(`the ${WARMUP_SECONDS} s request warm-up through ${task.path} completed no request, so its idle reading would be a fresh process's`);
     const idleHeap = await collectGarbage(roots);
     sample.collectedGarbage = idleHeap !== undefined;
     if (idleHeap !== undefined) {
