@@ -129,12 +129,14 @@ describe('settings and plan', () => {
   it('uses the full defaults', () => {
     const s = resolveSettings({});
     expect(s).toMatchObject({ quick: false, runs: 3, throughputSeconds: 10, streams: [1, 4], latencySeconds: 30, rate: 1000, connections: [4, 16], paths: ['direct', 'stunnel', 'haproxy', 'nginx', 'amesh', 'amesh-nft'] });
-    expect(s).toMatchObject({ maxRateSeconds: 10, connRateSeconds: 10, memoryConnections: [1000, 10_000], l7Seconds: 10 });
+    expect(s).toMatchObject({ maxRateSeconds: 10, connRateSeconds: 10, connRateConcurrency: [4, 16], memoryConnections: [1000, 10_000], l7Seconds: 10 });
   });
 
   it('--quick shrinks the defaults, explicit flags still win', () => {
     expect(resolveSettings({ quick: true })).toMatchObject({ runs: 1, throughputSeconds: 1, streams: [1], latencySeconds: 1, connections: [4], memoryConnections: [100], l7Seconds: 1 });
     expect(resolveSettings({ quick: true, runs: '2', paths: 'amesh,direct' })).toMatchObject({ runs: 2, paths: ['direct', 'amesh'] });
+    expect(resolveSettings({ quick: true }).connRateConcurrency).toEqual([4]);
+    expect(resolveSettings({ connrateConcurrency: '8,32' }).connRateConcurrency).toEqual([8, 32]);
   });
 
   it('rejects bad values naming the flag', () => {
@@ -142,6 +144,7 @@ describe('settings and plan', () => {
     expect(() => resolveSettings({ paths: 'direct,envoy' })).toThrow(/--paths/);
     expect(() => resolveSettings({ scenarios: 'latency,l8' })).toThrow(/--scenarios/);
     expect(() => resolveSettings({ memoryConnections: '0' })).toThrow(/--memory-connections/);
+    expect(() => resolveSettings({ connrateConcurrency: '4,0' })).toThrow(/--connrate-concurrency/);
     expect(() => resolveSettings({ streams: '1,x' })).toThrow(/--streams/);
     expect(() => resolveSettings({ captureMode: 'tproxy' })).toThrow(/--capture-mode/);
   });
