@@ -108,6 +108,14 @@ export interface NodeAgentsSpec {
 }
 
 /**
+ * Extra Node/V8 flags for the node agents only (`BENCH_AGENT_NODE_FLAGS`, space-separated),
+ * for A/B runs of runtime settings that NODE_OPTIONS does not accept (most V8 flags).
+ */
+function agentNodeFlags(): string[] {
+  return (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+/**
  * Starts one node agent per node (eBPF or nftables capture, HBONE), each registered with the
  * cleanup stack the moment it exists — stop, uninstall its capture, remove its pinned maps —
  * and waits until every one reports ready. Returns them in `nodes` order with the capture mode
@@ -132,7 +140,7 @@ export async function startNodeAgents(spec: NodeAgentsSpec): Promise<Array<{ nod
       await topology.exec(node, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, AMESH_CLI, 'node-agent', '--local-config', config, '--uninstall'], { timeoutMs: 30_000 });
     });
     const log = join(dir, `agent-${node}.log`);
-    const agent = topology.spawn(node, [process.execPath, AMESH_CLI, 'node-agent', '--local-config', config], {
+    const agent = topology.spawn(node, [process.execPath, ...agentNodeFlags(), AMESH_CLI, 'node-agent', '--local-config', config], {
       env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
       stdoutFile: log,
       stderrFile: log,

@@ -95,6 +95,8 @@ export interface AgentConfig {
   hboneMaxPendingConnects: number;
   /** Largest CONNECT header block (HPACK-decoded, RFC 9113 §6.5.2 sizing) the HBONE server takes; beyond: 431. */
   hboneMaxHeaderBytes: number;
+  /** Client bytes an outbound tunnel sends before the peer's 200 (hbone/early-data.ts); 0: wait for the 200. */
+  hboneEarlyDataBytes: number;
 }
 
 const invalid = invalidSetting;
@@ -205,6 +207,10 @@ const SETTINGS = {
   // A CONNECT carries :authority, forwarded, baggage and traceparent (well under 1 KiB); 16 KiB
   // leaves room for long baggage and is Node's own default header limit.
   hboneMaxHeaderBytes: { env: 'AMESH_HBONE_MAX_HEADER_BYTES', default: 16_384, parse: int(1024, 1_048_576) },
+  // A new connection's first request then travels with its CONNECT instead of a round trip later.
+  // 64 KiB covers a request's headers and a small body; beyond it the client waits for the 200.
+  // At most this much per pending CONNECT is kept for a retry. 0 turns it off.
+  hboneEarlyDataBytes: { env: 'AMESH_HBONE_EARLY_DATA_BYTES', default: 65_536, parse: int(0, 16_777_216) },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {

@@ -13,6 +13,7 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { AmeshError } from '../errors/amesh-error.js';
+import type { EarlyData } from './early-data.js';
 import { spiffeIdsOf } from './peer.js';
 import { HBONE_H2_SETTINGS, HBONE_TLS, hboneSettings, raiseConnectionWindow, startKeepalive } from './settings.js';
 
@@ -139,8 +140,12 @@ export interface ConnectHeaders {
   traceparent?: string;
 }
 
-/** Opens one CONNECT stream; resolves on 200, rejects with HboneRefusedError otherwise. */
-export function openConnectStream(session: http2.ClientHttp2Session, authority: string, headers: ConnectHeaders, peer: string): Promise<http2.ClientHttp2Stream> {
+/**
+ * Opens one CONNECT stream; resolves on 200, rejects with HboneRefusedError otherwise. With
+ * `early`, the client's bytes flow on the stream from the start (early-data.ts) and are handed
+ * over to the caller with the 200; on any failure they stay kept for a retry.
+ */
+export function openConnectStream(session: http2.ClientHttp2Session, authority: string, headers: ConnectHeaders, peer: string, early?: EarlyData): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     const request: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
     if (headers.forwarded !== undefined) request.forwarded = headers.forwarded;
@@ -153,7 +158,9 @@ export function openConnectStream(session: http2.ClientHttp2Session, authority: 
       reject(new AmeshError('AMESH_HBONE_CONNECT_FAILED', `cannot open a CONNECT stream to ${peer}: ${(err as Error).message}`, { cause: err }));
       return;
     }
+    early?.attach(stream);
     const cleanup = (): void => {
+      early?.detach();
       stream.off('response', onResponse);
       stream.off('error', onError);
       stream.off('close', onClose);
@@ -162,6 +169,7 @@ export function openConnectStream(session: http2.ClientHttp2Session, authority: 
       cleanup();
       const status = Number(h[':status']);
       if (status === 200) {
+        early?.handOver();
         // Until the caller relays it, a reset must not crash the process; relay() sees it anyway.
         // Module-level: a closure made here would keep this call's context (the request headers,
         // the promise's callbacks) alive for as long as the stream lives.

@@ -34,6 +34,7 @@ import { AmeshError, isAmeshError } from '../errors/amesh-error.js';
 import { toSpiffeUri, type WorkloadIdentity } from '../identity/spiffe.js';
 import type { Logger } from '../telemetry/logger.js';
 import { dialHbone, HboneRefusedError, openConnectStream, type ConnectHeaders } from './client.js';
+import type { EarlyData } from './early-data.js';
 import { formatAuthority } from './headers.js';
 import { HBONE_H2_SETTINGS } from './settings.js';
 import { allSettledWithin } from '../net/within.js';
@@ -79,6 +80,8 @@ export interface HboneConnectOptions {
   headers: ConnectHeaders;
   /** This caller's cap on CONNECTs waiting for the key (its configuration); default the pool's maxPendingConnects. */
   maxPending?: number;
+  /** The client's bytes to send before the 200 (and to replay on a retried CONNECT); see early-data.ts. */
+  early?: EarlyData;
 }
 
 export interface HbonePoolStats {
@@ -168,7 +171,7 @@ export class HbonePool {
         throw err;
       }
       try {
-        const stream = await openConnectStream(session, req.authority, req.headers, conn.peer);
+        const stream = await openConnectStream(session, req.authority, req.headers, conn.peer, req.early);
         stream.once('close', () => this.release(conn));
         return stream;
       } catch (err) {

@@ -12,6 +12,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError, isAmeshError } from '../../errors/amesh-error.js';
 import { HboneRefusedError } from '../../hbone/client.js';
+import { EarlyData } from '../../hbone/early-data.js';
 import { buildBaggage, buildForwarded, formatAuthority, newTraceparent } from '../../hbone/headers.js';
 import { HbonePoolOverloadedError, type HboneConnectOptions } from '../../hbone/pool.js';
 import { relay } from '../../net/relay.js';
@@ -102,6 +103,8 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   }
 
   let upstream: Duplex;
+  // Bytes the client sent on the stream before the 200: counted with the relay's.
+  let early: EarlyData | undefined;
   try {
     if (route.kind === 'passthrough') {
       upstream = await ctx.sockets.connect({ host: route.target.ip, port: route.target.port }, ctx.config.connectTimeoutMs);
@@ -126,7 +129,8 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
       // A waypoint hop always goes over the network (marked socket), even to a pod on this node.
       entry['dst.hbone_addr'] = formatAuthority(route.nextHop.ip, route.nextHop.port);
       entry['dst.identity'] = route.expectedIdentities[0];
-      upstream = await ctx.pool.connect(tunnelRequest(ctx, state, source, client, route));
+      if (ctx.config.hboneEarlyDataBytes > 0) early = new EarlyData(client, ctx.config.hboneEarlyDataBytes);
+      upstream = await ctx.pool.connect({ ...tunnelRequest(ctx, state, source, client, route), ...(early ? { early } : {}) });
     }
   } catch (err) {
     const reason = isAmeshError(err) ? err.describe() : describeError(err);
@@ -142,5 +146,6 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   conn.established(() => ({ received: client.bytesRead, sent: client.bytesWritten }));
   // Returned, not awaited: a suspended handleOutbound would keep its whole frame (route, state,
   // log entry, the tunnel request) for as long as the connection is held.
-  return relay(client, upstream).then((r) => conn.finished({ received: r.aToB, sent: r.bToA }, r.error?.message));
+  const earlyBytes = early?.bytes ?? 0;
+  return relay(client, upstream).then((r) => conn.finished({ received: earlyBytes + r.aToB, sent: r.bToA }, r.error?.message));
 }
