@@ -208,9 +208,10 @@ const SETTINGS = {
   // leaves room for long baggage and is Node's own default header limit.
   hboneMaxHeaderBytes: { env: 'AMESH_HBONE_MAX_HEADER_BYTES', default: 16_384, parse: int(1024, 1_048_576) },
   // A new connection's first request then travels with its CONNECT instead of a round trip later.
-  // 64 KiB covers a request's headers and a small body; beyond it the client waits for the 200.
-  // At most this much per pending CONNECT is kept for a retry. 0 turns it off.
-  hboneEarlyDataBytes: { env: 'AMESH_HBONE_EARLY_DATA_BYTES', default: 65_536, parse: int(0, 16_777_216) },
+  // 16 KiB (one TLS record) covers a request's head; beyond it the client waits for the 200. It is
+  // kept per pending CONNECT for a retry, so the pending limit (1024) bounds it at 16 MiB per
+  // destination. 0 turns it off.
+  hboneEarlyDataBytes: { env: 'AMESH_HBONE_EARLY_DATA_BYTES', default: 16_384, parse: int(0, 16_777_216) },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {
