@@ -7,16 +7,14 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import { Duplex, PassThrough } from 'node:stream';
-import type tls from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HboneRefusedError } from '../../src/hbone/client.js';
 import { EarlyData } from '../../src/hbone/early-data.js';
 import { HbonePool, type HboneConnectOptions } from '../../src/hbone/pool.js';
-import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { relay } from '../../src/net/relay.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { CLIENT_ID, SERVER_ID, SERVER_URI, listen } from '../helpers/hbone.js';
-import { createTestCa, type TestCa } from '../helpers/pki.js';
+import { cachedContexts, createTestCa, type TestCa } from '../helpers/pki.js';
 
 let ca: TestCa;
 beforeAll(async () => {
@@ -97,15 +95,8 @@ afterEach(async () => {
 async function setup(onStream: StreamHandler): Promise<{ server: RawServer; pool: HbonePool; request: (early: EarlyData) => HboneConnectOptions }> {
   const server = await rawHboneServer(onStream);
   cleanups.push(() => server.close());
-  const contexts = new Map<string, Promise<tls.SecureContext>>();
   const pool = new HbonePool({
-    certificates: {
-      secureContext: (id: WorkloadIdentity) => {
-        const key = `${id.namespace}/${id.serviceAccount}`;
-        if (!contexts.has(key)) contexts.set(key, ca.context(id));
-        return contexts.get(key) as Promise<tls.SecureContext>;
-      },
-    },
+    certificates: cachedContexts(ca),
     logger: silentLogger,
   });
   cleanups.push(() => pool.close());

@@ -13,11 +13,10 @@ import { HboneRefusedError } from '../../src/hbone/client.js';
 import { formatAuthority } from '../../src/hbone/headers.js';
 import { HbonePool, type HboneConnectOptions, type HbonePoolOptions } from '../../src/hbone/pool.js';
 import { HboneServer, type HboneConnectRequest, type HboneConnectResult } from '../../src/hbone/server.js';
-import type { WorkloadIdentity } from '../../src/identity/spiffe.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { eventually } from '../helpers/eventually.js';
 import { CLIENT_ID as CLIENT, SERVER_ID as SERVER, SERVER_URI, listen, ping, trackedEchoServer } from '../helpers/hbone.js';
-import { createTestCa, workload, type TestCa } from '../helpers/pki.js';
+import { cachedContexts, createTestCa, workload, type TestCa } from '../helpers/pki.js';
 
 const OTHER_CLIENT = workload('frontend', 'other');
 
@@ -78,15 +77,8 @@ async function startBench(): Promise<Bench> {
   b.hbonePort = await listen(listener);
   b.echoPort = await listen(echo);
   b.pool = (opts = {}) => {
-    const contexts = new Map<string, Promise<tls.SecureContext>>();
     const pool = new HbonePool({
-      certificates: {
-        secureContext: (id: WorkloadIdentity) => {
-          const key = `${id.namespace}/${id.serviceAccount}`;
-          if (!contexts.has(key)) contexts.set(key, ca.context(id));
-          return contexts.get(key) as Promise<tls.SecureContext>;
-        },
-      },
+      certificates: cachedContexts(ca),
       connectSocket: async (host, port) => {
         const s = net.connect({ host, port, allowHalfOpen: true });
         await once(s, 'connect');

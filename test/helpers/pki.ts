@@ -33,3 +33,22 @@ export async function createTestCa(opts: { trustDomain?: string; ttlSeconds?: nu
   const issue = (id: WorkloadIdentity | string): Promise<IssuedCertificate> => provider.fetch(toIdentity(id));
   return { ca, provider, issue, context: async (id) => buildSecureContext(await issue(id)) };
 }
+
+/**
+ * The pool's certificate source over a test CA: one SecureContext per identity, made once and
+ * reused (as the certificate manager does, so the pool sees a stable context per identity).
+ */
+export function cachedContexts(ca: TestCa): { secureContext(id: WorkloadIdentity): Promise<tls.SecureContext> } {
+  const contexts = new Map<string, Promise<tls.SecureContext>>();
+  return {
+    secureContext: (id) => {
+      const key = `${id.namespace}/${id.serviceAccount}`;
+      let context = contexts.get(key);
+      if (!context) {
+        context = ca.context(id);
+        contexts.set(key, context);
+      }
+      return context;
+    },
+  };
+}
