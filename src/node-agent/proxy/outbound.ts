@@ -129,8 +129,9 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
       // A waypoint hop always goes over the network (marked socket), even to a pod on this node.
       entry['dst.hbone_addr'] = formatAuthority(route.nextHop.ip, route.nextHop.port);
       entry['dst.identity'] = route.expectedIdentities[0];
-      if (ctx.config.hboneEarlyDataBytes > 0) early = new EarlyData(client, ctx.config.hboneEarlyDataBytes);
-      upstream = await ctx.pool.connect({ ...tunnelRequest(ctx, state, source, client, route), ...(early ? { early } : {}) });
+      const request = tunnelRequest(ctx, state, source, client, route);
+      if (ctx.config.hboneEarlyDataBytes > 0) request.early = early = new EarlyData(client, ctx.config.hboneEarlyDataBytes);
+      upstream = await ctx.pool.connect(request);
     }
   } catch (err) {
     const reason = isAmeshError(err) ? err.describe() : describeError(err);
