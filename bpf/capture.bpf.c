@@ -6,7 +6,9 @@
  * For each TCP segment:
  *   1. a packet of a flow the node already has a socket for (the proxy's accepted or outbound
  *      side) is assigned to that socket and marked (a TIME_WAIT one: marked only);
- *   2. otherwise only a pure SYN is considered; exempt destinations pass;
+ *   2. otherwise a later segment of a flow set up through a socket here (amesh_flows) is marked
+ *      so the local stack resets it, other non-SYN segments pass, and only a pure SYN is
+ *      considered further; exempt destinations pass;
  *   3. an enrolled source goes to the outbound listener, an enrolled destination to the HBONE
  *      listener (dport 15008) or the inbound plaintext listener;
  *   4. the listener must be in LISTEN state and carry the agent's SO_MARK, so no other process
@@ -65,6 +67,46 @@ static __always_inline __u32 fill_tuple(struct bpf_sock_tuple *tuple, const stru
 	return sizeof(tuple->ipv6);
 }
 
+static __always_inline void fill_flow_key(struct amesh_flow_key *key, const struct amesh_packet *pkt)
+{
+	__builtin_memcpy(key->saddr, pkt->saddr, AMESH_ADDR_SIZE);
+	__builtin_memcpy(key->daddr, pkt->daddr, AMESH_ADDR_SIZE);
+	key->sport = pkt->sport;
+	key->dport = pkt->dport;
+}
+
+static __always_inline void remember_flow(const struct amesh_packet *pkt, __u32 reason)
+{
+	struct amesh_flow_key key;
+	struct amesh_flow_value value = { .reason = reason };
+
+	fill_flow_key(&key, pkt);
+	bpf_map_update_elem(&amesh_flows, &key, &value, BPF_ANY);
+}
+
+/*
+ * Keeps a flow that is sending (PSH, FIN) from being the least recently used entry: a lookup
+ * sets the entry's reference bit, which spares it at the next eviction, and costs no lock. An
+ * entry already evicted (a flow idle through 32 768 newer ones) is added back.
+ */
+static __always_inline void touch_flow(const struct amesh_packet *pkt, __u32 reason)
+{
+	struct amesh_flow_key key;
+	struct amesh_flow_value value = { .reason = reason };
+
+	fill_flow_key(&key, pkt);
+	if (!bpf_map_lookup_elem(&amesh_flows, &key))
+		bpf_map_update_elem(&amesh_flows, &key, &value, BPF_ANY);
+}
+
+static __always_inline void forget_flow(const struct amesh_packet *pkt)
+{
+	struct amesh_flow_key key;
+
+	fill_flow_key(&key, pkt);
+	bpf_map_delete_elem(&amesh_flows, &key);
+}
+
 /*
  * Step 1: a flow the node already holds a socket for. LISTEN is skipped (the lookup falls
  * back to listeners on daddr:dport, which says nothing about capture). If the assign fails
@@ -98,16 +140,47 @@ static __always_inline int assign_established(struct __sk_buff *skb, const struc
 		bpf_sk_release(sk);
 		return 0;
 	}
-	if (sk->state != BPF_TCP_TIME_WAIT)
+	if (sk->state != BPF_TCP_TIME_WAIT) {
 		bpf_sk_assign(skb, sk, 0);
+		/*
+		 * A SYN-ACK answering a socket of ours (the agent dialling a pod or a peer's 15008)
+		 * starts a flow to remember; data and FINs keep one remembered while it is in use,
+		 * since its socket may be reset at any moment, say by an agent that crashed.
+		 */
+		if (pkt->tcp_flags & AMESH_TCP_FLAG_SYN)
+			remember_flow(pkt, AMESH_REASON_ASSIGN_ESTABLISHED);
+		else if (pkt->tcp_flags & (AMESH_TCP_FLAG_PSH | AMESH_TCP_FLAG_FIN))
+			touch_flow(pkt, AMESH_REASON_ASSIGN_ESTABLISHED);
+	}
 	bpf_sk_release(sk);
 	return -AMESH_REASON_ASSIGN_ESTABLISHED;
 }
 
+/*
+ * Step 2, for a segment no socket here owns. A segment without SYN of a flow in amesh_flows
+ * belongs to a connection the proxy has already closed, typically a reset it sent crossing
+ * data the client had just written (a refused connection): forwarded, it would carry the
+ * client's plaintext onto the wire towards the original destination. Marked instead (the
+ * reason of a socket-owned segment; one of its own needs a larger amesh_reasons, so a new pin
+ * directory version), it is routed to the local stack, which finds no socket and answers
+ * with a reset. Any other segment without SYN passes: flows opened before the pod was enrolled
+ * keep flowing. A SYN-ACK nothing here owns starts a flow that is not ours, so an entry left
+ * on its tuple by an earlier flow is dropped.
+ */
 static __always_inline int check_pure_syn(const struct amesh_packet *pkt)
 {
-	if ((pkt->tcp_flags & (AMESH_TCP_FLAG_SYN | AMESH_TCP_FLAG_ACK)) != AMESH_TCP_FLAG_SYN)
+	struct amesh_flow_key key;
+
+	if (!(pkt->tcp_flags & AMESH_TCP_FLAG_SYN)) {
+		fill_flow_key(&key, pkt);
+		if (bpf_map_lookup_elem(&amesh_flows, &key))
+			return -AMESH_REASON_ASSIGN_ESTABLISHED;
 		return -AMESH_REASON_PASS_NOT_SYN;
+	}
+	if (pkt->tcp_flags & AMESH_TCP_FLAG_ACK) {
+		forget_flow(pkt);
+		return -AMESH_REASON_PASS_NOT_SYN;
+	}
 	return 0;
 }
 
@@ -202,12 +275,16 @@ static __always_inline int capture(struct __sk_buff *skb)
 	if (ret < 0)
 		return ret;
 	ret = check_exempt(&pkt);
-	if (ret < 0)
-		return ret;
-	ret = select_target(&pkt, &target);
-	if (ret < 0)
-		return ret;
-	return assign_listener(skb, &pkt, &target);
+	if (ret == 0)
+		ret = select_target(&pkt, &target);
+	if (ret == 0)
+		ret = assign_listener(skb, &pkt, &target);
+	/* A SYN a listener took starts a flow of ours; any other starts one that is not. */
+	if (ret == -(int)target.reason && target.reason)
+		remember_flow(&pkt, target.reason);
+	else
+		forget_flow(&pkt);
+	return ret;
 }
 
 /* Count the decision and turn it into a tc verdict. */

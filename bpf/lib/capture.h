@@ -18,9 +18,11 @@
 #define AMESH_MAP_PODS_NAME     "amesh_pods"
 #define AMESH_MAP_EXEMPT_NAME   "amesh_exempt"
 #define AMESH_MAP_REASONS_NAME  "amesh_reasons"
+#define AMESH_MAP_FLOWS_NAME    "amesh_flows"
 
 #define AMESH_PODS_MAX_ENTRIES    65536
 #define AMESH_EXEMPT_MAX_ENTRIES  1024
+#define AMESH_FLOWS_MAX_ENTRIES   32768
 
 /* Defaults of the load-time knobs (the const volatile globals of capture.bpf.c). */
 #define AMESH_DEFAULT_CAPTURE_MARK            0x111
@@ -53,11 +55,29 @@ struct amesh_exempt_value {
 	__u32 flags;
 };
 
+/*
+ * amesh_flows (LRU): TCP flows the node held a socket for when they were set up, keyed as the
+ * segments of one direction carry them at the hook (source → destination, ports in network
+ * order). The value is the reason that recorded the flow. Written and read by the program only.
+ */
+struct amesh_flow_key {
+	__u8 saddr[AMESH_ADDR_SIZE];
+	__u8 daddr[AMESH_ADDR_SIZE];
+	__be16 sport;
+	__be16 dport;
+};
+
+struct amesh_flow_value {
+	__u32 reason;
+};
+
 /* Layouts userspace encodes byte by byte (bpf-contract.ts): no padding allowed. */
 _Static_assert(sizeof(struct amesh_pod_key) == AMESH_ADDR_SIZE, "amesh_pod_key must be 16 bytes");
 _Static_assert(sizeof(struct amesh_pod_value) == 4, "amesh_pod_value must be 4 bytes");
 _Static_assert(sizeof(struct amesh_lpm_key) == 4 + AMESH_ADDR_SIZE, "amesh_lpm_key must be 20 bytes");
 _Static_assert(sizeof(struct amesh_exempt_value) == 4, "amesh_exempt_value must be 4 bytes");
+_Static_assert(sizeof(struct amesh_flow_key) == 2 * AMESH_ADDR_SIZE + 4, "amesh_flow_key must be 36 bytes");
+_Static_assert(sizeof(struct amesh_flow_value) == 4, "amesh_flow_value must be 4 bytes");
 
 /*
  * Why the program decided what it did; amesh_reasons[reason] counts packets per CPU.

@@ -27,7 +27,9 @@
 /* IPv6 extension headers skipped before giving up on finding TCP (cilium uses the same bound). */
 #define AMESH_IPV6_MAX_EXT_HEADERS 4
 
+#define AMESH_TCP_FLAG_FIN 0x01
 #define AMESH_TCP_FLAG_SYN 0x02
+#define AMESH_TCP_FLAG_PSH 0x08
 #define AMESH_TCP_FLAG_ACK 0x10
 
 struct amesh_packet {

@@ -6,7 +6,7 @@
  * Errors carry errno/code/syscall like the real addon's.
  */
 import { constants } from 'node:os';
-import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, EXEMPT_MAX_ENTRIES, LPM_KEY_SIZE, ADDRESS_KEY_SIZE, MAP_VALUE_SIZE, PODS_MAX_ENTRIES, REASON, REASON_COUNTER_SIZE } from '../node-agent/capture/bpf-contract.js';
+import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, EXEMPT_MAX_ENTRIES, FLOWS_MAX_ENTRIES, FLOW_KEY_SIZE, LPM_KEY_SIZE, ADDRESS_KEY_SIZE, MAP_VALUE_SIZE, PODS_MAX_ENTRIES, REASON, REASON_COUNTER_SIZE } from '../node-agent/capture/bpf-contract.js';
 import type { BpfMapInfo, LoadedBpfObject, LoadObjectOptions, NativeBinding, TestRunResult } from './types.js';
 
 export interface FakeMap {
@@ -123,6 +123,7 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     { name: BPF_MAP_NAMES.pods, keySize: ADDRESS_KEY_SIZE, valueSize: MAP_VALUE_SIZE, maxEntries: PODS_MAX_ENTRIES, perCpu: false, entries: new Map() },
     { name: BPF_MAP_NAMES.exempt, keySize: LPM_KEY_SIZE, valueSize: MAP_VALUE_SIZE, maxEntries: EXEMPT_MAX_ENTRIES, perCpu: false, entries: new Map() },
     { name: BPF_MAP_NAMES.reasons, keySize: 4, valueSize: REASON_COUNTER_SIZE, maxEntries: REASON.MAX, perCpu: true, entries: new Map() },
+    { name: BPF_MAP_NAMES.flows, keySize: FLOW_KEY_SIZE, valueSize: MAP_VALUE_SIZE, maxEntries: FLOWS_MAX_ENTRIES, perCpu: false, entries: new Map() },
   ];
   const keyCheck = (map: FakeMap, key: Buffer, syscall: string) => {
     if (key.length !== map.keySize) throw sysError(syscall, 'EINVAL', `key size ${key.length} != ${map.keySize}`);

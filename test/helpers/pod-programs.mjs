@@ -414,7 +414,46 @@ function hboneProbe(flags) {
   stream.on('error', fail);
 }
 
+/**
+ * Connections whose first write lands at a spread of moments after connect, so some of them
+ * cross a reset the proxy sends at once: --count N, --spread-us U (writes 0…U µs after connect).
+ */
+async function racyClients(flags) {
+  const host = flags.host;
+  const port = intFlag(flags, 'port');
+  const count = intFlag(flags, 'count');
+  const spreadUs = intFlag(flags, 'spread-us', 2000);
+  const outcomes = {};
+  for (let i = 0; i < count; i++) {
+    const waitUs = Math.floor((i * 7919) % (spreadUs + 1));
+    const outcome = await new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve('TIMEOUT');
+      }, 3000);
+      socket.on('connect', () => {
+        const until = process.hrtime.bigint() + BigInt(waitUs) * 1000n;
+        while (process.hrtime.bigint() < until);
+        socket.write(`GET / HTTP/1.1\r\nHost: racy-${i}\r\n\r\n`);
+      });
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        resolve(err.code ?? 'ERROR');
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve('CLOSED');
+      });
+      socket.resume();
+    });
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
+  print({ ok: true, count, outcomes });
+}
+
 const COMMANDS = {
+  'racy-clients': racyClients,
   'echo-server': echoServer,
   'whoami-server': whoamiServer,
   'sink-server': sinkServer,

@@ -15,6 +15,7 @@ import {
   REASON,
   bpfObjectPath,
   encodeAddressKey,
+  encodeFlowKey,
   encodeLpmKey,
   encodeRodata,
 } from '../../src/node-agent/capture/bpf-contract.js';
@@ -224,6 +225,62 @@ describe.skipIf(!guard.run)('capture program decisions (BPF_PROG_TEST_RUN in a f
       await withListeners([{ family: 4, port: 18080, mark: 0 }], async () => {
         expect(await decide({ src: OTHER4, dst: '127.0.0.1', dport: 18080 })).toEqual({ retval: TC_ACT_OK, mark: 0, counted: { PASS_NOT_ENROLLED: 1 } });
       });
+    });
+  });
+
+  describe('flows set up through a socket here (amesh_flows)', () => {
+    const flowKey = (src: string, sport: number, dst: string, dport: number): string => encodeFlowKey({ ip: src, port: sport }, { ip: dst, port: dport }).toString('hex');
+    const remembered = (key: string): Promise<string | null> => runner.call<string | null>('mapLookup', { object: 'closed', map: BPF_MAP_NAMES.flows, key });
+    const remember = (key: string): Promise<unknown> => runner.call('mapUpdate', { object: 'closed', map: BPF_MAP_NAMES.flows, key, value: u32Hex(REASON.REDIRECT_OUTBOUND) });
+
+    it.each([
+      ['IPv4', SRC_POD4, DST_POD4],
+      ['IPv6', SRC_POD6, DST_POD6],
+    ])('%s: a later segment of a remembered flow whose socket is gone is marked for the local stack, never forwarded', async (_f, src, dst) => {
+      const key = flowKey(src, 41000, dst, 80);
+      await remember(key);
+      for (const flags of [TCP_FLAGS.ACK | TCP_FLAGS.PSH, TCP_FLAGS.ACK, TCP_FLAGS.FIN | TCP_FLAGS.ACK, TCP_FLAGS.RST]) {
+        expect(await decide({ src, dst, sport: 41000, dport: 80, flags })).toEqual({ retval: TC_ACT_OK, mark: DEFAULT_CAPTURE_MARK, counted: { ASSIGN_ESTABLISHED: 1 } });
+      }
+      // The other direction and another client port are other flows: they pass.
+      expect((await decide({ src: dst, dst: src, sport: 80, dport: 41000, flags: TCP_FLAGS.ACK })).counted).toEqual({ PASS_NOT_SYN: 1 });
+      expect((await decide({ src, dst, sport: 41001, dport: 80, flags: TCP_FLAGS.ACK })).counted).toEqual({ PASS_NOT_SYN: 1 });
+      expect(await remembered(key)).not.toBeNull();
+    });
+
+    it('a SYN that starts a flow which is not ours forgets the tuple (uncaptured, dropped, or a SYN-ACK nothing here owns)', async () => {
+      const cases: Array<[string, SegmentSpec, keyof typeof REASON]> = [
+        ['SYN between unenrolled addresses', { src: OTHER4, dst: '10.0.3.3', sport: 41002, dport: 80 }, 'PASS_NOT_ENROLLED'],
+        ['SYN to an exempt destination', { src: SRC_POD4, dst: EXEMPT4, sport: 41003, dport: 80 }, 'PASS_EXEMPT'],
+        ['captured SYN without a listener', { src: SRC_POD4, dst: DST_POD4, sport: 41004, dport: 80 }, 'DROP_NO_LISTENER'],
+        ['SYN-ACK without a socket', { src: DST_POD4, dst: SRC_POD4, sport: 80, dport: 41005, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK }, 'PASS_NOT_SYN'],
+      ];
+      for (const [what, spec, reason] of cases) {
+        const key = flowKey(spec.src, spec.sport ?? 40000, spec.dst, spec.dport);
+        await remember(key);
+        expect((await decide(spec)).counted, what).toEqual({ [reason]: 1 });
+        expect(await remembered(key), `${what}: forgotten`).toBeNull();
+        // A late segment on that tuple now belongs to the new flow: it passes.
+        expect((await decide({ ...spec, flags: TCP_FLAGS.ACK })).counted, `${what}: then an ACK`).toEqual({ PASS_NOT_SYN: 1 });
+      }
+    });
+
+    it.each([4, 6] as const)('IPv%d SYN-ACK, data and FIN to a local socket are remembered', async (family) => {
+      const { clientPort, serverPort } = await runner.call<{ clientPort: number; serverPort: number }>('tcpPair', { family });
+      const lo = family === 6 ? '::1' : '127.0.0.1';
+      const key = flowKey(lo, serverPort, lo, clientPort);
+      expect(await remembered(key)).toBeNull();
+      expect((await decide({ src: lo, dst: lo, sport: serverPort, dport: clientPort, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK })).counted).toEqual({ ASSIGN_ESTABLISHED: 1 });
+      expect(await remembered(key), 'the SYN-ACK direction of the flow').toBe(u32Hex(REASON.ASSIGN_ESTABLISHED));
+      // A bare ACK to an owned socket records nothing; data (PSH) or a FIN does, and keeps it.
+      const other = flowKey(lo, clientPort, lo, serverPort);
+      expect((await decide({ src: lo, dst: lo, sport: clientPort, dport: serverPort, flags: TCP_FLAGS.ACK })).counted).toEqual({ ASSIGN_ESTABLISHED: 1 });
+      expect(await remembered(other)).toBeNull();
+      expect((await decide({ src: lo, dst: lo, sport: clientPort, dport: serverPort, flags: TCP_FLAGS.ACK | TCP_FLAGS.PSH })).counted).toEqual({ ASSIGN_ESTABLISHED: 1 });
+      expect(await remembered(other), 'a flow sending data').toBe(u32Hex(REASON.ASSIGN_ESTABLISHED));
+      await runner.call('mapDelete', { object: 'closed', map: BPF_MAP_NAMES.flows, key: other });
+      expect((await decide({ src: lo, dst: lo, sport: clientPort, dport: serverPort, flags: TCP_FLAGS.ACK | TCP_FLAGS.FIN })).counted).toEqual({ ASSIGN_ESTABLISHED: 1 });
+      expect(await remembered(other), 'a flow closing').toBe(u32Hex(REASON.ASSIGN_ESTABLISHED));
     });
   });
 

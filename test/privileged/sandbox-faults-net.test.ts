@@ -171,7 +171,10 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
   const agentRecords = (): LogRecord[] => agentPods().flatMap((p) => podRecords(`amesh-system/${p.name}`));
   const curlOk = (): boolean => exec('demo/client', 'curl', '-s', '-S', '--max-time', '3', BACKEND).stdout.includes('Hello, world!');
 
-  /** tcpdump of the plaintext application ports on both uplinks; stop() gives packet counts per node. */
+  /**
+   * tcpdump of the plaintext application ports on both uplinks; stop() gives packet counts per
+   * node, and prints the first packets when there are any (what crossed, and when).
+   */
   const startPlainCaptures = async (tag: string): Promise<{ stop: () => Promise<Record<string, number>> }> => {
     const captures = [...uplinks].map(([node, iface]) => {
       const file = join(dir, `${tag}-${node}.pcap`);
@@ -187,7 +190,12 @@ describe.skipIf(!guard.run)('network and state faults (privileged sandbox, issue
         for (const c of captures) {
           c.child.kill('SIGINT');
           if (c.child.exitCode === null) await new Promise((r) => c.child.once('exit', r));
-          counts[c.node] = existsSync(c.file) ? parsePcap(readFileSync(c.file)).tcp.length : -1;
+          const packets = existsSync(c.file) ? parsePcap(readFileSync(c.file)).tcp : undefined;
+          counts[c.node] = packets?.length ?? -1;
+          if (packets?.length) {
+            const shown = packets.slice(0, 10).map((p) => `${p.src}:${p.sport} > ${p.dst}:${p.dport} flags 0x${p.flags.toString(16)} ${JSON.stringify(p.payload.toString('latin1').slice(0, 60))}`);
+            console.log(`plaintext on ${c.node}'s uplink (${tag}, ${packets.length} packets, ${c.file}):\n  ${shown.join('\n  ')}`);
+          }
         }
         return counts;
       },

@@ -12,6 +12,8 @@ import {
   DEFAULT_LISTENER_MARK,
   DEFAULT_PORTS,
   EXEMPT_MAX_ENTRIES,
+  FLOWS_MAX_ENTRIES,
+  FLOW_KEY_SIZE,
   LPM_KEY_SIZE,
   MAP_VALUE_SIZE,
   PODS_MAX_ENTRIES,
@@ -23,6 +25,7 @@ import {
   decodeAddressKey,
   decodeLpmKey,
   encodeAddressKey,
+  encodeFlowKey,
   encodeLpmKey,
   encodeRodata,
   packageRoot,
@@ -108,6 +111,7 @@ describe('bpf/lib/capture.h ↔ bpf-contract.ts', () => {
       pods: stringDefine('AMESH_MAP_PODS_NAME'),
       exempt: stringDefine('AMESH_MAP_EXEMPT_NAME'),
       reasons: stringDefine('AMESH_MAP_REASONS_NAME'),
+      flows: stringDefine('AMESH_MAP_FLOWS_NAME'),
     }).toEqual(BPF_MAP_NAMES);
   });
 
@@ -126,6 +130,9 @@ describe('bpf/lib/capture.h ↔ bpf-contract.ts', () => {
     expect(structSize('amesh_exempt_value')).toBe(MAP_VALUE_SIZE);
     expect(numberDefine('AMESH_PODS_MAX_ENTRIES')).toBe(PODS_MAX_ENTRIES);
     expect(numberDefine('AMESH_EXEMPT_MAX_ENTRIES')).toBe(EXEMPT_MAX_ENTRIES);
+    expect(numberDefine('AMESH_FLOWS_MAX_ENTRIES')).toBe(FLOWS_MAX_ENTRIES);
+    expect(structSize('amesh_flow_key')).toBe(FLOW_KEY_SIZE);
+    expect(structSize('amesh_flow_value')).toBe(MAP_VALUE_SIZE);
     expect(numberDefine('AMESH_POD_FLAG_ENROLLED')).toBe(POD_FLAG_ENROLLED);
     expect(numberDefine('AMESH_DEFAULT_CAPTURE_MARK')).toBe(DEFAULT_CAPTURE_MARK);
     expect(numberDefine('AMESH_DEFAULT_LISTENER_MARK')).toBe(DEFAULT_LISTENER_MARK);
@@ -207,6 +214,17 @@ describe('key encoding', () => {
     expect(key.length).toBe(LPM_KEY_SIZE);
     expect(key.readUInt32LE(0)).toBe(prefixlen);
     expect(decodeLpmKey(key)).toBe(back);
+  });
+
+  it('encodeFlowKey lays out source, destination, ports in network order', () => {
+    const key = encodeFlowKey({ ip: '10.0.0.5', port: 40000 }, { ip: '10.96.0.20', port: 80 });
+    expect(key.length).toBe(FLOW_KEY_SIZE);
+    expect(decodeAddressKey(key.subarray(0, 16))).toBe('10.0.0.5');
+    expect(decodeAddressKey(key.subarray(16, 32))).toBe('10.96.0.20');
+    expect(key.subarray(32).toString('hex')).toBe('9c400050');
+    expect(decodeAddressKey(encodeFlowKey({ ip: 'fd00::5', port: 1 }, { ip: 'fd00:1::9', port: 2 }).subarray(16, 32))).toBe('fd00:1::9');
+    expect(() => encodeFlowKey({ ip: '10.0.0.5', port: 1 }, { ip: 'fd00::9', port: 2 })).toThrow(TypeError);
+    expect(() => encodeFlowKey({ ip: '10.0.0.5', port: 65536 }, { ip: '10.0.0.9', port: 2 })).toThrow(RangeError);
   });
 
   it('rejects bad prefixes', () => {

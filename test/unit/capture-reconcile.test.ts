@@ -296,7 +296,7 @@ describe('capture after a link change', () => {
 });
 
 describe('pure diffs', () => {
-  const options: NftRulesetOptions = { captureMark: 0x111, captureMask: 0xfff, failOpen: false, ports: { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 }, listenAddress4: '127.0.0.1', listenAddress6: '::1' };
+  const options: NftRulesetOptions = { captureMark: 0x111, captureMask: 0xfff, socketMark: 0x539, failOpen: false, ports: { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 }, listenAddress4: '127.0.0.1', listenAddress6: '::1' };
   const targets = { enrolledIps: ['10.244.1.2', '10.244.1.3'], interfaces: ['vp-a'], exemptCidrs: ['10.250.0.1/32'] };
 
   it('diffNftTable: nothing when the listing matches; names a missing table, chain, rule and set element', () => {
@@ -306,6 +306,7 @@ describe('pure diffs', () => {
     const shrunk = nftJson(renderNftRuleset({ ...targets, enrolledIps: ['10.244.1.2', '10.244.1.99'] }, options, 'service-dnat'));
     expect(diffNftTable(shrunk, ruleset, targets.enrolledIps)).toEqual([
       { kind: 'nft-chain', object: 'nftables table inet amesh chain prerouting', problem: 'missing', action: 'table replaced' },
+      { kind: 'nft-chain', object: 'nftables table inet amesh chain output', problem: 'missing', action: 'table replaced' },
       { kind: 'nft-set', object: 'nftables table inet amesh set enrolled4', problem: 'lacks 10.244.1.3; has stale 10.244.1.99', action: 'table replaced' },
     ]);
   });

@@ -185,7 +185,7 @@ describe('host checks', () => {
 describe('the eBPF probe steps (fake native binding)', () => {
   it('loads, finds the pinned maps and attaches, then detaches and closes', () => {
     const native = createFakeNativeBinding();
-    const steps = probeBpf(native, '/x/capture.bpf.o', '/sys/fs/bpf/p', () => ['amesh_pods', 'amesh_exempt', 'amesh_reasons']);
+    const steps = probeBpf(native, '/x/capture.bpf.o', '/sys/fs/bpf/p', () => ['amesh_pods', 'amesh_exempt', 'amesh_reasons', 'amesh_flows']);
     expect(steps.map((s) => [s.step, s.ok])).toEqual([
       ['load', true],
       ['pin', true],
@@ -196,7 +196,7 @@ describe('the eBPF probe steps (fake native binding)', () => {
 
   it('reports a map that was not pinned', () => {
     const steps = probeBpf(createFakeNativeBinding(), '/x/capture.bpf.o', '/sys/fs/bpf/p', () => ['amesh_pods']);
-    expect(steps.at(-1)).toMatchObject({ step: 'pin', ok: false, detail: expect.stringContaining('amesh_exempt, amesh_reasons') });
+    expect(steps.at(-1)).toMatchObject({ step: 'pin', ok: false, detail: expect.stringContaining('amesh_exempt, amesh_reasons, amesh_flows') });
   });
 
   it('reports a verifier rejection as the load step', () => {
@@ -207,7 +207,7 @@ describe('the eBPF probe steps (fake native binding)', () => {
   it('reports a tc attach failure as the attach step', () => {
     const fake = createFakeNativeBinding();
     const native = { ...fake, tcAttachIngress: () => { throw new Error('bpf_tc_hook_create: Operation not supported'); } };
-    const steps = probeBpf(native, '/x', '/sys/fs/bpf/p', () => ['amesh_pods', 'amesh_exempt', 'amesh_reasons']);
+    const steps = probeBpf(native, '/x', '/sys/fs/bpf/p', () => ['amesh_pods', 'amesh_exempt', 'amesh_reasons', 'amesh_flows']);
     expect(steps.at(-1)).toEqual({ step: 'attach', ok: false, detail: 'bpf_tc_hook_create: Operation not supported' });
   });
 });

@@ -14,16 +14,20 @@ export const BPF_MAP_NAMES = {
   pods: 'amesh_pods',
   exempt: 'amesh_exempt',
   reasons: 'amesh_reasons',
+  flows: 'amesh_flows',
 } as const;
 
 export const PODS_MAX_ENTRIES = 65536;
 export const EXEMPT_MAX_ENTRIES = 1024;
+export const FLOWS_MAX_ENTRIES = 32768;
 
 /** Bytes of an address key (IPv4 stored IPv4-mapped). */
 export const ADDRESS_KEY_SIZE = 16;
 /** `struct amesh_lpm_key`: __u32 prefixlen + 16 address bytes. */
 export const LPM_KEY_SIZE = 4 + ADDRESS_KEY_SIZE;
-/** `struct amesh_pod_value` / `struct amesh_exempt_value`: one __u32. */
+/** `struct amesh_flow_key`: source and destination address, source and destination port (network order). */
+export const FLOW_KEY_SIZE = 2 * ADDRESS_KEY_SIZE + 4;
+/** `struct amesh_pod_value` / `struct amesh_exempt_value` / `struct amesh_flow_value`: one __u32. */
 export const MAP_VALUE_SIZE = 4;
 /** amesh_reasons value: one __u64 counter per CPU. */
 export const REASON_COUNTER_SIZE = 8;
@@ -164,6 +168,18 @@ export function decodeAddressKey(buf: Buffer): string {
   }
   if (bestLen < 2) return hextets.join(':');
   return `${hextets.slice(0, best).join(':')}::${hextets.slice(best + bestLen).join(':')}`;
+}
+
+/** amesh_flows key of the segments travelling source → destination (both addresses of one family). */
+export function encodeFlowKey(source: { ip: string; port: number }, destination: { ip: string; port: number }): Buffer {
+  const key = Buffer.alloc(FLOW_KEY_SIZE);
+  encodeAddressKey(source.ip).copy(key, 0);
+  encodeAddressKey(destination.ip).copy(key, ADDRESS_KEY_SIZE);
+  if (isIP(source.ip) !== isIP(destination.ip)) throw new TypeError(`flow ${source.ip} → ${destination.ip} mixes address families`);
+  // Range-checked like the rodata knobs, then stored in network order as the packet carries them.
+  key.writeUInt16BE(uint('source port', source.port, 2).readUInt16LE(0), 2 * ADDRESS_KEY_SIZE);
+  key.writeUInt16BE(uint('destination port', destination.port, 2).readUInt16LE(0), 2 * ADDRESS_KEY_SIZE + 2);
+  return key;
 }
 
 /** LPM trie key for a CIDR ("10.0.0.0/8", "fe80::/10", or a bare address = host route). */

@@ -17,6 +17,14 @@
  * conntrack undoes the DNAT on the way out. Packets already captured before the DNAT (capture
  * mark) and reply-direction packets are left alone.
  *
+ * Captured flows are remembered in conntrack: the SYN a tproxy rule hands to a listener, and (in
+ * the fallback) the agent's own new connections, which carry its socket mark, set the capture
+ * mark's bits of the ct mark. Every later segment of such a flow (SYNs excepted) is marked for
+ * the local stack before anything else, so one that arrives after the agent closed its socket (the client's
+ * data crossing the reset of a refused connection) is answered with a reset there instead of
+ * being forwarded, in plaintext, towards the original destination. Flows without that ct mark
+ * (opened before the pod was enrolled) are not touched.
+ *
  * Fail closed: a SYN that a tproxy rule could not hand to a listener falls through to a drop.
  */
 import { isIP } from 'node:net';
@@ -33,6 +41,8 @@ export interface NftRulesetOptions {
   captureMark: number;
   /** Bits of the mark that routing and kube-proxy compare (AgentConfig.captureMask). */
   captureMask: number;
+  /** SO_MARK of the agent's own sockets (AgentConfig.socketMark). */
+  socketMark: number;
   failOpen: boolean;
   ports: CapturePorts;
   listenAddress4: string;
@@ -52,18 +62,45 @@ function families(o: NftRulesetOptions): Family[] {
   ];
 }
 
-/** Rules shared by both chains: established flows of our transparent sockets, then SYNs only. */
+/** `ct mark set …`: the capture mark's bits of the ct mark, the other bits kept. */
+function rememberFlow(o: NftRulesetOptions): string {
+  return `ct mark set ct mark & ${hex(~o.captureMask >>> 0)} | ${hex(o.captureMark & o.captureMask)}`;
+}
+
+/**
+ * Rules shared by both chains: flows remembered as captured, established flows of our
+ * transparent sockets, then SYNs only.
+ */
 function flowRules(o: NftRulesetOptions): string[] {
-  return [`    meta l4proto tcp socket transparent 1 meta mark set ${hex(o.captureMark)} accept`, `    meta l4proto tcp tcp flags & (syn | ack) != syn return`, `    ip daddr @exempt4 return`, `    ip6 daddr @exempt6 return`];
+  const mark = hex(o.captureMark);
+  return [
+    // Not SYNs: a SYN reusing the tuple of a closed flow reopens its conntrack entry, ct mark
+    // and all, and must still reach a listener through the rules below.
+    `    tcp flags & syn == 0 ct mark & ${hex(o.captureMask)} == ${hex(o.captureMark & o.captureMask)} meta mark set ${mark} accept`,
+    `    meta l4proto tcp socket transparent 1 meta mark set ${mark} accept`,
+    `    meta l4proto tcp tcp flags & (syn | ack) != syn return`,
+    `    ip daddr @exempt4 return`,
+    `    ip6 daddr @exempt6 return`,
+  ];
 }
 
 /** A SYN to an enrolled pod: HBONE listener for the HBONE port, else inbound plaintext. */
 function inboundRules([fam, to, set]: Family, o: NftRulesetOptions, drop: string): string[] {
-  const mark = hex(o.captureMark);
+  const mark = `meta mark set ${hex(o.captureMark)} ${rememberFlow(o)}`;
   return [
-    `    ${fam} daddr @${set} tcp dport ${o.ports.hbone} meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.hbone} accept`,
-    `    ${fam} daddr @${set} meta l4proto tcp meta mark set ${mark} tproxy ${fam} to ${to}:${o.ports.inboundPlaintext} accept`,
+    `    ${fam} daddr @${set} tcp dport ${o.ports.hbone} ${mark} tproxy ${fam} to ${to}:${o.ports.hbone} accept`,
+    `    ${fam} daddr @${set} meta l4proto tcp ${mark} tproxy ${fam} to ${to}:${o.ports.inboundPlaintext} accept`,
     `    ${fam} daddr @${set} meta l4proto tcp${drop}`,
+  ];
+}
+
+/** The agent's own new connections (its socket mark): their replies are delivered here, whatever comes late. */
+function outputChain(o: NftRulesetOptions): string[] {
+  return [
+    `  chain output {`,
+    `    type filter hook output priority mangle; policy accept;`,
+    `    meta l4proto tcp meta mark & ${hex(o.captureMask)} == ${hex(o.socketMark & o.captureMask)} ct state new ${rememberFlow(o)}`,
+    '  }',
   ];
 }
 
@@ -76,7 +113,7 @@ function preDnatChain(targets: CaptureTargets, o: NftRulesetOptions, drop: strin
     for (const f of families(o)) {
       const [fam, to, set] = f;
       lines.push(
-        `    ${fam} saddr @${set} meta l4proto tcp meta mark set ${hex(o.captureMark)} tproxy ${fam} to ${to}:${o.ports.outbound} accept`,
+        `    ${fam} saddr @${set} meta l4proto tcp meta mark set ${hex(o.captureMark)} ${rememberFlow(o)} tproxy ${fam} to ${to}:${o.ports.outbound} accept`,
         `    ${fam} saddr @${set} meta l4proto tcp${drop}`,
         ...inboundRules(f, o, drop),
       );
@@ -118,7 +155,7 @@ export function renderNftRuleset(targets: CaptureTargets, o: NftRulesetOptions, 
     `  set enrolled6 { type ipv6_addr;${elements(v6)} }`,
     `  set exempt4 { type ipv4_addr; flags interval; auto-merge;${elements(ex4)} }`,
     `  set exempt6 { type ipv6_addr; flags interval; auto-merge;${elements(ex6)} }`,
-    ...(scope === 'all' ? preDnatChain(targets, o, drop) : []),
+    ...(scope === 'all' ? [...preDnatChain(targets, o, drop), ...outputChain(o)] : []),
     ...postDnatChain(o, drop),
     '}',
     '',

@@ -65,6 +65,7 @@ export function nftOptions(config: Readonly<AgentConfig>): NftRulesetOptions {
   return {
     captureMark: config.captureMark,
     captureMask: config.captureMask,
+    socketMark: config.socketMark,
     failOpen: config.failOpen,
     ports: { outbound: config.outboundPort, inboundPlaintext: config.inboundPlaintextPort, hbone: config.hbonePort },
     listenAddress4: config.listenAddress4,
