@@ -6,7 +6,7 @@
  * it reaches the node after the socket it belonged to. Such a segment is not a SYN and matches
  * no socket, so the capture used to let it pass, and the node forwarded it towards the original
  * destination: the request's first bytes in plaintext on the uplink (about 1 % of these
- * connections here before the fix: 27 of 3 000 with eBPF capture, 28 with nftables, each a
+ * connections here before the fix: 27–28 of 3 000 with eBPF capture, 27–32 with nftables, each a
  * data segment and the destination's reset). The sandbox's certificate-expiry fault test saw
  * the same thing as two plaintext packets on a client node's uplink.
  *
