@@ -54,7 +54,7 @@ export async function writeFileAtomic(file: string, content: string): Promise<vo
 
 // ------------------------------------------------------------------------------ pod programs
 
-export type ServerKind = 'echo-server' | 'whoami-server' | 'sink-server';
+export type ServerKind = 'firehose-server' | 'echo-server' | 'whoami-server' | 'sink-server';
 
 export interface ServerEvent {
   event: string;

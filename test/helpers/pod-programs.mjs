@@ -142,6 +142,19 @@ function echoServer(flags) {
   });
 }
 
+/** Writes 16 KiB chunks for as long as the connection lasts (a server mid-response when its client aborts). */
+function firehoseServer(flags) {
+  const chunk = Buffer.alloc(16 << 10, 'FIREHOSE-PLAINTEXT-');
+  serve('firehose-server', flags, (socket) => {
+    const pump = () => {
+      while (!socket.destroyed && socket.write(chunk));
+    };
+    socket.on('drain', pump);
+    socket.resume();
+    pump();
+  });
+}
+
 function whoamiServer(flags) {
   serve('whoami-server', flags, (socket, info) => {
     socket.end(`${JSON.stringify({ local: info.local, remote: info.remote })}\n`);
@@ -452,8 +465,44 @@ async function racyClients(flags) {
   print({ ok: true, count, outcomes });
 }
 
+/**
+ * Connections that each read the server's first bytes, then wait 0…--spread-us µs and abort
+ * with a reset (socket.resetAndDestroy): --count N.
+ */
+async function abortClients(flags) {
+  const host = flags.host;
+  const port = intFlag(flags, 'port');
+  const count = intFlag(flags, 'count');
+  const spreadUs = intFlag(flags, 'spread-us', 2000);
+  const outcomes = {};
+  for (let i = 0; i < count; i++) {
+    const waitUs = Math.floor((i * 7919) % (spreadUs + 1));
+    const outcome = await new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve('TIMEOUT');
+      }, 3000);
+      socket.once('data', () => {
+        const until = process.hrtime.bigint() + BigInt(waitUs) * 1000n;
+        while (process.hrtime.bigint() < until);
+        socket.resetAndDestroy();
+      });
+      socket.on('error', (err) => resolve(err.code ?? 'ERROR'));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve('ABORTED');
+      });
+    });
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
+  print({ ok: true, count, outcomes });
+}
+
 const COMMANDS = {
   'racy-clients': racyClients,
+  'abort-clients': abortClients,
+  'firehose-server': firehoseServer,
   'echo-server': echoServer,
   'whoami-server': whoamiServer,
   'sink-server': sinkServer,
