@@ -269,6 +269,26 @@ export async function startCapture(topology: Topology, ns: string, iface: string
   return new Capture(process, file, stderrFile);
 }
 
+/**
+ * Runs pod program `program` in `pod` while tcpdump watches `node`'s uplink for TCP port
+ * `port`; returns the program's result and the packets seen, each described on one line.
+ */
+export async function podClientWhileCapturing(
+  topology: Topology,
+  o: { node: string; file: string; port: number; pod: string; program: string; args: string[]; timeoutMs: number },
+): Promise<{ result: ClientResult; pcap: Pcap; packets: string[] }> {
+  const capture = await startCapture(topology, o.node, topology.uplinkName, o.file, ['tcp', 'port', String(o.port)]);
+  let pcap: Pcap;
+  let result: ClientResult;
+  try {
+    result = await runPodClient(topology, o.pod, o.program, o.args, o.timeoutMs);
+  } finally {
+    pcap = await capture.stop();
+  }
+  const packets = pcap.tcp.map((p) => `${p.src}:${p.sport} > ${p.dst}:${p.dport} flags 0x${p.flags.toString(16)} ${p.payload.length} bytes ${JSON.stringify(p.payload.toString('latin1').slice(0, 40))}`);
+  return { result, pcap, packets };
+}
+
 // ------------------------------------------------------------------------------ node agents
 
 export interface AgentOptions {

@@ -6,7 +6,7 @@
  * response has segments in flight that reach the node after it: no SYN, no socket, so the
  * capture used to let them pass, and the node forwarded them to the client's address (the agent
  * preserves it as the source), in plaintext, across the uplink. Before the fix, 500 aborts below
- * put 135–165 such packets on node2's uplink with eBPF capture (the old object) and 168 with the
+ * put 135–182 such packets on node2's uplink with eBPF capture (the old object) and 168 with the
  * nftables rules without the ct-mark rule and output chain; each a data segment of up to 64 KB of
  * the server's plaintext, followed by the client node's reset.
  *
@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Topology } from '../../src/sandbox/network/topology.js';
 import { AgentTestbed, meshWorkload } from '../helpers/agent-testbed.js';
-import { AgentProcess, runPodClient, startCapture, startPodServer, type AgentOptions, type Pcap } from '../helpers/agents.js';
+import { AgentProcess, podClientWhileCapturing, startPodServer, type AgentOptions } from '../helpers/agents.js';
 import { requireRoot } from '../helpers/privileged.js';
 
 const guard = requireRoot('aborted connections and the response in flight', { tools: ['ip', 'nsenter', 'sysctl', 'tc', 'nft', 'tcpdump'] });
@@ -72,19 +72,13 @@ for (const captureMode of ['ebpf', 'nftables'] as const) {
       onTestFailed(() => {
         failed = true;
       });
-      const capture = await startCapture(topo(), 'node2', topo().uplinkName, join(bed.dir, 'uplink.pcap'), ['tcp', 'port', String(PORT)]);
-      let pcap: Pcap;
-      let result: AbortResult;
-      try {
-        result = (await runPodClient(topo(), 'a', 'abort-clients', ['--host', IP.b, '--port', String(PORT), '--count', String(ABORTS), '--spread-us', String(SPREAD_US)], 240_000)) as AbortResult;
-      } finally {
-        pcap = await capture.stop();
-      }
-      const show = (p: Pcap['tcp'][number]): string => `${p.src}:${p.sport} > ${p.dst}:${p.dport} flags 0x${p.flags.toString(16)} ${p.payload.length} bytes`;
+      const run = await podClientWhileCapturing(topo(), { node: 'node2', file: join(bed.dir, 'uplink.pcap'), port: PORT, pod: 'a', program: 'abort-clients', args: ['--host', IP.b, '--port', String(PORT), '--count', String(ABORTS), '--spread-us', String(SPREAD_US)], timeoutMs: 240_000 });
+      const result = run.result as AbortResult;
+      const { pcap } = run;
       console.log(`abort crossing (${captureMode}): ${JSON.stringify(result)}; ${pcap.tcp.length} packets on port ${PORT} on node2's uplink`);
       // Every connection got the server's first bytes through the tunnel and was then reset by the client.
       expect(result, 'the client read from and aborted every connection').toMatchObject({ ok: true, count: ABORTS, outcomes: { ABORTED: ABORTS } });
-      expect(pcap.tcp.map(show).slice(0, 10), `plaintext on node2's uplink (${pcap.tcp.length} packets)`).toEqual([]);
+      expect(run.packets.slice(0, 10), `plaintext on node2's uplink (${pcap.tcp.length} packets)`).toEqual([]);
     }, 300_000);
   });
 }

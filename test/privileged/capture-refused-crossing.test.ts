@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Topology } from '../../src/sandbox/network/topology.js';
 import { AgentTestbed, meshWorkload } from '../helpers/agent-testbed.js';
-import { AgentProcess, runPodClient, startCapture, type AgentOptions, type Pcap } from '../helpers/agents.js';
+import { AgentProcess, podClientWhileCapturing, type AgentOptions } from '../helpers/agents.js';
 import { eventually } from '../helpers/eventually.js';
 import { requireRoot } from '../helpers/privileged.js';
 
@@ -70,20 +70,14 @@ for (const captureMode of ['ebpf', 'nftables'] as const) {
       onTestFailed(() => {
         failed = true;
       });
-      const capture = await startCapture(topo(), 'node1', topo().uplinkName, join(bed.dir, 'uplink.pcap'), ['tcp', 'port', String(PORT)]);
-      let pcap: Pcap;
-      let result: RacyResult;
-      try {
-        result = (await runPodClient(topo(), 'a', 'racy-clients', ['--host', IP.b, '--port', String(PORT), '--count', String(RACES), '--spread-us', String(SPREAD_US)], 240_000)) as RacyResult;
-      } finally {
-        pcap = await capture.stop();
-      }
-      const show = (p: Pcap['tcp'][number]): string => `${p.src}:${p.sport} > ${p.dst}:${p.dport} flags 0x${p.flags.toString(16)} ${JSON.stringify(p.payload.toString('latin1').slice(0, 40))}`;
+      const run = await podClientWhileCapturing(topo(), { node: 'node1', file: join(bed.dir, 'uplink.pcap'), port: PORT, pod: 'a', program: 'racy-clients', args: ['--host', IP.b, '--port', String(PORT), '--count', String(RACES), '--spread-us', String(SPREAD_US)], timeoutMs: 240_000 });
+      const result = run.result as RacyResult;
+      const { pcap } = run;
       console.log(`refused crossing (${captureMode}): ${JSON.stringify(result)}; ${pcap.tcp.length} packets on port ${PORT} on node1's uplink`);
       expect(result, 'the client ran every connection').toMatchObject({ ok: true, count: RACES });
       // Refused, never answered: no connection got through to b in the clear either.
       expect(Object.keys(result.outcomes ?? {}).filter((o) => o !== 'ECONNRESET' && o !== 'EPIPE'), JSON.stringify(result.outcomes)).toEqual([]);
-      expect(pcap.tcp.map(show).slice(0, 10), `plaintext on node1's uplink (${pcap.tcp.length} packets)`).toEqual([]);
+      expect(run.packets.slice(0, 10), `plaintext on node1's uplink (${pcap.tcp.length} packets)`).toEqual([]);
     }, 300_000);
   });
 }
