@@ -427,11 +427,18 @@ function hboneProbe(flags) {
   stream.on('error', fail);
 }
 
+/** Busy-waits `us` microseconds: a timer's resolution (1 ms) is too coarse for these races. */
+function spin(us) {
+  const until = process.hrtime.bigint() + BigInt(us) * 1000n;
+  while (process.hrtime.bigint() < until);
+}
+
 /**
- * Connections whose first write lands at a spread of moments after connect, so some of them
- * cross a reset the proxy sends at once: --count N, --spread-us U (writes 0…U µs after connect).
+ * --count sequential connections to --host:--port; `act(socket, waitUs, i)` sets each one up,
+ * with waitUs spread over 0…--spread-us. Prints how each ended: the error code, `closedAs` for
+ * a plain close, TIMEOUT after 3 s.
  */
-async function racyClients(flags) {
+async function spreadConnections(flags, closedAs, act) {
   const host = flags.host;
   const port = intFlag(flags, 'port');
   const count = intFlag(flags, 'count');
@@ -445,20 +452,12 @@ async function racyClients(flags) {
         socket.destroy();
         resolve('TIMEOUT');
       }, 3000);
-      socket.on('connect', () => {
-        const until = process.hrtime.bigint() + BigInt(waitUs) * 1000n;
-        while (process.hrtime.bigint() < until);
-        socket.write(`GET / HTTP/1.1\r\nHost: racy-${i}\r\n\r\n`);
-      });
-      socket.on('error', (err) => {
-        clearTimeout(timer);
-        resolve(err.code ?? 'ERROR');
-      });
+      socket.on('error', (err) => resolve(err.code ?? 'ERROR'));
       socket.on('close', () => {
         clearTimeout(timer);
-        resolve('CLOSED');
+        resolve(closedAs);
       });
-      socket.resume();
+      act(socket, waitUs, i);
     });
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
   }
@@ -466,37 +465,30 @@ async function racyClients(flags) {
 }
 
 /**
+ * Connections whose first write lands at a spread of moments after connect, so some of them
+ * cross a reset the proxy sends at once: --count N, --spread-us U (writes 0…U µs after connect).
+ */
+function racyClients(flags) {
+  return spreadConnections(flags, 'CLOSED', (socket, waitUs, i) => {
+    socket.on('connect', () => {
+      spin(waitUs);
+      socket.write(`GET / HTTP/1.1\r\nHost: racy-${i}\r\n\r\n`);
+    });
+    socket.resume();
+  });
+}
+
+/**
  * Connections that each read the server's first bytes, then wait 0…--spread-us µs and abort
  * with a reset (socket.resetAndDestroy): --count N.
  */
-async function abortClients(flags) {
-  const host = flags.host;
-  const port = intFlag(flags, 'port');
-  const count = intFlag(flags, 'count');
-  const spreadUs = intFlag(flags, 'spread-us', 2000);
-  const outcomes = {};
-  for (let i = 0; i < count; i++) {
-    const waitUs = Math.floor((i * 7919) % (spreadUs + 1));
-    const outcome = await new Promise((resolve) => {
-      const socket = net.connect({ host, port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve('TIMEOUT');
-      }, 3000);
-      socket.once('data', () => {
-        const until = process.hrtime.bigint() + BigInt(waitUs) * 1000n;
-        while (process.hrtime.bigint() < until);
-        socket.resetAndDestroy();
-      });
-      socket.on('error', (err) => resolve(err.code ?? 'ERROR'));
-      socket.on('close', () => {
-        clearTimeout(timer);
-        resolve('ABORTED');
-      });
+function abortClients(flags) {
+  return spreadConnections(flags, 'ABORTED', (socket, waitUs) => {
+    socket.once('data', () => {
+      spin(waitUs);
+      socket.resetAndDestroy();
     });
-    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-  }
-  print({ ok: true, count, outcomes });
+  });
 }
 
 const COMMANDS = {
