@@ -40,6 +40,8 @@ interface AbortResult {
   outcomes?: Record<string, number>;
 }
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 for (const captureMode of ['ebpf', 'nftables'] as const) {
   describe.skipIf(!guard.run)(`capture (${captureMode}): a response in flight when the client aborts stays on the server's node (privileged)`, () => {
     const bed = new AgentTestbed('aab');

@@ -42,6 +42,8 @@ interface RacyResult {
   outcomes?: Record<string, number>;
 }
 
+// Root only: requireRoot() fails this file when not root; it skips (printing why) only with
+// AMESH_ALLOW_UNPRIVILEGED_SKIP=1, and scripts/test.sh fails if the privileged tier ran nothing.
 for (const captureMode of ['ebpf', 'nftables'] as const) {
   describe.skipIf(!guard.run)(`capture (${captureMode}): a refused connection's crossing segments stay on the node (privileged)`, () => {
     const bed = new AgentTestbed('arx');

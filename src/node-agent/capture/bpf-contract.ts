@@ -177,8 +177,10 @@ export function encodeFlowKey(source: { ip: string; port: number }, destination:
   encodeAddressKey(destination.ip).copy(key, ADDRESS_KEY_SIZE);
   if (isIP(source.ip) !== isIP(destination.ip)) throw new TypeError(`flow ${source.ip} → ${destination.ip} mixes address families`);
   // Range-checked like the rodata knobs, then stored in network order as the packet carries them.
-  key.writeUInt16BE(uint('source port', source.port, 2).readUInt16LE(0), 2 * ADDRESS_KEY_SIZE);
-  key.writeUInt16BE(uint('destination port', destination.port, 2).readUInt16LE(0), 2 * ADDRESS_KEY_SIZE + 2);
+  uint('source port', source.port, 2);
+  uint('destination port', destination.port, 2);
+  key.writeUInt16BE(source.port, 2 * ADDRESS_KEY_SIZE);
+  key.writeUInt16BE(destination.port, 2 * ADDRESS_KEY_SIZE + 2);
   return key;
 }
 

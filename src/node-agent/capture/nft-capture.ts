@@ -17,13 +17,13 @@
  * conntrack undoes the DNAT on the way out. Packets already captured before the DNAT (capture
  * mark) and reply-direction packets are left alone.
  *
- * Captured flows are remembered in conntrack: the SYN a tproxy rule hands to a listener, and (in
- * the fallback) the agent's own new connections, which carry its socket mark, set the capture
- * mark's bits of the ct mark. Every later segment of such a flow (SYNs excepted) is marked for
- * the local stack before anything else, so one that arrives after the agent closed its socket (the client's
- * data crossing the reset of a refused connection) is answered with a reset there instead of
- * being forwarded, in plaintext, towards the original destination. Flows without that ct mark
- * (opened before the pod was enrolled) are not touched.
+ * Captured flows are remembered in conntrack: the SYN a tproxy rule hands to a listener, and
+ * (in the fallback) the agent's own new connections, which carry its socket mark, set the
+ * capture mark's bits of the ct mark. Every later segment of such a flow (SYNs excepted) is
+ * marked for the local stack before anything else, so one that arrives after the agent closed
+ * its socket (the client's data crossing the reset of a refused connection) is answered with a
+ * reset there instead of being forwarded, in plaintext, towards the original destination. Flows
+ * without that ct mark (opened before the pod was enrolled) are not touched.
  *
  * Fail closed: a SYN that a tproxy rule could not hand to a listener falls through to a drop.
  */
