@@ -125,6 +125,7 @@ function notes(settings: RunSettings, env: BenchEnvironment): string[] {
     'Proxy cores per 1000 req/s = proxy CPU-seconds per 1000 requests, over all requests of the run (connection set-up and warm-up included).',
     'Threads: amesh is one Node process per node; haproxy nbthread 1; nginx worker_processes 1; stunnel runs a thread per connection (not configurable).',
     'TLS: every pair does mutual TLS 1.3 with the ECDSA P-256 certificates amesh issues; haproxy and nginx have session reuse off (a full handshake per connection, like HBONE); nginx’s client side does not verify the server certificate (nginx always checks a host name, mesh certificates carry only a SPIFFE URI), its server side verifies the client.',
+    'The client pods reuse their own TIME_WAIT ports (net.ipv4.tcp_tw_reuse=1), as load generators do; the comparators’ clients dial 127.0.0.1, where that is the default.',
     '“Best comparator” is, per row, the pair with the best median (highest or lowest, as the metric wants).',
   ];
   const busy = Math.max(...env.loadAverageStart.slice(0, 1));
