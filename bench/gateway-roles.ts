@@ -17,8 +17,8 @@ import { GatewayProxy } from '../src/gateway/app.js';
 import { readGatewaySettings } from '../src/gateway/settings.js';
 import { LocalCaProvider } from '../src/identity/certificate-provider.js';
 import type { CaMaterial } from '../src/identity/pki.js';
-import { createLogger } from '../src/telemetry/logger.js';
-import { createAccessLogger } from '../src/waypoint/access-logger.js';
+import { createLogger, logLevels } from '../src/telemetry/logger.js';
+import { createAccessLogger } from '../src/telemetry/access-logger.js';
 import { EDGE_PORT, gatewayBenchConfig, GATEWAY_NAME, GATEWAY_NAMESPACE, type GatewayUpstream } from './gateway-topology.js';
 export interface GatewayRoleOptions {
   caFile: string;
@@ -54,7 +54,9 @@ async function gateway(o: GatewayRoleOptions): Promise<GatewayRoleReady> {
     { requireControlPlane: false },
   );
   const ca = JSON.parse(await readFile(o.caFile, 'utf8')) as CaMaterial;
-  const access = o.accessLog ? createAccessLogger('info') : undefined;
+  // Access lines at info whatever the root's level: their cost is part of what is measured.
+  const access = o.accessLog ? createAccessLogger(logger, { name: 'bench-gateway' }) : undefined;
+  if (access) logLevels(logger).set('access:info');
   const proxy = await GatewayProxy.build({
     settings,
     logger,

@@ -27,8 +27,8 @@ import { CertificateManager } from '../src/identity/certificate-manager.js';
 import { LocalCaProvider } from '../src/identity/certificate-provider.js';
 import type { CaMaterial } from '../src/identity/pki.js';
 import { parseSpiffeUri, type WorkloadIdentity } from '../src/identity/spiffe.js';
-import { createLogger } from '../src/telemetry/logger.js';
-import { createAccessLogger } from '../src/waypoint/access-logger.js';
+import { createLogger, logLevels } from '../src/telemetry/logger.js';
+import { createAccessLogger } from '../src/telemetry/access-logger.js';
 import { WaypointProxy } from '../src/waypoint/app.js';
 import { readWaypointSettings } from '../src/waypoint/settings.js';
 import { BACKEND_HEADER, BACKEND_URI, CLIENT_URI, SERVICE_PORT, waypointBenchConfig, WAYPOINT_NAME, WAYPOINT_NAMESPACE, WAYPOINT_URI, type BackendPorts } from './waypoint-topology.js';
@@ -121,7 +121,9 @@ async function waypoint(o: WaypointRoleOptions): Promise<RoleReady> {
     },
     { requireControlPlane: false },
   );
-  const access = o.accessLog ? createAccessLogger('info') : undefined;
+  // Access lines at info whatever the root's level: their cost is part of what is measured.
+  const access = o.accessLog ? createAccessLogger(logger, { name: 'bench-waypoint' }) : undefined;
+  if (access) logLevels(logger).set('access:info');
   const proxy = await WaypointProxy.build({
     settings,
     logger,

@@ -9,7 +9,7 @@ import { GatewayProxy } from '../gateway/app.js';
 import { readGatewaySettings } from '../gateway/settings.js';
 import { createLogger } from '../telemetry/logger.js';
 import { ProxyTracing } from '../telemetry/tracing.js';
-import { createAccessLogger } from '../waypoint/access-logger.js';
+import { createAccessLogger } from '../telemetry/access-logger.js';
 import { exitOnSignals } from './graceful-exit.js';
 
 export function registerGatewayProxy(program: Command): void {
@@ -19,7 +19,7 @@ export function registerGatewayProxy(program: Command): void {
     .action(async () => {
       const settings = readGatewaySettings(process.env);
       const logger = createLogger(settings.logLevel, 'amesh-gateway');
-      const access = createAccessLogger(settings.logLevel);
+      const access = createAccessLogger(logger, { name: 'amesh-gateway' });
       // Spans only once a config names a tracing provider (Telemetry); service.name as Istio's: <name>.<namespace>.
       const tracing = new ProxyTracing({ serviceName: `${settings.gatewayName}.${settings.podNamespace}`, serviceNamespace: settings.podNamespace, logger: logger.child({ component: 'tracing' }) });
       const gateway = await GatewayProxy.build({ settings, logger, accessLog: access.logger, tracing });

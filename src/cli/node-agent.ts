@@ -13,6 +13,7 @@ import { NodeAgent } from '../node-agent/app.js';
 import { RedirectionManager } from '../node-agent/capture/redirection-manager.js';
 import { loadNativeBinding } from '../native/index.js';
 import { systemCommands } from '../os/command.js';
+import { createAccessLogger } from '../telemetry/access-logger.js';
 import { createLogger } from '../telemetry/logger.js';
 
 export function registerNodeAgent(program: Command): void {
@@ -37,8 +38,19 @@ export function registerNodeAgent(program: Command): void {
         logger.info({ node }, 'capture uninstalled');
         return;
       }
-      const agent = await NodeAgent.build({ config, ...(opts.localConfig ? { localConfigPath: opts.localConfig } : {}), logger });
-      const stop = exitOnSignals({ logger, graceMs: config.drainTimeoutMs + 5000, close: () => agent.close() });
+      const access = createAccessLogger(logger, { name: 'amesh-node-agent' });
+      const agent = await NodeAgent.build({ config, ...(opts.localConfig ? { localConfigPath: opts.localConfig } : {}), logger, accessLog: access.logger });
+      const stop = exitOnSignals({
+        logger,
+        graceMs: config.drainTimeoutMs + 5000,
+        close: async () => {
+          try {
+            await agent.close();
+          } finally {
+            access.close();
+          }
+        },
+      });
       void agent.quitSignal().then((why) => stop(why));
       await agent.run();
     });

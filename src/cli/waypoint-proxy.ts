@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../telemetry/logger.js';
 import { ProxyTracing } from '../telemetry/tracing.js';
-import { createAccessLogger } from '../waypoint/access-logger.js';
+import { createAccessLogger } from '../telemetry/access-logger.js';
 import { WaypointProxy } from '../waypoint/app.js';
 import { readWaypointSettings } from '../waypoint/settings.js';
 import { exitOnSignals } from './graceful-exit.js';
@@ -19,7 +19,7 @@ export function registerWaypointProxy(program: Command): void {
     .action(async () => {
       const settings = readWaypointSettings(process.env);
       const logger = createLogger(settings.logLevel, 'amesh-waypoint');
-      const access = createAccessLogger(settings.logLevel);
+      const access = createAccessLogger(logger, { name: 'amesh-waypoint' });
       // Spans only once a config names a tracing provider (Telemetry); service.name as Istio's: <name>.<namespace>.
       const tracing = new ProxyTracing({ serviceName: `${settings.waypointName}.${settings.podNamespace}`, serviceNamespace: settings.podNamespace, logger: logger.child({ component: 'tracing' }) });
       const waypoint = await WaypointProxy.build({ settings, logger, accessLog: access.logger, tracing });

@@ -57,6 +57,8 @@ export interface NodeAgentOptions {
   /** The local config file; required unless AMESH_XDS_ADDRESS is set (then it is not read). */
   localConfigPath?: string;
   logger: Logger;
+  /** Where access-log lines go; default `logger` (component access). The CLI passes a buffered one. */
+  accessLog?: Logger;
   commands?: CommandRunner;
   native?: () => NativeBinding;
   /** xDS credentials instead of mesh TLS + token — tests only (e.g. `{ kind: 'insecure' }`). */
@@ -224,7 +226,7 @@ export class NodeAgent {
       certificates: this.certificates,
       pool: this.pool,
       logger: logger.child({ component: 'proxy' }),
-      accessLog: logger.child({ component: 'access' }),
+      accessLog: opts.accessLog ?? logger.child({ component: 'access' }),
       connections: this.connections,
     };
     this.proxyContext = ctx;

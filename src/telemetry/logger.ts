@@ -105,10 +105,28 @@ export class LogLevels {
     };
   }
 
+  /**
+   * Follows `logger`, a root of its own (another destination: the buffered access log), and its
+   * descendants as the component `component`, as if it were that component's child of the root.
+   */
+  adopt(logger: Logger, component: string): void {
+    this.declared.add(component);
+    if (this.root === silentLogger) return;
+    const previous = logger.onChild;
+    logger.onChild = (child: Logger): void => {
+      previous.call(logger, child);
+      this.follow(child);
+    };
+    this.track(logger, [component]);
+  }
+
   private follow(child: Logger): void {
     const parentPath = this.paths.get(Object.getPrototypeOf(child) as Logger) ?? [];
     const component = (child.bindings() as { component?: unknown }).component;
-    const path = typeof component === 'string' && component !== parentPath.at(-1) ? [...parentPath, component] : parentPath;
+    this.track(child, typeof component === 'string' && component !== parentPath.at(-1) ? [...parentPath, component] : parentPath);
+  }
+
+  private track(child: Logger, path: readonly string[]): void {
     this.paths.set(child, path);
     this.followed.push({ ref: new WeakRef(child), path });
     if (this.followed.length >= this.pruneAt) {
