@@ -19,10 +19,21 @@
 #define AMESH_MAP_EXEMPT_NAME   "amesh_exempt"
 #define AMESH_MAP_REASONS_NAME  "amesh_reasons"
 #define AMESH_MAP_FLOWS_NAME    "amesh_flows"
+#define AMESH_MAP_LISTENERS_NAME "amesh_listeners"
+#define AMESH_SK_LOOKUP_PROGRAM_NAME "amesh_tw_syn"
 
 #define AMESH_PODS_MAX_ENTRIES    65536
 #define AMESH_EXEMPT_MAX_ENTRIES  1024
 #define AMESH_FLOWS_MAX_ENTRIES   32768
+
+/*
+ * amesh_listeners (SOCKMAP): key = 2 × one of these + 1 for IPv6 (0 for IPv4), value = the
+ * agent's listening socket of that kind and family.
+ */
+#define AMESH_LISTENER_OUTBOUND           0
+#define AMESH_LISTENER_INBOUND_PLAINTEXT  1
+#define AMESH_LISTENER_INBOUND_HBONE      2
+#define AMESH_LISTENERS_MAX_ENTRIES       6
 
 /* Defaults of the load-time knobs (the const volatile globals of capture.bpf.c). */
 #define AMESH_DEFAULT_CAPTURE_MARK            0x111

@@ -56,4 +56,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } amesh_flows SEC(".maps");
 
+/*
+ * The agent's three listening sockets, for the sk_lookup program (a listener's TIME_WAIT
+ * hand-over). Not pinned: the agent fills it after each load, and a socket leaves the map when
+ * it is closed.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, AMESH_LISTENERS_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} amesh_listeners SEC(".maps");
+
 #endif /* AMESH_MAPS_H */

@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"mapLookupPerCpu", MapLookupPerCpu},
       {"progTestRun", ProgTestRun},
       {"progId", ProgId},
+      {"netnsAttachSkLookup", NetnsAttachSkLookup},
       {"tcAttachIngress", TcAttachIngress},
       {"tcDetachIngress", TcDetachIngress},
       {"tcQueryIngress", TcQueryIngress},

@@ -3,6 +3,9 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <vector>
 
@@ -61,6 +64,20 @@ Napi::Value ProgId(const Napi::CallbackInfo& info) {
   int err = bpf_obj_get_info_by_fd(fd, &prog_info, &length);
   if (err != 0) ThrowErrno(env, LibbpfErrno(err), "bpf_obj_get_info_by_fd", "prog fd " + std::to_string(fd));
   return Napi::Number::New(env, prog_info.id);
+}
+
+// netnsAttachSkLookup(progFd) → link fd: attaches an sk_lookup program to this process's network
+// namespace (bpf_link_create, BPF_SK_LOOKUP). The link lives while the fd is open.
+Napi::Value NetnsAttachSkLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int prog_fd = ArgFd(info, 0, "netnsAttachSkLookup", "progFd");
+  int netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (netns_fd < 0) ThrowErrno(env, errno, "open", "/proc/self/ns/net");
+  int link_fd = bpf_link_create(prog_fd, netns_fd, BPF_SK_LOOKUP, nullptr);
+  int saved = errno;
+  close(netns_fd);
+  if (link_fd < 0) ThrowErrno(env, LibbpfErrno(link_fd == -1 ? -saved : link_fd), "bpf_link_create", "sk_lookup, prog fd " + std::to_string(prog_fd));
+  return Napi::Number::New(env, link_fd);
 }
 
 }  // namespace amesh

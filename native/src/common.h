@@ -85,6 +85,7 @@ Napi::Value MapLookupPerCpu(const Napi::CallbackInfo& info);
 // bpf_prog.cc
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info);
 Napi::Value ProgId(const Napi::CallbackInfo& info);
+Napi::Value NetnsAttachSkLookup(const Napi::CallbackInfo& info);
 // tc.cc
 Napi::Value TcAttachIngress(const Napi::CallbackInfo& info);
 Napi::Value TcDetachIngress(const Napi::CallbackInfo& info);

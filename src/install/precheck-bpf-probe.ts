@@ -11,7 +11,7 @@
 import { readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { LoadedBpfObject, NativeBinding } from '../native/types.js';
-import { BPF_MAP_NAMES, encodeRodata } from '../node-agent/capture/bpf-contract.js';
+import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, UNPINNED_MAP_NAMES, encodeRodata } from '../node-agent/capture/bpf-contract.js';
 import { TC_HANDLE, TC_PRIORITY } from '../node-agent/capture/ebpf-capture.js';
 import type { BpfProbeStep } from './precheck.js';
 
@@ -29,7 +29,7 @@ export function probeBpf(native: NativeBinding, objectPath: string, pinRoot: str
       pinRoot,
       rodata: encodeRodata({ captureMark: 0x111, listenerMark: 0x222, outboundPort: 15001, inboundPlaintextPort: 15006, hbonePort: 15008, failOpen: false }),
     });
-    steps.push({ step: 'load', ok: true, detail: `SCHED_CLS program ${object.programs.map((p) => p.name).join(', ')} verified (bpf_sk_assign, bpf_skc_lookup_tcp)` });
+    steps.push({ step: 'load', ok: true, detail: `programs ${object.programs.map((p) => p.name).join(', ')} verified (tc: bpf_sk_assign, bpf_skc_lookup_tcp; sk_lookup: a sockmap of listeners)` });
   } catch (err) {
     const text = message(err);
     const pinProblem = /pin|bpffs|\/sys\/fs\/bpf/i.test(text) && !/verif|invalid|unknown func/i.test(text);
@@ -38,10 +38,10 @@ export function probeBpf(native: NativeBinding, objectPath: string, pinRoot: str
   }
   try {
     const pinned = listPins(pinRoot);
-    const missing = Object.values(BPF_MAP_NAMES).filter((n) => !pinned.includes(n));
+    const missing = Object.values(BPF_MAP_NAMES).filter((n) => !UNPINNED_MAP_NAMES.has(n) && !pinned.includes(n));
     steps.push(missing.length ? { step: 'pin', ok: false, detail: `maps not pinned under ${pinRoot}: ${missing.join(', ')}` } : { step: 'pin', ok: true, detail: `${pinned.length} maps pinned on bpffs` });
     if (missing.length) return steps;
-    const program = object.programs[0];
+    const program = object.programs.find((p) => p.name === BPF_PROGRAM_NAME);
     if (!program) throw new Error('the object has no program');
     const lo = native.ifNameToIndex('lo');
     try {

@@ -134,6 +134,10 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
       fdArg('progFd', progFd);
       return raw.progId(progFd);
     },
+    netnsAttachSkLookup(progFd) {
+      fdArg('progFd', progFd);
+      return present(raw, 'netnsAttachSkLookup')(progFd);
+    },
     createTransparentListener(fam, addr, port, mark, backlog) {
       family(fam);
       address(fam, addr);

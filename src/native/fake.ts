@@ -6,7 +6,7 @@
  * Errors carry errno/code/syscall like the real addon's.
  */
 import { constants } from 'node:os';
-import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, EXEMPT_MAX_ENTRIES, FLOWS_MAX_ENTRIES, FLOW_KEY_SIZE, LPM_KEY_SIZE, ADDRESS_KEY_SIZE, MAP_VALUE_SIZE, PODS_MAX_ENTRIES, REASON, REASON_COUNTER_SIZE } from '../node-agent/capture/bpf-contract.js';
+import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, EXEMPT_MAX_ENTRIES, FLOWS_MAX_ENTRIES, FLOW_KEY_SIZE, LISTENERS_MAX_ENTRIES, LPM_KEY_SIZE, ADDRESS_KEY_SIZE, MAP_VALUE_SIZE, PODS_MAX_ENTRIES, REASON, REASON_COUNTER_SIZE, SK_LOOKUP_PROGRAM_NAME } from '../node-agent/capture/bpf-contract.js';
 import type { BpfMapInfo, LoadedBpfObject, LoadObjectOptions, NativeBinding, TestRunResult } from './types.js';
 
 export interface FakeMap {
@@ -30,7 +30,8 @@ type FdEntry =
   | { kind: 'prog'; progId: number; objectId: number }
   | { kind: 'map'; map: FakeMap; objectId: number }
   | { kind: 'listener'; family: 4 | 6; address: string; port: number; mark: number }
-  | { kind: 'outbound'; family: 4 | 6; mark: number; bindAddress: string | null };
+  | { kind: 'outbound'; family: 4 | 6; mark: number; bindAddress: string | null }
+  | { kind: 'link'; progId: number };
 
 export interface FakeNativeState {
   /** Pinned maps by pin root, then map name: they survive closeObject like pinned maps. */
@@ -173,15 +174,18 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
       }
       const id = nextObjectId++;
       const progFd = openFd({ kind: 'prog', progId: nextProgId++, objectId: id });
-      const mapInfos: BpfMapInfo[] = [...maps.values()].map((m) => ({
+      const skLookupFd = openFd({ kind: 'prog', progId: nextProgId++, objectId: id });
+      // Not pinned, like the real one: each load gets an empty map of listening sockets.
+      const listeners: FakeMap = { name: BPF_MAP_NAMES.listeners, keySize: 4, valueSize: 8, maxEntries: LISTENERS_MAX_ENTRIES, perCpu: false, entries: new Map() };
+      const mapInfos: BpfMapInfo[] = [...maps.values(), listeners].map((m) => ({
         name: m.name,
         fd: openFd({ kind: 'map', map: m, objectId: id }),
         keySize: m.keySize,
         valueSize: m.valueSize,
         maxEntries: m.maxEntries,
       }));
-      state.objects.set(id, { pinRoot: o.pinRoot, fds: [progFd, ...mapInfos.map((m) => m.fd)], rodata: { ...(o.rodata ?? {}) } });
-      return { id, programs: [{ name: BPF_PROGRAM_NAME, fd: progFd }], maps: mapInfos };
+      state.objects.set(id, { pinRoot: o.pinRoot, fds: [progFd, skLookupFd, ...mapInfos.map((m) => m.fd)], rodata: { ...(o.rodata ?? {}) } });
+      return { id, programs: [{ name: BPF_PROGRAM_NAME, fd: progFd }, { name: SK_LOOKUP_PROGRAM_NAME, fd: skLookupFd }], maps: mapInfos };
     },
     closeObject(id) {
       const obj = state.objects.get(id);
@@ -258,6 +262,10 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     },
     progId(fd) {
       return progOf(fd, 'bpf_obj_get_info_by_fd').progId;
+    },
+    netnsAttachSkLookup(fd) {
+      checkFailure('netnsAttachSkLookup', `prog fd ${fd}`);
+      return openFd({ kind: 'link', progId: progOf(fd, 'bpf_link_create').progId });
     },
 
     createTransparentListener(family, address, port, mark) {

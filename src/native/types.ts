@@ -79,6 +79,8 @@ export interface NativeBinding {
   tcQueryIngress(ifindex: number, handle: number, priority: number): number;
   /** bpf_obj_get_info_by_fd: the kernel's id of a program fd. */
   progId(progFd: number): number;
+  /** bpf_link_create(BPF_SK_LOOKUP) on this process's network namespace: the link's fd (closing it detaches). */
+  netnsAttachSkLookup(progFd: number): number;
 
   // --- sockets ---
   /**

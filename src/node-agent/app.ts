@@ -35,6 +35,7 @@ import { logLevels, type Logger } from '../telemetry/logger.js';
 import { AdminServers } from './admin.js';
 import { DEFAULT_HANDOFF_SOCKET, HANDOFF_LISTENER, HandoffServer, handleFd, requestHandoff, type HandedListener, type InheritedListeners } from './handoff/handoff.js';
 import { RedirectionManager } from './capture/redirection-manager.js';
+import type { CaptureListener } from './capture/capture-backend.js';
 import { ipv6Available } from './capture/interfaces.js';
 import { recheckInbound } from './proxy/connection-recheck.js';
 import { ConnectionTracker } from './proxy/connection-tracker.js';
@@ -356,6 +357,10 @@ export class NodeAgent {
       return handed;
     };
     const pendingListens: Array<() => Promise<void>> = [];
+    const captureListeners: CaptureListener[] = [];
+    const remember = (name: string, family: 4 | 6, fd: number | undefined): void => {
+      if ((name === 'outbound' || name === 'inbound-plaintext' || name === 'hbone') && typeof fd === 'number' && fd >= 0) captureListeners.push({ kind: name, family, fd });
+    };
     const families = config.captureMode === 'none' || !(await ipv6Available(this.opts.commands ?? systemCommands)) ? [4] : [4, 6];
     const listen = async (port: number, onSocket: (s: net.Socket) => void, name: string): Promise<number> => {
       let bound = port;
@@ -372,6 +377,7 @@ export class NodeAgent {
           });
           this.servers.push(server);
           this.listenerInfo.push({ name: `${name}/${family}`, server, port: handed.port });
+          remember(name, family as 4 | 6, handed.fd);
           bound = handed.port;
           continue;
         }
@@ -393,6 +399,7 @@ export class NodeAgent {
         this.servers.push(server);
         bound = (server.address() as net.AddressInfo).port;
         this.listenerInfo.push({ name: `${name}/${family}`, server, port: bound });
+        remember(name, family as 4 | 6, (server as net.Server & { _handle?: { fd?: number } | null })._handle?.fd);
       }
       return bound;
     };
@@ -406,6 +413,7 @@ export class NodeAgent {
     const adminPorts = await this.admin.start({ readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort }, inherited ? (name) => take(name, { readiness: config.readinessPort, admin: config.adminPort, metrics: config.metricsPort }[name]) : undefined);
 
     await this.capture.start();
+    this.capture.useListeners(captureListeners);
     // xDS starts empty: applying that to capture would unenrol every pod (which then leaks
     // plaintext) until the first response — so capture keeps what it had until a full state.
     if (this.source.initialIsComplete) {

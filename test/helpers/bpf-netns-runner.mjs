@@ -33,7 +33,12 @@ function mapOf(objectName, mapName) {
   return map;
 }
 
-const progFd = (objectName) => objectOf(objectName).programs[0].fd;
+/** The tc program's fd (the object also holds the sk_lookup program). */
+function progFd(objectName) {
+  const program = objectOf(objectName).programs.find((p) => p.name === 'amesh_capture');
+  if (!program) throw new Error(`object ${objectName} has no program amesh_capture`);
+  return program.fd;
+}
 
 function withTimeout(promise, ms, what) {
   let timer;

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, POD_FLAG_ENROLLED, bpfObjectPath, encodeAddressKey, encodeRodata, EXEMPT_MAX_ENTRIES, LPM_KEY_SIZE, PODS_MAX_ENTRIES, REASON } from '../../src/node-agent/capture/bpf-contract.js';
+import { BPF_MAP_NAMES, BPF_PROGRAM_NAME, LISTENERS_MAX_ENTRIES, POD_FLAG_ENROLLED, SK_LOOKUP_PROGRAM_NAME, UNPINNED_MAP_NAMES, bpfObjectPath, encodeAddressKey, encodeRodata, EXEMPT_MAX_ENTRIES, LPM_KEY_SIZE, PODS_MAX_ENTRIES, REASON } from '../../src/node-agent/capture/bpf-contract.js';
 import { requireRoot } from '../helpers/privileged.js';
 import { BpfTestEnv, RunnerCallError, sh, u32Hex, type NetnsRunner } from '../helpers/bpf-netns.js';
 
@@ -55,16 +55,18 @@ describe.skipIf(!guard.run)('tc filters, pinned maps and loading through the add
       path: bpfObjectPath(),
       pinRoot,
     });
-    expect(loaded.programs).toEqual([BPF_PROGRAM_NAME]);
+    expect(loaded.programs).toEqual([BPF_PROGRAM_NAME, SK_LOOKUP_PROGRAM_NAME]);
     expect(loaded.maps).toEqual(
       expect.arrayContaining([
         { name: BPF_MAP_NAMES.pods, keySize: 16, valueSize: 4, maxEntries: PODS_MAX_ENTRIES },
         { name: BPF_MAP_NAMES.exempt, keySize: LPM_KEY_SIZE, valueSize: 4, maxEntries: EXEMPT_MAX_ENTRIES },
         { name: BPF_MAP_NAMES.reasons, keySize: 4, valueSize: 8, maxEntries: REASON.MAX },
+        { name: BPF_MAP_NAMES.listeners, keySize: 4, valueSize: 8, maxEntries: LISTENERS_MAX_ENTRIES },
       ]),
     );
-    // Pinned by name under the pin root (created by the addon, mkdir -p).
-    for (const name of Object.values(BPF_MAP_NAMES)) expect(existsSync(path.join(pinRoot, name))).toBe(true);
+    // Pinned by name under the pin root (created by the addon, mkdir -p); the sockmap of
+    // listeners is not (the agent fills it after every load).
+    for (const name of Object.values(BPF_MAP_NAMES)) expect(existsSync(path.join(pinRoot, name))).toBe(!UNPINNED_MAP_NAMES.has(name));
   });
 
   it('query says 0 on an interface without clsact, and attach creates the qdisc', async () => {

@@ -14,6 +14,8 @@ import {
   EXEMPT_MAX_ENTRIES,
   FLOWS_MAX_ENTRIES,
   FLOW_KEY_SIZE,
+  LISTENERS_MAX_ENTRIES,
+  LISTENER_KINDS,
   LPM_KEY_SIZE,
   MAP_VALUE_SIZE,
   PODS_MAX_ENTRIES,
@@ -21,6 +23,7 @@ import {
   REASON,
   REASON_NAMES,
   RODATA_LAYOUT,
+  SK_LOOKUP_PROGRAM_NAME,
   bpfObjectPath,
   decodeAddressKey,
   decodeLpmKey,
@@ -28,6 +31,7 @@ import {
   encodeFlowKey,
   encodeLpmKey,
   encodeRodata,
+  listenerKey,
   packageRoot,
 } from '../../src/node-agent/capture/bpf-contract.js';
 
@@ -112,7 +116,20 @@ describe('bpf/lib/capture.h ↔ bpf-contract.ts', () => {
       exempt: stringDefine('AMESH_MAP_EXEMPT_NAME'),
       reasons: stringDefine('AMESH_MAP_REASONS_NAME'),
       flows: stringDefine('AMESH_MAP_FLOWS_NAME'),
+      listeners: stringDefine('AMESH_MAP_LISTENERS_NAME'),
     }).toEqual(BPF_MAP_NAMES);
+    expect(stringDefine('AMESH_SK_LOOKUP_PROGRAM_NAME')).toBe(SK_LOOKUP_PROGRAM_NAME);
+  });
+
+  it('keys amesh_listeners the same way', () => {
+    expect({
+      outbound: numberDefine('AMESH_LISTENER_OUTBOUND'),
+      'inbound-plaintext': numberDefine('AMESH_LISTENER_INBOUND_PLAINTEXT'),
+      hbone: numberDefine('AMESH_LISTENER_INBOUND_HBONE'),
+    }).toEqual(LISTENER_KINDS);
+    expect(numberDefine('AMESH_LISTENERS_MAX_ENTRIES')).toBe(LISTENERS_MAX_ENTRIES);
+    expect(listenerKey('hbone', 6)).toBe(5);
+    expect(Math.max(...(['outbound', 'inbound-plaintext', 'hbone'] as const).flatMap((k) => [listenerKey(k, 4), listenerKey(k, 6)]))).toBe(LISTENERS_MAX_ENTRIES - 1);
   });
 
   it('the program source defines exactly those maps and that program', () => {
@@ -120,6 +137,7 @@ describe('bpf/lib/capture.h ↔ bpf-contract.ts', () => {
     for (const name of Object.values(BPF_MAP_NAMES)) expect(src).toMatch(new RegExp(`\\}\\s*${name}\\s+SEC\\("\\.maps"\\)`));
     expect([...src.matchAll(/\}\s*(\w+)\s+SEC\("\.maps"\)/g)].map((m) => m[1]).sort()).toEqual(Object.values(BPF_MAP_NAMES).sort());
     expect(src).toMatch(new RegExp(`SEC\\("tc"\\)\\s*int\\s+${BPF_PROGRAM_NAME}\\s*\\(`));
+    expect(src).toMatch(new RegExp(`SEC\\("sk_lookup"\\)\\s*int\\s+${SK_LOOKUP_PROGRAM_NAME}\\s*\\(`));
   });
 
   it('agrees on sizes, limits, flags and defaults', () => {

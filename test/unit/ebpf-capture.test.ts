@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BPF_LOAD_ATTEMPTS, EbpfCapture, loadRetryingEagain, TC_HANDLE, TC_PRIORITY } from '../../src/node-agent/capture/ebpf-capture.js';
-import { BPF_MAP_NAMES, decodeAddressKey } from '../../src/node-agent/capture/bpf-contract.js';
+import { BPF_MAP_NAMES, decodeAddressKey, listenerKey } from '../../src/node-agent/capture/bpf-contract.js';
 import { createFakeNativeBinding, type FakeNativeBinding } from '../../src/native/fake.js';
 import type { CommandRunner } from '../../src/os/command.js';
 import type { CaptureTargets } from '../../src/node-agent/capture/capture-backend.js';
@@ -138,6 +138,49 @@ describe('EbpfCapture.apply', () => {
     expect(native.state.filters.size).toBe(0);
     // up0: only our filter was there → clsact goes; vp-a: a foreign filter remains → kept; an interface we never attached to is not looked at.
     expect(tc.qdiscsDeleted).toEqual(['up0']);
+  });
+});
+
+describe('EbpfCapture.useListeners (TIME_WAIT hand-over)', () => {
+  const listenersMap = (native: FakeNativeBinding) => {
+    const entry = [...native.state.fds.values()].find((e) => e.kind === 'map' && e.map.name === BPF_MAP_NAMES.listeners);
+    if (entry?.kind !== 'map') throw new Error('no listeners map open');
+    return entry.map;
+  };
+  const links = (native: FakeNativeBinding): number => [...native.state.fds.values()].filter((e) => e.kind === 'link').length;
+
+  it('keys each listener by kind and family, attaches the sk_lookup program once, and detaches it on close', async () => {
+    const native = createFakeNativeBinding();
+    const capture = load(native);
+    capture.useListeners([
+      { kind: 'outbound', family: 4, fd: 31 },
+      { kind: 'inbound-plaintext', family: 4, fd: 32 },
+      { kind: 'hbone', family: 6, fd: 33 },
+    ]);
+    const entries = [...listenersMap(native).entries].map(([k, v]) => [Buffer.from(k, 'hex').readUInt32LE(0), Number(v.readBigUInt64LE(0))]);
+    expect(entries.sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [listenerKey('outbound', 4), 31],
+      [listenerKey('inbound-plaintext', 4), 32],
+      [listenerKey('hbone', 6), 33],
+    ]);
+    expect(links(native)).toBe(1);
+    capture.useListeners([{ kind: 'outbound', family: 4, fd: 41 }]);
+    expect(links(native)).toBe(1);
+    expect(listenersMap(native).entries.get(Buffer.from([0, 0, 0, 0]).toString('hex'))?.readBigUInt64LE(0)).toBe(41n);
+    await capture.close();
+    expect(links(native)).toBe(0);
+  });
+
+  it('keeps capturing when the kernel refuses the attach (the hand-over is an optimisation)', async () => {
+    const native = createFakeNativeBinding();
+    const capture = load(native);
+    native.failNext('netnsAttachSkLookup', 'EINVAL');
+    expect(() => capture.useListeners([{ kind: 'outbound', family: 4, fd: 31 }])).not.toThrow();
+    expect(links(native)).toBe(0);
+    await capture.apply({ interfaces: ['up0'], enrolledIps: ['10.244.1.2'], exemptCidrs: [] });
+    expect(enrolled(native)).toEqual(['10.244.1.2']);
+    capture.useListeners([{ kind: 'outbound', family: 4, fd: 31 }]);
+    expect(links(native)).toBe(1);
   });
 });
 

@@ -79,7 +79,7 @@ describe('renderNftRuleset: Service traffic after DNAT', () => {
     const remember = 'meta mark set 0x111 ct mark set ct mark & 0xfffff000 | 0x111';
     expect(toPod).toEqual([
       'tcp flags & syn == 0 ct mark & 0xfff == 0x111 meta mark set 0x111 accept',
-      'meta l4proto tcp socket transparent 1 meta mark set 0x111 accept',
+      'meta l4proto tcp tcp flags & (syn | ack) != syn socket transparent 1 meta mark set 0x111 accept',
       'meta l4proto tcp tcp flags & (syn | ack) != syn return',
       'ip daddr @exempt4 return',
       'ip6 daddr @exempt6 return',

@@ -9,13 +9,26 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BPF_PROGRAM_NAME = 'amesh_capture';
+/** The sk_lookup program (a SYN meeting one of the agent's TIME_WAIT sockets goes to a listener). */
+export const SK_LOOKUP_PROGRAM_NAME = 'amesh_tw_syn';
 
 export const BPF_MAP_NAMES = {
   pods: 'amesh_pods',
   exempt: 'amesh_exempt',
   reasons: 'amesh_reasons',
   flows: 'amesh_flows',
+  listeners: 'amesh_listeners',
 } as const;
+
+/** Maps the agent fills after each load instead of pinning (a sockmap holds the listeners, not their fds). */
+export const UNPINNED_MAP_NAMES: ReadonlySet<string> = new Set([BPF_MAP_NAMES.listeners]);
+
+/** amesh_listeners: the key of a listener kind, 2 × kind + 1 for IPv6. */
+export const LISTENER_KINDS = { outbound: 0, 'inbound-plaintext': 1, hbone: 2 } as const;
+export const LISTENERS_MAX_ENTRIES = 6;
+export function listenerKey(kind: keyof typeof LISTENER_KINDS, family: 4 | 6): number {
+  return 2 * LISTENER_KINDS[kind] + (family === 6 ? 1 : 0);
+}
 
 export const PODS_MAX_ENTRIES = 65536;
 export const EXEMPT_MAX_ENTRIES = 1024;

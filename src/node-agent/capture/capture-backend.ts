@@ -57,10 +57,22 @@ export interface CaptureBackend {
   status(): CaptureStatus;
   /** Packets per reason code name (eBPF: the `amesh_reasons` map); absent when the backend counts none (nftables). Throws when unreadable. */
   reasonCounters?(): Record<string, number>;
+  /**
+   * The agent's listening sockets, once they exist: the eBPF backend hands a SYN that meets one
+   * of its TIME_WAIT sockets to the listener that took the tuple's previous flow (sk_lookup).
+   */
+  useListeners?(listeners: readonly CaptureListener[]): void;
   /** Let go of user-space handles, leaving capture in place (fail closed across restarts). */
   close(): Promise<void>;
   /** Remove every kernel object this node's capture installed. */
   uninstall(): Promise<void>;
+}
+
+/** One listening socket of the agent (a descriptor this process holds). */
+export interface CaptureListener {
+  kind: 'outbound' | 'inbound-plaintext' | 'hbone';
+  family: 4 | 6;
+  fd: number;
 }
 
 export interface CapturePorts {

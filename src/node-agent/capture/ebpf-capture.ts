@@ -24,11 +24,13 @@ import {
   encodeAddressKey,
   encodeLpmKey,
   encodeRodata,
+  listenerKey,
+  SK_LOOKUP_PROGRAM_NAME,
 } from './bpf-contract.js';
-import type { ApplyOptions, CaptureBackend, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets, InspectOptions } from './capture-backend.js';
+import type { ApplyOptions, CaptureBackend, CaptureListener, CapturePorts, CaptureRepair, CaptureStatus, CaptureTargets, InspectOptions } from './capture-backend.js';
 import type { CommandRunner } from '../../os/command.js';
 import { listLinks } from './interfaces.js';
-import { AmeshError } from '../../errors/amesh-error.js';
+import { AmeshError, describeError } from '../../errors/amesh-error.js';
 
 /** Fixed tc filter identity; chosen away from 1 (Cilium's) and the kernel's auto values. */
 export const TC_HANDLE = 0xa3e5;
@@ -46,6 +48,12 @@ export interface EbpfCaptureOptions {
   ports: CapturePorts;
   /** Post-DNAT capture of the same enrolled pods (see the header); applied on every apply. */
   serviceDnat: Pick<CaptureBackend, 'apply' | 'uninstall' | 'inspect'>;
+}
+
+function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
 }
 
 function u32(n: number): Buffer {
@@ -76,6 +84,8 @@ export class EbpfCapture implements CaptureBackend {
   readonly mode = 'ebpf' as const;
   private object: LoadedBpfObject | undefined;
   private attached = new Set<string>();
+  /** The sk_lookup link's fd (closing it detaches the program). */
+  private skLookupLink: number | undefined;
   private enrolledCount = 0;
   /** Enrolled IPs and exempt prefixes of the last successful post-DNAT apply. */
   private serviceDnatApplied: string | undefined;
@@ -244,7 +254,28 @@ export class EbpfCapture implements CaptureBackend {
     return { mode: this.mode, interfaces: [...this.attached].sort(), enrolled: this.enrolledCount, counters };
   }
 
+  /**
+   * Fills amesh_listeners and attaches the sk_lookup program to this namespace (once). Without
+   * it capture still works: a client reusing a port the agent holds in TIME_WAIT connects after
+   * a reset and a SYN retransmission (2 jiffies) instead of at once.
+   */
+  useListeners(listeners: readonly CaptureListener[]): void {
+    const { native, logger } = this.opts;
+    const program = this.object?.programs.find((p) => p.name === SK_LOOKUP_PROGRAM_NAME);
+    if (!program) return;
+    try {
+      const map = this.map(BPF_MAP_NAMES.listeners);
+      for (const l of listeners) native.mapUpdate(map.fd, u32(listenerKey(l.kind, l.family)), u64(l.fd));
+      if (this.skLookupLink === undefined) this.skLookupLink = native.netnsAttachSkLookup(program.fd);
+      logger.info({ listeners: listeners.length }, 'capture: TIME_WAIT hand-over to the listeners attached (sk_lookup)');
+    } catch (err) {
+      logger.warn({ err: describeError(err) }, 'capture: TIME_WAIT hand-over (sk_lookup) unavailable; a client reusing a port the agent holds in TIME_WAIT connects after a SYN retransmission');
+    }
+  }
+
   async close(): Promise<void> {
+    if (this.skLookupLink !== undefined) this.opts.native.closeFd(this.skLookupLink);
+    this.skLookupLink = undefined;
     if (this.object) this.opts.native.closeObject(this.object.id);
     this.object = undefined;
   }

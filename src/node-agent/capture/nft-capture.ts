@@ -77,7 +77,11 @@ function flowRules(o: NftRulesetOptions): string[] {
     // Not SYNs: a SYN reusing the tuple of a closed flow reopens its conntrack entry, ct mark
     // and all, and must still reach a listener through the rules below.
     `    tcp flags & syn == 0 ct mark & ${hex(o.captureMask)} == ${hex(o.captureMark & o.captureMask)} meta mark set ${mark} accept`,
-    `    meta l4proto tcp socket transparent 1 meta mark set ${mark} accept`,
+    // Not pure SYNs either: one reusing the tuple of our TIME_WAIT socket (we closed towards the
+    // client first) must reach the tproxy rules, whose TIME_WAIT handling retires the entry and
+    // gives the SYN to the listener. Given to the TIME_WAIT socket it is answered with an ACK,
+    // and the client connects only after a reset and a retransmission, 8-16 ms later.
+    `    meta l4proto tcp tcp flags & (syn | ack) != syn socket transparent 1 meta mark set ${mark} accept`,
     `    meta l4proto tcp tcp flags & (syn | ack) != syn return`,
     `    ip daddr @exempt4 return`,
     `    ip6 daddr @exempt6 return`,

@@ -25,7 +25,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { MeshState } from '../state/mesh-state.js';
 import { bpfObjectPath } from './bpf-contract.js';
 import { existsSync } from 'node:fs';
-import type { CaptureBackend, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
+import type { CaptureBackend, CaptureListener, CaptureRepair, CaptureStatus, CaptureTargets } from './capture-backend.js';
 import { EbpfCapture, uninstallEbpfLeftovers } from './ebpf-capture.js';
 import { ipv6Available, listLinks, nodeAddresses, routeDevices } from './interfaces.js';
 import { NFT_TABLE, NftCapture, uninstallNftLeftovers, type NftRulesetOptions } from './nft-capture.js';
@@ -152,6 +152,11 @@ export class RedirectionManager {
     // (dropping a fallback run's pre-DNAT chain), and until then the post-DNAT capture of the
     // previous run keeps Service traffic to enrolled pods captured (fail closed across restarts).
     logger.info({ mode: this.backend.mode, ...(this.fallbackReason ? { fallbackReason: this.fallbackReason } : {}) }, `capture mode: ${this.backend.mode}`);
+  }
+
+  /** See CaptureBackend.useListeners; a no-op without capture or with nftables. */
+  useListeners(listeners: readonly CaptureListener[]): void {
+    this.backend?.useListeners?.(listeners);
   }
 
   private async loadEbpf(): Promise<CaptureBackend> {
