@@ -57,9 +57,9 @@ struct {
 } amesh_flows SEC(".maps");
 
 /*
- * The agent's three listening sockets, for the sk_lookup program (a listener's TIME_WAIT
- * hand-over). Not pinned: the agent fills it after each load, and a socket leaves the map when
- * it is closed.
+ * The agent's listening sockets (three kinds, IPv4 and IPv6), for the sk_lookup program (the
+ * TIME_WAIT hand-over). Not pinned: the agent fills it after each load, and a socket leaves the
+ * map when it is closed.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);

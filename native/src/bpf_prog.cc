@@ -1,5 +1,6 @@
-// Program-level calls: BPF_PROG_TEST_RUN (how the capture program is tested in the kernel)
-// and the kernel id of a program fd (how a tc filter is recognised as ours).
+// Program-level calls: BPF_PROG_TEST_RUN (how the capture program is tested in the kernel),
+// the kernel id of a program fd (how a tc filter is recognised as ours), and the sk_lookup
+// program's link to the network namespace.
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 

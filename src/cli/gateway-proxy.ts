@@ -26,13 +26,7 @@ export function registerGatewayProxy(program: Command): void {
       const stop = exitOnSignals({
         logger,
         graceMs: settings.drainTimeoutMs + 5000,
-        close: async () => {
-          try {
-            await gateway.close();
-          } finally {
-            access.close();
-          }
-        },
+        close: () => gateway.close().finally(() => access.close()),
       });
       void gateway.quitSignal().then(() => stop('/quitquitquit'));
       await gateway.run();

@@ -43,13 +43,7 @@ export function registerNodeAgent(program: Command): void {
       const stop = exitOnSignals({
         logger,
         graceMs: config.drainTimeoutMs + 5000,
-        close: async () => {
-          try {
-            await agent.close();
-          } finally {
-            access.close();
-          }
-        },
+        close: () => agent.close().finally(() => access.close()),
       });
       void agent.quitSignal().then((why) => stop(why));
       await agent.run();

@@ -26,13 +26,7 @@ export function registerWaypointProxy(program: Command): void {
       const stop = exitOnSignals({
         logger,
         graceMs: settings.drainNoticeMs + settings.drainTimeoutMs + 5000,
-        close: async () => {
-          try {
-            await waypoint.close({ notice: true });
-          } finally {
-            access.close();
-          }
-        },
+        close: () => waypoint.close({ notice: true }).finally(() => access.close()),
       });
       void waypoint.quitSignal().then(() => stop('/quitquitquit'));
       await waypoint.run();
