@@ -23,7 +23,8 @@
  * - header list over `maxHeaderListBytes` → 431 (reported to `onOverload`); not CONNECT → 400;
  *   bad `:authority` → 400; otherwise `onConnect` decides.
  * - 200 is sent only after `onConnect` returned an upstream; then bytes are relayed with
- *   half-close both ways. Any other status ends the stream; the reason is logged, not sent.
+ *   half-close both ways (or the stream is handed to the `takeStream` that `onConnect` returned).
+ *   Any other status ends the stream; the reason is logged, not sent.
  * Lifecycle: `drain()` stops new connections, sends GOAWAY and waits for open streams;
  * `close()` destroys everything.
  */
@@ -68,7 +69,15 @@ export interface HboneTlsInfo {
   servername: string | false;
 }
 
-export type HboneConnectResult = { status: 200; upstream: Duplex } | { status: 400 | 401 | 503; reason: string };
+/**
+ * What `onConnect` decided. `upstream`: the server answers 200 and relays the stream to it.
+ * `takeStream`: the server answers 200 and hands the CONNECT stream itself over (the waypoint
+ * parses HTTP straight off it); the taker owns it from then on, including its errors and end.
+ */
+export type HboneConnectResult =
+  | { status: 200; upstream: Duplex }
+  | { status: 200; takeStream: (stream: http2.ServerHttp2Stream) => void }
+  | { status: 400 | 401 | 503; reason: string };
 
 export interface HboneServerOptions {
   /** Trust domains whose identities may connect (read per connection). */
@@ -390,9 +399,17 @@ export class HboneServer {
       return refuse(503, `onConnect failed: ${describeError(err).split('\n')[0]}`);
     }
     if (result.status !== 200) return refuse(result.status, result.reason);
+    // The client may have given up while onConnect was connecting.
+    const gone = stream.destroyed || stream.closed;
+    if ('takeStream' in result) {
+      if (gone) return;
+      this.counters.acceptedStreams++;
+      stream.respond({ ':status': 200 });
+      result.takeStream(stream);
+      return;
+    }
     const upstream = result.upstream;
-    if (stream.destroyed || stream.closed) {
-      // The client gave up while we were connecting.
+    if (gone) {
       upstream.destroy();
       return;
     }

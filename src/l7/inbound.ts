@@ -6,8 +6,9 @@
  * - TCP ports: one endpoint of the port's `defaultCluster` is dialled before answering, so a
  *   failure is the CONNECT's 503; then bytes are relayed by the HBONE server.
  * - HTTP / HTTP2 / GRPC / AUTO ports: the stream is answered at once and its first bytes are
- *   sniffed (sniff.ts): the h2 preface → the HTTP/2 server, an HTTP/1.x request line → the
- *   HTTP/1.1 server, anything else → L4 passthrough to the default cluster. On AUTO ports a client
+ *   sniffed (sniff.ts): the h2 preface → the HTTP/2 server (through an in-memory pair), an
+ *   HTTP/1.x request line → the HTTP/1.1 server (parsing the CONNECT stream itself,
+ *   stream-socket.ts), anything else → L4 passthrough to the default cluster. On AUTO ports a client
  *   that sends nothing for `sniffTimeoutMs` (a server-first protocol) is passed through too.
  * The client is the HBONE peer's identity; its address is the `forwarded` header's `for=` (the
  * original client, as the node agent reports it) or else the peer's address.
@@ -24,16 +25,17 @@
  * established, closed with the bytes each way; a refused one opened and closed with its flag) and
  * one access-log line, through the same ProxyTelemetry as the HTTP requests.
  */
+import type http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../errors/amesh-error.js';
 import { parseForwardedFor } from '../hbone/headers.js';
 import type { HboneConnectRequest, HboneConnectResult } from '../hbone/server.js';
-import { relay } from '../net/relay.js';
+import { relay, resetStream } from '../net/relay.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AccessRecord } from './access-log.js';
 import { endpointKey } from './balancer.js';
 import type { Endpoint } from './config.js';
-import { duplexPair, type PairEnd } from './duplex-pair.js';
+import { duplexPair } from './duplex-pair.js';
 import type { AuthzOutcome } from './authz/engine.js';
 import type { HttpProxy } from './http-proxy.js';
 import { peerFromBaggage } from './l7-metrics.js';
@@ -44,6 +46,7 @@ import { countStreamBytes } from './pipeline/stream-bytes.js';
 import { admitTcp } from './pipeline/tcp-admission.js';
 import { ResponseFlag } from './response-flags.js';
 import { MAX_SNIFF_BYTES, sniffProtocol, type SniffResult } from './sniff.js';
+import { asHttpServerSocket } from './stream-socket.js';
 import type { UpstreamDialer } from './upstream.js';
 import { portFor, type WaypointState } from './waypoint-state.js';
 
@@ -105,12 +108,17 @@ export class WaypointInbound {
       if (!endpoint) return this.refuse(req, `no healthy upstream in ${defaultCluster}`);
       return this.passthroughNow(state, conn, servicePort.service.key, endpoint.endpoint, defaultCluster);
     }
-    const [outer, inner] = duplexPair({ b: { remoteAddress: conn.clientAddress, remotePort: req.peerPort } });
-    void this.dispatch(inner, conn, protocol === 'AUTO' ? (this.opts.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : undefined).catch((err: unknown) => {
-      this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error dispatching a connection');
-      inner.destroy();
-    });
-    return { status: 200, upstream: outer };
+    const silenceMs = protocol === 'AUTO' ? (this.opts.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS) : undefined;
+    const peerPort = req.peerPort;
+    return {
+      status: 200,
+      takeStream: (stream) => {
+        void this.dispatch(stream, conn, peerPort, silenceMs).catch((err: unknown) => {
+          this.opts.logger.error({ err: describeError(err) }, 'waypoint: unexpected error dispatching a connection');
+          resetStream(stream);
+        });
+      },
+    };
   }
 
   private refuse(req: HboneConnectRequest, reason: string): HboneConnectResult {
@@ -193,16 +201,22 @@ export class WaypointInbound {
     this.telemetry.streamClosed(record, this.streamFacts(state, conn, endpoint, cluster), o.opened);
   }
 
-  private async dispatch(inner: PairEnd, conn: DownstreamConnection, silenceMs: number | undefined): Promise<void> {
-    const { protocol, head, ended } = await sniff(inner, silenceMs);
-    if (inner.destroyed) return;
+  private async dispatch(stream: http2.ServerHttp2Stream, conn: DownstreamConnection, peerPort: number, silenceMs: number | undefined): Promise<void> {
+    const { protocol, head, ended } = await sniff(stream, silenceMs);
+    if (stream.destroyed) return;
     if (protocol === 'h2c') {
+      // Still through the in-memory pair: Node's HTTP/2 session would take the CONNECT stream
+      // through a JSStreamSocket, whose way of ending it is not yet checked against the relay's
+      // clean-end vs cut rules (net/relay.ts); the pair's is.
       this.counters.http2++;
-      return this.opts.proxy.serveHttp2(inner, conn);
+      const [outer, inner] = duplexPair({ b: { remoteAddress: conn.clientAddress, remotePort: peerPort } });
+      this.opts.proxy.serveHttp2(inner, conn);
+      void relay(stream, outer);
+      return;
     }
     if (protocol === 'http1') {
       this.counters.http1++;
-      return this.opts.proxy.serveHttp1(inner, conn);
+      return this.opts.proxy.serveHttp1(asHttpServerSocket(stream), conn);
     }
     // Opaque TCP (or a server-first protocol): L4 to one endpoint of the default cluster.
     const state = this.opts.state();
@@ -212,12 +226,12 @@ export class WaypointInbound {
     const started = performance.now();
     if (!state || !endpoint) {
       this.logTcp(state, conn, undefined, cluster, started, { flags: ResponseFlag.NoHealthyUpstream, opened: false });
-      inner.destroy();
+      resetStream(stream);
       return;
     }
     const refuse = (flags: string, error?: string, authz?: string): void => {
       this.logTcp(state, conn, endpoint.endpoint, cluster, started, { flags, opened: false, ...(error ? { error } : {}), ...(authz ? { authz } : {}) });
-      inner.destroy();
+      resetStream(stream);
     };
     const denied = await this.authorizeTcp(state, conn, servicePort?.service.key ?? '');
     if (denied) return refuse(ResponseFlag.RbacAccessDenied, denied.reason, denied.policy);
@@ -235,7 +249,7 @@ export class WaypointInbound {
     // Bytes read before the peer's EOF could not be put back: send them first.
     const early = ended ? head.length : 0;
     if (early > 0) upstream.write(head);
-    const result = await relay(inner, upstream);
+    const result = await relay(stream, upstream);
     release();
     this.logTcp(state, conn, endpoint.endpoint, cluster, started, { flags: '-', opened: true, error: result.error?.message, received: result.aToB + early, sent: result.bToA });
   }
@@ -246,7 +260,7 @@ export class WaypointInbound {
  * paused for its next owner. `silenceMs` undefined: wait for bytes as long as it takes. When the
  * peer ended first, the bytes cannot go back (`ended`); they come back as `head`.
  */
-export function sniff(stream: PairEnd, silenceMs: number | undefined): Promise<{ protocol: Exclude<SniffResult, 'need-more'>; head: Buffer; ended: boolean }> {
+export function sniff(stream: Duplex, silenceMs: number | undefined): Promise<{ protocol: Exclude<SniffResult, 'need-more'>; head: Buffer; ended: boolean }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;

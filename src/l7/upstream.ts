@@ -34,6 +34,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { endpointKey } from './balancer.js';
 import type { ConnectionPool, Endpoint } from './config.js';
 import { Http1ConnectionPool } from './http1-client/pool.js';
+import { guardHttp2Writes } from './stream-socket.js';
 
 export interface UpstreamDialer {
   /** A connected byte stream to the endpoint's target port: HBONE tunnel or TCP, per `endpoint.hbone`. */
@@ -106,11 +107,8 @@ type CreateConnectionCallback = (err: Error | null, stream: Duplex) => void;
 
 /**
  * Node's HTTP client calls a few net.Socket methods on its connections (setKeepAlive, ref,
- * unref, setNoDelay) without checking; an HTTP/2 CONNECT stream has none of them.
- *
- * Strings are turned into Buffers before they reach an HTTP/2 stream: Node 20's Http2Stream
- * corrupts a corked write of a latin1 string (the HTTP/1.1 head) followed by Buffers (the body)
- * — the head's first bytes arrive as garbage (seen as 400s on PUT/POST through a tunnel).
+ * unref, setNoDelay) without checking; an HTTP/2 CONNECT stream has none of them. Its writes are
+ * guarded against Node 20's corked-write corruption (stream-socket.ts).
  *
  * `destroy()` without an error closes like a socket's: a FIN (END_STREAM) first. The HTTP
  * clients close keep-alive connections that way in normal operation (idle timeout,
@@ -123,11 +121,7 @@ export function socketLike<T extends Duplex>(stream: T): T {
   for (const name of ['setKeepAlive', 'setNoDelay', 'ref', 'unref', 'setTimeout'] as const) {
     if (typeof s[name] !== 'function') s[name] = () => stream;
   }
-  if (!(stream instanceof net.Socket)) {
-    const write = stream.write.bind(stream) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
-    s.write = (chunk: unknown, encoding?: unknown, cb?: unknown): boolean =>
-      typeof chunk === 'string' ? write(Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'), typeof encoding === 'function' ? encoding : cb) : write(chunk, encoding, cb);
-  }
+  if (!(stream instanceof net.Socket)) guardHttp2Writes(stream);
   if ('rstCode' in stream) {
     const h2 = stream as unknown as http2.Http2Stream;
     const destroy = stream.destroy.bind(stream);

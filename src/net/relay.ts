@@ -38,7 +38,11 @@ function isHttp2Stream(stream: Duplex): stream is http2.Http2Stream {
   return 'rstCode' in stream && typeof (stream as http2.Http2Stream).close === 'function';
 }
 
-function abort(stream: Duplex): void {
+/**
+ * Tears one side down so its peer sees a failure, not an end: RST_STREAM(CONNECT_ERROR) without
+ * END_STREAM for an HTTP/2 stream, RST for a plain TCP socket, else a destroy.
+ */
+export function resetStream(stream: Duplex): void {
   if (stream.destroyed) return;
   // A CONNECT tunnel's TCP failure is RST_STREAM(CONNECT_ERROR) (RFC 7540 §8.3). A plain
   // destroy() sends NO_ERROR, and a peer with blocked writes then waits for them forever.
@@ -257,8 +261,8 @@ class Relay {
   readonly fail = (err: Error): void => {
     if (this.settled) return;
     this.error ??= err;
-    abort(this.a);
-    abort(this.b);
+    resetStream(this.a);
+    resetStream(this.b);
     this.settle();
   };
 
