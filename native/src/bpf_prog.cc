@@ -1,4 +1,4 @@
-// Program-level calls: BPF_PROG_TEST_RUN (how the capture program is tested in the kernel),
+// Program-level calls: BPF_PROG_TEST_RUN (how the capture programs are tested in the kernel),
 // the kernel id of a program fd (how a tc filter is recognised as ours), and the sk_lookup
 // program's link to the network namespace.
 #include <bpf/bpf.h>
@@ -52,6 +52,35 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   result.Set("durationNs", Napi::Number::New(env, opts.duration));
   result.Set("dataOut", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
   result.Set("mark", Napi::Number::New(env, ctx_out.mark));
+  return result;
+}
+
+// progTestRunSkLookup(fd, ctx, repeat) → {retval, durationNs, ctxOut}: BPF_PROG_TEST_RUN of an
+// sk_lookup program. Its input is a struct bpf_sk_lookup (no packet: the kernel refuses data_in);
+// in ctxOut the kernel writes the selected socket's SO_COOKIE into `cookie`, 0 when none was.
+Napi::Value ProgTestRunSkLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "progTestRunSkLookup", "progFd");
+  auto ctx = ArgBuffer(info, 1, "progTestRunSkLookup", "ctx");
+  uint32_t repeat = ArgUint32(info, 2, "progTestRunSkLookup", "repeat");
+  std::vector<uint8_t> ctx_out(ctx.Length());
+
+  struct bpf_test_run_opts opts;
+  memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  opts.ctx_in = ctx.Data();
+  opts.ctx_size_in = static_cast<__u32>(ctx.Length());
+  opts.ctx_out = ctx_out.data();
+  opts.ctx_size_out = static_cast<__u32>(ctx_out.size());
+  opts.repeat = static_cast<int>(repeat);
+
+  int err = bpf_prog_test_run_opts(fd, &opts);
+  if (err != 0) ThrowErrno(env, LibbpfErrno(err), "bpf_prog_test_run_opts", "sk_lookup, prog fd " + std::to_string(fd));
+
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("retval", Napi::Number::New(env, static_cast<int32_t>(opts.retval)));
+  result.Set("durationNs", Napi::Number::New(env, opts.duration));
+  result.Set("ctxOut", Napi::Buffer<uint8_t>::Copy(env, ctx_out.data(), opts.ctx_size_out));
   return result;
 }
 

@@ -84,6 +84,7 @@ Napi::Value MapKeys(const Napi::CallbackInfo& info);
 Napi::Value MapLookupPerCpu(const Napi::CallbackInfo& info);
 // bpf_prog.cc
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info);
+Napi::Value ProgTestRunSkLookup(const Napi::CallbackInfo& info);
 Napi::Value ProgId(const Napi::CallbackInfo& info);
 Napi::Value NetnsAttachSkLookup(const Napi::CallbackInfo& info);
 // tc.cc
@@ -94,6 +95,7 @@ Napi::Value TcQueryIngress(const Napi::CallbackInfo& info);
 Napi::Value CreateTransparentListener(const Napi::CallbackInfo& info);
 Napi::Value CreateOutboundSocket(const Napi::CallbackInfo& info);
 Napi::Value GetSocketMark(const Napi::CallbackInfo& info);
+Napi::Value SocketCookie(const Napi::CallbackInfo& info);
 Napi::Value SetSocketMark(const Napi::CallbackInfo& info);
 Napi::Value SetSocketLinger(const Napi::CallbackInfo& info);
 Napi::Value CloseFd(const Napi::CallbackInfo& info);

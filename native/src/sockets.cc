@@ -143,6 +143,18 @@ Napi::Value GetSocketMark(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, mark);
 }
 
+// socketCookie(fd) → SO_COOKIE (bigint): the socket's kernel-wide id, which an sk_lookup test run
+// reports for the socket its program selected.
+Napi::Value SocketCookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "socketCookie", "fd");
+  uint64_t cookie = 0;
+  socklen_t length = sizeof(cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &length) != 0)
+    ThrowErrno(env, errno, "getsockopt", "fd " + std::to_string(fd) + ", SO_COOKIE");
+  return Napi::BigInt::New(env, cookie);
+}
+
 // setSocketMark(fd, mark): SO_MARK on an existing socket (the agent unmarks its listeners
 // before closing them, so the capture program stops assigning SYNs to them first).
 Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {

@@ -111,6 +111,12 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
       int('repeat', repeat, 1, 1_000_000);
       return raw.progTestRun(progFd, data, repeat);
     },
+    progTestRunSkLookup(progFd, ctx, repeat) {
+      fdArg('progFd', progFd);
+      buf('ctx', ctx);
+      int('repeat', repeat, 1, 1_000_000);
+      return present(raw, 'progTestRunSkLookup')(progFd, ctx, repeat);
+    },
     tcAttachIngress(ifindex, progFd, handle, priority) {
       int('ifindex', ifindex, 1, 0x7fffffff);
       fdArg('progFd', progFd);
@@ -155,6 +161,10 @@ export function validatingBinding(raw: NativeBinding): NativeBinding {
     getSocketMark(fd) {
       fdArg('fd', fd);
       return raw.getSocketMark(fd);
+    },
+    socketCookie(fd) {
+      fdArg('fd', fd);
+      return present(raw, 'socketCookie')(fd);
     },
     setSocketMark(fd, mark) {
       fdArg('fd', fd);

@@ -240,6 +240,13 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
       progOf(fd, 'bpf_prog_test_run_opts');
       return { retval: 0, durationNs: 0, dataOut: Buffer.from(data), mark: 0 };
     },
+    progTestRunSkLookup(fd, ctx) {
+      progOf(fd, 'bpf_prog_test_run_opts');
+      // SK_PASS, nothing selected (cookie 0).
+      const ctxOut = Buffer.from(ctx);
+      ctxOut.fill(0, 0, Math.min(8, ctxOut.length));
+      return { retval: 1, durationNs: 0, ctxOut };
+    },
 
     tcAttachIngress(ifindex, progFd, handle, priority) {
       checkFailure('tcAttachIngress', `ifindex ${ifindex}`);
@@ -281,6 +288,10 @@ export function createFakeNativeBinding(options: { possibleCpus?: number } = {})
     },
     getSocketMark(fd) {
       return socketOf(fd, 'getsockopt').mark;
+    },
+    socketCookie(fd) {
+      socketOf(fd, 'getsockopt');
+      return BigInt(fd);
     },
     setSocketMark(fd, mark) {
       socketOf(fd, 'setsockopt').mark = mark;

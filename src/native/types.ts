@@ -46,6 +46,13 @@ export interface TestRunResult {
   mark: number;
 }
 
+export interface SkLookupTestRunResult {
+  retval: number;
+  durationNs: number;
+  /** The struct bpf_sk_lookup after the run: its first 8 bytes are the selected socket's SO_COOKIE (0: none). */
+  ctxOut: Buffer;
+}
+
 export interface TcFilterId {
   ifindex: number;
   handle: number;
@@ -68,6 +75,8 @@ export interface NativeBinding {
   mapLookupPerCpu(mapFd: number, key: Buffer, valueSize: number): Buffer[] | null;
   /** bpf_prog_test_run_opts with data_in and a zeroed __sk_buff ctx (ctx_out read back). */
   progTestRun(progFd: number, data: Buffer, repeat: number): TestRunResult;
+  /** bpf_prog_test_run_opts of an sk_lookup program: ctx_in is a struct bpf_sk_lookup, no packet. */
+  progTestRunSkLookup(progFd: number, ctx: Buffer, repeat: number): SkLookupTestRunResult;
 
   // --- tc ---
   /** bpf_tc_hook_create (EEXIST = success) + bpf_tc_attach with BPF_TC_F_REPLACE on ingress.
@@ -88,6 +97,8 @@ export interface NativeBinding {
    * Returns a non-blocking fd for net.Server.listen({ fd }).
    */
   createTransparentListener(family: 4 | 6, address: string, port: number, mark: number, backlog: number): number;
+  /** getsockopt(SO_COOKIE): the socket's kernel-wide id. */
+  socketCookie(fd: number): bigint;
   /**
    * socket() for an outbound TCP connection with SO_MARK set (when mark != 0) and, when
    * `bindAddress` is given, IP_TRANSPARENT + bind(bindAddress, 0) so the SYN carries a

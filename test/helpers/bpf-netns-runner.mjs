@@ -33,10 +33,10 @@ function mapOf(objectName, mapName) {
   return map;
 }
 
-/** The tc program's fd (the object also holds the sk_lookup program). */
-function progFd(objectName) {
-  const program = objectOf(objectName).programs.find((p) => p.name === 'amesh_capture');
-  if (!program) throw new Error(`object ${objectName} has no program amesh_capture`);
+/** A program's fd by name: the tc program by default (the object also holds the sk_lookup one). */
+function progFd(objectName, programName = 'amesh_capture') {
+  const program = objectOf(objectName).programs.find((p) => p.name === programName);
+  if (!program) throw new Error(`object ${objectName} has no program ${programName}`);
   return program.fd;
 }
 
@@ -112,6 +112,17 @@ const ops = {
     await once(server, 'listening');
     servers.set(name, { server, accepted });
     return { fd, mark: socketMark };
+  },
+  /** SO_COOKIE of a listener made by `listen` without `serve`, as a decimal string. */
+  cookie({ name }) {
+    const fd = fds.get(name);
+    if (fd === undefined) throw new Error(`no listener fd ${name}`);
+    return native.socketCookie(fd).toString();
+  },
+  /** BPF_PROG_TEST_RUN of an sk_lookup program: its verdict and the selected socket's cookie ('0': none). */
+  skLookup({ object, program, ctx, repeat }) {
+    const r = native.progTestRunSkLookup(progFd(object, program), hex(ctx), repeat ?? 1);
+    return { retval: r.retval, cookie: r.ctxOut.readBigUInt64LE(0).toString() };
   },
   accepted({ name }) {
     return servers.get(name)?.accepted ?? [];

@@ -249,3 +249,36 @@ export function u32Hex(n: number): string {
   b.writeUInt32LE(n >>> 0);
   return b.toString('hex');
 }
+
+export interface SkLookupSpec {
+  family: 4 | 6;
+  /** IPPROTO_*; TCP unless given. */
+  protocol?: number;
+  remote: string;
+  remotePort: number;
+  local: string;
+  localPort: number;
+}
+
+/**
+ * The uapi `struct bpf_sk_lookup` (linux/bpf.h) as BPF_PROG_TEST_RUN's ctx_in, 72 bytes: cookie
+ * (out) at 0, family 8, protocol 12, remote_ip4 16, remote_ip6 20, remote_port 36 (network
+ * order), local_ip4 40, local_ip6 44, local_port 60 (host order), ingress_ifindex 64 (must be 0).
+ */
+export function skLookupContext(spec: SkLookupSpec): Buffer {
+  const ctx = Buffer.alloc(72);
+  ctx.writeUInt32LE(spec.family === 6 ? 10 : 2, 8);
+  ctx.writeUInt32LE(spec.protocol ?? 6, 12);
+  const remote = encodeAddressKey(spec.remote);
+  const local = encodeAddressKey(spec.local);
+  if (spec.family === 4) {
+    remote.copy(ctx, 16, 12, 16);
+    local.copy(ctx, 40, 12, 16);
+  } else {
+    remote.copy(ctx, 20);
+    local.copy(ctx, 44);
+  }
+  ctx.writeUInt16BE(spec.remotePort, 36);
+  ctx.writeUInt32LE(spec.localPort, 60);
+  return ctx;
+}
