@@ -7,7 +7,8 @@
 //   - a 20 MiB upload streamed with back-pressure (a paused backend stalls the client);
 //   - upstream keep-alive (few HBONE streams for many requests);
 //   - WebSocket upgrade echo; h2c gRPC-style request with trailers; gRPC error trailers-only;
-//   - opaque TCP passthrough and a server-first protocol after the sniff timeout;
+//   - opaque TCP passthrough and a server-first protocol after the sniff timeout; opaque TCP
+//     whose upstream is unreachable resets the CONNECT stream (no clean end);
 //   - 504 on the route timeout, 503 + UF when the endpoint is down, 503 for an unknown VIP;
 //   - 90/10 → 50/50 applied while requests are in flight, none fails;
 //   - the same config over the ADS server (explicit-name subscription), an invalid one NACKed.
@@ -525,6 +526,28 @@ describe('waypoint proxy', () => {
     greeter.on('data', (c: Buffer) => chunks.push(c));
     await once(greeter, 'end');
     expect(Buffer.concat(chunks).toString()).toBe('hello from a server-first protocol\n');
+  });
+
+  it('resets the CONNECT stream (RST_STREAM CONNECT_ERROR, never a clean end) when sniffed opaque TCP cannot reach its upstream', async () => {
+    const broken = f.config([90, 10]);
+    const down = broken.clusters.find((c) => c.name.includes('down.demo'))!.name;
+    const tcpService = broken.services.find((svc) => svc.addresses.includes(TCP_VIP))!;
+    tcpService.ports[0]!.defaultCluster = down;
+    f.waypoint.applyConfig(broken);
+    try {
+      const stream = (await tunnel(f, `${TCP_VIP}:9000`)) as http2.ClientHttp2Stream;
+      let ended = false;
+      stream.on('end', () => (ended = !stream.closed));
+      const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+      stream.on('error', () => undefined); // the reset's ERR_HTTP2_STREAM_ERROR
+      stream.resume();
+      stream.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10, 0xff]));
+      await closed;
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CONNECT_ERROR);
+      expect(ended, 'END_STREAM before the reset').toBe(false);
+    } finally {
+      f.waypoint.applyConfig(f.config([90, 10]));
+    }
   });
 
   it('answers 504 on the route timeout and 503 UF when the endpoint is down; refuses unknown VIPs', async () => {
