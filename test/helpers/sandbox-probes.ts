@@ -20,6 +20,12 @@ export interface Probe {
   exit: number;
   /** How long the request took. */
   ms: number;
+  /**
+   * curl's phases in ms (fractional) from its start: name resolved, TCP connected (0: that phase
+   * never finished), so a timed-out request says whether it hung in DNS, the connect or the answer.
+   */
+  dnsMs: number;
+  connectMs: number;
 }
 
 export interface Background<T> {
@@ -67,11 +73,12 @@ export function probeLoop(
   url: string,
   o: { seconds: number; stopFile?: string; header?: string; gapS?: number },
 ): Background<{ probes: Probe[]; stderr: string }> {
-  // curl -w '@…' would name a file: the code is marked with '|'.
+  // curl -w '@…' would name a file: the write-out (code, then phase times in seconds) is marked with '|'.
   const script =
     `${loopWhile(o.seconds, o.stopFile)} t=$(date +%s%3N); ` +
-    `r=$(curl -s -w '|%{http_code}' --max-time 3 ${o.header ? `-H '${o.header}' ` : ''}${url}); e=$?; ` +
-    `v=$(echo "$r" | sed -n 's/^Version: \\([12]\\)\\.0\\.0$/\\1/p'); echo "probe $t \${r##*|} \${v:--} $e $(date +%s%3N)"; sleep ${o.gapS ?? 0.05}; done`;
+    `r=$(curl -s -w '|%{http_code} %{time_namelookup} %{time_connect}' --max-time 3 ${o.header ? `-H '${o.header}' ` : ''}${url}); e=$?; ` +
+    `w=\${r##*|}; set -- $w; ` +
+    `v=$(echo "$r" | sed -n 's/^Version: \\([12]\\)\\.0\\.0$/\\1/p'); echo "probe $t \${1:-000} \${v:--} $e $(date +%s%3N) \${2:-0} \${3:-0}"; sleep ${o.gapS ?? 0.05}; done`;
   const run = shInPod(dir, env, ref, script, (o.seconds + 30) * 1000);
   const done = run.done.then((r) => ({
     stderr: r.stderr,
@@ -79,8 +86,9 @@ export function probeLoop(
       .split('\n')
       .filter((l) => l.startsWith('probe '))
       .map((l) => {
-        const [, at = '0', code = '000', version = '-', exit = '0', end = '0'] = l.split(' ');
-        return { at: Number(at), code, version, exit: Number(exit), ms: Number(end) - Number(at) };
+        const [, at = '0', code = '000', version = '-', exit = '0', end = '0', dns = '0', connect = '0'] = l.split(' ');
+        const ms = (seconds: string): number => Number(seconds) * 1000 || 0;
+        return { at: Number(at), code, version, exit: Number(exit), ms: Number(end) - Number(at), dnsMs: ms(dns), connectMs: ms(connect) };
       }),
   }));
   return { started: run.started, done };
@@ -93,7 +101,15 @@ export function versionSplit(probes: readonly Probe[]): string {
 
 /** The requests that got no 200 (or, with `needVersion`, no hello-app version), described relative to `from`. */
 export function failedProbes(probes: readonly Probe[], from: number, needVersion = true): string[] {
-  return probes.filter((p) => p.code !== '200' || (needVersion && p.version === '-')).map((p) => `${p.at - from} ms: HTTP ${p.code}, curl exit ${p.exit} after ${p.ms} ms`);
+  return probes.filter((p) => p.code !== '200' || (needVersion && p.version === '-')).map((p) => `${p.at - from} ms: HTTP ${p.code}, curl exit ${p.exit} after ${p.ms} ms (${phases(p)})`);
+}
+
+/** Which of curl's phases finished, for a failed request: a timeout with no name resolved is DNS, not the mesh. */
+function phases(p: Probe): string {
+  if (!p.dnsMs) return 'name not resolved';
+  if (!p.connectMs) return `name resolved at ${p.dnsMs.toFixed(1)} ms, never connected`;
+  // With capture on, "connected" is the local agent's accept, not the destination's.
+  return `name resolved at ${p.dnsMs.toFixed(1)} ms, connected at ${p.connectMs.toFixed(1)} ms`;
 }
 
 /**
