@@ -13,6 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { NODE_AGENT_NODE_FLAGS } from '../src/config/runtime-flags.js';
 import type { SpawnedProcess, Topology } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
 
@@ -108,11 +109,13 @@ export interface NodeAgentsSpec {
 }
 
 /**
- * Extra Node/V8 flags for the node agents only (`BENCH_AGENT_NODE_FLAGS`, space-separated),
- * for A/B runs of runtime settings that NODE_OPTIONS does not accept (most V8 flags).
+ * The node agents' Node/V8 flags: the ones every agent runs with (src/config/runtime-flags.ts),
+ * then extra ones for the agents only (`BENCH_AGENT_NODE_FLAGS`, space-separated), for A/B runs
+ * of runtime settings that NODE_OPTIONS does not accept (most V8 flags). V8 takes the last of
+ * two contradicting flags, so `--no-single-threaded-gc` there measures the agents without it.
  */
 function agentNodeFlags(): string[] {
-  return (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  return [...NODE_AGENT_NODE_FLAGS, ...(process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)];
 }
 
 /**

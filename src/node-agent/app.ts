@@ -439,7 +439,8 @@ export class NodeAgent {
     // while retries continue. /healthz/ready reports the certificate counts so the gap is visible.
     this.ready = true;
     this.ports = { outbound, inboundPlaintext, hbone, ...adminPorts };
-    const running = { node: this.source.node, stateSource: this.source.kind, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus() };
+    // nodeFlags: node's own flags (src/config/runtime-flags.ts; the image's ENTRYPOINT sets them).
+    const running = { node: this.source.node, stateSource: this.source.kind, ports: this.ports, captureMode: this.capture.mode, ca: this.caStatus(), nodeFlags: process.execArgv };
     logger.info(running, this.source.isReady() ? 'node agent ready' : 'node agent running; ready after the first full xDS state');
     return this.ports;
   }

@@ -58,7 +58,16 @@ describe('resolveImage', () => {
   });
 
   it("maps amesh's own images", () => {
-    expect(containerLaunch(plan('ghcr.io/amesh/node-agent:0.1.0'), { args: ['node-agent', '--local-config', '/x.yaml'] }, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'node-agent', '--local-config', '/x.yaml']);
+    // The node agent's image starts node with the agent's own flags, as images/node/Dockerfile does.
+    expect(containerLaunch(plan('ghcr.io/amesh/node-agent:0.1.0'), { args: ['node-agent', '--local-config', '/x.yaml'] }, '/c', host).argv).toEqual([
+      '/usr/bin/node',
+      '--single-threaded-gc',
+      '/repo/bin/amesh.js',
+      'node-agent',
+      '--local-config',
+      '/x.yaml',
+    ]);
+    expect(containerLaunch(plan('amesh/controller:0.1.0'), {}, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'controller']);
     expect(resolveImage('amesh/unknown-program:0.1.0', host)).toEqual({ error: expect.stringContaining('not available') });
   });
 
