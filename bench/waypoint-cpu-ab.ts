@@ -8,6 +8,8 @@
  *   node dist/bench/waypoint-cpu-ab.js --a /tmp/base/dist/bench/waypoint-roles.js \
  *     [--b dist/bench/waypoint-roles.js] [--rounds 3] [--rate 2000] [--seconds 20] [--connections 64]
  *
+ * A runtime flag with one build: `--a dist/bench/waypoint-roles.js --b-node-args --single-threaded-gc`.
+ *
  * A snapshot build for `--a`: `cp -r dist /tmp/base/dist; cp package.json /tmp/base/;
  * ln -s $PWD/node_modules /tmp/base/node_modules` before the change. The backends, agents and
  * load generator always come from this build. Progress on stderr, one JSON summary on stdout.
@@ -33,6 +35,8 @@ interface CliOptions {
   warmup: number;
   connections: number;
   nodeArgs?: string;
+  aNodeArgs?: string;
+  bNodeArgs?: string;
 }
 
 interface Run {
@@ -57,6 +61,11 @@ async function ticks(pid: number): Promise<{ user: number; sys: number }> {
   return { user: stat.utime, sys: stat.stime };
 }
 
+/** Space-separated flag lists, in order. */
+function flags(...lists: Array<string | undefined>): string[] {
+  return lists.flatMap((l) => l?.split(/\s+/).filter(Boolean) ?? []);
+}
+
 async function main(): Promise<void> {
   const o = new Command('bench-waypoint-cpu-ab')
     .description("A/B of the waypoint's CPU-seconds per 10 000 requests (HBONE both hops), interleaved")
@@ -68,6 +77,8 @@ async function main(): Promise<void> {
     .option('--warmup <s>', 'warm-up seconds per run (not measured)', wholeNumber(0, 60), 3)
     .option('--connections <n>', 'client connections', wholeNumber(1, 1024), 64)
     .option('--node-args <flags>', 'extra node flags for the waypoint (e.g. --cpu-prof)')
+    .option('--a-node-args <flags>', "extra node flags for A's waypoint only, after --node-args (A/B of a runtime flag with one build: --a and --b the same)")
+    .option('--b-node-args <flags>', "extra node flags for B's waypoint only, after --node-args")
     .parse()
     .opts<CliOptions>();
   const hz = await clockTicksPerSecond();
@@ -91,7 +102,7 @@ async function main(): Promise<void> {
           'waypoint',
           { caFile, backends: b.ports, destAgentPort: dest.ready.port, accessLog: false },
           30_000,
-          o.nodeArgs?.split(/\s+/).filter(Boolean) ?? [],
+          flags(o.nodeArgs, variant === 'A' ? o.aNodeArgs : o.bNodeArgs),
         );
         const client = await group.role(`client-agent-${variant}-${round}`, 'client-agent', { caFile, waypointPort: wp.ready.hbonePort, vips: [SERVICES.hbone.vip] }, 30_000);
         const port = client.ready.ports[SERVICES.hbone.vip]!;
@@ -129,7 +140,7 @@ async function main(): Promise<void> {
   };
   const A = summary('A');
   const B = summary('B');
-  process.stdout.write(`${JSON.stringify({ settings: { rate: o.rate, seconds: o.seconds, connections: o.connections, rounds: o.rounds }, A, B, ratio: Number(fmt(B.median / A.median)), runs })}\n`);
+  process.stdout.write(`${JSON.stringify({ settings: { rate: o.rate, seconds: o.seconds, connections: o.connections, rounds: o.rounds, nodeArgs: { all: flags(o.nodeArgs), A: flags(o.aNodeArgs), B: flags(o.bNodeArgs) } }, A, B, ratio: Number(fmt(B.median / A.median)), runs })}\n`);
 }
 
 runBenchCli('bench-waypoint-cpu-ab', main);
