@@ -3,7 +3,8 @@
  * refuses them), so they cannot be read from the environment like the rest of the configuration:
  * every launcher takes them from here — the sandbox's image catalog (src/sandbox/images/catalog.ts)
  * and the bench's testbed (bench/mesh-setup.ts) — and the container image's ENTRYPOINT
- * (images/node/Dockerfile) spells them out; test/unit/runtime-flags.test.ts checks that it agrees.
+ * (images/node/Dockerfile) spells them out: test/unit/dockerfiles.test.ts checks that it agrees,
+ * test/unit/runtime-flags.test.ts that node accepts them.
  */
 
 /**

@@ -2,7 +2,8 @@
  * The container images (images/*\/Dockerfile, issue #10), checked without a container engine:
  * dockerfile-utils' validator finds syntax and instruction errors, and the small reader in
  * test/helpers/dockerfile.ts lets us assert the facts the manifests rely on — multi-stage, a Node 24
- * slim runtime on the build's Debian release, exec-form ENTRYPOINT, the CMD each manifest's
+ * slim runtime on the build's Debian release, exec-form ENTRYPOINT with node's own flags for the
+ * program (src/config/runtime-flags.ts), the CMD each manifest's
  * `args` names, non-root controller and waypoint with the templates' uid, the node agent's BPF
  * object and native addon where the agent looks for them, no remote ADD, and every COPY source
  * present (in the build context and not .dockerignore'd, or produced by an earlier stage).
@@ -11,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { NODE_AGENT_NODE_FLAGS } from '../../src/config/runtime-flags.js';
 import { DEFAULT_GATEWAY_IMAGE } from '../../src/controller/gateway/ingress-render.js';
 import { DEFAULT_WAYPOINT_IMAGE } from '../../src/controller/waypoint/render.js';
 import { nativeAddonPath } from '../../src/native/addon.js';
@@ -26,11 +28,13 @@ interface ImageSpec {
   dockerfile: string;
   names: string[];
   root: boolean;
+  /** node's own flags in the ENTRYPOINT, before the CLI (src/config/runtime-flags.ts). */
+  nodeFlags: readonly string[];
 }
 const IMAGES: Record<string, ImageSpec> = {
-  node: { dockerfile: 'images/node/Dockerfile', names: ['amesh/node-agent'], root: true },
-  controller: { dockerfile: 'images/controller/Dockerfile', names: ['amesh/controller'], root: false },
-  waypoint: { dockerfile: 'images/waypoint/Dockerfile', names: ['amesh/waypoint', 'amesh/gateway'], root: false },
+  node: { dockerfile: 'images/node/Dockerfile', names: ['amesh/node-agent'], root: true, nodeFlags: NODE_AGENT_NODE_FLAGS },
+  controller: { dockerfile: 'images/controller/Dockerfile', names: ['amesh/controller'], root: false, nodeFlags: [] },
+  waypoint: { dockerfile: 'images/waypoint/Dockerfile', names: ['amesh/waypoint', 'amesh/gateway'], root: false, nodeFlags: [] },
 };
 
 const parsed = (spec: ImageSpec): Dockerfile => parseDockerfile(read(spec.dockerfile));
@@ -90,7 +94,7 @@ describe.each(Object.entries(IMAGES))('images/%s/Dockerfile', (_key, spec) => {
 
   it('starts the CLI in exec form, with the CMD the manifests pass as args', () => {
     expect(all(runtime, 'ENTRYPOINT')).toHaveLength(1);
-    expect(execForm(last(runtime, 'ENTRYPOINT')!)).toEqual(['node', '/app/bin/amesh.js']);
+    expect(execForm(last(runtime, 'ENTRYPOINT')!)).toEqual(['node', ...spec.nodeFlags, '/app/bin/amesh.js']);
     const cmd = execForm(last(runtime, 'CMD')!);
     const containers = manifestContainers();
     for (const name of spec.names) {
