@@ -11,6 +11,7 @@ const snapshot: MeshSnapshot = {
     wl({ uid: 'demo/b1', name: 'b1', addresses: ['10.244.2.2'], node: 'node2', serviceAccount: 'sa-b', services: { 'demo/b.demo.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }] } } }),
     wl({ uid: 'demo/b2', name: 'b2', addresses: ['10.244.1.3'], node: 'node1', serviceAccount: 'sa-b', services: { 'demo/b.demo.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 0 }] } } }),
     wl({ uid: 'demo/plain', name: 'plain', addresses: ['10.244.2.9'], node: 'node2', tunnelProtocol: 'NONE' }),
+    wl({ uid: 'demo/leaving', name: 'leaving', addresses: ['10.244.1.9'], node: 'node1', tunnelProtocol: 'NONE' }),
     wl({ uid: 'demo/sick', name: 'sick', addresses: ['10.244.2.10'], node: 'node2', status: 'UNHEALTHY', services: { 'demo/empty.demo.svc.cluster.local': { ports: [] } } }),
   ],
   services: [
@@ -288,6 +289,9 @@ describe('decideInbound', () => {
     ['mesh port as target', '10.244.1.2', 15008, '10.244.1.2', false, 400],
     ['unknown address', '10.244.1.99', 80, '10.244.1.99', false, 503],
     ['workload on another node', '10.244.2.2', 80, '10.244.2.2', false, 503],
+    // Being unenrolled: the capture still sends its connections here for a moment (delivered, not reset).
+    ['local workload out of the mesh', '10.244.1.9', 80, '10.244.1.9', true, undefined],
+    ['remote workload out of the mesh', '10.244.2.9', 80, '10.244.2.9', false, 503],
   ] as const)('%s', (_n, ip, port, dialled, ok, status) => {
     const d = decideInbound(state, 'node1', { ip, port }, dialled);
     expect(d.ok).toBe(ok);

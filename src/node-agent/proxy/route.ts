@@ -245,6 +245,10 @@ export function decideInbound(state: MeshState, node: string, target: Destinatio
   const workload = state.workloadByIp(target.ip);
   if (!workload) return { ok: false, status: 503, reason: `no workload has address ${target.ip}` };
   if (workload.node !== node) return { ok: false, status: 503, reason: `workload ${workload.uid} is not on node ${node}` };
-  if (workload.tunnelProtocol !== 'HBONE') return { ok: false, status: 503, reason: `workload ${workload.uid} is not in the mesh` };
+  // A local workload out of the mesh (tunnelProtocol NONE) is delivered to, not refused: this
+  // happens while it is being unenrolled — the capture's pod map still sends its connections here
+  // a moment after the state changed, or a peer's state is behind ours — and the pod takes
+  // plaintext from anyone once unenrolled, so delivering (after the policy check) is never less
+  // than it would get; refusing reset a request in flight at every unenrolment.
   return { ok: true, workload, target };
 }
