@@ -37,6 +37,7 @@ import { runLatency } from './scenarios/latency.js';
 import { maxRateValues, numericFields, runMaxRate } from './scenarios/maxrate.js';
 import { memoryValues, runMemory } from './scenarios/memory.js';
 import { runThroughput } from './scenarios/throughput.js';
+import { DEFAULT_SETTLE, describeSettle, waitForQuiet, type SettleResult } from './settle.js';
 import { AMESH_CLI, REPO_DIR, Testbed } from './testbed.js';
 
 const say = (line: string): void => {
@@ -114,6 +115,14 @@ async function runMetric(task: MetricTask, bed: Testbed, settings: Readonly<RunS
   } catch (err) {
     return { path: task.path, run: task.run, error: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/** How the measurements started: on a quiet machine, and which of them had to wait for it. */
+function settleNote(waits: ReadonlyArray<SettleResult & { task: string }>): string {
+  const rule = `Every measurement starts once the whole machine is below ${DEFAULT_SETTLE.busyPercentBelow} % busy for ${DEFAULT_SETTLE.windowMs} ms (at most ${DEFAULT_SETTLE.maxMs / 1000} s of waiting), so work a path leaves behind does not land in the next path's run`;
+  if (waits.length === 0) return `${rule}; none had to wait over a second.`;
+  const listed = waits.map((w) => `${w.task}: ${describeSettle(w) ?? ''}`).join('; ');
+  return `${rule}. Waited over a second: ${listed}.`;
 }
 
 function notes(settings: RunSettings, env: BenchEnvironment): string[] {
@@ -234,6 +243,8 @@ async function main(): Promise<number> {
   const throughput: ThroughputSample[] = [];
   const latency: LatencySample[] = [];
   const metrics: Record<MetricScenario, MetricSample[]> = { maxrate: [], connrate: [], memory: [] };
+  /** Measurements that waited over a second for the machine to settle (bench/settle.ts), for the notes. */
+  const settleWaits: Array<SettleResult & { task: string }> = [];
   let captureMode = 'n/a';
   let captureModeNft = 'n/a';
   let stunnelTls = 'n/a';
@@ -245,6 +256,12 @@ async function main(): Promise<number> {
     for (const task of plan) {
       if (interrupted) return 130;
       progress.step(`${describeTask(task, settings.runs)} …`);
+      const settle = await waitForQuiet();
+      const settled = describeSettle(settle);
+      if (settled) {
+        progress.info(settled);
+        settleWaits.push({ task: describeTask(task, settings.runs), ...settle });
+      }
       if (task.scenario === 'throughput') {
         const sample = await runThroughput(task, bed, settings.throughputSeconds, meter);
         throughput.push(sample);
@@ -307,7 +324,7 @@ async function main(): Promise<number> {
     latency,
     ...metrics,
     ...(l7Result ? { l7: l7Result } : {}),
-    notes: [...notes(settings, environment), ...notMeasured],
+    notes: [...notes(settings, environment), settleNote(settleWaits), ...notMeasured],
   };
   const tables = buildTables(results);
   const markdown = renderMarkdown(results, tables);
