@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MeshState } from '../../src/node-agent/state/mesh-state.js';
-import { decideInbound, decideOutbound, endpointWeight, pickWeighted } from '../../src/node-agent/proxy/route.js';
+import { decideInbound, decideLeavingSource, decideOutbound, endpointWeight, pickWeighted } from '../../src/node-agent/proxy/route.js';
 import type { GatewayAddress, MeshSnapshot, Service, Workload } from '../../src/node-agent/state/types.js';
 
 const wl = (over: Partial<Workload>): Workload => ({ uid: 'x', name: 'x', namespace: 'demo', addresses: [], tunnelProtocol: 'HBONE', serviceAccount: 'default', services: {}, ...over });
@@ -42,6 +42,16 @@ describe('decideOutbound', () => {
   it('passes through to workloads outside the mesh and unknown destinations', () => {
     expect(decideOutbound(ctx, { ip: '10.244.2.9', port: 80 })).toMatchObject({ kind: 'passthrough', target: { ip: '10.244.2.9', port: 80 } });
     expect(decideOutbound(ctx, { ip: '192.0.2.1', port: 443 })).toMatchObject({ kind: 'passthrough' });
+  });
+  it('routes a captured source that is leaving the mesh as if uncaptured: same-node pods in-process, the rest as plain TCP', () => {
+    const leaving = { ...ctx, source: state.workloadByIp('10.244.1.9')! };
+    // Service VIP → endpoint on another node: plain TCP to that endpoint (its node captures it as plaintext).
+    expect(decideLeavingSource(leaving, { ip: '10.96.0.20', port: 80 })).toMatchObject({ kind: 'passthrough', target: { ip: '10.244.2.2', port: 8080 }, service: { name: 'b' } });
+    // → endpoint on this node: in-process, as the destination's plaintext capture (the caller passes no identity).
+    expect(decideLeavingSource({ ...leaving, random: last }, { ip: '10.96.0.20', port: 80 })).toMatchObject({ kind: 'hbone', sameNode: true, target: { ip: '10.244.1.3', port: 8080 } });
+    expect(decideLeavingSource(leaving, { ip: '10.244.2.2', port: 8080 })).toMatchObject({ kind: 'passthrough', target: { ip: '10.244.2.2', port: 8080 } });
+    expect(decideLeavingSource(leaving, { ip: '10.244.2.9', port: 80 })).toMatchObject({ kind: 'passthrough' });
+    expect(decideLeavingSource(leaving, { ip: '10.244.2.2', port: 15008 })).toMatchObject({ kind: 'reject', code: 'loop' });
   });
   it.each([15001, 15006, 15008])('rejects mesh port %d (loop protection)', (port) => {
     expect(decideOutbound(ctx, { ip: '10.244.2.2', port })).toMatchObject({ kind: 'reject', code: 'loop' });
@@ -162,6 +172,12 @@ describe('waypoint hand-off (DESIGN §4, §7)', () => {
     });
   const s = waypointState();
   const wctx = { state: s, node: 'node1', hbonePort: 15008, random: first, source: client };
+
+  it('a source leaving the mesh is not sent through a waypoint (its HBONE needs an identity)', () => {
+    const leaving = wl({ ...client, tunnelProtocol: 'NONE' });
+    expect(decideLeavingSource({ ...wctx, source: leaving }, { ip: '10.96.0.40', port: 9080 })).toMatchObject({ kind: 'reject', code: 'leaving-mesh' });
+    expect(decideLeavingSource({ ...wctx, source: leaving }, { ip: '10.96.0.42', port: 9080 })).toMatchObject({ kind: 'passthrough', target: { ip: '10.244.2.40', port: 9080 } });
+  });
 
   it('sends service-addressed traffic to the service’s waypoint (address form) with the VIP:port as authority', () => {
     const r = decideOutbound(wctx, { ip: '10.96.0.40', port: 9080 });

@@ -21,7 +21,7 @@ import type { Workload } from '../state/types.js';
 import { RESPONSE_FLAGS, type ResponseFlag } from '../telemetry/l4-labels.js';
 import { admitInbound, upstreamBytes } from './inbound.js';
 import { beginConnection, overloadOf, type AccessLogEntry, type ProxyContext } from './proxy-context.js';
-import { decideOutbound, type OutboundRoute } from './route.js';
+import { decideLeavingSource, decideOutbound, type OutboundRoute } from './route.js';
 
 /** The access-log line of an outbound connection: `waypoint` names the waypoint it went through. */
 type OutboundLogEntry = AccessLogEntry & { waypoint?: string };
@@ -71,12 +71,14 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   };
 
   const source = state.workloadByIp(srcIp);
-  if (!source || source.node !== ctx.node || source.tunnelProtocol !== 'HBONE') {
-    refuse(RESPONSE_FLAGS.noRoute, `source ${srcIp} is not a mesh workload on node ${ctx.node}`);
+  if (!source || source.node !== ctx.node) {
+    refuse(RESPONSE_FLAGS.noRoute, `source ${srcIp} is not a workload on node ${ctx.node}`);
     return;
   }
+  // Out of the mesh in the state but still captured: being unenrolled (decideLeavingSource).
+  const leaving = source.tunnelProtocol !== 'HBONE';
   const sourceIdentity = state.identityOf(source);
-  conn.setSource(source, sourceIdentity);
+  conn.setSource(source, leaving ? null : sourceIdentity);
   const overload = overloadOf(ctx);
   if (!overload.outbound.tryAcquire(source.uid)) {
     const limit = overload.outbound.limit;
@@ -86,13 +88,14 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
   }
   client.once('close', () => overload.outbound.release(source.uid));
 
-  const route: OutboundRoute = decideOutbound({ state, node: ctx.node, hbonePort: ctx.config.hbonePort, source }, destination);
+  const routeContext = { state, node: ctx.node, hbonePort: ctx.config.hbonePort, source };
+  const route: OutboundRoute = leaving ? decideLeavingSource(routeContext, destination) : decideOutbound(routeContext, destination);
   if (route.kind === 'reject') {
     refuse(rejectFlags(route.code), route.reason);
     return;
   }
   conn.setService(route.service);
-  conn.mtls = route.kind !== 'passthrough';
+  conn.mtls = route.kind !== 'passthrough' && !leaving;
   if (route.kind === 'waypoint') {
     // The mTLS peer is the waypoint pod; the workload addressed (if any) stays in the log line.
     conn.setDestination(route.waypoint.pod, route.expectedIdentities[0]);
@@ -113,8 +116,9 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
       // by the destination side too (reporter destination), as a tunnel from another node would be.
       entry['dst.hbone_addr'] = 'in-process';
       const inbound = beginConnection(ctx, 'destination', state.trustDomain, { direction: 'inbound', 'src.addr': entry['src.addr'], 'dst.addr': formatAuthority(route.target.ip, route.target.port), 'dst.hbone_addr': 'in-process', bytes_sent: 0, bytes_recv: 0, duration: '0ms' });
-      inbound.mtls = true;
-      const admitted = await admitInbound(ctx, { target: route.target, dialledIp: route.target.ip, sourceIdentity, sourceIp: srcIp, conn: inbound });
+      inbound.mtls = !leaving;
+      // A source leaving the mesh is admitted as plaintext: no peer identity for the policies.
+      const admitted = await admitInbound(ctx, { target: route.target, dialledIp: route.target.ip, sourceIdentity: leaving ? null : sourceIdentity, sourceIp: srcIp, conn: inbound });
       if (admitted.status !== 200) {
         // The inbound side already logged and recorded it (with the policy); not recorded twice.
         const denial = admitted.flags === RESPONSE_FLAGS.denied ? { policy: inbound.entry.policy ?? '(none)', rule: inbound.entry.rule ?? '(none)' } : undefined;

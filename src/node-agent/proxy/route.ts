@@ -54,7 +54,7 @@ export type OutboundRoute =
       workload?: Workload;
     }
   | { kind: 'passthrough'; target: Destination; workload?: Workload; service?: Service }
-  | { kind: 'reject'; reason: string; code: 'loop' | 'no-endpoints' | 'no-port' | 'no-waypoint' };
+  | { kind: 'reject'; reason: string; code: 'loop' | 'no-endpoints' | 'no-port' | 'no-waypoint' | 'leaving-mesh' };
 
 export interface WaypointHop {
   /** For logs: the waypoint Service's `namespace/hostname`, or the waypoint workload's uid when addressed by pod IP. */
@@ -227,6 +227,30 @@ export function decideOutbound(ctx: RouteContext, destination: Destination): Out
   }
   if (workload) return viaWorkload(ctx, workload, destination.port, family);
   return { kind: 'passthrough', target: destination };
+}
+
+/**
+ * The route of a connection the capture handed the outbound listener from local pod
+ * `ctx.source`, which the state already counts out of the mesh: an unenrolment reaches the state
+ * a moment before the capture's pod map, and refusing reset a request in flight. It goes on as
+ * if it had not been captured at the source — plaintext, with no identity — to where
+ * decideOutbound resolves the destination: a pod on this node is admitted in-process as the
+ * destination's plaintext capture (15006) would admit it, policies checked without a peer
+ * identity (the caller passes none); anything else leaves as plain TCP, and a mesh pod on another
+ * node is captured there as plaintext. Never through a waypoint: its HBONE needs an identity.
+ */
+export function decideLeavingSource(ctx: RouteContext & { source: Workload }, destination: Destination): OutboundRoute {
+  const route = decideOutbound(ctx, destination);
+  switch (route.kind) {
+    case 'reject':
+    case 'passthrough':
+      return route;
+    case 'hbone':
+      if (route.sameNode) return route;
+      return { kind: 'passthrough', target: route.target, workload: route.workload, ...(route.service ? { service: route.service } : {}) };
+    case 'waypoint':
+      return { kind: 'reject', code: 'leaving-mesh', reason: `source ${ctx.source.uid} is leaving the mesh and ${route.waypoint.name} is a waypoint's (HBONE only)` };
+  }
 }
 
 export type InboundDecision =
