@@ -102,7 +102,7 @@ export async function handleOutbound(ctx: ProxyContext, client: net.Socket): Pro
     if (route.workload) entry['dst.workload'] = route.workload.uid;
     entry.waypoint = route.waypoint.name;
   } else {
-    conn.setDestination(route.workload, route.kind === 'hbone' ? route.expectedIdentities[0] : undefined);
+    conn.setDestination(route.workload, route.kind === 'hbone' && !leaving ? route.expectedIdentities[0] : undefined);
   }
 
   let upstream: Duplex;
