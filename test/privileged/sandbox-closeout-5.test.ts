@@ -162,7 +162,7 @@ describe.skipIf(!guard.run)('issue #5 close-out figures (privileged sandbox)', (
     // Enrolment must not break requests (issue #5: connections opened before enrolment keep working). Around the
     // unenrolment a request the capture still hands an agent after its state counts the pod out of the mesh used to be
     // reset (1 of ~55 in 4 of 6 runs on 2026-12-05); since 77caa69 and the leaving-source route it is delivered. Still
-    // reported, not asserted, until more runs than the 3 clean ones so far say it is gone — the issue asks only that
+    // reported, not asserted, until more runs than the 4 clean ones so far say it is gone — the issue asks only that
     // plaintext returns without restarts.
     const failedEnrolling = failedProbes(
       probes.filter((p) => p.at < unlabelStart),
