@@ -72,12 +72,13 @@ async function sampleAll(bed: SoakTopology, gc: boolean, log: (line: string) => 
   const out: Record<string, ProcessSample> = {};
   for (const m of bed.measured) {
     if (m.process.exitStatus()) continue;
-    if (gc && !(await bed.collectGarbage(m)) && !gcFailed.has(m.name)) {
+    const v8 = gc ? await bed.collectGarbage(m) : undefined;
+    if (gc && !v8 && !gcFailed.has(m.name)) {
       gcFailed.add(m.name);
       log(`warning: POST /debug/gc failed in ${m.name}; its RSS is read with garbage in it`);
     }
     try {
-      out[m.name] = await sampleProcess(m.process.pid);
+      out[m.name] = { ...(await sampleProcess(m.process.pid)), ...(v8 ? { v8 } : {}) };
     } catch {
       // exited between the check and the read: absent from this sample, which the verdict notices
     }
@@ -141,7 +142,7 @@ function progressLine(t: number, rate: number, last: SoakIntervalEvent | undefin
     const before = previous?.processes[name]?.cpuSeconds;
     return before === undefined || p.cpuSeconds === undefined ? '' : ` ${Math.round(((p.cpuSeconds - before) / seconds) * 100)} % CPU`;
   };
-  const procs = Object.entries(processes).map(([name, p]) => `${name} ${mib(p.rssKib)} MiB ${p.fds} fds${cpu(name, p)}`);
+  const procs = Object.entries(processes).map(([name, p]) => `${name} ${mib(p.rssKib)} MiB${p.v8 ? ` (heap ${mib(p.v8.heapUsedKib)})` : ''} ${p.fds} fds${cpu(name, p)}`);
   return `[${t >= 0 ? `t=${t.toFixed(0)}s` : 'ramp'}] ${load} | held ${held ?? '?'} | ${procs.join(' | ')}`;
 }
 
@@ -248,6 +249,7 @@ export async function runSoak(o: SoakOptions, cleanup: CleanupStack): Promise<So
       requestErrors: done.errors,
       connections: o.connections,
       closedWhileHeld,
+      loadConnections: o.loadConnections,
     },
     o.limits,
   );

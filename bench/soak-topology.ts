@@ -23,6 +23,8 @@ import { soakBackendConfig } from './soak-backend.js';
 import type { SoakWaypointOptions } from './soak-waypoint.js';
 import { BENCH_DIR, freeNamespacePrefix, runAmesh, startNodeAgents, tail, until, waitForListener } from './mesh-setup.js';
 import { HOLD_PORT, HTTP_PORT } from './testbed.js';
+import { heapAfterOf } from './scenarios/memory.js';
+import type { ProcessSample } from './soak-verdict.js';
 
 export const SOAK_WAYPOINT = join(BENCH_DIR, 'soak-waypoint.js');
 export const HOLD_SERVER = join(BENCH_DIR, 'hold-server.js');
@@ -221,11 +223,19 @@ export class SoakTopology {
    * A full garbage collection in a measured process (POST /debug/gc on its admin port, loopback
    * of its namespace), so the next RSS sample holds no collectable garbage: without it RSS swings
    * by tens of MiB with the collector's cycle and a short window cannot tell a leak from a
-   * sawtooth. Returns false when the collection could not be run.
+   * sawtooth. Returns V8's figures after the collection (KiB), or undefined when it could not be run.
    */
-  async collectGarbage(m: { ns: string }): Promise<boolean> {
+  async collectGarbage(m: { ns: string }): Promise<ProcessSample['v8'] | undefined> {
     const { stdout } = await this.topology.exec(m.ns, ['curl', '-s', '--max-time', '5', '-X', 'POST', `http://127.0.0.1:${ADMIN_PORT}/debug/gc`], { timeoutMs: 10_000, allowFailure: true });
-    return stdout.includes('"collected": true');
+    if (!stdout.includes('"collected": true')) return undefined;
+    const after = heapAfterOf(stdout);
+    const kib = (bytes: number | undefined): number => Math.round((bytes ?? 0) / 1024);
+    return {
+      heapUsedKib: kib(after?.used),
+      heapTotalKib: kib(after?.total),
+      ...(after?.external === undefined ? {} : { externalKib: kib(after.external) }),
+      ...(after?.newSpace === undefined ? {} : { newSpaceKib: kib(after.newSpace) }),
+    };
   }
 
   /** Spawns a program in the client pod with its stdout as a pipe (the load clients print JSON lines). */

@@ -66,7 +66,7 @@ export function summary(r: SoakResult): string {
     `soak ${r.verdict.ok ? 'PASSED' : 'FAILED'}: ${r.options.connections} held connections, ${r.load.achievedRate.toFixed(0)} req/s achieved of ${r.options.rate} targeted for ${r.options.durationSeconds} s`,
     `requests: ${r.load.sent} sent, ${r.load.completed} ok, ${r.load.errors} failed${Object.keys(r.load.errorKinds).length ? ` (${JSON.stringify(r.load.errorKinds)})` : ''}, ${r.load.backlogDropped} not sent (generator backlog full); latency p50 ${r.load.p50.toFixed(2)} ms p90 ${r.load.p90.toFixed(2)} ms p99 ${r.load.p99.toFixed(2)} ms max ${r.load.max.toFixed(0)} ms`,
     `held connections: up in ${(r.hold.upMs / 1000).toFixed(1)} s, ${r.hold.closedWhileHeld} closed while held`,
-    ...r.verdict.processes.map((p) => `${p.name}: RSS ${p.meanRssMib.toFixed(0)} MiB, slope ${p.rssSlopePercentPerMinute.toFixed(2)} %/min; fds ${p.fdMin}–${p.fdMax} (median ${p.fdMedian}) over the last ${r.options.durationSeconds - r.verdict.windowStartSeconds} s`),
+    ...r.verdict.processes.map((p) => `${p.name}: RSS${p.youngGenerationExcluded ? ' outside the young generation' : ''} ${p.meanRssMib.toFixed(0)} MiB, slope ${p.rssSlopePercentPerMinute.toFixed(2)} %/min; fds ${p.fdMin}–${p.fdMax} (median ${p.fdMedian}) over the last ${r.options.durationSeconds - r.verdict.windowStartSeconds} s`),
     ...(r.loadCpu ? [`CPU over ${r.loadCpu.seconds.toFixed(0)} s of load (cores): ${Object.entries(r.loadCpu.cores).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ')}`] : []),
     ...(r.machineCpu ? [`machine over the load: busy ${r.machineCpu.busyPercent.toFixed(1)} %, idle ${r.machineCpu.idlePercent.toFixed(1)} %, steal ${r.machineCpu.stealPercent.toFixed(1)} % (the hypervisor's share)`] : []),
     `load average ${r.loadAverageStart.map((l) => l.toFixed(2)).join(' ')} at start, ${r.loadAverageEnd.map((l) => l.toFixed(2)).join(' ')} at end`,
@@ -86,7 +86,7 @@ async function main(): Promise<number> {
     .option('--interval <s>', 'seconds between samples and progress lines', wholeNumber(1, 600), 10)
     .option('--hold-concurrency <n>', 'held connections in set-up at a time (they come up gradually)', wholeNumber(1, 5000), 100)
     .option('--max-error-ratio <r>', 'failed requests / sent (and closed / held) allowed', fraction, DEFAULT_LIMITS.maxErrorRatio)
-    .option('--rss-slope <pct>', 'largest RSS slope after warm-up, % of RSS per minute', positive, DEFAULT_LIMITS.rssSlopePercentPerMinute)
+    .option('--rss-slope <pct>', 'largest RSS slope after warm-up (V8’s young generation taken out), % of RSS per minute', positive, DEFAULT_LIMITS.rssSlopePercentPerMinute)
     .option('--fd-tolerance <pct>', 'open descriptors after warm-up within ± this % of their median', positive, DEFAULT_LIMITS.fdTolerancePercent)
     .option('--min-rate-fraction <r>', 'achieved / target request rate required', fraction, DEFAULT_LIMITS.minRateFraction)
     .option('--no-gc', 'read RSS without forcing a full GC in each measured process first (POST /debug/gc)')

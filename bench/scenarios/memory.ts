@@ -204,14 +204,16 @@ interface HeapReading {
   committedKB: number;
 }
 
-/** `heapUsedAfter` and `heapTotalAfter` (bytes) of a POST /debug/gc answer. */
-export function heapAfterOf(body: string): { used?: number; total?: number } | undefined {
+/**
+ * `heapUsedAfter`, `heapTotalAfter`, `externalAfter` and the young generation's committed size
+ * (`spaces.new_space.size`), bytes, of a POST /debug/gc answer.
+ */
+export function heapAfterOf(body: string): { used?: number; total?: number; external?: number; newSpace?: number } | undefined {
   try {
-    const parsed = JSON.parse(body) as { heapUsedAfter?: unknown; heapTotalAfter?: unknown };
+    const parsed = JSON.parse(body) as { heapUsedAfter?: unknown; heapTotalAfter?: unknown; externalAfter?: unknown; spaces?: { new_space?: { size?: unknown } } };
     const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-    const used = num(parsed.heapUsedAfter);
-    const total = num(parsed.heapTotalAfter);
-    return { ...(used === undefined ? {} : { used }), ...(total === undefined ? {} : { total }) };
+    const fields = { used: num(parsed.heapUsedAfter), total: num(parsed.heapTotalAfter), external: num(parsed.externalAfter), newSpace: num(parsed.spaces?.new_space?.size) };
+    return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
   } catch {
     return undefined;
   }

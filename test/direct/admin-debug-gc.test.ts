@@ -27,7 +27,7 @@ describe('agent admin: POST /debug/gc', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body.collected).toBe(true);
-    for (const key of ['heapUsedBefore', 'heapUsedAfter', 'heapTotalAfter', 'rssBefore', 'rssAfter', 'ms']) expect(typeof body[key]).toBe('number');
+    for (const key of ['heapUsedBefore', 'heapUsedAfter', 'heapTotalAfter', 'externalAfter', 'arrayBuffersAfter', 'rssBefore', 'rssAfter', 'ms']) expect(typeof body[key]).toBe('number');
     // Committed by space, so a reader can tell a grown young generation from old-space growth.
     const spaces = body.spaces as Record<string, { size: number; used: number }>;
     expect(spaces.new_space?.size).toBeGreaterThan(0);

@@ -3,10 +3,13 @@
  * 1 000 held connections and 500 req/s through two node agents and a waypoint for 60 s, and the
  * slow-reader back-pressure check (128 MiB to a server that reads nothing for 10 s). Asserts no
  * failed request, no held connection lost, and memory and descriptors stable over the second half
- * with lenient limits — RSS (read after a forced full GC) slope below 10 % per minute,
- * descriptors within ± 2 % (at least ± 10) — and agents growing less than 64 MiB while the slow
- * reader does not read. The limits are real: the same run with `--inject-leak-kib 1024` (the
- * waypoint keeps 1 MiB/s) fails with "waypoint: RSS grew 61.82 MiB/min after warm-up (37.13 % …)".
+ * with lenient limits — RSS outside V8's young generation (read after a forced full GC) slope
+ * below 10 % per minute, descriptors within ± 2 % (at least ± 10, and ± the 64 request
+ * connections a pool on their path may open and close) — and agents growing less than 64 MiB
+ * while the slow reader does not read. bench/soak-verdict.ts says why the young generation and
+ * the pooled connections are allowed for: each made this test fail once without a leak. The limits
+ * are real: the same run with `--inject-leak-kib 1024` (the waypoint keeps 1 MiB/s) fails with
+ * "waypoint: RSS outside V8’s young generation grew … MiB/min after warm-up".
  * Neither rate nor latency is asserted (BENCHMARKS.md: CI never passes or fails on a time): the
  * rate check is off (--min-rate-fraction 0), every scheduled request must be accounted for.
  *
@@ -76,7 +79,11 @@ describe.skipIf(!guard.run)('npm run soak, short: 1 000 held connections + 500 r
 
   it('sampled both agents and the waypoint throughout, holding the connections', () => {
     expect(result.verdict.processes.map((p) => p.name).sort()).toEqual(['agent-node1', 'agent-node2', 'waypoint']);
-    for (const p of result.verdict.processes) expect(p.samples).toBeGreaterThanOrEqual(5);
+    for (const p of result.verdict.processes) {
+      expect(p.samples).toBeGreaterThanOrEqual(5);
+      // Every sample came after a full GC that reported V8's young generation, so RSS was judged without it.
+      expect(p.youngGenerationExcluded, p.name).toBe(true);
+    }
     // Each held connection is a socket in the client-side agent and one in the server-side agent.
     for (const name of ['agent-node1', 'agent-node2']) expect(result.verdict.processes.find((p) => p.name === name)!.fdMin).toBeGreaterThanOrEqual(1000);
   });

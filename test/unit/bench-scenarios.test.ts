@@ -112,6 +112,8 @@ describe('memory', () => {
   it('reads the heap in use after GC from the agent’s answer', () => {
     expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048,"heapTotalAfter":4096,"rssAfter":1}')).toEqual({ used: 2048, total: 4096 });
     expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048}')).toEqual({ used: 2048 });
+    expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048,"externalAfter":512}')).toEqual({ used: 2048, external: 512 });
+    expect(heapAfterOf('{"collected":true,"heapUsedAfter":2048,"spaces":{"new_space":{"size":1048576,"used":0}}}')).toEqual({ used: 2048, newSpace: 1_048_576 });
     expect(heapAfterOf('{"error":"x"}')).toEqual({});
     expect(heapAfterOf('<html>')).toBeUndefined();
   });

@@ -62,6 +62,52 @@ describe('judgeSoak', () => {
     expect(judgeSoak(base(s)).failures.join()).toMatch(/agent-node1: no samples in the second half/);
   });
 
+  describe('takes V8’s young generation out of RSS when every sample reports it', () => {
+    // The CI failure's shape: a 60 s run, samples every 5 s, judged from t = 30 s with the short
+    // soak's 10 %/min limit; the young generation steps 1 → 32 MiB committed at t = 45 s, and RSS with it.
+    const shortRun = (newSpaceMib: (t: number) => number | undefined, leakMibPerMinute = 0): VerdictInput => {
+      const out: Sample[] = [];
+      for (let t = 0; t <= 60; t += 5) {
+        const young = newSpaceMib(t);
+        const rssMib = 80 + (young ?? (t >= 45 ? 32 : 1)) + (leakMibPerMinute * t) / 60;
+        out.push({ t, processes: { waypoint: { rssKib: rssMib * 1024, fds: 25, v8: { heapUsedKib: 19 * 1024, heapTotalKib: (20 + (young ?? 0)) * 1024, ...(young === undefined ? {} : { newSpaceKib: young * 1024 }) } } } });
+      }
+      return { ...base(out), durationSeconds: 60 };
+    };
+    const limits = { ...DEFAULT_LIMITS, rssSlopePercentPerMinute: 10 };
+    const step = (t: number): number => (t >= 45 ? 32 : 1);
+
+    it('passes a young-generation step that fails when judged on RSS alone', () => {
+      const judgedOnRss = judgeSoak(shortRun(() => undefined), limits);
+      expect(judgedOnRss.failures.join()).toMatch(/waypoint: RSS grew 79\.71 MiB\/min/);
+      const v = judgeSoak(shortRun(step), limits);
+      expect(v.failures).toEqual([]);
+      expect(v.processes[0]).toMatchObject({ name: 'waypoint', youngGenerationExcluded: true });
+    });
+
+    it('still fails a leak beside the step, and says where V8 saw it', () => {
+      const v = judgeSoak(shortRun(step, 12), limits);
+      expect(v.failures.join()).toMatch(/waypoint: RSS outside V8’s young generation grew 12\.00 MiB\/min .*heap in use \+0\.00, committed \+\d+\.\d\d/);
+    });
+
+    it('judges plain RSS when a sample of the window lacks the young generation', () => {
+      const v = judgeSoak(shortRun((t) => (t === 50 ? undefined : step(t))), limits);
+      expect(v.processes[0]?.youngGenerationExcluded).toBe(false);
+      expect(v.ok).toBe(false);
+    });
+  });
+
+  it('allows a pooled hop to open and close up to the request connections, no more', () => {
+    // The server-side agent holds 1 000 tunnelled connections plus one socket per connection in
+    // the waypoint's upstream pool, which idles 29 of them out and opens them again.
+    const dip = samples(600, () => 150, (t) => (t >= 400 && t < 450 ? 1087 : 1116));
+    const input = { ...base(dip), connections: 1000 };
+    expect(judgeSoak(input).failures.join()).toMatch(/open descriptors 1087–1116/);
+    expect(judgeSoak({ ...input, loadConnections: 64 }).ok).toBe(true);
+    const creep = samples(600, () => 150, (t) => 1116 + Math.max(0, t - 300));
+    expect(judgeSoak({ ...base(creep), loadConnections: 64 }).failures.join()).toMatch(/open descriptors 1116–1416/);
+  });
+
   it('uses the limits it is given', () => {
     const leaky = samples(600, (t) => 150 + (2 * t) / 60, () => 100);
     expect(judgeSoak(base(leaky), { ...DEFAULT_LIMITS, rssSlopePercentPerMinute: 5 }).ok).toBe(true);
