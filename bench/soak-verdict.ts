@@ -8,9 +8,10 @@
  *   taken out of RSS first: V8 grows the young generation (up to 2 × --max-semi-space-size,
  *   32 MiB by default) when allocation picks up and shrinks it when the process idles, so its
  *   size steps with the load, and it cannot hold a leak (every scavenge empties it; the samples
- *   are read after a full GC). A step of it inside a 30 s window read as a leak in CI (the
- *   waypoint's young generation went 1 → 32 MiB committed, RSS +25 MiB, in the seconds after
- *   the load started; on a busy machine that came late);
+ *   are read after a full GC). In local runs with the CI's settings the waypoint's young
+ *   generation went 1 → 32 MiB committed, RSS +25 MiB, in the seconds after the load started;
+ *   growth of that kind inside the 30 s window is the likely cause of a CI failure that read as
+ *   a leak (that run kept no V8 figures);
  * - descriptors flat: every sample of that window within ± `fdTolerancePercent` % of the window's
  *   median, at least ± `fdToleranceFloor` (so a process holding 60 descriptors may open a pooled
  *   connection without failing) and at least ± `loadConnections`: a pool on the request path
