@@ -55,6 +55,8 @@ import { DEFAULT_MIRROR_LIMITS, MirrorBudget, type MirrorLimits } from './filter
 import { buildRedirect } from './filters/redirect.js';
 import type { DownstreamConnection } from './pipeline/downstream-connection.js';
 import { bodilessRequestHead } from './http1-client/request-head.js';
+import { Http1ServerConnection, type LeanRequest } from './http1-server/connection.js';
+import type { Http1DownstreamResponse } from './http1-server/response.js';
 import { Http1LeanTry } from './pipeline/http1-lean-try.js';
 import { Http1Try } from './pipeline/http1-try.js';
 import { Http2Try } from './pipeline/http2-try.js';
@@ -100,6 +102,8 @@ const HEADER_WARN_INTERVAL_MS = 10_000;
 export interface HttpProxyStats {
   requests: number;
   active: number;
+  /** HTTP/1.1 requests the lean server answered; connections it handed to Node's server. */
+  http1Lean: { requests: number; handedOver: number };
   localReplies: Record<string, number>;
   mirrors: ReturnType<MirrorBudget['stats']>;
 }
@@ -111,6 +115,9 @@ type Allowed = Extract<AuthzOutcome, { allowed: true }>;
 type AnyHttp1Try = Http1Try | Http1LeanTry;
 /** What the forwarding uses of either try's response (IncomingMessage or LeanResponse). */
 type Http1Response = Readable & { statusCode?: number | undefined; headers: http.IncomingHttpHeaders };
+
+/** A downstream HTTP/1.1 request: Node's server's IncomingMessage, or the lean server's (never with a body). */
+type Http1Request = http.IncomingMessage | LeanRequest;
 
 /** One request's bookkeeping for its access-log line, metrics and trace. */
 class Exchange {
@@ -256,6 +263,8 @@ export class HttpProxy {
   private readonly mirrors: MirrorBudget;
   private readonly liveSockets = new Set<Duplex>();
   private readonly liveSessions = new Set<http2.ServerHttp2Session>();
+  private readonly leanConnections = new Set<Http1ServerConnection>();
+  private readonly http1Lean = { requests: 0, handedOver: 0 };
   private counters = { requests: 0, active: 0 };
   private readonly localReplies: Record<string, number> = {};
   private readonly telemetry: ProxyTelemetry;
@@ -304,12 +313,44 @@ export class HttpProxy {
     );
   }
 
-  /** Serves HTTP/1.1 on a sniffed connection. */
-  serveHttp1(socket: Duplex, conn: DownstreamConnection): void {
+  /**
+   * Serves HTTP/1.1 on a sniffed connection. `lean`: the lean server (http1-server/) takes the
+   * bodiless requests and hands the connection to Node's server at the first request it does
+   * not serve; for streams whose bytes reach JavaScript anyway (the waypoint's HBONE streams).
+   * Node's server stays the one for TCP and TLS sockets, whose bytes it parses natively.
+   */
+  serveHttp1(socket: Duplex, conn: DownstreamConnection, lean = false): void {
     this.h1Connections.set(socket, conn);
     this.track(socket);
+    if (!lean) return this.serveHttp1WithNode(socket);
+    const connection = new Http1ServerConnection(
+      socket,
+      {
+        request: (req, res) => this.onLeanRequest(req, res),
+        fallback: (stream) => {
+          this.http1Lean.handedOver++;
+          this.leanConnections.delete(connection);
+          this.serveHttp1WithNode(stream);
+        },
+      },
+      { maxHeaderBytes: this.maxHeaderBytes, keepAliveTimeoutSeconds: Math.floor(this.h1.keepAliveTimeout / 1000) },
+    );
+    this.leanConnections.add(connection);
+    socket.once('close', () => this.leanConnections.delete(connection));
+    socket.resume();
+  }
+
+  private serveHttp1WithNode(socket: Duplex): void {
     this.h1.emit('connection', socket);
     socket.resume();
+  }
+
+  private onLeanRequest(req: LeanRequest, res: Http1DownstreamResponse): void {
+    this.http1Lean.requests++;
+    this.catching(this.onHttp1Request(req, res), () => {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end('internal error in the waypoint\n');
+    });
   }
 
   /** Serves HTTP/2 cleartext (prior knowledge) on a sniffed connection. */
@@ -330,13 +371,14 @@ export class HttpProxy {
   }
 
   stats(): HttpProxyStats {
-    return { ...this.counters, localReplies: { ...this.localReplies }, mirrors: this.mirrors.stats() };
+    return { ...this.counters, http1Lean: { ...this.http1Lean }, localReplies: { ...this.localReplies }, mirrors: this.mirrors.stats() };
   }
 
   /** GOAWAY to HTTP/2 clients; HTTP/1.1 connections close after their current response. */
   drain(): void {
     for (const s of this.liveSessions) s.close();
     this.h1.closeIdleConnections?.();
+    for (const c of this.leanConnections) c.closeWhenIdle();
   }
 
   close(): void {
@@ -660,7 +702,7 @@ export class HttpProxy {
 
   // ---- HTTP/1.1 ---------------------------------------------------------------------------
 
-  private async onHttp1Request(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async onHttp1Request(req: Http1Request, res: Http1DownstreamResponse): Promise<void> {
     const conn = this.h1Connections.get(req.socket) ?? NO_CONNECTION;
     const method = req.method ?? 'GET';
     const authority = req.headers.host ?? `${conn.host}:${conn.port}`;
@@ -692,7 +734,7 @@ export class HttpProxy {
     }
   }
 
-  private http1Responder(res: http.ServerResponse): Responder {
+  private http1Responder(res: Http1DownstreamResponse): Responder {
     return {
       reply: (r) => {
         replyHttp1(res, r);
@@ -701,9 +743,10 @@ export class HttpProxy {
     };
   }
 
-  private http1Forwarding(req: http.IncomingMessage, res: http.ServerResponse, routed: Routed, d: ForwardDecision, headers: MutableHeaders): Downstream<AnyHttp1Try> {
+  private http1Forwarding(req: Http1Request, res: Http1DownstreamResponse, routed: Routed, d: ForwardDecision, headers: MutableHeaders): Downstream<AnyHttp1Try> {
     const method = req.method ?? 'GET';
-    const body = hasBody(req.headers) ? req : undefined;
+    // The lean server's requests have no body (it hands those to Node's server).
+    const body = req instanceof http.IncomingMessage && hasBody(req.headers) ? req : undefined;
     let mirrored = d.mirrors.length === 0;
     return {
       reply: (r) => {

@@ -216,7 +216,7 @@ export class WaypointInbound {
     }
     if (protocol === 'http1') {
       this.counters.http1++;
-      return this.opts.proxy.serveHttp1(asHttpServerSocket(stream), conn);
+      return this.opts.proxy.serveHttp1(asHttpServerSocket(stream), conn, true);
     }
     // Opaque TCP (or a server-first protocol): L4 to one endpoint of the default cluster.
     const state = this.opts.state();

@@ -14,7 +14,7 @@ import net from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../src/l7/config.js';
-import { headersObject } from '../../src/l7/http1-client/connection.js';
+import { headersObject } from '../../src/l7/incoming-headers.js';
 import { bodilessRequestHead } from '../../src/l7/http1-client/request-head.js';
 import { Http1LeanTry, type LeanResponse } from '../../src/l7/pipeline/http1-lean-try.js';
 import { relayBody } from '../../src/l7/pipeline/relay-body.js';

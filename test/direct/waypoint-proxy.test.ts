@@ -28,6 +28,7 @@ import { HbonePool } from '../../src/hbone/pool.js';
 import { HboneServer, type HboneConnectRequest } from '../../src/hbone/server.js';
 import type { Cluster, Endpoint, HttpRoute, WaypointConfig } from '../../src/l7/config.js';
 import { WAYPOINT_CONFIG_TYPE_URL } from '../../src/l7/config.js';
+import type { HttpProxyStats } from '../../src/l7/http-proxy.js';
 import { socketLike } from '../../src/l7/upstream.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { WaypointProxy } from '../../src/waypoint/app.js';
@@ -341,6 +342,7 @@ async function readiness(f: Fixture): Promise<number> {
 
 describe('waypoint proxy', () => {
   let f: Fixture;
+  const http1Lean = (fx: Fixture): HttpProxyStats['http1Lean'] => (fx.waypoint.configDump() as { listeners: { http: HttpProxyStats } }).listeners.http.http1Lean;
   let agent: TunnelAgent;
   beforeAll(async () => {
     f = await setup();
@@ -359,6 +361,7 @@ describe('waypoint proxy', () => {
   });
 
   it('splits 90/10 over 1 000 requests within ±3 points', async () => {
+    const before = http1Lean(f);
     const counts = { v1: 0, v2: 0 };
     for (let batch = 0; batch < 50; batch++) {
       const answers = await Promise.all(Array.from({ length: 20 }, () => request(agent, '/split')));
@@ -369,6 +372,9 @@ describe('waypoint proxy', () => {
     }
     expect(counts.v1 + counts.v2).toBe(1000);
     expect(Math.abs(counts.v1 / 10 - 90)).toBeLessThanOrEqual(3);
+    // Bodiless keep-alive requests are the lean HTTP/1.1 server's (src/l7/http1-server/).
+    expect(http1Lean(f).requests - before.requests).toBe(1000);
+    expect(http1Lean(f).handedOver).toBe(before.handedOver);
   });
 
   it('routes by header, rewrites path and host, sets headers the backend sees, adds forwarding headers', async () => {
@@ -432,6 +438,7 @@ describe('waypoint proxy', () => {
         this.push(chunk);
       },
     });
+    const leanRequests = http1Lean(f).requests;
     const answer = request(agent, '/upload', { method: 'POST', headers: { 'content-length': total }, body });
     // The client stops producing while the backend does not read: nothing buffers the whole body.
     let last = -1;
@@ -455,6 +462,9 @@ describe('waypoint proxy', () => {
     const r = await answer;
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ bytes: total, sha256: hash.digest('hex') });
+    // A request with a body goes to Node's HTTP server (on a connection handed over for it now or before).
+    expect(http1Lean(f).requests).toBe(leanRequests);
+    expect(http1Lean(f).handedOver).toBeGreaterThanOrEqual(1);
   });
 
   it('keeps upstream connections alive: many requests, few tunnels', async () => {

@@ -19,7 +19,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from './llhttp.js';
+import { headersObject } from '../incoming-headers.js';
+import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from '../llhttp.js';
 
 export interface Http1ExchangeHandler {
   head(status: number, headers: IncomingHttpHeaders): void;
@@ -34,43 +35,6 @@ export interface Http1ConnectionEvents {
   onFree(connection: Http1Connection, keepAliveHintMs: number | undefined): void;
   /** The connection closed (whatever the reason). */
   onGone(connection: Http1Connection): void;
-}
-
-/** Headers Node's IncomingMessage keeps the first of (RFC 9110: a duplicate makes no sense). */
-const FIRST_WINS: ReadonlySet<string> = new Set([
-  'content-type',
-  'content-length',
-  'user-agent',
-  'referer',
-  'host',
-  'authorization',
-  'proxy-authorization',
-  'if-modified-since',
-  'if-unmodified-since',
-  'from',
-  'location',
-  'max-forwards',
-  'retry-after',
-  'etag',
-  'last-modified',
-  'server',
-  'age',
-  'expires',
-]);
-
-/** Raw `[name, value, …]` → the header object of `IncomingMessage.headers` (same joining rules). */
-export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    const value = raw[i + 1] as string;
-    const current = out[name];
-    if (current === undefined) out[name] = name === 'set-cookie' ? [value] : value;
-    else if (name === 'set-cookie') (current as string[]).push(value);
-    else if (FIRST_WINS.has(name)) continue;
-    else out[name] = `${current as string}${name === 'cookie' ? '; ' : ', '}${value}`;
-  }
-  return out as IncomingHttpHeaders;
 }
 
 /** `Keep-Alive: timeout=N` → N s less Node's 1 s leeway, in ms (what http.Agent does with the hint). */

@@ -8,6 +8,7 @@
 import type http from 'node:http';
 import type http2 from 'node:http2';
 import type { HeaderMutation } from '../config.js';
+import type { Http1DownstreamResponse } from '../http1-server/response.js';
 import { applyHeaderMutations, type MutableHeaders } from '../filters/header-mutation.js';
 import { grpcStatusFor, RESPONSE_FLAGS_HEADER, ResponseFlag } from '../response-flags.js';
 
@@ -31,7 +32,7 @@ function textHeaders(r: LocalReply): MutableHeaders {
   return headers;
 }
 
-export function replyHttp1(res: http.ServerResponse, r: LocalReply): void {
+export function replyHttp1(res: Http1DownstreamResponse, r: LocalReply): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(r.status, textHeaders(r) as http.OutgoingHttpHeaders);
   res.end(r.body);

@@ -12,14 +12,22 @@
  *   written and ended at once: the same write and end calls, without the two ticks (flowing
  *   resume, then 'end') a stream takes to deliver them.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 /** A source that can hand over its whole body at once: the body (`null`: none), or undefined when it must be streamed. */
 export interface WholeBodySource {
   takeWhole(): Buffer | null | undefined;
 }
 
-export function relayBody(src: Readable & Partial<WholeBodySource>, dest: Writable): { bytes: number } {
+/** What relayBody writes to: a Writable (an HTTP/2 stream) or an HTTP/1.1 response (Node's or the lean server's). */
+export interface BodySink {
+  readonly destroyed: boolean;
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+export function relayBody(src: Readable & Partial<WholeBodySource>, dest: BodySink): { bytes: number } {
   const counted = { bytes: 0 };
   const whole = dest.destroyed ? undefined : src.takeWhole?.();
   if (whole !== undefined) {
