@@ -194,6 +194,19 @@ describe('lean HTTP/1.1 server: connections', () => {
     expect(h.handedOver).toHaveLength(0);
   });
 
+  it('takes a head of more than 32 headers, which llhttp hands over in two parts', async () => {
+    const h = harness();
+    const extra = Array.from({ length: 40 }, (_, i) => `X-H${i}: v${i}\r\n`).join('');
+    h.client.write(`GET /many?q=1 HTTP/1.1\r\nHost: a\r\n${extra}\r\n`);
+    await eventually(() => expect(h.requests).toHaveLength(1));
+    const req = h.requests[0]!.req;
+    expect(req.url).toBe('/many?q=1');
+    expect(req.headers.host).toBe('a');
+    expect(req.headers['x-h0']).toBe('v0');
+    expect(req.headers['x-h39']).toBe('v39');
+    expect(Object.keys(req.headers)).toHaveLength(41);
+  });
+
   it('answers pipelined requests in order, one at a time', async () => {
     const h = harness();
     h.client.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -279,6 +292,7 @@ describe('lean HTTP/1.1 server: connections', () => {
     { name: 'HTTP/1.0', bytes: ['GET /old HTTP/1.0\r\n\r\n'], expectLean: 0, expected: /GET \/old HTTP\/1\.0 body=/ },
     { name: 'a head split across chunks', bytes: ['GET /split HTTP/1.1\r\nHo', 'st: a\r\n\r\n'], expectLean: 0, expected: /GET \/split HTTP\/1\.1 body=/ },
     { name: 'Expect: 100-continue', bytes: ['GET /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n'], expectLean: 0, expected: /GET \/e HTTP\/1\.1 body=/ },
+    { name: 'an HTTP/1.1 request without Host (Node answers 400)', bytes: ['GET /nohost HTTP/1.1\r\n\r\n'], expectLean: 0, expected: /^HTTP\/1\.1 400/ },
     { name: 'bytes llhttp refuses (Node answers 400)', bytes: ['GET / HTTP/1.1\r\nBad Header\r\n\r\n'], expectLean: 0, expected: /^HTTP\/1\.1 400/ },
     { name: 'a header section over the limit (Node answers 431)', bytes: [`GET / HTTP/1.1\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`], expectLean: 0, expected: /^HTTP\/1\.1 431/ },
   ];

@@ -7,12 +7,14 @@
  *
  * It serves only the common case and hands everything else to Node's own server, which then
  * keeps the connection:
- * - served here: an HTTP/1.1 request without a body (no Transfer-Encoding, no or zero
- *   Content-Length), without `Expect` and not an upgrade or CONNECT, whose whole head arrived
- *   in one chunk — one request at a time, keep-alive, pipelined requests in order;
- * - handed over (`events.fallback`): anything else — a body, an upgrade, HTTP/1.0, a head split
- *   across chunks (Node's server then applies its header timeout), or bytes llhttp refuses
- *   (Node's server then answers 400 / 431 with the same parser and limits). The bytes of the
+ * - served here: an HTTP/1.1 request with a Host header and without a body (no
+ *   Transfer-Encoding, no or zero Content-Length), without `Expect` and not an upgrade or
+ *   CONNECT, whose whole head arrived in one chunk — one request at a time, keep-alive,
+ *   pipelined requests in order;
+ * - handed over (`events.fallback`): anything else — a body, an upgrade, HTTP/1.0, no Host
+ *   (Node's server answers 400), a head split across chunks (Node's server then applies its
+ *   header timeout), or bytes llhttp refuses (Node's server then answers 400 / 431 with the same
+ *   parser and limits). The bytes of the
  *   request are put back in front of the stream (`unshift`), so Node's server parses the
  *   request from its first byte; no response of this connection is in progress then.
  *
@@ -65,7 +67,8 @@ interface ParsedHead {
 function servedLean(versionMajor: number, versionMinor: number, method: string, upgrade: boolean, headers: IncomingHttpHeaders): boolean {
   if (versionMajor !== 1 || versionMinor !== 1 || upgrade || method === 'CONNECT') return false;
   const length = headers['content-length'];
-  return headers['transfer-encoding'] === undefined && (length === undefined || length === '0') && headers.expect === undefined;
+  // No Host: Node's server answers 400 (RFC 9112 §3.2, its requireHostHeader), so it gets those.
+  return headers.host !== undefined && headers['transfer-encoding'] === undefined && (length === undefined || length === '0') && headers.expect === undefined;
 }
 
 export class Http1ServerConnection implements ResponseOwner {
