@@ -60,8 +60,9 @@ const ATTRIBUTE_TYPES: Readonly<Record<AttributeName, ScalarType>> = {
   'destination.service': 'string',
 };
 
-const ALWAYS: LogFilter = () => true;
-const NEVER: LogFilter = () => false;
+/** The gates without a filter: a caller may compare against them to skip building attributes. */
+export const ALWAYS: LogFilter = () => true;
+export const NEVER: LogFilter = () => false;
 
 /** Compiles `expression`; throws AmeshError AMESH_CONFIG_INVALID naming the column and what was expected. */
 export function compileLogFilter(expression: string): LogFilter {

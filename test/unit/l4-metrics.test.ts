@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DenialLog } from '../../src/node-agent/telemetry/denials.js';
-import { l4Labels, RESPONSE_FLAGS } from '../../src/node-agent/telemetry/l4-labels.js';
+import { L4LabelCache, l4Labels, RESPONSE_FLAGS } from '../../src/node-agent/telemetry/l4-labels.js';
 import { L4Metrics } from '../../src/node-agent/telemetry/l4-metrics.js';
 import { L4Telemetry } from '../../src/node-agent/telemetry/l4-telemetry.js';
 import type { Service, Workload } from '../../src/node-agent/state/types.js';
@@ -108,6 +108,61 @@ describe('l4Labels', () => {
   });
 });
 
+describe('L4LabelCache', () => {
+  const outbound = { reporter: 'source', source: client, destination: reviews, service, mtls: true, responseFlags: RESPONSE_FLAGS.none } as const;
+
+  it('hands out one frozen set per connection shape, equal to l4Labels', () => {
+    const cache = new L4LabelCache(defaults);
+    const first = cache.labels(outbound);
+    expect(first).toEqual(l4Labels(outbound, defaults));
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(cache.labels({ ...outbound })).toBe(first);
+  });
+
+  it('tells apart every fact the labels depend on', () => {
+    const cache = new L4LabelCache(defaults);
+    const variants = [
+      outbound,
+      { ...outbound, reporter: 'destination' as const },
+      { ...outbound, sourceIdentity: 'spiffe://cluster.local/ns/demo/sa/other' },
+      { ...outbound, sourceIdentity: null },
+      { ...outbound, destinationIdentity: 'spiffe://cluster.local/ns/shop/sa/waypoint' },
+      { ...outbound, mtls: false },
+      { ...outbound, responseFlags: RESPONSE_FLAGS.denied },
+      { ...outbound, service: undefined },
+      { ...outbound, source: undefined },
+      { ...outbound, destination: undefined },
+    ];
+    const sets = variants.map((f) => cache.labels(f));
+    expect(new Set(sets).size).toBe(variants.length);
+    variants.forEach((f, i) => expect(sets[i]).toEqual(l4Labels(f, defaults)));
+    // undefined identity (the state's) and null (a plaintext peer: none) are different sets.
+    expect(sets[3]!.source_principal).toBe('unknown');
+    expect(sets[0]!.source_principal).toBe('spiffe://cluster.local/ns/demo/sa/client');
+  });
+
+  it('builds a new set for a new workload object (a config change), even with the same uid', () => {
+    const cache = new L4LabelCache(defaults);
+    const before = cache.labels(outbound);
+    const relabelled: Workload = { ...reviews, canonicalRevision: 'v3' };
+    const after = cache.labels({ ...outbound, destination: relabelled });
+    expect(after).not.toBe(before);
+    expect(after.destination_version).toBe('v3');
+  });
+
+  it(`keeps at most ${L4LabelCache.MAX_SHAPES} shapes per workload pair and service, dropping the oldest`, () => {
+    const cache = new L4LabelCache(defaults);
+    const identity = (i: number): string => `spiffe://cluster.local/ns/demo/sa/peer-${i}`;
+    const first = cache.labels({ ...outbound, sourceIdentity: identity(0) });
+    for (let i = 1; i <= L4LabelCache.MAX_SHAPES; i++) cache.labels({ ...outbound, sourceIdentity: identity(i) });
+    const last = cache.labels({ ...outbound, sourceIdentity: identity(L4LabelCache.MAX_SHAPES) });
+    expect(cache.labels({ ...outbound, sourceIdentity: identity(L4LabelCache.MAX_SHAPES) })).toBe(last);
+    const again = cache.labels({ ...outbound, sourceIdentity: identity(0) });
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
+  });
+});
+
 describe('L4Metrics', () => {
   const labels = l4Labels({ reporter: 'source', source: client, destination: reviews, service, mtls: true, responseFlags: RESPONSE_FLAGS.none }, defaults);
 
@@ -141,12 +196,30 @@ describe('L4Metrics', () => {
     expect(await sample(registry, 'istio_tcp_connections_closed_total', { source_workload: 'client' })).toBe(1);
   });
 
+  it('counts equal label sets on one series, whether the same object or copies', async () => {
+    const registry = new Registry();
+    const m = new L4Metrics(registry);
+    m.refused(labels);
+    m.refused(labels);
+    m.refused({ ...labels });
+    m.open(labels, () => ({ received: 0, sent: 0 })).close({ received: 1, sent: 2 });
+    expect(m.seriesCount).toBe(1);
+    expect(await sample(registry, 'istio_tcp_connections_opened_total', { source_workload: 'client' })).toBe(4);
+    expect(await sample(registry, 'istio_tcp_connections_closed_total', { source_workload: 'client' })).toBe(4);
+  });
+
   it('folds label sets beyond maxSeries into overflow, keeping the reporter', async () => {
     const registry = new Registry();
     const m = new L4Metrics(registry, { maxSeries: 2 });
     for (const name of ['a', 'b', 'c', 'd']) m.refused({ ...labels, source_workload: name });
     expect(await sample(registry, 'istio_tcp_connections_opened_total', { source_workload: 'overflow', reporter: 'source' })).toBe(2);
     expect(m.guard.folded.get('istio_tcp')).toBe(2);
+    // A folded set seen again (the same object, as L4LabelCache hands out) stays folded.
+    const late = { ...labels, source_workload: 'e' };
+    m.refused(late);
+    m.refused(late);
+    expect(await sample(registry, 'istio_tcp_connections_opened_total', { source_workload: 'overflow', reporter: 'source' })).toBe(4);
+    expect(await sample(registry, 'istio_tcp_connections_opened_total', { source_workload: 'e' })).toBeUndefined();
   });
 });
 

@@ -15,8 +15,9 @@
  *   counters are read and the difference since the last read is added (no per-chunk work on the
  *   data path); at close the remainder (from the relay's exact totals) is added. The counters
  *   never go back: a final total below what a scrape already added adds nothing.
- * - Per connection: one label set (computed once, by the caller), one key (the values joined)
- *   looked up in the agent's own series table, then plain integer additions — prom-client's
+ * - Per connection: one label set (computed once, by the caller; L4LabelCache hands out one
+ *   object per connection shape, whose series is then found by identity), else one key (the
+ *   values joined) looked up in the agent's own series table; then plain integer additions — prom-client's
  *   per-`inc` label hashing is paid per series at scrape time (each counter's `collect` rewrites
  *   its values from the table), not per connection. The table is bounded by SeriesGuard
  *   (asked only for label sets not seen yet): past `maxSeries`, new sets go to `overflow`.
@@ -71,6 +72,8 @@ export class L4Metrics {
   readonly sent: Counter<TcpLabel>;
   readonly guard: SeriesGuard;
   private readonly series = new Map<string, Series>();
+  /** The series of a label set object already seen (L4LabelCache hands out the same object per shape); series are never dropped. */
+  private readonly seriesBySet = new WeakMap<LabelSet<TcpLabel>, Series>();
   private readonly live = new Set<LiveConnection>();
 
   constructor(registry: Registry, o: { maxSeries?: number } = {}) {
@@ -98,13 +101,17 @@ export class L4Metrics {
 
   /** The series a connection's labels are recorded under (the guard may fold them into `overflow`). */
   private seriesFor(labels: LabelSet<TcpLabel>): Series {
+    const seen = this.seriesBySet.get(labels);
+    if (seen) return seen;
     const key = seriesKey(labels);
-    const known = this.series.get(key);
-    if (known) return known;
-    const admitted = this.guard.admit(SERIES_KEY, labels);
-    const admittedKey = admitted === labels ? key : seriesKey(admitted);
-    let s = this.series.get(admittedKey);
-    if (!s) this.series.set(admittedKey, (s = { labels: admitted, opened: 0, closed: 0, received: 0, sent: 0 }));
+    let s = this.series.get(key);
+    if (!s) {
+      const admitted = this.guard.admit(SERIES_KEY, labels);
+      const admittedKey = admitted === labels ? key : seriesKey(admitted);
+      s = this.series.get(admittedKey);
+      if (!s) this.series.set(admittedKey, (s = { labels: admitted, opened: 0, closed: 0, received: 0, sent: 0 }));
+    }
+    this.seriesBySet.set(labels, s);
     return s;
   }
 

@@ -22,12 +22,12 @@
  */
 import type { Registry } from 'prom-client';
 import type { LabelSet, TcpLabel } from '../../telemetry/istio-labels.js';
-import { accessLogGate, type FilterAttributes, type LogFilter } from '../../telemetry/log-filter.js';
+import { accessLogGate, ALWAYS, NEVER, type FilterAttributes, type LogFilter } from '../../telemetry/log-filter.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { telemetryFor, type AccessLogSettings, type NamespaceTelemetry } from '../../telemetry/telemetry-config.js';
 import type { Service, Workload } from '../state/types.js';
 import { DenialLog, type DenialRecord } from './denials.js';
-import { l4Labels, RESPONSE_FLAGS, spiffeIdentity, type Reporter, type ResponseFlag } from './l4-labels.js';
+import { L4LabelCache, RESPONSE_FLAGS, spiffeIdentity, type Reporter, type ResponseFlag } from './l4-labels.js';
 import { L4Metrics, type L4Bytes, type L4Meter } from './l4-metrics.js';
 
 /** One JSON access-log line per connection, Istio's field names (DESIGN §8). */
@@ -78,6 +78,8 @@ export class L4Telemetry {
   private readonly rootNamespace: string;
   private readonly telemetry: () => ReadonlyMap<string, NamespaceTelemetry>;
   private readonly gates = new WeakMap<AccessLogSettings, LogFilter>();
+  /** Per trust domain (the state's; one in practice). */
+  private readonly labelCaches = new Map<string, L4LabelCache>();
 
   constructor(private readonly o: L4TelemetryOptions) {
     this.metrics = new L4Metrics(o.registry, o.maxSeries !== undefined ? { maxSeries: o.maxSeries } : {});
@@ -96,6 +98,13 @@ export class L4Telemetry {
       this.gates.set(settings, gate);
     }
     return gate;
+  }
+
+  /** The label sets of connections under `trustDomain` (memoized per connection shape). */
+  labelCache(trustDomain: string): L4LabelCache {
+    let cache = this.labelCaches.get(trustDomain);
+    if (!cache) this.labelCaches.set(trustDomain, (cache = new L4LabelCache({ trustDomain, clusterId: this.clusterId })));
+    return cache;
   }
 
   /** Begins one connection's telemetry; `log` is the access logger to write its line to. */
@@ -171,24 +180,21 @@ export class L4Connection {
   }
 
   /**
-   * Built once, at the outcome (refused or established), and not kept: the metrics' series table
-   * holds one label set per series, and a held connection carrying its own (two dozen strings in
-   * a dictionary-mode object, ~1 KB) was the largest JavaScript object per connection.
+   * Looked up once, at the outcome (refused or established), and not kept: a held connection
+   * carrying its own (two dozen strings in a dictionary-mode object, ~1 KB) was the largest
+   * JavaScript object per connection. The cache shares one frozen set per connection shape.
    */
   private labelSet(flags: ResponseFlag): LabelSet<TcpLabel> {
-    return l4Labels(
-      {
-        reporter: this.reporter,
-        source: this.source,
-        sourceIdentity: this.sourceIdentity,
-        destination: this.destination,
-        destinationIdentity: this.destinationIdentity,
-        service: this.service,
-        mtls: this.mtls,
-        responseFlags: flags,
-      },
-      { trustDomain: this.trustDomain, clusterId: this.t.clusterId },
-    );
+    return this.t.labelCache(this.trustDomain).labels({
+      reporter: this.reporter,
+      source: this.source,
+      sourceIdentity: this.sourceIdentity,
+      destination: this.destination,
+      destinationIdentity: this.destinationIdentity,
+      service: this.service,
+      mtls: this.mtls,
+      responseFlags: flags,
+    });
   }
 
   /** Nothing was relayed: counted opened + closed with `flags`, logged, a denial / route refusal recorded. */
@@ -242,22 +248,30 @@ export class L4Connection {
   }
 
   private write(msg: string, flags: ResponseFlag): void {
+    const gate = this.t.gate(this.local);
+    if (gate === NEVER) return;
     const ms = Number((process.hrtime.bigint() - this.start) / 1_000_000n);
     const e = this.entry;
     e.duration = `${ms}ms`;
+    // Without a filter (the default) nothing reads the attributes: not built per connection.
+    if (gate !== ALWAYS && !gate(this.attributes(flags, ms))) return;
+    if (e.error) this.log.warn(e, msg);
+    else this.log.info(e, msg);
+  }
+
+  /** What a Telemetry access-log filter sees of this connection. */
+  private attributes(flags: ResponseFlag, ms: number): FilterAttributes {
     const principal = this.principal();
-    const attributes: FilterAttributes = {
+    const error = this.entry.error;
+    return {
       'response.flags': flags,
       'response.duration': ms,
       'connection.mtls': this.mtls,
-      ...(e.error ? { 'connection.error': e.error } : {}),
+      ...(error ? { 'connection.error': error } : {}),
       ...(principal ? { 'source.principal': principal } : {}),
       ...(this.destinationPort !== undefined ? { 'destination.port': this.destinationPort } : {}),
       ...(this.service ? { 'destination.service': this.service.hostname } : {}),
     };
-    if (!this.t.gate(this.local)(attributes)) return;
-    if (e.error) this.log.warn(e, msg);
-    else this.log.info(e, msg);
   }
 }
 
