@@ -9,6 +9,8 @@
  *     [--b dist/bench/waypoint-roles.js] [--rounds 3] [--rate 2000] [--seconds 20] [--connections 64]
  *
  * A runtime flag with one build: `--a dist/bench/waypoint-roles.js --b-node-args --single-threaded-gc`.
+ * Two runtimes with one build: `--a dist/bench/waypoint-roles.js --b-node /path/to/node24/bin/node`
+ * (the container images run Node 24; `npx -y -p node@24 node -p process.execPath` fetches one).
  *
  * A snapshot build for `--a`: `cp -r dist /tmp/base/dist; cp package.json /tmp/base/;
  * ln -s $PWD/node_modules /tmp/base/node_modules` before the change. The backends, agents and
@@ -37,6 +39,8 @@ interface CliOptions {
   nodeArgs?: string;
   aNodeArgs?: string;
   bNodeArgs?: string;
+  aNode: string;
+  bNode: string;
 }
 
 interface Run {
@@ -79,6 +83,8 @@ async function main(): Promise<void> {
     .option('--node-args <flags>', 'extra node flags for the waypoint (e.g. --cpu-prof)')
     .option('--a-node-args <flags>', "extra node flags for A's waypoint only, after --node-args (A/B of a runtime flag with one build: --a and --b the same)")
     .option('--b-node-args <flags>', "extra node flags for B's waypoint only, after --node-args")
+    .option('--a-node <path>', "the node binary for A's waypoint", process.execPath)
+    .option('--b-node <path>', "the node binary for B's waypoint (A/B of two runtimes with one build)", process.execPath)
     .parse()
     .opts<CliOptions>();
   const hz = await clockTicksPerSecond();
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
           { caFile, backends: b.ports, destAgentPort: dest.ready.port, accessLog: false },
           30_000,
           flags(o.nodeArgs, variant === 'A' ? o.aNodeArgs : o.bNodeArgs),
+          variant === 'A' ? o.aNode : o.bNode,
         );
         const client = await group.role(`client-agent-${variant}-${round}`, 'client-agent', { caFile, waypointPort: wp.ready.hbonePort, vips: [SERVICES.hbone.vip] }, 30_000);
         const port = client.ready.ports[SERVICES.hbone.vip]!;
@@ -140,7 +147,7 @@ async function main(): Promise<void> {
   };
   const A = summary('A');
   const B = summary('B');
-  process.stdout.write(`${JSON.stringify({ settings: { rate: o.rate, seconds: o.seconds, connections: o.connections, rounds: o.rounds, nodeArgs: { all: flags(o.nodeArgs), A: flags(o.aNodeArgs), B: flags(o.bNodeArgs) } }, A, B, ratio: Number(fmt(B.median / A.median)), runs })}\n`);
+  process.stdout.write(`${JSON.stringify({ settings: { rate: o.rate, seconds: o.seconds, connections: o.connections, rounds: o.rounds, nodeArgs: { all: flags(o.nodeArgs), A: flags(o.aNodeArgs), B: flags(o.bNodeArgs) }, node: { A: o.aNode, B: o.bNode } }, A, B, ratio: Number(fmt(B.median / A.median)), runs })}\n`);
 }
 
 runBenchCli('bench-waypoint-cpu-ab', main);

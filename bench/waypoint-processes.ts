@@ -53,10 +53,11 @@ export class ProcessGroup {
 
   /**
    * Starts `node <entry> <role> '<json options>'` (a roles script: waypoint-roles.ts,
-   * gateway-roles.ts) and waits for its `{type: 'ready', role}` IPC message.
+   * gateway-roles.ts) and waits for its `{type: 'ready', role}` IPC message. `node` is the runtime
+   * to start it with (default: the one running the bench).
    */
-  async roleAt<M extends { type: 'ready'; role: string }>(entry: string, name: string, role: string, options: unknown, timeoutMs: number, nodeArgs: readonly string[] = []): Promise<{ started: Started; ready: M }> {
-    const started = this.spawn(name, process.execPath, [...nodeArgs, entry, role, JSON.stringify(options)], true);
+  async roleAt<M extends { type: 'ready'; role: string }>(entry: string, name: string, role: string, options: unknown, timeoutMs: number, nodeArgs: readonly string[] = [], node = process.execPath): Promise<{ started: Started; ready: M }> {
+    const started = this.spawn(name, node, [...nodeArgs, entry, role, JSON.stringify(options)], true);
     const ready = await new Promise<M>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} was not ready within ${timeoutMs} ms (log: ${started.logFile})`)), timeoutMs);
       started.child.on('message', (m: M) => {
