@@ -28,6 +28,25 @@ type OutboundLogEntry = AccessLogEntry & { waypoint?: string };
 
 type TunnelRoute = Extract<OutboundRoute, { kind: 'hbone' | 'waypoint' }>;
 
+/** Baggage per source workload object: the state never changes one (a config change builds new ones). */
+const baggageBySource = new WeakMap<Workload, { cluster: string; value: string }>();
+
+/** The source's W3C baggage (its cluster, namespace, workload, service and version), built once per workload object. */
+function sourceBaggage(cluster: string, source: Workload): string {
+  const known = baggageBySource.get(source);
+  if (known?.cluster === cluster) return known.value;
+  const value = buildBaggage({
+    cluster,
+    namespace: source.namespace,
+    workloadType: 'deployment',
+    workloadName: source.workloadName ?? source.name,
+    service: source.canonicalName ?? source.workloadName ?? source.name,
+    version: source.canonicalRevision ?? 'latest',
+  });
+  baggageBySource.set(source, { cluster, value });
+  return value;
+}
+
 /** The pool request for a tunnel: our source's certificate, the next hop's identity, the destination as dialled. */
 function tunnelRequest(ctx: ProxyContext, state: MeshState, source: Workload, client: net.Socket, route: TunnelRoute): HboneConnectOptions {
   return {
@@ -37,14 +56,7 @@ function tunnelRequest(ctx: ProxyContext, state: MeshState, source: Workload, cl
     authority: formatAuthority(route.target.ip, route.target.port),
     headers: {
       forwarded: buildForwarded({ clientAddress: client.remoteAddress ?? '', clientPort: client.remotePort ?? 0, ...(route.service ? { host: route.service.hostname } : {}) }),
-      baggage: buildBaggage({
-        cluster: ctx.config.clusterId,
-        namespace: source.namespace,
-        workloadType: 'deployment',
-        workloadName: source.workloadName ?? source.name,
-        service: source.canonicalName ?? source.workloadName ?? source.name,
-        version: source.canonicalRevision ?? 'latest',
-      }),
+      baggage: sourceBaggage(ctx.config.clusterId, source),
       traceparent: newTraceparent(),
     },
     maxPending: ctx.config.hboneMaxPendingConnects,
