@@ -6,6 +6,7 @@
  * and the process's garbage-collector setting (`tuneProxyHeap`).
  */
 import v8 from 'node:v8';
+import { installLeanAsyncResourceBind } from '../runtime/lean-async-resource-bind.js';
 import { AdminServers } from '../node-agent/admin.js';
 import type { CertificateProvider } from '../identity/certificate-provider.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -35,6 +36,8 @@ export function tuneProxyHeap(): void {
 /** Opens the certificate source, then constructs the proxy; the source is closed if that throws. */
 export async function buildWithCertificates<T>(settings: Readonly<ProxySettings>, logger: Logger, role: string, provider: CertificateProvider | undefined, construct: (source: CertificateSource) => T): Promise<T> {
   tuneProxyHeap();
+  // Upstream HBONE CONNECTs go through http2 request(), which binds an AsyncResource (see there).
+  installLeanAsyncResourceBind();
   const certificates = await openCertificateSource(settings, logger, role, provider);
   try {
     return construct(certificates);

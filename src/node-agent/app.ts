@@ -52,6 +52,7 @@ import { buildConfigDump } from './telemetry/config-dump.js';
 import { L4Telemetry } from './telemetry/l4-telemetry.js';
 import { registerInternals } from './telemetry/internals.js';
 import { XdsStateSource, type XdsCredentials } from './xds/xds-state-source.js';
+import { installLeanAsyncResourceBind } from '../runtime/lean-async-resource-bind.js';
 
 export interface NodeAgentOptions {
   config: Readonly<AgentConfig>;
@@ -286,6 +287,8 @@ export class NodeAgent {
   static async build(opts: NodeAgentOptions): Promise<NodeAgent> {
     // Before any component logger exists, so /logging reaches all of them (createLogger does it too).
     logLevels(opts.logger);
+    // Every HBONE CONNECT goes through http2 request(), which binds an AsyncResource (see there).
+    installLeanAsyncResourceBind();
     const file = await openLocalFile(opts);
     const certificates = await openCertificateSource(opts.config, file?.localConfig, opts.logger);
     let source: StateSource | undefined;
