@@ -4,6 +4,10 @@
  * (/sys/fs/bpf/amesh/<version>/) so enrolment survives an agent restart. The identifiers are
  * the map names userspace sees; they must equal the AMESH_MAP_*_NAME strings of capture.h
  * (test/unit/bpf-contract.test.ts checks it).
+ *
+ * Every program source includes this header, and scripts/build-bpf.sh links their objects into
+ * one: the definitions are weak so that libbpf's static linker merges the identical copies into
+ * one map each instead of refusing them as conflicting.
  */
 #ifndef AMESH_MAPS_H
 #define AMESH_MAPS_H
@@ -20,7 +24,7 @@ struct {
 	__type(key, struct amesh_pod_key);
 	__type(value, struct amesh_pod_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} amesh_pods SEC(".maps");
+} amesh_pods SEC(".maps") __weak;
 
 /* Destinations never captured: node addresses, link-local, operator extras. */
 struct {
@@ -30,7 +34,7 @@ struct {
 	__type(key, struct amesh_lpm_key);
 	__type(value, struct amesh_exempt_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} amesh_exempt SEC(".maps");
+} amesh_exempt SEC(".maps") __weak;
 
 /* Per-CPU decision counters indexed by enum amesh_reason; per-CPU so counting needs no atomics. */
 struct {
@@ -39,7 +43,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} amesh_reasons SEC(".maps");
+} amesh_reasons SEC(".maps") __weak;
 
 /*
  * Flows set up through a socket of this node (a SYN given to a listener, a SYN-ACK to a
@@ -54,7 +58,7 @@ struct {
 	__type(key, struct amesh_flow_key);
 	__type(value, struct amesh_flow_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} amesh_flows SEC(".maps");
+} amesh_flows SEC(".maps") __weak;
 
 /*
  * The agent's listening sockets (three kinds, IPv4 and IPv6), for the sk_lookup program (the
@@ -66,6 +70,6 @@ struct {
 	__uint(max_entries, AMESH_LISTENERS_MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, __u64);
-} amesh_listeners SEC(".maps");
+} amesh_listeners SEC(".maps") __weak;
 
 #endif /* AMESH_MAPS_H */

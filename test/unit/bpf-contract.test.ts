@@ -1,7 +1,7 @@
 // The kernel/userspace contract is written once in bpf/lib/capture.h (STYLE §9); this test
 // parses the header (and the knobs of capture.bpf.c) and fails when the TypeScript mirror in
 // src/node-agent/capture/bpf-contract.ts drifts from it.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -38,7 +38,8 @@ import {
 const root = packageRoot();
 const header = readFileSync(path.join(root, 'bpf/lib/capture.h'), 'utf8');
 const program = readFileSync(path.join(root, 'bpf/capture.bpf.c'), 'utf8');
-const allBpfSource = [header, program, ...['maps.h', 'packet.h'].map((f) => safeRead(path.join(root, 'bpf/lib', f)))].join('\n');
+const twSynProgram = readFileSync(path.join(root, 'bpf/tw-syn.bpf.c'), 'utf8');
+const allBpfSource = [header, program, twSynProgram, ...['maps.h', 'packet.h'].map((f) => safeRead(path.join(root, 'bpf/lib', f)))].join('\n');
 
 function safeRead(file: string): string {
   try {
@@ -138,6 +139,17 @@ describe('bpf/lib/capture.h ↔ bpf-contract.ts', () => {
     expect([...src.matchAll(/\}\s*(\w+)\s+SEC\("\.maps"\)/g)].map((m) => m[1]).sort()).toEqual(Object.values(BPF_MAP_NAMES).sort());
     expect(src).toMatch(new RegExp(`SEC\\("tc"\\)\\s*int\\s+${BPF_PROGRAM_NAME}\\s*\\(`));
     expect(src).toMatch(new RegExp(`SEC\\("sk_lookup"\\)\\s*int\\s+${SK_LOOKUP_PROGRAM_NAME}\\s*\\(`));
+  });
+
+  it('one source per attach point, every one of them built and linked into the object', () => {
+    expect([...code(program).matchAll(/SEC\("(tc|sk_lookup)"\)/g)].map((m) => m[1])).toEqual(['tc']);
+    expect([...code(twSynProgram).matchAll(/SEC\("(tc|sk_lookup)"\)/g)].map((m) => m[1])).toEqual(['sk_lookup']);
+    const sources = readdirSync(path.join(root, 'bpf')).filter((f) => f.endsWith('.bpf.c'));
+    const build = readFileSync(path.join(root, 'scripts/build-bpf.sh'), 'utf8');
+    const listed = /^sources=\(([^)]*)\)/m.exec(build)?.[1]?.split(/\s+/).filter(Boolean) ?? [];
+    expect(listed.map((f) => path.basename(f)).sort()).toEqual(sources.sort());
+    // Every map is weak, so the linker merges the copies each source includes (maps.h).
+    expect([...code(allBpfSource).matchAll(/\}\s*(\w+)\s+SEC\("\.maps"\)\s*__weak\s*;/g)].map((m) => m[1]).sort()).toEqual(Object.values(BPF_MAP_NAMES).sort());
   });
 
   it('agrees on sizes, limits, flags and defaults', () => {
