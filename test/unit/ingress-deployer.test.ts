@@ -94,7 +94,7 @@ describe('renderIngress', () => {
       AMESH_LOG_LEVEL: 'info',
       TMPDIR: '/var/run/amesh/tmp',
     });
-    expect(c?.ports.map((p) => p.containerPort)).toEqual([80, 443, 15020, 15021]);
+    expect(c?.ports.map((p) => p.containerPort)).toEqual([15020, 15021]);
     expect(c?.readinessProbe.httpGet.port).toBe(15021);
     const s = r.service as unknown as Service;
     expect(s.spec.type).toBe('LoadBalancer');
@@ -128,6 +128,14 @@ describe('renderIngress', () => {
     expect(reservedPortsIn(d)).toEqual([15021]);
     const s = renderIngress(d, { trustDomain: 'cluster.local' }).service as unknown as Service;
     expect(s.spec.ports.map((p) => p.name)).toEqual(['http-80', 'status-port']);
+  });
+
+  it('adding or removing a listener changes the Service, never the Deployment (no rollout per listener)', () => {
+    const render = (ports: IngressDeployment['ports']) => renderIngress(gatewayApi({ ports }), { trustDomain: 'cluster.local' });
+    const one = render([{ name: 'http-80', port: 80 }]);
+    const two = render([{ name: 'http-80', port: 80 }, { name: 'https-443', port: 443 }]);
+    expect(two.deployment).toEqual(one.deployment);
+    expect(two.service).not.toEqual(one.service);
   });
 
   it('the hash follows ports, labels and owner; a Gateway without uid and a template without the gateway container are refused', () => {

@@ -7,10 +7,13 @@
  *   removes it with the Gateway); the default ingress gateway has no owner — the deployer deletes it
  *   when the translator no longer asks for it, recognising it by DEFAULT_INGRESS_COMPONENT and the
  *   absence of owners.
- * - Listener ports: one containerPort each on the `gateway` container and one Service port each
- *   (translator's name, targetPort = port), in the translator's order, before `status-port`. A
- *   listener on a port the gateway itself uses (15000 admin, 15020 metrics, 15021 readiness) is not
- *   rendered — it would make the Service invalid; `reservedPortsIn` names them for the status.
+ * - Listener ports: one Service port each (translator's name, targetPort = port), in the
+ *   translator's order, before `status-port`. The Deployment lists none, as Istio's gateway
+ *   template does: the pod learns its listeners over xDS and listens on them without a restart,
+ *   and a containerPort per listener would roll the Deployment every time a listener is added or
+ *   removed. A listener on a port the gateway itself uses (15000 admin, 15020 metrics, 15021
+ *   readiness) is not rendered — it would make the Service invalid; `reservedPortsIn` names them
+ *   for the status.
  */
 import { AmeshError } from '../../errors/amesh-error.js';
 import { DEFAULT_INGRESS_NAME, type IngressDeployment } from '../translate/ingress-model.js';
@@ -34,12 +37,11 @@ export function reservedPortsIn(deployment: Pick<IngressDeployment, 'ports'>): n
   return deployment.ports.map((p) => p.port).filter((p) => RESERVED_GATEWAY_PORTS.includes(p));
 }
 
+/** Checks the template's Deployment has the gateway container; adds the listener ports to the Service. */
 function addListenerPorts(object: RenderedObject, ports: ReadonlyArray<{ name: string; port: number }>): void {
   if (object.kind === 'Deployment') {
-    const containers = ((object.spec as { template?: { spec?: { containers?: Array<PortList & { name?: string }> } } } | undefined)?.template?.spec?.containers) ?? [];
-    const container = containers.find((c) => c.name === GATEWAY_CONTAINER);
-    if (!container) throw new AmeshError('AMESH_CONFIG_INVALID', `gateway template: the Deployment has no container named ${GATEWAY_CONTAINER}`);
-    container.ports = [...ports.map((p) => ({ containerPort: p.port, protocol: 'TCP' })), ...(container.ports ?? [])];
+    const containers = ((object.spec as { template?: { spec?: { containers?: Array<{ name?: string }> } } } | undefined)?.template?.spec?.containers) ?? [];
+    if (!containers.some((c) => c.name === GATEWAY_CONTAINER)) throw new AmeshError('AMESH_CONFIG_INVALID', `gateway template: the Deployment has no container named ${GATEWAY_CONTAINER}`);
   } else if (object.kind === 'Service') {
     const spec = (object.spec ?? {}) as PortList;
     spec.ports = [...ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.port, protocol: 'TCP' })), ...(spec.ports ?? [])];
