@@ -15,7 +15,7 @@
  *
  * One JSON line per measured run on stdout; progress on stderr.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -59,12 +59,13 @@ async function main(cleanup: CleanupStack): Promise<void> {
     .option('--connections <n>', 'keep-alive connections', wholeNumber(1, 1024), 64)
     .option('--runs <n>', 'measured runs on one testbed', wholeNumber(1, 20), 1)
     .option('--new-connections', 'a new connection per request (wrk, Connection: close, closed loop) instead of the open-loop keep-alive load')
-    .option('--profile-dir <dir>', `write a V8 CPU profile of each agent, from ${PROFILE_DELAY_MS / 1000} s after its start, to this (existing) directory`)
+    .option('--profile-dir <dir>', `write a V8 CPU profile of each agent, from ${PROFILE_DELAY_MS / 1000} s after its start, to this directory (created if missing)`)
     .parse()
     .opts<{ rate: number; seconds: number; connections: number; runs: number; newConnections?: boolean; profileDir?: string }>();
   if (process.getuid?.() !== 0) throw new Error('the agent CPU benchmark creates network namespaces: run it as root');
   if (o.profileDir) {
     const dir = resolve(o.profileDir);
+    await mkdir(dir, { recursive: true });
     const preload = join(dir, 'agent-profiler.cjs');
     await writeFile(preload, PROFILER_PRELOAD);
     process.env.BENCH_AGENT_PROFILE_DIR = dir;
