@@ -33,6 +33,13 @@ export interface ConnectOutboundOptions {
  * Verified on Node 20.20 and 24.21: 'connect' fires, SO_MARK is kept, data flows both ways with
  * on('data') and pipe(), ECONNREFUSED rejects (test/privileged/bpf-sockets.test.ts).
  */
+/**
+ * Bindings whose connected sockets were once seen to keep their SO_MARK. Whether Node honours
+ * manualStart is a property of the runtime, the same for every socket of the process: checking
+ * the first connection is enough, and saves a getsockopt on every later one.
+ */
+const markKept = new WeakSet<NativeBinding>();
+
 export function connectOutbound(binding: NativeBinding, o: ConnectOutboundOptions): Promise<net.Socket> {
   const target = `${o.family === 6 ? `[${o.host}]` : o.host}:${o.port}`;
   let fd: number;
@@ -60,10 +67,13 @@ export function connectOutbound(binding: NativeBinding, o: ConnectOutboundOption
     const onConnect = () => {
       // If a future Node ignored manualStart, connect() would quietly open a new, unmarked
       // socket; check the connected fd really carries our mark rather than trust it.
-      const connectedFd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
-      if (o.mark !== 0 && (connectedFd === undefined || connectedFd < 0 || binding.getSocketMark(connectedFd) !== o.mark)) {
-        fail(new Error('SO_MARK lost'), `the connection to ${target} lost its SO_MARK ${o.mark}: this Node version wraps native sockets differently`);
-        return;
+      if (o.mark !== 0 && !markKept.has(binding)) {
+        const connectedFd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
+        if (connectedFd === undefined || connectedFd < 0 || binding.getSocketMark(connectedFd) !== o.mark) {
+          fail(new Error('SO_MARK lost'), `the connection to ${target} lost its SO_MARK ${o.mark}: this Node version wraps native sockets differently`);
+          return;
+        }
+        markKept.add(binding);
       }
       clearTimeout(timer);
       socket.off('error', onError);

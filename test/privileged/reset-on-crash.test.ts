@@ -53,13 +53,36 @@ function watchEnd(socket: net.Socket, settleMs: number): Promise<PeerEnd> {
   });
 }
 
-async function childArmed(child: ChildProcess): Promise<boolean> {
-  let out = '';
-  for await (const chunk of child.stdout as NodeJS.ReadableStream) {
-    out += String(chunk);
-    if (out.includes('\n')) break;
-  }
-  return (JSON.parse(out.split('\n')[0] ?? '{}') as { armed?: boolean }).armed === true;
+/** The child's stdout lines, parsed, one per call; rejects if the child exits before the next one. */
+function childLines(child: ChildProcess): () => Promise<Record<string, unknown>> {
+  const ready: string[] = [];
+  const waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
+  let buffer = '';
+  let exited = false;
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+      const next = waiting.shift();
+      if (next) next.resolve(line);
+      else ready.push(line);
+    }
+  });
+  child.once('exit', (code, signal) => {
+    exited = true;
+    for (const w of waiting.splice(0)) w.reject(new Error(`the child exited (${code ?? signal}) before its next line`));
+  });
+  return async () => {
+    const line =
+      ready.shift() ??
+      (await new Promise<string>((resolve, reject) => {
+        if (exited) reject(new Error('the child has exited'));
+        else waiting.push({ resolve, reject });
+      }));
+    return JSON.parse(line) as Record<string, unknown>;
+  };
 }
 
 describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', () => {
@@ -68,19 +91,26 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
     for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   });
 
-  const start = (port: number, mode: 'wait' | 'end'): ChildProcess => {
-    const child = spawn(process.execPath, [CHILD, String(port), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const start = (target: number | 'listen', mode: 'wait' | 'end'): { child: ChildProcess; next: () => Promise<Record<string, unknown>> } => {
+    const child = spawn(process.execPath, [CHILD, String(target), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
-    return child;
+    return { child, next: childLines(child) };
+  };
+  /** Connects to the child's armed listener (its first line names the port). */
+  const connectToChild = async (next: () => Promise<Record<string, unknown>>): Promise<{ socket: net.Socket; port: number }> => {
+    const { port } = (await next()) as { port: number };
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    await once(socket, 'connect');
+    return { socket, port };
   };
 
   it('kill -9 of the process holding an armed socket resets the peer', async () => {
     const srv = await serverSide();
     try {
-      const child = start(srv.port, 'wait');
+      const { child, next } = start(srv.port, 'wait');
       const socket = await srv.accepted;
       const end = watchEnd(socket, 300);
-      expect(await childArmed(child)).toBe(true);
+      expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
       socket.write('data the peer never reads');
       await new Promise((r) => setTimeout(r, 50));
       child.kill('SIGKILL');
@@ -93,12 +123,12 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
   it('an armed socket the process ends itself ends with a FIN, no reset, even if the process exits at once', async () => {
     const srv = await serverSide();
     try {
-      const child = start(srv.port, 'end');
+      const { child, next } = start(srv.port, 'end');
       const socket = await srv.accepted;
       // The server does not end its side before the child exits: the child's socket is closed in
       // FIN_WAIT2, where lingering still on would reset it.
       const end = watchEnd(socket, 500);
-      expect(await childArmed(child)).toBe(true);
+      expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
       const [code] = (await once(child, 'exit')) as [number | null];
       expect(code).toBe(0);
       await new Promise((r) => setTimeout(r, 200));
@@ -110,5 +140,31 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
     } finally {
       srv.close();
     }
+  });
+
+  it('a socket accepted by an armed listener arrives armed: kill -9 resets the peer, with no setsockopt per socket', async () => {
+    const { child, next } = start('listen', 'wait');
+    const { socket } = await connectToChild(next);
+    const end = watchEnd(socket, 300);
+    // The one setSocketLinger call is the listener's: the accepted socket inherited it.
+    expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
+    socket.write('data the peer never reads');
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    expect((await end).first).toBe('ECONNRESET');
+  });
+
+  it('a socket accepted by an armed listener that the process ends itself ends with a FIN, no reset', async () => {
+    const { child, next } = start('listen', 'end');
+    const { socket, port } = await connectToChild(next);
+    const end = watchEnd(socket, 500);
+    expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    const waiting = execFileSync('ss', ['-tnH', 'state', 'close-wait', `( dport = :${port} )`], { encoding: 'utf8' }).trim();
+    expect(waiting.split('\n').filter(Boolean), 'our socket still in CLOSE-WAIT (no RST after the FIN)').toHaveLength(1);
+    expect(await end).toEqual({ first: 'end' });
+    socket.destroy();
   });
 });
