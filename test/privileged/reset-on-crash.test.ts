@@ -85,6 +85,29 @@ function childLines(child: ChildProcess): () => Promise<Record<string, unknown>>
   };
 }
 
+/** Writes bytes the child never reads, kills it with SIGKILL, and requires that our side is reset. */
+async function expectResetOnKill(child: ChildProcess, socket: net.Socket, end: Promise<PeerEnd>): Promise<void> {
+  socket.write('data the peer never reads');
+  await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGKILL');
+  expect((await end).first).toBe('ECONNRESET');
+}
+
+/**
+ * Requires that the child, which ends its socket itself and exits at 'finish', sent a FIN and no
+ * RST behind it. Node stops reading at the FIN, so a RST behind it raises no error here: the
+ * kernel tells. Without a RST our socket waits in CLOSE-WAIT for its own close; a RST closes it.
+ * `ssFilter` picks our socket (`sport = :N` or `dport = :N`).
+ */
+async function expectFinOnEnd(child: ChildProcess, end: Promise<PeerEnd>, ssFilter: string): Promise<void> {
+  const [code] = (await once(child, 'exit')) as [number | null];
+  expect(code).toBe(0);
+  await new Promise((r) => setTimeout(r, 200));
+  const waiting = execFileSync('ss', ['-tnH', 'state', 'close-wait', `( ${ssFilter} )`], { encoding: 'utf8' }).trim();
+  expect(waiting.split('\n').filter(Boolean), 'our socket still in CLOSE-WAIT (no RST after the FIN)').toHaveLength(1);
+  expect(await end).toEqual({ first: 'end' });
+}
+
 describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', () => {
   const children: ChildProcess[] = [];
   afterEach(() => {
@@ -111,10 +134,7 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
       const socket = await srv.accepted;
       const end = watchEnd(socket, 300);
       expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
-      socket.write('data the peer never reads');
-      await new Promise((r) => setTimeout(r, 50));
-      child.kill('SIGKILL');
-      expect((await end).first).toBe('ECONNRESET');
+      await expectResetOnKill(child, socket, end);
     } finally {
       srv.close();
     }
@@ -129,14 +149,7 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
       // FIN_WAIT2, where lingering still on would reset it.
       const end = watchEnd(socket, 500);
       expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
-      const [code] = (await once(child, 'exit')) as [number | null];
-      expect(code).toBe(0);
-      await new Promise((r) => setTimeout(r, 200));
-      // Node stops reading at the FIN, so a RST behind it raises no error here: the kernel tells.
-      // Without a RST the server's socket waits in CLOSE-WAIT for its own close; a RST closes it.
-      const waiting = execFileSync('ss', ['-tnH', 'state', 'close-wait', `( sport = :${srv.port} )`], { encoding: 'utf8' }).trim();
-      expect(waiting.split('\n').filter(Boolean), 'the server socket still in CLOSE-WAIT (no RST after the FIN)').toHaveLength(1);
-      expect(await end).toEqual({ first: 'end' });
+      await expectFinOnEnd(child, end, `sport = :${srv.port}`);
     } finally {
       srv.close();
     }
@@ -148,10 +161,7 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
     const end = watchEnd(socket, 300);
     // The one setSocketLinger call is the listener's: the accepted socket inherited it.
     expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
-    socket.write('data the peer never reads');
-    await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGKILL');
-    expect((await end).first).toBe('ECONNRESET');
+    await expectResetOnKill(child, socket, end);
   });
 
   it('a socket accepted by an armed listener that the process ends itself ends with a FIN, no reset', async () => {
@@ -159,12 +169,7 @@ describe.skipIf(!guard.run)('reset on crash (SO_LINGER 0 on relayed sockets)', (
     const { socket, port } = await connectToChild(next);
     const end = watchEnd(socket, 500);
     expect(await next()).toEqual({ armed: true, lingerCalls: 1 });
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code).toBe(0);
-    await new Promise((r) => setTimeout(r, 200));
-    const waiting = execFileSync('ss', ['-tnH', 'state', 'close-wait', `( dport = :${port} )`], { encoding: 'utf8' }).trim();
-    expect(waiting.split('\n').filter(Boolean), 'our socket still in CLOSE-WAIT (no RST after the FIN)').toHaveLength(1);
-    expect(await end).toEqual({ first: 'end' });
+    await expectFinOnEnd(child, end, `dport = :${port}`);
     socket.destroy();
   });
 });
