@@ -22,6 +22,13 @@ export interface ConnectOutboundOptions {
 }
 
 /**
+ * Bindings whose connected sockets were once seen to keep their SO_MARK. Whether Node honours
+ * manualStart is a property of the runtime, the same for every socket of the process: checking
+ * the first connection is enough, and saves a getsockopt on every later one.
+ */
+const markKept = new WeakSet<NativeBinding>();
+
+/**
  * Connect a natively created (marked, optionally transparent) socket and resolve with a
  * normal net.Socket (allowHalfOpen, for relays) once connected.
  *
@@ -33,13 +40,6 @@ export interface ConnectOutboundOptions {
  * Verified on Node 20.20 and 24.21: 'connect' fires, SO_MARK is kept, data flows both ways with
  * on('data') and pipe(), ECONNREFUSED rejects (test/privileged/bpf-sockets.test.ts).
  */
-/**
- * Bindings whose connected sockets were once seen to keep their SO_MARK. Whether Node honours
- * manualStart is a property of the runtime, the same for every socket of the process: checking
- * the first connection is enough, and saves a getsockopt on every later one.
- */
-const markKept = new WeakSet<NativeBinding>();
-
 export function connectOutbound(binding: NativeBinding, o: ConnectOutboundOptions): Promise<net.Socket> {
   const target = `${o.family === 6 ? `[${o.host}]` : o.host}:${o.port}`;
   let fd: number;

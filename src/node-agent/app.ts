@@ -367,8 +367,6 @@ export class NodeAgent {
     const families = config.captureMode === 'none' || !(await ipv6Available(this.opts.commands ?? systemCommands)) ? [4] : [4, 6];
     const listen = async (port: number, onSocket: (s: net.Socket) => void, name: string): Promise<number> => {
       let bound = port;
-      // The plain TCP sockets the agent relays are armed to reset on its death; HBONE's are not.
-      const resetOnCrash = name === 'outbound' || name === 'inbound-plaintext';
       for (const family of families) {
         // A connection accepted while draining is still served: the listener closes as drain
         // starts, and one already accepted would otherwise be lost.
@@ -379,7 +377,6 @@ export class NodeAgent {
           pendingListens.push(async () => {
             server.listen({ fd: handed.fd });
             await once(server, 'listening');
-            this.sockets.tuneListener(server, { resetOnCrash });
           });
           this.servers.push(server);
           this.listenerInfo.push({ name: `${name}/${family}`, server, port: handed.port });
@@ -402,7 +399,6 @@ export class NodeAgent {
           }
           throw err;
         }
-        this.sockets.tuneListener(server, { resetOnCrash });
         this.servers.push(server);
         bound = (server.address() as net.AddressInfo).port;
         this.listenerInfo.push({ name: `${name}/${family}`, server, port: bound });

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createFakeNativeBinding } from '../../src/native/fake.js';
-import { armListenerResetOnCrash, armResetOnCrash } from '../../src/node-agent/proxy/reset-on-crash.js';
+import { armResetOnCrash } from '../../src/node-agent/proxy/reset-on-crash.js';
 
 /** A net.Socket with a libuv-like handle carrying `fd` (never connected; end() is harmless). */
 function socketWithFd(fd: number): net.Socket {
@@ -61,71 +61,5 @@ describe('armResetOnCrash', () => {
     socket.emit('finish');
     expect(native.state.linger.get(9)).toBe(0);
     socket.destroy();
-  });
-
-  describe('armListenerResetOnCrash', () => {
-    /** A net.Server with a libuv-like listening handle carrying `fd`. */
-    const serverWithFd = (fd: number): net.Server => {
-      const server = new net.Server();
-      (server as unknown as { _handle: { fd: number } })._handle = { fd };
-      return server;
-    };
-    /** A socket as `server` would hand it over (Node sets `server` on accepted sockets). */
-    const acceptedBy = (server: net.Server, fd: number): net.Socket => Object.assign(socketWithFd(fd), { server });
-
-    it('arms the listener once; its accepted sockets are not armed again but are still disarmed at finish', () => {
-      const native = createFakeNativeBinding();
-      const calls: Array<[number, number | null]> = [];
-      const spy = { setSocketLinger: (fd: number, s: number | null) => (calls.push([fd, s]), native.setSocketLinger(fd, s)) };
-      const server = serverWithFd(30);
-      expect(armListenerResetOnCrash(spy, server)).toBe(true);
-      const socket = acceptedBy(server, 31);
-      expect(armResetOnCrash(spy, socket)).toBe(true);
-      expect(calls).toEqual([[30, 0]]);
-      socket.emit('finish');
-      expect(calls).toEqual([
-        [30, 0],
-        [31, null],
-      ]);
-      socket.destroy();
-    });
-
-    it('a socket of another listener is armed itself', () => {
-      const native = createFakeNativeBinding();
-      armListenerResetOnCrash(native, serverWithFd(30));
-      const socket = acceptedBy(serverWithFd(32), 33);
-      expect(armResetOnCrash(native, socket)).toBe(true);
-      expect(native.state.linger.get(33)).toBe(0);
-      socket.destroy();
-    });
-
-    it('a socket that arrived armed but has already ended its writing is disarmed at once (the kernel default, a FIN)', () => {
-      const native = createFakeNativeBinding();
-      const server = serverWithFd(30);
-      armListenerResetOnCrash(native, server);
-      const socket = acceptedBy(server, 34);
-      native.setSocketLinger(34, 0); // what the kernel copied from the listener
-      Object.defineProperty(socket, 'writableEnded', { value: true });
-      expect(armResetOnCrash(native, socket)).toBe(false);
-      expect(native.state.linger.get(34)).toBeNull();
-      socket.destroy();
-    });
-
-    it('a listener the kernel refuses to arm is not recorded: its sockets are armed one by one', () => {
-      const native = createFakeNativeBinding();
-      native.failNext('setSocketLinger', 'EBADF');
-      const server = serverWithFd(30);
-      expect(armListenerResetOnCrash(native, server)).toBe(false);
-      const socket = acceptedBy(server, 35);
-      expect(armResetOnCrash(native, socket)).toBe(true);
-      expect(native.state.linger.get(35)).toBe(0);
-      socket.destroy();
-    });
-
-    it('a server without a descriptor is left alone', () => {
-      const native = createFakeNativeBinding();
-      expect(armListenerResetOnCrash(native, new net.Server())).toBe(false);
-      expect(native.state.linger.size).toBe(0);
-    });
   });
 });

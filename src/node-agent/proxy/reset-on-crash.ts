@@ -13,8 +13,6 @@
  * any other destroy is an abort, for which a reset is right. If the agent dies between the FIN
  * and 'finish', the peer reads the FIN and then a RST: the cut is still visible.
  * Cost: one setsockopt when armed, one at 'finish', and one shared listener (no closure).
- * A listener armed with armListenerResetOnCrash saves the first: Linux copies SO_LINGER from a
- * listening socket to the sockets it accepts, so those arrive armed.
  */
 import type net from 'node:net';
 import type { NativeBinding } from '../../native/types.js';
@@ -25,14 +23,6 @@ type Linger = Pick<NativeBinding, 'setSocketLinger'>;
 function fdOf(socket: net.Socket): number | undefined {
   const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
-/** Listeners whose accepted sockets arrive with SO_LINGER {on, 0} (inherited from the listener). */
-const armedListeners = new WeakSet<net.Server>();
-
-/** The server that accepted `socket` (Node sets it on accepted sockets), if any. */
-function acceptedBy(socket: net.Socket): net.Server | undefined {
-  return (socket as net.Socket & { server?: net.Server }).server;
 }
 
 /** The 'finish' listener per binding: one function shared by every armed socket (no per-socket closure). */
@@ -62,39 +52,12 @@ function disarmerFor(native: Linger): (this: net.Socket) => void {
  */
 export function armResetOnCrash(native: Linger, socket: net.Socket): boolean {
   const fd = fdOf(socket);
-  const server = acceptedBy(socket);
-  const inherited = server !== undefined && armedListeners.has(server);
-  if (fd === undefined || socket.destroyed || socket.writableEnded) {
-    // Arrived armed but may no longer be: back to the kernel's default, as promised.
-    if (inherited && fd !== undefined) disarmerFor(native).call(socket);
-    return false;
-  }
-  if (!inherited) {
-    try {
-      native.setSocketLinger(fd, 0);
-    } catch {
-      return false;
-    }
-  }
-  socket.on('finish', disarmerFor(native));
-  return true;
-}
-
-/**
- * Arms a listening `server` so every socket it accepts arrives armed, and records it so
- * armResetOnCrash skips its setsockopt for them (it still turns lingering off at 'finish').
- * Every socket such a listener accepts must go through armResetOnCrash or be destroyed: one that
- * is ended without it would close with a RST behind its FIN. Returns false (nothing changed)
- * when the server has no descriptor or the kernel refused.
- */
-export function armListenerResetOnCrash(native: Linger, server: net.Server): boolean {
-  const fd = (server as net.Server & { _handle?: { fd?: number } | null })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) return false;
+  if (fd === undefined || socket.destroyed || socket.writableEnded) return false;
   try {
     native.setSocketLinger(fd, 0);
   } catch {
     return false;
   }
-  armedListeners.add(server);
+  socket.on('finish', disarmerFor(native));
   return true;
 }

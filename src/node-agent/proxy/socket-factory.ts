@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { AmeshError } from '../../errors/amesh-error.js';
 import { connectOutbound } from '../../native/index.js';
 import type { NativeBinding } from '../../native/types.js';
-import { armListenerResetOnCrash, armResetOnCrash } from './reset-on-crash.js';
+import { armResetOnCrash } from './reset-on-crash.js';
 
 export interface ConnectTarget {
   host: string;
@@ -27,20 +27,6 @@ export interface SocketFactory {
    * with a FIN (reset-on-crash.ts). Without the native addon (plain sockets): nothing.
    */
   resetOnCrash(socket: net.Socket): void;
-  /**
-   * Once `server` listens: sets on the listening socket what every accepted socket needs, which
-   * Linux copies to them — TCP_NODELAY (then the server stops setting it per socket) and, with
-   * `resetOnCrash`, the arming of resetOnCrash() (which then costs no setsockopt per socket).
-   * Two syscalls per listener instead of two per connection. A failure leaves the per-socket way.
-   */
-  tuneListener(server: net.Server, options: { resetOnCrash: boolean }): void;
-}
-
-/** TCP_NODELAY on the listening socket, inherited by accepted ones; the server's own per-socket setNoDelay is then turned off. */
-function noDelayOnListener(server: net.Server): void {
-  const handle = (server as net.Server & { _handle?: { setNoDelay?: (enable: boolean) => number } | null })._handle;
-  // libuv's uv_tcp_nodelay returns 0 or a negative errno.
-  if (typeof handle?.setNoDelay === 'function' && handle.setNoDelay(true) === 0) (server as net.Server & { noDelay?: boolean }).noDelay = false;
 }
 
 function portInUse(address: string, port: number, cause: unknown): AmeshError {
@@ -75,9 +61,6 @@ export const plainSocketFactory: SocketFactory = {
   },
   connect: plainConnect,
   resetOnCrash() {},
-  tuneListener(server) {
-    noDelayOnListener(server);
-  },
 };
 
 export function transparentSocketFactory(native: NativeBinding, mark: number): SocketFactory {
@@ -111,10 +94,6 @@ export function transparentSocketFactory(native: NativeBinding, mark: number): S
     },
     resetOnCrash(socket) {
       armResetOnCrash(native, socket);
-    },
-    tuneListener(server, options) {
-      noDelayOnListener(server);
-      if (options.resetOnCrash) armListenerResetOnCrash(native, server);
     },
   };
 }
