@@ -22,13 +22,6 @@ export interface ConnectOutboundOptions {
 }
 
 /**
- * Bindings whose connected sockets were once seen to keep their SO_MARK. Whether Node honours
- * manualStart is a property of the runtime, the same for every socket of the process: checking
- * the first connection is enough, and saves a getsockopt on every later one.
- */
-const markKept = new WeakSet<NativeBinding>();
-
-/**
  * Connect a natively created (marked, optionally transparent) socket and resolve with a
  * normal net.Socket (allowHalfOpen, for relays) once connected.
  *
@@ -67,13 +60,10 @@ export function connectOutbound(binding: NativeBinding, o: ConnectOutboundOption
     const onConnect = () => {
       // If a future Node ignored manualStart, connect() would quietly open a new, unmarked
       // socket; check the connected fd really carries our mark rather than trust it.
-      if (o.mark !== 0 && !markKept.has(binding)) {
-        const connectedFd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
-        if (connectedFd === undefined || connectedFd < 0 || binding.getSocketMark(connectedFd) !== o.mark) {
-          fail(new Error('SO_MARK lost'), `the connection to ${target} lost its SO_MARK ${o.mark}: this Node version wraps native sockets differently`);
-          return;
-        }
-        markKept.add(binding);
+      const connectedFd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd;
+      if (o.mark !== 0 && (connectedFd === undefined || connectedFd < 0 || binding.getSocketMark(connectedFd) !== o.mark)) {
+        fail(new Error('SO_MARK lost'), `the connection to ${target} lost its SO_MARK ${o.mark}: this Node version wraps native sockets differently`);
+        return;
       }
       clearTimeout(timer);
       socket.off('error', onError);

@@ -2,7 +2,7 @@
 /**
  * Child process for test/privileged/reset-on-crash.test.ts: connects to 127.0.0.1:<port>, arms
  * the socket with the node agent's armResetOnCrash (built code in dist/, the real addon), prints
- * `{"armed":true|false,"lingerCalls":N}` (N: setSocketLinger calls so far), then
+ * `{"armed":true|false}`, then
  *   - `wait`: stays until it is killed (the test sends SIGKILL);
  *   - `end`: ends the socket (a FIN) and exits on 'finish', while the socket is still in FIN_WAIT.
  *   node reset-on-crash-child.mjs <port> wait|end
@@ -15,31 +15,19 @@ const { loadNativeBinding } = await import(`${root}native/index.js`);
 const { armResetOnCrash } = await import(`${root}node-agent/proxy/reset-on-crash.js`);
 
 const [port, mode] = process.argv.slice(2);
-const real = loadNativeBinding();
-let lingerCalls = 0;
-const native = {
-  setSocketLinger(fd, seconds) {
-    lingerCalls++;
-    return real.setSocketLinger(fd, seconds);
-  },
-};
-
-function armed(socket) {
-  const ok = armResetOnCrash(native, socket);
-  process.stdout.write(`${JSON.stringify({ armed: ok, lingerCalls })}\n`);
+const native = loadNativeBinding();
+const socket = net.connect({ host: '127.0.0.1', port: Number(port), allowHalfOpen: true }, () => {
+  const armed = armResetOnCrash(native, socket);
+  process.stdout.write(`${JSON.stringify({ armed })}\n`);
   if (mode === 'end') {
     // Exit on 'finish', after the listeners registered before (as Node's autoDestroy closes a
     // socket after them; end(cb)'s callback would run before them).
     socket.once('finish', () => process.exit(0));
     socket.end();
   }
-}
-
-function fail(err) {
+});
+socket.on('error', (err) => {
   process.stderr.write(`${err.message}\n`);
   process.exit(2);
-}
-
-const socket = net.connect({ host: '127.0.0.1', port: Number(port), allowHalfOpen: true }, () => armed(socket));
-socket.on('error', fail);
+});
 setTimeout(() => process.exit(3), 30_000).unref();
