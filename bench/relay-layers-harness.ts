@@ -26,6 +26,8 @@ export interface RelayLayersOptions {
   rate: number;
   connections: number;
   bytes: number;
+  /** Wait (at most 20 s) for the machine to be below 15 % busy before each run (bench/settle.ts); off in the smoke test, which shares the machine with other tests. */
+  settle: boolean;
 }
 
 export interface LayerRun {
@@ -103,7 +105,7 @@ async function measure(group: ProcessGroup, o: RelayLayersOptions, progress: Rel
     for (const layer of o.layers) {
       const r = relays.get(layer)!;
       progress.step(`${layer}: ${o.rate} req/s over ${o.connections} connections for ${o.warmup} + ${o.seconds} s, round ${round + 1}/${o.rounds}`);
-      const settled = describeSettle(await waitForQuiet());
+      const settled = o.settle ? describeSettle(await waitForQuiet()) : undefined;
       if (settled) progress.info(settled);
       const { result: report, cpuSeconds } = await meter.measureGroups({ near: [r.nearPid], far: [r.farPid] }, () => openLoop(r.nearPort, o));
       const requests = report.completed + report.warmupRequests;

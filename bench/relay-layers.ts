@@ -33,6 +33,7 @@ const o = new Command('bench-relay-layers')
   .option('--rate <n>', 'requests per second (open loop)', wholeNumber(1, 20_000), 1000)
   .option('--connections <n>', 'keep-alive client connections', wholeNumber(1, 1024), 16)
   .option('--bytes <n>', 'response body bytes', wholeNumber(0, 1024 * 1024), 1024)
+  .option('--no-settle', 'start each run at once instead of waiting (at most 20 s) for the machine to be below 15 % busy')
   .parse()
   .opts<RelayLayersOptions>();
 

@@ -32,7 +32,7 @@ describe('relay layers bench harness', () => {
     const lines: string[] = [];
     const seen: LayerRun[] = [];
     const { runs, summary } = await runRelayLayers(
-      { layers: [...RELAY_LAYERS], rounds: 1, seconds: 1, warmup: 0, rate: 200, connections: 4, bytes: 20_000 },
+      { layers: [...RELAY_LAYERS], rounds: 1, seconds: 1, warmup: 0, rate: 200, connections: 4, bytes: 20_000, settle: false },
       { step: (t) => lines.push(t), info: (t) => lines.push(t) },
       (run) => seen.push(run),
     );
