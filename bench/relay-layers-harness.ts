@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { generateCa } from '../src/identity/pki.js';
 import { REPO_ROOT } from '../src/sandbox/install.js';
 import { clockTicksPerSecond, CpuMeter } from './proc-stat.js';
-import type { RelayLayer, RelayLayersReady } from './relay-layers-topology.js';
+import { TRUST_DOMAIN, type RelayLayer, type RelayLayersReady } from './relay-layers-topology.js';
 import { describeSettle, waitForQuiet } from './settle.js';
 import { median } from './stats.js';
 import { openLoop } from './waypoint-load.js';
@@ -86,7 +86,7 @@ export async function runRelayLayers(o: RelayLayersOptions, progress: RelayLayer
 
 async function measure(group: ProcessGroup, o: RelayLayersOptions, progress: RelayLayersProgress, onRun: (run: LayerRun) => void): Promise<{ runs: LayerRun[]; summary: LayerSummary[] }> {
   progress.step(`creating a TLS certificate (ECDSA P-256) and starting the backend (${o.bytes}-byte answers)`);
-  const ca = await generateCa({ trustDomain: 'relay-layers.bench', validityDays: 1, commonName: '127.0.0.1' });
+  const ca = await generateCa({ trustDomain: TRUST_DOMAIN, validityDays: 1, commonName: '127.0.0.1' });
   const backendPort = await freePort();
   const backend = group.spawn('backend', process.execPath, [BACKEND_ENTRY, '--host', '127.0.0.1', '--port', String(backendPort), '--bytes', String(o.bytes)]);
   await waitForPort(backendPort, READY_TIMEOUT_MS, () => isRunning(backend));
@@ -94,8 +94,8 @@ async function measure(group: ProcessGroup, o: RelayLayersOptions, progress: Rel
   progress.step(`starting a near and a far relay per layer: ${o.layers.join(', ')}`);
   const relays = new Map<RelayLayer, { nearPort: number; nearPid: number; farPid: number }>();
   for (const layer of o.layers) {
-    const far = await group.roleAt<RelayLayersReady>(ROLES_ENTRY, `far-${layer}`, 'far', { layer, backendPort, certPem: ca.certPem, keyPem: ca.keyPem }, READY_TIMEOUT_MS);
-    const near = await group.roleAt<RelayLayersReady>(ROLES_ENTRY, `near-${layer}`, 'near', { layer, farPort: far.ready.port }, READY_TIMEOUT_MS);
+    const far = await group.roleAt<RelayLayersReady>(ROLES_ENTRY, `far-${layer}`, 'far', { layer, backendPort, ca }, READY_TIMEOUT_MS);
+    const near = await group.roleAt<RelayLayersReady>(ROLES_ENTRY, `near-${layer}`, 'near', { layer, farPort: far.ready.port, ca }, READY_TIMEOUT_MS);
     relays.set(layer, { nearPort: near.ready.port, nearPid: near.started.pid, farPid: far.started.pid });
   }
 

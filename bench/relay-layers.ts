@@ -8,10 +8,12 @@
  *   tls        TLS 1.3, a connection per client connection
  *   h2         node:http2 CONNECT streams over one TLS connection (the node agent's HBONE stack)
  *   h2-framed  the same CONNECT streams framed by hand in JavaScript (relay-layers-h2-framed.ts)
+ *   hbone      the node agent's own HBONE pool and server (src/hbone/): mutual TLS with SPIFFE
+ *              certificates from the bench's CA, the agents' settings and checks
  *
  * It answers "what would a hand-written (or native) HTTP/2 data path save?" without a mesh: the
  * difference between h2 and h2-framed is node:http2's share, between tls and tcp Node's TLS
- * layer's. Every layer's processes stay up for the whole run and the rounds are interleaved, so
+ * layer's, and between hbone and h2 what amesh's HBONE code adds to bare node:http2. Every layer's processes stay up for the whole run and the rounds are interleaved, so
  * the machine's drift hits every layer alike. CPU is read from /proc for near and far, over the
  * load's whole run (warm-up included, at the same rate), per 10 000 requests.
  *
@@ -25,7 +27,7 @@ import { relayLayersSteps, runRelayLayers, type RelayLayersOptions } from './rel
 import { RELAY_LAYERS } from './relay-layers-topology.js';
 
 const o = new Command('bench-relay-layers')
-  .description('CPU per request of a Node relay by tunnel layer (tcp, tls, node:http2, hand-framed HTTP/2), on loopback')
+  .description('CPU per request of a Node relay by tunnel layer (tcp, tls, node:http2, hand-framed HTTP/2, amesh HBONE), on loopback')
   .option('--layers <list>', `comma-separated, of ${RELAY_LAYERS.join(', ')}`, subsetOf(RELAY_LAYERS, 'layer'), [...RELAY_LAYERS])
   .option('--rounds <n>', 'interleaved rounds', wholeNumber(1, 20), 3)
   .option('--seconds <n>', 'measured seconds per run', wholeNumber(1, 600), 10)

@@ -1,7 +1,8 @@
 /**
  * Smoke test of `npm run bench:relay-layers` (bench/relay-layers-harness.ts) at a tiny rate: every
- * layer — plain TCP, TLS, node:http2 CONNECT streams and the hand-written HTTP/2 framing of
- * bench/relay-layers-h2-framed.ts, the last against node:http2's (nghttp2's) server — must carry
+ * layer — plain TCP, TLS, node:http2 CONNECT streams, the hand-written HTTP/2 framing of
+ * bench/relay-layers-h2-framed.ts against node:http2's (nghttp2's) server, and amesh's own HBONE
+ * pool and server — must carry
  * every request of the open loop end to end, and every child must be gone afterwards. A framing
  * mistake shows as failed requests, which the harness refuses to report. No time is asserted.
  *
