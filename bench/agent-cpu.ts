@@ -4,10 +4,12 @@
  * the `amesh` path of bench/testbed.ts) at a fixed open-loop rate. For A/B comparisons of agent
  * builds: run it alternately from two built trees (each tree's agent is the one it starts) and
  * compare the per-agent figures; the load average is printed with each run because the machine
- * is shared. `--profile-dir DIR` writes a V8 CPU profile of each agent there (agent-<pid>.cpuprofile,
- * written when the agent exits at cleanup; open it in Chrome DevTools): Node refuses `--cpu-prof`
- * in NODE_OPTIONS, so the agents, which inherit NODE_OPTIONS (bench/testbed.ts), get a preload that
- * starts the inspector's profiler instead. Profiling costs CPU: don't compare profiled runs' figures.
+ * is shared. `--profile-dir DIR` writes a V8 CPU profile of each agent there, written when the
+ * agent exits at cleanup and then renamed client-agent.cpuprofile / server-agent.cpuprofile, with
+ * a flame graph (.html) and a self-time summary (.md) of each beside it (bench/flamegraph-render.ts):
+ * Node refuses `--cpu-prof` in NODE_OPTIONS, so the agents, which inherit NODE_OPTIONS
+ * (bench/testbed.ts), get a preload that starts the inspector's profiler instead. Profiling costs
+ * CPU: don't compare profiled runs' figures.
  *
  * `--new-connections`: instead of the open-loop keep-alive load, wrk with `Connection: close`
  * (scenario 4: a new TCP connection per request, `--connections` in flight, closed loop) — the
@@ -15,12 +17,13 @@
  *
  * One JSON line per measured run on stdout; progress on stderr.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { wholeNumber } from './cli.js';
 import { CleanupStack } from './cleanup.js';
+import { processProfile } from './flamegraph-render.js';
 import { parseOpenLoopReport } from './load/open-loop.js';
 import { wrkErrors } from './load/wrk.js';
 import { resolveSettings } from './options.js';
@@ -51,6 +54,9 @@ if (process.argv.includes('node-agent') && !process.argv.includes('--uninstall')
 }
 `;
 
+/** Set by main when profiling: the directory, and which pid was which agent. */
+let profiled: { dir: string; agents: Record<'client' | 'server', number> } | undefined;
+
 async function main(cleanup: CleanupStack): Promise<void> {
   const o = new Command('bench-agent-cpu')
     .description('node agent CPU-seconds per 10 000 requests on the L4 HBONE path at a fixed rate')
@@ -80,6 +86,7 @@ async function main(cleanup: CleanupStack): Promise<void> {
   const [client, server] = bed.proxyPids('amesh');
   if (client === undefined || server === undefined) throw new Error('the testbed started no amesh agents');
   const pids = [client, server];
+  if (o.profileDir) profiled = { dir: resolve(o.profileDir), agents: { client, server } };
   for (let run = 1; run <= o.runs; run++) {
     progress.step(o.newConnections ? `a new connection per request, ${o.connections} at a time, for ${o.seconds} s, run ${run}/${o.runs}` : `${o.rate} req/s over ${o.connections} connections for ${o.seconds} s, run ${run}/${o.runs}`);
     const load = loadavg()[0]!;
@@ -123,9 +130,32 @@ async function userSystemTicks(pids: readonly number[]): Promise<number[]> {
 
 const cleanup = new CleanupStack((line) => process.stderr.write(`${line}\n`));
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup.run().then(() => process.exit(130)));
+/** After cleanup stopped the agents (they write their profiles as they exit): name each by role, then render it. */
+async function renderProfiles(): Promise<void> {
+  if (!profiled) return;
+  for (const [role, pid] of Object.entries(profiled.agents)) {
+    const written = join(profiled.dir, `agent-${pid}.cpuprofile`);
+    const named = join(profiled.dir, `${role}-agent.cpuprofile`);
+    try {
+      await rename(written, named);
+    } catch (err) {
+      process.stderr.write(`bench-agent-cpu: the ${role} agent (pid ${pid}) left no profile at ${written}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+      continue;
+    }
+    const r = await processProfile(named, { top: 25 });
+    process.stderr.write(`${role} agent: flame graph ${r.html}, summary ${r.markdown}\n`);
+  }
+}
+
 main(cleanup)
   .catch((err: unknown) => {
     process.stderr.write(`bench-agent-cpu: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => cleanup.run());
+  .finally(() => cleanup.run())
+  .then(renderProfiles)
+  .catch((err: unknown) => {
+    process.stderr.write(`bench-agent-cpu: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
