@@ -32,6 +32,17 @@ node -e '
     const r = JSON.parse(fs.readFileSync(f, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests ?? 0);
     lines.push(`${tier}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+    // Name every failure here too: CI excerpts often show only the end of the log.
+    for (const file of r.testResults ?? []) {
+      const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed");
+      if (failedTests.length === 0 && file.status === "failed") {
+        lines.push(`  FAILED ${file.name}: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
+      }
+      for (const t of failedTests) {
+        const why = String((t.failureMessages ?? [])[0] ?? "").split("\n")[0].slice(0, 300);
+        lines.push(`  FAILED ${file.name} > ${t.fullName}: ${why}`);
+      }
+    }
     if (tier === "privileged" && r.numPassedTests + r.numFailedTests === 0) {
       lines.push("privileged tier executed no test: failing the run"); failed++;
     }
