@@ -435,7 +435,7 @@ export function renderMarkdown(results: BenchResults, tables: readonly MetricTab
     `- paths: ${s.paths.map((p) => PATH_LABELS[p]).join(', ')}; runs per measurement: ${s.runs}`,
     `- bulk: iperf3 ${s.throughputSeconds} s, ${s.streams.map((n) => `-P${n}`).join(' and ')}, ${s.directions.join(' and ')}`,
     `- latency: ${s.rate} req/s open loop, ${s.responseBytes}-byte HTTP/1.1 responses over ${s.connections.join(' and ')} keep-alive connections, ${s.latencySeconds} s (+${s.warmupSeconds} s warm-up, not recorded)`,
-    `- maximum rate: ${s.maxRateSeconds} s closed loop over ${s.maxRateConnections} connections; connection rate: ${s.connRateSeconds} s, ${s.connRateConcurrency.join(' and ')} concurrent; memory: ${s.memoryConnections.join(' and ')} held connections; L7: ${s.l7Seconds} s per measurement`,
+    `- maximum rate: ${s.maxRateSeconds} s closed loop over ${s.maxRateConnections} connections; connection rate: ${s.connRateSeconds} s, ${s.connRateConcurrency.join(' and ')} concurrent; memory: ${s.memoryConnections.join(' and ')} held connections; L7 (waypoint): ${s.l7Seconds} s at the maximum rate, latency runs as long as scenario 2's (${s.latencySeconds} s)`,
     `- load average at start ${e.loadAverageStart.map((l) => l.toFixed(2)).join(' ')}, at end ${e.loadAverageEnd.map((l) => l.toFixed(2)).join(' ')}`,
     '',
     '| component | version |',

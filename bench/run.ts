@@ -62,7 +62,7 @@ function parseArgs(argv: string[]): RawOptions {
     .option('--connrate-duration <s>', 'seconds per connection-rate run [10]')
     .option('--connrate-concurrency <list>', 'connections in flight in the connection-rate scenario, one measurement each [4,16]')
     .option('--memory-connections <list>', 'held connections of the memory scenario [1000,10000]')
-    .option('--l7-duration <s>', 'seconds per L7 (waypoint) measurement [10]')
+    .option('--l7-duration <s>', 'seconds per L7 (waypoint) maximum-rate measurement; its latency runs last --latency-duration [10]')
     .option('--capture-mode <mode>', `AMESH_CAPTURE_MODE for the amesh path's agents (${CAPTURE_MODES.join(', ')}) [the agent's default]; amesh-nft always uses nftables`)
     .option('--no-install', 'fail instead of installing missing Debian packages')
     .option('--out <dir>', 'results directory [bench/results]')
@@ -289,8 +289,8 @@ async function main(): Promise<number> {
   let l7Result: L7Result | undefined;
   if (l7) {
     // After the testbed is gone: the waypoint bench runs on loopback and should not share the cores with idle agents.
-    progress.step(`scenario 6: the waypoint bench (node ${WAYPOINT_BENCH}, ${settings.l7Seconds} s per measurement)`);
-    l7Child = startL7Step({ seconds: settings.l7Seconds, warmupSeconds: settings.quick ? 0 : settings.warmupSeconds, rate: settings.rate }, (line) => progress.info(line));
+    progress.step(`scenario 6: the waypoint bench (node ${WAYPOINT_BENCH}, ${settings.l7Seconds} s at the maximum rate, ${settings.latencySeconds} s at ${settings.rate} req/s per path)`);
+    l7Child = startL7Step({ seconds: settings.l7Seconds, latencySeconds: settings.latencySeconds, warmupSeconds: settings.quick ? 0 : settings.warmupSeconds, rate: settings.rate }, (line) => progress.info(line));
     l7Result = await l7Child.result;
     l7Child = undefined;
     if (interrupted) return 130;

@@ -83,10 +83,13 @@ describe('topology and plan', () => {
 
 describe('L7 step', () => {
   it('runs the waypoint bench with this run’s durations into a private directory', () => {
-    const argv = waypointArgv({ seconds: 1, warmupSeconds: 0, rate: 1000 }, '/tmp/x');
+    const argv = waypointArgv({ seconds: 5, latencySeconds: 30, warmupSeconds: 2, rate: 1000 }, '/tmp/x');
     expect(argv[0]).toMatch(/waypoint\.js$/);
-    expect(argv.slice(1)).toEqual(['--duration', '1', '--latency-duration', '1', '--warmup', '0', '--rate', '1000', '--out-dir', '/tmp/x']);
-    expect(l7TimeoutMs({ seconds: 1, warmupSeconds: 0, rate: 1000 })).toBeGreaterThan(60_000);
+    // Max rate for --l7-duration, the latency run as long as scenario 2's (--latency-duration).
+    expect(argv.slice(1)).toEqual(['--duration', '5', '--latency-duration', '30', '--warmup', '2', '--rate', '1000', '--out-dir', '/tmp/x']);
+    expect(l7TimeoutMs({ seconds: 1, latencySeconds: 1, warmupSeconds: 0, rate: 1000 })).toBeGreaterThan(60_000);
+    // Every path's latency run and its paired direct run fit, with start-up to spare.
+    expect(l7TimeoutMs({ seconds: 5, latencySeconds: 30, warmupSeconds: 2, rate: 1000 })).toBeGreaterThan(6 * (5 + 2 * 30 + 3 * 2) * 1000);
   });
 
   it('nests the waypoint report under section 6', () => {
