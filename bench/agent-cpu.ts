@@ -103,7 +103,7 @@ async function main(cleanup: CleanupStack): Promise<void> {
       const measured = await meter.measureGroups({ client: [client], server: [server] }, () => bed.topology.exec(ends.clientPod, argv, { timeoutMs: (o.seconds + 40) * 1000, allowFailure: true }));
       const report = parseOpenLoopReport(measured.result.stdout);
       cpuSeconds = measured.cpuSeconds;
-      counts = { requests: o.connections + report.warmupRequests + report.completed + report.errors, errors: report.errors, achievedRate: report.achievedRate, p99Ms: report.latencyMs.p99 };
+      counts = { requests: o.connections + report.warmupRequests + report.completed + report.errors, errors: report.errors, achievedRate: report.achievedRate, p50Ms: report.latencyMs.p50, p99Ms: report.latencyMs.p99, p999Ms: report.latencyMs.p999, maxMs: report.latencyMs.max };
     }
     const ticks = (await userSystemTicks(pids)).map((t, i) => t - ticksBefore[i]!);
     const units = Math.max(1, counts.connections ?? counts.requests ?? 0);
