@@ -128,7 +128,7 @@ function settleNote(waits: ReadonlyArray<SettleResult & { task: string }>): stri
 function notes(settings: RunSettings, env: BenchEnvironment): string[] {
   const out = [
     'Nodes and pods are network namespaces on one machine; the load generators, backends and proxies share its cores.',
-    'The amesh agents run throughout; the direct and comparator pods are unenrolled (tunnelProtocol NONE), so their traffic crosses the nodes uncaptured. amesh-nft has its own two nodes, whose agents capture with nftables TPROXY.',
+    'Each path\'s pods have two nodes of their own: amesh on node1/node2 (eBPF capture), amesh-nft on node3/node4 (nftables TPROXY), the direct and comparator pods on node5/node6, which run no agent (the pods are unenrolled, tunnelProtocol NONE). No capture program or node conntrack table sees another path\'s traffic.',
     'Throughput is iperf3’s receiver-side rate; GB = 10^9 bytes received. Proxy CPU = utime + stime of both proxy process trees (/proc/<pid>/stat) over the client’s run.',
     'Latency is measured from each request’s intended send time (open loop, no coordinated omission), so it includes the load generator’s own scheduling lag (last table) on every path alike.',
     'Proxy cores per 1000 req/s = proxy CPU-seconds per 1000 requests, over all requests of the run (connection set-up and warm-up included).',

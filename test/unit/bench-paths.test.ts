@@ -66,12 +66,21 @@ describe('packages', () => {
 });
 
 describe('topology and plan', () => {
-  it('adds node3/node4 and their pods only for amesh-nft', () => {
-    expect(topologyFor(['direct', 'amesh']).nodes.map((n) => n.name)).toEqual(['node1', 'node2']);
-    const nft = topologyFor(['amesh-nft']);
-    expect(nft.nodes.map((n) => n.name)).toEqual(['node1', 'node2', 'node3', 'node4']);
-    expect(nft.pods.map((p) => p.name)).toContain('snft');
-    for (const name of [...nft.nodes, ...nft.pods].map((n) => n.name)) expect(`amb1a2b-${name}`.length).toBeLessThanOrEqual(15);
+  it('gives each pair of pods two nodes of its own and builds only what the paths use', () => {
+    const names = (paths: Parameters<typeof topologyFor>[0]): { nodes: string[]; pods: string[] } => {
+      const t = topologyFor(paths);
+      return { nodes: t.nodes.map((n) => n.name), pods: t.pods.map((p) => p.name) };
+    };
+    expect(names(['amesh'])).toEqual({ nodes: ['node1', 'node2'], pods: ['cmesh', 'smesh'] });
+    expect(names(['amesh-nft'])).toEqual({ nodes: ['node3', 'node4'], pods: ['cnft', 'snft'] });
+    expect(names(['direct', 'nginx'])).toEqual({ nodes: ['node5', 'node6'], pods: ['cplain', 'splain'] });
+    const all = topologyFor(['direct', 'stunnel', 'haproxy', 'nginx', 'amesh', 'amesh-nft']);
+    expect(all.nodes).toHaveLength(6);
+    // No two paths' pods share a node, so no capture program sees another path's segments.
+    const podsPerNode = new Map<string, string[]>();
+    for (const p of all.pods) podsPerNode.set(p.node, [...(podsPerNode.get(p.node) ?? []), p.name]);
+    expect([...podsPerNode.values()].map((pods) => pods.length)).toEqual([1, 1, 1, 1, 1, 1]);
+    for (const name of [...all.nodes, ...all.pods].map((n) => n.name)) expect(`amb1a2b-${name}`.length).toBeLessThanOrEqual(15);
   });
 
   it('plans scenarios 3–5 interleaved by run, without a direct memory run', () => {
