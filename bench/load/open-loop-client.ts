@@ -44,23 +44,35 @@ function fail(error: string): never {
   process.exit(1);
 }
 
+const USAGE =
+  'usage: open-loop-client --host H --port P [--path /] [--rate 1000] [--connections 4] [--duration 30] [--warmup 2] [--timeout-ms 5000] [--https [--ca-file F] [--servername S]] [--host-header H]';
+
+/** The command line; a malformed one ends the process with the JSON error and the usage. */
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        path: { type: 'string', default: '/' },
+        rate: { type: 'string', default: '1000' },
+        connections: { type: 'string', default: '4' },
+        duration: { type: 'string', default: '30' },
+        warmup: { type: 'string', default: '2' },
+        'timeout-ms': { type: 'string', default: '5000' },
+        https: { type: 'boolean', default: false },
+        'ca-file': { type: 'string' },
+        servername: { type: 'string' },
+        'host-header': { type: 'string' },
+      },
+    }).values;
+  } catch (err) {
+    return fail(`${err instanceof Error ? err.message : String(err)}; ${USAGE}`);
+  }
+}
+
 function readOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      path: { type: 'string', default: '/' },
-      rate: { type: 'string', default: '1000' },
-      connections: { type: 'string', default: '4' },
-      duration: { type: 'string', default: '30' },
-      warmup: { type: 'string', default: '2' },
-      'timeout-ms': { type: 'string', default: '5000' },
-      https: { type: 'boolean', default: false },
-      'ca-file': { type: 'string' },
-      servername: { type: 'string' },
-      'host-header': { type: 'string' },
-    },
-  });
+  const values = parseOptions();
   const positive = (name: string, raw: string | undefined, max: number): number => {
     const n = Number(raw);
     if (!Number.isFinite(n) || n <= 0 || n > max) fail(`--${name} ${raw}: expected a number in (0, ${max}]`);
