@@ -114,6 +114,8 @@ describe('sandbox kubelet (fake processes and network)', () => {
   let probeResults: Map<string, boolean>;
   let kubelet: Kubelet;
   let tokensIssued = 0;
+  /** When set, token requests wait for it (a volume rewrite held in flight). */
+  let tokenGate: Promise<void> | undefined;
 
   const pod = (name: string): Pod => store.get<Pod>('v1', 'Pod', 'default', name) as Pod;
   const status = (name: string) => pod(name).status;
@@ -137,7 +139,10 @@ describe('sandbox kubelet (fake processes and network)', () => {
       log: silentLogger,
       clock,
       runtime,
-      issueToken: async (p: KubeObject) => `token-for-${p.metadata.name}-${++tokensIssued}`,
+      issueToken: async (p: KubeObject) => {
+        await tokenGate;
+        return `token-for-${p.metadata.name}-${++tokensIssued}`;
+      },
       clusterCaPem: 'CA PEM',
       probeRunner: async (action: ProbeAction) => probeResults.get(action.kind) ?? true,
     });
@@ -145,6 +150,7 @@ describe('sandbox kubelet (fake processes and network)', () => {
   });
 
   afterEach(async () => {
+    tokenGate = undefined;
     await kubelet.stop();
     store.close();
     await rm(dir, { recursive: true, force: true });
@@ -196,6 +202,26 @@ describe('sandbox kubelet (fake processes and network)', () => {
       expect(await read(join(files, 'app.conf'))).toBe('v2');
       expect(await read(join(sa, 'token'))).not.toBe(first);
     }, { timeoutMs: 5_000 });
+  });
+
+  it('waits for a volume rewrite in flight before it stops, so the pod directory can be removed', async () => {
+    store.create(podObject('slow', { image: 'busybox', command: ['sleep', 'infinity'] }));
+    await eventually(() => expect(main('slow')?.state).toHaveProperty('running'), { timeoutMs: 5_000 });
+    let release!: () => void;
+    tokenGate = new Promise<void>((r) => {
+      release = r;
+    });
+    await clock.advance(10 * 60_000); // the periodic rewrite starts and waits for its token
+    let stopped = false;
+    const stopping = kubelet.stop().then(() => {
+      stopped = true;
+    });
+    await Promise.race([stopping, new Promise((r) => setTimeout(r, 300))]);
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    // Nothing writes into the pod's directory any more: it goes at once, without ENOTEMPTY.
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('restarts a crashed container at once, then with CrashLoopBackOff after 10 s', async () => {

@@ -9,7 +9,8 @@
  * Invariants:
  * - Every change of a container's state ends in one status write; writes are coalesced and
  *   serialised (the last one always reflects the latest state).
- * - After `terminate()` starts, nothing is started or restarted and no timer fires.
+ * - After `terminate()` starts, nothing is started or restarted and no timer fires; it waits for
+ *   a volume rewrite in flight, so nothing writes into the pod's directory once it has returned.
  * - Every started pid is in the PidRecord until its exit has been seen.
  */
 import { mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
@@ -110,8 +111,10 @@ export class PodWorker {
   private rejection: { reason: string; message: string } | undefined;
   private refreshTimer: { cancel(): void } | undefined;
   private starting: Promise<void> = Promise.resolve();
-  /** An on-demand volume refresh in flight. */
+  /** The volume rewrite in flight (on demand or periodic); `terminate()` waits for it. */
   private volumeRefresh: Promise<void> | undefined;
+  /** A rewrite was asked for while one ran: it may have read the old objects, so run once more. */
+  private volumeRefreshAgain = false;
   /** Cluster DNS files for host-network pods with dnsPolicy ClusterFirstWithHostNet. */
   private dnsMounts: BindMount[] = [];
   private terminated: Promise<void> | undefined;
@@ -260,15 +263,31 @@ export class PodWorker {
    * refresh still runs, for projected token rotation; a missing object keeps the old files.
    */
   refreshVolumes(): void {
-    if (this.terminating || !this.volumes || this.volumeRefresh) return;
-    this.volumeRefresh = prepareVolumes(this.pod, this.podDir, this.ctx.sources, this.facts())
-      .then((volumes) => {
-        this.volumes = volumes;
-      })
-      .catch((err: unknown) => this.log.warn({ err }, 'could not refresh the pod volumes'))
-      .finally(() => {
-        this.volumeRefresh = undefined;
-      });
+    if (this.terminating || !this.volumes) return;
+    void this.rewriteVolumes();
+  }
+
+  /** One rewrite at a time; never rejects (a failure is logged and the old files stay). */
+  private rewriteVolumes(): Promise<void> {
+    if (this.volumeRefresh) {
+      this.volumeRefreshAgain = true;
+      return this.volumeRefresh;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.volumeRefreshAgain = false;
+        if (this.terminating) return;
+        try {
+          this.volumes = await prepareVolumes(this.pod, this.podDir, this.ctx.sources, this.facts());
+        } catch (err) {
+          this.log.warn({ err }, 'could not refresh the pod volumes');
+        }
+      } while (this.volumeRefreshAgain);
+    };
+    this.volumeRefresh = run().finally(() => {
+      this.volumeRefresh = undefined;
+    });
+    return this.volumeRefresh;
   }
 
   private scheduleVolumeRefresh(): void {
@@ -276,12 +295,7 @@ export class PodWorker {
     if (this.terminating) return;
     this.refreshTimer = this.ctx.clock.setTimeout(() => {
       if (this.terminating) return;
-      void prepareVolumes(this.pod, this.podDir, this.ctx.sources, this.facts())
-        .then((volumes) => {
-          this.volumes = volumes;
-        })
-        .catch((err: unknown) => this.log.warn({ err }, 'could not refresh the pod volumes'))
-        .finally(() => this.scheduleVolumeRefresh());
+      void this.rewriteVolumes().finally(() => this.scheduleVolumeRefresh());
     }, VOLUME_REFRESH_MS);
   }
 
@@ -529,6 +543,8 @@ export class PodWorker {
       this.refreshTimer?.cancel();
       await this.starting.catch(() => undefined);
       this.refreshTimer?.cancel();
+      // A rewrite racing the directory's removal below failed it with ENOTEMPTY.
+      await this.volumeRefresh;
       const graceMs = (o.graceSeconds ?? this.pod.spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
       await Promise.all(
         this.slots.map(async (slot) => {
