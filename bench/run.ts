@@ -290,6 +290,14 @@ async function main(): Promise<number> {
   if (l7) {
     // After the testbed is gone: the waypoint bench runs on loopback and should not share the cores with idle agents.
     progress.step(`scenario 6: the waypoint bench (node ${WAYPOINT_BENCH}, ${settings.l7Seconds} s at the maximum rate, ${settings.latencySeconds} s at ${settings.rate} req/s per path)`);
+    // The testbed's teardown (the memory scenario's 10 000 connections, the namespaces) keeps the
+    // kernel busy after cleanup returns; the full runs' L7 part started at load average 7-8.
+    const settle = await waitForQuiet();
+    const settled = describeSettle(settle);
+    if (settled) {
+      progress.info(settled);
+      settleWaits.push({ task: 'scenario 6 (the waypoint bench)', ...settle });
+    }
     l7Child = startL7Step({ seconds: settings.l7Seconds, latencySeconds: settings.latencySeconds, warmupSeconds: settings.quick ? 0 : settings.warmupSeconds, rate: settings.rate }, (line) => progress.info(line));
     l7Result = await l7Child.result;
     l7Child = undefined;
