@@ -97,6 +97,10 @@ export interface AgentConfig {
   hboneMaxHeaderBytes: number;
   /** Client bytes an outbound tunnel sends before the peer's 200 (hbone/early-data.ts); 0: wait for the 200. */
   hboneEarlyDataBytes: number;
+  /** Concurrent CONNECT streams the HBONE pool puts on one connection before dialling another. */
+  hbonePoolMaxStreams: number;
+  /** How long the HBONE pool keeps a connection with no streams; 0 closes it when its last stream ends. */
+  hbonePoolIdleTimeoutMs: number;
 }
 
 const invalid = invalidSetting;
@@ -212,6 +216,13 @@ const SETTINGS = {
   // kept per pending CONNECT for a retry, so the pending limit (1024) bounds it at 16 MiB per
   // destination. 0 turns it off.
   hboneEarlyDataBytes: { env: 'AMESH_HBONE_EARLY_DATA_BYTES', default: 16_384, parse: int(0, 16_777_216) },
+  // The default of ztunnel's POOL_MAX_STREAMS_PER_CONNECTION (which counts a connection's streams
+  // over its life; this counts open ones): a busy destination gets a few connections, not one per stream.
+  hbonePoolMaxStreams: { env: 'AMESH_HBONE_POOL_MAX_STREAMS', default: 100, parse: int(1, 100_000) },
+  // Pooled connections are what saves a handshake per new connection; 5 min keeps them across
+  // lulls (ztunnel's POOL_UNUSED_RELEASE_TIMEOUT). 0 with a maximum of 1 stream makes every
+  // connection pay a full mTLS handshake, as a proxy pair does (the bench's handshake scenario).
+  hbonePoolIdleTimeoutMs: { env: 'AMESH_HBONE_POOL_IDLE_TIMEOUT_MS', default: 300_000, parse: int(0, 86_400_000) },
 } satisfies { [K in keyof AgentConfig]: Setting<AgentConfig[K]> };
 
 export function agentSettings(): ReadonlyArray<{ key: string; env: string; default: unknown }> {

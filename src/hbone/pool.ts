@@ -9,7 +9,8 @@
  * - Concurrent first dials to one key share ONE connection: a slot is reserved on the
  *   connection while it is still dialling. A failed dial rejects every waiter and is
  *   forgotten, so the next call dials afresh.
- * - A connection with no streams is closed after `idleTimeoutMs` (5 min). Sessions that close,
+ * - A connection with no streams is closed after `idleTimeoutMs` (5 min; 0: as its last stream
+ *   ends, so with one stream per connection every CONNECT pays a handshake). Sessions that close,
  *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
  *   session died before answering, or that the peer refused unprocessed (REFUSED_STREAM, as
  *   under GOAWAY), is retried (twice at most) on a fresh connection.
@@ -134,6 +135,7 @@ export class HbonePool {
     this.maxPending = opts.maxPendingConnects ?? HBONE_H2_SETTINGS.maxPendingConnects;
     if (!(this.maxPending >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `maxPendingConnects ${this.maxPending}: expected at least 1`);
     if (!(this.maxStreams >= 1)) throw new AmeshError('AMESH_CONFIG_INVALID', `maxStreamsPerConnection ${this.maxStreams}: expected at least 1`);
+    if (!(this.idleTimeoutMs >= 0)) throw new AmeshError('AMESH_CONFIG_INVALID', `idleTimeoutMs ${this.idleTimeoutMs}: expected 0 or more`);
   }
 
   /** A CONNECT stream to `authority` through `nextHop`, after the peer answered 200. */
@@ -275,6 +277,10 @@ export class HbonePool {
       return;
     }
     if (conn.streams > 0 || conn.dead || conn.idleTimer) return;
+    if (this.idleTimeoutMs === 0) {
+      this.retire(conn);
+      return;
+    }
     conn.idleTimer = setTimeout(() => {
       conn.idleTimer = undefined;
       if (conn.streams === 0) {

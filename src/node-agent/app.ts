@@ -219,6 +219,8 @@ export class NodeAgent {
       certificates: this.certificates,
       connectSocket: (host, port) => this.sockets.connect({ host, port }, config.connectTimeoutMs),
       logger: logger.child({ component: 'hbone-pool' }),
+      maxStreamsPerConnection: config.hbonePoolMaxStreams,
+      idleTimeoutMs: config.hbonePoolIdleTimeoutMs,
     });
     const ctx: ProxyContext = {
       node,

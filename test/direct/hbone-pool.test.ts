@@ -199,6 +199,35 @@ describe('HbonePool lifecycle', () => {
     next.destroy();
   });
 
+  it('with idleTimeoutMs 0 and one stream per connection, every CONNECT dials (a handshake each) and no connection outlives its stream', async () => {
+    bench = await startBench();
+    const pool = bench.pool({ idleTimeoutMs: 0, maxStreamsPerConnection: 1 });
+    for (let i = 0; i < 3; i++) {
+      const stream = await pool.connect(bench.request());
+      await ping(stream, `s${i}`);
+      stream.end();
+      await once(stream, 'close');
+      // Retired as the stream closed: nothing is left for the next CONNECT to reuse.
+      expect(pool.stats()).toMatchObject({ streams: 0, keys: [] });
+    }
+    const both = await Promise.all([pool.connect(bench.request()), pool.connect(bench.request())]);
+    await Promise.all(both.map((s, i) => ping(s, `p${i}`)));
+    expect(bench.accepted).toBe(5);
+    expect(pool.stats().dials).toBe(5);
+    closeAll(both);
+    await eventually(
+      () => {
+        expect(pool.stats().connections).toBe(0);
+        expect(bench!.server.stats().sessions).toBe(0);
+      },
+      { timeoutMs: 5000, intervalMs: 20, description: 'every connection closed with its stream' },
+    );
+  });
+
+  it('refuses a negative idleTimeoutMs', () => {
+    expect(() => new HbonePool({ certificates: cachedContexts(ca), logger: silentLogger, idleTimeoutMs: -1 })).toThrow(/idleTimeoutMs -1: expected 0 or more/);
+  });
+
   it('does not close a connection that still carries a stream', async () => {
     bench = await startBench();
     const pool = bench.pool({ idleTimeoutMs: 50 });

@@ -15,8 +15,14 @@ describe('readAgentConfig', () => {
     [{ AMESH_FAIL_OPEN: 'maybe' }, 'AMESH_FAIL_OPEN'],
     [{ AMESH_TYPO: '1' }, 'AMESH_TYPO'],
     [{ AMESH_SOCKET_MARK: '0x111' }, 'AMESH_SOCKET_MARK'],
+    [{ AMESH_HBONE_POOL_MAX_STREAMS: '0' }, 'AMESH_HBONE_POOL_MAX_STREAMS'],
+    [{ AMESH_HBONE_POOL_IDLE_TIMEOUT_MS: '-1' }, 'AMESH_HBONE_POOL_IDLE_TIMEOUT_MS'],
   ])('rejects %j naming the setting', (env, name) => {
     expect(() => readAgentConfig(env, 'n')).toThrow(name);
+  });
+  it('pools HBONE connections by default (100 open streams each, 5 min idle) and takes a handshake-per-connection setting', () => {
+    expect(readAgentConfig({}, 'n')).toMatchObject({ hbonePoolMaxStreams: 100, hbonePoolIdleTimeoutMs: 300_000 });
+    expect(readAgentConfig({ AMESH_HBONE_POOL_MAX_STREAMS: '1', AMESH_HBONE_POOL_IDLE_TIMEOUT_MS: '0' }, 'n')).toMatchObject({ hbonePoolMaxStreams: 1, hbonePoolIdleTimeoutMs: 0 });
   });
   it('parses hex marks', () => {
     expect(readAgentConfig({ AMESH_CAPTURE_MARK: '0x222' }, 'n').captureMark).toBe(0x222);
