@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isAmeshError } from '../../src/errors/amesh-error.js';
 import { buildSecureContext } from '../../src/identity/certificate-manager.js';
 import { dialHbone, HboneRefusedError } from '../../src/hbone/client.js';
@@ -263,6 +263,21 @@ describe('HBONE peer verification', () => {
     expect(isAmeshError(err, 'AMESH_HBONE_PEER_REJECTED')).toBe(true);
     expect((err as Error).message).toContain(SERVER_URI);
     expect(fixture.requests).toHaveLength(0);
+  });
+
+  it('checks the server identity without building Node’s detailed certificate chain, and gives the socket its own method back', async () => {
+    fixture = await startHbone();
+    const spy = vi.spyOn(tls.TLSSocket.prototype, 'getPeerCertificate');
+    try {
+      const stream = (await fixture.pool().connect(connectOpts(fixture))) as http2.ClientHttp2Stream;
+      expect(spy.mock.calls.filter((args) => args[0] === true)).toEqual([]);
+      const socket = stream.session?.socket as tls.TLSSocket;
+      expect(Object.hasOwn(socket, 'getPeerCertificate')).toBe(false);
+      expect(socket.getPeerCertificate(true).issuerCertificate).toBeDefined();
+      stream.destroy();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses a server certificate from another CA', async () => {
