@@ -104,6 +104,8 @@ export interface NodeAgentsSpec {
   config: (node: string) => Record<string, unknown>;
   /** AMESH_CAPTURE_MODE, when given. */
   captureMode?: string;
+  /** More agent settings (AMESH_* variables, src/config/agent-config.ts), e.g. the pool's for a handshake per connection. */
+  extraEnv?: Readonly<Record<string, string>>;
   cleanup: CleanupStack;
   log: (line: string) => void;
 }
@@ -137,6 +139,7 @@ export async function startNodeAgents(spec: NodeAgentsSpec): Promise<Array<{ nod
       // Stop promptly at cleanup; the default (20 s) is for Kubernetes' grace period.
       AMESH_DRAIN_TIMEOUT_MS: '2000',
       ...(spec.captureMode ? { AMESH_CAPTURE_MODE: spec.captureMode } : {}),
+      ...spec.extraEnv,
     };
     cleanup.push(`remove pinned BPF maps ${pinRoot}`, () => rm(pinRoot, { recursive: true, force: true }));
     cleanup.push(`uninstall capture on ${node}`, async () => {

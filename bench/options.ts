@@ -4,9 +4,14 @@
  */
 import { PATH_NAMES, type BenchSettings, type PathName } from './results.js';
 
-/** BENCHMARKS.md scenarios 1–6 (7, capture overhead, is a table derived from latency and connrate). */
-export type ScenarioName = 'throughput' | 'latency' | 'maxrate' | 'connrate' | 'memory' | 'l7';
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'latency', 'maxrate', 'connrate', 'memory', 'l7'];
+/**
+ * BENCHMARKS.md scenarios 1–6 (7, capture overhead, is a table derived from latency and connrate).
+ * Scenario 4 is two: `connrate` (new connections as each path makes them, so amesh's pooled HBONE
+ * makes no handshake per connection) and `handshakes` (a full mutual-TLS handshake per connection
+ * on every path: amesh with its pool off).
+ */
+export type ScenarioName = 'throughput' | 'latency' | 'maxrate' | 'connrate' | 'handshakes' | 'memory' | 'l7';
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'latency', 'maxrate', 'connrate', 'handshakes', 'memory', 'l7'];
 export const CAPTURE_MODES = ['auto', 'ebpf', 'nftables'] as const;
 export type CaptureModeOption = (typeof CAPTURE_MODES)[number];
 

@@ -30,7 +30,7 @@ export function requirements(s: Pick<RunSettings, 'paths' | 'scenarios'>): Requi
     { what: 'getconf', pkg: 'libc-bin' },
   ];
   if (s.scenarios.includes('throughput')) out.push({ what: 'iperf3', pkg: 'iperf3' });
-  if (s.scenarios.includes('maxrate') || s.scenarios.includes('l7')) out.push({ what: 'wrk', pkg: 'wrk' });
+  if ((['maxrate', 'connrate', 'handshakes', 'l7'] as const).some((x) => s.scenarios.includes(x))) out.push({ what: 'wrk', pkg: 'wrk' });
   if (uses('stunnel')) out.push({ what: 'stunnel', pkg: 'stunnel4' });
   if (uses('haproxy') || s.scenarios.includes('l7')) out.push({ what: 'haproxy', pkg: 'haproxy' });
   if (uses('nginx') || s.scenarios.includes('l7')) out.push({ what: 'nginx', pkg: 'nginx-light' });

@@ -65,14 +65,21 @@ export function buildPlan(s: Pick<RunSettings, 'scenarios' | 'paths' | 'runs' | 
   return tasks;
 }
 
-/** The paths a scenario measures: memory is the proxies' RSS, and the direct path has no proxy. */
+/**
+ * The paths a scenario measures: memory is the proxies' RSS, and the direct path has no proxy;
+ * handshakes are TLS's, and amesh-nft's agents make theirs with the same code as amesh's (only
+ * the capture differs, which the connection-rate scenario compares).
+ */
 export function pathsOf(scenario: string, paths: readonly PathName[]): PathName[] {
-  return scenario === 'memory' ? paths.filter((p) => p !== 'direct') : [...paths];
+  if (scenario === 'memory') return paths.filter((p) => p !== 'direct');
+  if (scenario === 'handshakes') return paths.filter((p) => p !== 'direct' && p !== 'amesh-nft');
+  return [...paths];
 }
 
 const METRIC_TASK_NAMES: Readonly<Record<MetricScenario, string>> = {
   maxrate: 'maximum request rate (wrk, closed loop)',
   connrate: 'connection setup rate',
+  handshakes: 'connection setup rate with a full mTLS handshake each',
   memory: 'memory with held connections',
 };
 

@@ -249,11 +249,12 @@ export function metricInfo(key: string): { label: string; better: Better; hidden
 const METRIC_TITLES: Readonly<Record<MetricScenario, string>> = {
   maxrate: 'Maximum request rate',
   connrate: 'Connection setup rate',
+  handshakes: 'Full mutual-TLS handshakes: a new connection per request, each with its own TLS handshake',
   memory: 'Memory (proxy RSS, both proxies)',
 };
 
 function metricTable(results: BenchResults, scenario: MetricScenario): MetricTable[] {
-  const samples: readonly MetricSample[] = results[scenario];
+  const samples: readonly MetricSample[] = results[scenario] ?? [];
   if (samples.length === 0) return [];
   const columns = pathsOf(scenario, results.settings.paths);
   const keys = distinct(samples.flatMap((s) => Object.keys(s.values ?? {}))).filter((k) => !metricInfo(k).hidden);
@@ -339,7 +340,7 @@ export function renderRatioSummary(tables: readonly MetricTable[]): string {
   return lines.join('\n');
 }
 
-const SCENARIO_OF_TASK: Readonly<Record<MetricScenario, string>> = { maxrate: 'maximum request rate', connrate: 'connection rate', memory: 'memory' };
+const SCENARIO_OF_TASK: Readonly<Record<MetricScenario, string>> = { maxrate: 'maximum request rate', connrate: 'connection rate', handshakes: 'handshake rate', memory: 'memory' };
 
 function failures(results: BenchResults): string[] {
   const out: string[] = [];
@@ -351,7 +352,7 @@ function failures(results: BenchResults): string[] {
     else if (s.errors) out.push(`${PATH_LABELS[s.path]} latency ${s.connections} connections run ${s.run}: ${s.errors} failed requests ${JSON.stringify(s.errorKinds ?? {})}`);
   }
   for (const scenario of METRIC_SCENARIOS) {
-    for (const s of results[scenario]) {
+    for (const s of results[scenario] ?? []) {
       if (s.error) out.push(`${PATH_LABELS[s.path]} ${SCENARIO_OF_TASK[scenario]} run ${s.run}: ${s.error}`);
       else if (!s.values || Object.keys(s.values).length === 0) out.push(`${PATH_LABELS[s.path]} ${SCENARIO_OF_TASK[scenario]} run ${s.run}: no values`);
     }
@@ -419,6 +420,11 @@ const SECTIONS: readonly (readonly [TableScenario, (r: BenchResults) => string])
   ['latency', (r) => `## 2. Latency at ${r.settings.rate} req/s`],
   ['maxrate', (r) => `## 3. Maximum request rate (closed loop, ${r.settings.maxRateConnections} connections, ${r.settings.maxRateSeconds} s)`],
   ['connrate', (r) => `## 4. Connection setup rate (a new connection per request, ${r.settings.connRateSeconds} s)`],
+  [
+    'handshakes',
+    (r) =>
+      `## 4b. Full mutual-TLS handshakes (a new connection per request, ${r.settings.connRateSeconds} s, ${r.settings.connRateConcurrency[0] ?? 4} concurrent; amesh's agents restarted with AMESH_HBONE_POOL_MAX_STREAMS=1 and AMESH_HBONE_POOL_IDLE_TIMEOUT_MS=0, so no HBONE connection is reused — the pairs always handshake)`,
+  ],
   ['memory', (r) => `## 5. Memory (RSS idle and with ${r.settings.memoryConnections.join(' and ')} held connections)`],
 ];
 

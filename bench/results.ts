@@ -65,7 +65,7 @@ export interface LatencySample {
 
 /**
  * One run of a scenario whose numbers are a flat set of named metrics (maxrate, connrate,
- * memory — bench/scenarios/*). `values` is absent when the run failed (`error` says why).
+ * handshakes, memory — bench/scenarios/*). `values` is absent when the run failed (`error` says why).
  */
 export interface MetricSample {
   path: PathName;
@@ -75,8 +75,8 @@ export interface MetricSample {
 }
 
 /** Scenarios whose samples are MetricSamples, keyed as in BenchResults. */
-export type MetricScenario = 'maxrate' | 'connrate' | 'memory';
-export const METRIC_SCENARIOS: readonly MetricScenario[] = ['maxrate', 'connrate', 'memory'];
+export type MetricScenario = 'maxrate' | 'connrate' | 'handshakes' | 'memory';
+export const METRIC_SCENARIOS: readonly MetricScenario[] = ['maxrate', 'connrate', 'handshakes', 'memory'];
 
 export interface BenchEnvironment {
   node: string;
@@ -137,6 +137,8 @@ export interface BenchResults {
   latency: LatencySample[];
   maxrate: MetricSample[];
   connrate: MetricSample[];
+  /** Scenario 4's second half: a full mutual-TLS handshake per connection (absent in results from before 2026-12-06 evening). */
+  handshakes?: MetricSample[];
   memory: MetricSample[];
   /** Scenario 6: the waypoint bench's own result document (bench/waypoint-harness.ts), when it ran. */
   l7?: L7Result;

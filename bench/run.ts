@@ -32,9 +32,9 @@ import { clockTicksPerSecond, CpuMeter } from './proc-stat.js';
 import { Progress } from './progress.js';
 import { buildTables, formatNumber, harnessHealthy, missingMeasurements, renderMarkdown } from './report.js';
 import type { BenchEnvironment, BenchResults, L7Result, LatencySample, MetricSample, MetricScenario, ThroughputSample } from './results.js';
-import { runConnRate } from './scenarios/connrate.js';
+import { runConnRate, type ConnRateSample } from './scenarios/connrate.js';
 import { runLatency } from './scenarios/latency.js';
-import { maxRateValues, numericFields, runMaxRate } from './scenarios/maxrate.js';
+import { maxRateValues, numericFields, runMaxRate, runWrk } from './scenarios/maxrate.js';
 import { memoryValues, runMemory } from './scenarios/memory.js';
 import { runThroughput } from './scenarios/throughput.js';
 import { DEFAULT_SETTLE, describeSettle, waitForQuiet, type SettleResult } from './settle.js';
@@ -81,6 +81,22 @@ function asMetric(sample: { path: MetricSample['path']; run: number; error?: str
   return { path: sample.path, run: sample.run, ...(Object.keys(values).length > 0 ? { values } : {}), ...(sample.error ? { error: sample.error } : {}) };
 }
 
+/**
+ * The node agent's pool settings that make every connection its own HBONE connection: one stream
+ * per connection, closed as that stream ends (src/config/agent-config.ts).
+ */
+const HANDSHAKE_PER_CONNECTION_ENV: Readonly<Record<string, string>> = { AMESH_HBONE_POOL_MAX_STREAMS: '1', AMESH_HBONE_POOL_IDLE_TIMEOUT_MS: '0' };
+
+/**
+ * A mesh path's handshake run is only what it claims when the server side accepted about one TLS
+ * connection per client connection; fewer means the agents still reused pooled connections.
+ */
+function stillPooled(sample: ConnRateSample): string | undefined {
+  const perConnection = sample.tunnelConnectionsPerConnection;
+  if (perConnection === undefined || perConnection >= 0.9) return undefined;
+  return `the agents made ${perConnection.toFixed(3)} HBONE connections per client connection, not one each: the pool settings ${Object.entries(HANDSHAKE_PER_CONNECTION_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} did not take effect`;
+}
+
 /** What a scenario could not measure on this machine (e.g. held connections beyond a descriptor limit), for the notes. */
 const notMeasured = new Set<string>();
 
@@ -99,6 +115,27 @@ const METRIC_RUNNERS: Readonly<Record<MetricScenario, MetricRunner>> = {
       if (sample.error) errors.push(`${concurrency} concurrent: ${sample.error}`);
     }
     return asMetric({ path: task.path, run: task.run, ...(errors.length > 0 ? { error: errors.join('; ') } : {}) }, values);
+  },
+  handshakes: async (task, bed, s, meter) => {
+    const concurrency = s.connRateConcurrency[0] ?? 4;
+    const mesh = task.path === 'amesh' || task.path === 'amesh-nft';
+    let sample: ConnRateSample;
+    try {
+      if (mesh) {
+        await bed.restartAgents(task.path, HANDSHAKE_PER_CONNECTION_ENV);
+        // Fresh processes: their JIT warms up on connections that are not counted, as the pairs' did in earlier scenarios.
+        await waitForQuiet();
+        await runWrk(task, bed, meter, { connections: concurrency, seconds: Math.min(2, s.connRateSeconds), headers: ['Connection: close'] });
+        await waitForQuiet();
+      }
+      sample = await runConnRate(task, bed, { connRateSeconds: s.connRateSeconds, connRateConcurrency: concurrency }, meter);
+    } finally {
+      if (mesh) await bed.restartAgents(task.path);
+    }
+    const values: Record<string, number> = {};
+    for (const [k, v] of Object.entries(numericFields(sample, ['run', 'concurrency']))) values[`${k}@c${concurrency}`] = v;
+    const error = sample.error ?? (mesh ? stillPooled(sample) : undefined);
+    return asMetric({ path: task.path, run: task.run, ...(error ? { error } : {}) }, values);
   },
   memory: async (task, bed, s, meter) => {
     // Fresh agents per run: memory is not returned after a release, so a reused agent would start from a raised baseline.
@@ -242,7 +279,7 @@ async function main(): Promise<number> {
   const meter = new CpuMeter(await clockTicksPerSecond());
   const throughput: ThroughputSample[] = [];
   const latency: LatencySample[] = [];
-  const metrics: Record<MetricScenario, MetricSample[]> = { maxrate: [], connrate: [], memory: [] };
+  const metrics: Record<MetricScenario, MetricSample[]> = { maxrate: [], connrate: [], handshakes: [], memory: [] };
   /** Measurements that waited over a second for the machine to settle (bench/settle.ts), for the notes. */
   const settleWaits: Array<SettleResult & { task: string }> = [];
   let captureMode = 'n/a';

@@ -32,6 +32,7 @@ import type { RunSettings } from './options.js';
 import type { Progress } from './progress.js';
 import { AMESH_CLI, BENCH_DIR, freeNamespacePrefix, REPO_DIR, runAmesh, startNodeAgents, tail, waitForListener } from './mesh-setup.js';
 import type { PathName } from './results.js';
+import { parseSnmpTcp } from './proc-net-snmp.js';
 
 export { AMESH_CLI, BENCH_DIR, REPO_DIR };
 export const HTTP_SERVER = join(BENCH_DIR, 'http-server.js');
@@ -385,18 +386,20 @@ export class Testbed {
    * path again. The memory scenario measures every run from fresh processes: after a release V8
    * and the allocator keep their pages mapped, and a later run that reuses them would read fewer
    * KB per connection than a node carries on its first burst. Capture stays in place across the
-   * restart (pinned maps), as it does for an agent upgrade.
+   * restart (pinned maps), as it does for an agent upgrade. `extraEnv`: agent settings for these
+   * processes only (the handshake scenario turns the HBONE pool off); a restart without it
+   * starts agents with the defaults again.
    */
-  async restartAgents(path: PathName): Promise<void> {
+  async restartAgents(path: PathName, extraEnv?: Readonly<Record<string, string>>): Promise<void> {
     if (path !== 'amesh' && path !== 'amesh-nft') return;
     const start = this.agentStarts.get(path);
     if (!start) throw new TestbedError(`the ${path} agents were never started, so they cannot be restarted`);
     for (const agent of this.agents.get(path) ?? []) await agent.stop(5_000);
-    await this.startAgents(path, start.captureMode, start.cleanup, start.progress);
+    await this.startAgents(path, start.captureMode, start.cleanup, start.progress, extraEnv);
     await this.checkMeshPath(path);
   }
 
-  private async startAgents(path: MeshPath, captureMode: string | undefined, cleanup: CleanupStack, progress: Progress): Promise<void> {
+  private async startAgents(path: MeshPath, captureMode: string | undefined, cleanup: CleanupStack, progress: Progress, extraEnv?: Readonly<Record<string, string>>): Promise<void> {
     this.agentStarts.set(path, { captureMode, cleanup, progress });
     const started = await startNodeAgents({
       ErrorClass: TestbedError,
@@ -406,6 +409,7 @@ export class Testbed {
       nodes: MESH_NODES[path],
       config: (node) => this.meshConfig(node),
       ...(captureMode ? { captureMode } : {}),
+      ...(extraEnv ? { extraEnv } : {}),
       cleanup,
       log: (line) => progress.info(line),
     });
@@ -423,14 +427,20 @@ export class Testbed {
   private async checkMeshPath(path: MeshPath): Promise<void> {
     const { host, httpPort } = ENDPOINTS[path];
     const [clientNode, serverNode] = MESH_NODES[path];
+    // Connections the client node opened itself: only its agent dials from there (a pod's traffic
+    // is routed through the node, not opened by it). An agent whose pool keeps no connection
+    // (AMESH_HBONE_POOL_IDLE_TIMEOUT_MS=0) has closed the probe's tunnel before it can be seen.
+    const activeOpens = async (): Promise<number> => parseSnmpTcp((await this.topology.exec(clientNode, ['cat', '/proc/net/snmp'], { timeoutMs: 5000 })).stdout).ActiveOpens ?? 0;
+    const opensBefore = await activeOpens();
     const code = await this.probe(path);
     if (code !== '200') {
       const logs = await Promise.all(MESH_NODES[path].map(async (name) => `${name}:\n${await tail(join(this.dir, `agent-${name}.log`), 4)}`));
       throw new TestbedError(`a request from the enrolled client pod to ${host}:${httpPort} through ${path} returned ${code || 'nothing'} (curl); last agent log lines:\n${logs.join('\n')}`);
     }
     const tunnels = await this.topology.exec(clientNode, ['ss', '-Htn', 'state', 'established', 'dport', '=', ':15008'], { timeoutMs: 5000 });
-    if (!tunnels.stdout.trim()) {
-      throw new TestbedError(`the enrolled client reached the server, but ${clientNode} holds no HBONE connection to ${serverNode}:15008 — the traffic was not captured; ${path} numbers would be plain routing`);
+    const dialled = (await activeOpens()) > opensBefore;
+    if (!tunnels.stdout.trim() && !dialled) {
+      throw new TestbedError(`the enrolled client reached the server, but ${clientNode} neither holds nor opened an HBONE connection to ${serverNode}:15008 — the traffic was not captured; ${path} numbers would be plain routing`);
     }
   }
 }

@@ -15,6 +15,7 @@ import type { CpuMeter } from '../proc-stat.js';
 import type { PathName } from '../results.js';
 import { proxyEfficiency, runWrk, type PathRun, type ScenarioBed } from './maxrate.js';
 import { wrkErrors } from '../load/wrk.js';
+import { parseSnmpTcp } from '../proc-net-snmp.js';
 
 export interface ConnRateSettings {
   connRateSeconds: number;
@@ -43,16 +44,6 @@ export interface ConnRateSample {
   /** New connections per proxy CPU-second. */
   connectionsPerProxyCoreSecond?: number;
   error?: string;
-}
-
-/** The `Tcp:` counters of a /proc/net/snmp text (two lines: names, then values). */
-export function parseSnmpTcp(text: string): Record<string, number> {
-  const lines = text.split('\n').filter((l) => l.startsWith('Tcp:'));
-  if (lines.length < 2) throw new Error('no Tcp: lines in /proc/net/snmp');
-  const names = lines[0]!.split(/\s+/).slice(1);
-  const values = lines[1]!.split(/\s+/).slice(1).map(Number);
-  if (names.length !== values.length || values.some((v) => !Number.isFinite(v))) throw new Error(`malformed Tcp: lines in /proc/net/snmp: ${lines[1]}`);
-  return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
 }
 
 /**

@@ -75,7 +75,7 @@ describe.skipIf(!guard.run)('npm run bench --quick', () => {
     }
     for (const scenario of METRIC_SCENARIOS) {
       for (const path of pathsOf(scenario, PATH_NAMES)) {
-        const sample = results[scenario].find((s) => s.path === path);
+        const sample = (results[scenario] ?? []).find((s) => s.path === path);
         if (!sample?.values || Object.keys(sample.values).length === 0) missing.push(`${scenario} × ${path}${sample?.error ? ` (${sample.error})` : ''}`);
       }
     }
@@ -88,7 +88,7 @@ describe.skipIf(!guard.run)('npm run bench --quick', () => {
   it('writes the ratio table, every scenario section, versions and no failures', () => {
     expect(markdown).toContain('## Ratios: amesh ÷ direct and amesh ÷ best comparator (medians)');
     expect(markdown).toMatch(/\| Throughput \(Gbit\/s\): -P1 client→server \| higher \| [\d.]+ \| [\d.]+× \| [\d.]+× \((stunnel|haproxy|nginx)\) \|/);
-    for (const heading of ['## 1. Bulk', '## 2. Latency', '## 3. Maximum request rate', '## 4. Connection setup rate', '## 5. Memory', '## 6. L7', '## 7. Capture overhead']) expect(markdown).toContain(heading);
+    for (const heading of ['## 1. Bulk', '## 2. Latency', '## 3. Maximum request rate', '## 4. Connection setup rate', '## 4b. Full mutual-TLS handshakes', '## 5. Memory', '## 6. L7', '## 7. Capture overhead']) expect(markdown).toContain(heading);
     for (const tool of ['haproxy', 'nginx', 'stunnel', 'iperf3', 'wrk']) expect(markdown).not.toMatch(new RegExp(`\\| ${tool} \\| not found \\|`));
     expect(markdown).not.toContain('## Failures');
   });

@@ -7,7 +7,7 @@ import { NGINX_STREAM_MODULE, nginxPairConfig } from '../../bench/comparators/ng
 import { l7TimeoutMs, waypointArgv } from '../../bench/l7-step.js';
 import { resolveSettings } from '../../bench/options.js';
 import { packagesOf, requirements } from '../../bench/packages.js';
-import { buildPlan } from '../../bench/plan.js';
+import { buildPlan, pathsOf } from '../../bench/plan.js';
 import { bestComparator, buildTables, demoteMarkdown, harnessHealthy, metricInfo, missingMeasurements, renderMarkdown, VS_BEST, VS_DIRECT } from '../../bench/report.js';
 import type { BenchResults, LatencySample, MetricSample, PathName } from '../../bench/results.js';
 import { summarize } from '../../bench/stats.js';
@@ -62,6 +62,9 @@ describe('packages', () => {
     expect(small).not.toContain('stunnel4');
     expect(small).not.toContain('iperf3');
     expect(small).not.toContain('haproxy');
+    expect(small).not.toContain('wrk');
+    // Every wrk scenario installs it, not only the maximum rate.
+    for (const scenarios of ['connrate', 'handshakes', 'maxrate', 'l7']) expect(packagesOf(requirements(resolveSettings({ paths: 'direct,amesh', scenarios })))).toContain('wrk');
   });
 });
 
@@ -87,6 +90,12 @@ describe('topology and plan', () => {
     const plan = buildPlan({ scenarios: ['maxrate', 'connrate', 'memory'], paths: ['direct', 'haproxy', 'amesh'], runs: 2, streams: [1], directions: ['forward'], connections: [4] });
     expect(plan.filter((t) => t.scenario === 'maxrate').map((t) => `${t.path}${t.run}`)).toEqual(['direct1', 'haproxy1', 'amesh1', 'haproxy2', 'amesh2', 'direct2']);
     expect(plan.filter((t) => t.scenario === 'memory').map((t) => t.path)).toEqual(['haproxy', 'amesh', 'amesh', 'haproxy']);
+  });
+
+  it('plans the handshake scenario for the TLS paths only, and amesh once (its nftables twin handshakes with the same code)', () => {
+    const plan = buildPlan({ scenarios: ['handshakes'], paths: ['direct', 'stunnel', 'nginx', 'amesh', 'amesh-nft'], runs: 1, streams: [1], directions: ['forward'], connections: [4] });
+    expect(plan.map((t) => t.path)).toEqual(['stunnel', 'nginx', 'amesh']);
+    expect(pathsOf('handshakes', ['direct', 'amesh-nft'])).toEqual([]);
   });
 });
 
@@ -131,6 +140,7 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     notes: [],
   };
   const all = ['throughput', 'latency', 'maxrate', 'connrate', 'memory', 'l7'];
+  const handshakes = (['stunnel', 'haproxy', 'nginx', 'amesh'] as const).map((p, i) => metric(p, 1, { 'connectionsPerSecond@c4': 300 + 100 * i, 'tunnelConnectionsPerConnection@c4': 1 }));
   const tables = buildTables(results);
   const byId = (id: string) => tables.find((t) => t.id === id)!;
 
@@ -173,6 +183,19 @@ describe('tables of scenarios 3–7 and the smoke verdict', () => {
     const p99 = capture.rows.find((r) => r.label === 'latency p99 ms, 4 connections')!;
     expect(p99.ratios['amesh-nft ÷ amesh']).toBeCloseTo(4 / 3);
     expect(capture.rows.some((r) => r.label.startsWith('connrate: new connections/s'))).toBe(true);
+  });
+
+  it('tables full handshakes for the TLS paths under section 4b; a results file from before the scenario still renders', () => {
+    const withHandshakes = { ...results, handshakes };
+    const table = buildTables(withHandshakes).find((t) => t.id === 'handshakes')!;
+    expect(table.columns).toEqual(['stunnel', 'haproxy', 'nginx', 'amesh']);
+    const rate = table.rows.find((r) => r.label === 'new connections/s (one request each), 4 concurrent')!;
+    expect(rate.bestComparator).toBe('nginx');
+    expect(rate.ratios[VS_BEST]).toBeCloseTo(600 / 500);
+    expect(renderMarkdown(withHandshakes, buildTables(withHandshakes))).toContain('## 4b. Full mutual-TLS handshakes');
+    expect(missingMeasurements({ ...withHandshakes, handshakes: handshakes.slice(0, 3) }, ['handshakes'])).toEqual(['handshakes × amesh']);
+    expect(tables.some((t) => t.id === 'handshakes')).toBe(false);
+    expect(renderMarkdown(results, tables)).not.toContain('## 4b.');
   });
 
   it('renders every section and the ratio summary; healthy when every path × scenario has a value', () => {

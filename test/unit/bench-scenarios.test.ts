@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parseHoldEvent, parseOpenFilesLimit } from '../../bench/load/hold.js';
 import { parseWrkOutput, wrkArgv, wrkErrors, WrkOutputError } from '../../bench/load/wrk.js';
 import type { ProcStat } from '../../bench/proc-stat.js';
-import { parseSnmpTcp, tunnelConnectionsPerConnection } from '../../bench/scenarios/connrate.js';
+import { parseSnmpTcp } from '../../bench/proc-net-snmp.js';
+import { tunnelConnectionsPerConnection } from '../../bench/scenarios/connrate.js';
 import { numericFields, proxyEfficiency } from '../../bench/scenarios/maxrate.js';
 import { descriptorsPerConnection, heapAfterOf, kbPerConnection, memoryValues, openTimeoutMs, parseVmRssKB, processTree } from '../../bench/scenarios/memory.js';
 
