@@ -248,7 +248,7 @@ export class HbonePool {
         ...(this.opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: this.opts.pingTimeoutMs } : {}),
       });
       conn.session = session;
-      const notAfterMs = connectionNotAfterMs(session.socket as tls.TLSSocket);
+      const notAfterMs = connectionNotAfterMs(session.socket as tls.TLSSocket, secureContext);
       if (notAfterMs !== undefined) conn.notAfterMs = notAfterMs;
       this.live.add(session);
       session.once('close', () => {

@@ -245,7 +245,7 @@ export class HboneServer {
       ALPNProtocols: [...HBONE_TLS.alpnProtocols],
     });
     conn.tlsSocket = tlsSocket;
-    tlsSocket.once('secure', () => this.onSecure(conn, tlsSocket));
+    tlsSocket.once('secure', () => this.onSecure(conn, tlsSocket, secureContext));
     tlsSocket.on('_tlsError', (err: Error) => {
       if (this.handshaking.has(conn)) this.reject(conn, 'TLS handshake failed', { err: err.message });
       tlsSocket.destroy();
@@ -263,10 +263,12 @@ export class HboneServer {
   }
 
   /** Handshake done; Node verified nothing for us yet (see secure()). */
-  private onSecure(conn: PendingConnection, tlsSocket: tls.TLSSocket): void {
+  private onSecure(conn: PendingConnection, tlsSocket: tls.TLSSocket, secureContext: tls.SecureContext): void {
     if (conn.rejected || tlsSocket.destroyed) return;
     const refuse = (reason: string, extra: Record<string, unknown> = {}): void => this.reject(conn, reason, extra);
-    const verifyError = clientVerifyError(tlsSocket);
+    // Read once: each call builds the whole object (names, fingerprints, key) natively.
+    const peerCert = tlsSocket.getPeerCertificate();
+    const verifyError = clientVerifyError(tlsSocket, peerCert);
     if (verifyError) return refuse('client certificate not trusted', { err: verifyError });
     tlsSocket.authorized = true;
     (tlsSocket as unknown as { _releaseControl?: () => void })._releaseControl?.();
@@ -278,7 +280,7 @@ export class HboneServer {
     } catch (err) {
       return refuse('trust domains unavailable', { err: describeError(err) });
     }
-    const peerIdentity = peerIdentityIn(tlsSocket, trustDomains);
+    const peerIdentity = peerIdentityIn(peerCert, trustDomains);
     if (!peerIdentity) return refuse(`client certificate has no SPIFFE identity in trust domains ${trustDomains.join(', ')}`);
     if (this.closed) return refuse('server is closed');
     this.settle(conn);
@@ -298,7 +300,7 @@ export class HboneServer {
       socket: tlsSocket,
       streams: 0,
       streamEvents: 0,
-      notAfterMs: connectionNotAfterMs(tlsSocket),
+      notAfterMs: connectionNotAfterMs(tlsSocket, secureContext, peerCert),
     };
     try {
       this.h2.emit('connection', tlsSocket);
@@ -479,11 +481,11 @@ function headerListBytes(rawHeaders: readonly string[] | undefined): number {
  * TLSSocket of our own a client with an untrusted certificate would otherwise get through.
  * `ssl` is the TLSSocket's long-standing alias of its TLS handle.
  */
-function clientVerifyError(socket: tls.TLSSocket): string | undefined {
+function clientVerifyError(socket: tls.TLSSocket, peerCert: tls.PeerCertificate): string | undefined {
   const handle = (socket as unknown as { ssl?: { verifyError?: () => Error | null } }).ssl;
   if (typeof handle?.verifyError !== 'function') return 'cannot read the verification result';
   const err = handle.verifyError();
   if (err) return (err as Error & { code?: string }).code ?? err.message;
-  if (!socket.getPeerCertificate()?.raw) return 'no client certificate';
+  if (!peerCert?.raw) return 'no client certificate';
   return undefined;
 }

@@ -4,7 +4,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { clearLeafFacts, leafFacts, peerCertificateFacts, x509Facts } from '../../src/hbone/peer.js';
+import type tls from 'node:tls';
+import { clearLeafFacts, connectionNotAfterMs, leafFacts, peerCertificateFacts, x509Facts } from '../../src/hbone/peer.js';
 import { createTestCa, type TestCa } from '../helpers/pki.js';
 
 let ca: TestCa;
@@ -61,5 +62,23 @@ describe('leaf certificate facts', () => {
     leafFacts('', read);
     expect(reads).toBe(2);
     expect(peerCertificateFacts(undefined)).toEqual({ spiffeIds: [], notAfterMs: Infinity });
+  });
+
+  it('reads our own certificate once per secure context, and takes the earlier notAfter of the two ends', () => {
+    let ownReads = 0;
+    const socket = {
+      getX509Certificate: () => {
+        ownReads++;
+        return leaf;
+      },
+      getPeerCertificate: () => ({}),
+    } as unknown as tls.TLSSocket;
+    const context = {} as tls.SecureContext;
+    expect(connectionNotAfterMs(socket, context)).toBe(Date.parse(leaf.validTo));
+    expect(connectionNotAfterMs(socket, context)).toBe(Date.parse(leaf.validTo));
+    expect(ownReads).toBe(1);
+    const earlier = { raw: leaf.raw, fingerprint256: 'earlier', valid_to: 'Jan  1 00:00:00 2020 GMT' } as tls.PeerCertificate;
+    expect(connectionNotAfterMs(socket, {} as tls.SecureContext, earlier)).toBe(Date.parse('2020-01-01T00:00:00Z'));
+    expect(ownReads).toBe(2);
   });
 });
