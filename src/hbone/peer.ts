@@ -8,7 +8,7 @@
  * fingerprint, which OpenSSL computes natively. Peers present the same certificate on every
  * connection until they rotate it (24 h by default), and parsing a certificate in JavaScript
  * costs about as much CPU as the rest of a TLS handshake (profiled with a handshake per
- * connection: asn1js and Node's getPeerCertificate() objects were ~45 % of an agent's CPU).
+ * connection: asn1js and Node's getPeerCertificate() objects were 35–50 % of an agent's CPU).
  * The cache holds facts only; every handshake still verifies the chain in OpenSSL.
  *
  * Peer certificates are read with getPeerCertificate() (the leaf only; ~20 µs), never with
