@@ -13,4 +13,3 @@ export function parseSnmpTcp(text: string): Record<string, number> {
   if (names.length !== values.length || values.some((v) => !Number.isFinite(v))) throw new Error(`malformed Tcp: lines in /proc/net/snmp: ${lines[1]}`);
   return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
 }
-

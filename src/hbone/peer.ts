@@ -34,7 +34,7 @@ const FACTS_LIMIT = 1024;
 const factsByFingerprint = new Map<string, LeafFacts>();
 
 /** All SPIFFE IDs in a DER certificate's URI SANs. */
-export function spiffeIdsOf(der: Buffer | undefined): string[] {
+function spiffeIdsOf(der: Buffer | undefined): string[] {
   if (!der || der.length === 0) return [];
   return uriSansFromDer(der).filter((uri) => parseSpiffeId(uri) !== null);
 }
