@@ -39,7 +39,6 @@ import type { EarlyData } from './early-data.js';
 import { formatAuthority } from './headers.js';
 import { HBONE_H2_SETTINGS } from './settings.js';
 import { allSettledWithin } from '../net/within.js';
-import { connectionNotAfterMs } from './peer.js';
 
 export interface HbonePoolOptions {
   certificates: { secureContext(id: WorkloadIdentity): Promise<tls.SecureContext> };
@@ -238,7 +237,7 @@ export class HbonePool {
       } catch (err) {
         throw connectError(err, peer);
       }
-      const session = await dialHbone({
+      const { session, notAfterMs } = await dialHbone({
         socket,
         secureContext,
         expectedIdentities: expected,
@@ -248,7 +247,6 @@ export class HbonePool {
         ...(this.opts.pingTimeoutMs !== undefined ? { pingTimeoutMs: this.opts.pingTimeoutMs } : {}),
       });
       conn.session = session;
-      const notAfterMs = connectionNotAfterMs(session.socket as tls.TLSSocket, secureContext);
       if (notAfterMs !== undefined) conn.notAfterMs = notAfterMs;
       this.live.add(session);
       session.once('close', () => {

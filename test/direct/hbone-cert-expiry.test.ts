@@ -152,7 +152,7 @@ describe('HboneServer and expired certificates', () => {
   async function dial(b: Bench, secureContext: tls.SecureContext): Promise<http2.ClientHttp2Session> {
     const socket = net.connect({ host: '127.0.0.1', port: b.hbonePort, allowHalfOpen: true });
     await once(socket, 'connect');
-    return dialHbone({ socket, secureContext, expectedIdentities: [SERVER_URI], peer: `127.0.0.1:${b.hbonePort}` });
+    return (await dialHbone({ socket, secureContext, expectedIdentities: [SERVER_URI], peer: `127.0.0.1:${b.hbonePort}` })).session;
   }
 
   for (const side of ['client', 'server'] as const) {
