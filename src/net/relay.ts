@@ -107,7 +107,7 @@ function unwatchEndStream(stream: Duplex, direction: Direction): void {
  * Why 1 MiB: a paused source resumes only at 'drain', which Node emits once the destination's
  * buffer is empty, and its next read needs another event-loop turn, so the destination idles
  * for a moment at every pause. Under bulk load the agents paused every 128 KiB (the previous
- * value) and a quarter of the two CPUs sat idle while neither agent was busy (perf, iperf3 -P1
+ * value) and a quarter of the two CPUs sat idle while neither agent was saturated (perf, iperf3 -P1
  * through amesh). Interleaved iperf3 -P1 runs through the agents, Gbit/s forward / reverse:
  * 128 KiB 4.36–5.16, 512 KiB 5.81–6.07, 1 MiB 5.85–6.40, 2 MiB 5.49–6.01, 4 MiB 5.73–6.01.
  * A slow reader's connection holds this plus the peer's HBONE stream window (4 MiB).
