@@ -5,7 +5,7 @@
  * a local config with their capture installed and removed. Errors are raised with the caller's
  * error class (TestbedError, SoakTopologyError), so each harness keeps its own error code.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { NODE_AGENT_NODE_FLAGS } from '../src/config/runtime-flags.js';
+import { nodeAgentNodeFlags } from '../src/config/runtime-flags.js';
 import type { SpawnedProcess, Topology } from '../src/sandbox/network/topology.js';
 import type { CleanupStack } from './cleanup.js';
 
@@ -110,14 +110,41 @@ export interface NodeAgentsSpec {
   log: (line: string) => void;
 }
 
+/** The node binary the agents run on, and its version. */
+export interface AgentRuntime {
+  path: string;
+  version: string;
+}
+
+let agentRuntimeCache: AgentRuntime | undefined;
+
 /**
- * The node agents' Node/V8 flags: the ones every agent runs with (src/config/runtime-flags.ts),
- * then extra ones for the agents only (`BENCH_AGENT_NODE_FLAGS`, space-separated), for A/B runs
- * of runtime settings that NODE_OPTIONS does not accept (most V8 flags). V8 takes the last of
- * two contradicting flags, so `--no-single-threaded-gc` there measures the agents without it.
+ * The agents' runtime: `BENCH_AGENT_NODE` (a node binary, e.g. Node 24 — the container images'
+ * runtime — from `npx -y -p node@24 node -p process.execPath`) or the bench's own node. Only the
+ * agents move: the load generators and backends stay on the bench's node, so a runtime A/B
+ * measures the agents alone. Throws, naming the variable, when the binary does not run.
+ */
+export function agentRuntime(): AgentRuntime {
+  if (agentRuntimeCache) return agentRuntimeCache;
+  const path = process.env.BENCH_AGENT_NODE || process.execPath;
+  if (path === process.execPath) return (agentRuntimeCache = { path, version: process.versions.node });
+  const probe = spawnSync(path, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: 10_000 });
+  const version = probe.stdout?.trim() ?? '';
+  if (probe.status !== 0 || !/^\d+\.\d+\.\d+/.test(version)) {
+    throw new Error(`BENCH_AGENT_NODE=${path} is not a runnable node binary (${probe.error?.message ?? probe.stderr?.trim() ?? `exit ${probe.status}`}): point it at a node executable or unset it`);
+  }
+  return (agentRuntimeCache = { path, version });
+}
+
+/**
+ * The node agents' Node/V8 flags: the ones every agent runs with on the agents' node version
+ * (src/config/runtime-flags.ts), then extra ones for the agents only (`BENCH_AGENT_NODE_FLAGS`,
+ * space-separated), for A/B runs of runtime settings that NODE_OPTIONS does not accept (most V8
+ * flags). V8 takes the last of two contradicting flags, so `--no-single-threaded-gc` there
+ * measures the agents without it.
  */
 function agentNodeFlags(): string[] {
-  return [...NODE_AGENT_NODE_FLAGS, ...(process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)];
+  return [...nodeAgentNodeFlags(agentRuntime().version), ...(process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)];
 }
 
 /**
@@ -146,7 +173,7 @@ export async function startNodeAgents(spec: NodeAgentsSpec): Promise<Array<{ nod
       await topology.exec(node, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, AMESH_CLI, 'node-agent', '--local-config', config, '--uninstall'], { timeoutMs: 30_000 });
     });
     const log = join(dir, `agent-${node}.log`);
-    const agent = topology.spawn(node, [process.execPath, ...agentNodeFlags(), AMESH_CLI, 'node-agent', '--local-config', config], {
+    const agent = topology.spawn(node, [agentRuntime().path, ...agentNodeFlags(), AMESH_CLI, 'node-agent', '--local-config', config], {
       env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, '--expose-gc'].filter(Boolean).join(' ') },
       stdoutFile: log,
       stderrFile: log,

@@ -447,6 +447,7 @@ export function renderMarkdown(results: BenchResults, tables: readonly MetricTab
     '| component | version |',
     '|---|---|',
     `| Node | ${e.node} |`,
+    ...(e.agentNode ? [`| Node (amesh's node agents, BENCH_AGENT_NODE) | ${e.agentNode} |`] : []),
     `| OpenSSL (Node) | ${e.openssl} |`,
     `| kernel | ${e.kernel} |`,
     `| CPU | ${e.cpus} |`,

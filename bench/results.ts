@@ -80,6 +80,8 @@ export const METRIC_SCENARIOS: readonly MetricScenario[] = ['maxrate', 'connrate
 
 export interface BenchEnvironment {
   node: string;
+  /** The amesh agents' node when it is not the bench's own (`BENCH_AGENT_NODE`). */
+  agentNode?: string;
   openssl: string;
   kernel: string;
   iperf3: string;

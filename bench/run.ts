@@ -27,6 +27,7 @@ import { ameshVersion, cpuDescription, h2Settings, kernelRelease, toolVersions }
 import { startL7Step, WAYPOINT_BENCH, type L7Child } from './l7-step.js';
 import { BenchUsageError, CAPTURE_MODES, resolveSettings, SCENARIO_NAMES, type RawOptions, type RunSettings } from './options.js';
 import { installPackages, missingRequirements, packagesOf, requirements } from './packages.js';
+import { agentRuntime } from './mesh-setup.js';
 import { buildPlan, describeTask, type MetricTask } from './plan.js';
 import { clockTicksPerSecond, CpuMeter } from './proc-stat.js';
 import { Progress } from './progress.js';
@@ -343,8 +344,10 @@ async function main(): Promise<number> {
   }
 
   progress.step('writing results');
+  const agents = agentRuntime();
   const environment: BenchEnvironment = {
     node: process.version,
+    ...(agents.path !== process.execPath ? { agentNode: `v${agents.version}` } : {}),
     openssl: process.versions.openssl ?? 'unknown',
     kernel: kernelRelease(),
     ...(await toolVersions()),
