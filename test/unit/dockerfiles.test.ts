@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { NODE_AGENT_NODE_FLAGS } from '../../src/config/runtime-flags.js';
+import { NODE_AGENT_FLAGS, nodeFlagsFor, type NodeFlag } from '../../src/config/runtime-flags.js';
 import { DEFAULT_GATEWAY_IMAGE } from '../../src/controller/gateway/ingress-render.js';
 import { DEFAULT_WAYPOINT_IMAGE } from '../../src/controller/waypoint/render.js';
 import { nativeAddonPath } from '../../src/native/addon.js';
@@ -28,11 +28,11 @@ interface ImageSpec {
   dockerfile: string;
   names: string[];
   root: boolean;
-  /** node's own flags in the ENTRYPOINT, before the CLI (src/config/runtime-flags.ts). */
-  nodeFlags: readonly string[];
+  /** node's own flags in the ENTRYPOINT, before the CLI, for the runtime image's Node (src/config/runtime-flags.ts). */
+  nodeFlags: readonly NodeFlag[];
 }
 const IMAGES: Record<string, ImageSpec> = {
-  node: { dockerfile: 'images/node/Dockerfile', names: ['amesh/node-agent'], root: true, nodeFlags: NODE_AGENT_NODE_FLAGS },
+  node: { dockerfile: 'images/node/Dockerfile', names: ['amesh/node-agent'], root: true, nodeFlags: NODE_AGENT_FLAGS },
   controller: { dockerfile: 'images/controller/Dockerfile', names: ['amesh/controller'], root: false, nodeFlags: [] },
   waypoint: { dockerfile: 'images/waypoint/Dockerfile', names: ['amesh/waypoint', 'amesh/gateway'], root: false, nodeFlags: [] },
 };
@@ -43,6 +43,11 @@ const all = (stage: Stage, keyword: string) => stage.instructions.filter((i) => 
 const last = (stage: Stage, keyword: string) => all(stage, keyword).at(-1);
 const runs = (stage: Stage): string => all(stage, 'RUN').map((i) => i.args).join('\n');
 const copies = (stage: Stage) => all(stage, 'COPY').map(parseCopy);
+/** Node major of a node image tag (node:24-bookworm-slim, node:24.11.1-… → 24). */
+const nodeMajorOf = (base: string): number | undefined => {
+  const major = /^node:(\d+)[.-]/.exec(base)?.[1];
+  return major === undefined ? undefined : Number(major);
+};
 /** Debian codename of a node image tag (node:24-bookworm-slim → bookworm). */
 const debianOf = (base: string): string | undefined => /^node:[\d.]+-(\w+?)(?:-slim)?(?:@.*)?$/.exec(base)?.[1];
 
@@ -94,7 +99,10 @@ describe.each(Object.entries(IMAGES))('images/%s/Dockerfile', (_key, spec) => {
 
   it('starts the CLI in exec form, with the CMD the manifests pass as args', () => {
     expect(all(runtime, 'ENTRYPOINT')).toHaveLength(1);
-    expect(execForm(last(runtime, 'ENTRYPOINT')!)).toEqual(['node', ...spec.nodeFlags, '/app/bin/amesh.js']);
+    // The flags of the image's own Node major: Node 24's V8 takes flags Node 20's refuses.
+    const major = nodeMajorOf(runtime.base);
+    expect(major, runtime.base).toBeDefined();
+    expect(execForm(last(runtime, 'ENTRYPOINT')!)).toEqual(['node', ...nodeFlagsFor(spec.nodeFlags, major!), '/app/bin/amesh.js']);
     const cmd = execForm(last(runtime, 'CMD')!);
     const containers = manifestContainers();
     for (const name of spec.names) {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BUILT_IN_IMAGES, containerLaunch, resolveImage, type ImagePlan } from '../../src/sandbox/images/catalog.js';
 import type { HostTools } from '../../src/sandbox/images/host-tools.js';
 
-const host: HostTools = { node: '/usr/bin/node', amesh: '/repo/bin/amesh.js', nginx: '/usr/sbin/nginx' };
+const host: HostTools = { node: '/usr/bin/node', nodeVersion: '24.11.1', amesh: '/repo/bin/amesh.js', nginx: '/usr/sbin/nginx' };
 
 function plan(image: string): ImagePlan {
   const p = resolveImage(image, host);

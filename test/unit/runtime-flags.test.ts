@@ -1,19 +1,39 @@
 /**
  * node's own flags (src/config/runtime-flags.ts) must be ones node accepts on its command line:
- * a misspelt V8 flag stops node at start ("bad option"), i.e. every agent pod would crash-loop.
- * test/unit/dockerfiles.test.ts checks the images' ENTRYPOINTs carry them.
+ * a misspelt or too-new V8 flag stops node at start ("bad option"), i.e. every agent pod would
+ * crash-loop. test/unit/dockerfiles.test.ts checks the images' ENTRYPOINTs carry them.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { NODE_AGENT_NODE_FLAGS } from '../../src/config/runtime-flags.js';
+import { NODE_AGENT_FLAGS, nodeAgentNodeFlags, nodeFlagsFor, nodeMajor } from '../../src/config/runtime-flags.js';
+
+const run = (flags: readonly string[]) => spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' });
 
 describe('node flags per program', () => {
-  it('node accepts the agent flags (and refuses an unknown one)', () => {
-    const run = (flags: readonly string[]) => spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' });
-    expect(NODE_AGENT_NODE_FLAGS).toContain('--single-threaded-gc');
-    const accepted = run(NODE_AGENT_NODE_FLAGS);
+  it('the running node accepts the agent flags for its version (and refuses an unknown one)', () => {
+    const flags = nodeAgentNodeFlags();
+    expect(flags).toContain('--single-threaded-gc');
+    const accepted = run(flags);
     expect(accepted.stderr).toBe('');
     expect(accepted.status).toBe(0);
     expect(run(['--single-threaded-gcx']).status, 'a misspelt flag fails').not.toBe(0);
+  });
+
+  it('leaves out exactly the flags that the running node refuses', () => {
+    // Each flag on its own: the ones left out for this node are the ones it would stop at.
+    const kept = new Set(nodeAgentNodeFlags());
+    for (const { flag } of NODE_AGENT_FLAGS) {
+      const result = run([flag]);
+      expect({ flag, accepted: result.status === 0 }).toEqual({ flag, accepted: kept.has(flag) });
+    }
+  });
+
+  it('picks flags by Node major', () => {
+    expect(nodeAgentNodeFlags('20.19.0')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16']);
+    expect(nodeAgentNodeFlags('v24.11.1')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16', '--external-memory-accounted-in-global-limit']);
+    expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 21)).toEqual(['--a']);
+    expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 22)).toEqual(['--a', '--b']);
+    expect(nodeMajor('20.19.0')).toBe(20);
+    expect(() => nodeMajor('twenty')).toThrow(/not a Node version/);
   });
 });

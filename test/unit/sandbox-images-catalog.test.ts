@@ -4,8 +4,8 @@ import type { HostTools } from '../../src/sandbox/images/host-tools.js';
 import { parseHttpEchoArgs } from '../../src/sandbox/images/http-echo.js';
 import { nginxConfig } from '../../src/sandbox/images/nginx-config.js';
 
-const host: HostTools = { node: '/usr/bin/node', amesh: '/repo/bin/amesh.js', nginx: '/usr/sbin/nginx' };
-const bare: HostTools = { node: '/usr/bin/node', amesh: '/repo/bin/amesh.js' };
+const host: HostTools = { node: '/usr/bin/node', nodeVersion: '24.11.1', amesh: '/repo/bin/amesh.js', nginx: '/usr/sbin/nginx' };
+const bare: HostTools = { node: '/usr/bin/node', nodeVersion: '24.11.1', amesh: '/repo/bin/amesh.js' };
 
 function plan(image: string, tools: HostTools = host): ImagePlan {
   const p = resolveImage(image, tools);
@@ -58,14 +58,25 @@ describe('resolveImage', () => {
   });
 
   it("maps amesh's own images", () => {
-    // The node agent's image starts node with the agent's own flags, as images/node/Dockerfile does.
+    // The node agent's image starts node with the agent's own flags, as images/node/Dockerfile does,
+    // and only those that the host's node accepts (Node 20 refuses the Node 24 one at start).
     expect(containerLaunch(plan('ghcr.io/amesh/node-agent:0.1.0'), { args: ['node-agent', '--local-config', '/x.yaml'] }, '/c', host).argv).toEqual([
       '/usr/bin/node',
       '--single-threaded-gc',
+      '--max-semi-space-size=16',
+      '--external-memory-accounted-in-global-limit',
       '/repo/bin/amesh.js',
       'node-agent',
       '--local-config',
       '/x.yaml',
+    ]);
+    const node20: HostTools = { ...host, nodeVersion: '20.19.0' };
+    expect(containerLaunch(plan('amesh/node-agent', node20), { args: ['node-agent'] }, '/c', node20).argv).toEqual([
+      '/usr/bin/node',
+      '--single-threaded-gc',
+      '--max-semi-space-size=16',
+      '/repo/bin/amesh.js',
+      'node-agent',
     ]);
     expect(containerLaunch(plan('amesh/controller:0.1.0'), {}, '/c', host).argv).toEqual(['/usr/bin/node', '/repo/bin/amesh.js', 'controller']);
     expect(resolveImage('amesh/unknown-program:0.1.0', host)).toEqual({ error: expect.stringContaining('not available') });

@@ -87,7 +87,7 @@ describe('amesh/flaky server', () => {
 });
 
 describe('amesh/flaky in the sandbox image catalog', () => {
-  const host: HostTools = { node: '/usr/bin/node', amesh: '/repo/bin/amesh.js' };
+  const host: HostTools = { node: '/usr/bin/node', nodeVersion: '24.11.1', amesh: '/repo/bin/amesh.js' };
   it('runs `amesh image flaky` with the Deployment’s args', () => {
     const plan = resolveImage('amesh/flaky:latest', host);
     if ('error' in plan) throw new Error(plan.error);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BUILT_IN_IMAGES, containerLaunch, resolveImage } from '../../src/sandbox/images/catalog.js';
 import type { HostTools } from '../../src/sandbox/images/host-tools.js';
 
-const host: HostTools = { node: '/usr/bin/node', amesh: '/repo/bin/amesh.js' };
+const host: HostTools = { node: '/usr/bin/node', nodeVersion: '24.11.1', amesh: '/repo/bin/amesh.js' };
 
 describe('amesh/otlp-receiver image', () => {
   it('is listed and maps onto the built-in program, also under ghcr.io and with a tag', () => {

@@ -8,7 +8,7 @@
  */
 import { hostTools, type HostTools } from './host-tools.js';
 import { nginxConfig, nginxIndexPage } from './nginx-config.js';
-import { NODE_AGENT_NODE_FLAGS } from '../../config/runtime-flags.js';
+import { nodeAgentNodeFlags } from '../../config/runtime-flags.js';
 
 export interface ImageReference {
   /** Repository without the implicit `docker.io/` and `library/`, e.g. `nginx`, `gcr.io/google-samples/hello-app`. */
@@ -123,8 +123,8 @@ export function resolveImage(image: string, host: HostTools = hostTools()): Imag
   if (own?.[1] && own[1] in AMESH_PROGRAMS) {
     const program = AMESH_PROGRAMS[own[1]];
     if (!program) return { error: `image "${image}": amesh's ${own[1]} program is not built yet` };
-    // As the real image's ENTRYPOINT: node's own flags for that program come first.
-    const nodeFlags = program === 'node-agent' ? NODE_AGENT_NODE_FLAGS : [];
+    // As the real image's ENTRYPOINT: node's own flags for that program (and that node) come first.
+    const nodeFlags = program === 'node-agent' ? nodeAgentNodeFlags(host.nodeVersion) : [];
     return plan(image, reference, { entrypoint: [host.node, ...nodeFlags, host.amesh], cmd: [program] });
   }
   return { error: `image "${image}" is not available in the amesh sandbox; built-in images: ${BUILT_IN_IMAGES.join(', ')}` };

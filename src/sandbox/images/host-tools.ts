@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export interface HostTools {
   /** The Node binary that runs amesh's own programs (the current one). */
   node: string;
+  /** `node`'s version ("24.11.1"): which of its own flags it accepts (src/config/runtime-flags.ts). */
+  nodeVersion: string;
   /** `<repo>/bin/amesh.js`. */
   amesh: string;
   /** Absolute path of busybox, when installed. */
@@ -31,6 +33,7 @@ let cached: HostTools | undefined;
 export function hostTools(): HostTools {
   cached ??= {
     node: process.execPath,
+    nodeVersion: process.versions.node,
     amesh: join(REPO_ROOT, 'bin', 'amesh.js'),
     ...optional('busybox', findHostProgram('busybox')),
     ...optional('nginx', findHostProgram('nginx')),
