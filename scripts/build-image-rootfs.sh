@@ -69,12 +69,19 @@ step "[5/5] smoke run with Node 24 (npx -y -p node@24 node)"
 node24() { npx -y -p node@24 node "$@"; }
 version=$(node24 --version)
 case "$version" in v24.*) ;; *) fail "npx -p node@24 gave Node $version" ;; esac
+# node's own flags from the image's ENTRYPOINT (exec form: ["node", flags…, "/app/bin/amesh.js"]):
+# a flag this Node refuses stops it at start, i.e. the pod would crash-loop.
+read -r -a NODE_FLAGS < <(node -e '
+  const line = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => /^ENTRYPOINT\s/.test(l)).at(-1);
+  const argv = line ? JSON.parse(line.replace(/^ENTRYPOINT\s+/, "")) : [];
+  if (argv[0] !== "node" || argv.at(-1) !== "/app/bin/amesh.js") { console.error(`unexpected ENTRYPOINT: ${line}`); process.exit(1); }
+  console.log(argv.slice(1, -1).join(" "));' "images/$IMAGE/Dockerfile") || fail "could not read the ENTRYPOINT of images/$IMAGE/Dockerfile"
 # NODE_PATH unset and cwd outside the repo: everything must resolve from $APP alone.
 run() { (cd "$scratch" && unset NODE_PATH && node24 "$@"); }
-run "$APP/bin/amesh.js" --help >"$scratch/help.txt" || fail "amesh --help failed under Node $version"
+run ${NODE_FLAGS[@]+"${NODE_FLAGS[@]}"} "$APP/bin/amesh.js" --help >"$scratch/help.txt" || fail "amesh --help failed under Node $version with the ENTRYPOINT's flags (${NODE_FLAGS[*]:-none})"
 grep -q "$CMD" "$scratch/help.txt" || fail "amesh --help does not list $CMD"
-run "$APP/bin/amesh.js" "$CMD" --help >/dev/null || fail "amesh $CMD --help failed under Node $version"
-echo "    amesh --help and amesh $CMD --help ran under Node $version"
+run ${NODE_FLAGS[@]+"${NODE_FLAGS[@]}"} "$APP/bin/amesh.js" "$CMD" --help >/dev/null || fail "amesh $CMD --help failed under Node $version"
+echo "    amesh --help and amesh $CMD --help ran under Node $version with the ENTRYPOINT's node flags (${NODE_FLAGS[*]:-none})"
 if grep -qE '^ +version( |$)' "$scratch/help.txt"; then
   run "$APP/bin/amesh.js" version --client | sed 's/^/    /' || fail "amesh version --client failed under Node $version"
 fi
