@@ -447,7 +447,7 @@ export function renderMarkdown(results: BenchResults, tables: readonly MetricTab
     '| component | version |',
     '|---|---|',
     `| Node | ${e.node} |`,
-    ...(e.agentNode ? [`| Node (amesh's node agents, BENCH_AGENT_NODE) | ${e.agentNode} |`] : []),
+    ...(e.agentNode ? [`| Node (amesh's node agents, BENCH_AGENT_NODE; not scenario 6's, which runs on the bench's node) | ${e.agentNode} |`] : []),
     `| OpenSSL (Node) | ${e.openssl} |`,
     `| kernel | ${e.kernel} |`,
     `| CPU | ${e.cpus} |`,
