@@ -131,7 +131,7 @@ export function agentRuntime(): AgentRuntime {
   const probe = spawnSync(path, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: 10_000 });
   const version = probe.stdout?.trim() ?? '';
   if (probe.status !== 0 || !/^\d+\.\d+\.\d+/.test(version)) {
-    throw new Error(`BENCH_AGENT_NODE=${path} is not a runnable node binary (${probe.error?.message ?? probe.stderr?.trim() ?? `exit ${probe.status}`}): point it at a node executable or unset it`);
+    throw new Error(`BENCH_AGENT_NODE=${path} is not a runnable node binary (${probe.error?.message || probe.stderr?.trim() || `exit ${String(probe.status)}`}): point it at a node executable or unset it`);
   }
   return (agentRuntimeCache = { path, version });
 }
