@@ -225,6 +225,14 @@ async function prepare(settings: Readonly<RunSettings>, install: boolean, progre
     return `the amesh CLI is not built (${AMESH_CLI} needs dist/src/cli/main.js); run npm run build`;
   }
   if (settings.scenarios.includes('l7') && !existsSync(WAYPOINT_BENCH)) return `the waypoint bench is not built (${WAYPOINT_BENCH}); run npm run build:ts`;
+  if (settings.paths.some((p) => p.startsWith('amesh'))) {
+    // BENCH_AGENT_NODE is probed here, before the testbed, not when the first agent starts.
+    try {
+      agentRuntime();
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
   return undefined;
 }
 

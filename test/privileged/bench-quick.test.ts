@@ -99,3 +99,31 @@ describe.skipIf(!guard.run)('npm run bench --quick', () => {
     expect(namespacesOf(prefix!)).toEqual([]);
   });
 });
+
+describe.skipIf(!guard.run)('npm run bench with BENCH_AGENT_NODE set to something that is not node', () => {
+  it('exits 2 naming the variable, before it builds a testbed', async () => {
+    if (!existsSync(RUN)) throw new Error(`${RUN} is missing: run npm run build:ts first`);
+    const out = await mkdtemp(join(tmpdir(), 'amesh-bench-agent-node-'));
+    try {
+      const child = spawn(process.execPath, [RUN, '--quick', '--paths', 'amesh', '--scenarios', 'latency', '--no-install', '--out', out], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, BENCH_AGENT_NODE: '/bin/false' },
+      });
+      let output = '';
+      const collect = (chunk: Buffer): void => {
+        output += chunk.toString();
+      };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
+      const timer = setTimeout(() => child.kill('SIGTERM'), 60_000);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      expect(code, output).toBe(2);
+      expect(output).toContain('BENCH_AGENT_NODE=/bin/false is not a runnable node binary');
+      expect(output).not.toContain('creating network namespaces');
+      expect(await readdir(out)).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
