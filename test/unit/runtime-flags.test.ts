@@ -19,18 +19,21 @@ describe('node flags per program', () => {
     expect(run(['--single-threaded-gcx']).status, 'a misspelt flag fails').not.toBe(0);
   });
 
-  it('leaves out exactly the flags that the running node refuses', () => {
-    // Each flag on its own: the ones left out for this node are the ones it would stop at.
+  it('leaves out a flag only for the reason it gives: the running node refuses it, or does not need it', () => {
+    // Each flag on its own: a kept flag must be accepted; a left-out one must be refused when its
+    // reason is `refused`, and accepted when it is `not-needed` (the flag exists on this node).
     const kept = new Set(nodeAgentNodeFlags());
-    for (const { flag } of NODE_AGENT_FLAGS) {
-      const result = run([flag]);
-      expect({ flag, accepted: result.status === 0 }).toEqual({ flag, accepted: kept.has(flag) });
+    for (const { flag, before } of NODE_AGENT_FLAGS) {
+      const accepted = run([flag]).status === 0;
+      const expected = kept.has(flag) || before === 'not-needed';
+      expect({ flag, accepted }).toEqual({ flag, accepted: expected });
+      if (!kept.has(flag)) expect({ flag, before }, 'a left-out flag names why').not.toEqual({ flag, before: undefined });
     }
   });
 
   it('picks flags by Node major', () => {
     expect(nodeAgentNodeFlags('20.19.0')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16']);
-    expect(nodeAgentNodeFlags('v24.11.1')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16', '--external-memory-accounted-in-global-limit']);
+    expect(nodeAgentNodeFlags('v24.11.1')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16', '--external-memory-accounted-in-global-limit', '--heap-growing-percent=100']);
     expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 21)).toEqual(['--a']);
     expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 22)).toEqual(['--a', '--b']);
     expect(nodeMajor('20.19.0')).toBe(20);
