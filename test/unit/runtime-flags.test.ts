@@ -33,7 +33,7 @@ describe('node flags per program', () => {
 
   it('picks flags by Node major', () => {
     expect(nodeAgentNodeFlags('20.19.0')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16']);
-    expect(nodeAgentNodeFlags('v24.11.1')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16', '--external-memory-accounted-in-global-limit', '--heap-growing-percent=100']);
+    expect(nodeAgentNodeFlags('v24.11.1')).toEqual(['--single-threaded-gc', '--max-semi-space-size=16', '--external-memory-accounted-in-global-limit', '--heap-growing-percent=100', '--no-async-context-frame']);
     expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 21)).toEqual(['--a']);
     expect(nodeFlagsFor([{ flag: '--a' }, { flag: '--b', fromNodeMajor: 22 }], 22)).toEqual(['--a', '--b']);
     expect(nodeMajor('20.19.0')).toBe(20);

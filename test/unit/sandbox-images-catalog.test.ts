@@ -59,14 +59,15 @@ describe('resolveImage', () => {
 
   it("maps amesh's own images", () => {
     // The node agent's image starts node with the agent's own flags, as images/node/Dockerfile does,
-    // and only those chosen for the host's node (Node 20 refuses one of Node 24's at start and does
-    // not need the other).
+    // and only those chosen for the host's node (Node 20 refuses two of Node 24's at start and does
+    // not need the third).
     expect(containerLaunch(plan('ghcr.io/amesh/node-agent:0.1.0'), { args: ['node-agent', '--local-config', '/x.yaml'] }, '/c', host).argv).toEqual([
       '/usr/bin/node',
       '--single-threaded-gc',
       '--max-semi-space-size=16',
       '--external-memory-accounted-in-global-limit',
       '--heap-growing-percent=100',
+      '--no-async-context-frame',
       '/repo/bin/amesh.js',
       'node-agent',
       '--local-config',
