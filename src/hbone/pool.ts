@@ -13,7 +13,9 @@
  *   ends, so with one stream per connection every CONNECT pays a handshake). Sessions that close,
  *   get GOAWAY or miss PINGs leave the pool at once; a CONNECT that failed because its
  *   session died before answering, or that the peer refused unprocessed (REFUSED_STREAM, as
- *   under GOAWAY), is retried (twice at most) on a fresh connection.
+ *   under GOAWAY; ENHANCE_YOUR_CALM, as Node's HTTP/2 server answers a new stream once the
+ *   session is at its stream or memory cap), is retried (twice at most) on a fresh connection,
+ *   and the refusing connection is retired: its open streams finish, no new ones go to it.
  * - At most `maxPendingConnects` CONNECTs per key wait for their dial or answer at once; one more
  *   fails at once with HbonePoolOverloadedError (a destination that does not keep up must not
  *   collect sockets and memory here).
@@ -27,7 +29,7 @@
  *   rotated one, and the next stream dials afresh — whose handshake then fails cleanly if no
  *   valid certificate is to be had.
  */
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
@@ -179,6 +181,9 @@ export class HbonePool {
         this.release(conn);
         // REFUSED_STREAM: the peer did not process the stream (RFC 9113 §8.7) — e.g. it sent
         // GOAWAY (an agent hand-off drains the old one) while our CONNECT was on the wire.
+        // ENHANCE_YOUR_CALM before any answer: Node's server refused the stream before its
+        // application saw it (session over maxSessionMemory or its stream cap), and keeps
+        // refusing on that session, so it is retired like one under GOAWAY.
         const unprocessed = streamRefused(err);
         const sessionDied = !(err instanceof HboneRefusedError) && (session.closed || session.destroyed || conn.dead || unprocessed);
         if (sessionDied) this.retire(conn);
@@ -359,11 +364,18 @@ export class HbonePool {
   }
 }
 
-/** An RST_STREAM with REFUSED_STREAM (openConnectStream wraps Node's stream error as `cause`). */
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+
+/**
+ * An RST_STREAM, before any answer, that says the peer did not process the CONNECT: REFUSED_STREAM
+ * or ENHANCE_YOUR_CALM (openConnectStream wraps Node's stream error as `cause`; an HboneRefusedError
+ * — a status the peer answered — never gets here).
+ */
 function streamRefused(err: unknown): boolean {
   const cause = (err as { cause?: { code?: string; message?: string; rstCode?: number } } | undefined)?.cause;
   if (!cause) return false;
-  return cause.rstCode === 7 || (cause.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(cause.message ?? ''));
+  if (cause.rstCode === NGHTTP2_REFUSED_STREAM || cause.rstCode === NGHTTP2_ENHANCE_YOUR_CALM) return true;
+  return cause.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM|ENHANCE_YOUR_CALM/.test(cause.message ?? '');
 }
 
 /** Plain TCP connect with a deadline (no socket marks: tests and capture-less runs). */

@@ -15,8 +15,16 @@ export const HBONE_H2_SETTINGS = Object.freeze({
   maxFrameSize: 1 * MiB,
   /** SETTINGS_MAX_CONCURRENT_STREAMS the server advertises. */
   serverMaxConcurrentStreams: 200,
-  /** Node's per-session memory cap in MB (default 10 is too low for 16 MiB windows). */
-  maxSessionMemoryMb: 64,
+  /**
+   * Node's per-session memory cap in MB (its default, 10, is too low for 16 MiB windows). Over it,
+   * Node's server refuses every new stream with ENHANCE_YOUR_CALM. What a session legitimately
+   * holds is bounded by the relays' own backpressure: up to RELAY_BUFFER_BYTES (1 MiB) queued per
+   * stream (src/net/relay.ts) on up to 200 streams, plus the 16 MiB connection window, so 256. At
+   * 64, 500 connections aborted in a row while their server streamed (capture-abort-crossing) left
+   * the destination agent refusing every further CONNECT on that session (39 and 101 of 500 in two
+   * runs of three).
+   */
+  maxSessionMemoryMb: 256,
   pingIntervalMs: 10_000,
   pingTimeoutMs: 20_000,
   /** Client pool: streams per connection before opening another. */

@@ -2,7 +2,8 @@
  * Early data through a real HbonePool (TLS 1.3 + HTTP/2 on loopback) against a bare HTTP/2
  * server that decides per stream: the client's first bytes arrive before the 200, a refused
  * CONNECT never passes them on, and a CONNECT the server refused unprocessed (REFUSED_STREAM)
- * is retried on a fresh connection with every early byte replayed exactly once.
+ * is retried on a fresh connection with every early byte replayed exactly once; so is one
+ * refused with ENHANCE_YOUR_CALM (a session at its caps), whose connection leaves the pool.
  */
 import { once } from 'node:events';
 import http2 from 'node:http2';
@@ -175,5 +176,28 @@ describe('HBONE early data', () => {
     const result = await done;
     expect(early.bytes + result.aToB).toBe(6);
     expect(await readAll(back)).toBe('ok');
+  });
+
+  it('retries a CONNECT refused with ENHANCE_YOUR_CALM (a session at its memory or stream cap) on a fresh connection, and retires the refusing one', async () => {
+    const { server, pool, request } = await setup((stream, connection) => {
+      // Connection 1 refuses every stream before answering, as Node's server does once the
+      // session is over maxSessionMemory; later connections answer.
+      if (connection === 1) {
+        stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    const open = async (): Promise<string> => {
+      const client = new PassThrough();
+      client.write('x');
+      return readAll(await pool.connect(request(new EarlyData(client, 65_536))));
+    };
+    expect(await open()).toBe('ok');
+    expect(server.connections).toBe(2);
+    // The refusing connection is out of the pool: the next CONNECT goes to the fresh one.
+    expect(await open()).toBe('ok');
+    expect(server.connections).toBe(2);
   });
 });
