@@ -100,6 +100,8 @@ describe.skipIf(!guard.run)('npm run bench --quick', () => {
   });
 });
 
+// Skipped only where the file's guard says why (not root, with AMESH_ALLOW_UNPRIVILEGED_SKIP=1):
+// the bench refuses to start without root before it looks at BENCH_AGENT_NODE.
 describe.skipIf(!guard.run)('npm run bench with BENCH_AGENT_NODE set to something that is not node', () => {
   it('exits 2 naming the variable, before it builds a testbed', async () => {
     if (!existsSync(RUN)) throw new Error(`${RUN} is missing: run npm run build:ts first`);
