@@ -1,6 +1,7 @@
 /**
  * `node dist/bench/agent-cpu.js`: CPU-seconds each node agent spends per 10 000 requests on the
- * L4 HBONE path (client pod → node1 agent ══ HBONE ══▶ node2 agent → server pod, eBPF capture:
+ * L4 HBONE path (client pod → node1 agent ══ HBONE ══▶ node2 agent → server pod, eBPF capture
+ * unless `--capture-mode nftables`:
  * the `amesh` path of bench/testbed.ts) at a fixed open-loop rate. For A/B comparisons of agent
  * builds: run it alternately from two built trees (each tree's agent is the one it starts) and
  * compare the per-agent figures; the load average is printed with each run because the machine
@@ -20,13 +21,13 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { wholeNumber } from './cli.js';
 import { CleanupStack } from './cleanup.js';
 import { processProfile } from './flamegraph-render.js';
 import { parseOpenLoopReport } from './load/open-loop.js';
 import { wrkErrors } from './load/wrk.js';
-import { resolveSettings } from './options.js';
+import { BenchUsageError, resolveSettings } from './options.js';
 import { clockTicksPerSecond, CpuMeter, parseProcStat } from './proc-stat.js';
 import { Progress } from './progress.js';
 import { runWrk } from './scenarios/maxrate.js';
@@ -65,9 +66,10 @@ async function main(cleanup: CleanupStack): Promise<void> {
     .option('--connections <n>', 'keep-alive connections', wholeNumber(1, 1024), 64)
     .option('--runs <n>', 'measured runs on one testbed', wholeNumber(1, 20), 1)
     .option('--new-connections', 'a new connection per request (wrk, Connection: close, closed loop) instead of the open-loop keep-alive load')
+    .addOption(new Option('--capture-mode <mode>', "how the agents capture their pods' traffic").choices(['ebpf', 'nftables']).default('ebpf'))
     .option('--profile-dir <dir>', `write a V8 CPU profile of each agent, from ${PROFILE_DELAY_MS / 1000} s after its start, to this directory (created if missing)`)
     .parse()
-    .opts<{ rate: number; seconds: number; connections: number; runs: number; newConnections?: boolean; profileDir?: string }>();
+    .opts<{ rate: number; seconds: number; connections: number; runs: number; newConnections?: boolean; captureMode: string; profileDir?: string }>();
   if (process.getuid?.() !== 0) throw new Error('the agent CPU benchmark creates network namespaces: run it as root');
   if (o.profileDir) {
     const dir = resolve(o.profileDir);
@@ -78,7 +80,7 @@ async function main(cleanup: CleanupStack): Promise<void> {
     process.env.BENCH_AGENT_PROFILE_DELAY_MS = String(PROFILE_DELAY_MS);
     process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--require ${preload}`].filter(Boolean).join(' ');
   }
-  const settings = resolveSettings({ paths: 'amesh', scenarios: 'latency', captureMode: 'ebpf' });
+  const settings = resolveSettings({ paths: 'amesh', scenarios: 'latency', captureMode: o.captureMode });
   const progress = new Progress(Testbed.setupSteps(settings) + o.runs);
   const bed = await Testbed.start(settings, progress, cleanup);
   const meter = new CpuMeter(await clockTicksPerSecond());
@@ -150,6 +152,11 @@ async function renderProfiles(): Promise<void> {
 
 main(cleanup)
   .catch((err: unknown) => {
+    if (err instanceof BenchUsageError) {
+      process.stderr.write(`bench-agent-cpu: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     process.stderr.write(`bench-agent-cpu: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   })
