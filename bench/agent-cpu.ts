@@ -1,9 +1,8 @@
 /**
  * `node dist/bench/agent-cpu.js`: CPU-seconds each node agent spends per 10 000 requests on the
- * L4 HBONE path (client pod → node1 agent ══ HBONE ══▶ node2 agent → server pod, eBPF capture
- * unless `--capture-mode nftables`:
- * the `amesh` path of bench/testbed.ts) at a fixed open-loop rate. For A/B comparisons of agent
- * builds: run it alternately from two built trees (each tree's agent is the one it starts) and
+ * L4 HBONE path (client pod → node1 agent ══ HBONE ══▶ node2 agent → server pod: the `amesh` path
+ * of bench/testbed.ts, eBPF capture unless `--capture-mode nftables`) at a fixed open-loop rate.
+ * For A/B comparisons of agent builds: run it alternately from two built trees (each tree's agent is the one it starts) and
  * compare the per-agent figures; the load average is printed with each run because the machine
  * is shared. `--profile-dir DIR` writes a V8 CPU profile of each agent there, written when the
  * agent exits at cleanup and then renamed client-agent.cpuprofile / server-agent.cpuprofile, with
@@ -27,7 +26,7 @@ import { CleanupStack } from './cleanup.js';
 import { processProfile } from './flamegraph-render.js';
 import { parseOpenLoopReport } from './load/open-loop.js';
 import { wrkErrors } from './load/wrk.js';
-import { BenchUsageError, resolveSettings } from './options.js';
+import { resolveSettings } from './options.js';
 import { clockTicksPerSecond, CpuMeter, parseProcStat } from './proc-stat.js';
 import { Progress } from './progress.js';
 import { runWrk } from './scenarios/maxrate.js';
@@ -152,11 +151,6 @@ async function renderProfiles(): Promise<void> {
 
 main(cleanup)
   .catch((err: unknown) => {
-    if (err instanceof BenchUsageError) {
-      process.stderr.write(`bench-agent-cpu: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
     process.stderr.write(`bench-agent-cpu: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   })
