@@ -12,6 +12,7 @@
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/lifecycle.js';
@@ -173,7 +174,17 @@ describe.skipIf(!guard.run)('issue #6 close-out: waypoint lifecycle figures (pri
     await eventually(() => expect(versions(20, ['user-group: beta-tester'])).toMatchObject({ v1: 0, v2: 20 }), { timeoutMs: 20_000, intervalMs: 500, description: 'backend (backend-sa) through its waypoint' });
     const pod = waypointPod('backend-sa-waypoint');
     const count = (host: string): number => accessRecords(pod).filter((a) => (a.authority ?? '').startsWith(host)).length;
-    const start = { backend: count('backend'), frontend: count('frontend'), httpbin: count('httpbin') };
+    const snapshot = (): Record<'backend' | 'frontend' | 'httpbin', number> => ({ backend: count('backend'), frontend: count('frontend'), httpbin: count('httpbin') });
+    // The waypoint's access log is buffered (8 KiB or 1 s, src/telemetry/access-logger.ts), so lines
+    // of the warm-up requests above may still be on their way: take `start` once two reads 1.5 s
+    // apart agree (at most 10 tries), or the window below counts them as well.
+    let start = snapshot();
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await delay(1500);
+      const again = snapshot();
+      if (again.backend === start.backend && again.frontend === start.frontend && again.httpbin === start.httpbin) break;
+      start = again;
+    }
     const n = 20;
     expect(versions(n, ['user-group: beta-tester'])).toMatchObject({ v1: 0, v2: n });
     const front = exec('demo/client', 'curl', '-s', '--max-time', '30', `http://frontend.demo/?[1-${n}]`).stdout;
